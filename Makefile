@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both create or reuse
+# the virtualenv at .venv and install only when a requirements file changed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LOCAL_REQS := local/requirements.txt model/requirements-serve.txt model/requirements-build.txt model/code/requirements.txt
+DEV_REQS := requirements-dev.txt requirements.txt $(LOCAL_REQS)
+
+.PHONY: run test test-fast lint venv
+
+run: $(VENV)/.installed-local
+	$(PY) -m local $(ARGS)
+
+test: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+venv: $(VENV)/.installed-dev
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-local: $(PY) $(LOCAL_REQS)
+	$(PY) -m pip install --quiet -r local/requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(PY) $(DEV_REQS)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed-local
