@@ -1,0 +1,441 @@
+"""Every CrossGuard rule both ways: silent on a sound stack, loud on one bad property."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
+
+from policy import rules
+from tests.policy.harness import Resource, violations
+from tests.policy.stack_fixture import (
+    BUCKET,
+    CLOUDFRONT_READ,
+    TLS_DENY,
+    document,
+    good_resources,
+)
+
+Mutation = Callable[[dict[str, Resource]], None]
+
+
+def set_props(resource: str, /, **changes: Any) -> Mutation:
+    def mutate(resources: dict[str, Resource]) -> None:
+        resources[resource] = replace(
+            resources[resource], props={**resources[resource].props, **changes}
+        )
+
+    return mutate
+
+
+def drop(name: str) -> Mutation:
+    def mutate(resources: dict[str, Resource]) -> None:
+        del resources[name]
+
+    return mutate
+
+
+def add(resource: Resource) -> Mutation:
+    def mutate(resources: dict[str, Resource]) -> None:
+        resources[resource.name] = resource
+
+    return mutate
+
+
+def serverless(**config: float) -> Mutation:
+    return set_props(
+        "endpoint-config",
+        productionVariants=[
+            {"variantName": "AllTraffic", "modelName": "m", "serverlessConfig": config}
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    policy: Any
+    mutate: Mutation
+    expected: str
+    config: dict[str, Any] | None = None
+
+
+ORIGIN = {"originId": "site", "domainName": f"{BUCKET}.s3.us-east-1.amazonaws.com"}
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+BAD_CASES = [
+    Bad(
+        "public-access-block-off",
+        rules.s3_no_public_access,
+        set_props("site-public-access", restrictPublicBuckets=False),
+        "restrictPublicBuckets",
+    ),
+    Bad(
+        "public-canned-acl",
+        rules.s3_no_public_access,
+        set_props("site", acl="public-read"),
+        "public canned ACL 'public-read'",
+    ),
+    Bad(
+        "public-grant",
+        rules.s3_no_public_access,
+        set_props("site", grants=[{"type": "Group", "uri": ALL_USERS, "permissions": ["READ"]}]),
+        "AllUsers",
+    ),
+    Bad(
+        "public-acl-resource",
+        rules.s3_no_public_access,
+        add(
+            Resource(
+                "aws:s3/bucketAclV2:BucketAclV2",
+                "site-acl",
+                {"accessControlPolicy": {"grants": [{"grantee": {"uri": ALL_USERS}}]}},
+            )
+        ),
+        "AllUsers",
+    ),
+    Bad(
+        "bucket-policy-allows-anyone",
+        rules.s3_no_public_access,
+        set_props(
+            "site-policy",
+            policy=document(
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject"},
+                TLS_DENY,
+            ),
+        ),
+        "allows anyone",
+    ),
+    Bad(
+        "no-sse-algorithm",
+        rules.s3_encryption_at_rest,
+        set_props("site-encryption", rules=[{"applyServerSideEncryptionByDefault": {}}]),
+        "must encrypt by default",
+    ),
+    Bad(
+        "no-sse-rule",
+        rules.s3_encryption_at_rest,
+        set_props("site-encryption", rules=[]),
+        "no default encryption rule",
+    ),
+    Bad(
+        "inline-bucket-sse-bad",
+        rules.s3_encryption_at_rest,
+        set_props(
+            "site",
+            serverSideEncryptionConfiguration={
+                "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "none"}}]
+            },
+        ),
+        "'none'",
+    ),
+    Bad(
+        "policy-without-tls-deny",
+        rules.s3_tls_only,
+        set_props("site-policy", policy=document(CLOUDFRONT_READ)),
+        "without TLS",
+    ),
+    Bad(
+        "tls-condition-inverted",
+        rules.s3_tls_only,
+        set_props(
+            "site-policy",
+            policy=document(
+                CLOUDFRONT_READ,
+                {**TLS_DENY, "Condition": {"Bool": {"aws:SecureTransport": "true"}}},
+            ),
+        ),
+        "without TLS",
+    ),
+    Bad(
+        "bucket-without-public-access-block",
+        rules.s3_bucket_guards,
+        drop("site-public-access"),
+        "has no public access block",
+    ),
+    Bad(
+        "bucket-without-encryption",
+        rules.s3_bucket_guards,
+        drop("site-encryption"),
+        "has no encryption",
+    ),
+    Bad(
+        "bucket-without-policy",
+        rules.s3_bucket_guards,
+        drop("site-policy"),
+        "has no TLS-only bucket policy",
+    ),
+    Bad(
+        "origin-without-oac",
+        rules.cloudfront_private_origins,
+        set_props("site-cdn", origins=[ORIGIN]),
+        "has no Origin Access Control",
+    ),
+    Bad(
+        "website-endpoint-origin",
+        rules.cloudfront_private_origins,
+        set_props(
+            "site-cdn",
+            origins=[
+                {
+                    "originId": "site",
+                    "domainName": f"{BUCKET}.s3-website-us-east-1.amazonaws.com",
+                    "customOriginConfig": {"originProtocolPolicy": "http-only"},
+                }
+            ],
+        ),
+        "public S3 website endpoint",
+    ),
+    Bad(
+        "legacy-oai",
+        rules.cloudfront_private_origins,
+        set_props(
+            "site-cdn",
+            origins=[{**ORIGIN, "s3OriginConfig": {"originAccessIdentity": "origin-access-id/E1"}}],
+        ),
+        "legacy origin access identity",
+    ),
+    Bad(
+        "oac-never-signs",
+        rules.cloudfront_private_origins,
+        set_props("site-oac", signingBehavior="never"),
+        "must sign every request",
+    ),
+    Bad(
+        "viewer-http-allowed",
+        rules.cloudfront_https_only,
+        set_props(
+            "site-cdn",
+            defaultCacheBehavior={"targetOriginId": "site", "viewerProtocolPolicy": "allow-all"},
+        ),
+        "allows plain HTTP",
+    ),
+    Bad(
+        "service-wildcard-action",
+        rules.iam_no_wildcard_actions,
+        set_props(
+            "proxy-role",
+            inlinePolicies=[
+                {
+                    "name": "invoke-endpoint",
+                    "policy": document(
+                        {"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"}
+                    ),
+                }
+            ],
+        ),
+        "sagemaker:*",
+    ),
+    Bad(
+        "star-action",
+        rules.iam_no_wildcard_actions,
+        set_props(
+            "proxy-logs",
+            policy=document({"Effect": "Allow", "Action": ["logs:PutLogEvents", "*"]}),
+        ),
+        "allows *",
+    ),
+    Bad(
+        "not-action-allow",
+        rules.iam_no_wildcard_actions,
+        set_props(
+            "proxy-logs",
+            policy=document({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}),
+        ),
+        "NotAction",
+    ),
+    Bad(
+        "managed-full-access",
+        rules.iam_no_wildcard_actions,
+        set_props("proxy-basic", policyArn="arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"),
+        "AmazonSageMakerFullAccess",
+    ),
+    Bad(
+        "api-cors-star",
+        rules.cors_no_wildcard,
+        set_props("api", corsConfiguration={"allowOrigins": ["*"]}),
+        "'*'",
+    ),
+    Bad(
+        "bucket-cors-star",
+        rules.cors_no_wildcard,
+        add(
+            Resource(
+                "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration",
+                "site-cors",
+                {"corsRules": [{"allowedMethods": ["GET"], "allowedOrigins": ["*"]}]},
+            )
+        ),
+        "'*'",
+    ),
+    Bad(
+        "function-url-cors-subdomain-star",
+        rules.cors_no_wildcard,
+        add(
+            Resource(
+                "aws:lambda/functionUrl:FunctionUrl",
+                "proxy-url",
+                {"cors": {"allowOrigins": ["https://*.cloudfront.net"]}},
+            )
+        ),
+        "https://*.cloudfront.net",
+    ),
+    Bad(
+        "log-group-without-retention",
+        rules.log_retention_set,
+        set_props("proxy-logs-group", retentionInDays=None),
+        "keeps logs forever",
+    ),
+    Bad(
+        "log-group-never-expire",
+        rules.log_retention_set,
+        set_props("proxy-logs-group", retentionInDays=0.0),
+        "keeps logs forever",
+    ),
+    Bad(
+        "lambda-log-group-unmanaged",
+        rules.lambda_log_groups_managed,
+        set_props("proxy", loggingConfig=None, name="proxy-other"),
+        "/aws/lambda/proxy-other",
+    ),
+    Bad(
+        "serverless-memory-1500",
+        rules.serverless_capacity_in_range,
+        serverless(memorySizeInMb=1500.0, maxConcurrency=5.0),
+        "memorySizeInMb 1500",
+    ),
+    Bad(
+        "serverless-memory-over-max",
+        rules.serverless_capacity_in_range,
+        serverless(memorySizeInMb=4096.0, maxConcurrency=5.0),
+        "1024..3072",
+        {"maxServerlessMemoryMb": 3072},
+    ),
+    Bad(
+        "serverless-concurrency-0",
+        rules.serverless_capacity_in_range,
+        serverless(memorySizeInMb=2048.0, maxConcurrency=0.0),
+        "maxConcurrency 0",
+    ),
+    Bad(
+        "serverless-concurrency-201",
+        rules.serverless_capacity_in_range,
+        serverless(memorySizeInMb=2048.0, maxConcurrency=201.0),
+        "within 1..200",
+    ),
+    Bad(
+        "serverless-concurrency-over-configured-cap",
+        rules.serverless_capacity_in_range,
+        serverless(memorySizeInMb=2048.0, maxConcurrency=5.0),
+        "within 1..4",
+        {"maxServerlessConcurrency": 4},
+    ),
+    Bad(
+        "provisioned-over-max",
+        rules.serverless_capacity_in_range,
+        serverless(memorySizeInMb=2048.0, maxConcurrency=5.0, provisionedConcurrency=10.0),
+        "provisionedConcurrency 10",
+    ),
+    Bad(
+        "instance-variant",
+        rules.serverless_capacity_in_range,
+        set_props(
+            "endpoint-config",
+            productionVariants=[{"variantName": "AllTraffic", "instanceType": "ml.m5.large"}],
+        ),
+        "is not serverless",
+    ),
+    Bad(
+        "lambda-memory-too-big",
+        rules.serverless_capacity_in_range,
+        set_props("proxy", memorySize=10240.0),
+        "memorySize 10240",
+    ),
+    Bad(
+        "lambda-reserved-zero",
+        rules.serverless_capacity_in_range,
+        set_props("proxy", reservedConcurrentExecutions=0.0),
+        "reservedConcurrentExecutions 0",
+    ),
+    Bad(
+        "stage-without-throttling",
+        rules.api_stage_throttling,
+        set_props("api-stage", defaultRouteSettings=None),
+        "throttlingRateLimit",
+    ),
+    Bad(
+        "stage-burst-zero",
+        rules.api_stage_throttling,
+        set_props(
+            "api-stage",
+            defaultRouteSettings={"throttlingRateLimit": 10.0, "throttlingBurstLimit": 0.0},
+        ),
+        "throttlingBurstLimit",
+    ),
+    Bad(
+        "route-rate-zero",
+        rules.api_stage_throttling,
+        set_props(
+            "api-stage",
+            routeSettings=[{"routeKey": "POST /predict", "throttlingRateLimit": 0.0}],
+        ),
+        "POST /predict",
+    ),
+]
+
+
+@pytest.mark.parametrize("policy", rules.POLICIES, ids=lambda p: p.name)
+def test_rule_accepts_a_sound_stack(policy):
+    assert violations(policy, good_resources().values()) == []
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=lambda c: c.id)
+def test_rule_rejects_a_bad_resource(case: Bad):
+    resources = good_resources()
+    case.mutate(resources)
+
+    found = violations(case.policy, resources.values(), case.config)
+
+    assert found, f"{case.policy.name} accepted {case.id}"
+    assert any(case.expected in message for message in found), found
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=lambda c: c.id)
+def test_only_the_targeted_rule_objects(case: Bad):
+    """A bad case trips its own rule; the others stay quiet, so messages point at the cause."""
+    resources = good_resources()
+    case.mutate(resources)
+    noisy = {
+        p.name
+        for p in rules.POLICIES
+        if p is not case.policy and violations(p, resources.values(), case.config)
+    }
+    # Removing a bucket's policy also removes its TLS statement, which is the point of both.
+    assert noisy <= {"s3-bucket-guards-present", "s3-tls-only"} - {case.policy.name}
+
+
+def test_every_rule_has_a_failing_case():
+    assert {c.policy.name for c in BAD_CASES} == {p.name for p in rules.POLICIES}
+
+
+def test_rule_names_are_unique_and_the_pack_is_mandatory():
+    names = [p.name for p in rules.POLICIES]
+    assert len(names) == len(set(names))
+    assert rules.ENFORCEMENT_LEVEL.value == "mandatory"
+
+
+def test_unknown_values_surface_as_preview_errors_not_passes():
+    """During preview an unknown policy document must not count as compliant.
+
+    The analyzer turns UnknownValueError into an advisory "can't run during preview";
+    the rule re-runs on `up`, when the value is known.
+    """
+    resources = good_resources()
+    resources["site-policy"] = replace(
+        resources["site-policy"], props={"bucket": BUCKET, "policy": UNKNOWN_STRING_VALUE}
+    )
+    with pytest.raises(UnknownValueError):
+        violations(rules.s3_tls_only, [resources["site-policy"]])
