@@ -1,0 +1,125 @@
+"""`PredictProxy`: one `POST /predict` event in, one HTTP API 2.0 response out, always.
+
+Validation runs before SageMaker is called; every failure becomes a JSON error with a stable
+code; an unexpected exception becomes a 500 without internals (the traceback goes to the
+log, never to the client). One JSON log line per request.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.config import ProxyConfig
+from proxy.errors import ApiError
+from proxy.invocation import EndpointInvoker, InvocationFailed
+from proxy.prediction import prediction_body
+from proxy.request import parse_upload, request_method
+from proxy.request_log import JsonLog
+from proxy.responses import error_response, json_response
+
+# Used when no Lambda context says how much time is left (e.g. a local runtime): the
+# HTTP API's integration timeout, 30 s, less a margin.
+DEFAULT_BUDGET_MS = 29_000
+# Kept back from the deadline to build the response and write the log line.
+RESPONSE_RESERVE = 0.2
+
+
+@dataclass
+class PredictProxy:
+    config: ProxyConfig
+    invoker: EndpointInvoker
+    log: JsonLog
+
+    def handle(self, event: Any, context: Any) -> dict[str, Any]:
+        clock = self.invoker.clock
+        start = clock()
+        request_id = _request_id(event, context)
+        record: dict[str, Any] = {
+            "request_id": request_id,
+            "lambda_request_id": getattr(context, "aws_request_id", None),
+            "endpoint": self.config.endpoint_name,
+        }
+        try:
+            response = self._predict(event, context, start, request_id, record)
+        except ApiError as error:
+            response = error_response(error, request_id)
+            record["error"] = error.code
+            if isinstance(error, InvocationFailed):
+                record.update(
+                    attempts=error.attempts, failures=list(error.failures), detail=error.detail
+                )
+        except Exception as exc:
+            error = ApiError(500, "internal_error", "Something went wrong on our side; try again.")
+            response = error_response(error, request_id)
+            record.update(
+                error=error.code,
+                detail=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
+        record["status"] = response["statusCode"]
+        record["total_ms"] = _ms(clock() - start)
+        self.log.write(_level(response["statusCode"]), "request", **record)
+        return response
+
+    def _predict(
+        self, event: Any, context: Any, start: float, request_id: str, record: dict[str, Any]
+    ) -> dict[str, Any]:
+        clock = self.invoker.clock
+        method = request_method(event)
+        record["method"] = method
+        if method != "POST":
+            raise ApiError(
+                405, "method_not_allowed", f"{method} is not allowed here; use POST /predict."
+            )
+        upload = parse_upload(event, self.config.max_image_bytes)
+        validated = clock()
+        record.update(
+            form=upload.form,
+            media_type=upload.media_type,
+            bytes=len(upload.data),
+            validation_ms=_ms(validated - start),
+        )
+        deadline = start + _remaining_seconds(context) - RESPONSE_RESERVE
+        try:
+            invocation = self.invoker.invoke(upload.data, upload.media_type, deadline)
+        finally:
+            record["sagemaker_ms"] = _ms(clock() - validated)
+        record.update(attempts=invocation.attempts, failures=list(invocation.failures))
+        body = prediction_body(invocation.payload, self.config.review_threshold)
+        body["request_id"] = request_id
+        record.update(model_version=body["model"].get("version"), needs_review=body["needs_review"])
+        return json_response(200, body, request_id)
+
+
+def _request_id(event: Any, context: Any) -> str:
+    """API Gateway's request id (it is in the access logs too), else Lambda's, else new."""
+    try:
+        request_id = event["requestContext"]["requestId"]
+    except (KeyError, TypeError):
+        request_id = None
+    if isinstance(request_id, str) and request_id:
+        return request_id
+    lambda_id = getattr(context, "aws_request_id", None)
+    if isinstance(lambda_id, str) and lambda_id:
+        return lambda_id
+    return uuid.uuid4().hex
+
+
+def _remaining_seconds(context: Any) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    milliseconds = remaining() if callable(remaining) else DEFAULT_BUDGET_MS
+    return milliseconds / 1000
+
+
+def _level(status: int) -> str:
+    """ERROR for our faults and the model's, WARNING for capacity, INFO for clients' mistakes."""
+    if status in (503, 504):
+        return "WARNING"
+    return "ERROR" if status >= 500 else "INFO"
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)

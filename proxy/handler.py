@@ -1,0 +1,43 @@
+"""The Lambda entry point, `proxy.handler.handler`.
+
+Everything per container happens here, once, at import (the Lambda init phase, which also
+runs before a SnapStart snapshot): the environment is validated, so a misconfigured function
+fails its init with a message naming the variable instead of failing every request, and the
+SageMaker client is created, so the first request does not pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from proxy.app import PredictProxy
+from proxy.clients import RuntimeClients
+from proxy.config import ConfigError, load_config
+from proxy.invocation import EndpointInvoker
+from proxy.request_log import JsonLog
+
+
+def _build_proxy() -> PredictProxy:
+    try:
+        config = load_config(os.environ)
+    except ConfigError as error:
+        JsonLog().write("ERROR", "invalid_configuration", message=str(error))
+        raise
+    clients = RuntimeClients(config.read_timeout, config.connect_timeout)
+    clients.warm()
+    invoker = EndpointInvoker(
+        clients=clients,
+        endpoint_name=config.endpoint_name,
+        max_attempts=config.max_attempts,
+        read_timeout=config.read_timeout,
+        connect_timeout=config.connect_timeout,
+    )
+    return PredictProxy(config=config, invoker=invoker, log=JsonLog(config.log_level))
+
+
+_PROXY = _build_proxy()
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _PROXY.handle(event, context)
