@@ -1,0 +1,274 @@
+"""A SageMaker-compatible model server for ``model.tar.gz``, with no torch in sight.
+
+    python -m model.serve --artifact build/model.tar.gz [--host 127.0.0.1] [--port 8080]
+
+It loads the archive as SageMaker does (extract, import ``code/inference.py``, call
+``model_fn`` once) and serves two faces of the same handler:
+
+* the container contract: ``GET /ping`` and ``POST /invocations``;
+* the SageMaker Runtime ``InvokeEndpoint`` wire API, ``POST /endpoints/{name}/invocations``,
+  so a stock boto3 ``sagemaker-runtime`` client with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``
+  pointed here works unchanged, handler errors arriving as ``ModelError``.
+
+Requests run one at a time, as on a SageMaker Serverless worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import logging
+import re
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from model.archive import extract
+
+LOG = logging.getLogger("model.serve")
+JSON = "application/json"
+# SageMaker real-time endpoints take at most 6 MB per request (Serverless: 4 MB).
+MAX_BODY_BYTES = 6 * 1024 * 1024
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# What the real service sends in x-amzn-ErrorType; botocore keeps the part before ":".
+MODEL_ERROR_TYPE = "ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker/"
+VALIDATION_ERROR_TYPE = (
+    "ValidationError:http://internal.amazon.com/coral/com.amazon.coral.validate/"
+)
+LOG_STREAM_ARN = "arn:aws:logs:local:000000000000:log-group:/aws/sagemaker/Endpoints/{name}"
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    status: int
+    body: bytes
+    content_type: str
+
+
+class LoadedHandler:
+    """The user module and the model it loaded, called the way the toolkit calls them."""
+
+    def __init__(self, artifact: Path) -> None:
+        artifact = Path(artifact)
+        if artifact.is_dir():
+            self._workdir = None
+            model_dir = artifact
+        else:
+            self._workdir = tempfile.TemporaryDirectory(prefix="model-")
+            model_dir = Path(self._workdir.name)
+            extract(artifact, model_dir)
+        self.module = _import_user_module(model_dir / "code" / "inference.py")
+        self.model = self.module.model_fn(str(model_dir))
+        self._lock = asyncio.Lock()
+
+    async def invoke(
+        self, body: bytes, content_type: str | None, accept: str | None
+    ) -> HandlerResult:
+        async with self._lock:
+            return await run_in_threadpool(self._transform, body, content_type, accept)
+
+    def _transform(
+        self, body: bytes, content_type: str | None, accept: str | None
+    ) -> HandlerResult:
+        if not accept or accept == "*/*":
+            accept = JSON  # the toolkit's default accept
+        try:
+            data = self.module.input_fn(body, content_type)
+            prediction = self.module.predict_fn(data, self.model)
+            result = self.module.output_fn(prediction, accept)
+        except Exception as error:
+            return _error_result(error)
+        payload, response_type = result if isinstance(result, tuple) else (result, accept)
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        return HandlerResult(HTTPStatus.OK, bytes(payload), response_type)
+
+    def close(self) -> None:
+        if self._workdir is not None:
+            self._workdir.cleanup()
+
+
+def _import_user_module(path: Path) -> ModuleType:
+    # A private module name per archive, so two servers in one process never share one.
+    name = f"_sagemaker_user_module_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _error_result(error: Exception) -> HandlerResult:
+    """The toolkit's rule: an error with ``status_code``/``message`` is the client's
+    answer; anything else is a 500. Unlike the toolkit we never append the traceback:
+    it goes to the log, not to the caller."""
+    status = getattr(error, "status_code", None)
+    message = getattr(error, "message", None)
+    if isinstance(status, int) and 400 <= status < 500 and isinstance(message, str):
+        return HandlerResult(status, message.encode("utf-8"), JSON)
+    LOG.error("handler failed", exc_info=error)
+    return HandlerResult(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        _error_json("internal_error", "The model failed to process the request."),
+        JSON,
+    )
+
+
+def _error_json(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None when it exceeds MAX_BODY_BYTES (checked while streaming)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(artifact: Path) -> Starlette:
+    """Load the archive (or an extracted model directory) and build the ASGI app."""
+    handler = LoadedHandler(artifact)
+
+    async def ping(_request: Request) -> Response:
+        return Response(status_code=HTTPStatus.OK)
+
+    async def invocations(request: Request) -> Response:
+        body = await _read_body(request)
+        if body is None:
+            return _too_large_container()
+        result = await handler.invoke(
+            body, request.headers.get("content-type"), request.headers.get("accept")
+        )
+        return Response(result.body, status_code=result.status, media_type=result.content_type)
+
+    async def invoke_endpoint(request: Request) -> Response:
+        name = request.path_params["name"]
+        request_id = str(uuid.uuid4())
+        if not ENDPOINT_NAME.match(name):
+            return _validation_error(f"Endpoint name {name!r} is not valid.", request_id)
+        body = await _read_body(request)
+        if body is None:
+            return _validation_error(
+                f"Request payload exceeds the maximum of {MAX_BODY_BYTES} bytes.", request_id
+            )
+        result = await handler.invoke(
+            body, request.headers.get("content-type"), request.headers.get("accept")
+        )
+        if result.status == HTTPStatus.OK:
+            return Response(
+                result.body,
+                media_type=result.content_type,
+                headers={
+                    "x-Amzn-Invoked-Production-Variant": "AllTraffic",
+                    "x-amzn-RequestId": request_id,
+                },
+            )
+        return _model_error(name, result, request_id)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        handler.close()
+
+    app = Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/endpoints/{name}/invocations", invoke_endpoint, methods=["POST"]),
+        ],
+        exception_handlers={ClientDisconnect: _client_disconnected},
+        lifespan=lifespan,
+    )
+    app.state.handler = handler
+    return app
+
+
+def _too_large_container() -> Response:
+    return Response(
+        _error_json("payload_too_large", f"The request body exceeds {MAX_BODY_BYTES} bytes."),
+        status_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        media_type=JSON,
+    )
+
+
+def _model_error(name: str, result: HandlerResult, request_id: str) -> Response:
+    """SageMaker Runtime's answer when the container returns a non-2xx status."""
+    original = result.body.decode("utf-8", errors="replace")
+    kind = "client" if result.status < 500 else "server"
+    body: dict[str, Any] = {
+        "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
+        "LogStreamArn": LOG_STREAM_ARN.format(name=name),
+        "Message": (
+            f"Received {kind} error ({result.status}) from primary with message "
+            f'"{original}". See the model server log for more information.'
+        ),
+        "OriginalMessage": original,
+        "OriginalStatusCode": result.status,
+    }
+    return JSONResponse(
+        body,
+        status_code=HTTPStatus.FAILED_DEPENDENCY,
+        headers={"x-amzn-ErrorType": MODEL_ERROR_TYPE, "x-amzn-RequestId": request_id},
+    )
+
+
+def _validation_error(message: str, request_id: str) -> Response:
+    return JSONResponse(
+        {"message": message},
+        status_code=HTTPStatus.BAD_REQUEST,
+        headers={"x-amzn-ErrorType": VALIDATION_ERROR_TYPE, "x-amzn-RequestId": request_id},
+    )
+
+
+async def _client_disconnected(_request: Request, _error: Exception) -> Response:
+    return Response(status_code=HTTPStatus.BAD_REQUEST)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.serve", description=__doc__)
+    parser.add_argument("--artifact", type=Path, default=Path("build/model.tar.gz"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    if not args.artifact.exists():
+        print(
+            f"error: {args.artifact} does not exist; build it with "
+            "`python -m model.package --weights random --out build/model.tar.gz`",
+            file=sys.stderr,
+        )
+        return 2
+    import uvicorn
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    app = create_app(args.artifact)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
