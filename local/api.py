@@ -1,0 +1,131 @@
+"""The local HTTP API: API Gateway's job around the real Lambda handler.
+
+Like an HTTP API with a CORS configuration, it answers preflight itself, turns each
+request into a payload 2.0 event, calls the handler with a Lambda context, drops any
+CORS headers the backend sends and adds the configured ones for allowed origins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from components.cors import CorsPolicy
+from local.event import HttpRequest, HttpResponse, build_event, to_http_response
+from local.lambda_context import LambdaContext
+
+PREDICT_PATH = "/predict"
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+"""API Gateway HTTP APIs refuse request payloads above 10 MB before any integration runs."""
+
+LambdaHandler = Callable[[dict, LambdaContext], object]
+log = logging.getLogger("local.api")
+
+
+def _error(status: int, code: str, message: str) -> HttpResponse:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return HttpResponse(status, [("content-type", "application/json")], body)
+
+
+def preflight_headers(policy: CorsPolicy, origin: str | None) -> list[tuple[str, str]]:
+    """Headers of a preflight answer: the configured lists for an allowed origin, else none."""
+    if not policy.allows(origin):
+        return []
+    return [
+        ("access-control-allow-origin", origin or ""),
+        ("access-control-allow-methods", ",".join(policy.allow_methods)),
+        ("access-control-allow-headers", ",".join(policy.allow_headers)),
+        ("access-control-max-age", str(policy.max_age_seconds)),
+        ("vary", "origin"),
+    ]
+
+
+def response_headers(policy: CorsPolicy, origin: str | None) -> list[tuple[str, str]]:
+    """CORS headers added to an actual response for an allowed origin."""
+    if not policy.allows(origin):
+        return []
+    return [
+        ("access-control-allow-origin", origin or ""),
+        ("access-control-expose-headers", ",".join(policy.expose_headers)),
+        ("vary", "origin"),
+    ]
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past `limit` (without buffering the rest)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_api_app(
+    handler: LambdaHandler, cors: CorsPolicy, max_payload_bytes: int = MAX_PAYLOAD_BYTES
+) -> Starlette:
+    """An ASGI app that serves `handler` as API Gateway would, with `cors` applied."""
+
+    async def invoke(request: Request, body: bytes) -> HttpResponse:
+        client = request.client.host if request.client else "127.0.0.1"
+        event = build_event(
+            HttpRequest(
+                method=request.method,
+                path=request.url.path,
+                query_string=request.url.query,
+                headers=request.headers.items(),
+                body=body,
+                source_ip=client,
+                host=request.headers.get("host", "localhost"),
+            ),
+            route_key=f"ANY {PREDICT_PATH}",
+        )
+        context = LambdaContext()
+        try:
+            result = await run_in_threadpool(handler, event, context)
+        except Exception:
+            # A Lambda that raises becomes API Gateway's bare 500; show the trace locally.
+            log.exception("the Lambda handler raised (request %s)", context.aws_request_id)
+            return _error(500, "internal_error", "The service failed to process the request.")
+        response = to_http_response(result)
+        response.headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
+        return response
+
+    async def dispatch(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        if (
+            request.method == "OPTIONS"
+            and origin
+            and "access-control-request-method" in (request.headers)
+        ):
+            return Response(status_code=204, headers=dict(preflight_headers(cors, origin)))
+
+        if request.url.path != PREDICT_PATH:
+            result = _error(404, "not_found", f"No route here; POST an image to {PREDICT_PATH}.")
+        else:
+            body = await _read_body(request, max_payload_bytes)
+            if body is None:
+                limit_mb = max_payload_bytes // (1024 * 1024)
+                result = _error(
+                    413, "payload_too_large", f"The request is larger than {limit_mb} MB."
+                )
+            else:
+                result = await invoke(request, body)
+
+        response = Response(content=result.body, status_code=result.status)
+        for name, value in [*result.headers, *response_headers(cors, origin)]:
+            response.headers.append(name, value)
+        return response
+
+    return Starlette(routes=[Route("/{path:path}", dispatch)])

@@ -1,0 +1,101 @@
+"""The model archive the local runtime serves: given, reused, or built on first run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ARCHIVE = REPO_ROOT / "build" / "model.tar.gz"
+RANDOM_WEIGHTS = "random"
+
+
+class ArtifactError(Exception):
+    """The archive cannot be found, read or built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    name: str
+    version: str
+    weights: str
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights == RANDOM_WEIGHTS
+
+
+def read_model_info(path: Path) -> ModelInfo:
+    """Read `metadata.json` from a model archive without extracting the rest."""
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                if member.name.removeprefix("./") == "metadata.json":
+                    stream = archive.extractfile(member)
+                    if stream is not None:
+                        meta = json.load(stream)
+                        return ModelInfo(
+                            path, str(meta["name"]), str(meta["version"]), str(meta["weights"])
+                        )
+    except (OSError, tarfile.TarError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{path} is not a readable model archive ({exc})") from exc
+    raise ArtifactError(f"{path} has no metadata.json; is it a model archive?")
+
+
+def _build(weights: str, out: Path) -> bool:
+    """Run the packager in a child process, so torch never stays in this one."""
+    command = [sys.executable, "-m", "model.package", "--weights", weights, "--out", str(out)]
+    return subprocess.run(command, cwd=REPO_ROOT, check=False).returncode == 0  # noqa: S603
+
+
+def resolve_artifact(
+    artifact: Path | None,
+    weights: str | None,
+    say: Callable[[str], None],
+    out: Path = DEFAULT_ARCHIVE,
+) -> ModelInfo:
+    """The archive to serve.
+
+    `--artifact` is used as is. Otherwise `out` is reused when it exists and matches
+    `--weights` (if given); else it is built with `--weights`, or by default with the
+    pretrained weights, falling back to untrained ones when those cannot be had.
+    """
+    if artifact is not None:
+        if not artifact.is_file():
+            raise ArtifactError(f"--artifact {artifact}: no such file")
+        return read_model_info(artifact)
+
+    if out.is_file():
+        try:
+            existing = read_model_info(out)
+        except ArtifactError as exc:
+            say(f"{exc}; building it again")
+        else:
+            if weights is None or existing.weights == weights:
+                return existing
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if weights is not None:
+        say(f"Building {out} with --weights {weights} ...")
+        if not _build(weights, out):
+            raise ArtifactError(
+                f"could not build the model archive with --weights {weights} (see above)"
+            )
+        return read_model_info(out)
+
+    say(f"Building {out} with the pretrained ImageNet weights ...")
+    if not _build("imagenet", out):
+        say(
+            "The pretrained weights cannot be had here (see above). Building with RANDOM, "
+            "UNTRAINED weights instead: predictions will be meaningless. Pass "
+            "--weights PATH (a MobileNetV2 state_dict) for a real classifier."
+        )
+        if not _build(RANDOM_WEIGHTS, out):
+            raise ArtifactError("could not build the model archive, even with random weights")
+    return read_model_info(out)

@@ -1,0 +1,201 @@
+"""`python -m local`: model server, API and site on one machine, in one command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from components.cors import CorsPolicy
+from local.addresses import Addresses
+from local.api import PREDICT_PATH, create_api_app
+from local.artifact import DEFAULT_ARCHIVE, ArtifactError, ModelInfo, resolve_artifact
+from local.lambda_function import load_handler
+from local.model_server import ModelServer, ModelServerError
+from local.ports import PortInUse, listen
+from local.site import create_site_app
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description="Run the image classifier on this machine: the model server (SageMaker "
+        "stand-in), the Lambda proxy behind a local HTTP API, and the web UI.",
+    )
+    parser.add_argument("--site-port", type=int, default=8000, help="web UI port (8000)")
+    parser.add_argument("--api-port", type=int, default=8001, help="HTTP API port (8001)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--artifact", type=Path, help=f"serve this model.tar.gz instead of {DEFAULT_ARCHIVE.name}"
+    )
+    parser.add_argument(
+        "--weights",
+        help="build the archive with imagenet, random or a state_dict PATH "
+        "(default: imagenet, falling back to random when it cannot be downloaded)",
+    )
+    args = parser.parse_args(argv)
+    if args.artifact is not None and args.weights is not None:
+        parser.error("--artifact and --weights exclude each other")
+    if args.site_port == args.api_port and args.site_port != 0:
+        parser.error("--site-port and --api-port must differ")
+    return args
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def fail(message: str) -> None:
+    print(f"local: {message}", file=sys.stderr, flush=True)
+
+
+UNTRAINED_BANNER = """
+======================================================================
+  UNTRAINED MODEL: this archive has RANDOM weights.
+  Its predictions are noise, and the web UI says so on every result.
+  For a real classifier run with --weights PATH (a MobileNetV2
+  state_dict), or on a machine with internet, without --weights.
+======================================================================
+"""
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the runtime, which owns two of them."""
+
+    @contextmanager
+    def capture_signals(self):
+        yield
+
+
+def _quiet_uvicorn() -> None:
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def _serve(
+    listeners: Sequence[tuple[ASGIApp, socket.socket]],
+    model_server: ModelServer,
+    ready_message: str,
+) -> int:
+    servers = [
+        _Server(
+            uvicorn.Config(
+                app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5
+            )
+        )
+        for app, _ in listeners
+    ]
+    exit_code = 0
+
+    def stop(sig: signal.Signals) -> None:
+        for server in servers:
+            # A second Ctrl-C stops waiting for requests in flight.
+            server.force_exit = server.should_exit
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, (_, sock) in zip(servers, listeners, strict=True)
+    ]
+    while not all(server.started for server in servers):
+        if any(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        say(ready_message)
+
+    while not all(task.done() for task in tasks):
+        if model_server.exit_code is not None and not servers[0].should_exit:
+            fail(f"the model server stopped unexpectedly (exit code {model_server.exit_code})")
+            exit_code = EXIT_FAILURE
+            stop(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+    for task in tasks:
+        if task.exception() is not None:
+            raise task.exception()
+    return exit_code
+
+
+def _describe(model: ModelInfo, addresses: Addresses, model_server: ModelServer) -> str:
+    origins = ", ".join(addresses.site_origins())
+    lines = [
+        f"Model      {model.path} ({model.name}, version {model.version}, weights {model.weights})",
+        f"SageMaker  {model_server.url} (python -m model.serve, the endpoint stand-in)",
+        f"API        {addresses.api_url()}{PREDICT_PATH} (proxy/handler.py; CORS: {origins})",
+        f"Site       {addresses.site_url()}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        site_sock = listen(args.host, args.site_port, "--site-port")
+    except PortInUse as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    try:
+        api_sock = listen(args.host, args.api_port, "--api-port")
+    except PortInUse as exc:
+        site_sock.close()
+        fail(str(exc))
+        return EXIT_USAGE
+
+    addresses = Addresses(args.host, site_sock.getsockname()[1], api_sock.getsockname()[1])
+    model_server: ModelServer | None = None
+    try:
+        model = resolve_artifact(args.artifact, args.weights, say)
+        model_server = ModelServer(model.path)
+        say(f"Starting the model server on {model_server.url} ...")
+        model_server.start()
+        handler = load_handler(model_server.url)
+        cors = CorsPolicy(allow_origins=addresses.site_origins())
+        say(_describe(model, addresses, model_server))
+        if model.untrained:
+            say(UNTRAINED_BANNER)
+        ready = f"Ready: open {addresses.site_url()} in a browser. Press Ctrl-C to stop."
+        code = asyncio.run(
+            _serve(
+                [
+                    (create_api_app(handler, cors), api_sock),
+                    (create_site_app(addresses, model.version), site_sock),
+                ],
+                model_server,
+                ready,
+            )
+        )
+        say("Stopped.")
+        return code
+    except (ArtifactError, ModelServerError) as exc:
+        fail(str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return 130
+    finally:
+        if model_server is not None:
+            model_server.stop()
+        site_sock.close()
+        api_sock.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    _quiet_uvicorn()
+    return run(args)
