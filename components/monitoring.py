@@ -1,0 +1,399 @@
+"""Alarms, an alarm topic and one dashboard for the request path.
+
+What pages someone, and why each default:
+
+| alarm | metric | default |
+| --- | --- | --- |
+| API 5XX rate | `AWS/ApiGateway` `5xx` / `Count` | > 1 % of >= 10 requests in 5 min |
+| API p95 latency | `AWS/ApiGateway` `Latency` p95 | > 3 s in 2 of 3 periods |
+| Lambda errors | `AWS/Lambda` `Errors` | >= 1 in 5 min (known failures are JSON replies) |
+| Lambda throttles | `AWS/Lambda` `Throttles` | >= 1 in 5 min |
+| endpoint errors | `AWS/SageMaker` `Invocation5XXErrors` | >= 1 in 5 min |
+| model p95 latency | `AWS/SageMaker` `ModelLatency` p95 | > 1 s in 2 of 3 periods |
+| cold start | `AWS/SageMaker` `ModelSetupTime` max | > 25 s: the HTTP API gives up after 30 s |
+
+Every alarm treats missing data as not breaching: a quiet service is a healthy one.
+SageMaker reports latencies in microseconds; thresholds here are milliseconds and are
+converted once, in `_MICROSECONDS_PER_MS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+TYPE = "image-classifier:monitoring:Monitoring"
+
+_MICROSECONDS_PER_MS = 1000
+_API = "AWS/ApiGateway"
+_LAMBDA = "AWS/Lambda"
+_SAGEMAKER = "AWS/SageMaker"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(kw_only=True)
+class MonitoringArgs:
+    """What to watch and when to page. Thresholds are per `period_seconds` window."""
+
+    api_id: pulumi.Input[str]
+    """ID of the HTTP API (dimension `ApiId`)."""
+    api_stage: pulumi.Input[str] = "$default"
+    """Stage of the HTTP API (dimension `Stage`)."""
+    function_name: pulumi.Input[str]
+    """Name of the proxy Lambda function."""
+    endpoint_name: pulumi.Input[str]
+    """Name of the SageMaker endpoint."""
+    variant_name: pulumi.Input[str] = "AllTraffic"
+    """Production variant of the endpoint."""
+    alarm_email: pulumi.Input[str] | None = None
+    """Address subscribed to the alarm topic; None or "" for no subscription. AWS sends a
+    confirmation email first: nothing arrives until it is confirmed."""
+    region: pulumi.Input[str] | None = None
+    """Region the dashboard's widgets read; None means the provider's region."""
+    period_seconds: int = 300
+    """Length of one evaluation window (a multiple of 60)."""
+    api_5xx_rate_percent: float = 1.0
+    """Share of requests answered with a 5XX above which the API alarm fires."""
+    api_5xx_min_requests: int = 10
+    """Fewer requests than this in a window never count as a 5XX rate (one failure in two
+    requests is not an outage)."""
+    api_latency_p95_ms: float = 3000.0
+    """p95 of the API's end-to-end latency."""
+    lambda_errors: int = 1
+    """Unhandled Lambda errors per window (the proxy turns known failures into JSON)."""
+    lambda_throttles: int = 1
+    """Throttled Lambda invocations per window."""
+    endpoint_5xx_errors: int = 1
+    """SageMaker `Invocation5XXErrors` per window (4XX are bad images, not outages)."""
+    model_latency_p95_ms: float = 1000.0
+    """p95 of the model's own latency inside the container."""
+    model_setup_time_ms: float = 25000.0
+    """Longest cold start (`ModelSetupTime`) tolerated; above ~30 s the first request
+    after idling times out at the HTTP API."""
+    tags: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.period_seconds < 60 or self.period_seconds % 60:
+            raise ValueError(
+                f"period_seconds must be a positive multiple of 60, got {self.period_seconds}"
+            )
+        if not 0 < self.api_5xx_rate_percent <= 100:
+            raise ValueError(
+                f"api_5xx_rate_percent must be within (0, 100], got {self.api_5xx_rate_percent}"
+            )
+        for field in ("api_latency_p95_ms", "model_latency_p95_ms", "model_setup_time_ms"):
+            if getattr(self, field) <= 0:
+                raise ValueError(f"{field} must be positive, got {getattr(self, field)}")
+        for field in (
+            "api_5xx_min_requests",
+            "lambda_errors",
+            "lambda_throttles",
+            "endpoint_5xx_errors",
+        ):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}")
+        email = self.alarm_email
+        if isinstance(email, str) and email and not _EMAIL.match(email):
+            raise ValueError(f"alarm_email is not an email address: {self.alarm_email!r}")
+
+
+class Monitoring(pulumi.ComponentResource):
+    """An SNS alarm topic, seven CloudWatch alarms on it and one dashboard."""
+
+    alarm_topic_arn: pulumi.Output[str]
+    dashboard_name: pulumi.Output[str]
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        self._name = name
+        self._args = args
+        child = pulumi.ResourceOptions(parent=self)
+
+        topic = aws.sns.Topic(f"{name}-alarms", tags=args.tags, opts=child)
+        if args.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-alarm-email",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=args.alarm_email,
+                opts=child,
+            )
+        self._topic_arn = topic.arn
+
+        api = {"ApiId": args.api_id, "Stage": args.api_stage}
+        function = {"FunctionName": args.function_name}
+        endpoint = {"EndpointName": args.endpoint_name, "VariantName": args.variant_name}
+        us = _MICROSECONDS_PER_MS
+        self.alarms = {
+            "api-5xx-rate": self._alarm(
+                "api-5xx-rate",
+                f"More than {args.api_5xx_rate_percent:g}% of API requests failed with a 5XX "
+                f"(windows with at least {args.api_5xx_min_requests} requests). "
+                "Runbook: docs/operations.md#api-5xx",
+                threshold=args.api_5xx_rate_percent,
+                comparison_operator="GreaterThanThreshold",
+                metric_queries=self._error_rate_queries(api),
+            ),
+            "api-latency-p95": self._alarm(
+                "api-latency-p95",
+                f"API p95 latency above {args.api_latency_p95_ms:g} ms. "
+                "Runbook: docs/operations.md#latency",
+                namespace=_API,
+                metric_name="Latency",
+                dimensions=api,
+                extended_statistic="p95",
+                threshold=args.api_latency_p95_ms,
+                comparison_operator="GreaterThanThreshold",
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+            ),
+            "lambda-errors": self._alarm(
+                "lambda-errors",
+                "The proxy Lambda raised unhandled errors or timed out. "
+                "Runbook: docs/operations.md#lambda-errors",
+                namespace=_LAMBDA,
+                metric_name="Errors",
+                dimensions=function,
+                statistic="Sum",
+                threshold=args.lambda_errors,
+            ),
+            "lambda-throttles": self._alarm(
+                "lambda-throttles",
+                "The proxy Lambda was throttled. Runbook: docs/operations.md#throttling",
+                namespace=_LAMBDA,
+                metric_name="Throttles",
+                dimensions=function,
+                statistic="Sum",
+                threshold=args.lambda_throttles,
+            ),
+            "endpoint-5xx": self._alarm(
+                "endpoint-5xx",
+                "The SageMaker endpoint answered with 5XX errors. "
+                "Runbook: docs/operations.md#endpoint-errors",
+                namespace=_SAGEMAKER,
+                metric_name="Invocation5XXErrors",
+                dimensions=endpoint,
+                statistic="Sum",
+                threshold=args.endpoint_5xx_errors,
+            ),
+            "model-latency-p95": self._alarm(
+                "model-latency-p95",
+                f"Model p95 latency above {args.model_latency_p95_ms:g} ms. "
+                "Runbook: docs/operations.md#latency",
+                namespace=_SAGEMAKER,
+                metric_name="ModelLatency",
+                dimensions=endpoint,
+                extended_statistic="p95",
+                threshold=args.model_latency_p95_ms * us,
+                comparison_operator="GreaterThanThreshold",
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+            ),
+            "model-setup-time": self._alarm(
+                "model-setup-time",
+                f"A cold start (ModelSetupTime) took longer than {args.model_setup_time_ms:g} ms. "
+                "Runbook: docs/operations.md#cold-starts",
+                namespace=_SAGEMAKER,
+                metric_name="ModelSetupTime",
+                dimensions=endpoint,
+                statistic="Maximum",
+                threshold=args.model_setup_time_ms * us,
+                comparison_operator="GreaterThanThreshold",
+            ),
+        }
+
+        region = (
+            args.region
+            if args.region is not None
+            else aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        )
+        body = pulumi.Output.json_dumps(
+            {
+                "widgets": dashboard_widgets(
+                    region=region,
+                    period=args.period_seconds,
+                    api=api,
+                    function=function,
+                    endpoint=endpoint,
+                    alarm_arns=[alarm.arn for alarm in self.alarms.values()],
+                )
+            }
+        )
+        dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=_dashboard_name(name),
+            dashboard_body=body,
+            opts=child,
+        )
+
+        self.alarm_topic_arn = topic.arn
+        self.dashboard_name = dashboard.dashboard_name
+        self.register_outputs(
+            {"alarm_topic_arn": self.alarm_topic_arn, "dashboard_name": self.dashboard_name}
+        )
+
+    def _alarm(self, key: str, description: str, **metric: Any) -> aws.cloudwatch.MetricAlarm:
+        settings: dict[str, Any] = {
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+            "evaluation_periods": 1,
+            "treat_missing_data": "notBreaching",
+        }
+        if "metric_queries" not in metric:
+            settings["period"] = self._args.period_seconds
+        settings.update(metric)
+        return aws.cloudwatch.MetricAlarm(
+            f"{self._name}-{key}",
+            alarm_description=description,
+            alarm_actions=[self._topic_arn],
+            ok_actions=[self._topic_arn],
+            tags=self._args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+            **settings,
+        )
+
+    def _error_rate_queries(self, api: Mapping[str, Any]) -> list[dict[str, Any]]:
+        def total(query_id: str, metric_name: str) -> dict[str, Any]:
+            return {
+                "id": query_id,
+                "return_data": False,
+                "metric": {
+                    "namespace": _API,
+                    "metric_name": metric_name,
+                    "dimensions": api,
+                    "period": self._args.period_seconds,
+                    "stat": "Sum",
+                },
+            }
+
+        return [
+            total("errors", "5xx"),
+            total("requests", "Count"),
+            {
+                "id": "rate",
+                "label": "5XX rate (%)",
+                "return_data": True,
+                "expression": (
+                    f"IF(requests >= {self._args.api_5xx_min_requests}, 100 * errors / requests, 0)"
+                ),
+            },
+        ]
+
+
+def _dashboard_name(name: str) -> str:
+    """Unique per stack; CloudWatch allows letters, digits, '-' and '_' only."""
+    raw = f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
+    return re.sub(r"[^A-Za-z0-9_-]", "-", raw)[:255]
+
+
+def _metric(namespace: str, name: str, dimensions: Mapping[str, Any], **options: Any) -> list:
+    row: list[Any] = [namespace, name]
+    for key, value in dimensions.items():
+        row += [key, value]
+    return [*row, options] if options else row
+
+
+def dashboard_widgets(
+    *,
+    region: pulumi.Input[str],
+    period: int,
+    api: Mapping[str, Any],
+    function: Mapping[str, Any],
+    endpoint: Mapping[str, Any],
+    alarm_arns: list[pulumi.Input[str]],
+) -> list[dict[str, Any]]:
+    """The dashboard, top to bottom the way a request travels: API, Lambda, endpoint."""
+
+    def graph(title: str, metrics: list, x: int, y: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y,
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "region": region,
+                "period": period,
+                "view": "timeSeries",
+                "metrics": metrics,
+                **extra,
+            },
+        }
+
+    return [
+        {
+            "type": "alarm",
+            "x": 0,
+            "y": 0,
+            "width": 24,
+            "height": 3,
+            "properties": {"title": "Alarms", "alarms": alarm_arns},
+        },
+        graph(
+            "API requests and errors",
+            [
+                _metric(_API, "Count", api, stat="Sum", label="requests"),
+                _metric(_API, "4xx", api, stat="Sum", label="4XX"),
+                _metric(_API, "5xx", api, stat="Sum", label="5XX"),
+            ],
+            0,
+            3,
+        ),
+        graph(
+            "API latency (ms)",
+            [
+                _metric(_API, "Latency", api, stat="p50", label="p50"),
+                _metric(_API, "Latency", api, stat="p95", label="p95"),
+                _metric(_API, "IntegrationLatency", api, stat="p95", label="integration p95"),
+            ],
+            12,
+            3,
+        ),
+        graph(
+            "Proxy Lambda",
+            [
+                _metric(_LAMBDA, "Invocations", function, stat="Sum"),
+                _metric(_LAMBDA, "Errors", function, stat="Sum"),
+                _metric(_LAMBDA, "Throttles", function, stat="Sum"),
+            ],
+            0,
+            9,
+        ),
+        graph(
+            "Proxy Lambda duration (ms)",
+            [
+                _metric(_LAMBDA, "Duration", function, stat="p95", label="p95"),
+                _metric(_LAMBDA, "Duration", function, stat="Maximum", label="max"),
+            ],
+            12,
+            9,
+        ),
+        graph(
+            "Endpoint invocations",
+            [
+                _metric(_SAGEMAKER, "Invocations", endpoint, stat="Sum"),
+                _metric(_SAGEMAKER, "Invocation4XXErrors", endpoint, stat="Sum", label="4XX"),
+                _metric(_SAGEMAKER, "Invocation5XXErrors", endpoint, stat="Sum", label="5XX"),
+            ],
+            0,
+            15,
+        ),
+        graph(
+            "Model latency and cold starts (microseconds)",
+            [
+                _metric(_SAGEMAKER, "ModelLatency", endpoint, stat="p95", label="model p95"),
+                _metric(_SAGEMAKER, "OverheadLatency", endpoint, stat="p95", label="overhead p95"),
+                _metric(_SAGEMAKER, "ModelSetupTime", endpoint, stat="Maximum", label="cold start"),
+            ],
+            12,
+            15,
+        ),
+    ]
