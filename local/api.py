@@ -25,6 +25,9 @@ PREDICT_PATH = "/predict"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 """API Gateway HTTP APIs refuse request payloads above 10 MB before any integration runs."""
 
+# Every method reaches the handler, which answers 405 for anything but POST.
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
 LambdaHandler = Callable[[dict, LambdaContext], object]
 log = logging.getLogger("local.api")
 
@@ -128,4 +131,4 @@ def create_api_app(
             response.headers.append(name, value)
         return response
 
-    return Starlette(routes=[Route("/{path:path}", dispatch)])
+    return Starlette(routes=[Route("/{path:path}", dispatch, methods=ALL_METHODS)])

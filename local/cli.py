@@ -79,8 +79,8 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _quiet_uvicorn() -> None:
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+def _quiet_libraries() -> None:
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "botocore", "boto3"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -197,5 +197,5 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    _quiet_uvicorn()
+    _quiet_libraries()
     return run(args)

@@ -41,6 +41,8 @@ class ModelServer:
             self.host,
             "--port",
             str(self.port),
+            "--log-level",
+            "warning",
         ]
         # Its own process group: Ctrl-C in the terminal reaches only us, and we stop
         # the server in order, after the API has stopped sending it requests.
