@@ -32,6 +32,7 @@ _THROTTLING_CODES = frozenset(
 )
 _SNAKE_CASE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _MAX_MESSAGE = 500
+_DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,17 @@ def _model_error(response: dict[str, Any], detail: str) -> Failure:
 
 
 def _handler_error(original: Any) -> tuple[str | None, str | None]:
-    """The `{"error": {"code", "message"}}` body of the handler, if that is what it is."""
+    """The handler's `{"error": {"code", "message"}}`, if `OriginalMessage` starts with one.
+
+    The inference toolkit appends a newline and a traceback after the handler's message, so
+    only the leading JSON value is read and whatever follows it is ignored.
+    """
     if isinstance(original, bytes):
         original = original.decode("utf-8", "replace")
     if not isinstance(original, str):
         return None, None
     try:
-        body = json.loads(original)
+        body, _end = _DECODER.raw_decode(original.lstrip())
     except ValueError:
         return None, None
     error = body.get("error") if isinstance(body, dict) else None

@@ -1,0 +1,228 @@
+"""Builders and fakes for the proxy tests: payload 2.0 events, a Lambda context, a fake
+clock, a scripted SageMaker Runtime client and real photos."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.response import StreamingBody
+
+from proxy.app import PredictProxy
+from proxy.config import ProxyConfig
+from proxy.invocation import EndpointInvoker
+from proxy.request_log import JsonLog
+
+ENDPOINT = "image-classifier-dev"
+API_HOST = "abc123defg.execute-api.eu-west-1.amazonaws.com"
+
+
+def http_event(
+    body: bytes | str | None,
+    content_type: str | None = "image/jpeg",
+    *,
+    method: str = "POST",
+    base64_encoded: bool | None = None,
+    headers: dict[str, str] | None = None,
+    request_id: str = "JKJaXmPLvHcESHA=",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload 2.0 event, as the AWS documentation shows it.
+
+    Bytes are base64-encoded (what API Gateway does for binary media types); a str body is
+    passed as text unless `base64_encoded` says otherwise.
+    """
+    if isinstance(body, bytes):
+        text: str | None = base64.b64encode(body).decode("ascii")
+        encoded = True if base64_encoded is None else base64_encoded
+    else:
+        text = body
+        encoded = bool(base64_encoded)
+    all_headers = {
+        "accept": "*/*",
+        "accept-encoding": "gzip, deflate, br",
+        "content-length": str(len(body or b"")),
+        "host": API_HOST,
+        "origin": "https://d1234abcd.cloudfront.net",
+        "user-agent": "Mozilla/5.0 (X11; Linux x86_64)",
+        "x-amzn-trace-id": "Root=1-5e66d96f-7491f09xmpl79d18acf3d050",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    }
+    if content_type is not None:
+        all_headers["content-type"] = content_type
+    all_headers.update(headers or {})
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "POST /predict",
+        "rawPath": "/predict",
+        "rawQueryString": "",
+        "headers": all_headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123defg",
+            "domainName": API_HOST,
+            "domainPrefix": "abc123defg",
+            "http": {
+                "method": method,
+                "path": "/predict",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
+            },
+            "requestId": request_id,
+            "routeKey": "POST /predict",
+            "stage": "$default",
+            "time": "21/Nov/2026:05:16:23 +0000",
+            "timeEpoch": 1795238183220,
+        },
+        "isBase64Encoded": encoded,
+    }
+    if text is not None:
+        event["body"] = text
+    return event
+
+
+def json_event(document: Any, **kwargs: Any) -> dict[str, Any]:
+    return http_event(json.dumps(document), "application/json", **kwargs)
+
+
+class FakeClock:
+    """`clock` and `sleep` for the invoker: time passes only when the test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class LambdaContext:
+    """The parts of the Lambda context object the proxy reads; time left follows `clock`."""
+
+    clock: Callable[[], float]
+    timeout_ms: int = 29_000
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self.timeout_ms - (self.clock() - self.started) * 1000))
+
+
+@dataclass
+class Hang:
+    """The endpoint never answers: the call lasts its whole read timeout."""
+
+
+class ScriptedRuntime:
+    """A `sagemaker-runtime` client (and the factory of clients) playing a script.
+
+    Each entry is bytes (a success), an exception to raise, or `Hang()`. Each call takes
+    `latency` seconds of fake time, or is cut at its read timeout as botocore would.
+    """
+
+    def __init__(self, clock: FakeClock, script: list[Any], latency: float = 0.05) -> None:
+        self.clock = clock
+        self.script = list(script)
+        self.latency = latency
+        self.read_timeouts: list[float] = []
+        self.calls: list[dict[str, Any]] = []
+        self._timeout = 0.0
+
+    def __call__(self, read_timeout: float) -> ScriptedRuntime:
+        self._timeout = read_timeout
+        return self
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        self.read_timeouts.append(self._timeout)
+        outcome = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(outcome, Hang) or self.latency > self._timeout:
+            self.clock.now += self._timeout
+            raise ReadTimeoutError(endpoint_url=f"https://runtime.sagemaker/{ENDPOINT}")
+        self.clock.now += self.latency
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return {"Body": StreamingBody(io.BytesIO(outcome), len(outcome))}
+
+
+def client_error(code: str, status: int, message: str = "", **modeled: Any) -> ClientError:
+    """What botocore raises for a SageMaker Runtime error response."""
+    response: dict[str, Any] = {
+        "Error": {"Code": code, "Message": message or code},
+        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "7f2c1b9e-req"},
+        **modeled,
+    }
+    if message:
+        response["Message"] = message
+    return ClientError(response, "InvokeEndpoint")
+
+
+def model_error(status: int, code: str | None, message: str, traceback: bool = True) -> ClientError:
+    """A `ModelError` carrying the handler's body, as model.serve and SageMaker send it."""
+    original = (
+        json.dumps({"error": {"code": code, "message": message}}) if code is not None else message
+    )
+    if traceback:
+        original += '\nTraceback (most recent call last):\n  File "inference.py", line 1'
+    return client_error(
+        "ModelError",
+        424,
+        f'Received client error ({status}) from primary with message "{original}".',
+        OriginalStatusCode=status,
+        OriginalMessage=original,
+        LogStreamArn="arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/x",
+    )
+
+
+def prediction_payload(top1: float = 0.71, version: str = "3f9a1c2b") -> bytes:
+    rest = (1.0 - top1) / 4
+    labels = ["tabby", "tiger cat", "Egyptian cat", "lynx", "Persian cat"]
+    predictions = [
+        {"label": label, "index": 281 + i, "probability": top1 if i == 0 else rest}
+        for i, label in enumerate(labels)
+    ]
+    model = {"name": "mobilenet_v2", "version": version, "weights": "IMAGENET1K_V2"}
+    return json.dumps({"predictions": predictions, "model": model}).encode()
+
+
+def build_proxy(
+    runtime: Any,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    log_stream: io.StringIO | None = None,
+    **config: Any,
+) -> PredictProxy:
+    settings = ProxyConfig(endpoint_name=ENDPOINT, **config)
+    invoker = EndpointInvoker(
+        clients=runtime,
+        endpoint_name=settings.endpoint_name,
+        max_attempts=settings.max_attempts,
+        read_timeout=settings.read_timeout,
+        connect_timeout=settings.connect_timeout,
+        clock=clock,
+        sleep=sleep,
+        jitter=lambda: 0.5,
+    )
+    return PredictProxy(settings, invoker, JsonLog(settings.log_level, log_stream))
+
+
+def body_of(response: dict[str, Any]) -> dict[str, Any]:
+    assert response["headers"]["content-type"] == "application/json"
+    assert response["isBase64Encoded"] is False
+    return json.loads(response["body"])
