@@ -72,7 +72,7 @@ class LoadedHandler:
             self._workdir = tempfile.TemporaryDirectory(prefix="model-")
             model_dir = Path(self._workdir.name)
             extract(artifact, model_dir)
-        self.module = _import_user_module(model_dir / "code" / "inference.py")
+        self.module = import_user_module(model_dir / "code" / "inference.py")
         self.model = self.module.model_fn(str(model_dir))
         self._lock = asyncio.Lock()
 
@@ -103,8 +103,9 @@ class LoadedHandler:
             self._workdir.cleanup()
 
 
-def _import_user_module(path: Path) -> ModuleType:
-    # A private module name per archive, so two servers in one process never share one.
+def import_user_module(path: Path) -> ModuleType:
+    """Import ``code/inference.py`` as the toolkit does, under a name of its own."""
+    # A private module name per load, so two servers in one process never share state.
     name = f"_sagemaker_user_module_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

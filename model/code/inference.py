@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,8 @@ SIGNATURES = (
 )
 FORMAT_NAMES = "JPEG, PNG, WebP or GIF"
 TOP_K = 5
+# Beyond this aspect ratio the crop is resampled alone (see _resize_center_crop).
+MAX_RESIZED_ASPECT = 4
 
 
 def _env_int(name: str, default: int) -> int:
@@ -64,7 +67,10 @@ def _env_int(name: str, default: int) -> int:
 # declared size, before any pixel is decoded.
 MAX_PIXELS = _env_int("MODEL_MAX_IMAGE_PIXELS", 50_000_000)
 MAX_SIDE = _env_int("MODEL_MAX_IMAGE_SIDE", 16_384)
+# Pillow's own guard stays as a second line (it raises at twice this size); its warning
+# between one and two times is noise, since open_image refuses those sizes itself.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 # A truncated file is a client error, not something to guess the rest of.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -258,12 +264,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _resize_center_crop(image: Image.Image, resize_size: int, crop_size: int) -> Image.Image:
-    """Resize the short side to ``resize_size`` then center-crop, computing only the crop.
+    """Resize the short side to ``resize_size``, then center-crop: torchvision's sizes
+    and offsets (``_compute_resized_output_size``, ``center_crop``) and its PIL calls, so
+    the pixels are identical to ``weights.transforms()``.
 
-    Same sizes and offsets as torchvision (``_compute_resized_output_size`` and
-    ``center_crop``). Pillow's ``box`` resamples exactly the source region that maps to
-    the crop, with the same filter support, so the pixels match a full resize followed by
-    a crop while a very wide or tall image costs no more than a square one.
+    A very wide or tall image would resize into a huge strip only to keep its middle;
+    there Pillow's ``box`` resamples just the source region that maps to the crop (same
+    filter, within one 8-bit step of the full resize) at the cost of a square image.
     """
     width, height = image.size
     short, long = (width, height) if width <= height else (height, width)
@@ -271,8 +278,11 @@ def _resize_center_crop(image: Image.Image, resize_size: int, crop_size: int) ->
     new_width, new_height = (resize_size, new_long) if width <= height else (new_long, resize_size)
     top = round((new_height - crop_size) / 2.0)
     left = round((new_width - crop_size) / 2.0)
+    crop = (left, top, left + crop_size, top + crop_size)
     if (new_width, new_height) == (width, height):
-        return image.crop((left, top, left + crop_size, top + crop_size))
+        return image.crop(crop)
+    if new_long <= MAX_RESIZED_ASPECT * resize_size:
+        return image.resize((new_width, new_height), Image.Resampling.BILINEAR).crop(crop)
     sx, sy = width / new_width, height / new_height
     box = (left * sx, top * sy, (left + crop_size) * sx, (top + crop_size) * sy)
     return image.resize((crop_size, crop_size), Image.Resampling.BILINEAR, box=box)

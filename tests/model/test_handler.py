@@ -1,0 +1,208 @@
+"""``code/inference.py`` through the four toolkit functions, on the tiny model."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.model import images
+
+
+def run_handler(handler, body, content_type, accept="application/json"):
+    module = handler.module
+    data = module.input_fn(body, content_type)
+    prediction = module.predict_fn(data, handler.model)
+    return module.output_fn(prediction, accept)
+
+
+def decoded(handler, body: bytes) -> Image.Image:
+    """What the handler makes of the bytes before resizing: upright 8-bit RGB."""
+    module = handler.module
+    image = module.input_fn(body, "application/octet-stream")
+    return module._decode_rgb(image, handler.model.resize_size)
+
+
+def preprocessed(handler, body: bytes) -> np.ndarray:
+    image = handler.module.input_fn(body, "application/octet-stream")
+    return handler.module.preprocess(image, handler.model)
+
+
+@pytest.mark.parametrize("case", images.good_cases(), ids=lambda case: case.name)
+def test_every_accepted_format_gives_a_top5(handler, case):
+    body, content_type = run_handler(handler, case.body, case.content_type)
+    assert content_type == "application/json"
+    result = json.loads(body)
+    predictions = result["predictions"]
+    assert len(predictions) == 5
+    assert set(predictions[0]) == {"label", "index", "probability"}
+    probabilities = [p["probability"] for p in predictions]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(0 < p <= 1 for p in probabilities)
+    assert len({p["index"] for p in predictions}) == 5
+    assert all(p["label"] == f"class {p['index']}" for p in predictions)
+    assert result["model"] == {
+        "name": "mobilenet_v2",
+        "version": "tiny0000test",
+        "weights": "random",
+    }
+
+
+@pytest.mark.parametrize("case", images.bad_cases(), ids=lambda case: case.name)
+def test_every_bad_input_is_a_client_error(handler, case):
+    module = handler.module
+    with pytest.raises(module.RequestError) as raised:
+        run_handler(handler, case.body, case.content_type)
+    error = raised.value
+    assert isinstance(error, module.BaseInferenceToolkitError)
+    assert (error.status_code, error.code) == (case.status, case.code)
+    body = json.loads(error.message)
+    assert body == {"error": {"code": case.code, "message": error.detail}}
+    assert error.detail.endswith(".")
+    assert "\n" not in error.message, "the toolkit appends a traceback after the first line"
+    assert error.phrase
+    assert "\n" not in error.phrase
+
+
+@pytest.mark.parametrize("body", [None, bytearray(), memoryview(b"")])
+def test_empty_bodies_of_any_type(handler, body):
+    with pytest.raises(handler.module.RequestError, match="empty_body"):
+        handler.module.input_fn(body, "image/jpeg")
+
+
+def test_text_bodies_are_refused(handler):
+    # The toolkit decodes application/json and text/csv bodies to str before input_fn.
+    with pytest.raises(handler.module.RequestError, match="unsupported_content_type"):
+        handler.module.input_fn("aGVsbG8=", None)
+
+
+def test_bodies_arrive_as_bytearray_from_the_model_server(handler):
+    case = images.good_cases()[0]
+    body, _ = run_handler(handler, bytearray(case.body), "image/jpeg")
+    assert len(json.loads(body)["predictions"]) == 5
+
+
+@pytest.mark.parametrize(
+    "accept", [None, "*/*", "application/json", "text/html, application/*;q=0.8"]
+)
+def test_json_is_answered_to_compatible_accepts(handler, accept):
+    body, content_type = run_handler(handler, images.good_cases()[0].body, "image/jpeg", accept)
+    assert content_type == "application/json"
+    assert json.loads(body)["predictions"]
+
+
+def test_other_accepts_are_refused(handler):
+    with pytest.raises(handler.module.RequestError) as raised:
+        run_handler(handler, images.good_cases()[0].body, "image/jpeg", "text/csv")
+    assert (raised.value.status_code, raised.value.code) == (406, "unsupported_accept")
+
+
+def test_exif_orientation_is_applied(handler):
+    upright = decoded(handler, images.jpeg_with_orientation(6))
+    # Orientation 6 is "rotate 90 degrees clockwise to display": left (red) goes on top.
+    assert upright.size == (100, 200)
+    assert _close(upright.getpixel((50, 20)), images.RED)
+    assert _close(upright.getpixel((50, 180)), images.BLUE)
+    assert decoded(handler, images.jpeg_with_orientation(1)).size == (200, 100)
+
+
+def test_transparent_pixels_are_white(handler):
+    white = preprocessed(handler, images.encode(Image.new("RGB", (64, 48), images.WHITE), "PNG"))
+    np.testing.assert_array_equal(preprocessed(handler, images.transparent_rgba()), white)
+    np.testing.assert_array_equal(preprocessed(handler, images.palette_with_transparency()), white)
+
+
+def test_16bit_grayscale_is_scaled_not_clipped(handler):
+    assert decoded(handler, images.gray16(65_535)).getpixel((0, 0)) == images.WHITE
+    assert decoded(handler, images.gray16(32_896)).getpixel((0, 0)) == (128, 128, 128)
+    assert decoded(handler, images.gray16(0)).getpixel((0, 0)) == (0, 0, 0)
+
+
+def test_gif_uses_the_first_frame(handler):
+    assert _close(decoded(handler, images.animated_gif()).getpixel((10, 10)), images.RED)
+
+
+def test_cmyk_jpeg_keeps_its_colours(handler):
+    rgb = np.asarray(images.photo(), dtype=np.float32)
+    cmyk = np.asarray(decoded(handler, images.encode(images.photo().convert("CMYK"), "JPEG")))
+    assert np.abs(cmyk.astype(np.float32) - rgb).mean() < 6
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale(handler):
+    big = images.photo().resize((4000, 2660), Image.Resampling.BICUBIC)
+    body = images.encode(big, "JPEG", quality=90)
+    fast = decoded(handler, body)
+    # DCT scaling to 1/4 keeps at least twice the 232 px resize target.
+    assert fast.size == (1000, 665)
+    full = Image.open(io.BytesIO(body)).convert("RGB")
+    reference = handler.module.preprocess(full, handler.model)
+    assert np.abs(preprocessed(handler, body) - reference).mean() < 0.02
+
+
+def test_extreme_aspect_ratios_cost_no_more_than_a_square(handler):
+    strip = Image.new("RGB", (16_000, 40), images.BLUE)
+    batch = preprocessed(handler, images.encode(strip, "PNG"))
+    assert batch.shape == (1, 3, 224, 224)
+
+
+def test_toolkit_error_base_is_used_when_installed(tiny_model_dir: Path):
+    """With the toolkit importable, errors are its BaseInferenceToolkitError, so its
+    transformer answers them with their status instead of a 500."""
+    script = textwrap.dedent(
+        f"""
+        import sys, types
+        errors = types.ModuleType("sagemaker_inference.errors")
+        class BaseInferenceToolkitError(Exception):
+            def __init__(self, status_code, message, phrase):
+                self.status_code, self.message, self.phrase = status_code, message, phrase
+        errors.BaseInferenceToolkitError = BaseInferenceToolkitError
+        sys.modules["sagemaker_inference"] = types.ModuleType("sagemaker_inference")
+        sys.modules["sagemaker_inference.errors"] = errors
+        sys.path.insert(0, {str(tiny_model_dir / "code")!r})
+        import inference
+        assert issubclass(inference.RequestError, BaseInferenceToolkitError)
+        try:
+            inference.input_fn(b"", "image/png")
+        except BaseInferenceToolkitError as error:
+            print(error.status_code, error.message)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    status, body = result.stdout.strip().split(" ", 1)
+    assert status == "400"
+    assert json.loads(body)["error"]["code"] == "empty_body"
+
+
+def test_serving_never_imports_torch(tiny_model_dir: Path):
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from model.serve import create_app
+        from tests.model.asgi import TestClient
+        with TestClient(create_app(Path({str(tiny_model_dir)!r}))) as client:
+            jpeg = open({str(tiny_model_dir / "probe.jpg")!r}, "rb").read()
+            assert client.post("/invocations", content=jpeg).status_code == 200
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision"))
+        print(heavy)
+        """
+    )
+    (tiny_model_dir / "probe.jpg").write_bytes(images.good_cases()[0].body)
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def _close(pixel, expected, tolerance=30) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
