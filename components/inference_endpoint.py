@@ -1,0 +1,343 @@
+"""`InferenceEndpoint`: the model archive served by a SageMaker Serverless endpoint.
+
+Everything that depends on the model is named by its content version, so a new archive
+means a new object, model and endpoint config, and `EndpointRollout` moves the endpoint
+to it; the same archive twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.endpoint_rollout import EndpointRollout, EndpointRolloutArgs
+from components.model_archive import ModelArchive
+from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
+
+TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
+
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_MAX_CONCURRENCY = 200
+
+PYTORCH_INFERENCE_TAG = "2.6.0-cpu-py312"
+"""AWS Deep Learning Container tag; its SageMaker toolkit runs `code/inference.py`."""
+_DLC_ACCOUNT = "763104351884"
+_DLC_ACCOUNT_BY_REGION = {
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-south-2": "772153158452",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ca-west-1": "204538143572",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+    "eu-central-2": "380420809688",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+    "us-gov-east-1": "446045086412",
+    "us-gov-west-1": "442386744353",
+}
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"/(?P<repository>[a-z0-9._/-]+)(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def default_image_uri(region: str) -> str:
+    """The region's AWS PyTorch inference CPU image."""
+    account = _DLC_ACCOUNT_BY_REGION.get(region, _DLC_ACCOUNT)
+    suffix = ".cn" if region.startswith("cn-") else ""
+    registry = f"{account}.dkr.ecr.{region}.amazonaws.com{suffix}"
+    return f"{registry}/pytorch-inference:{PYTORCH_INFERENCE_TAG}"
+
+
+def ecr_repository_arn(image_uri: str, partition: str = "aws") -> str:
+    """The ECR repository an image lives in, for a pull permission on exactly that ARN."""
+    match = _ECR_IMAGE.match(image_uri)
+    if match is None:
+        raise ValueError(
+            f"image URI {image_uri!r} is not an ECR image "
+            "(ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG); SageMaker pulls only from ECR"
+        )
+    return (
+        f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
+    )
+
+
+def serverless_problems(
+    memory_mb: int, max_concurrency: int, provisioned_concurrency: int
+) -> dict[str, str]:
+    """What is wrong with a serverless config, by field; empty when it is valid."""
+    problems = {}
+    if memory_mb not in SERVERLESS_MEMORY_MB:
+        problems["memory_mb"] = (
+            f"memory {memory_mb} MB is not allowed: SageMaker Serverless takes 1024-6144 MB "
+            f"in 1024 MB steps ({', '.join(map(str, SERVERLESS_MEMORY_MB))})"
+        )
+    if not 1 <= max_concurrency <= SERVERLESS_MAX_CONCURRENCY:
+        problems["max_concurrency"] = (
+            f"max concurrency {max_concurrency} is out of range: "
+            f"it must be 1-{SERVERLESS_MAX_CONCURRENCY}"
+        )
+    if provisioned_concurrency < 0:
+        problems["provisioned_concurrency"] = (
+            f"provisioned concurrency {provisioned_concurrency} is negative: use 0 for none"
+        )
+    elif provisioned_concurrency > max_concurrency:
+        problems["provisioned_concurrency"] = (
+            f"provisioned concurrency {provisioned_concurrency} exceeds "
+            f"max concurrency {max_concurrency}"
+        )
+    return problems
+
+
+@dataclass(frozen=True)
+class ServerlessConfig:
+    """SageMaker Serverless capacity, validated on construction (plain values on purpose:
+    an invalid config must fail before any resource is created)."""
+
+    memory_mb: int = 2048
+    """Memory, which also sets the vCPUs; MobileNetV2 on ONNX Runtime fits in 2048."""
+    max_concurrency: int = 5
+    provisioned_concurrency: int = 0
+    """Instances kept warm (billed while idle); 0 means cold starts are accepted."""
+
+    def __post_init__(self) -> None:
+        problems = serverless_problems(
+            self.memory_mb, self.max_concurrency, self.provisioned_concurrency
+        )
+        if problems:
+            raise ValueError("; ".join(problems.values()))
+
+
+@dataclass
+class InferenceEndpointArgs:
+    """Names and validated capacity are plain values: they decide resource names before
+    anything is created. Everything else is a `pulumi.Input`."""
+
+    endpoint_name: str
+    region: str
+    archive: ModelArchive
+    """The archive to serve; its content version names the model and the config."""
+    serverless: ServerlessConfig = field(default_factory=ServerlessConfig)
+    image_uri: str | None = None
+    """Serving image; None means `default_image_uri(region)`."""
+    log_retention_days: pulumi.Input[int] = 30
+    rollout_timeout_seconds: pulumi.Input[int] = 3600
+    tags: pulumi.Input[Mapping[str, str]] | None = None
+
+
+def _short_hash(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:6]
+
+
+class InferenceEndpoint(pulumi.ComponentResource):
+    endpoint_name: pulumi.Output[str]
+    endpoint_arn: pulumi.Output[str]
+    endpoint_config_name: pulumi.Output[str]
+    model_name: pulumi.Output[str]
+    artifact_bucket: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: InferenceEndpointArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+        image_uri = args.image_uri or default_image_uri(args.region)
+        ecr_repository_arn(image_uri)  # refuse a non-ECR image before creating anything
+        repository_arn = partition.apply(lambda p: ecr_repository_arn(image_uri, p))
+
+        bucket = PrivateBucket(
+            f"{name}-artifacts",
+            # Holds only archives this stack uploads (and can upload again).
+            PrivateBucketArgs(force_destroy=True, tags=args.tags),
+            opts=child,
+        )
+        tls_only_bucket_policy(f"{name}-artifacts-policy", bucket, opts=child)
+        key = f"models/{args.archive.slug}/model.tar.gz"
+        artifact = aws.s3.BucketObjectv2(
+            f"{name}-model-archive",
+            bucket=bucket.name,
+            key=key,
+            source=pulumi.FileAsset(str(args.archive.path)),
+            content_type="application/gzip",
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
+        )
+        object_arn = pulumi.Output.concat(bucket.arn, "/", key)
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=account.apply(
+                lambda account_id: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                            }
+                        ],
+                    }
+                )
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-execution-policy",
+            role=role.id,
+            policy=pulumi.Output.all(object_arn, repository_arn, log_group.arn).apply(
+                lambda arns: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "ReadTheModelArchive",
+                                "Effect": "Allow",
+                                "Action": "s3:GetObject",
+                                "Resource": arns[0],
+                            },
+                            {
+                                "Sid": "PullTheServingImage",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "ecr:BatchCheckLayerAvailability",
+                                    "ecr:BatchGetImage",
+                                    "ecr:GetDownloadUrlForLayer",
+                                ],
+                                "Resource": arns[1],
+                            },
+                            {
+                                # GetAuthorizationToken has no resource-level permissions.
+                                "Sid": "LogInToEcr",
+                                "Effect": "Allow",
+                                "Action": "ecr:GetAuthorizationToken",
+                                "Resource": "*",
+                            },
+                            {
+                                "Sid": "WriteItsOwnLogs",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "logs:CreateLogStream",
+                                    "logs:DescribeLogStreams",
+                                    "logs:PutLogEvents",
+                                ],
+                                "Resource": f"{arns[2]}:*",
+                            },
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+
+        environment = {
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_REGION": args.region,
+            # One worker: a serverless instance's memory is for one copy of the model.
+            "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        }
+        prefix = args.endpoint_name[:40]
+        model_name = role.arn.apply(
+            lambda arn: (
+                f"{prefix}-{args.archive.slug}-{_short_hash(image_uri, environment, key, arn)}"
+            )
+        )
+        # Configs and models are retained by Pulumi: after a failed rollout the previous
+        # ones still serve, and Pulumi would delete them on the next run.
+        # EndpointRollout retires them once nothing uses them.
+        retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+        model = aws.sagemaker.Model(
+            f"{name}-model",
+            name=model_name,
+            execution_role_arn=role.arn,
+            primary_container={
+                "image": image_uri,
+                "model_data_url": pulumi.Output.concat("s3://", bucket.name, "/", artifact.key),
+                "environment": environment,
+            },
+            tags=args.tags,
+            opts=pulumi.ResourceOptions.merge(
+                retained, pulumi.ResourceOptions(depends_on=[role_policy])
+            ),
+        )
+        serverless = args.serverless
+        serverless_config: dict[str, int] = {
+            "memory_size_in_mb": serverless.memory_mb,
+            "max_concurrency": serverless.max_concurrency,
+        }
+        if serverless.provisioned_concurrency:
+            serverless_config["provisioned_concurrency"] = serverless.provisioned_concurrency
+        config = aws.sagemaker.EndpointConfiguration(
+            f"{name}-config",
+            name=model.name.apply(
+                lambda model_name: (
+                    f"{prefix}-{args.archive.slug}-{_short_hash(model_name, serverless_config)}"
+                )
+            ),
+            production_variants=[
+                {
+                    "variant_name": "AllTraffic",
+                    "model_name": model.name,
+                    "serverless_config": serverless_config,
+                }
+            ],
+            tags=args.tags,
+            opts=retained,
+        )
+        rollout = EndpointRollout(
+            f"{name}-endpoint",
+            EndpointRolloutArgs(
+                endpoint_name=args.endpoint_name,
+                endpoint_config_name=config.name,
+                region=args.region,
+                timeout_seconds=args.rollout_timeout_seconds,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]),
+        )
+
+        self.endpoint_name = rollout.endpoint_name
+        # SageMaker ARNs carry the name in lower case.
+        self.endpoint_arn = pulumi.Output.format(
+            "arn:{0}:sagemaker:{1}:{2}:endpoint/{3}",
+            partition,
+            args.region,
+            account,
+            args.endpoint_name.lower(),
+        )
+        self.endpoint_config_name = rollout.endpoint_config_name
+        self.model_name = model.name
+        self.artifact_bucket = bucket.name
+        self.register_outputs(
+            {
+                "endpoint_name": self.endpoint_name,
+                "endpoint_arn": self.endpoint_arn,
+                "endpoint_config_name": self.endpoint_config_name,
+                "model_name": self.model_name,
+                "artifact_bucket": self.artifact_bucket,
+            }
+        )

@@ -1,0 +1,62 @@
+"""The model archive built by `python -m model.package`, as the Pulumi program sees it.
+
+Only `metadata.json` is read (its `version` names every versioned resource, its `weights`
+is exported so an untrained model is visible in the stack outputs); the archive itself is
+uploaded as is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+BUILD_COMMAND = "python -m model.package --weights imagenet --out build/model.tar.gz"
+
+
+class ModelArchiveError(pulumi.RunError):
+    """The archive is missing or is not one `model.package` built; a one-line fix is given."""
+
+
+@dataclass(frozen=True)
+class ModelArchive:
+    path: Path
+    version: str
+    """Content version from `metadata.json`; a new model means a new version."""
+    weights: str
+    """`IMAGENET1K_V2`, `random` (untrained) or a file name."""
+
+    @property
+    def slug(self) -> str:
+        """The version as an AWS name fragment: lowercase letters, digits and dashes, 12 long."""
+        return (re.sub(r"[^a-z0-9]+", "-", self.version.lower()).strip("-") or "v")[:12]
+
+
+def read_model_archive(path: Path) -> ModelArchive:
+    if not path.is_file():
+        raise ModelArchiveError(
+            f"model archive {path} not found; build it first with `{BUILD_COMMAND}` "
+            "(or set modelArchive)"
+        )
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            member = archive.extractfile("metadata.json")
+            if member is None:
+                raise KeyError("metadata.json")
+            metadata = json.load(member)
+    except (tarfile.TarError, OSError, KeyError, ValueError) as error:
+        raise ModelArchiveError(
+            f"{path} is not a model archive with metadata.json ({error}); "
+            f"rebuild it with `{BUILD_COMMAND}`"
+        ) from error
+    version, weights = metadata.get("version"), metadata.get("weights")
+    if not isinstance(version, str) or not version or not isinstance(weights, str):
+        raise ModelArchiveError(
+            f"{path}: metadata.json lacks a string `version` and `weights`; "
+            f"rebuild it with `{BUILD_COMMAND}`"
+        )
+    return ModelArchive(path=path, version=version, weights=weights)

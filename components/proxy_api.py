@@ -1,0 +1,253 @@
+"""`ProxyApi`: the HTTP API (`POST /predict`) and the Lambda proxy in front of the endpoint.
+
+CORS is the API's job (see `components/cors.py`), throttling protects the endpoint's
+concurrency and the bill, and the Lambda may call exactly one endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cors import CorsPolicy
+
+TYPE = "image-classifier:proxy_api:ProxyApi"
+HANDLER = "proxy.handler.handler"
+ROUTE_KEY = "POST /predict"
+LAMBDA_MEMORY_MB = (128, 10240)
+LAMBDA_TIMEOUT_SECONDS = (1, 30)
+"""The HTTP API stops waiting after 30 s; a longer Lambda timeout would only burn money."""
+
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "responseLatency": "$context.responseLatency",
+        "integrationLatency": "$context.integrationLatency",
+        "integrationStatus": "$context.integrationStatus",
+        "integrationError": "$context.integrationErrorMessage",
+        "errorMessage": "$context.error.message",
+    },
+    separators=(",", ":"),
+)
+
+
+def execute_api_origin_pattern(region: str) -> str:
+    """Every HTTP API origin in the region: the most precise CSP `connect-src` possible
+    while the distribution must exist before the API (see `SiteConfigFile`)."""
+    suffix = ".cn" if region.startswith("cn-") else ""
+    return f"https://*.execute-api.{region}.amazonaws.com{suffix}"
+
+
+def lambda_code(source_dir: Path) -> pulumi.AssetArchive:
+    """The `proxy/` package itself at the root of the zip, so `proxy.handler.handler` and
+    `from proxy.x import y` resolve in Lambda exactly as in the tests. No bytecode caches:
+    they differ between machines and would change the zip on every `pulumi up`."""
+    if not (source_dir / "handler.py").is_file():
+        raise FileNotFoundError(f"{source_dir}/handler.py is missing: the proxy Lambda has no code")
+    package = source_dir.name
+    files = sorted(
+        path
+        for path in source_dir.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    return pulumi.AssetArchive(
+        {
+            f"{package}/{path.relative_to(source_dir).as_posix()}": pulumi.FileAsset(str(path))
+            for path in files
+        }
+    )
+
+
+@dataclass
+class ProxyApiArgs:
+    name_prefix: str
+    """Stack-unique prefix for the names AWS shows (log groups)."""
+    source_dir: Path
+    """The `proxy/` package."""
+    endpoint_name: pulumi.Input[str]
+    endpoint_arn: pulumi.Input[str]
+    allowed_origin: pulumi.Input[str]
+    """The site's origin (`https://dxxxx.cloudfront.net`): the only one CORS admits."""
+    memory_mb: pulumi.Input[int] = 256
+    timeout_seconds: pulumi.Input[int] = 30
+    throttle_rate_limit: pulumi.Input[float] = 10
+    """Steady requests per second on `POST /predict`."""
+    throttle_burst_limit: pulumi.Input[int] = 20
+    log_retention_days: pulumi.Input[int] = 30
+    log_level: pulumi.Input[str] = "INFO"
+    environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Extra Lambda environment (MAX_IMAGE_BYTES, REVIEW_THRESHOLD, ...)."""
+    tags: pulumi.Input[Mapping[str, str]] | None = None
+
+
+class ProxyApi(pulumi.ComponentResource):
+    api_url: pulumi.Output[str]
+    api_id: pulumi.Output[str]
+    function_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ProxyApiArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        function_logs = aws.cloudwatch.LogGroup(
+            f"{name}-function-logs",
+            name=f"/aws/lambda/{args.name_prefix}-proxy",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-function-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-function-policy",
+            role=role.id,
+            policy=pulumi.Output.all(args.endpoint_arn, function_logs.arn).apply(
+                lambda arns: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "InvokeTheEndpoint",
+                                "Effect": "Allow",
+                                "Action": "sagemaker:InvokeEndpoint",
+                                "Resource": arns[0],
+                            },
+                            {
+                                "Sid": "WriteItsOwnLogs",
+                                "Effect": "Allow",
+                                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                                "Resource": f"{arns[1]}:*",
+                            },
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+        function = aws.lambda_.Function(
+            f"{name}-function",
+            runtime="python3.12",
+            architectures=["arm64"],
+            handler=HANDLER,
+            code=lambda_code(args.source_dir),
+            role=role.arn,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_seconds,
+            environment={
+                "variables": {
+                    **args.environment,
+                    "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,
+                    "LOG_LEVEL": args.log_level,
+                }
+            },
+            logging_config={"log_format": "Text", "log_group": function_logs.name},
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+
+        api = aws.apigatewayv2.Api(
+            f"{name}-http-api",
+            protocol_type="HTTP",
+            description="POST /predict: image in, top-5 classes out",
+            cors_configuration=pulumi.Output.from_input(args.allowed_origin).apply(
+                lambda origin: self._cors(CorsPolicy(allow_origins=(origin,)))
+            ),
+            tags=args.tags,
+            opts=child,
+        )
+        integration = aws.apigatewayv2.Integration(
+            f"{name}-integration",
+            api_id=api.id,
+            integration_type="AWS_PROXY",
+            integration_method="POST",
+            integration_uri=function.invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=30000,
+            opts=child,
+        )
+        route = aws.apigatewayv2.Route(
+            f"{name}-predict-route",
+            api_id=api.id,
+            route_key=ROUTE_KEY,
+            target=pulumi.Output.concat("integrations/", integration.id),
+            opts=child,
+        )
+        access_logs = aws.cloudwatch.LogGroup(
+            f"{name}-access-logs",
+            name=f"/aws/apigateway/{args.name_prefix}-http-api",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child,
+        )
+        throttling = {
+            "throttling_rate_limit": args.throttle_rate_limit,
+            "throttling_burst_limit": args.throttle_burst_limit,
+        }
+        stage = aws.apigatewayv2.Stage(
+            f"{name}-default-stage",
+            api_id=api.id,
+            name="$default",
+            auto_deploy=True,
+            default_route_settings=throttling,
+            route_settings=[{"route_key": ROUTE_KEY, **throttling}],
+            access_log_settings={
+                "destination_arn": access_logs.arn,
+                "format": ACCESS_LOG_FORMAT,
+            },
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[route]),
+        )
+        aws.lambda_.Permission(
+            f"{name}-invoke-permission",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(api.execution_arn, "/*/POST/predict"),
+            opts=child,
+        )
+
+        # The $default stage is served at the API's root URL.
+        self.api_url = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])
+        self.api_id = api.id
+        self.function_name = function.name
+        self.register_outputs(
+            {"api_url": self.api_url, "api_id": self.api_id, "function_name": self.function_name}
+        )
+
+    @staticmethod
+    def _cors(policy: CorsPolicy) -> dict[str, object]:
+        return {
+            "allow_origins": list(policy.allow_origins),
+            "allow_methods": list(policy.allow_methods),
+            "allow_headers": list(policy.allow_headers),
+            "expose_headers": list(policy.expose_headers),
+            "max_age": policy.max_age_seconds,
+        }

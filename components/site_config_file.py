@@ -1,0 +1,67 @@
+"""`SiteConfigFile`: the site's `config.js`, rendered from stack outputs, published last.
+
+It is separate from `StaticSite` because it closes a cycle: the API's CORS origin is the
+distribution's domain, while `config.js` needs the API's URL. So the distribution comes
+first, the API second, and this file last; its CloudFront invalidation runs only when
+the rendered text changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config_invalidation import ConfigInvalidation, ConfigInvalidationArgs
+from components.config_js import SiteConfig, render_config_js
+
+TYPE = "image-classifier:site_config_file:SiteConfigFile"
+KEY = "config.js"
+
+
+@dataclass
+class SiteConfigFileArgs:
+    bucket_name: pulumi.Input[str]
+    distribution_id: pulumi.Input[str]
+    api_url: pulumi.Input[str]
+    environment: pulumi.Input[str]
+    model_version: pulumi.Input[str]
+    wait_for_invalidation: pulumi.Input[bool] = False
+
+
+class SiteConfigFile(pulumi.ComponentResource):
+    content: pulumi.Output[str]
+    """The text of `config.js` as uploaded."""
+
+    def __init__(
+        self, name: str, args: SiteConfigFileArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        self.content = pulumi.Output.all(args.api_url, args.environment, args.model_version).apply(
+            lambda values: render_config_js(SiteConfig(*values))
+        )
+        uploaded = aws.s3.BucketObjectv2(
+            f"{name}-object",
+            bucket=args.bucket_name,
+            key=KEY,
+            content=self.content,
+            content_type="text/javascript; charset=utf-8",
+            # Read on every page load: a stale copy would point the UI at an old API.
+            cache_control="no-store",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ConfigInvalidation(
+            f"{name}-invalidation",
+            ConfigInvalidationArgs(
+                distribution_id=args.distribution_id,
+                content_hash=self.content.apply(
+                    lambda text: hashlib.sha256(text.encode()).hexdigest()
+                ),
+                paths=[f"/{KEY}"],
+                wait=args.wait_for_invalidation,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[uploaded]),
+        )
+        self.register_outputs({"content": self.content})

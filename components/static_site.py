@@ -1,0 +1,229 @@
+"""`StaticSite`: the web UI in a private bucket behind CloudFront.
+
+Only this distribution can read the bucket (Origin Access Control, and a bucket policy
+conditioned on its ARN); viewers are sent to HTTPS and get HSTS, no-sniff, frame denial
+and a Content-Security-Policy. `config.js` is not part of the static files: it is
+rendered from stack outputs by `SiteConfigFile`, after the API exists.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
+
+TYPE = "image-classifier:static_site:StaticSite"
+CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+"""AWS managed cache policy: honours the objects' Cache-Control, compresses gzip and br."""
+PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+GENERATED_FILES = frozenset({"config.js"})
+"""Never uploaded from `site/`: `SiteConfigFile` writes them per stack."""
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def content_type(path: Path) -> str:
+    """The type browsers need (module scripts and `nosniff` refuse a wrong one)."""
+    known = CONTENT_TYPES.get(path.suffix.lower())
+    return known or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def site_files(site_dir: Path) -> list[Path]:
+    """Every file to upload, as paths relative to `site_dir`, in a stable order."""
+    return sorted(
+        path.relative_to(site_dir)
+        for path in site_dir.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
+        and path.relative_to(site_dir).as_posix() not in GENERATED_FILES
+    )
+
+
+def content_security_policy(connect_src: str) -> str:
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            # Previews of the chosen image are blob: or data: URLs.
+            "img-src 'self' data: blob:",
+            "font-src 'self'",
+            "manifest-src 'self'",
+            f"connect-src {connect_src}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        )
+    )
+
+
+@dataclass
+class StaticSiteArgs:
+    site_dir: Path
+    connect_src: pulumi.Input[str]
+    """CSP `connect-src`: where the page may send requests (the API's origin)."""
+    price_class: pulumi.Input[str] = "PriceClass_100"
+    html_cache_control: str = "no-cache"
+    """HTML revalidates on every visit, so a deployment shows up at once."""
+    asset_cache_control: str = "public, max-age=86400"
+    """Scripts, styles and images: a day. Their names carry no content hash, so a year
+    would pin old code in browsers."""
+    security_headers: bool = True
+    """Only an emulator test stack (moto has no response headers policies) turns this off;
+    doing so is logged as a warning."""
+    tags: pulumi.Input[Mapping[str, str]] | None = None
+
+
+class StaticSite(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    domain_name: pulumi.Output[str]
+    distribution_id: pulumi.Output[str]
+    bucket_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: StaticSiteArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = PrivateBucket(
+            f"{name}-bucket",
+            # Holds only files this stack uploads (and can upload again).
+            PrivateBucketArgs(force_destroy=True, tags=args.tags),
+            opts=child,
+        )
+        access_control = aws.cloudfront.OriginAccessControl(
+            f"{name}-oac",
+            description=f"{name}: CloudFront reads the site bucket with SigV4",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=child,
+        )
+        headers_policy_id: pulumi.Input[str] | None = None
+        if args.security_headers:
+            headers_policy_id = aws.cloudfront.ResponseHeadersPolicy(
+                f"{name}-security-headers",
+                comment=f"{name}: HSTS, nosniff, frame denial, CSP",
+                security_headers_config={
+                    "strict_transport_security": {
+                        "access_control_max_age_sec": 63072000,
+                        "include_subdomains": True,
+                        "override": True,
+                    },
+                    "content_type_options": {"override": True},
+                    "frame_options": {"frame_option": "DENY", "override": True},
+                    "referrer_policy": {
+                        "referrer_policy": "strict-origin-when-cross-origin",
+                        "override": True,
+                    },
+                    "content_security_policy": {
+                        "content_security_policy": pulumi.Output.from_input(args.connect_src).apply(
+                            content_security_policy
+                        ),
+                        "override": True,
+                    },
+                },
+                opts=child,
+            ).id
+        else:
+            pulumi.log.warn(
+                "StaticSite without its response headers policy: no HSTS, nosniff, frame "
+                "denial or CSP. Only emulator test stacks may do this; never a real stack.",
+                resource=self,
+            )
+        origin_id = "site-bucket"
+        distribution = aws.cloudfront.Distribution(
+            f"{name}-cdn",
+            comment=f"{name}: image classifier web UI",
+            enabled=True,
+            is_ipv6_enabled=True,
+            http_version="http2and3",
+            price_class=args.price_class,
+            default_root_object="index.html",
+            origins=[
+                {
+                    "origin_id": origin_id,
+                    "domain_name": bucket.regional_domain_name,
+                    "origin_access_control_id": access_control.id,
+                }
+            ],
+            default_cache_behavior={
+                "target_origin_id": origin_id,
+                "viewer_protocol_policy": "redirect-to-https",
+                "allowed_methods": ["GET", "HEAD"],
+                "cached_methods": ["GET", "HEAD"],
+                "compress": True,
+                "cache_policy_id": CACHING_OPTIMIZED_POLICY_ID,
+                "response_headers_policy_id": headers_policy_id,
+            },
+            restrictions={"geo_restriction": {"restriction_type": "none"}},
+            viewer_certificate={"cloudfront_default_certificate": True},
+            tags=args.tags,
+            opts=child,
+        )
+        tls_only_bucket_policy(
+            f"{name}-bucket-policy",
+            bucket,
+            grants=pulumi.Output.all(bucket.arn, distribution.arn).apply(
+                lambda arns: [
+                    {
+                        "Sid": "AllowThisDistributionOnly",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "cloudfront.amazonaws.com"},
+                        "Action": "s3:GetObject",
+                        "Resource": f"{arns[0]}/*",
+                        "Condition": {"StringEquals": {"AWS:SourceArn": arns[1]}},
+                    }
+                ]
+            ),
+            opts=child,
+        )
+        for relative in site_files(args.site_dir):
+            key = relative.as_posix()
+            aws.s3.BucketObjectv2(
+                f"{name}-file-{key}",
+                bucket=bucket.name,
+                key=key,
+                source=pulumi.FileAsset(str(args.site_dir / relative)),
+                content_type=content_type(relative),
+                cache_control=(
+                    args.html_cache_control
+                    if relative.suffix == ".html"
+                    else args.asset_cache_control
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
+            )
+
+        self.domain_name = distribution.domain_name
+        self.url = pulumi.Output.concat("https://", distribution.domain_name)
+        self.distribution_id = distribution.id
+        self.bucket_name = bucket.name
+        self.register_outputs(
+            {
+                "url": self.url,
+                "distribution_id": self.distribution_id,
+                "bucket_name": self.bucket_name,
+            }
+        )
