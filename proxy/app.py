@@ -20,9 +20,10 @@ from proxy.request import parse_upload, request_method
 from proxy.request_log import JsonLog
 from proxy.responses import error_response, json_response
 
-# Used when no Lambda context says how much time is left (e.g. a local runtime): the
-# HTTP API's integration timeout, 30 s, less a margin.
-DEFAULT_BUDGET_MS = 29_000
+# The HTTP API answers the client itself after 30 s, whatever the Lambda timeout: a request
+# never plans beyond this (less a margin for API Gateway's own work), and it is the budget
+# when no Lambda context says how much time is left.
+HTTP_API_BUDGET_MS = 29_000
 # Kept back from the deadline to build the response and write the log line.
 RESPONSE_RESERVE = 0.2
 
@@ -110,8 +111,8 @@ def _request_id(event: Any, context: Any) -> str:
 
 def _remaining_seconds(context: Any) -> float:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    milliseconds = remaining() if callable(remaining) else DEFAULT_BUDGET_MS
-    return milliseconds / 1000
+    milliseconds = remaining() if callable(remaining) else HTTP_API_BUDGET_MS
+    return min(milliseconds, HTTP_API_BUDGET_MS) / 1000
 
 
 def _level(status: int) -> str:

@@ -21,6 +21,16 @@ def photo(name: str) -> np.ndarray:
 
 
 def encoded(name: str, image_format: str = "JPEG", **options: object) -> bytes:
+    return encode(photo(name), image_format, **options)
+
+
+def encode(pixels: np.ndarray, image_format: str = "JPEG", **options: object) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(photo(name)).save(buffer, format=image_format, **options)
+    Image.fromarray(pixels).save(buffer, format=image_format, **options)
     return buffer.getvalue()
+
+
+def with_alpha(name: str) -> bytes:
+    """A PNG with a half-transparent alpha channel, as screenshots and stickers are."""
+    rgb = photo(name)
+    return encode(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)]), "PNG")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from proxy.app import DEFAULT_BUDGET_MS, RESPONSE_RESERVE
+from proxy.app import HTTP_API_BUDGET_MS, RESPONSE_RESERVE
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
     FakeClock,
@@ -177,4 +177,12 @@ def test_without_a_lambda_context_the_http_api_limit_is_the_budget(harness):
     harness.runtime.script = [client_error("ModelNotReadyException", 429)]
     response = harness.proxy().handle(http_event(encoded("chelsea")), None)
     assert response["statusCode"] == 503
-    assert harness.clock.now - 1000.0 <= DEFAULT_BUDGET_MS / 1000 - RESPONSE_RESERVE
+    assert harness.clock.now - 1000.0 <= HTTP_API_BUDGET_MS / 1000 - RESPONSE_RESERVE
+
+
+def test_a_lambda_timeout_above_the_http_apis_is_not_planned_for(harness):
+    harness.runtime.script = [client_error("ModelNotReadyException", 429)]
+    context = LambdaContext(harness.clock, timeout_ms=900_000)
+    response = harness.proxy(max_attempts=10).handle(http_event(encoded("chelsea")), context)
+    assert response["statusCode"] == 503
+    assert harness.clock.now - 1000.0 <= HTTP_API_BUDGET_MS / 1000 - RESPONSE_RESERVE

@@ -11,7 +11,7 @@ def test_defaults_need_only_the_endpoint_name():
         log_level="INFO",
         max_attempts=4,
         read_timeout=20.0,
-        connect_timeout=2.0,
+        connect_timeout=1.0,
     )
 
 

@@ -86,7 +86,7 @@ def test_a_short_lambda_budget_cuts_the_retries_short():
 
 
 def test_no_time_left_means_no_call_and_a_503():
-    response, runtime, _, _, record = run([prediction_payload()], timeout_ms=2_500)
+    response, runtime, _, _, record = run([prediction_payload()], timeout_ms=1_500)
     assert response["statusCode"] == 503
     assert response["headers"]["retry-after"] == "1"
     assert runtime.calls == []
