@@ -1,0 +1,223 @@
+"""Benchmark of the proxy Lambda: its own overhead per request and its cold start.
+
+    .venv/bin/python -m bench.proxy [--requests 3000] [--cold-runs 7]
+
+Overhead is everything the function does except the SageMaker round trip, for a 200 KB
+JPEG in a realistic HTTP API 2.0 event: validation, base64, sniffing, the call through the
+client, reading the model's JSON, the response and the log line. It is measured twice,
+through a bare fake client (the handler's own code) and through a real botocore client whose
+HTTP send is answered in-process (adding botocore's serialisation, SigV4 signing of the body
+and parsing). Cold start is a fresh interpreter importing the handler module, which validates
+the configuration and creates the client. The baseline, measured in the same run on the same
+inputs, is the naive reference proxy: decode base64, invoke, pass the JSON on.
+
+Target: overhead p50 < 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this file's folder would come first on sys.path and its name would hide
+# the `proxy` package it measures.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from botocore.awsrequest import AWSResponse  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from proxy.app import PredictProxy  # noqa: E402
+from proxy.clients import RuntimeClients  # noqa: E402
+from proxy.config import load_config  # noqa: E402
+from proxy.invocation import EndpointInvoker  # noqa: E402
+from proxy.request_log import JsonLog  # noqa: E402
+from tests.proxy.support import LambdaContext, http_event, prediction_payload  # noqa: E402
+
+TARGET_P50_MS = 2.0
+IMAGE_BYTES = 200 * 1024
+ENVIRONMENT = {
+    "SAGEMAKER_ENDPOINT_NAME": "image-classifier-bench",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+# The reference design's handler, verbatim in spirit: no validation, no retries, no logs.
+NAIVE_PROXY = """
+import base64, json, os
+import boto3
+runtime = boto3.client("sagemaker-runtime")
+
+def handler(event, context):
+    image = base64.b64decode(event["body"])
+    response = runtime.invoke_endpoint(
+        EndpointName=os.environ["SAGEMAKER_ENDPOINT_NAME"],
+        ContentType="application/x-image",
+        Body=image,
+    )
+    result = json.loads(response["Body"].read().decode("utf-8"))
+    return {"statusCode": 200, "body": json.dumps(result)}
+"""
+
+
+def photo_of_size(target: int) -> bytes:
+    """A real photo (scikit-image's astronaut) encoded as a JPEG of about `target` bytes."""
+    import skimage.data
+
+    image = Image.fromarray(np.asarray(skimage.data.astronaut())).resize((1024, 1024))
+    best = b""
+    for quality in range(50, 100):
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality)
+        if abs(buffer.tell() - target) < abs(len(best) - target):
+            best = buffer.getvalue()
+    return best
+
+
+class CannedRuntime:
+    """A `sagemaker-runtime` client (and client factory) that answers at once."""
+
+    def __init__(self, answer: bytes) -> None:
+        self._answer = answer
+
+    def __call__(self, _read_timeout: float) -> CannedRuntime:
+        return self
+
+    def invoke_endpoint(self, **_kwargs: Any) -> dict[str, Any]:
+        return {"Body": io.BytesIO(self._answer)}
+
+
+class _RawBody(io.BytesIO):
+    def stream(self, **_kwargs: Any) -> Any:
+        yield self.read()
+
+
+def botocore_runtime(answer: bytes) -> RuntimeClients:
+    """Real botocore clients whose HTTP send returns `answer` without a network."""
+    clients = RuntimeClients(read_timeout=20.0, connect_timeout=1.0)
+
+    def answer_send(request: Any, **_kwargs: Any) -> AWSResponse:
+        headers = {"Content-Type": "application/json", "x-amzn-RequestId": "bench"}
+        return AWSResponse(request.url, 200, headers, _RawBody(answer))
+
+    clients(20.0).meta.events.register("before-send.sagemaker-runtime", answer_send)
+    return clients
+
+
+def our_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    config = load_config(os.environ)
+    invoker = EndpointInvoker(
+        clients=runtime,
+        endpoint_name=config.endpoint_name,
+        max_attempts=config.max_attempts,
+        read_timeout=config.read_timeout,
+        connect_timeout=config.connect_timeout,
+    )
+    # Lambda ships stdout to CloudWatch; here the line is written and thrown away.
+    log = JsonLog(config.log_level, open(os.devnull, "w"))  # noqa: SIM115
+    return PredictProxy(config, invoker, log).handle
+
+
+def naive_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    namespace: dict[str, Any] = {}
+    exec(compile(NAIVE_PROXY, "naive_proxy", "exec"), namespace)
+    namespace["runtime"] = runtime(20.0)
+    return namespace["handler"]
+
+
+def latencies_ms(
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]], event: dict[str, Any], n: int
+) -> list[float]:
+    context = LambdaContext(time.monotonic)
+    for _ in range(max(50, n // 10)):
+        assert handler(event, context)["statusCode"] == 200
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        handler(event, context)
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return samples
+
+
+def cold_start_ms(code: str, runs: int) -> float:
+    """Median wall time, in a fresh interpreter each run, of executing `code` once."""
+    probe = (
+        "import time\n"
+        "start = time.perf_counter()\n"
+        f"exec({code!r})\n"
+        "print((time.perf_counter() - start) * 1000)\n"
+    )
+    env = {**os.environ, **ENVIRONMENT}
+    times = []
+    for _ in range(runs):
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        times.append(float(result.stdout.strip().splitlines()[-1]))
+    return statistics.median(times)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    return float(np.percentile(samples, q))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.proxy", description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--cold-runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    os.environ.update(ENVIRONMENT)
+
+    image = photo_of_size(IMAGE_BYTES)
+    event = http_event(image, "image/jpeg")
+    answer = prediction_payload()
+    print(f"proxy benchmark: {len(image) / 1024:.0f} KB JPEG in a payload 2.0 event")
+    print(f"{'':34}{'ours p50':>10}{'p95':>9}{'naive p50':>11}{'ratio':>8}")
+    ours_p50 = {}
+    for name, runtime in (
+        ("overhead, fake client", lambda: CannedRuntime(answer)),
+        ("overhead, botocore client", lambda: botocore_runtime(answer)),
+    ):
+        ours = latencies_ms(our_handler(runtime()), event, args.requests)
+        naive = latencies_ms(naive_handler(runtime()), event, args.requests)
+        p50, naive_p50 = percentile(ours, 50), percentile(naive, 50)
+        ours_p50[name] = p50
+        print(
+            f"{name:34}{p50:>8.3f}ms{percentile(ours, 95):>7.3f}ms"
+            f"{naive_p50:>9.3f}ms{p50 / naive_p50:>7.2f}x"
+        )
+
+    ours_cold = cold_start_ms("import proxy.handler", args.cold_runs)
+    naive_cold = cold_start_ms(NAIVE_PROXY, args.cold_runs)
+    modules_cold = cold_start_ms("import proxy.app", args.cold_runs)
+    print(
+        f"{'cold start (import + client)':34}{ours_cold:>8.1f}ms{'':9}"
+        f"{naive_cold:>9.1f}ms{ours_cold / naive_cold:>7.2f}x"
+    )
+    print(f"{'  of which proxy modules alone':34}{modules_cold:>8.1f}ms")
+    p50 = ours_p50["overhead, fake client"]
+    verdict = "met" if p50 < TARGET_P50_MS else "MISSED"
+    print(f"target: handler overhead p50 < {TARGET_P50_MS} ms: {verdict} ({p50:.3f} ms)")
+    return 0 if p50 < TARGET_P50_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
