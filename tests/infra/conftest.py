@@ -1,0 +1,308 @@
+"""Pulumi mocks for the infrastructure tests: `__main__.py` run in process, no engine.
+
+`pulumi.runtime.set_mocks` is called exactly once, when this file is imported, for
+project `image-classifier`, stack `dev`, not a preview (so every `apply` runs).
+
+Fixtures (stable: the policy and monitoring tests in this folder rely on them)
+
+- `dev_stack` (session): a `StackRun` of `__main__.py` with the dev stack's config,
+  i.e. the defaults declared in `Pulumi.yaml` overlaid by `Pulumi.dev.yaml`, and
+  `modelArchive` pointing at `synthetic_archive`.
+- `run_stack` (session): `run_stack(overrides: dict[str, str]) -> StackRun` runs the
+  program again with the dev config plus `overrides` (fully qualified keys, values as
+  the engine passes them: strings, JSON for lists). A failing program does not raise:
+  the exception is in `StackRun.error` and `StackRun.resources` holds what got
+  registered before it (nothing, for a config error).
+- `synthetic_archive` (session): a tiny `model.tar.gz` with the real layout
+  (`metadata.json` with `version` and `weights`, `model.onnx`, `code/`); no torch.
+
+`StackRun`
+- `.resources`: every resource registered, in order, as `RegisteredResource`:
+  `type` (token, e.g. `aws:s3/bucket:Bucket`, `image-classifier:static_site:StaticSite`,
+  `pulumi-python:dynamic/endpoint_rollout:EndpointRollout`), `name`, `urn`, `parent`
+  (the parent's URN), `id`, `custom` (False for components), `inputs` (as the
+  engine receives them: camelCase keys for provider resources, i.e. what a policy pack
+  sees) and `state` (inputs plus the ids, ARNs and domains the mocks computed).
+- `.outputs`: the resolved stack outputs (`site_url`, `api_url`, ...).
+- `.warnings`: messages the program logged with `pulumi.log.warn`.
+- `.error`: the exception the program raised, or None.
+- helpers: `.of_type(token)`, `.one(token, name=None)`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import runpy
+import tarfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import SETTINGS, get_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "image-classifier"
+STACK = "dev"
+ACCOUNT = "123456789012"
+REGION = yaml.safe_load((ROOT / f"Pulumi.{STACK}.yaml").read_text())["config"]["aws:region"]
+ARCHIVE_VERSION = "0123abcd4567"
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    """URN of the parent (the stack's own URN for top-level components)."""
+    id: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+
+
+@dataclass
+class StackRun:
+    resources: list[RegisteredResource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def of_type(self, token: str) -> list[RegisteredResource]:
+        return [resource for resource in self.resources if resource.type == token]
+
+    def one(self, token: str, name: str | None = None) -> RegisteredResource:
+        found = [r for r in self.of_type(token) if name is None or r.name == name]
+        assert len(found) == 1, f"expected one {token} {name or ''}, got {[r.name for r in found]}"
+        return found[0]
+
+
+def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> dict[str, Any]:
+    """What AWS would fill in: ids, ARNs, domains, in their real shapes."""
+    kind = args.typ.split(":")[-1]
+    arn_name = args.inputs.get("name", resource_id)
+    state: dict[str, Any] = {"arn": f"arn:aws:mock:{REGION}:{ACCOUNT}:{kind.lower()}/{arn_name}"}
+    if args.typ == "aws:s3/bucket:Bucket":
+        state |= {
+            "bucket": resource_id,
+            "arn": f"arn:aws:s3:::{resource_id}",
+            "bucketRegionalDomainName": f"{resource_id}.s3.{REGION}.amazonaws.com",
+        }
+    elif args.typ == "aws:cloudfront/distribution:Distribution":
+        state |= {
+            "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{resource_id}",
+            "domainName": "d111111abcdef8.cloudfront.net",
+        }
+    elif args.typ == "aws:apigatewayv2/api:Api":
+        state |= {
+            "apiEndpoint": f"https://{resource_id}.execute-api.{REGION}.amazonaws.com",
+            "executionArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{resource_id}",
+        }
+    elif args.typ == "aws:lambda/function:Function":
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{resource_id}"
+        state |= {
+            "name": resource_id,
+            "arn": arn,
+            "invokeArn": f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+            f"{arn}/invocations",
+        }
+    elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+        state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{arn_name}"
+    elif args.typ == "aws:iam/role:Role":
+        state |= {"name": resource_id, "arn": f"arn:aws:iam::{ACCOUNT}:role/{resource_id}"}
+    elif args.typ == "pulumi-python:dynamic/endpoint_rollout:EndpointRollout":
+        name = args.inputs["endpoint_name"]
+        state |= {
+            "endpoint_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
+            "endpoint_status": "InService",
+        }
+    elif args.typ == "pulumi-python:dynamic/config_invalidation:ConfigInvalidation":
+        state["invalidation_id"] = "I2J0I21PCUYOIK"
+    return state
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.registered: list[RegisteredResource] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        if args.typ == "aws:apigatewayv2/stage:Stage":
+            resource_id = args.inputs["name"]
+        elif args.typ == "aws:cloudfront/distribution:Distribution":
+            resource_id = "E111111ABCDEF8"
+        elif args.typ == "aws:apigatewayv2/api:Api":
+            resource_id = "a1b2c3d4e5"
+        else:
+            resource_id = args.inputs.get("name") or f"{args.name}-0a1b2c3"
+        state = {**args.inputs, **_computed_state(args, resource_id)}
+        request = _current.request
+        self.registered.append(
+            RegisteredResource(
+                type=args.typ,
+                name=args.name,
+                urn=MONITOR.make_urn(request.parent, args.typ, args.name),
+                parent=request.parent,
+                id=resource_id,
+                custom=bool(args.custom),
+                inputs=dict(args.inputs),
+                state=state,
+            )
+        )
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT,
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/ci",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT,
+            }
+        if args.token == "aws:index/getPartition:getPartition":
+            return {
+                "partition": "aws",
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+                "id": "aws",
+            }
+        return {}
+
+
+class RecordingMonitor(MockMonitor):
+    """Hands each registration request to `RecordingMocks` (for the parent's URN)."""
+
+    def RegisterResource(self, request: Any) -> Any:
+        _current.request = request
+        try:
+            return super().RegisterResource(request)
+        finally:
+            _current.request = None
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pulumi_aws announces its deprecated resource classes when its modules load.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_aws.*")
+
+
+_current = threading.local()
+MOCKS = RecordingMocks()
+MONITOR = RecordingMonitor(MOCKS)
+WARNINGS = _Warnings()
+_logger = logging.getLogger("tests.infra.pulumi")
+_logger.addHandler(WARNINGS)
+_logger.propagate = False
+pulumi.runtime.set_mocks(
+    MOCKS, project=PROJECT, stack=STACK, preview=False, logger=_logger, monitor=MONITOR
+)
+
+
+def _engine_value(value: Any) -> str:
+    """Config values the way the engine hands them to a Python program."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def stack_config(stack: str = STACK) -> dict[str, str]:
+    """`Pulumi.yaml` defaults overlaid by `Pulumi.<stack>.yaml`, fully qualified."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    config = {
+        f"{PROJECT}:{key}": _engine_value(spec["default"])
+        for key, spec in project.get("config", {}).items()
+        if "default" in spec
+    }
+    stack_file = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    for key, value in (stack_file.get("config") or {}).items():
+        qualified = key if ":" in key else f"{PROJECT}:{key}"
+        config[qualified] = _engine_value(value)
+    return config
+
+
+def run_program(config: dict[str, str]) -> StackRun:
+    """Run `__main__.py` once under the mocks with exactly `config`."""
+    start = len(MOCKS.registered)
+    WARNINGS.messages.clear()
+    pulumi.runtime.set_all_config(config)
+    root = get_root_resource()
+    root.outputs.clear()
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    run = StackRun(resources=[])
+    try:
+        _sync_await(
+            run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
+        )
+        run.outputs = {
+            name: _sync_await(pulumi.Output.from_input(value).future())
+            for name, value in root.outputs.items()
+        }
+    except Exception as error:
+        run.error = error
+    run.resources = MOCKS.registered[start:]
+    run.warnings = list(WARNINGS.messages)
+    return run
+
+
+def write_synthetic_archive(path: Path, version: str = ARCHIVE_VERSION, weights: str = "random"):
+    metadata = {
+        "name": "mobilenet_v2",
+        "version": version,
+        "weights": weights,
+        "labels": [f"class {index}" for index in range(1000)],
+        "preprocessing": {"resize": 256, "crop": 224},
+    }
+    entries = {
+        "model.onnx": b"not a real network",
+        "metadata.json": json.dumps(metadata).encode(),
+        "code/inference.py": b"def model_fn(model_dir):\n    return None\n",
+        "code/requirements.txt": b"onnxruntime\n",
+    }
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_archive(tmp_path_factory.mktemp("model") / "model.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def run_stack(synthetic_archive: Path) -> Callable[[dict[str, str]], StackRun]:
+    def run(overrides: dict[str, str] | None = None) -> StackRun:
+        config = stack_config() | {f"{PROJECT}:modelArchive": str(synthetic_archive)}
+        return run_program(config | (overrides or {}))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def dev_stack(run_stack: Callable[[dict[str, str]], StackRun]) -> StackRun:
+    run = run_stack({})
+    if run.error is not None:
+        raise run.error
+    return run

@@ -1,0 +1,470 @@
+"""The dev stack under Pulumi mocks: every property the stack promises, as registered."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from components.config_js import SiteConfig, render_config_js
+from components.inference_endpoint import default_image_uri
+from tests.infra.conftest import ACCOUNT, ARCHIVE_VERSION, PROJECT, REGION, ROOT
+
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def _for_bucket(stack, token, bucket):
+    return [r for r in stack.of_type(token) if r.inputs["bucket"] == bucket.id]
+
+
+def _statements(policy_json: str) -> list[dict]:
+    return json.loads(policy_json)["Statement"]
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _config_object(text: str) -> dict:
+    match = re.search(r"window\.APP_CONFIG = Object\.freeze\((\{.*\})\);", text, re.S)
+    assert match, text
+    return json.loads(match.group(1))
+
+
+# -- outputs and config.js ---------------------------------------------------------------
+
+
+def test_outputs_are_exported(dev_stack):
+    outputs = dev_stack.outputs
+    assert outputs["site_url"] == "https://d111111abcdef8.cloudfront.net"
+    assert outputs["api_url"] == f"https://a1b2c3d4e5.execute-api.{REGION}.amazonaws.com"
+    assert outputs["endpoint_name"] == f"{PROJECT}-dev"
+    assert outputs["model_version"] == ARCHIVE_VERSION
+    assert outputs["model_weights"] == "random"
+    assert {"api_id", "function_name", "distribution_id", "endpoint_config_name"} <= set(outputs)
+
+
+def test_config_js_is_rendered_from_the_outputs(dev_stack):
+    outputs = dev_stack.outputs
+    expected = render_config_js(SiteConfig(outputs["api_url"], "dev", outputs["model_version"]))
+    assert outputs["config_js"] == expected
+    assert _config_object(expected) == {
+        "apiUrl": outputs["api_url"],
+        "environment": "dev",
+        "modelVersion": ARCHIVE_VERSION,
+    }
+    uploaded = [r for r in dev_stack.of_type(OBJECT) if r.inputs["key"] == "config.js"]
+    assert len(uploaded) == 1
+    assert uploaded[0].inputs["content"] == expected
+    assert uploaded[0].inputs["cacheControl"] == "no-store"
+    assert uploaded[0].inputs["contentType"].startswith("text/javascript")
+    assert uploaded[0].inputs["bucket"] == outputs["site_bucket"]
+
+
+def test_config_js_invalidation_is_keyed_by_its_content(dev_stack):
+    invalidation = dev_stack.one("pulumi-python:dynamic/config_invalidation:ConfigInvalidation")
+    assert invalidation.inputs["paths"] == ["/config.js"]
+    assert invalidation.inputs["distribution_id"] == dev_stack.outputs["distribution_id"]
+    digest = hashlib.sha256(dev_stack.outputs["config_js"].encode()).hexdigest()
+    assert invalidation.inputs["content_hash"] == digest
+    assert invalidation.inputs["wait"] is False
+
+
+# -- buckets -------------------------------------------------------------------------------
+
+
+def test_there_are_two_private_buckets(dev_stack):
+    names = {bucket.id for bucket in dev_stack.of_type(BUCKET)}
+    assert names == {dev_stack.outputs["site_bucket"], dev_stack.outputs["artifact_bucket"]}
+
+
+@pytest.mark.parametrize("which", ["site_bucket", "artifact_bucket"])
+def test_bucket_is_private_encrypted_versioned_and_tls_only(dev_stack, which):
+    bucket = next(b for b in dev_stack.of_type(BUCKET) if b.id == dev_stack.outputs[which])
+    assert "acl" not in bucket.inputs
+    (block,) = _for_bucket(
+        dev_stack, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket
+    )
+    for flag in (
+        "blockPublicAcls",
+        "blockPublicPolicy",
+        "ignorePublicAcls",
+        "restrictPublicBuckets",
+    ):
+        assert block.inputs[flag] is True, flag
+    (ownership,) = _for_bucket(
+        dev_stack, "aws:s3/bucketOwnershipControls:BucketOwnershipControls", bucket
+    )
+    assert ownership.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    (encryption,) = _for_bucket(
+        dev_stack,
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        bucket,
+    )
+    default = encryption.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
+    assert default["sseAlgorithm"] == "AES256"
+    (versioning,) = _for_bucket(dev_stack, "aws:s3/bucketVersioning:BucketVersioning", bucket)
+    assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
+    (policy,) = _for_bucket(dev_stack, BUCKET_POLICY, bucket)
+    deny = [s for s in _statements(policy.inputs["policy"]) if s["Effect"] == "Deny"]
+    assert deny == [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket.state["arn"], f"{bucket.state['arn']}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+
+
+def test_site_bucket_admits_only_this_distribution(dev_stack):
+    bucket = next(b for b in dev_stack.of_type(BUCKET) if b.id == dev_stack.outputs["site_bucket"])
+    distribution = dev_stack.one(DISTRIBUTION)
+    (policy,) = _for_bucket(dev_stack, BUCKET_POLICY, bucket)
+    allows = [s for s in _statements(policy.inputs["policy"]) if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "AllowThisDistributionOnly",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": f"{bucket.state['arn']}/*",
+            "Condition": {"StringEquals": {"AWS:SourceArn": distribution.state["arn"]}},
+        }
+    ]
+
+
+def test_artifact_bucket_grants_nothing_beyond_tls_only(dev_stack):
+    bucket = next(
+        b for b in dev_stack.of_type(BUCKET) if b.id == dev_stack.outputs["artifact_bucket"]
+    )
+    (policy,) = _for_bucket(dev_stack, BUCKET_POLICY, bucket)
+    assert [s["Effect"] for s in _statements(policy.inputs["policy"])] == ["Deny"]
+
+
+# -- CloudFront ----------------------------------------------------------------------------
+
+
+def test_distribution_reads_the_bucket_through_origin_access_control(dev_stack):
+    distribution = dev_stack.one(DISTRIBUTION)
+    oac = dev_stack.one("aws:cloudfront/originAccessControl:OriginAccessControl")
+    assert oac.inputs["originAccessControlOriginType"] == "s3"
+    assert oac.inputs["signingBehavior"] == "always"
+    assert oac.inputs["signingProtocol"] == "sigv4"
+    (origin,) = distribution.inputs["origins"]
+    assert origin["originAccessControlId"] == oac.id
+    site_bucket = dev_stack.outputs["site_bucket"]
+    assert origin["domainName"] == f"{site_bucket}.s3.{REGION}.amazonaws.com"
+    assert "s3OriginConfig" not in origin
+    assert "customOriginConfig" not in origin
+
+
+def test_distribution_is_https_only_compressed_with_a_root_object(dev_stack):
+    distribution = dev_stack.one(DISTRIBUTION).inputs
+    behavior = distribution["defaultCacheBehavior"]
+    assert behavior["viewerProtocolPolicy"] == "redirect-to-https"
+    assert behavior["compress"] is True
+    assert behavior["allowedMethods"] == ["GET", "HEAD"]
+    assert distribution["defaultRootObject"] == "index.html"
+    assert distribution["viewerCertificate"] == {"cloudfrontDefaultCertificate": True}
+    assert distribution["priceClass"] == "PriceClass_100"
+    assert "orderedCacheBehaviors" not in distribution
+
+
+def test_security_headers_policy_is_attached(dev_stack):
+    headers = dev_stack.one(HEADERS_POLICY)
+    behavior = dev_stack.one(DISTRIBUTION).inputs["defaultCacheBehavior"]
+    assert behavior["responseHeadersPolicyId"] == headers.id
+    config = headers.inputs["securityHeadersConfig"]
+    hsts = config["strictTransportSecurity"]
+    assert hsts["accessControlMaxAgeSec"] >= 31536000
+    assert hsts["includeSubdomains"] is True
+    assert hsts["override"] is True
+    assert config["contentTypeOptions"]["override"] is True
+    assert config["frameOptions"] == {"frameOption": "DENY", "override": True}
+
+
+def test_content_security_policy_connects_only_to_the_api(dev_stack):
+    csp = dev_stack.one(HEADERS_POLICY).inputs["securityHeadersConfig"]["contentSecurityPolicy"]
+    assert csp["override"] is True
+    directives = dict(
+        part.strip().split(" ", 1) for part in csp["contentSecurityPolicy"].split(";")
+    )
+    assert directives["default-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    sources = directives["connect-src"].split()
+    api_origin = "https://" + urlsplit(dev_stack.outputs["api_url"]).netloc
+    assert any(fnmatch.fnmatch(api_origin, source) for source in sources)
+    # Nothing broader than this region's HTTP APIs: not *, not https:, not another service.
+    assert sources == [f"https://*.execute-api.{REGION}.amazonaws.com"]
+
+
+def test_every_site_file_is_uploaded_with_its_type_and_cache_policy(dev_stack):
+    site_dir = ROOT / "site"
+    expected = {
+        path.relative_to(site_dir).as_posix()
+        for path in site_dir.rglob("*")
+        if path.is_file() and path.name != "config.js" and "__pycache__" not in path.parts
+    }
+    uploaded = {
+        r.inputs["key"]: r.inputs
+        for r in dev_stack.of_type(OBJECT)
+        if r.inputs["bucket"] == dev_stack.outputs["site_bucket"] and r.inputs["key"] != "config.js"
+    }
+    assert set(uploaded) == expected
+    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+    for key, inputs in uploaded.items():
+        suffix = Path(key).suffix
+        if suffix in types:
+            assert inputs["contentType"].startswith(types[suffix]), key
+        assert Path(inputs["source"].path) == site_dir / key
+        if suffix == ".html":
+            assert inputs["cacheControl"] == "no-cache"
+        else:
+            assert re.fullmatch(r"public, max-age=\d{5,}", inputs["cacheControl"]), key
+
+
+# -- API and Lambda ------------------------------------------------------------------------
+
+
+def test_cors_admits_only_the_site_origin(dev_stack):
+    cors = dev_stack.one("aws:apigatewayv2/api:Api").inputs["corsConfiguration"]
+    assert cors["allowOrigins"] == [dev_stack.outputs["site_url"]]
+    assert cors["allowMethods"] == ["POST"]
+    assert cors["allowHeaders"] == ["content-type"]
+    assert set(cors["exposeHeaders"]) == {"retry-after", "x-request-id"}
+    assert not cors.get("allowCredentials")
+
+
+def test_stage_throttles_and_writes_json_access_logs(dev_stack):
+    stage = dev_stack.one("aws:apigatewayv2/stage:Stage").inputs
+    assert stage["name"] == "$default"
+    assert stage["autoDeploy"] is True
+    assert stage["defaultRouteSettings"]["throttlingRateLimit"] == 5
+    assert stage["defaultRouteSettings"]["throttlingBurstLimit"] == 10
+    (route,) = stage["routeSettings"]
+    assert route == {
+        "routeKey": "POST /predict",
+        "throttlingRateLimit": 5,
+        "throttlingBurstLimit": 10,
+    }
+    access_logs = dev_stack.one(LOG_GROUP, "api-access-logs")
+    assert stage["accessLogSettings"]["destinationArn"] == access_logs.state["arn"]
+    log_format = json.loads(stage["accessLogSettings"]["format"])
+    assert log_format["requestId"] == "$context.requestId"
+    assert log_format["status"] == "$context.status"
+
+
+def test_predict_route_uses_a_payload_v2_lambda_proxy(dev_stack):
+    function = dev_stack.one("aws:lambda/function:Function")
+    integration = dev_stack.one("aws:apigatewayv2/integration:Integration").inputs
+    assert integration["integrationType"] == "AWS_PROXY"
+    assert integration["payloadFormatVersion"] == "2.0"
+    assert integration["integrationUri"] == function.state["invokeArn"]
+    route = dev_stack.one("aws:apigatewayv2/route:Route").inputs
+    assert route["routeKey"] == "POST /predict"
+    assert (
+        route["target"]
+        == f"integrations/{dev_stack.one('aws:apigatewayv2/integration:Integration').id}"
+    )
+    assert len(dev_stack.of_type("aws:apigatewayv2/route:Route")) == 1
+
+
+def test_lambda_permission_is_scoped_to_this_api(dev_stack):
+    permission = dev_stack.one("aws:lambda/permission:Permission").inputs
+    api = dev_stack.one("aws:apigatewayv2/api:Api")
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["action"] == "lambda:InvokeFunction"
+    assert permission["sourceArn"] == f"{api.state['executionArn']}/*/POST/predict"
+
+
+def test_lambda_runs_the_proxy_package(dev_stack):
+    function = dev_stack.one("aws:lambda/function:Function").inputs
+    assert function["runtime"] == "python3.12"
+    assert function["handler"] == "proxy.handler.handler"
+    assert function["memorySize"] == 256
+    assert function["timeout"] == 30
+    variables = function["environment"]["variables"]
+    assert variables["SAGEMAKER_ENDPOINT_NAME"] == dev_stack.outputs["endpoint_name"]
+    assert variables["LOG_LEVEL"] == "DEBUG"
+    function_logs = dev_stack.one(LOG_GROUP, "api-function-logs")
+    assert function["loggingConfig"]["logGroup"] == function_logs.inputs["name"]
+    members = set(function["code"].assets)
+    assert "proxy/handler.py" in members
+    assert all(member.startswith("proxy/") for member in members)
+    assert not any("__pycache__" in member or member.endswith(".pyc") for member in members)
+    sources = {
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "proxy").rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert sources <= members
+
+
+def test_every_log_group_has_the_configured_retention(dev_stack):
+    groups = dev_stack.of_type(LOG_GROUP)
+    assert {g.inputs["name"] for g in groups} == {
+        f"/aws/sagemaker/Endpoints/{PROJECT}-dev",
+        f"/aws/lambda/{PROJECT}-dev-proxy",
+        f"/aws/apigateway/{PROJECT}-dev-http-api",
+    }
+    assert all(g.inputs["retentionInDays"] == 14 for g in groups)
+
+
+# -- IAM -----------------------------------------------------------------------------------
+
+
+def _role_policy(stack, name):
+    return _statements(stack.one(ROLE_POLICY, name).inputs["policy"])
+
+
+def test_no_wildcard_actions_and_no_wildcard_resources_where_an_arn_exists(dev_stack):
+    for policy in dev_stack.of_type(ROLE_POLICY):
+        for statement in _statements(policy.inputs["policy"]):
+            actions = _listed(statement["Action"])
+            assert not any(a == "*" or a.endswith(":*") for a in actions), policy.name
+            if "*" in _listed(statement["Resource"]):
+                # The one action AWS offers no resource-level permission for.
+                assert actions == ["ecr:GetAuthorizationToken"], (policy.name, statement)
+
+
+def test_no_managed_or_attached_policies(dev_stack):
+    assert not dev_stack.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    assert not dev_stack.of_type("aws:iam/policyAttachment:PolicyAttachment")
+    for role in dev_stack.of_type("aws:iam/role:Role"):
+        assert not role.inputs.get("managedPolicyArns"), role.name
+
+
+def test_proxy_may_invoke_exactly_its_endpoint_and_write_its_logs(dev_stack):
+    endpoint_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{PROJECT}-dev"
+    logs = dev_stack.one(LOG_GROUP, "api-function-logs").state["arn"]
+    statements = _role_policy(dev_stack, "api-function-policy")
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        ("sagemaker:InvokeEndpoint", endpoint_arn),
+        (["logs:CreateLogStream", "logs:PutLogEvents"], f"{logs}:*"),
+    ]
+    trust = json.loads(
+        dev_stack.one("aws:iam/role:Role", "api-function-role").inputs["assumeRolePolicy"]
+    )
+    assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+
+def test_endpoint_role_reads_exactly_its_archive_pulls_its_image_writes_its_logs(dev_stack):
+    statements = {s["Sid"]: s for s in _role_policy(dev_stack, "model-execution-policy")}
+    artifacts = dev_stack.outputs["artifact_bucket"]
+    assert statements["ReadTheModelArchive"]["Action"] == "s3:GetObject"
+    assert statements["ReadTheModelArchive"]["Resource"] == (
+        f"arn:aws:s3:::{artifacts}/models/{ARCHIVE_VERSION}/model.tar.gz"
+    )
+    assert statements["PullTheServingImage"]["Resource"] == (
+        f"arn:aws:ecr:{REGION}:763104351884:repository/pytorch-inference"
+    )
+    logs = dev_stack.one(LOG_GROUP, "model-logs").state["arn"]
+    assert statements["WriteItsOwnLogs"]["Resource"] == f"{logs}:*"
+    trust = json.loads(
+        dev_stack.one("aws:iam/role:Role", "model-execution").inputs["assumeRolePolicy"]
+    )
+    (assume,) = trust["Statement"]
+    assert assume["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert assume["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+
+
+# -- SageMaker -----------------------------------------------------------------------------
+
+
+def test_archive_is_uploaded_under_its_content_version(dev_stack, synthetic_archive):
+    (archive,) = [
+        r
+        for r in dev_stack.of_type(OBJECT)
+        if r.inputs["bucket"] == dev_stack.outputs["artifact_bucket"]
+    ]
+    assert archive.inputs["key"] == f"models/{ARCHIVE_VERSION}/model.tar.gz"
+    assert Path(archive.inputs["source"].path) == synthetic_archive
+
+
+def test_model_serves_the_archive_with_the_pytorch_inference_image(dev_stack):
+    model = dev_stack.one("aws:sagemaker/model:Model")
+    container = model.inputs["primaryContainer"]
+    assert container["image"] == default_image_uri(REGION)
+    assert container["image"].startswith(
+        f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-inference:"
+    )
+    artifacts = dev_stack.outputs["artifact_bucket"]
+    assert container["modelDataUrl"] == f"s3://{artifacts}/models/{ARCHIVE_VERSION}/model.tar.gz"
+    assert container["environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    role = dev_stack.one("aws:iam/role:Role", "model-execution")
+    assert model.inputs["executionRoleArn"] == role.state["arn"]
+    assert ARCHIVE_VERSION in model.inputs["name"]
+
+
+def test_endpoint_config_is_serverless_from_config_and_named_by_version(dev_stack):
+    config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    (variant,) = config.inputs["productionVariants"]
+    assert variant["serverlessConfig"] == {"memorySizeInMb": 2048, "maxConcurrency": 2}
+    assert variant["modelName"] == dev_stack.one("aws:sagemaker/model:Model").inputs["name"]
+    assert config.inputs["name"].startswith(f"{PROJECT}-dev-{ARCHIVE_VERSION}-")
+    assert len(config.inputs["name"]) <= 63
+
+
+def test_endpoint_is_rolled_out_by_the_dynamic_provider(dev_stack):
+    rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
+    config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert rollout.inputs["endpoint_name"] == f"{PROJECT}-dev"
+    assert rollout.inputs["endpoint_config_name"] == config.inputs["name"]
+    assert rollout.inputs["region"] == REGION
+    assert rollout.inputs["timeout_seconds"] == 3600
+    assert rollout.inputs["version"]
+    assert not dev_stack.of_type("aws:sagemaker/endpoint:Endpoint")
+
+
+# -- structure -----------------------------------------------------------------------------
+
+
+def test_components_have_project_type_tokens_and_own_every_resource(dev_stack):
+    components = [r for r in dev_stack.resources if not r.custom]
+    assert {r.type for r in components} == {
+        "image-classifier:inference_endpoint:InferenceEndpoint",
+        "image-classifier:static_site:StaticSite",
+        "image-classifier:proxy_api:ProxyApi",
+        "image-classifier:site_config_file:SiteConfigFile",
+        "image-classifier:private_bucket:PrivateBucket",
+    }
+    for component in components:
+        _, module, _ = component.type.split(":")
+        assert (ROOT / "components" / f"{module}.py").is_file(), component.type
+    component_urns = {r.urn for r in components}
+    for resource in dev_stack.resources:
+        if resource.custom:
+            assert resource.parent in component_urns, f"{resource.type} {resource.name}"
+
+
+def test_prod_stack_keeps_a_warm_instance_and_waits_for_invalidations(run_stack):
+    from tests.infra.conftest import stack_config
+
+    prod = run_stack(stack_config("prod"))
+    assert prod.error is None, prod.error
+    config = prod.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert config.inputs["productionVariants"][0]["serverlessConfig"] == {
+        "memorySizeInMb": 3072,
+        "maxConcurrency": 20,
+        "provisionedConcurrency": 1,
+    }
+    invalidation = prod.one("pulumi-python:dynamic/config_invalidation:ConfigInvalidation")
+    assert invalidation.inputs["wait"] is True
+    assert prod.one(DISTRIBUTION).inputs["priceClass"] == "PriceClass_All"
+    assert all(g.inputs["retentionInDays"] == 90 for g in prod.of_type(LOG_GROUP))
+    assert not prod.warnings
