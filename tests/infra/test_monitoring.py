@@ -1,0 +1,248 @@
+"""`Monitoring` under the shared Pulumi mocks: alarms, topic, email, dashboard, outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.monitoring import TYPE, Monitoring, MonitoringArgs
+from policy import rules
+from tests.infra.conftest import MOCKS, RegisteredResource
+from tests.policy.harness import Resource, violations
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TOPIC = "aws:sns/topic:Topic"
+SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+
+API = {"ApiId": "a1b2c3d4e5", "Stage": "$default"}
+FUNCTION = {"FunctionName": "image-classifier-dev-proxy"}
+ENDPOINT = {"EndpointName": "image-classifier-dev", "VariantName": "AllTraffic"}
+
+
+def args(**overrides: Any) -> MonitoringArgs:
+    values: dict[str, Any] = {
+        "api_id": API["ApiId"],
+        "function_name": FUNCTION["FunctionName"],
+        "endpoint_name": ENDPOINT["EndpointName"],
+        "region": "eu-west-1",
+    }
+    return MonitoringArgs(**(values | overrides))
+
+
+class Deployed:
+    """One Monitoring registered under the mocks, with its resources and outputs."""
+
+    def __init__(self, build: Callable[[], Monitoring]) -> None:
+        start = len(MOCKS.registered)
+        built: list[Monitoring] = []
+        _sync_await(run_pulumi_func(lambda: built.append(build())))
+        self.component = built[0]
+        self.resources: list[RegisteredResource] = MOCKS.registered[start:]
+        self.alarm_topic_arn = self.resolve(self.component.alarm_topic_arn)
+        self.dashboard_name = self.resolve(self.component.dashboard_name)
+
+    @staticmethod
+    def resolve(output: pulumi.Output[Any]) -> Any:
+        return _sync_await(output.future())
+
+    def of_type(self, token: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.type == token]
+
+    def alarm(self, key: str) -> dict[str, Any]:
+        (found,) = [r for r in self.of_type(ALARM) if r.name.endswith(f"-{key}")]
+        return found.inputs
+
+    @property
+    def dashboard(self) -> dict[str, Any]:
+        (board,) = self.of_type(DASHBOARD)
+        return json.loads(board.inputs["dashboardBody"])
+
+
+@pytest.fixture(scope="module")
+def monitoring() -> Deployed:
+    return Deployed(lambda: Monitoring("monitoring", args(alarm_email="ops@example.com")))
+
+
+def test_component_type_and_children(monitoring: Deployed):
+    (component,) = [r for r in monitoring.resources if r.type == TYPE]
+    assert TYPE == "image-classifier:monitoring:Monitoring"
+    children = [r for r in monitoring.resources if r is not component]
+    assert children
+    assert {r.parent for r in children} == {component.urn}
+
+
+def test_seven_alarms_watch_the_request_path(monitoring: Deployed):
+    expected = {
+        "api-latency-p95": ("AWS/ApiGateway", "Latency", API),
+        "lambda-errors": ("AWS/Lambda", "Errors", FUNCTION),
+        "lambda-throttles": ("AWS/Lambda", "Throttles", FUNCTION),
+        "endpoint-5xx": ("AWS/SageMaker", "Invocation5XXErrors", ENDPOINT),
+        "model-latency-p95": ("AWS/SageMaker", "ModelLatency", ENDPOINT),
+        "model-setup-time": ("AWS/SageMaker", "ModelSetupTime", ENDPOINT),
+    }
+    assert len(monitoring.of_type(ALARM)) == len(expected) + 1  # + the API 5XX rate
+    for key, (namespace, metric, dimensions) in expected.items():
+        alarm = monitoring.alarm(key)
+        assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (
+            namespace,
+            metric,
+            dimensions,
+        ), key
+        assert alarm["period"] == 300
+
+
+def test_every_alarm_notifies_the_topic_and_ignores_silence(monitoring: Deployed):
+    for alarm in monitoring.of_type(ALARM):
+        assert alarm.inputs["alarmActions"] == [monitoring.alarm_topic_arn]
+        assert alarm.inputs["okActions"] == [monitoring.alarm_topic_arn]
+        assert alarm.inputs["treatMissingData"] == "notBreaching"
+        assert "docs/operations.md#" in alarm.inputs["alarmDescription"]
+
+
+def test_api_5xx_alarm_is_a_rate_of_enough_requests(monitoring: Deployed):
+    alarm = monitoring.alarm("api-5xx-rate")
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert queries["errors"]["metric"]["metricName"] == "5xx"
+    assert queries["requests"]["metric"]["metricName"] == "Count"
+    for query_id in ("errors", "requests"):
+        metric = queries[query_id]["metric"]
+        assert (metric["namespace"], metric["dimensions"], metric["stat"]) == (
+            "AWS/ApiGateway",
+            API,
+            "Sum",
+        )
+        assert queries[query_id]["returnData"] is False
+    assert queries["rate"]["expression"] == "IF(requests >= 10, 100 * errors / requests, 0)"
+    assert queries["rate"]["returnData"] is True
+    assert alarm["threshold"] == 1.0
+    assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+    assert "period" not in alarm  # periods belong to the metric queries
+
+
+def test_latency_thresholds_use_each_metrics_unit(monitoring: Deployed):
+    api_latency = monitoring.alarm("api-latency-p95")
+    assert (api_latency["extendedStatistic"], api_latency["threshold"]) == ("p95", 3000)
+    assert (api_latency["evaluationPeriods"], api_latency["datapointsToAlarm"]) == (3, 2)
+    # SageMaker reports microseconds.
+    model_latency = monitoring.alarm("model-latency-p95")
+    assert (model_latency["extendedStatistic"], model_latency["threshold"]) == ("p95", 1_000_000)
+    setup = monitoring.alarm("model-setup-time")
+    assert (setup["statistic"], setup["threshold"]) == ("Maximum", 25_000_000)
+    for key in ("lambda-errors", "lambda-throttles", "endpoint-5xx"):
+        alarm = monitoring.alarm(key)
+        assert (alarm["statistic"], alarm["threshold"]) == ("Sum", 1)
+        assert alarm["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_email_subscription(monitoring: Deployed):
+    (subscription,) = monitoring.of_type(SUBSCRIPTION)
+    assert subscription.inputs == {
+        "topic": monitoring.alarm_topic_arn,
+        "protocol": "email",
+        "endpoint": "ops@example.com",
+    }
+    assert len(monitoring.of_type(TOPIC)) == 1
+
+
+@pytest.mark.parametrize("email", [None, ""])
+def test_no_email_no_subscription(email):
+    deployed = Deployed(lambda: Monitoring(f"quiet-{email!r}", args(alarm_email=email)))
+    assert deployed.of_type(SUBSCRIPTION) == []
+    assert len(deployed.of_type(TOPIC)) == 1
+
+
+def test_dashboard_follows_the_request_and_lists_the_alarms(monitoring: Deployed):
+    assert monitoring.dashboard_name == "image-classifier-dev-monitoring"
+    widgets = monitoring.dashboard["widgets"]
+    (alarms,) = [w for w in widgets if w["type"] == "alarm"]
+    alarm_arns = {a.state["arn"] for a in monitoring.of_type(ALARM)}
+    assert set(alarms["properties"]["alarms"]) == alarm_arns
+    graphs = [w for w in widgets if w["type"] == "metric"]
+    assert {w["properties"]["region"] for w in graphs} == {"eu-west-1"}
+    plotted = {(row[0], row[1]) for w in graphs for row in w["properties"]["metrics"]}
+    for watched in (
+        ("AWS/ApiGateway", "5xx"),
+        ("AWS/ApiGateway", "Latency"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/SageMaker", "Invocation5XXErrors"),
+        ("AWS/SageMaker", "ModelLatency"),
+        ("AWS/SageMaker", "ModelSetupTime"),
+    ):
+        assert watched in plotted
+    # Widgets never overlap on CloudWatch's 24-column grid.
+    cells = set()
+    for w in widgets:
+        assert w["x"] + w["width"] <= 24
+        area = {
+            (x, y)
+            for x in range(w["x"], w["x"] + w["width"])
+            for y in range(w["y"], w["y"] + w["height"])
+        }
+        assert not cells & area
+        cells |= area
+
+
+def test_thresholds_are_configurable():
+    deployed = Deployed(
+        lambda: Monitoring(
+            "tuned",
+            args(
+                api_stage="prod",
+                variant_name="Blue",
+                period_seconds=60,
+                api_5xx_rate_percent=5,
+                api_5xx_min_requests=50,
+                api_latency_p95_ms=800,
+                model_latency_p95_ms=250,
+                model_setup_time_ms=10_000,
+                lambda_errors=3,
+                tags={"team": "ml"},
+            ),
+        )
+    )
+    assert deployed.alarm("api-latency-p95")["threshold"] == 800
+    assert deployed.alarm("api-latency-p95")["dimensions"]["Stage"] == "prod"
+    assert deployed.alarm("model-latency-p95")["threshold"] == 250_000
+    assert deployed.alarm("model-setup-time")["threshold"] == 10_000_000
+    assert deployed.alarm("endpoint-5xx")["dimensions"]["VariantName"] == "Blue"
+    assert deployed.alarm("lambda-errors")["threshold"] == 3
+    assert deployed.alarm("lambda-errors")["period"] == 60
+    rate = deployed.alarm("api-5xx-rate")
+    assert rate["threshold"] == 5
+    assert "requests >= 50" in rate["metricQueries"][2]["expression"]
+    assert {a.inputs["tags"]["team"] for a in deployed.of_type(ALARM)} == {"ml"}
+
+
+def test_region_can_be_left_to_the_provider():
+    """Without `region` the widgets use the provider's region (aws:index/getRegion)."""
+    deployed = Deployed(lambda: Monitoring("regionless", args(region=None)))
+    assert deployed.dashboard["widgets"][1]["properties"]["title"] == "API requests and errors"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"period_seconds": 90}, "period_seconds must be a positive multiple of 60"),
+        ({"api_5xx_rate_percent": 0}, "api_5xx_rate_percent must be within (0, 100]"),
+        ({"api_latency_p95_ms": -1}, "api_latency_p95_ms must be positive"),
+        ({"lambda_errors": 0}, "lambda_errors must be at least 1"),
+        ({"alarm_email": "ops at example"}, "alarm_email is not an email address"),
+    ],
+)
+def test_invalid_args_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("]", r"\]")):
+        args(**overrides)
+
+
+def test_monitoring_resources_satisfy_the_policy_pack(monitoring: Deployed):
+    resources = [Resource(r.type, r.name, r.inputs) for r in monitoring.resources if r.custom]
+    for policy in rules.POLICIES:
+        assert violations(policy, resources) == [], policy.name
