@@ -215,7 +215,7 @@ pulumi.runtime.set_mocks(
 )
 
 
-def _engine_value(value: Any) -> str:
+def engine_value(value: Any) -> str:
     """Config values the way the engine hands them to a Python program."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -228,14 +228,14 @@ def stack_config(stack: str = STACK) -> dict[str, str]:
     """`Pulumi.yaml` defaults overlaid by `Pulumi.<stack>.yaml`, fully qualified."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     config = {
-        f"{PROJECT}:{key}": _engine_value(spec["default"])
+        f"{PROJECT}:{key}": engine_value(spec["default"])
         for key, spec in project.get("config", {}).items()
         if "default" in spec
     }
     stack_file = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     for key, value in (stack_file.get("config") or {}).items():
         qualified = key if ":" in key else f"{PROJECT}:{key}"
-        config[qualified] = _engine_value(value)
+        config[qualified] = engine_value(value)
     return config
 
 

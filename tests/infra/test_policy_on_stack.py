@@ -1,0 +1,77 @@
+"""The passing case of every policy rule: the resources our program really registers.
+
+Resource rules judge inputs (what `pulumi preview` hands the analyzer); stack rules
+judge state (the engine hands them outputs). Each rule's failing cases are in
+tests/policy/test_rules.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from policy import rules
+from tests.infra.conftest import StackRun
+from tests.policy.harness import Resource, violations
+
+# The resource types each rule is about; the stack must contain them, or a pass is hollow.
+JUDGED = {
+    "s3-no-public-access": {rules.PUBLIC_ACCESS_BLOCK, rules.BUCKET_POLICY, *rules.BUCKET_TYPES},
+    "s3-encryption-at-rest": set(rules.BUCKET_SSE_TYPES),
+    "s3-tls-only": {rules.BUCKET_POLICY},
+    "s3-bucket-guards-present": set(rules.BUCKET_TYPES),
+    "cloudfront-oac-origins": {rules.DISTRIBUTION, rules.ORIGIN_ACCESS_CONTROL},
+    "cloudfront-https-only": {rules.DISTRIBUTION},
+    "iam-no-wildcard-actions": {rules.IAM_ROLE, *rules.IAM_INLINE_POLICY_TYPES},
+    "cors-no-wildcard-origin": {rules.HTTP_API},
+    "log-retention-set": {rules.LOG_GROUP},
+    "lambda-log-groups-managed": {rules.LAMBDA_FUNCTION},
+    "serverless-capacity-in-range": {rules.ENDPOINT_CONFIGURATION, rules.LAMBDA_FUNCTION},
+    "api-stage-throttling": {rules.HTTP_API_STAGE},
+}
+
+
+def analyzed(run: StackRun, policy) -> list[Resource]:
+    stack_rule = isinstance(policy, rules.StackValidationPolicy)
+    return [
+        Resource(r.type, r.name, r.state if stack_rule else r.inputs)
+        for r in run.resources
+        if r.custom
+    ]
+
+
+def test_every_rule_is_checked_against_the_stack():
+    assert set(JUDGED) == {p.name for p in rules.POLICIES}
+
+
+@pytest.mark.parametrize("policy", rules.POLICIES, ids=lambda p: p.name)
+def test_rule_passes_on_the_dev_stack(dev_stack: StackRun, policy):
+    registered = {r.type for r in dev_stack.resources}
+    assert JUDGED[policy.name] & registered, f"no resource for {policy.name} to judge"
+
+    assert violations(policy, analyzed(dev_stack, policy)) == []
+
+
+@pytest.mark.parametrize("policy", rules.POLICIES, ids=lambda p: p.name)
+def test_rule_passes_on_the_largest_serverless_settings(run_stack, policy):
+    big = run_stack(
+        {
+            "image-classifier:serverlessMemoryMb": "6144",
+            "image-classifier:serverlessMaxConcurrency": "200",
+            "image-classifier:serverlessProvisionedConcurrency": "200",
+            "image-classifier:lambdaMemoryMb": "3008",
+        }
+    )
+    assert big.error is None
+    assert violations(policy, analyzed(big, policy)) == []
+
+
+def test_a_tampered_stack_resource_is_caught(dev_stack: StackRun):
+    """Bad on purpose, starting from what the program registered: CORS opened to all."""
+    resources = analyzed(dev_stack, rules.cors_no_wildcard)
+    tampered = [
+        Resource(r.type, r.name, {**r.props, "corsConfiguration": {"allowOrigins": ["*"]}})
+        if r.type == rules.HTTP_API
+        else r
+        for r in resources
+    ]
+    assert violations(rules.cors_no_wildcard, tampered)
