@@ -89,6 +89,7 @@ SERVERLESS_MEMORY_SIZES_MB = frozenset(range(1024, 6145, 1024))
 SERVERLESS_MAX_CONCURRENCY = 200
 LAMBDA_MIN_MEMORY_MB = 128
 LAMBDA_DEFAULT_MEMORY_MB = 128
+LAMBDA_MAX_MEMORY_MB = 10240
 
 
 # --- property helpers -------------------------------------------------------------------
@@ -438,7 +439,7 @@ def _validate_serverless_capacity(args: ResourceValidationArgs, report: ReportVi
                     None,
                 )
     elif args.resource_type == LAMBDA_FUNCTION:
-        max_memory = int(config.get("maxLambdaMemoryMb", 3008))
+        max_memory = int(config.get("maxLambdaMemoryMb", LAMBDA_MAX_MEMORY_MB))
         memory = _number(props.get("memorySize")) or LAMBDA_DEFAULT_MEMORY_MB
         if not LAMBDA_MIN_MEMORY_MB <= memory <= max_memory:
             report(
@@ -552,7 +553,7 @@ serverless_capacity_in_range = ResourceValidationPolicy(
         properties={
             "maxServerlessMemoryMb": {"type": "integer", "default": 6144, "minimum": 1024},
             "maxServerlessConcurrency": {"type": "integer", "default": 200, "minimum": 1},
-            "maxLambdaMemoryMb": {"type": "integer", "default": 3008, "minimum": 128},
+            "maxLambdaMemoryMb": {"type": "integer", "default": 10240, "minimum": 128},
         }
     ),
 )

@@ -349,10 +349,17 @@ BAD_CASES = [
         "is not serverless",
     ),
     Bad(
-        "lambda-memory-too-big",
+        "lambda-memory-too-small",
         rules.serverless_capacity_in_range,
-        set_props("proxy", memorySize=10240.0),
-        "memorySize 10240",
+        set_props("proxy", memorySize=64.0),
+        "memorySize 64 MB must be within 128..10240",
+    ),
+    Bad(
+        "lambda-memory-over-configured-cap",
+        rules.serverless_capacity_in_range,
+        set_props("proxy", memorySize=4096.0),
+        "within 128..3008",
+        {"maxLambdaMemoryMb": 3008},
     ),
     Bad(
         "lambda-reserved-zero",
