@@ -40,8 +40,6 @@ from PIL import Image  # noqa: E402
 from proxy.app import PredictProxy  # noqa: E402
 from proxy.clients import RuntimeClients  # noqa: E402
 from proxy.config import load_config  # noqa: E402
-from proxy.invocation import EndpointInvoker  # noqa: E402
-from proxy.request_log import JsonLog  # noqa: E402
 from tests.proxy.support import LambdaContext, http_event, prediction_payload  # noqa: E402
 
 TARGET_P50_MS = 2.0
@@ -118,17 +116,9 @@ def botocore_runtime(answer: bytes) -> RuntimeClients:
 
 
 def our_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    config = load_config(os.environ)
-    invoker = EndpointInvoker(
-        clients=runtime,
-        endpoint_name=config.endpoint_name,
-        max_attempts=config.max_attempts,
-        read_timeout=config.read_timeout,
-        connect_timeout=config.connect_timeout,
-    )
     # Lambda ships stdout to CloudWatch; here the line is written and thrown away.
-    log = JsonLog(config.log_level, open(os.devnull, "w"))  # noqa: SIM115
-    return PredictProxy(config, invoker, log).handle
+    log_stream = open(os.devnull, "w")  # noqa: SIM115
+    return PredictProxy.create(load_config(os.environ), runtime, log_stream).handle
 
 
 def naive_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from proxy.config import ProxyConfig
 from proxy.errors import ApiError
@@ -33,6 +34,25 @@ class PredictProxy:
     config: ProxyConfig
     invoker: EndpointInvoker
     log: JsonLog
+
+    @classmethod
+    def create(
+        cls,
+        config: ProxyConfig,
+        clients: Callable[[float], Any],
+        log_stream: TextIO | None = None,
+        **invoker_options: Any,
+    ) -> PredictProxy:
+        """The proxy `config` describes; `clients(read_timeout)` returns a runtime client."""
+        invoker = EndpointInvoker(
+            clients=clients,
+            endpoint_name=config.endpoint_name,
+            max_attempts=config.max_attempts,
+            read_timeout=config.read_timeout,
+            connect_timeout=config.connect_timeout,
+            **invoker_options,
+        )
+        return cls(config, invoker, JsonLog(config.log_level, log_stream))
 
     def handle(self, event: Any, context: Any) -> dict[str, Any]:
         clock = self.invoker.clock

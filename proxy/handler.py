@@ -14,7 +14,6 @@ from typing import Any
 from proxy.app import PredictProxy
 from proxy.clients import RuntimeClients
 from proxy.config import ConfigError, load_config
-from proxy.invocation import EndpointInvoker
 from proxy.request_log import JsonLog
 
 
@@ -26,14 +25,7 @@ def _build_proxy() -> PredictProxy:
         raise
     clients = RuntimeClients(config.read_timeout, config.connect_timeout)
     clients.warm()
-    invoker = EndpointInvoker(
-        clients=clients,
-        endpoint_name=config.endpoint_name,
-        max_attempts=config.max_attempts,
-        read_timeout=config.read_timeout,
-        connect_timeout=config.connect_timeout,
-    )
-    return PredictProxy(config=config, invoker=invoker, log=JsonLog(config.log_level))
+    return PredictProxy.create(config, clients)
 
 
 _PROXY = _build_proxy()

@@ -50,6 +50,8 @@ def parse_upload(event: dict[str, Any], max_bytes: int) -> ImageUpload:
     body = event.get("body")
     if body is None or body == "" or body == b"":
         raise ApiError(400, "empty_body", f"The request has no body: {_HOW_TO_SEND}.")
+    if not isinstance(body, str | bytes):
+        raise ApiError(400, "invalid_request", "The event body is not text.")
     encoded = bool(event.get("isBase64Encoded"))
     if content_type == "application/json" or content_type.endswith("+json"):
         data = _image_from_json(body, encoded, max_bytes)

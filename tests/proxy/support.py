@@ -15,8 +15,6 @@ from botocore.response import StreamingBody
 
 from proxy.app import PredictProxy
 from proxy.config import ProxyConfig
-from proxy.invocation import EndpointInvoker
-from proxy.request_log import JsonLog
 
 ENDPOINT = "image-classifier-dev"
 API_HOST = "abc123defg.execute-api.eu-west-1.amazonaws.com"
@@ -209,17 +207,9 @@ def build_proxy(
     **config: Any,
 ) -> PredictProxy:
     settings = ProxyConfig(endpoint_name=ENDPOINT, **config)
-    invoker = EndpointInvoker(
-        clients=runtime,
-        endpoint_name=settings.endpoint_name,
-        max_attempts=settings.max_attempts,
-        read_timeout=settings.read_timeout,
-        connect_timeout=settings.connect_timeout,
-        clock=clock,
-        sleep=sleep,
-        jitter=lambda: 0.5,
+    return PredictProxy.create(
+        settings, runtime, log_stream, clock=clock, sleep=sleep, jitter=lambda: 0.5
     )
-    return PredictProxy(settings, invoker, JsonLog(settings.log_level, log_stream))
 
 
 def body_of(response: dict[str, Any]) -> dict[str, Any]:

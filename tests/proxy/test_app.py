@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import random
 
 import pytest
 
@@ -186,3 +187,33 @@ def test_a_lambda_timeout_above_the_http_apis_is_not_planned_for(harness):
     response = harness.proxy(max_attempts=10).handle(http_event(encoded("chelsea")), context)
     assert response["statusCode"] == 503
     assert harness.clock.now - 1000.0 <= HTTP_API_BUDGET_MS / 1000 - RESPONSE_RESERVE
+
+
+JUNK = [None, "", "x", 0, 1.5, True, [], {}, b"\xff\xd8\xff", "%%", {"a": None}, ["POST"]]
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_no_event_makes_it_crash(harness, seed):
+    rng = random.Random(seed)
+    event = http_event(encoded("chelsea")[: rng.randint(0, 3000)], rng.choice(["image/png", None]))
+    for _ in range(rng.randint(1, 4)):
+        path = rng.choice(
+            [
+                ("body",),
+                ("headers",),
+                ("isBase64Encoded",),
+                ("requestContext",),
+                ("requestContext", "http"),
+                ("requestContext", "http", "method"),
+                ("requestContext", "requestId"),
+                ("headers", "content-type"),
+            ]
+        )
+        target = event
+        for key in path[:-1]:
+            target = target.get(key) if isinstance(target, dict) else None
+        if isinstance(target, dict):
+            target[path[-1]] = rng.choice(JUNK)
+    response = harness.call(event)
+    assert response["statusCode"] in (200, 400, 405, 413, 415, 422), response
+    assert body_of(response)["request_id"]

@@ -157,6 +157,13 @@ def test_a_huge_json_body_is_refused_before_parsing():
     assert (error.status, error.code) == (413, "payload_too_large")
 
 
+def test_a_body_that_is_not_text():
+    event = http_event(None)
+    event["body"] = {"image": "abc"}
+    error = rejected(event)
+    assert (error.status, error.code) == (400, "invalid_request")
+
+
 def test_method_of_a_payload_2_event():
     assert request_method(http_event(None, method="get")) == "GET"
 
