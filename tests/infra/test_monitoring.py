@@ -13,7 +13,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.monitoring import TYPE, Monitoring, MonitoringArgs
 from policy import rules
-from tests.infra.conftest import MOCKS, RegisteredResource
+from tests.infra.conftest import MOCKS, RegisteredResource, StackRun
 from tests.policy.harness import Resource, violations
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -246,3 +246,36 @@ def test_monitoring_resources_satisfy_the_policy_pack(monitoring: Deployed):
     resources = [Resource(r.type, r.name, r.inputs) for r in monitoring.resources if r.custom]
     for policy in rules.POLICIES:
         assert violations(policy, resources) == [], policy.name
+
+
+def test_defaults_and_stack_outputs_name_the_real_resources(dev_stack: StackRun):
+    """Wired from the stack's outputs, with the default stage and variant, every alarm
+    watches a resource the program really creates (a wrong dimension never fires)."""
+    outputs = dev_stack.outputs
+    deployed = Deployed(
+        lambda: Monitoring(
+            "wired",
+            MonitoringArgs(
+                api_id=outputs["api_id"],
+                function_name=outputs["function_name"],
+                endpoint_name=outputs["endpoint_name"],
+            ),
+        )
+    )
+    api = dev_stack.one("aws:apigatewayv2/api:Api")
+    stage = dev_stack.one("aws:apigatewayv2/stage:Stage")
+    function = dev_stack.one("aws:lambda/function:Function")
+    rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
+    (variant,) = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration").inputs[
+        "productionVariants"
+    ]
+
+    assert deployed.alarm("api-latency-p95")["dimensions"] == {
+        "ApiId": api.id,
+        "Stage": stage.state["name"],
+    }
+    assert deployed.alarm("lambda-errors")["dimensions"] == {"FunctionName": function.state["name"]}
+    assert deployed.alarm("endpoint-5xx")["dimensions"] == {
+        "EndpointName": rollout.state["endpoint_name"],
+        "VariantName": variant["variantName"],
+    }
