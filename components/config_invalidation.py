@@ -98,7 +98,8 @@ class ConfigInvalidationProvider(pulumi.dynamic.ResourceProvider):
             got = client.get_invalidation(
                 DistributionId=props["distribution_id"], Id=invalidation_id
             )
-            if got["Invalidation"]["Status"] == "Completed":
+            # CloudFront says "Completed"; emulators (moto) say "COMPLETED".
+            if got["Invalidation"]["Status"].lower() == "completed":
                 return
             if clock() >= deadline:
                 raise InvalidationTimeoutError(

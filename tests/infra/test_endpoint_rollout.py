@@ -1,0 +1,399 @@
+"""`EndpointRollout` with real boto3: moto where it implements the calls, botocore's
+`Stubber` (request and response shapes checked against the SageMaker API model) for the
+status sequences moto cannot play (it has no update_endpoint; endpoints are InService
+at once). A fake clock makes every wait instant."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import dill
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from pulumi.dynamic.dynamic import serialize_provider
+
+from components.endpoint_rollout import (
+    PROVIDER_VERSION,
+    EndpointRolloutProvider,
+    RolloutError,
+    RolloutTimeoutError,
+)
+from components.inference_endpoint import default_image_uri
+
+REGION = "eu-west-1"
+NAME = "image-classifier-test"
+ARN = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{NAME}"
+OLD, NEW = "image-classifier-test-aaaaaaaaaaaa-111111", "image-classifier-test-bbbbbbbbbbbb-222222"
+OLD_MODEL, NEW_MODEL = "model-old", "model-new"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+POLL = 15
+
+
+class FakeClock:
+    """`clock` and `sleep` for the provider: sleeping moves time on, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def props(config: str = NEW, timeout: int = 3600) -> dict:
+    # As the engine hands them over: numbers are floats.
+    return {
+        "endpoint_name": NAME,
+        "endpoint_config_name": config,
+        "region": REGION,
+        "timeout_seconds": float(timeout),
+        "poll_seconds": float(POLL),
+        "version": PROVIDER_VERSION,
+    }
+
+
+def provider_for(client, clock: FakeClock, log: list[str]) -> EndpointRolloutProvider:
+    return EndpointRolloutProvider(
+        client_factory=lambda region: client, sleep=clock.sleep, clock=clock, log=log.append
+    )
+
+
+# -- Stubber scenarios ---------------------------------------------------------------------
+
+
+class Script:
+    """A real SageMaker client whose every call must match the scripted sequence."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client(
+            "sagemaker",
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        self.stub = Stubber(self.client)
+        self.clock = FakeClock()
+        self.log: list[str] = []
+        self.provider = provider_for(self.client, self.clock, self.log)
+
+    def described(self, status, config, *, reason=None, modified=T0):
+        response = {
+            "EndpointName": NAME,
+            "EndpointArn": ARN,
+            "EndpointConfigName": config,
+            "EndpointStatus": status,
+            "CreationTime": T0,
+            "LastModifiedTime": modified,
+        }
+        if reason:
+            response["FailureReason"] = reason
+        self.stub.add_response("describe_endpoint", response, {"EndpointName": NAME})
+
+    def missing(self):
+        self.stub.add_client_error(
+            "describe_endpoint",
+            "ValidationException",
+            f"Could not find endpoint '{ARN}'.",
+            expected_params={"EndpointName": NAME},
+        )
+
+    def create(self, config=NEW):
+        self.stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": ARN},
+            {"EndpointName": NAME, "EndpointConfigName": config},
+        )
+
+    def update(self, config=NEW):
+        self.stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": ARN},
+            {"EndpointName": NAME, "EndpointConfigName": config},
+        )
+
+    def delete(self):
+        self.stub.add_response("delete_endpoint", {}, {"EndpointName": NAME})
+
+    def config(self, name, model):
+        self.stub.add_response(
+            "describe_endpoint_config",
+            {
+                "EndpointConfigName": name,
+                "EndpointConfigArn": f"{ARN.split(':endpoint/')[0]}:endpoint-config/{name}",
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": model,
+                        "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2},
+                    }
+                ],
+                "CreationTime": T0,
+            },
+            {"EndpointConfigName": name},
+        )
+
+    def retire_old(self, active=NEW):
+        """The previous config and its model go, once nothing uses them."""
+        self.stub.add_response(
+            "list_endpoints",
+            {
+                "Endpoints": [
+                    {
+                        "EndpointName": NAME,
+                        "EndpointArn": ARN,
+                        "CreationTime": T0,
+                        "LastModifiedTime": T0,
+                        "EndpointStatus": "InService",
+                    }
+                ]
+            },
+            {},
+        )
+        self.described("InService", active)
+        self.config(OLD, OLD_MODEL)
+        self.config(active, NEW_MODEL)
+        self.stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": OLD})
+        self.stub.add_response("delete_model", {}, {"ModelName": OLD_MODEL})
+
+
+@pytest.fixture
+def script():
+    script = Script()
+    with script.stub:
+        yield script
+        script.stub.assert_no_pending_responses()
+
+
+def test_create_waits_from_creating_to_in_service(script):
+    script.missing()
+    script.create()
+    script.described("Creating", NEW)
+    script.described("Creating", NEW)
+    script.described("InService", NEW)
+    result = script.provider.create(props())
+    assert result.id == NAME
+    assert result.outs["endpoint_arn"] == ARN
+    assert result.outs["endpoint_config_name"] == NEW
+    assert result.outs["endpoint_status"] == "InService"
+    assert script.clock.sleeps == [POLL, POLL]
+    assert any("creating endpoint" in line for line in script.log)
+    assert any(line.endswith("InService") for line in script.log)
+
+
+def test_update_waits_from_updating_to_in_service_with_the_new_config(script):
+    script.described("InService", OLD)
+    script.update()
+    script.described("Updating", OLD)
+    script.described("Updating", OLD)
+    script.described("InService", NEW, modified=T0 + timedelta(minutes=6))
+    script.retire_old()
+    result = script.provider.update(NAME, props(OLD), props(NEW))
+    assert result.outs["endpoint_config_name"] == NEW
+    assert script.clock.sleeps == [POLL, POLL]
+    assert any(f"{OLD} -> {NEW}" in line for line in script.log)
+    assert any(f"retired endpoint config {OLD}" in line for line in script.log)
+
+
+def test_update_that_sagemaker_rolls_back_fails_loudly_and_keeps_the_old_config(script):
+    reason = "ClientError: the container did not pass the ping health check"
+    script.described("InService", OLD)
+    script.update()
+    script.described("Updating", OLD)
+    script.described("InService", OLD, reason=reason, modified=T0 + timedelta(minutes=9))
+    with pytest.raises(RolloutError) as failure:
+        script.provider.update(NAME, props(OLD), props(NEW))
+    message = str(failure.value)
+    assert reason in message
+    assert f"still serves {OLD}" in message
+    assert NEW in message
+    # No delete_endpoint_config / delete_model was scripted: the Stubber would have
+    # refused them, so the old config and model are untouched.
+
+
+def test_update_not_yet_visible_is_waited_for(script):
+    script.described("InService", OLD)
+    script.update()
+    script.described("InService", OLD)  # DescribeEndpoint has not caught up yet
+    script.described("Updating", OLD, modified=T0 + timedelta(seconds=1))
+    script.described("InService", NEW, modified=T0 + timedelta(minutes=5))
+    script.retire_old()
+    result = script.provider.update(NAME, props(OLD), props(NEW))
+    assert result.outs["endpoint_config_name"] == NEW
+
+
+def test_creation_that_fails_is_deleted_and_recreated_once(script):
+    script.missing()
+    script.create()
+    script.described("Creating", NEW)
+    script.described("Failed", NEW, reason="Image size exceeds the serverless limit")
+    script.delete()
+    script.described("Deleting", NEW)
+    script.missing()
+    script.create()
+    script.described("Creating", NEW)
+    script.described("InService", NEW)
+    result = script.provider.create(props())
+    assert result.outs["endpoint_status"] == "InService"
+    assert any("recreate it once" in line for line in script.log)
+
+
+def test_creation_that_fails_twice_gives_up_with_the_reason(script):
+    script.missing()
+    script.create()
+    script.described("Failed", NEW, reason="first failure")
+    script.delete()
+    script.missing()
+    script.create()
+    script.described("Creating", NEW)
+    script.described("Failed", NEW, reason="second failure")
+    with pytest.raises(RolloutError, match="failed again after being recreated: second failure"):
+        script.provider.create(props())
+
+
+def test_timeout_fails_with_what_to_do(script):
+    script.missing()
+    script.create()
+    for _ in range(5):  # t = 0, 15, 30, 45, 60: the deadline is reached at 60
+        script.described("Creating", NEW)
+    with pytest.raises(RolloutTimeoutError, match=r"still Creating after 60 s.*pulumi up"):
+        script.provider.create(props(timeout=60))
+    assert script.clock.now == 60
+
+
+def test_endpoint_missing_on_update_is_created_again(script):
+    script.missing()
+    script.create()
+    script.described("Creating", NEW)
+    script.described("InService", NEW)
+    script.retire_old()
+    result = script.provider.update(NAME, props(OLD), props(NEW))
+    assert result.outs["endpoint_config_name"] == NEW
+    assert any("missing" in line and "creating it again" in line for line in script.log)
+
+
+def test_delete_waits_for_an_update_in_progress(script):
+    script.described("Updating", NEW)
+    script.described("InService", NEW)
+    script.delete()
+    script.described("Deleting", NEW)
+    script.missing()
+    script.stub.add_response("list_endpoints", {"Endpoints": []}, {})
+    script.config(NEW, NEW_MODEL)
+    script.stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": NEW})
+    script.stub.add_response("delete_model", {}, {"ModelName": NEW_MODEL})
+    script.provider.delete(NAME, props())
+    assert script.clock.sleeps == [POLL, POLL]
+
+
+# -- moto scenarios ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sagemaker(monkeypatch):
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(variable, "testing")
+    with mock_aws():
+        client = boto3.client("sagemaker", region_name=REGION)
+        for config, model in ((OLD, OLD_MODEL), (NEW, NEW_MODEL)):
+            client.create_model(
+                ModelName=model,
+                ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker-execution",
+                PrimaryContainer={
+                    "Image": default_image_uri(REGION),
+                    "ModelDataUrl": "s3://artifacts/models/v/model.tar.gz",
+                },
+            )
+            client.create_endpoint_config(
+                EndpointConfigName=config,
+                ProductionVariants=[
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": model,
+                        "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2},
+                    }
+                ],
+            )
+        yield client
+
+
+def _real_provider(clock: FakeClock, log: list[str]) -> EndpointRolloutProvider:
+    return EndpointRolloutProvider(sleep=clock.sleep, clock=clock, log=log.append)
+
+
+def test_create_against_moto(sagemaker):
+    clock, log = FakeClock(), []
+    result = _real_provider(clock, log).create(props())
+    described = sagemaker.describe_endpoint(EndpointName=NAME)
+    assert described["EndpointStatus"] == "InService"
+    assert described["EndpointConfigName"] == NEW
+    assert result.outs["endpoint_arn"] == described["EndpointArn"]
+    assert clock.sleeps == []
+
+
+def test_create_adopts_an_endpoint_already_on_the_config(sagemaker):
+    sagemaker.create_endpoint(EndpointName=NAME, EndpointConfigName=NEW)
+    result = _real_provider(FakeClock(), []).create(props())
+    assert result.outs["endpoint_config_name"] == NEW
+    assert len(sagemaker.list_endpoints()["Endpoints"]) == 1
+
+
+def test_delete_against_moto_retires_the_config_and_model(sagemaker):
+    provider = _real_provider(FakeClock(), [])
+    provider.create(props())
+    provider.delete(NAME, props())
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    configs = {
+        c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]
+    }
+    assert configs == {OLD}
+    models = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
+    assert models == {OLD_MODEL}
+
+
+def test_delete_never_removes_a_config_another_endpoint_uses(sagemaker):
+    sagemaker.create_endpoint(EndpointName="someone-else", EndpointConfigName=NEW)
+    provider = _real_provider(FakeClock(), [])
+    provider.create(props())
+    provider.delete(NAME, props())
+    configs = {
+        c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]
+    }
+    assert NEW in configs
+    models = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
+    assert NEW_MODEL in models
+
+
+def test_delete_of_a_missing_endpoint_is_a_no_op(sagemaker):
+    _real_provider(FakeClock(), []).delete(NAME, props())
+    assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 2
+
+
+# -- diff and serialisation ----------------------------------------------------------------
+
+
+def test_diff():
+    provider = EndpointRolloutProvider()
+    same = provider.diff(NAME, props(), props())
+    assert not same.changes
+    new_config = provider.diff(NAME, props(OLD), props(NEW))
+    assert new_config.changes
+    assert not new_config.replaces
+    renamed = provider.diff(NAME, props(), {**props(), "endpoint_name": "other"})
+    assert renamed.replaces == ["endpoint_name"]
+    new_code = provider.diff(NAME, props(), {**props(), "version": "next"})
+    assert new_code.changes
+    assert not new_code.replaces
+
+
+def test_provider_survives_the_pickle_round_trip_pulumi_uses(sagemaker):
+    restored = dill.loads(base64.b64decode(serialize_provider(EndpointRolloutProvider())))
+    assert type(restored) is EndpointRolloutProvider
+    result = restored.create(props())
+    assert result.outs["endpoint_status"] == "InService"
