@@ -1,7 +1,8 @@
 """Entry point of the policy pack: `pulumi preview --policy-pack policy`.
 
-The Pulumi CLI runs this directory with Python, so the rules are imported as a sibling
-module. Constructing the `PolicyPack` starts the analyzer's gRPC server and blocks; that
+The Pulumi CLI runs this directory (`python -m pulumi.policy <engine> .`, which executes
+this file with the pack's directory on `sys.path`), so the rules are imported as a
+sibling module. Constructing the `PolicyPack` starts the analyzer's gRPC server and blocks; that
 is why it happens here and nowhere else.
 """
 

@@ -1,8 +1,10 @@
 """The pack's entry point, run the way the Pulumi CLI runs it, answering real analyzer RPCs.
 
-`pulumi preview --policy-pack policy` starts `python policy/` in the pack's directory,
-reads the port it prints and talks gRPC to it. We do the same, so the entry point, the
-import of `rules` and the wire format of every diagnostic are checked without the CLI.
+`pulumi preview --policy-pack policy` starts the pack through its Python analyzer shim,
+`python -u -m pulumi.policy <engine> <pack dir>` in the pack's virtualenv, reads the
+port the pack prints and talks gRPC to it. We start it the same way, so the entry
+point, the import of `rules` and the wire format of every diagnostic are checked
+without the CLI.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ PACK_DIR = Path(__file__).resolve().parents[2] / "policy"
 @pytest.fixture(scope="module")
 def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     process = subprocess.Popen(
-        [sys.executable, "-u", str(PACK_DIR)],
+        # The engine address is only parsed by the shim; the pack never calls back.
+        [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", "."],
         cwd=PACK_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
