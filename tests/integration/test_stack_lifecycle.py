@@ -90,9 +90,7 @@ def stack(program_dir: Path, moto_url: str, model_artifact: Path, tmp_path_facto
         "PULUMI_CONFIG_PASSPHRASE": "integration-test-only",
     }
     name = f"it-{uuid.uuid4().hex[:8]}"
-    workspace_options = auto.LocalWorkspaceOptions(
-        env_vars=env, secrets_provider="passphrase", work_dir=str(program_dir)
-    )
+    workspace_options = auto.LocalWorkspaceOptions(env_vars=env, secrets_provider="passphrase")
     created = auto.create_stack(name, work_dir=str(program_dir), opts=workspace_options)
     created.set_all_config(emulator_config(moto_url, str(model_artifact)), path=True)
     try:
@@ -140,7 +138,8 @@ def test_stack_lifecycle_against_moto(stack, moto_url: str, model_artifact: Path
     assert set(second.summary.resource_changes) == {"same"}
 
     # 3. A config change rolls out as an in-place update of the API stage.
-    stack.set_config(f"{PROJECT}:throttleRateLimit", auto.ConfigValue("7"))
+    # Path syntax stores 7 as a number, as the key's declared type (integer) requires.
+    stack.set_config(f"{PROJECT}:throttleRateLimit", auto.ConfigValue("7"), path=True)
     third = stack.up(on_output=print)
     assert third.summary.resource_changes.get("update", 0) >= 1
     assert "create" not in third.summary.resource_changes
