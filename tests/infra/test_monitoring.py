@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -279,3 +281,17 @@ def test_defaults_and_stack_outputs_name_the_real_resources(dev_stack: StackRun)
         "EndpointName": rollout.state["endpoint_name"],
         "VariantName": variant["variantName"],
     }
+
+
+def test_every_alarm_links_to_an_existing_runbook(monitoring: Deployed):
+    operations = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    # GitHub's anchors: lower case, spaces to dashes, punctuation dropped.
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in operations.splitlines()
+        if line.startswith("## ")
+    }
+    for alarm in monitoring.of_type(ALARM):
+        link = re.search(r"docs/operations\.md#([a-z0-9-]+)", alarm.inputs["alarmDescription"])
+        assert link, alarm.name
+        assert link.group(1) in anchors, (alarm.name, link.group(1))
