@@ -1,0 +1,89 @@
+"""Start `python -m local` as a user would, on free ports, and find its URLs."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+START_SECONDS = 120
+
+
+@dataclass
+class LocalRuntime:
+    process: subprocess.Popen
+    site_url: str = ""
+    api_url: str = ""
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+def _drain(runtime: LocalRuntime, ready: threading.Event) -> None:
+    assert runtime.process.stdout is not None
+    for raw in runtime.process.stdout:
+        line = raw.rstrip("\n")
+        runtime.lines.append(line)
+        if match := re.match(r"Site\s+(http://\S+)", line):
+            runtime.site_url = match.group(1)
+        elif match := re.match(r"API\s+(http://\S+)/predict", line):
+            runtime.api_url = match.group(1)
+        elif line.startswith("Ready:"):
+            ready.set()
+    ready.set()
+
+
+def launch(args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "local", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+
+
+@contextmanager
+def local_runtime(
+    artifact: Path, extra: Sequence[str] = (), env: dict[str, str] | None = None
+) -> Iterator[LocalRuntime]:
+    """A running `python -m local --artifact ...` on ports the OS picks."""
+    process = launch(
+        ["--artifact", str(artifact), "--site-port", "0", "--api-port", "0", *extra], env
+    )
+    runtime = LocalRuntime(process)
+    ready = threading.Event()
+    threading.Thread(target=_drain, args=(runtime, ready), daemon=True).start()
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not ready.wait(0.1):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"python -m local was not ready:\n{runtime.output}")
+        if process.poll() is not None or not (runtime.site_url and runtime.api_url):
+            raise RuntimeError(f"python -m local did not start:\n{runtime.output}")
+        yield runtime
+    finally:
+        if process.poll() is None:
+            runtime.stop()
