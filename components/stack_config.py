@@ -63,13 +63,17 @@ class StackSettings:
 
     @property
     def name_prefix(self) -> str:
-        """`<project>-<stack>`, fit for AWS names (the endpoint's, log groups')."""
-        prefix = re.sub(r"[^a-z0-9-]+", "-", f"{self.project}-{self.stack}".lower())
-        return prefix.strip("-")[:40].rstrip("-")
+        return name_prefix(self.project, self.stack)
 
     @property
     def tags(self) -> dict[str, str]:
         return {"project": self.project, "stack": self.stack, "managed-by": "pulumi"}
+
+
+def name_prefix(project: str, stack: str) -> str:
+    """`<project>-<stack>`, fit for AWS names (the endpoint's, log groups')."""
+    prefix = re.sub(r"[^a-z0-9-]+", "-", f"{project}-{stack}".lower())
+    return prefix.strip("-")[:40].rstrip("-")
 
 
 class _Reader:

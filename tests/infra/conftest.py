@@ -27,6 +27,8 @@ Fixtures (stable: the policy and monitoring tests in this folder rely on them)
 - `.warnings`: messages the program logged with `pulumi.log.warn`.
 - `.error`: the exception the program raised, or None.
 - helpers: `.of_type(token)`, `.one(token, name=None)`.
+
+`FakeClock` is the `clock` and `sleep` the dynamic providers' tests inject.
 """
 
 from __future__ import annotations
@@ -85,6 +87,21 @@ class StackRun:
         found = [r for r in self.of_type(token) if name is None or r.name == name]
         assert len(found) == 1, f"expected one {token} {name or ''}, got {[r.name for r in found]}"
         return found[0]
+
+
+class FakeClock:
+    """`clock` and `sleep` for the provider: sleeping moves time on, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> dict[str, Any]:

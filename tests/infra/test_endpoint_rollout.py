@@ -22,6 +22,7 @@ from components.endpoint_rollout import (
     RolloutTimeoutError,
 )
 from components.inference_endpoint import default_image_uri
+from tests.infra.conftest import FakeClock
 
 REGION = "eu-west-1"
 NAME = "image-classifier-test"
@@ -30,21 +31,6 @@ OLD, NEW = "image-classifier-test-aaaaaaaaaaaa-111111", "image-classifier-test-b
 OLD_MODEL, NEW_MODEL = "model-old", "model-new"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLL = 15
-
-
-class FakeClock:
-    """`clock` and `sleep` for the provider: sleeping moves time on, instantly."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def props(config: str = NEW, timeout: int = 3600) -> dict:

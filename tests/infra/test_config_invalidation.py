@@ -1,0 +1,185 @@
+"""`ConfigInvalidation` with real boto3: moto's CloudFront for the calls, botocore's
+`Stubber` for an invalidation that stays InProgress, and a fake clock for the waits."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import boto3
+import dill
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+from pulumi.dynamic.dynamic import serialize_provider
+
+from components.config_invalidation import (
+    PROVIDER_VERSION,
+    ConfigInvalidationProvider,
+    InvalidationTimeoutError,
+)
+from tests.infra.conftest import FakeClock
+
+
+@pytest.fixture
+def cloudfront(monkeypatch):
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(variable, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("cloudfront")
+        created = client.create_distribution(
+            DistributionConfig={
+                "CallerReference": "site",
+                "Comment": "site",
+                "Enabled": True,
+                "Origins": {
+                    "Quantity": 1,
+                    "Items": [
+                        {
+                            "Id": "site-bucket",
+                            "DomainName": "site.s3.eu-west-1.amazonaws.com",
+                            "S3OriginConfig": {"OriginAccessIdentity": ""},
+                        }
+                    ],
+                },
+                "DefaultCacheBehavior": {
+                    "TargetOriginId": "site-bucket",
+                    "ViewerProtocolPolicy": "redirect-to-https",
+                    "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6",
+                },
+            }
+        )
+        yield client, created["Distribution"]["Id"]
+
+
+def props(distribution_id: str, content_hash: str = "a" * 64, wait: bool = False) -> dict:
+    return {
+        "distribution_id": distribution_id,
+        "content_hash": content_hash,
+        "paths": ["/config.js"],
+        "wait": wait,
+        "timeout_seconds": 900.0,
+        "poll_seconds": 10.0,
+        "version": PROVIDER_VERSION,
+    }
+
+
+def invalidations(client, distribution_id: str) -> list[dict]:
+    listed = client.list_invalidations(DistributionId=distribution_id)["InvalidationList"]
+    return listed.get("Items", [])
+
+
+def test_create_invalidates_config_js(cloudfront):
+    client, distribution = cloudfront
+    result = ConfigInvalidationProvider().create(props(distribution))
+    (made,) = invalidations(client, distribution)
+    assert result.id == made["Id"]
+    assert result.outs["invalidation_id"] == made["Id"]
+    batch = client.get_invalidation(DistributionId=distribution, Id=made["Id"])
+    assert batch["Invalidation"]["InvalidationBatch"]["Paths"]["Items"] == ["/config.js"]
+
+
+def test_unchanged_config_js_creates_no_invalidation(cloudfront):
+    client, distribution = cloudfront
+    provider = ConfigInvalidationProvider()
+    created = provider.create(props(distribution))
+    olds = created.outs
+    news = {**props(distribution), "wait": True}  # only a setting changed
+    assert not provider.diff(created.id, olds, props(distribution)).changes
+    updated = provider.update(created.id, olds, news)
+    assert updated.outs["invalidation_id"] == created.id
+    assert len(invalidations(client, distribution)) == 1
+
+
+def test_changed_config_js_creates_a_new_invalidation(cloudfront):
+    client, distribution = cloudfront
+    provider = ConfigInvalidationProvider()
+    created = provider.create(props(distribution))
+    news = props(distribution, content_hash="b" * 64)
+    assert provider.diff(created.id, created.outs, news).changes
+    updated = provider.update(created.id, created.outs, news)
+    assert updated.outs["invalidation_id"] != created.id
+    assert len(invalidations(client, distribution)) == 2
+
+
+def test_changing_back_to_an_earlier_config_js_still_invalidates(cloudfront):
+    client, distribution = cloudfront
+    provider = ConfigInvalidationProvider()
+    first = provider.create(props(distribution, content_hash="a" * 64))
+    second = provider.update(first.id, first.outs, props(distribution, content_hash="b" * 64))
+    provider.update(first.id, second.outs, props(distribution, content_hash="a" * 64))
+    assert len({i["Id"] for i in invalidations(client, distribution)}) == 3
+
+
+def test_wait_polls_until_completed(cloudfront):
+    _, distribution = cloudfront
+    clock = FakeClock()
+    provider = ConfigInvalidationProvider(sleep=clock.sleep, clock=clock)
+    provider.create(props(distribution, wait=True))
+    assert clock.sleeps == []  # moto completes at once
+
+
+def _stubbed(statuses: list[str], clock: FakeClock):
+    client = boto3.client(
+        "cloudfront",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    stub = Stubber(client)
+    invalidation = {
+        "Id": "I2J0I21PCUYOIK",
+        "Status": "InProgress",
+        "CreateTime": datetime(2026, 1, 1, tzinfo=UTC),
+        "InvalidationBatch": {
+            "Paths": {"Quantity": 1, "Items": ["/config.js"]},
+            "CallerReference": "ref",
+        },
+    }
+    stub.add_response(
+        "create_invalidation",
+        {"Location": "https://cloudfront.amazonaws.com/x", "Invalidation": invalidation},
+        {"DistributionId": "E1", "InvalidationBatch": ANY},
+    )
+    for status in statuses:
+        stub.add_response(
+            "get_invalidation",
+            {"Invalidation": {**invalidation, "Status": status}},
+            {"DistributionId": "E1", "Id": "I2J0I21PCUYOIK"},
+        )
+    provider = ConfigInvalidationProvider(
+        client_factory=lambda: client, sleep=clock.sleep, clock=clock
+    )
+    return provider, stub
+
+
+def test_wait_follows_in_progress_to_completed():
+    clock = FakeClock()
+    provider, stub = _stubbed(["InProgress", "InProgress", "Completed"], clock)
+    with stub:
+        provider.create(props("E1", wait=True))
+        stub.assert_no_pending_responses()
+    assert clock.sleeps == [10, 10]
+
+
+def test_wait_times_out_with_a_clear_message():
+    clock = FakeClock()
+    provider, stub = _stubbed(["InProgress"] * 4, clock)
+    with stub, pytest.raises(InvalidationTimeoutError, match="still InProgress after 30 s"):
+        provider.create({**props("E1", wait=True), "timeout_seconds": 30.0})
+
+
+def test_delete_does_nothing():
+    def no_client():
+        raise AssertionError("delete must not call CloudFront")
+
+    ConfigInvalidationProvider(client_factory=no_client).delete("I1", props("E1"))
+
+
+def test_provider_survives_the_pickle_round_trip_pulumi_uses(cloudfront):
+    client, distribution = cloudfront
+    restored = dill.loads(base64.b64decode(serialize_provider(ConfigInvalidationProvider())))
+    assert type(restored) is ConfigInvalidationProvider
+    restored.create(props(distribution))
+    assert len(invalidations(client, distribution)) == 1

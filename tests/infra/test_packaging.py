@@ -1,0 +1,104 @@
+"""What the components package and how they name things, without Pulumi running."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from components.inference_endpoint import default_image_uri, ecr_repository_arn
+from components.proxy_api import execute_api_origin_pattern, lambda_code
+from components.stack_config import name_prefix
+from components.static_site import content_security_policy, content_type, site_files
+
+
+def _package(tmp_path):
+    source = tmp_path / "proxy"
+    (source / "__pycache__").mkdir(parents=True)
+    (source / "__init__.py").write_text("")
+    (source / "handler.py").write_text("def handler(event, context): ...\n")
+    (source / "sub").mkdir()
+    (source / "sub" / "part.py").write_text("")
+    (source / "__pycache__" / "handler.cpython-312.pyc").write_bytes(b"\0")
+    (source / "stray.pyc").write_bytes(b"\0")
+    return source
+
+
+def test_lambda_zip_holds_the_package_itself_without_bytecode(tmp_path):
+    archive = lambda_code(_package(tmp_path))
+    assert isinstance(archive, pulumi.AssetArchive)
+    assert sorted(archive.assets) == ["proxy/__init__.py", "proxy/handler.py", "proxy/sub/part.py"]
+    assert archive.assets["proxy/handler.py"].path == str(tmp_path / "proxy" / "handler.py")
+
+
+def test_lambda_zip_needs_a_handler(tmp_path):
+    (tmp_path / "proxy").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"handler\.py"):
+        lambda_code(tmp_path / "proxy")
+
+
+def test_site_files_skip_generated_hidden_and_cache_files(tmp_path):
+    for name in ("index.html", "app.js", "config.js", ".DS_Store", "img/logo.svg"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert [p.as_posix() for p in site_files(tmp_path)] == ["app.js", "img/logo.svg", "index.html"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("index.html", "text/html; charset=utf-8"),
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("styles.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+        ("site.webmanifest", "application/manifest+json"),
+        ("blob.unknownext", "application/octet-stream"),
+    ],
+)
+def test_content_types(tmp_path, name, expected):
+    assert content_type(tmp_path / name) == expected
+
+
+def test_csp_allows_only_the_given_connect_source():
+    csp = content_security_policy("https://*.execute-api.eu-west-1.amazonaws.com")
+    assert "connect-src https://*.execute-api.eu-west-1.amazonaws.com;" in csp
+    assert "default-src 'none'" in csp
+    assert "unsafe-inline" not in csp
+    assert "unsafe-eval" not in csp
+
+
+def test_api_origin_pattern_per_partition():
+    assert (
+        execute_api_origin_pattern("us-east-1") == "https://*.execute-api.us-east-1.amazonaws.com"
+    )
+    assert execute_api_origin_pattern("cn-north-1").endswith(".amazonaws.com.cn")
+
+
+@pytest.mark.parametrize(
+    ("region", "account"),
+    [("eu-west-1", "763104351884"), ("me-south-1", "217643126080"), ("cn-north-1", "727897471807")],
+)
+def test_default_image_is_the_regions_pytorch_inference_cpu_image(region, account):
+    image = default_image_uri(region)
+    assert image.startswith(f"{account}.dkr.ecr.{region}.amazonaws.com")
+    assert "/pytorch-inference:" in image
+    assert "-cpu-" in image
+    assert ecr_repository_arn(image).endswith(f":{account}:repository/pytorch-inference")
+
+
+def test_ecr_repository_arn_of_a_private_image():
+    image = "111122223333.dkr.ecr.us-west-2.amazonaws.com/team/serving@sha256:" + "a" * 64
+    assert ecr_repository_arn(image, "aws") == (
+        "arn:aws:ecr:us-west-2:111122223333:repository/team/serving"
+    )
+    with pytest.raises(ValueError, match="not an ECR image"):
+        ecr_repository_arn("ghcr.io/me/serving:1")
+
+
+def test_name_prefix_fits_aws_names():
+    assert name_prefix("image-classifier", "dev") == "image-classifier-dev"
+    prefix = name_prefix("image-classifier", "Feature_Branch.With.A.Very.Long.Name.Indeed")
+    assert len(prefix) <= 40
+    assert prefix == prefix.lower()
+    assert set(prefix) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    assert not prefix.endswith("-")
