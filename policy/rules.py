@@ -192,7 +192,8 @@ def _validate_s3_encryption(args: ResourceValidationArgs, report: ReportViolatio
     if args.resource_type in BUCKET_SSE_TYPES:
         rules = _as_list(props.get("rules"))
     elif args.resource_type in BUCKET_TYPES and props.get("serverSideEncryptionConfiguration"):
-        rules = _as_list(props["serverSideEncryptionConfiguration"].get("rules"))
+        # The bucket's own (deprecated) block holds a single `rule`.
+        rules = _as_list(props["serverSideEncryptionConfiguration"].get("rule"))
     else:
         return
     if not rules:

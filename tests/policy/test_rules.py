@@ -127,7 +127,7 @@ BAD_CASES = [
         set_props(
             "site",
             serverSideEncryptionConfiguration={
-                "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "none"}}]
+                "rule": {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "none"}}
             },
         ),
         "'none'",
