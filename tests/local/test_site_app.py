@@ -1,0 +1,87 @@
+"""The local static site: files from site/, config.js like StaticSite, strict headers."""
+
+import json
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from local.addresses import Addresses
+from local.site import SITE_DIR, create_site_app
+
+ADDRESSES = Addresses("127.0.0.1", 8000, 8001)
+
+
+@pytest.fixture
+def client():
+    return TestClient(create_site_app(ADDRESSES, "v123"), base_url="http://127.0.0.1:8000")
+
+
+def config_of(text: str) -> dict:
+    match = re.search(r"Object\.freeze\((\{.*\})\);", text, re.S)
+    assert match, text
+    return json.loads(match.group(1))
+
+
+def test_config_js_points_at_the_local_api_and_is_never_cached(client):
+    response = client.get("/config.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["cache-control"] == "no-store"
+    assert config_of(response.text) == {
+        "apiUrl": "http://127.0.0.1:8001",
+        "environment": "local",
+        "modelVersion": "v123",
+    }
+
+
+def test_config_js_follows_the_name_the_browser_used(client):
+    response = client.get("/config.js", headers={"host": "localhost:8000"})
+    assert config_of(response.text)["apiUrl"] == "http://localhost:8001"
+    response = client.get("/config.js", headers={"host": "evil.example:8000"})
+    assert config_of(response.text)["apiUrl"] == "http://127.0.0.1:8001"
+
+
+def test_index_loads_config_as_a_classic_script_before_the_module(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.text
+    assert html.index('<script src="config.js"></script>') < html.index('type="module"')
+
+
+def test_every_file_has_strict_headers(client):
+    for path in ("/", "/app.js", "/styles.css"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp
+        assert "connect-src 'self' http://127.0.0.1:8001" in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_nothing_outside_site_is_served(client):
+    assert client.get("/../local/cli.py").status_code == 404
+    assert client.get("/%2e%2e/local/cli.py").status_code == 404
+
+
+def test_the_site_has_no_stale_config_file():
+    assert not (SITE_DIR / "config.js").exists(), "config.js is generated per deployment"
+
+
+@pytest.mark.parametrize(
+    ("host", "origins"),
+    [
+        ("127.0.0.1", ("http://127.0.0.1:8000", "http://localhost:8000")),
+        ("192.168.1.5", ("http://192.168.1.5:8000",)),
+        ("::1", ("http://[::1]:8000", "http://localhost:8000")),
+    ],
+)
+def test_site_origins(host, origins):
+    assert Addresses(host, 8000, 8001).site_origins() == origins
+
+
+def test_listening_everywhere_includes_loopback_and_prints_a_usable_url():
+    addresses = Addresses("0.0.0.0", 8000, 8001)
+    assert {"http://127.0.0.1:8000", "http://localhost:8000"} <= set(addresses.site_origins())
+    assert addresses.site_url() == "http://127.0.0.1:8000"
