@@ -15,6 +15,10 @@ What pages someone, and why each default:
 Every alarm treats missing data as not breaching: a quiet service is a healthy one.
 SageMaker reports latencies in microseconds; thresholds here are milliseconds and are
 converted once, in `_MICROSECONDS_PER_MS`.
+
+The alarm topic is not KMS-encrypted on purpose: CloudWatch cannot publish to a topic
+encrypted with the AWS-managed SNS key, a customer key costs more than all the alarms,
+and alarm messages carry metric names and numbers, never user data.
 """
 
 from __future__ import annotations
