@@ -103,8 +103,8 @@ class Model:
         mean = np.asarray(prep["mean"], dtype=np.float32)
         std = np.asarray(prep["std"], dtype=np.float32)
         # (x / 255 - mean) / std as one multiply-add per pixel.
-        self.scale = (1.0 / (255.0 * std)).astype(np.float32)
-        self.offset = (-mean / std).astype(np.float32)
+        self.scale = (1.0 / (255.0 * std)).astype(np.float32)[:, np.newaxis, np.newaxis]
+        self.offset = (-mean / std).astype(np.float32)[:, np.newaxis, np.newaxis]
         self.session = ort.InferenceSession(
             str(model_dir / "model.onnx"),
             sess_options=_session_options(),
@@ -225,9 +225,11 @@ def preprocess(image: Image.Image, model: Model) -> np.ndarray:
         raise _too_large() from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise _corrupt(image_format) from error
-    pixels = np.asarray(crop, dtype=np.float32)
-    normalized = pixels * model.scale + model.offset
-    return np.ascontiguousarray(normalized.transpose(2, 0, 1)[np.newaxis])
+    # One pass from uint8 HWC to the float32 NCHW batch, with no temporaries.
+    batch = np.empty((1, 3, model.crop_size, model.crop_size), dtype=np.float32)
+    np.multiply(np.asarray(crop).transpose(2, 0, 1), model.scale, out=batch[0])
+    batch += model.offset
+    return batch
 
 
 def _decode_rgb(image: Image.Image, resize_size: int) -> Image.Image:
@@ -239,7 +241,7 @@ def _decode_rgb(image: Image.Image, resize_size: int) -> Image.Image:
         if scale >= 2:
             image.draft("RGB", (int(width / scale), int(height / scale)))
     image.load()
-    image = ImageOps.exif_transpose(image)
+    ImageOps.exif_transpose(image, in_place=True)
     return _to_rgb(image)
 
 
