@@ -7,7 +7,6 @@ to it; the same archive twice changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -136,10 +135,6 @@ class InferenceEndpointArgs:
     tags: pulumi.Input[Mapping[str, str]] | None = None
 
 
-def _short_hash(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:6]
-
-
 class InferenceEndpoint(pulumi.ComponentResource):
     endpoint_name: pulumi.Output[str]
     endpoint_arn: pulumi.Output[str]
@@ -261,26 +256,23 @@ class InferenceEndpoint(pulumi.ComponentResource):
             # One worker: a serverless instance's memory is for one copy of the model.
             "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
         }
-        prefix = args.endpoint_name[:40]
-        model_name = role.arn.apply(
-            lambda arn: (
-                f"{prefix}-{args.archive.slug}-{_short_hash(image_uri, environment, key, arn)}"
-            )
-        )
         # Configs and models are retained by Pulumi: after a failed rollout the previous
-        # ones still serve, and Pulumi would delete them on the next run.
-        # EndpointRollout retires them once nothing uses them.
+        # ones still serve, and Pulumi would delete them on its next run. EndpointRollout
+        # retires them once nothing uses them. Their names are unique per creation, so
+        # rolling back to a version whose config still exists creates a fresh one.
         retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+        versioned_tags = pulumi.Output.from_input(args.tags or {}).apply(
+            lambda tags: {**tags, "model-version": args.archive.version}
+        )
         model = aws.sagemaker.Model(
             f"{name}-model",
-            name=model_name,
             execution_role_arn=role.arn,
             primary_container={
                 "image": image_uri,
                 "model_data_url": pulumi.Output.concat("s3://", bucket.name, "/", artifact.key),
                 "environment": environment,
             },
-            tags=args.tags,
+            tags=versioned_tags,
             opts=pulumi.ResourceOptions.merge(
                 retained, pulumi.ResourceOptions(depends_on=[role_policy])
             ),
@@ -294,11 +286,8 @@ class InferenceEndpoint(pulumi.ComponentResource):
             serverless_config["provisioned_concurrency"] = serverless.provisioned_concurrency
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            name=model.name.apply(
-                lambda model_name: (
-                    f"{prefix}-{args.archive.slug}-{_short_hash(model_name, serverless_config)}"
-                )
-            ),
+            # AWS appends a 26-character unique suffix; names stop at 63.
+            name_prefix=f"{args.endpoint_name[:20]}-{args.archive.slug}-",
             production_variants=[
                 {
                     "variant_name": "AllTraffic",
@@ -306,7 +295,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
                     "serverless_config": serverless_config,
                 }
             ],
-            tags=args.tags,
+            tags=versioned_tags,
             opts=retained,
         )
         rollout = EndpointRollout(

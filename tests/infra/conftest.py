@@ -159,9 +159,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
             resource_id = "E111111ABCDEF8"
         elif args.typ == "aws:apigatewayv2/api:Api":
             resource_id = "a1b2c3d4e5"
+        elif "namePrefix" in args.inputs:
+            resource_id = f"{args.inputs['namePrefix']}20261121054658123400000001"
         else:
             resource_id = args.inputs.get("name") or f"{args.name}-0a1b2c3"
-        state = {**args.inputs, **_computed_state(args, resource_id)}
+        state = {"name": resource_id, **args.inputs, **_computed_state(args, resource_id)}
         request = _current.request
         self.registered.append(
             RegisteredResource(

@@ -408,23 +408,28 @@ def test_model_serves_the_archive_with_the_pytorch_inference_image(dev_stack):
     assert container["environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     role = dev_stack.one("aws:iam/role:Role", "model-execution")
     assert model.inputs["executionRoleArn"] == role.state["arn"]
-    assert ARCHIVE_VERSION in model.inputs["name"]
+    assert model.inputs["tags"]["model-version"] == ARCHIVE_VERSION
+    # Unique per creation (AWS names it): a rollback never collides with a live model.
+    assert "name" not in model.inputs
 
 
 def test_endpoint_config_is_serverless_from_config_and_named_by_version(dev_stack):
     config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
     (variant,) = config.inputs["productionVariants"]
     assert variant["serverlessConfig"] == {"memorySizeInMb": 2048, "maxConcurrency": 2}
-    assert variant["modelName"] == dev_stack.one("aws:sagemaker/model:Model").inputs["name"]
-    assert config.inputs["name"].startswith(f"{PROJECT}-dev-{ARCHIVE_VERSION}-")
-    assert len(config.inputs["name"]) <= 63
+    assert variant["modelName"] == dev_stack.one("aws:sagemaker/model:Model").state["name"]
+    assert config.inputs["namePrefix"] == f"{PROJECT}-dev-{ARCHIVE_VERSION}-"
+    assert "name" not in config.inputs
+    assert len(config.inputs["namePrefix"]) + 26 <= 63
+    assert config.inputs["tags"]["model-version"] == ARCHIVE_VERSION
 
 
 def test_endpoint_is_rolled_out_by_the_dynamic_provider(dev_stack):
     rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
     config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
     assert rollout.inputs["endpoint_name"] == f"{PROJECT}-dev"
-    assert rollout.inputs["endpoint_config_name"] == config.inputs["name"]
+    assert rollout.inputs["endpoint_config_name"] == config.state["name"]
+    assert rollout.inputs["endpoint_config_name"].startswith(config.inputs["namePrefix"])
     assert rollout.inputs["region"] == REGION
     assert rollout.inputs["timeout_seconds"] == 3600
     assert rollout.inputs["version"]
