@@ -1,0 +1,269 @@
+"""Real HTTP through the local API for every error class the proxy defines, and CORS.
+
+Client errors go through the whole `python -m local` (proxy -> real model server).
+SageMaker's own failures (throttling, cold start, missing endpoint, ...) cannot be
+provoked from a healthy model server, so a fake SageMaker Runtime plays them, behind the
+same local API and the same real proxy handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from PIL import Image
+from skimage import data
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from local.ports import listen
+from tests.local.runtime import ROOT, LocalRuntime, local_runtime
+
+pytestmark = pytest.mark.slow
+
+FOREIGN = "https://evil.example"
+JPEG_MAGIC = b"\xff\xd8\xff\xe0"
+
+
+def photo_jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(data.chelsea()).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def runtime(model_artifact: Path) -> Iterator[LocalRuntime]:
+    with local_runtime(model_artifact) as running:
+        yield running
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    message = body["error"]["message"]
+    assert message.endswith((".", ")")), message
+    assert "Traceback" not in response.text
+    if "request_id" in body:
+        assert response.headers["x-request-id"] == body["request_id"]
+    return body
+
+
+def post(runtime: LocalRuntime, content: bytes, content_type: str, **headers) -> httpx.Response:
+    return httpx.post(
+        f"{runtime.api_url}/predict",
+        content=content,
+        headers={"content-type": content_type, **headers},
+        timeout=30,
+    )
+
+
+def as_json(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+def test_a_photo_gets_five_predictions_in_both_request_forms(runtime):
+    image = photo_jpeg()
+    raw = post(runtime, image, "image/jpeg")
+    data_url = "data:image/jpeg;base64," + base64.b64encode(image).decode()
+    wrapped = post(runtime, as_json({"image": data_url}), "application/json")
+    for response in (raw, wrapped):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["predictions"]) == 5
+        assert body["model"]["weights"] == "random"
+        assert body["needs_review"] is True
+        assert response.headers["x-request-id"] == body["request_id"]
+    assert raw.json()["predictions"] == wrapped.json()["predictions"]
+
+
+CLIENT_ERRORS = {
+    "empty_body": (400, b"", "image/jpeg"),
+    "invalid_json": (400, b"{not json", "application/json"),
+    "missing_image": (400, as_json({"picture": "x"}), "application/json"),
+    "invalid_base64": (400, as_json({"image": "***"}), "application/json"),
+    "empty_image": (400, as_json({"image": "data:image/jpeg;base64,"}), "application/json"),
+    "payload_too_large": (413, JPEG_MAGIC + bytes(3_500_000), "image/jpeg"),
+    "unsupported_media_type": (415, b"shopping list", "text/plain"),
+    "unsupported_image_format": (415, b"II*\x00" + bytes(100), "image/tiff"),
+    "not_an_image": (422, b"definitely not an image", "image/jpeg"),
+}
+
+
+@pytest.mark.parametrize("code", CLIENT_ERRORS)
+def test_client_errors_of_the_proxy(runtime, code):
+    status, content, content_type = CLIENT_ERRORS[code]
+    assert_error(post(runtime, content, content_type), status, code)
+
+
+def test_wrong_method(runtime):
+    response = httpx.get(f"{runtime.api_url}/predict")
+    assert_error(response, 405, "method_not_allowed")
+
+
+def test_the_models_own_4xx_passes_through(runtime):
+    truncated = photo_jpeg()[:1500]
+    response = post(runtime, truncated, "image/jpeg")
+    assert 400 <= response.status_code < 500, response.text
+    body = assert_error(response, response.status_code, response.json()["error"]["code"])
+    assert body["error"]["code"] not in {code for code in CLIENT_ERRORS}, "the model answered"
+
+
+def test_the_gateway_limit_and_unknown_routes(runtime):
+    assert_error(
+        post(runtime, JPEG_MAGIC + bytes(11 * 1024 * 1024), "image/jpeg"), 413, "payload_too_large"
+    )
+    assert_error(httpx.post(f"{runtime.api_url}/classify", content=b"x"), 404, "not_found")
+
+
+def preflight(runtime: LocalRuntime, origin: str) -> httpx.Response:
+    return httpx.options(
+        f"{runtime.api_url}/predict",
+        headers={
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type",
+        },
+    )
+
+
+def test_cors_for_the_site_origin(runtime):
+    response = preflight(runtime, runtime.site_url)
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == runtime.site_url
+    assert response.headers["access-control-allow-methods"] == "POST"
+    assert response.headers["access-control-allow-headers"] == "content-type"
+    assert response.headers["access-control-max-age"] == "3600"
+
+    for answer in (
+        post(runtime, photo_jpeg(), "image/jpeg", origin=runtime.site_url),
+        post(runtime, b"text", "text/plain", origin=runtime.site_url),
+    ):
+        # Errors carry CORS too, or the browser would hide their message from the page.
+        assert answer.headers.get_list("access-control-allow-origin") == [runtime.site_url]
+        assert answer.headers["access-control-expose-headers"] == "retry-after,x-request-id"
+
+
+def test_no_cors_for_a_foreign_origin(runtime):
+    response = preflight(runtime, FOREIGN)
+    assert response.status_code == 204
+    assert not [name for name in response.headers if name.startswith("access-control-")]
+    answer = post(runtime, photo_jpeg(), "image/jpeg", origin=FOREIGN)
+    assert not [name for name in answer.headers if name.startswith("access-control-")]
+
+
+# SageMaker Runtime failures, played by a fake service: (HTTP status, x-amzn-ErrorType, body).
+SAGEMAKER_FAILURES: dict[str, tuple[int, str, dict]] = {
+    "throttled": (400, "ThrottlingException", {"message": "Rate exceeded"}),
+    "not_ready": (429, "ModelNotReadyException", {"message": "Model is not ready"}),
+    "unavailable": (503, "ServiceUnavailable", {"message": "Service unavailable"}),
+    "no_endpoint": (
+        400,
+        "ValidationError",
+        {"message": "Endpoint image-classifier-local of account 000000000000 not found."},
+    ),
+    "model_crash": (
+        424,
+        "ModelError",
+        {
+            "ErrorCode": "SERVER_ERROR_FROM_MODEL",
+            "OriginalStatusCode": 500,
+            "OriginalMessage": '{"error": {"code": "internal_error", "message": "boom"}}',
+            "Message": "Received server error (500) from primary",
+        },
+    ),
+    "unknown": (400, "SomethingNewException", {"message": "?"}),
+}
+
+
+async def fake_invocations(request: Request) -> Response:
+    scenario = (await request.body())[len(JPEG_MAGIC) :].decode()
+    if scenario == "gibberish":
+        return Response(b"<html>not json</html>", media_type="text/html")
+    if scenario == "slow":
+        await asyncio.sleep(3)
+        return Response(b"{}", media_type="application/json")
+    status, error_type, body = SAGEMAKER_FAILURES[scenario]
+    return JSONResponse(body, status_code=status, headers={"x-amzn-ErrorType": error_type})
+
+
+@pytest.fixture(scope="module")
+def fake_sagemaker() -> Iterator[str]:
+    app = Starlette(
+        routes=[Route("/endpoints/{name}/invocations", fake_invocations, methods=["POST"])]
+    )
+    sock = listen("127.0.0.1", 0, "--port")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def api_before_fake_sagemaker(fake_sagemaker: str) -> Iterator[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.local.api_only",
+            "--sagemaker-url",
+            fake_sagemaker,
+            "--origin",
+            "http://127.0.0.1:8000",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SAGEMAKER_MAX_ATTEMPTS": "2",
+            "SAGEMAKER_READ_TIMEOUT_SECONDS": "1",
+        },
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("API "), line
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    yield line.split()[1]
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status", "code", "retry_after"),
+    [
+        ("throttled", 503, "model_busy", True),
+        ("not_ready", 503, "model_not_ready", True),
+        ("unavailable", 503, "model_unavailable", True),
+        ("no_endpoint", 503, "endpoint_not_found", True),
+        ("model_crash", 502, "model_error", False),
+        ("gibberish", 502, "bad_model_response", False),
+        ("unknown", 502, "upstream_error", False),
+        ("slow", 504, "model_timeout", True),
+    ],
+)
+def test_sagemaker_failures(api_before_fake_sagemaker, scenario, status, code, retry_after):
+    response = httpx.post(
+        f"{api_before_fake_sagemaker}/predict",
+        content=JPEG_MAGIC + scenario.encode(),
+        headers={"content-type": "image/jpeg", "origin": "http://127.0.0.1:8000"},
+        timeout=30,
+    )
+    assert_error(response, status, code)
+    assert ("retry-after" in response.headers) is retry_after
+    assert response.headers["access-control-allow-origin"] == "http://127.0.0.1:8000"
