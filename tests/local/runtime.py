@@ -24,6 +24,7 @@ class LocalRuntime:
     site_url: str = ""
     api_url: str = ""
     lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     @property
     def output(self) -> str:
@@ -33,11 +34,14 @@ class LocalRuntime:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
             raise
+        if self.reader is not None:
+            self.reader.join(5)  # every line printed before exit is in `lines`
+        return code
 
 
 def _drain(runtime: LocalRuntime, ready: threading.Event) -> None:
@@ -75,7 +79,8 @@ def local_runtime(
     )
     runtime = LocalRuntime(process)
     ready = threading.Event()
-    threading.Thread(target=_drain, args=(runtime, ready), daemon=True).start()
+    runtime.reader = threading.Thread(target=_drain, args=(runtime, ready), daemon=True)
+    runtime.reader.start()
     try:
         deadline = time.monotonic() + START_SECONDS
         while not ready.wait(0.1):
