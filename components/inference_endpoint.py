@@ -7,7 +7,6 @@ to it; the same archive twice changes nothing.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.endpoint_rollout import EndpointRollout, EndpointRolloutArgs
+from components.iam_policy import log_writer_statement, policy_document, service_trust_policy
 from components.model_archive import ModelArchive
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 
@@ -183,19 +183,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-execution",
             assume_role_policy=account.apply(
-                lambda account_id: json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"Service": "sagemaker.amazonaws.com"},
-                                "Action": "sts:AssumeRole",
-                                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-                            }
-                        ],
-                    }
-                )
+                lambda account_id: service_trust_policy("sagemaker.amazonaws.com", account_id)
             ),
             tags=args.tags,
             opts=child,
@@ -204,45 +192,31 @@ class InferenceEndpoint(pulumi.ComponentResource):
             f"{name}-execution-policy",
             role=role.id,
             policy=pulumi.Output.all(object_arn, repository_arn, log_group.arn).apply(
-                lambda arns: json.dumps(
+                lambda arns: policy_document(
                     {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Sid": "ReadTheModelArchive",
-                                "Effect": "Allow",
-                                "Action": "s3:GetObject",
-                                "Resource": arns[0],
-                            },
-                            {
-                                "Sid": "PullTheServingImage",
-                                "Effect": "Allow",
-                                "Action": [
-                                    "ecr:BatchCheckLayerAvailability",
-                                    "ecr:BatchGetImage",
-                                    "ecr:GetDownloadUrlForLayer",
-                                ],
-                                "Resource": arns[1],
-                            },
-                            {
-                                # GetAuthorizationToken has no resource-level permissions.
-                                "Sid": "LogInToEcr",
-                                "Effect": "Allow",
-                                "Action": "ecr:GetAuthorizationToken",
-                                "Resource": "*",
-                            },
-                            {
-                                "Sid": "WriteItsOwnLogs",
-                                "Effect": "Allow",
-                                "Action": [
-                                    "logs:CreateLogStream",
-                                    "logs:DescribeLogStreams",
-                                    "logs:PutLogEvents",
-                                ],
-                                "Resource": f"{arns[2]}:*",
-                            },
+                        "Sid": "ReadTheModelArchive",
+                        "Effect": "Allow",
+                        "Action": "s3:GetObject",
+                        "Resource": arns[0],
+                    },
+                    {
+                        "Sid": "PullTheServingImage",
+                        "Effect": "Allow",
+                        "Action": [
+                            "ecr:BatchCheckLayerAvailability",
+                            "ecr:BatchGetImage",
+                            "ecr:GetDownloadUrlForLayer",
                         ],
-                    }
+                        "Resource": arns[1],
+                    },
+                    {
+                        # GetAuthorizationToken has no resource-level permissions.
+                        "Sid": "LogInToEcr",
+                        "Effect": "Allow",
+                        "Action": "ecr:GetAuthorizationToken",
+                        "Resource": "*",
+                    },
+                    log_writer_statement(arns[2], "logs:DescribeLogStreams"),
                 )
             ),
             opts=child,

@@ -7,13 +7,14 @@ itself needs the bucket first (the site's CloudFront distribution).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+
+from components.iam_policy import policy_document
 
 TYPE = "image-classifier:private_bucket:PrivateBucket"
 
@@ -117,12 +118,7 @@ def tls_only_bucket_policy(
 ) -> aws.s3.BucketPolicy:
     """The bucket's one policy: plain HTTP refused for everyone, plus the given grants."""
     document = pulumi.Output.all(bucket.arn, grants).apply(
-        lambda values: json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [secure_transport_statement(values[0]), *values[1]],
-            }
-        )
+        lambda values: policy_document(secure_transport_statement(values[0]), *values[1])
     )
     # The public access block must exist first, or S3 may judge the policy on its own.
     return aws.s3.BucketPolicy(

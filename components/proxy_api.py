@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cors import CorsPolicy
+from components.iam_policy import log_writer_statement, policy_document, service_trust_policy
 
 TYPE = "image-classifier:proxy_api:ProxyApi"
 HANDLER = "proxy.handler.handler"
@@ -111,18 +112,7 @@ class ProxyApi(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-function-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy("lambda.amazonaws.com"),
             tags=args.tags,
             opts=child,
         )
@@ -130,24 +120,14 @@ class ProxyApi(pulumi.ComponentResource):
             f"{name}-function-policy",
             role=role.id,
             policy=pulumi.Output.all(args.endpoint_arn, function_logs.arn).apply(
-                lambda arns: json.dumps(
+                lambda arns: policy_document(
                     {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Sid": "InvokeTheEndpoint",
-                                "Effect": "Allow",
-                                "Action": "sagemaker:InvokeEndpoint",
-                                "Resource": arns[0],
-                            },
-                            {
-                                "Sid": "WriteItsOwnLogs",
-                                "Effect": "Allow",
-                                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                                "Resource": f"{arns[1]}:*",
-                            },
-                        ],
-                    }
+                        "Sid": "InvokeTheEndpoint",
+                        "Effect": "Allow",
+                        "Action": "sagemaker:InvokeEndpoint",
+                        "Resource": arns[0],
+                    },
+                    log_writer_statement(arns[1]),
                 )
             ),
             opts=child,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from components.content_security_policy import content_security_policy
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 
 TYPE = "image-classifier:static_site:StaticSite"
@@ -57,25 +58,6 @@ def site_files(site_dir: Path) -> list[Path]:
         if path.is_file()
         and not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
         and path.relative_to(site_dir).as_posix() not in GENERATED_FILES
-    )
-
-
-def content_security_policy(connect_src: str) -> str:
-    return "; ".join(
-        (
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            # Previews of the chosen image are blob: or data: URLs.
-            "img-src 'self' data: blob:",
-            "font-src 'self'",
-            "manifest-src 'self'",
-            f"connect-src {connect_src}",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-            "object-src 'none'",
-        )
     )
 
 

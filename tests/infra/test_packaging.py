@@ -5,10 +5,11 @@ from __future__ import annotations
 import pulumi
 import pytest
 
+from components.content_security_policy import content_security_policy
 from components.inference_endpoint import default_image_uri, ecr_repository_arn
 from components.proxy_api import execute_api_origin_pattern, lambda_code
 from components.stack_config import name_prefix
-from components.static_site import content_security_policy, content_type, site_files
+from components.static_site import content_type, site_files
 
 
 def _package(tmp_path):
