@@ -30,6 +30,8 @@ from botocore.exceptions import ClientError
 PROVIDER_VERSION = "1"
 """Bump when the provider's behaviour changes, so every stack picks the new code up."""
 
+PROGRESS_SECONDS = 60
+"""How often a long wait says it is still waiting."""
 IN_PROGRESS = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"})
 
 
@@ -219,12 +221,19 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
     def _pause(
         self, client: Any, inputs: RolloutInputs, described: dict[str, Any], deadline: float
     ) -> dict[str, Any] | None:
-        """Sleep one poll interval (or time out) and describe the endpoint again."""
+        """Sleep one poll interval (or time out) and describe the endpoint again, saying
+        when the status changes and, while it does not, once a minute."""
         self._check_deadline(inputs, described["EndpointStatus"], deadline)
+        started = deadline - inputs.timeout_seconds
+        minutes_before = (self._now() - started) // PROGRESS_SECONDS
         self._wait(inputs.poll_seconds)
+        elapsed = self._now() - started
         now = self._describe(client, inputs.endpoint_name)
         if now is not None and now["EndpointStatus"] != described["EndpointStatus"]:
             self._say(f"endpoint {inputs.endpoint_name}: {now['EndpointStatus']}")
+        elif elapsed // PROGRESS_SECONDS > minutes_before:
+            status = now["EndpointStatus"] if now else "gone"
+            self._say(f"endpoint {inputs.endpoint_name}: still {status} after {elapsed:.0f} s")
         return now
 
     def _check_deadline(self, inputs: RolloutInputs, status: str, deadline: float) -> None:

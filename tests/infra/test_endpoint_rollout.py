@@ -187,6 +187,18 @@ def test_update_waits_from_updating_to_in_service_with_the_new_config(script):
     assert any(f"retired endpoint config {OLD}" in line for line in script.log)
 
 
+def test_a_long_update_reports_progress_every_minute(script):
+    script.described("InService", OLD)
+    script.update()
+    for _ in range(9):  # 9 polls of 15 s: 135 s of Updating
+        script.described("Updating", OLD)
+    script.described("InService", NEW, modified=T0 + timedelta(minutes=3))
+    script.retire_old()
+    script.provider.update(NAME, props(OLD), props(NEW))
+    progress = [line for line in script.log if "still Updating" in line]
+    assert progress == [f"endpoint {NAME}: still Updating after {s} s" for s in (60, 120)]
+
+
 def test_update_that_sagemaker_rolls_back_fails_loudly_and_keeps_the_old_config(script):
     reason = "ClientError: the container did not pass the ping health check"
     script.described("InService", OLD)
