@@ -233,16 +233,21 @@ def preprocess(image: Image.Image, model: Model) -> np.ndarray:
 
 
 def _decode_rgb(image: Image.Image, resize_size: int) -> Image.Image:
+    """Decode to upright 8-bit RGB. Large photos shrink early by a whole factor, keeping
+    at least twice the resize target so the bilinear filter still does the final
+    antialiasing; photos up to 4x the target (928 px short side) are untouched, so they
+    match torchvision exactly."""
     if image.format == "JPEG":
-        # Decode large JPEGs at 1/2, 1/4 or 1/8 scale in the DCT, keeping at least twice
-        # the resize target so the bilinear filter still does the final antialiasing.
+        # JPEG decodes at 1/2, 1/4 or 1/8 scale in the DCT: the cheapest shrink there is.
         width, height = image.size
         scale = min(width, height) / (2 * resize_size)
         if scale >= 2:
             image.draft("RGB", (int(width / scale), int(height / scale)))
     image.load()
     ImageOps.exif_transpose(image, in_place=True)
-    return _to_rgb(image)
+    rgb = _to_rgb(image)
+    factor = min(rgb.size) // (2 * resize_size)
+    return rgb.reduce(factor) if factor >= 2 else rgb
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

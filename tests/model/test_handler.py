@@ -30,6 +30,14 @@ def decoded(handler, body: bytes) -> Image.Image:
     return module._decode_rgb(image, handler.model.resize_size)
 
 
+def full_resolution(handler, body: bytes) -> np.ndarray:
+    """Preprocessing from every decoded pixel, with no early shrinking."""
+    model = handler.model
+    full = Image.open(io.BytesIO(body)).convert("RGB")
+    crop = handler.module._resize_center_crop(full, model.resize_size, model.crop_size)
+    return np.asarray(crop).transpose(2, 0, 1)[np.newaxis] * model.scale + model.offset
+
+
 def preprocessed(handler, body: bytes) -> np.ndarray:
     image = handler.module.input_fn(body, "application/octet-stream")
     return handler.module.preprocess(image, handler.model)
@@ -141,9 +149,14 @@ def test_large_jpeg_is_decoded_at_reduced_scale(handler):
     fast = decoded(handler, body)
     # DCT scaling to 1/4 keeps at least twice the 232 px resize target.
     assert fast.size == (1000, 665)
-    full = Image.open(io.BytesIO(body)).convert("RGB")
-    reference = handler.module.preprocess(full, handler.model)
-    assert np.abs(preprocessed(handler, body) - reference).mean() < 0.02
+    assert np.abs(preprocessed(handler, body) - full_resolution(handler, body)).mean() < 0.01
+
+
+def test_large_png_is_reduced_before_resizing(handler):
+    body = images.encode(images.photo().resize((3000, 2000), Image.Resampling.BICUBIC), "PNG")
+    # 2000 // (2 * 232) = 4: a box reduction to 750x500, still twice the resize target.
+    assert decoded(handler, body).size == (750, 500)
+    assert np.abs(preprocessed(handler, body) - full_resolution(handler, body)).mean() < 0.01
 
 
 def test_extreme_aspect_ratios_cost_no_more_than_a_square(handler):
