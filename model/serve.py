@@ -136,15 +136,16 @@ def _error_json(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None when it exceeds MAX_BODY_BYTES (checked while streaming)."""
+async def read_limited_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` bytes (declared
+    length first, then while streaming, never buffering past the limit)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         return None
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
@@ -158,7 +159,7 @@ def create_app(artifact: Path) -> Starlette:
         return Response(status_code=HTTPStatus.OK)
 
     async def invocations(request: Request) -> Response:
-        body = await _read_body(request)
+        body = await read_limited_body(request, MAX_BODY_BYTES)
         if body is None:
             return _too_large_container()
         result = await handler.invoke(
@@ -171,7 +172,7 @@ def create_app(artifact: Path) -> Starlette:
         request_id = str(uuid.uuid4())
         if not ENDPOINT_NAME.match(name):
             return _validation_error(f"Endpoint name {name!r} is not valid.", request_id)
-        body = await _read_body(request)
+        body = await read_limited_body(request, MAX_BODY_BYTES)
         if body is None:
             return _validation_error(
                 f"Request payload exceeds the maximum of {MAX_BODY_BYTES} bytes.", request_id
