@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import sys
+
 import pulumi
 import pytest
 
@@ -10,6 +13,7 @@ from components.inference_endpoint import default_image_uri, ecr_repository_arn
 from components.proxy_api import execute_api_origin_pattern, lambda_code
 from components.stack_config import name_prefix
 from components.static_site import content_type, site_files
+from tests.infra.conftest import ROOT
 
 
 def _package(tmp_path):
@@ -103,3 +107,20 @@ def test_name_prefix_fits_aws_names():
     assert prefix == prefix.lower()
     assert set(prefix) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
     assert not prefix.endswith("-")
+
+
+def test_the_program_imports_only_what_requirements_txt_installs():
+    """`pulumi up` runs in `.venv-pulumi` (requirements.txt): no torch, no test tools."""
+    allowed = {"pulumi", "pulumi_aws", "boto3", "botocore", "components"}
+    program = [ROOT / "__main__.py", *sorted((ROOT / "components").glob("*.py"))]
+    for path in program:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                assert top in allowed or top in sys.stdlib_module_names, f"{path.name}: {name}"
