@@ -133,6 +133,23 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             outs=self._converge(self._client(inputs.region), inputs, previous_config=previous)
         )
 
+    def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
+        """`pulumi refresh`: the endpoint as it is, so drift (another config, a deleted
+        endpoint) shows up and the next `pulumi up` converges it."""
+        inputs = RolloutInputs.from_props(props)
+        described = self._describe(self._client(inputs.region), inputs.endpoint_name)
+        if described is None:
+            return pulumi.dynamic.ReadResult(id_="", outs={})
+        return pulumi.dynamic.ReadResult(
+            id_=id_,
+            outs={
+                **props,
+                "endpoint_config_name": described["EndpointConfigName"],
+                "endpoint_arn": described["EndpointArn"],
+                "endpoint_status": described["EndpointStatus"],
+            },
+        )
+
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         inputs = RolloutInputs.from_props(props)
         client = self._client(inputs.region)

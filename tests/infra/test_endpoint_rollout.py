@@ -373,6 +373,19 @@ def test_delete_of_a_missing_endpoint_is_a_no_op(sagemaker):
     assert len(sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 2
 
 
+def test_refresh_reads_drift_and_a_deleted_endpoint(sagemaker):
+    provider = _real_provider(FakeClock(), [])
+    created = provider.create(props(NEW))
+    sagemaker.delete_endpoint(EndpointName=NAME)
+    sagemaker.create_endpoint(EndpointName=NAME, EndpointConfigName=OLD)  # changed by hand
+    read = provider.read(NAME, created.outs)
+    assert read.id == NAME
+    assert read.outs["endpoint_config_name"] == OLD
+    assert provider.diff(NAME, read.outs, props(NEW)).changes
+    sagemaker.delete_endpoint(EndpointName=NAME)
+    assert provider.read(NAME, created.outs).id == ""
+
+
 # -- diff and serialisation ----------------------------------------------------------------
 
 
