@@ -13,6 +13,17 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _primary_address() -> list[str]:
+    """The LAN address other devices reach this machine at (hostname lookups often give
+    127.0.1.1). Connecting a UDP socket picks a route without sending anything."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            return [str(probe.getsockname()[0])]
+        except OSError:
+            return []
+
+
 @dataclass(frozen=True)
 class Addresses:
     host: str
@@ -39,6 +50,7 @@ class Addresses:
         except OSError:
             infos = []
         names.extend(str(info[4][0]) for info in infos)
+        names.extend(_primary_address())
         return tuple(dict.fromkeys(names))
 
     def site_origins(self) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ const ui = {
   idle: $("idle"),
   busy: $("busy"),
   error: $("error"),
+  errorTitle: $("error-title"),
   errorMessage: $("error-message"),
   retry: $("retry"),
   results: $("results"),
@@ -68,6 +69,7 @@ function showPreview(file, prepared) {
   ui.dropzone.dataset.state = "preview";
   ui.choose.textContent = "Choose another image";
   const name = file.name || "pasted image";
+  ui.figure.classList.toggle("is-file", !prepared.decoded);
   if (prepared.decoded) {
     previewUrl = URL.createObjectURL(prepared.blob);
     ui.preview.src = previewUrl;
@@ -79,7 +81,7 @@ function showPreview(file, prepared) {
     ui.preview.removeAttribute("src");
     ui.preview.alt = "";
     ui.preview.hidden = true;
-    ui.caption.textContent = `${name} · no preview: your browser cannot display this file`;
+    ui.caption.textContent = `${name} · no preview: this browser cannot display this file`;
   }
 }
 
@@ -128,6 +130,9 @@ function renderError(error) {
   if (apiError.retryable && apiError.retryAfter > 0) {
     message += ` (The service suggests waiting ${apiError.retryAfter} s.)`;
   }
+  ui.errorTitle.textContent = apiError.retryable
+    ? "The service is not answering right now"
+    : "This image could not be classified";
   ui.errorMessage.textContent = message;
   ui.error.dataset.code = apiError.code || String(apiError.status || "");
   ui.retry.hidden = !(apiError.retryable && upload);

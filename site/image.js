@@ -5,6 +5,10 @@
 export const MAX_SIDE = 1024;
 const JPEG_QUALITY = 0.9;
 
+function undecoded(file) {
+  return { blob: file, type: "application/octet-stream", decoded: false };
+}
+
 function toBlob(canvas) {
   return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
 }
@@ -19,8 +23,10 @@ export async function prepareImage(file) {
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
   } catch {
-    // Not something this browser can decode: send it as is and let the API explain.
-    return { blob: file, type: file.type || "application/octet-stream", decoded: false };
+    // Not something this browser can decode: send the bytes as they are and let the API,
+    // which sniffs the real format, explain what they are (e.g. "HEIC/HEIF images are not
+    // supported"). The file's own type is only a guess from its name, so it is not sent.
+    return undecoded(file);
   }
   const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
   const width = Math.max(1, Math.round(bitmap.width * scale));
@@ -39,8 +45,6 @@ export async function prepareImage(file) {
 
   const blob = await toBlob(canvas);
   canvas.width = canvas.height = 0; // release the backing store right away
-  if (!blob) {
-    return { blob: file, type: file.type || "application/octet-stream", decoded: false };
-  }
+  if (!blob) return undecoded(file);
   return { blob, type: "image/jpeg", decoded: true, width, height, scaled: scale < 1 };
 }
