@@ -237,7 +237,7 @@ def _decode_rgb(image: Image.Image, resize_size: int) -> Image.Image:
     at least twice the resize target so the bilinear filter still does the final
     antialiasing; photos up to 4x the target (928 px short side) are untouched, so they
     match torchvision exactly."""
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "MPO"):  # MPO: a camera's multi-picture JPEG
         # JPEG decodes at 1/2, 1/4 or 1/8 scale in the DCT: the cheapest shrink there is.
         width, height = image.size
         scale = min(width, height) / (2 * resize_size)

@@ -122,6 +122,7 @@ def good_cases() -> tuple[Good, ...]:
         Good("jpeg_exif_rotated", jpeg_with_orientation(6), "image/jpeg"),
         Good("jpeg_grayscale", encode(rgb.convert("L"), "JPEG"), "image/jpeg"),
         Good("jpeg_cmyk", encode(rgb.convert("CMYK"), "JPEG"), "image/jpeg"),
+        Good("jpeg_mpo", encode(rgb, "MPO", save_all=True, append_images=[rgb]), "image/jpeg"),
         Good("png_rgb", encode(rgb, "PNG"), "image/png"),
         Good("png_rgba", encode(rgba, "PNG"), "image/png"),
         Good("png_rgba_transparent", transparent_rgba(), "image/png"),

@@ -152,6 +152,12 @@ def test_large_jpeg_is_decoded_at_reduced_scale(handler):
     assert np.abs(preprocessed(handler, body) - full_resolution(handler, body)).mean() < 0.01
 
 
+def test_large_multi_picture_jpeg_is_decoded_at_reduced_scale(handler):
+    big = images.photo().resize((4000, 2660), Image.Resampling.BICUBIC)
+    body = images.encode(big, "MPO", save_all=True, append_images=[big])
+    assert decoded(handler, body).size == (1000, 665)
+
+
 def test_large_png_is_reduced_before_resizing(handler):
     body = images.encode(images.photo().resize((3000, 2000), Image.Resampling.BICUBIC), "PNG")
     # 2000 // (2 * 232) = 4: a box reduction to 750x500, still twice the resize target.

@@ -198,3 +198,8 @@ def test_boto3_model_error(model_server_url, case):
     assert error["OriginalStatusCode"] == case.status
     assert json.loads(error["OriginalMessage"])["error"]["code"] == case.code
     assert error["LogStreamArn"].startswith("arn:aws:logs:")
+
+
+def test_cli_explains_a_missing_artifact(tmp_path, capsys):
+    assert serve.main(["--artifact", str(tmp_path / "model.tar.gz")]) == 2
+    assert "python -m model.package" in capsys.readouterr().err
