@@ -473,3 +473,14 @@ def test_prod_stack_keeps_a_warm_instance_and_waits_for_invalidations(run_stack)
     assert prod.one(DISTRIBUTION).inputs["priceClass"] == "PriceClass_All"
     assert all(g.inputs["retentionInDays"] == 90 for g in prod.of_type(LOG_GROUP))
     assert not prod.warnings
+
+
+def test_a_custom_serving_image_is_the_only_repository_the_role_may_pull(run_stack):
+    image = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/serving:1.2"
+    run = run_stack({f"{PROJECT}:imageUri": image})
+    assert run.error is None, run.error
+    assert run.one("aws:sagemaker/model:Model").inputs["primaryContainer"]["image"] == image
+    statements = {s["Sid"]: s for s in _role_policy(run, "model-execution-policy")}
+    assert statements["PullTheServingImage"]["Resource"] == (
+        "arn:aws:ecr:eu-west-1:111122223333:repository/team/serving"
+    )
