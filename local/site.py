@@ -13,27 +13,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from components.config_js import SiteConfig, render_config_js
+from components.content_security_policy import content_security_policy
 from local.addresses import Addresses
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "site"
 ENVIRONMENT = "local"
-
-
-def content_security_policy(api_origin: str) -> str:
-    """No inline code, and the page may talk to nothing but itself and the API."""
-    return "; ".join(
-        (
-            "default-src 'self'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self' blob: data:",
-            f"connect-src 'self' {api_origin}",
-            "object-src 'none'",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-        )
-    )
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):
