@@ -52,12 +52,12 @@ def content_type(path: Path) -> str:
 
 def site_files(site_dir: Path) -> list[Path]:
     """Every file to upload, as paths relative to `site_dir`, in a stable order."""
+    relative = (path.relative_to(site_dir) for path in site_dir.rglob("*") if path.is_file())
     return sorted(
-        path.relative_to(site_dir)
-        for path in site_dir.rglob("*")
-        if path.is_file()
-        and not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
-        and path.relative_to(site_dir).as_posix() not in GENERATED_FILES
+        path
+        for path in relative
+        if not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
+        and path.as_posix() not in GENERATED_FILES
     )
 
 

@@ -42,11 +42,12 @@ def test_lambda_zip_needs_a_handler(tmp_path):
 
 
 def test_site_files_skip_generated_hidden_and_cache_files(tmp_path):
+    site = tmp_path / ".checkout" / "site"  # a hidden folder above the site is fine
     for name in ("index.html", "app.js", "config.js", ".DS_Store", "img/logo.svg"):
-        path = tmp_path / name
+        path = site / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
-    assert [p.as_posix() for p in site_files(tmp_path)] == ["app.js", "img/logo.svg", "index.html"]
+    assert [p.as_posix() for p in site_files(site)] == ["app.js", "img/logo.svg", "index.html"]
 
 
 @pytest.mark.parametrize(
