@@ -58,14 +58,15 @@ def lambda_code(source_dir: Path) -> pulumi.AssetArchive:
         raise FileNotFoundError(f"{source_dir}/handler.py is missing: the proxy Lambda has no code")
     package = source_dir.name
     files = sorted(
-        path
+        path.relative_to(source_dir)
         for path in source_dir.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        if path.is_file() and path.suffix != ".pyc"
     )
     return pulumi.AssetArchive(
         {
-            f"{package}/{path.relative_to(source_dir).as_posix()}": pulumi.FileAsset(str(path))
+            f"{package}/{path.as_posix()}": pulumi.FileAsset(str(source_dir / path))
             for path in files
+            if "__pycache__" not in path.parts
         }
     )
 
