@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
+import zipfile
 
 import pulumi
 import pytest
 
 from components.content_security_policy import content_security_policy
 from components.inference_endpoint import default_image_uri, ecr_repository_arn
-from components.proxy_api import execute_api_origin_pattern, lambda_code
+from components.proxy_api import HANDLER, execute_api_origin_pattern, lambda_code
 from components.stack_config import name_prefix
 from components.static_site import content_type, site_files
 from tests.infra.conftest import ROOT
@@ -125,3 +128,37 @@ def test_the_program_imports_only_what_requirements_txt_installs():
             for name in names:
                 top = name.split(".")[0]
                 assert top in allowed or top in sys.stdlib_module_names, f"{path.name}: {name}"
+
+
+def test_the_lambda_zip_runs_the_handler_string_from_the_zip_alone(tmp_path):
+    """Lambda puts the zip's root on sys.path and imports `proxy.handler`: do the same, in a
+    fresh interpreter that cannot see the repository."""
+    archive = lambda_code(ROOT / "proxy")
+    bundle = tmp_path / "function.zip"
+    with zipfile.ZipFile(bundle, "w") as zipped:
+        for member, asset in sorted(archive.assets.items()):
+            zipped.write(asset.path, member)
+    module, function = HANDLER.rsplit(".", 1)
+    script = (
+        "import importlib, sys; sys.path.insert(0, sys.argv[1]); "
+        f"m = importlib.import_module({module!r}); "
+        f"assert callable(getattr(m, {function!r})); print(m.__file__)"
+    )
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "SAGEMAKER_ENDPOINT_NAME": "image-classifier-test",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script, str(bundle)],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(bundle))
