@@ -13,6 +13,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = REPO_ROOT / "build" / "model.tar.gz"
 RANDOM_WEIGHTS = "random"
+IMAGENET_ID = "IMAGENET1K_V2"
 
 
 class ArtifactError(Exception):
@@ -48,6 +49,12 @@ def read_model_info(path: Path) -> ModelInfo:
     raise ArtifactError(f"{path} has no metadata.json; is it a model archive?")
 
 
+def _same_weights(recorded: str, requested: str) -> bool:
+    """Whether an archive's recorded weights id is what `--weights` asks for (a PATH is
+    recorded by content hash, so it always rebuilds; the build is reproducible)."""
+    return recorded == requested or (requested == "imagenet" and recorded == IMAGENET_ID)
+
+
 def _build(weights: str, out: Path) -> bool:
     """Run the packager in a child process, so torch never stays in this one."""
     command = [sys.executable, "-m", "model.package", "--weights", weights, "--out", str(out)]
@@ -77,7 +84,7 @@ def resolve_artifact(
         except ArtifactError as exc:
             say(f"{exc}; building it again")
         else:
-            if weights is None or existing.weights == weights:
+            if weights is None or _same_weights(existing.weights, weights):
                 return existing
 
     out.parent.mkdir(parents=True, exist_ok=True)

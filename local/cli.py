@@ -115,6 +115,9 @@ async def _serve(
     ]
     while not all(server.started for server in servers):
         if any(task.done() for task in tasks):
+            fail("a server failed to start (see above)")
+            exit_code = EXIT_FAILURE
+            stop(signal.SIGTERM)
             break
         await asyncio.sleep(0.02)
     else:

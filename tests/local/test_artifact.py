@@ -1,0 +1,106 @@
+"""Which archive `python -m local` serves, and when it builds one (packager stubbed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from local import artifact
+from local.artifact import ArtifactError, read_model_info, resolve_artifact
+
+
+def write_archive(path: Path, weights: str, version: str = "v1") -> None:
+    meta = json.dumps({"name": "mobilenet_v2", "version": version, "weights": weights}).encode()
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("metadata.json")
+        info.size = len(meta)
+        archive.addfile(info, io.BytesIO(meta))
+
+
+class Packager:
+    """Stands in for `python -m model.package`; fails for the weights in `unavailable`."""
+
+    def __init__(self, unavailable: tuple[str, ...] = ()):
+        self.unavailable = unavailable
+        self.calls: list[str] = []
+
+    def __call__(self, weights: str, out: Path) -> bool:
+        self.calls.append(weights)
+        if weights in self.unavailable:
+            return False
+        write_archive(out, "IMAGENET1K_V2" if weights == "imagenet" else weights)
+        return True
+
+
+@pytest.fixture
+def packager(monkeypatch):
+    stub = Packager(unavailable=("imagenet",))
+    monkeypatch.setattr(artifact, "_build", stub)
+    return stub
+
+
+def test_metadata_is_read_from_the_archive(tmp_path):
+    path = tmp_path / "model.tar.gz"
+    write_archive(path, "random", "abc")
+    info = read_model_info(path)
+    assert (info.name, info.version, info.weights, info.untrained) == (
+        "mobilenet_v2",
+        "abc",
+        "random",
+        True,
+    )
+
+
+def test_not_an_archive_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.tar.gz"
+    path.write_bytes(b"junk")
+    with pytest.raises(ArtifactError, match="not a readable model archive"):
+        read_model_info(path)
+
+
+def test_first_run_offline_falls_back_to_random_loudly(tmp_path, packager):
+    said: list[str] = []
+    info = resolve_artifact(None, None, said.append, out=tmp_path / "model.tar.gz")
+    assert packager.calls == ["imagenet", "random"]
+    assert info.untrained
+    assert any("RANDOM, UNTRAINED" in line for line in said)
+
+
+def test_an_existing_archive_is_reused(tmp_path, packager):
+    out = tmp_path / "model.tar.gz"
+    write_archive(out, "IMAGENET1K_V2")
+    assert resolve_artifact(None, None, print, out=out).weights == "IMAGENET1K_V2"
+    assert resolve_artifact(None, "imagenet", print, out=out).weights == "IMAGENET1K_V2"
+    assert packager.calls == []
+
+
+def test_other_weights_rebuild(tmp_path, packager):
+    out = tmp_path / "model.tar.gz"
+    write_archive(out, "IMAGENET1K_V2")
+    assert resolve_artifact(None, "random", print, out=out).weights == "random"
+    assert packager.calls == ["random"]
+
+
+def test_explicit_weights_never_fall_back(tmp_path, packager):
+    with pytest.raises(ArtifactError, match="--weights imagenet"):
+        resolve_artifact(None, "imagenet", print, out=tmp_path / "model.tar.gz")
+    assert packager.calls == ["imagenet"]
+
+
+def test_a_corrupt_archive_is_rebuilt(tmp_path, packager):
+    out = tmp_path / "model.tar.gz"
+    out.write_bytes(b"interrupted build")
+    said: list[str] = []
+    assert resolve_artifact(None, "random", said.append, out=out).weights == "random"
+    assert "building it again" in said[0]
+
+
+def test_a_given_artifact_is_used_as_is(tmp_path, packager):
+    given = tmp_path / "mine.tar.gz"
+    write_archive(given, "file:0123456789ab")
+    assert resolve_artifact(given, None, print, out=tmp_path / "x.tar.gz").path == given
+    assert packager.calls == []
