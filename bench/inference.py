@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere: `model` is at the root
+    sys.path.insert(0, str(ROOT))
 TARGETS = {"warm p50": 0.33, "cold start": 0.10, "peak RSS": 0.30}
 KINDS = ("baseline", "onnx")
 ONE_THREAD = {
