@@ -20,6 +20,7 @@ const ui = {
   error: $("error"),
   errorTitle: $("error-title"),
   errorMessage: $("error-message"),
+  errorDetail: $("error-detail"),
   retry: $("retry"),
   results: $("results"),
   review: $("review-badge"),
@@ -135,6 +136,9 @@ function renderError(error) {
     : "This image could not be classified";
   ui.errorMessage.textContent = message;
   ui.error.dataset.code = apiError.code || String(apiError.status || "");
+  // The request id finds the matching log line when someone reports the problem.
+  ui.errorDetail.textContent = apiError.requestId ? `Request id ${apiError.requestId}` : "";
+  ui.errorDetail.hidden = !apiError.requestId;
   ui.retry.hidden = !(apiError.retryable && upload);
   show("error");
 }

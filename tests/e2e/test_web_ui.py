@@ -100,6 +100,7 @@ def test_a_non_image_shows_the_apis_own_message(page, images, runtime, artifacts
     choose_file(page, images["text"])
     assert wait_for_error(page) == expected
     assert page.is_hidden("#retry"), "a client error is not worth retrying"
+    assert re.fullmatch(r"Request id \S+", page.inner_text("#error-detail"))
     assert "no preview" in page.inner_text("#preview-caption")
     page.screenshot(path=str(artifacts_dir / "error.png"))
 
@@ -191,7 +192,7 @@ def test_ten_images_in_a_row(page, images):
     wait_for_results(page)
 
 
-def test_api_down_gives_a_clear_message_and_a_retry(browser, runtime, images):
+def test_api_down_gives_a_clear_message_and_a_retry(browser, runtime, images, artifacts_dir):
     dead_api = f"http://127.0.0.1:{free_port()}"
     context = browser.new_context()
     page = context.new_page()
@@ -207,6 +208,7 @@ def test_api_down_gives_a_clear_message_and_a_retry(browser, runtime, images):
         choose_file(page, images["cat"])
         assert "Could not reach the classification service" in wait_for_error(page)
         assert page.is_visible("#retry")
+        page.screenshot(path=str(artifacts_dir / "api-down.png"))
     finally:
         context.close()
 
