@@ -65,8 +65,8 @@ UNTRAINED_BANNER = """
 ======================================================================
   UNTRAINED MODEL: this archive has RANDOM weights.
   Its predictions are noise, and the web UI says so on every result.
-  For a real classifier run with --weights PATH (a MobileNetV2
-  state_dict), or on a machine with internet, without --weights.
+  For a real classifier: --weights imagenet (needs internet once)
+  or --weights PATH (a MobileNetV2 state_dict file).
 ======================================================================
 """
 
