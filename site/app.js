@@ -164,10 +164,17 @@ async function handleFile(file) {
   inFlight?.abort();
   upload = null;
   show("busy");
-  const prepared = await prepareImage(file);
-  if (mine !== generation) return;
-  showPreview(file, prepared);
-  upload = { blob: prepared.blob, type: prepared.type };
+  try {
+    const prepared = await prepareImage(file);
+    if (mine !== generation) return;
+    showPreview(file, prepared);
+    upload = { blob: prepared.blob, type: prepared.type };
+  } catch {
+    if (mine === generation) {
+      renderError(new ApiError("This file could not be read. Try another image."));
+    }
+    return;
+  }
   await send();
 }
 
