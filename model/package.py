@@ -46,8 +46,11 @@ def build_archive(
     crop_size = int(prep["crop_size"])
     log(f"exporting to ONNX (opset {export.OPSET}, dynamic batch)")
     onnx_model = export.export_onnx(network.module, crop_size)
-    difference = export.check_parity(network.module, onnx_model, crop_size)
-    log(f"ONNX Runtime matches torch: max |dp| = {difference:.2e}")
+    parity = export.check_parity(network.module, onnx_model, crop_size)
+    log(
+        f"ONNX Runtime matches torch: max |dp| = {parity.max_dp:.1e}, "
+        f"max |dlogit| = {parity.max_dlogit:.1e}"
+    )
 
     files = {"model.onnx": onnx_model}
     for name in CODE_FILES:

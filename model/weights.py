@@ -8,6 +8,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.error import URLError
 from urllib.parse import urlparse
 
 import torch
@@ -34,7 +35,13 @@ def load_network(spec: str) -> Network:
     """Build MobileNetV2 in eval mode for ``imagenet``, ``random`` or a state_dict path."""
     if spec == IMAGENET:
         _require_download_or_cache()
-        module = torchvision.models.mobilenet_v2(weights=REFERENCE)
+        try:
+            module = torchvision.models.mobilenet_v2(weights=REFERENCE)
+        except (URLError, OSError, RuntimeError) as error:
+            raise WeightsError(
+                f"--weights imagenet: downloading {REFERENCE.name} failed ({error}); pass a "
+                "local state_dict file (--weights PATH) or --weights random"
+            ) from error
         return Network(module.eval(), REFERENCE.name)
     if spec == RANDOM:
         # A fixed seed keeps "random" archives byte-reproducible.

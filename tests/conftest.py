@@ -3,6 +3,7 @@ real ``python -m model.serve`` running on it."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -21,6 +22,7 @@ CACHE = ROOT / "build" / "test-cache"
 # Everything the archive's bytes depend on; a change to any of them rebuilds it.
 MODEL_SOURCES = sorted((ROOT / "model").glob("*.py")) + sorted((ROOT / "model" / "code").iterdir())
 SERVER_START_SECONDS = 60
+STALE_SECONDS = 600
 
 
 def _sources_key() -> str:
@@ -53,7 +55,16 @@ def model_artifact() -> Path:
             built = Path(scratch) / "model.tar.gz"
             build_random_archive(built)
             os.replace(built, cached)
+        _prune(keep=cached)
     return cached
+
+
+def _prune(keep: Path) -> None:
+    """Drop archives of older sources, once no session can still be opening them."""
+    for stale in CACHE.glob("model-random-*.tar.gz"):
+        with contextlib.suppress(FileNotFoundError):  # another session pruned it first
+            if stale != keep and time.time() - stale.stat().st_mtime > STALE_SECONDS:
+                stale.unlink()
 
 
 def free_port() -> int:
