@@ -243,3 +243,50 @@ def test_a_503_cold_start_offers_a_retry_that_works(page, images, runtime: Local
     page.click("#retry")
     wait_for_results(page)
     assert page.locator("#predictions li").count() == 5
+
+
+def test_a_confident_pretrained_answer_has_no_banner_and_no_badge(
+    page, images, runtime: LocalRuntime, artifacts_dir
+):
+    """What users of the pretrained model see (played by the route: the session model is
+    untrained). Bars are drawn to scale and the untrained banner stays hidden."""
+    predictions = [
+        ("tabby", 281, 0.962),
+        ("tiger cat", 282, 0.021),
+        ("Egyptian cat", 285, 0.011),
+        ("lynx", 287, 0.002),
+        ("Persian cat", 283, 0.0004),
+    ]
+    body = {
+        "predictions": [
+            {"label": label, "index": index, "probability": p} for label, index, p in predictions
+        ],
+        "model": {"name": "mobilenet_v2", "version": "3f2a9c1d4e5b", "weights": "IMAGENET1K_V2"},
+        "needs_review": False,
+        "request_id": "r-1",
+    }
+    page.route(
+        PREDICT,
+        lambda route: route.fulfill(
+            status=200,
+            body=json.dumps(body),
+            headers={
+                "content-type": "application/json",
+                "access-control-allow-origin": runtime.site_url,
+            },
+        ),
+    )
+    choose_file(page, images["cat"])
+    wait_for_results(page)
+    assert page.is_hidden("#untrained-banner")
+    assert page.is_hidden("#review-badge")
+    assert page.locator(".prediction-value").all_inner_texts() == [
+        "96.2%",
+        "2.1%",
+        "1.1%",
+        "0.2%",
+        "<0.1%",
+    ]
+    assert page.inner_text("#model-name") == "mobilenet_v2 · IMAGENET1K_V2"
+    page.wait_for_timeout(400)  # let the bars finish growing
+    page.screenshot(path=str(artifacts_dir / "results-confident.png"))
