@@ -4,6 +4,7 @@ InferenceEndpoint   model archive -> S3 -> SageMaker model -> Serverless endpoin
 StaticSite          site/ -> private S3 -> CloudFront (OAC, security headers)
 ProxyApi            HTTP API POST /predict -> Lambda proxy -> the endpoint
 SiteConfigFile      config.js from the outputs above, invalidated when it changes
+Monitoring          alarms to an SNS topic and one dashboard (config `monitoring`)
 """
 
 from pathlib import Path
@@ -12,6 +13,7 @@ import pulumi
 
 from components.inference_endpoint import InferenceEndpoint, InferenceEndpointArgs
 from components.model_archive import read_model_archive
+from components.monitoring import Monitoring, MonitoringArgs
 from components.proxy_api import ProxyApi, ProxyApiArgs, execute_api_origin_pattern
 from components.site_config_file import SiteConfigFile, SiteConfigFileArgs
 from components.stack_config import load_settings
@@ -93,3 +95,18 @@ pulumi.export("distribution_id", site.distribution_id)
 pulumi.export("site_bucket", site.bucket_name)
 pulumi.export("artifact_bucket", endpoint.artifact_bucket)
 pulumi.export("config_js", config_js.content)
+
+if settings.monitoring:
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            api_id=api.api_id,
+            function_name=api.function_name,
+            endpoint_name=endpoint.endpoint_name,
+            alarm_email=settings.alarm_email,
+            region=settings.region,
+            tags=settings.tags,
+        ),
+    )
+    pulumi.export("alarm_topic_arn", monitoring.alarm_topic_arn)
+    pulumi.export("dashboard_name", monitoring.dashboard_name)

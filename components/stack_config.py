@@ -29,6 +29,7 @@ LOG_RETENTION_DAYS = frozenset(
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LEAVE_OUT_CHOICES = frozenset({"responseHeadersPolicy"})
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 SERVERLESS_KEYS = {
     "memory_mb": "serverlessMemoryMb",
     "max_concurrency": "serverlessMaxConcurrency",
@@ -59,6 +60,8 @@ class StackSettings:
     log_level: str
     price_class: str
     wait_for_invalidation: bool
+    monitoring: bool
+    alarm_email: str | None
     leave_out: frozenset[str]
 
     @property
@@ -153,6 +156,18 @@ def load_settings(project_dir: Path) -> StackSettings:
         price_class in PRICE_CLASSES, "priceClass", f"must be one of {', '.join(PRICE_CLASSES)}"
     )
     wait = reader.read(config.get_bool, "waitForInvalidation", False)
+    monitoring = reader.read(config.get_bool, "monitoring", True)
+    alarm_email = reader.read(config.get, "alarmEmail", "").strip() or None
+    reader.check(
+        alarm_email is None or EMAIL.fullmatch(alarm_email) is not None,
+        "alarmEmail",
+        f"{alarm_email!r} is not an email address",
+    )
+    reader.check(
+        monitoring or alarm_email is None,
+        "alarmEmail",
+        "is set but monitoring is false; no alarm would ever reach it",
+    )
     leave_out = _leave_out(reader)
 
     if reader.problems:
@@ -181,6 +196,8 @@ def load_settings(project_dir: Path) -> StackSettings:
         log_level=log_level,
         price_class=price_class,
         wait_for_invalidation=wait,
+        monitoring=monitoring,
+        alarm_email=alarm_email,
         leave_out=leave_out,
     )
 

@@ -295,3 +295,17 @@ def test_every_alarm_links_to_an_existing_runbook(monitoring: Deployed):
         link = re.search(r"docs/operations\.md#([a-z0-9-]+)", alarm.inputs["alarmDescription"])
         assert link, alarm.name
         assert link.group(1) in anchors, (alarm.name, link.group(1))
+
+
+def test_the_stack_wires_monitoring_and_config_turns_it_off(run_stack):
+    on = run_stack({})
+    off = run_stack({"image-classifier:monitoring": "false"})
+    mailed = run_stack({"image-classifier:alarmEmail": "ops@example.com"})
+    assert len(on.of_type(ALARM)) == 7
+    assert {"alarm_topic_arn", "dashboard_name"} <= on.outputs.keys()
+    assert on.of_type("aws:sns/topicSubscription:TopicSubscription") == []
+    (subscription,) = mailed.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert subscription.inputs["endpoint"] == "ops@example.com"
+    assert off.of_type(TYPE) == []
+    assert off.of_type(ALARM) == []
+    assert "alarm_topic_arn" not in off.outputs

@@ -51,6 +51,11 @@ def key(name: str) -> str:
         ({"imageUri": "docker.io/pytorch/pytorch:latest"}, r"imageUri: .* is not an ECR image"),
         ({"leaveOut": '["bucketPolicy"]'}, r"leaveOut: \['bucketPolicy'\] cannot be left out"),
         ({"leaveOut": '"responseHeadersPolicy"'}, r"leaveOut: must be a list"),
+        ({"alarmEmail": "oncall"}, r"alarmEmail: 'oncall' is not an email address"),
+        (
+            {"monitoring": "false", "alarmEmail": "ops@example.com"},
+            r"alarmEmail: is set but monitoring is false",
+        ),
     ],
 )
 def test_invalid_config_fails_before_any_resource(run_stack, overrides, expected):

@@ -447,6 +447,7 @@ def test_components_have_project_type_tokens_and_own_every_resource(dev_stack):
         "image-classifier:proxy_api:ProxyApi",
         "image-classifier:site_config_file:SiteConfigFile",
         "image-classifier:private_bucket:PrivateBucket",
+        "image-classifier:monitoring:Monitoring",
     }
     for component in components:
         _, module, _ = component.type.split(":")
