@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps
 
 try:
     from sagemaker_inference.errors import BaseInferenceToolkitError
@@ -134,7 +134,8 @@ def model_fn(model_dir: str) -> Model:
 
 
 def input_fn(request_body: Any, request_content_type: str | None) -> Image.Image:
-    """Check and decode the image; preprocessing needs the model, so it runs in predict_fn."""
+    """Check the request and open the image (header only). Decoding needs the model's
+    sizes to shrink large photos early, so it happens in predict_fn."""
     media_type = (request_content_type or "").split(";", 1)[0].strip().lower()
     if media_type and not (media_type.startswith("image/") or media_type in GENERIC_TYPES):
         raise RequestError(
@@ -177,7 +178,9 @@ def open_image(body: bytes, image_format: str) -> Image.Image:
         image = Image.open(io.BytesIO(body), formats=[image_format])
     except Image.DecompressionBombError as error:
         raise _too_large() from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # any failure to parse untrusted bytes is a bad image
         raise _corrupt(image_format) from error
     width, height = image.size
     if width < 1 or height < 1 or width > MAX_SIDE or height > MAX_SIDE:
@@ -223,7 +226,9 @@ def preprocess(image: Image.Image, model: Model) -> np.ndarray:
         crop = _resize_center_crop(rgb, model.resize_size, model.crop_size)
     except Image.DecompressionBombError as error:
         raise _too_large() from error
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # decoders raise many types on malformed data
         raise _corrupt(image_format) from error
     # One pass from uint8 HWC to the float32 NCHW batch, with no temporaries.
     batch = np.empty((1, 3, model.crop_size, model.crop_size), dtype=np.float32)

@@ -225,3 +225,29 @@ def test_serving_never_imports_torch(tiny_model_dir: Path):
 
 def _close(pixel, expected, tolerance=30) -> bool:
     return all(abs(a - b) <= tolerance for a, b in zip(pixel, expected, strict=True))
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_damaged_files_never_crash_the_handler(handler, image_format):
+    """Flip, cut and overwrite bytes of a valid file: every outcome is a top-5 or a 4xx."""
+    original = images.encode(images.photo().resize((64, 48)), image_format)
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for _ in range(300):
+        damaged = bytearray(original)
+        for position in rng.integers(0, len(damaged), size=rng.integers(1, 12)):
+            damaged[position] = rng.integers(0, 256)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.integers(1, len(damaged))]
+        outcomes.add(outcome(handler, bytes(damaged)))
+    assert all(status == 200 or 400 <= status < 500 for status in outcomes)
+
+
+def outcome(handler, body: bytes) -> int:
+    """The status the toolkit would answer: 200 with a top-5, or the client error's."""
+    try:
+        answer, _ = run_handler(handler, body, "application/octet-stream")
+    except handler.module.RequestError as error:
+        return error.status_code
+    assert len(json.loads(answer)["predictions"]) == 5
+    return 200
