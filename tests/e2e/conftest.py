@@ -26,7 +26,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps its event loop current while
+# the browser lives, which would break the Pulumi mocks' loop in later test packages.
+@pytest.fixture(scope="package")
 def browser():
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing; install Debian's chromium package to run browser tests"
@@ -43,7 +45,7 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def runtime(model_artifact: Path) -> Iterator[LocalRuntime]:
     with local_runtime(model_artifact) as running:
         yield running
