@@ -20,6 +20,7 @@ from starlette.routing import Route
 from components.cors import CorsPolicy
 from local.event import HttpRequest, HttpResponse, build_event, to_http_response
 from local.lambda_context import LambdaContext
+from model.serve import read_limited_body
 
 PREDICT_PATH = "/predict"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -59,20 +60,6 @@ def response_headers(policy: CorsPolicy, origin: str | None) -> list[tuple[str, 
         ("access-control-expose-headers", ",".join(policy.expose_headers)),
         ("vary", "origin"),
     ]
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it grows past `limit` (without buffering the rest)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_api_app(
@@ -117,7 +104,7 @@ def create_api_app(
         if request.url.path != PREDICT_PATH:
             result = _error(404, "not_found", f"No route here; POST an image to {PREDICT_PATH}.")
         else:
-            body = await _read_body(request, max_payload_bytes)
+            body = await read_limited_body(request, max_payload_bytes)
             if body is None:
                 limit_mb = max_payload_bytes // (1024 * 1024)
                 result = _error(
