@@ -20,6 +20,12 @@ from components.iam_policy import log_writer_statement, policy_document, service
 TYPE = "image-classifier:proxy_api:ProxyApi"
 HANDLER = "proxy.handler.handler"
 ROUTE_KEY = "POST /predict"
+WRONG_METHOD_ROUTE_KEYS = tuple(
+    f"{method} /predict" for method in ("GET", "PUT", "PATCH", "DELETE")
+)
+"""Routed to the proxy too, so a wrong method gets its 405 with a message (as locally)
+instead of the HTTP API's bare 404. Never `ANY`: that would also route the browser's
+OPTIONS preflight to the Lambda instead of letting the API's CORS configuration answer."""
 LAMBDA_MEMORY_MB = (128, 10240)
 LAMBDA_TIMEOUT_SECONDS = (1, 30)
 """The HTTP API stops waiting after 30 s; a longer Lambda timeout would only burn money."""
@@ -174,13 +180,26 @@ class ProxyApi(pulumi.ComponentResource):
             timeout_milliseconds=30000,
             opts=child,
         )
-        route = aws.apigatewayv2.Route(
-            f"{name}-predict-route",
-            api_id=api.id,
-            route_key=ROUTE_KEY,
-            target=pulumi.Output.concat("integrations/", integration.id),
-            opts=child,
-        )
+        target = pulumi.Output.concat("integrations/", integration.id)
+        routes = [
+            aws.apigatewayv2.Route(
+                f"{name}-predict-route",
+                api_id=api.id,
+                route_key=ROUTE_KEY,
+                target=target,
+                opts=child,
+            ),
+            *(
+                aws.apigatewayv2.Route(
+                    f"{name}-predict-{key.split()[0].lower()}-route",
+                    api_id=api.id,
+                    route_key=key,
+                    target=target,
+                    opts=child,
+                )
+                for key in WRONG_METHOD_ROUTE_KEYS
+            ),
+        ]
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
             name=f"/aws/apigateway/{args.name_prefix}-http-api",
@@ -198,20 +217,22 @@ class ProxyApi(pulumi.ComponentResource):
             name="$default",
             auto_deploy=True,
             default_route_settings=throttling,
-            route_settings=[{"route_key": ROUTE_KEY, **throttling}],
+            route_settings=[
+                {"route_key": key, **throttling} for key in (ROUTE_KEY, *WRONG_METHOD_ROUTE_KEYS)
+            ],
             access_log_settings={
                 "destination_arn": access_logs.arn,
                 "format": ACCESS_LOG_FORMAT,
             },
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[route]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
         )
         aws.lambda_.Permission(
             f"{name}-invoke-permission",
             action="lambda:InvokeFunction",
             function=function.name,
             principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(api.execution_arn, "/*/POST/predict"),
+            source_arn=pulumi.Output.concat(api.execution_arn, "/*/*/predict"),
             opts=child,
         )
 

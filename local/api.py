@@ -26,8 +26,10 @@ PREDICT_PATH = "/predict"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 """API Gateway HTTP APIs refuse request payloads above 10 MB before any integration runs."""
 
-# Every method reaches the handler, which answers 405 for anything but POST.
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# The methods ProxyApi routes on /predict (the handler answers 405 to all but POST);
+# others get the 404 the HTTP API gives an unrouted request.
+ROUTED_METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE")
+ALL_METHODS = [*ROUTED_METHODS, "HEAD", "OPTIONS"]
 
 LambdaHandler = Callable[[dict, LambdaContext], object]
 log = logging.getLogger("local.api")
@@ -79,7 +81,7 @@ def create_api_app(
                 source_ip=client,
                 host=request.headers.get("host", "localhost"),
             ),
-            route_key=f"ANY {PREDICT_PATH}",
+            route_key=f"{request.method} {PREDICT_PATH}",
         )
         context = LambdaContext()
         try:
@@ -101,7 +103,7 @@ def create_api_app(
         ):
             return Response(status_code=204, headers=dict(preflight_headers(cors, origin)))
 
-        if request.url.path != PREDICT_PATH:
+        if request.url.path != PREDICT_PATH or request.method not in ROUTED_METHODS:
             result = _error(404, "not_found", f"No route here; POST an image to {PREDICT_PATH}.")
         else:
             body = await read_limited_body(request, max_payload_bytes)

@@ -22,6 +22,7 @@ HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ROUTE = "aws:apigatewayv2/route:Route"
 
 
 def _for_bucket(stack, token, bucket):
@@ -256,12 +257,10 @@ def test_stage_throttles_and_writes_json_access_logs(dev_stack):
     assert stage["autoDeploy"] is True
     assert stage["defaultRouteSettings"]["throttlingRateLimit"] == 5
     assert stage["defaultRouteSettings"]["throttlingBurstLimit"] == 10
-    (route,) = stage["routeSettings"]
-    assert route == {
-        "routeKey": "POST /predict",
-        "throttlingRateLimit": 5,
-        "throttlingBurstLimit": 10,
-    }
+    assert stage["routeSettings"] == [
+        {"routeKey": f"{method} /predict", "throttlingRateLimit": 5, "throttlingBurstLimit": 10}
+        for method in ("POST", "GET", "PUT", "PATCH", "DELETE")
+    ]
     access_logs = dev_stack.one(LOG_GROUP, "api-access-logs")
     assert stage["accessLogSettings"]["destinationArn"] == access_logs.state["arn"]
     log_format = json.loads(stage["accessLogSettings"]["format"])
@@ -275,13 +274,16 @@ def test_predict_route_uses_a_payload_v2_lambda_proxy(dev_stack):
     assert integration["integrationType"] == "AWS_PROXY"
     assert integration["payloadFormatVersion"] == "2.0"
     assert integration["integrationUri"] == function.state["invokeArn"]
-    route = dev_stack.one("aws:apigatewayv2/route:Route").inputs
-    assert route["routeKey"] == "POST /predict"
-    assert (
-        route["target"]
-        == f"integrations/{dev_stack.one('aws:apigatewayv2/integration:Integration').id}"
-    )
-    assert len(dev_stack.of_type("aws:apigatewayv2/route:Route")) == 1
+    routes = {r.inputs["routeKey"]: r.inputs for r in dev_stack.of_type(ROUTE)}
+    target = f"integrations/{dev_stack.one('aws:apigatewayv2/integration:Integration').id}"
+    assert routes["POST /predict"]["target"] == target
+
+
+def test_wrong_methods_reach_the_proxy_for_a_405_but_preflight_stays_with_cors(dev_stack):
+    routes = {r.inputs["routeKey"]: r.inputs for r in dev_stack.of_type(ROUTE)}
+    assert set(routes) == {f"{m} /predict" for m in ("POST", "GET", "PUT", "PATCH", "DELETE")}
+    assert len({route["target"] for route in routes.values()}) == 1
+    assert not any(key.startswith(("ANY ", "OPTIONS ", "$default")) for key in routes)
 
 
 def test_lambda_permission_is_scoped_to_this_api(dev_stack):
@@ -289,7 +291,7 @@ def test_lambda_permission_is_scoped_to_this_api(dev_stack):
     api = dev_stack.one("aws:apigatewayv2/api:Api")
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert permission["action"] == "lambda:InvokeFunction"
-    assert permission["sourceArn"] == f"{api.state['executionArn']}/*/POST/predict"
+    assert permission["sourceArn"] == f"{api.state['executionArn']}/*/*/predict"
 
 
 def test_lambda_runs_the_proxy_package(dev_stack):

@@ -107,10 +107,29 @@ def test_backend_cors_headers_are_ignored(handler, client):
     assert response.headers.get_list("access-control-allow-origin") == [SITE]
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-def test_every_method_reaches_the_handler(client, handler, method):
+def test_the_routed_methods_are_the_stacks():
+    from components.proxy_api import ROUTE_KEY, WRONG_METHOD_ROUTE_KEYS
+    from local.api import ROUTED_METHODS
+
+    assert {f"{method} /predict" for method in ROUTED_METHODS} == {
+        ROUTE_KEY,
+        *WRONG_METHOD_ROUTE_KEYS,
+    }
+
+
+@pytest.mark.parametrize("method", ["POST", "GET", "PUT", "PATCH", "DELETE"])
+def test_routed_methods_reach_the_handler_with_their_route_key(client, handler, method):
     client.request(method, "/predict")
-    assert handler.calls[-1][0]["requestContext"]["http"]["method"] == method
+    event = handler.calls[-1][0]
+    assert event["requestContext"]["http"]["method"] == method
+    assert event["routeKey"] == f"{method} /predict"
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])
+def test_unrouted_methods_are_a_404_as_on_the_http_api(client, handler, method):
+    response = client.request(method, "/predict")
+    assert response.status_code == 404
+    assert handler.calls == []
 
 
 def test_other_paths_are_a_json_404(client, handler):

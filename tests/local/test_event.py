@@ -20,9 +20,9 @@ def request(**overrides) -> HttpRequest:
 
 
 def test_a_binary_body_is_base64_encoded_with_the_documented_shape():
-    event = build_event(request(), "ANY /predict")
+    event = build_event(request(), "POST /predict")
     assert event["version"] == "2.0"
-    assert event["routeKey"] == "ANY /predict"
+    assert event["routeKey"] == "POST /predict"
     assert event["rawPath"] == "/predict"
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\xff\xd8\xff\x00binary"
