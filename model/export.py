@@ -42,12 +42,13 @@ def export_onnx(network: torch.nn.Module, crop_size: int) -> bytes:
             verbose=False,
         )
     proto = program.model_proto
-    _strip_metadata(proto)
+    strip_metadata(proto)
     onnx.checker.check_model(proto)
     return proto.SerializeToString(deterministic=True)
 
 
-def _strip_metadata(proto: onnx.ModelProto) -> None:
+def strip_metadata(proto: onnx.ModelProto) -> None:
+    """Drop doc strings and metadata, which may name paths of the build machine."""
     del proto.metadata_props[:]
     proto.doc_string = ""
     graph = proto.graph
@@ -79,7 +80,7 @@ def check_parity(network: torch.nn.Module, onnx_model: bytes, crop_size: int) ->
     session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
     (logits,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})
     parity = Parity(
-        max_dp=float(np.abs(_softmax(logits) - _softmax(expected_logits)).max()),
+        max_dp=float(np.abs(softmax(logits) - softmax(expected_logits)).max()),
         max_dlogit=float(np.abs(logits - expected_logits).max()),
     )
     if not parity.max_dp <= PARITY_TOLERANCE:
@@ -90,6 +91,6 @@ def check_parity(network: torch.nn.Module, onnx_model: bytes, crop_size: int) ->
     return parity
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)

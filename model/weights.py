@@ -11,8 +11,10 @@ from pathlib import Path
 from urllib.error import URLError
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
 import torchvision
+from PIL import Image
 from torchvision.models import MobileNet_V2_Weights
 
 REFERENCE = MobileNet_V2_Weights.IMAGENET1K_V2
@@ -60,6 +62,12 @@ def preprocessing() -> dict[str, object]:
         "mean": list(transforms.mean),
         "std": list(transforms.std),
     }
+
+
+def reference_preprocess(image: Image.Image) -> np.ndarray:
+    """A photo as the [1,3,H,W] network input, by torchvision's reference transforms
+    (which the handler's Pillow/NumPy preprocessing matches pixel for pixel)."""
+    return REFERENCE.transforms()(image.convert("RGB")).numpy()[np.newaxis]
 
 
 def labels() -> list[str]:

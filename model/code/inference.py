@@ -96,6 +96,8 @@ class Model:
             "name": metadata["name"],
             "version": metadata["version"],
             "weights": metadata["weights"],
+            # Archives from before the precision option all hold the fp32 export.
+            "precision": metadata.get("precision", "fp32"),
         }
         prep = metadata["preprocessing"]
         self.resize_size = int(prep["resize_size"])

@@ -57,6 +57,7 @@ def write_tiny_model_dir(directory: Path) -> Path:
         "name": "mobilenet_v2",
         "version": "tiny0000test",
         "weights": "random",
+        "precision": "fp32",
         "labels": [f"class {index}" for index in range(CLASSES)],
         "preprocessing": PREPROCESSING,
     }

@@ -60,7 +60,24 @@ def test_every_accepted_format_gives_a_top5(handler, case):
         "name": "mobilenet_v2",
         "version": "tiny0000test",
         "weights": "random",
+        "precision": "fp32",
     }
+
+
+def test_archives_without_precision_are_fp32(tmp_path):
+    """Archives built before the precision option hold the fp32 export."""
+    from model.serve import LoadedHandler
+    from tests.model.conftest import write_tiny_model_dir
+
+    model_dir = write_tiny_model_dir(tmp_path)
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    del metadata["precision"]
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    older = LoadedHandler(model_dir)
+    try:
+        assert older.model.info["precision"] == "fp32"
+    finally:
+        older.close()
 
 
 @pytest.mark.parametrize("case", images.bad_cases(), ids=lambda case: case.name)

@@ -1,5 +1,6 @@
 """``python -m model.package``: layout, metadata, reproducible bytes, ONNX/torch parity,
-and every way of choosing weights. Slow: these export the real network with torch."""
+both precisions, and every way of choosing weights. Slow: these export the real network
+with torch."""
 
 from __future__ import annotations
 
@@ -19,6 +20,19 @@ from model.package import CODE_DIR, build_archive, content_version, main
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def fp32_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fp32") / "model.tar.gz"
+    info = build_archive("random", out, precision="fp32")
+    assert info.precision == "fp32"
+    return out
+
+
+def op_types(archive: Path) -> set[str]:
+    graph = onnx.load_from_string(read_archive(archive)["model.onnx"]).graph
+    return {node.op_type for node in graph.node}
 
 
 def read_archive(path: Path) -> dict[str, bytes]:
@@ -79,6 +93,7 @@ def test_layout_and_metadata(model_artifact):
     transforms = reference.transforms()
     assert metadata["name"] == "mobilenet_v2"
     assert metadata["weights"] == "random"
+    assert metadata["precision"] == "int8"
     assert metadata["labels"] == reference.meta["categories"]
     assert metadata["preprocessing"] == {
         "resize_size": transforms.resize_size[0],
@@ -122,12 +137,38 @@ def test_same_inputs_give_identical_bytes(model_artifact, tmp_path):
     version = json.loads(read_archive(out)["metadata.json"])["version"]
     last_line = result.stdout.strip().splitlines()[-1]
     assert last_line == f"{out} {out.stat().st_size} bytes version {version}"
-    assert "max |dp|" in result.stdout
+    assert "max |dp|" in result.stdout, "the fp32 parity check runs for int8 builds too"
+    assert "int8 agrees with fp32 on held-out photos" in result.stdout
 
 
-def test_onnx_matches_torch_on_real_photos(model_artifact):
-    network, session = network_and_session("random", model_artifact)
+def test_int8_is_the_default_and_is_quantized(model_artifact):
+    assert {"QuantizeLinear", "DequantizeLinear"} <= op_types(model_artifact)
+
+
+def test_fp32_is_the_exact_export(fp32_artifact, model_artifact):
+    metadata = json.loads(read_archive(fp32_artifact)["metadata.json"])
+    assert metadata["precision"] == "fp32"
+    assert not {"QuantizeLinear", "DequantizeLinear"} & op_types(fp32_artifact)
+    int8_version = json.loads(read_archive(model_artifact)["metadata.json"])["version"]
+    assert metadata["version"] != int8_version
+
+
+def test_fp32_is_reproducible_too(fp32_artifact, tmp_path):
+    again = build_archive("random", tmp_path / "again.tar.gz", precision="fp32")
+    assert again.path.read_bytes() == fp32_artifact.read_bytes()
+
+
+def test_onnx_matches_torch_on_real_photos(fp32_artifact):
+    network, session = network_and_session("random", fp32_artifact)
     assert_parity(network, session, photo_batch())
+
+
+def test_unknown_precision_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--weights", "random", "--precision", "int4", "--out", str(tmp_path / "m")])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="precision"):
+        build_archive("random", tmp_path / "m", precision="int4")
 
 
 def test_local_weights_file(tmp_path):
@@ -138,11 +179,12 @@ def test_local_weights_file(tmp_path):
     trained = torchvision.models.mobilenet_v2(weights=None).eval()
     weights = tmp_path / "weights.pt"
     torch.save(trained.state_dict(), weights)
-    info = build_archive(str(weights), tmp_path / "model.tar.gz")
+    info = build_archive(str(weights), tmp_path / "model.tar.gz", precision="fp32")
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert info.weights == f"file:{digest[:12]}"
     metadata = json.loads(read_archive(info.path)["metadata.json"])
     assert (metadata["weights"], metadata["version"]) == (info.weights, info.version)
+    assert metadata["precision"] == info.precision == "fp32"
     session = ort.InferenceSession(read_archive(info.path)["model.onnx"])
     assert_parity(trained, session, photo_batch())
 
@@ -205,6 +247,7 @@ def test_archive_is_what_the_handler_loads(model_artifact):
     finally:
         handler.close()
     assert result["model"]["weights"] == "random"
+    assert result["model"]["precision"] == "int8"
     assert len(result["predictions"]) == 5
     body, content_type = handler.module.output_fn(result, None)
     assert content_type == "application/json"
