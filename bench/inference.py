@@ -3,7 +3,8 @@
     python bench/inference.py [--runs 7] [--requests 50]
 
 The baseline is the handler tutorials ship: ``import torchvision``, build MobileNetV2,
-load a state_dict, torchvision transforms, eager ``no_grad``. Both handlers run the full
+load a state_dict, torchvision transforms, eager ``no_grad``. Ours runs twice, from an
+archive of each precision (int8, the default, and fp32). Every handler runs the full
 toolkit path (``input_fn`` -> ``predict_fn`` -> ``output_fn`` on raw JPEG bytes) with one
 thread, each in fresh processes, on the same weights and the same 500x375 photo:
 
@@ -11,7 +12,8 @@ thread, each in fresh processes, on the same weights and the same 500x375 photo:
 * warm latency: p50/p95 over the --requests requests each run makes after its first;
 * peak RSS of the worker process (VmHWM), the highest of its runs.
 
-Prints each figure and its ratio to the baseline; exits 1 if a target is missed.
+Prints each figure and its ratio to the baseline; exits 1 if the default precision
+misses a target (fp32 is printed for comparison only).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: `model` is at the root
     sys.path.insert(0, str(ROOT))
 TARGETS = {"warm p50": 0.33, "cold start": 0.10, "peak RSS": 0.30}
-KINDS = ("baseline", "onnx")
+PRECISIONS = ("int8", "fp32")  # the first is model.package's default
+KINDS = ("baseline", *PRECISIONS)
 ONE_THREAD = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -146,25 +149,31 @@ def spawn(kind: str, model_dir: Path, image: Path, requests: int) -> dict:
     return {"cold": cold, **report}
 
 
-def prepare(directory: Path) -> tuple[Path, Path]:
-    """One random-weights archive, extracted; the same weights as a state_dict for the
-    baseline; a 500x375 JPEG of a real photo."""
+def prepare(directory: Path) -> tuple[dict[str, Path], Path]:
+    """A random-weights archive of each precision, extracted; the same weights as a
+    state_dict for the baseline; a 500x375 JPEG of a real photo."""
     import skimage.data
     import torch
     from PIL import Image
 
     from model.archive import extract
-    from model.package import build_archive
+    from model.package import DEFAULT_PRECISION, build_archive
     from model.weights import load_network
 
-    archive = build_archive("random", directory / "model.tar.gz")
-    model_dir = directory / "model"
-    extract(archive.path, model_dir)
-    torch.save(load_network("random").module.state_dict(), model_dir / "model.pth")
+    assert PRECISIONS[0] == DEFAULT_PRECISION
+    model_dirs = {}
+    for precision in PRECISIONS:
+        archive = build_archive("random", directory / f"{precision}.tar.gz", precision=precision)
+        model_dirs[precision] = directory / precision
+        extract(archive.path, model_dirs[precision])
+    baseline = model_dirs["baseline"] = directory / "baseline"
+    baseline.mkdir()
+    torch.save(load_network("random").module.state_dict(), baseline / "model.pth")
+    (baseline / "metadata.json").write_bytes((model_dirs["fp32"] / "metadata.json").read_bytes())
     image = directory / "photo.jpg"
     photo = Image.fromarray(skimage.data.chelsea()).resize((500, 375), Image.Resampling.BICUBIC)
     photo.save(image, "JPEG", quality=90)
-    return model_dir, image
+    return model_dirs, image
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -172,13 +181,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(model_dir: Path, image: Path, runs: int, requests: int) -> dict[str, dict]:
-    """Alternate the two handlers run by run, so drifting load on a shared machine
-    weighs on both alike; pool the warm latencies, take the median cold start."""
+def measure(model_dirs: dict[str, Path], image: Path, runs: int, requests: int) -> dict[str, dict]:
+    """Alternate the handlers run by run, so drifting load on a shared machine weighs
+    on all alike; pool the warm latencies, take the median cold start."""
     reports: dict[str, list[dict]] = {kind: [] for kind in KINDS}
     for _ in range(runs):
         for kind in KINDS:
-            reports[kind].append(spawn(kind, model_dir, image, requests))
+            reports[kind].append(spawn(kind, model_dirs[kind], image, requests))
     results = {}
     for kind, runs_of_kind in reports.items():
         latencies = [latency for run in runs_of_kind for latency in run["latencies"]]
@@ -197,25 +206,26 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=50, help="warm requests per run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        model_dir, image = prepare(Path(scratch))
+        model_dirs, image = prepare(Path(scratch))
         print("measuring (1 thread, 500x375 JPEG, full handler path)...", flush=True)
-        results = measure(model_dir, image, max(args.runs, 5), args.requests)
-    baseline, ours = results["baseline"], results["onnx"]
+        results = measure(model_dirs, image, max(args.runs, 5), args.requests)
+    baseline, default = results["baseline"], PRECISIONS[0]
     units = {"warm p50": "ms", "warm p95": "ms", "cold start": "ms", "peak RSS": "MiB"}
-    print(f"{'metric':<12}{'baseline':>12}{'onnx':>12}{'ratio':>8}  target")
+    header = "".join(f"{kind:>12}{'ratio':>8}" for kind in PRECISIONS)
+    print(f"{'metric':<12}{'baseline':>12}{header}  target ({default})")
     missed = []
     for metric, unit in units.items():
-        ratio = ours[metric] / baseline[metric]
+        row = f"{metric:<12}{baseline[metric]:>8.1f} {unit:<3}"
+        for kind in PRECISIONS:
+            value = results[kind][metric]
+            row += f"{value:>8.1f} {unit:<3}{value / baseline[metric]:>7.3f}x"
         target = TARGETS.get(metric)
-        verdict = ""
         if target is not None:
-            verdict = f"<= {target:.2f} {'ok' if ratio <= target else 'MISSED'}"
-            if ratio > target:
+            met = results[default][metric] / baseline[metric] <= target
+            row += f"  <= {target:.2f} {'ok' if met else 'MISSED'}"
+            if not met:
                 missed.append(metric)
-        print(
-            f"{metric:<12}{baseline[metric]:>9.1f} {unit:<3}{ours[metric]:>8.1f} {unit:<3}"
-            f"{ratio:>7.3f}x  {verdict}"
-        )
+        print(row)
     return 1 if missed else 0
 
 
