@@ -62,9 +62,10 @@ class Bounds:
     """What the int8 model must meet against the fp32 model on every held-out build.
 
     ImageNet itself is not available here, so these bound agreement with fp32, not
-    accuracy. They are loose enough for the ~1 point top-1 loss published for per-channel
-    static int8 MobileNetV2, and far tighter than any broken quantization (wrong ranges,
-    saturated or corrupted weights), which scrambles the ranking.
+    accuracy. They are loose enough for the 1-2 point top-1 loss published for
+    per-channel post-training int8 MobileNetV2, and far tighter than any broken
+    quantization (wrong ranges, saturated or corrupted weights), which scrambles the
+    ranking.
     """
 
     min_top1_agreement: float = 0.80  # int8's top-1 is fp32's on at least 80 % of views
