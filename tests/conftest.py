@@ -47,7 +47,8 @@ def build_random_archive(out: Path) -> None:
 
 @pytest.fixture(scope="session")
 def model_artifact() -> Path:
-    """A random-weights ``model.tar.gz``, built once and cached by a hash of the sources."""
+    """A random-weights ``model.tar.gz`` of the default precision (int8), built once and
+    cached by a hash of the sources."""
     cached = CACHE / f"model-random-{_sources_key()}.tar.gz"
     if not cached.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
