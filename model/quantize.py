@@ -69,14 +69,18 @@ class Bounds:
     """
 
     min_top1_agreement: float = 0.80  # int8's top-1 is fp32's on at least 80 % of views
-    min_top1_in_top5: float = 1.0  # fp32's top-1 is always among int8's five answers
+    # fp32's top-1 is among int8's five answers on all views but, at most, one in twenty
+    # (an unsure fp32 top-1 of a few percent may fall to sixth place).
+    min_top1_in_top5: float = 0.95
     min_top5_overlap: float = 0.70  # on average at least 3.5 of the five classes agree
     # Probabilities: a trained model's confident answer must not move by more than 0.2.
     # (Random weights give flat probabilities, about 0.001 each, where this is vacuous.)
     max_dp: float = 0.20
-    # RMS of the logit error over the RMS spread of the fp32 logits around their mean:
-    # scale-free, so it is the bound that bites for random weights too.
-    max_relative_logit_error: float = 0.20
+    # RMS of the logit error over the RMS spread of the fp32 logits around their mean
+    # (0.25 is a signal-to-noise ratio of 12 dB): scale-free, so it bites for random
+    # weights too. Healthy int8 models sit far below it (random weights: 0.04); past it,
+    # close calls flip often.
+    max_relative_logit_error: float = 0.25
 
 
 BOUNDS = Bounds()
