@@ -1,6 +1,6 @@
 """Benchmark: our ONNX Runtime handler against the naive torchvision handler.
 
-    python bench/inference.py [--runs 7] [--requests 50]
+    python bench/inference.py [--runs 11] [--requests 50]
 
 The baseline is the handler tutorials ship: ``import torchvision``, build MobileNetV2,
 load a state_dict, torchvision transforms, eager ``no_grad``. Ours runs twice, from an
@@ -202,7 +202,7 @@ def measure(model_dirs: dict[str, Path], image: Path, runs: int, requests: int) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=7, help="cold starts per handler (>= 5)")
+    parser.add_argument("--runs", type=int, default=11, help="cold starts per handler (>= 5)")
     parser.add_argument("--requests", type=int, default=50, help="warm requests per run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
