@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.package import EXIT_INT8_REFUSED
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = REPO_ROOT / "build" / "model.tar.gz"
 RANDOM_WEIGHTS = "random"
@@ -55,10 +57,16 @@ def _same_weights(recorded: str, requested: str) -> bool:
     return recorded == requested or (requested == "imagenet" and recorded == IMAGENET_ID)
 
 
-def _build(weights: str, out: Path) -> bool:
-    """Run the packager in a child process, so torch never stays in this one."""
+def _build(weights: str, out: Path, say: Callable[[str], None]) -> bool:
+    """Run the packager in a child process, so torch never stays in this one. Where the
+    int8 model fails its agreement check with these weights, build the exact fp32 one."""
     command = [sys.executable, "-m", "model.package", "--weights", weights, "--out", str(out)]
-    return subprocess.run(command, cwd=REPO_ROOT, check=False).returncode == 0  # noqa: S603
+    status = subprocess.run(command, cwd=REPO_ROOT, check=False).returncode  # noqa: S603
+    if status == EXIT_INT8_REFUSED:
+        say("The int8 model disagrees with fp32 on these weights; building fp32 instead.")
+        fp32 = [*command, "--precision", "fp32"]
+        status = subprocess.run(fp32, cwd=REPO_ROOT, check=False).returncode  # noqa: S603
+    return status == 0
 
 
 def resolve_artifact(
@@ -90,19 +98,19 @@ def resolve_artifact(
     out.parent.mkdir(parents=True, exist_ok=True)
     if weights is not None:
         say(f"Building {out} with --weights {weights} ...")
-        if not _build(weights, out):
+        if not _build(weights, out, say):
             raise ArtifactError(
                 f"could not build the model archive with --weights {weights} (see above)"
             )
         return read_model_info(out)
 
     say(f"Building {out} with the pretrained ImageNet weights ...")
-    if not _build("imagenet", out):
+    if not _build("imagenet", out, say):
         say(
             "The pretrained weights cannot be had here (see above). Building with RANDOM, "
             "UNTRAINED weights instead: predictions will be meaningless. Pass "
             "--weights PATH (a MobileNetV2 state_dict) for a real classifier."
         )
-        if not _build(RANDOM_WEIGHTS, out):
+        if not _build(RANDOM_WEIGHTS, out, say):
             raise ArtifactError("could not build the model archive, even with random weights")
     return read_model_info(out)

@@ -24,6 +24,9 @@ MODEL_NAME = "mobilenet_v2"
 # model"); fp32 is the exact export, for when int8 fails its check or is not wanted.
 PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
+EXIT_INT8_REFUSED = 3
+"""Exit status when the int8 model fails its agreement check (2: any other build error),
+so a caller can fall back to `--precision fp32`."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         info = build_archive(
             args.weights, args.out, log=lambda m: print(m, flush=True), precision=args.precision
         )
-    except (WeightsError, ExportMismatchError, QuantizationError) as error:
+    except QuantizationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INT8_REFUSED
+    except (WeightsError, ExportMismatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{info.path} {info.size} bytes version {info.version}")

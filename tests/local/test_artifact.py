@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -28,7 +29,7 @@ class Packager:
         self.unavailable = unavailable
         self.calls: list[str] = []
 
-    def __call__(self, weights: str, out: Path) -> bool:
+    def __call__(self, weights: str, out: Path, say) -> bool:
         self.calls.append(weights)
         if weights in self.unavailable:
             return False
@@ -104,3 +105,33 @@ def test_a_given_artifact_is_used_as_is(tmp_path, packager):
     write_archive(given, "file:0123456789ab")
     assert resolve_artifact(given, None, print, out=tmp_path / "x.tar.gz").path == given
     assert packager.calls == []
+
+
+def test_a_refused_int8_build_falls_back_to_fp32(tmp_path, monkeypatch):
+    from model.package import EXIT_INT8_REFUSED
+
+    commands: list[list[str]] = []
+
+    def run(command, **_kwargs):
+        commands.append(command)
+        status = EXIT_INT8_REFUSED if "--precision" not in command else 0
+        return subprocess.CompletedProcess(command, status)
+
+    monkeypatch.setattr(artifact.subprocess, "run", run)
+    said: list[str] = []
+    assert artifact._build("imagenet", tmp_path / "model.tar.gz", said.append)
+    assert [command[-2:] for command in commands][1] == ["--precision", "fp32"]
+    assert len(commands) == 2
+    assert any("building fp32 instead" in line for line in said)
+
+
+def test_other_build_failures_are_not_retried(tmp_path, monkeypatch):
+    commands: list[list[str]] = []
+
+    def run(command, **_kwargs):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 2)
+
+    monkeypatch.setattr(artifact.subprocess, "run", run)
+    assert not artifact._build("imagenet", tmp_path / "model.tar.gz", print)
+    assert len(commands) == 1

@@ -12,7 +12,7 @@ import pytest
 from onnx import numpy_helper
 
 from model import quantize
-from model.package import main
+from model.package import EXIT_INT8_REFUSED, main
 from model.quantize import Bounds, QuantizationError, compare, verify_int8
 from model.weights import reference_preprocess
 
@@ -81,7 +81,7 @@ def test_corrupted_int8_model_is_refused(models):
 def test_build_stops_when_a_bound_is_not_met(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(quantize, "BOUNDS", Bounds(min_top1_agreement=1.01))
     out = tmp_path / "model.tar.gz"
-    assert main(["--weights", "random", "--out", str(out)]) == 2
+    assert main(["--weights", "random", "--out", str(out)]) == EXIT_INT8_REFUSED
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("error: the int8 model disagrees with the fp32 model")
