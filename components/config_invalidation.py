@@ -1,7 +1,8 @@
-"""`ConfigInvalidation`: a dynamic provider that invalidates `config.js` in CloudFront.
+"""`ConfigInvalidation`: a dynamic provider that invalidates `config.js` in CloudFront
+(and, in `StaticSite`, the site's own files when a deployment changes them).
 
-Only the rendered content's hash is an input that triggers work, so a `pulumi up` that
-does not change `config.js` creates no invalidation (they are billed beyond the free
+Only the content's hash is an input that triggers work, so a `pulumi up` that does not
+change the content creates no invalidation (they are billed beyond the free
 tier, and each takes minutes). Deleting the resource does nothing: an invalidation
 cannot be undone and needs no cleanup.
 """
@@ -77,7 +78,7 @@ class ConfigInvalidationProvider(pulumi.dynamic.ResourceProvider):
         paths = list(props["paths"])
         # Unique per call: CloudFront answers a reused reference with the old invalidation,
         # which would skip a change back to an earlier config.js.
-        reference = f"config-js-{str(props['content_hash'])[:16]}-{uuid.uuid4().hex[:12]}"
+        reference = f"pulumi-{str(props['content_hash'])[:16]}-{uuid.uuid4().hex[:12]}"
         created = client.create_invalidation(
             DistributionId=props["distribution_id"],
             InvalidationBatch={

@@ -8,6 +8,7 @@ rendered from stack outputs by `SiteConfigFile`, after the API exists.
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from components.config_invalidation import ConfigInvalidation, ConfigInvalidationArgs
 from components.content_security_policy import content_security_policy
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 
@@ -59,6 +61,21 @@ def site_files(site_dir: Path) -> list[Path]:
         if not any(part.startswith(".") or part == "__pycache__" for part in path.parts)
         and path.as_posix() not in GENERATED_FILES
     )
+
+
+def site_content_hash(site_dir: Path) -> str:
+    """One hash over every uploaded file's name and bytes."""
+    digest = hashlib.sha256()
+    for relative in site_files(site_dir):
+        content = hashlib.sha256((site_dir / relative).read_bytes()).hexdigest()
+        digest.update(f"{relative.as_posix()}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def site_paths(site_dir: Path) -> list[str]:
+    """The URL paths of the uploaded files, plus `/`, which CloudFront caches apart from
+    the default root object."""
+    return ["/", *(f"/{relative.as_posix()}" for relative in site_files(site_dir))]
 
 
 @dataclass
@@ -182,21 +199,35 @@ class StaticSite(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        uploaded = []
         for relative in site_files(args.site_dir):
             key = relative.as_posix()
-            aws.s3.BucketObjectv2(
-                f"{name}-file-{key}",
-                bucket=bucket.name,
-                key=key,
-                source=pulumi.FileAsset(str(args.site_dir / relative)),
-                content_type=content_type(relative),
-                cache_control=(
-                    args.html_cache_control
-                    if relative.suffix == ".html"
-                    else args.asset_cache_control
-                ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
+            uploaded.append(
+                aws.s3.BucketObjectv2(
+                    f"{name}-file-{key}",
+                    bucket=bucket.name,
+                    key=key,
+                    source=pulumi.FileAsset(str(args.site_dir / relative)),
+                    content_type=content_type(relative),
+                    cache_control=(
+                        args.html_cache_control
+                        if relative.suffix == ".html"
+                        else args.asset_cache_control
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
+                )
             )
+        # Edges keep assets for their max-age; a deployment that changes a site file
+        # invalidates the site's paths once, so nobody waits a day for new code.
+        ConfigInvalidation(
+            f"{name}-files-invalidation",
+            ConfigInvalidationArgs(
+                distribution_id=distribution.id,
+                content_hash=site_content_hash(args.site_dir),
+                paths=site_paths(args.site_dir),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=uploaded),
+        )
 
         self.domain_name = distribution.domain_name
         self.url = pulumi.Output.concat("https://", distribution.domain_name)

@@ -23,6 +23,7 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ROUTE = "aws:apigatewayv2/route:Route"
+INVALIDATION = "pulumi-python:dynamic/config_invalidation:ConfigInvalidation"
 
 
 def _for_bucket(stack, token, bucket):
@@ -74,12 +75,31 @@ def test_config_js_is_rendered_from_the_outputs(dev_stack):
 
 
 def test_config_js_invalidation_is_keyed_by_its_content(dev_stack):
-    invalidation = dev_stack.one("pulumi-python:dynamic/config_invalidation:ConfigInvalidation")
+    invalidation = dev_stack.one(INVALIDATION, "site-config-invalidation")
     assert invalidation.inputs["paths"] == ["/config.js"]
     assert invalidation.inputs["distribution_id"] == dev_stack.outputs["distribution_id"]
     digest = hashlib.sha256(dev_stack.outputs["config_js"].encode()).hexdigest()
     assert invalidation.inputs["content_hash"] == digest
     assert invalidation.inputs["wait"] is False
+
+
+def test_site_files_are_invalidated_when_any_of_them_changes(dev_stack, tmp_path):
+    from components.static_site import site_content_hash
+
+    invalidation = dev_stack.one(INVALIDATION, "site-files-invalidation")
+    site_bucket = dev_stack.outputs["site_bucket"]
+    uploaded = {
+        o.inputs["key"] for o in dev_stack.of_type(OBJECT) if o.inputs["bucket"] == site_bucket
+    } - {"config.js"}
+    assert invalidation.inputs["paths"] == ["/", *sorted(f"/{key}" for key in uploaded)]
+    assert invalidation.inputs["distribution_id"] == dev_stack.outputs["distribution_id"]
+    assert invalidation.inputs["content_hash"] == site_content_hash(ROOT / "site")
+
+    (tmp_path / "index.html").write_text("<h1>v1</h1>")
+    before = site_content_hash(tmp_path)
+    assert site_content_hash(tmp_path) == before
+    (tmp_path / "index.html").write_text("<h1>v2</h1>")
+    assert site_content_hash(tmp_path) != before
 
 
 # -- buckets -------------------------------------------------------------------------------
@@ -471,8 +491,7 @@ def test_prod_stack_keeps_a_warm_instance_and_waits_for_invalidations(run_stack)
         "maxConcurrency": 20,
         "provisionedConcurrency": 1,
     }
-    invalidation = prod.one("pulumi-python:dynamic/config_invalidation:ConfigInvalidation")
-    assert invalidation.inputs["wait"] is True
+    assert prod.one(INVALIDATION, "site-config-invalidation").inputs["wait"] is True
     assert prod.one(DISTRIBUTION).inputs["priceClass"] == "PriceClass_All"
     assert all(g.inputs["retentionInDays"] == 90 for g in prod.of_type(LOG_GROUP))
     assert not prod.warnings
