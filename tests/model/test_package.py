@@ -171,12 +171,41 @@ def test_unknown_precision_is_refused(tmp_path, capsys):
         build_archive("random", tmp_path / "m", precision="int4")
 
 
-def test_local_weights_file(tmp_path):
+def trained_like_network():
+    """MobileNetV2 with random filters but a trained network's activation scale.
+
+    torchvision's fresh initialisation gives logits of about 1e-9, against which any
+    parity check passes; here batch-norm statistics come from real photos and the
+    classifier is scaled to logits with a standard deviation of 3, so a difference in
+    the export would show.
+    """
     import torch
     import torchvision
 
+    from model.quantize import CALIBRATION_PHOTOS, photo_views
+    from model.weights import reference_preprocess
+
     torch.manual_seed(7)
-    trained = torchvision.models.mobilenet_v2(weights=None).eval()
+    network = torchvision.models.mobilenet_v2(weights=None)
+    views = [torch.from_numpy(reference_preprocess(v)) for v in photo_views(CALIBRATION_PHOTOS)]
+    batch = torch.cat(views)
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.reset_running_stats()
+                module.momentum = None  # a plain average over the batch
+        network.train()(batch)
+        network.eval()
+        network.classifier[1].weight.mul_(3 / network(batch).std())
+    return network
+
+
+def test_local_weights_file(tmp_path):
+    import torch
+
+    trained = trained_like_network()
+    with torch.no_grad():
+        assert trained(torch.from_numpy(photo_batch())).std() > 1, "a check with teeth"
     weights = tmp_path / "weights.pt"
     torch.save(trained.state_dict(), weights)
     info = build_archive(str(weights), tmp_path / "model.tar.gz", precision="fp32")
