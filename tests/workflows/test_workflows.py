@@ -195,6 +195,18 @@ def test_model_archive_is_built_once_per_source_hash_where_the_program_reads_it(
     build = next(s for s in steps(job) if "model.package" in s.get("run", ""))
     assert build["if"] == "steps.cache.outputs.cache-hit != 'true'"
     assert "--out build/model.tar.gz" in build["run"]
+    # Weights and precision both change the archive, so both are in the cache key.
+    inputs = workflow["on"]["workflow_call"]["inputs"]
+    assert inputs["precision"]["default"] == "int8"
+    assert '--precision "$PRECISION"' in build["run"]
+    assert build["env"]["PRECISION"] == "${{ inputs.precision }}"
+    assert {"inputs.weights", "inputs.precision"} <= set(
+        re.findall(r"inputs\.\w+", cache["with"]["key"])
+    )
+    for file in ("preview.yml", "deploy.yml"):
+        assert load(file)["jobs"]["model"]["with"]["precision"].startswith(
+            "${{ vars.MODEL_PRECISION"
+        )
 
     # The program reads the archive from the path the artifact is downloaded to.
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
