@@ -26,6 +26,7 @@ WRONG_METHOD_ROUTE_KEYS = tuple(
 """Routed to the proxy too, so a wrong method gets its 405 with a message (as locally)
 instead of the HTTP API's bare 404. Never `ANY`: that would also route the browser's
 OPTIONS preflight to the Lambda instead of letting the API's CORS configuration answer."""
+ROUTE_KEYS = (ROUTE_KEY, *WRONG_METHOD_ROUTE_KEYS)
 LAMBDA_MEMORY_MB = (128, 10240)
 LAMBDA_TIMEOUT_SECONDS = (1, 30)
 """The HTTP API stops waiting after 30 s; a longer Lambda timeout would only burn money."""
@@ -183,22 +184,13 @@ class ProxyApi(pulumi.ComponentResource):
         target = pulumi.Output.concat("integrations/", integration.id)
         routes = [
             aws.apigatewayv2.Route(
-                f"{name}-predict-route",
+                f"{name}-predict-{key.split()[0].lower()}-route",
                 api_id=api.id,
-                route_key=ROUTE_KEY,
+                route_key=key,
                 target=target,
                 opts=child,
-            ),
-            *(
-                aws.apigatewayv2.Route(
-                    f"{name}-predict-{key.split()[0].lower()}-route",
-                    api_id=api.id,
-                    route_key=key,
-                    target=target,
-                    opts=child,
-                )
-                for key in WRONG_METHOD_ROUTE_KEYS
-            ),
+            )
+            for key in ROUTE_KEYS
         ]
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
@@ -217,9 +209,7 @@ class ProxyApi(pulumi.ComponentResource):
             name="$default",
             auto_deploy=True,
             default_route_settings=throttling,
-            route_settings=[
-                {"route_key": key, **throttling} for key in (ROUTE_KEY, *WRONG_METHOD_ROUTE_KEYS)
-            ],
+            route_settings=[{"route_key": key, **throttling} for key in ROUTE_KEYS],
             access_log_settings={
                 "destination_arn": access_logs.arn,
                 "format": ACCESS_LOG_FORMAT,
