@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from local.artifact import REPO_ROOT
 from local.ports import free_port
@@ -29,8 +30,11 @@ class ModelServer:
         self.url = f"http://{host}:{self.port}"
         self._process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
-        """Start the server and wait until `GET /ping` answers 200."""
+    def start(
+        self, timeout: float = START_TIMEOUT_SECONDS, output: IO[bytes] | None = None
+    ) -> None:
+        """Start the server and wait until `GET /ping` answers 200. Its output goes to
+        `output` (a file), or to this process's own."""
         command = [
             sys.executable,
             "-m",
@@ -46,7 +50,9 @@ class ModelServer:
         ]
         # Its own process group: Ctrl-C in the terminal reaches only us, and we stop
         # the server in order, after the API has stopped sending it requests.
-        self._process = subprocess.Popen(command, cwd=REPO_ROOT, process_group=0)  # noqa: S603
+        self._process = subprocess.Popen(  # noqa: S603
+            command, cwd=REPO_ROOT, process_group=0, stdout=output, stderr=output
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

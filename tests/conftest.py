@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,8 +13,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from local.model_server import ModelServer, ModelServerError
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build" / "test-cache"
@@ -68,65 +68,20 @@ def _prune(keep: Path) -> None:
                 stale.unlink()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_ping(url: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"model.serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"model.serve did not answer /ping within {timeout} s")
-
-
 @pytest.fixture(scope="session")
 def model_server_url(
     model_artifact: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """Base URL of a real ``python -m model.serve`` on ``model_artifact``."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    server = ModelServer(model_artifact)
     log = tmp_path_factory.mktemp("model-serve") / "server.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "model.serve",
-                "--artifact",
-                str(model_artifact),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
         try:
-            wait_for_ping(url, process, SERVER_START_SECONDS)
-        except Exception:
-            process.kill()
-            process.wait()
+            server.start(SERVER_START_SECONDS, output=sink)
+        except ModelServerError:
+            server.stop()
             raise RuntimeError(log.read_text(errors="replace")) from None
         try:
-            yield url
+            yield server.url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            server.stop()
