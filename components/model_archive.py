@@ -7,13 +7,13 @@ uploaded as is.
 
 from __future__ import annotations
 
-import json
 import re
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
+
+from model.metadata import ArchiveMetadataError, read_archive_metadata
 
 BUILD_COMMAND = "python -m model.package --weights imagenet --out build/model.tar.gz"
 
@@ -28,7 +28,7 @@ class ModelArchive:
     version: str
     """Content version from `metadata.json`; a new model means a new version."""
     weights: str
-    """`IMAGENET1K_V2`, `random` (untrained) or a file name."""
+    """As `model.metadata.ArchiveMetadata.weights` records it."""
 
     @property
     def slug(self) -> str:
@@ -43,20 +43,7 @@ def read_model_archive(path: Path) -> ModelArchive:
             "(or set modelArchive)"
         )
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            member = archive.extractfile("metadata.json")
-            if member is None:
-                raise KeyError("metadata.json")
-            metadata = json.load(member)
-    except (tarfile.TarError, OSError, KeyError, ValueError) as error:
-        raise ModelArchiveError(
-            f"{path} is not a model archive with metadata.json ({error}); "
-            f"rebuild it with `{BUILD_COMMAND}`"
-        ) from error
-    version, weights = metadata.get("version"), metadata.get("weights")
-    if not isinstance(version, str) or not version or not isinstance(weights, str):
-        raise ModelArchiveError(
-            f"{path}: metadata.json lacks a string `version` and `weights`; "
-            f"rebuild it with `{BUILD_COMMAND}`"
-        )
-    return ModelArchive(path=path, version=version, weights=weights)
+        metadata = read_archive_metadata(path)
+    except ArchiveMetadataError as error:
+        raise ModelArchiveError(f"{error}; rebuild it with `{BUILD_COMMAND}`") from error
+    return ModelArchive(path=path, version=metadata.version, weights=metadata.weights)

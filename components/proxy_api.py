@@ -1,6 +1,6 @@
 """`ProxyApi`: the HTTP API (`POST /predict`) and the Lambda proxy in front of the endpoint.
 
-CORS is the API's job (see `components/cors.py`), throttling protects the endpoint's
+CORS is the API's job (see `hosting/cors.py`), throttling protects the endpoint's
 concurrency and the bill, and the Lambda may call exactly one endpoint.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.cors import CorsPolicy
 from components.iam_policy import log_writer_statement, policy_document, service_trust_policy
+from hosting.cors import CorsPolicy
 
 TYPE = "image-classifier:proxy_api:ProxyApi"
 HANDLER = "proxy.handler.handler"

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config_invalidation import ConfigInvalidation, ConfigInvalidationArgs
-from components.config_js import SiteConfig, render_config_js
+from hosting.config_js import SiteConfig, render_config_js
 
 TYPE = "image-classifier:site_config_file:SiteConfigFile"
 KEY = "config.js"

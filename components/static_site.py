@@ -18,8 +18,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config_invalidation import ConfigInvalidation, ConfigInvalidationArgs
-from components.content_security_policy import content_security_policy
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
+from hosting.content_security_policy import content_security_policy
 
 TYPE = "image-classifier:static_site:StaticSite"
 CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"

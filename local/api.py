@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from components.cors import CorsPolicy
+from hosting.cors import CorsPolicy
 from local.event import HttpRequest, HttpResponse, build_event, to_http_response
 from local.lambda_context import LambdaContext
 from model.serve import read_limited_body

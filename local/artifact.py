@@ -2,59 +2,40 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from model.metadata import (
+    IMAGENET,
+    IMAGENET_ID,
+    RANDOM,
+    ArchiveMetadata,
+    ArchiveMetadataError,
+    read_archive_metadata,
+)
 from model.package import EXIT_INT8_REFUSED
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = REPO_ROOT / "build" / "model.tar.gz"
-RANDOM_WEIGHTS = "random"
-IMAGENET_ID = "IMAGENET1K_V2"
 
 
 class ArtifactError(Exception):
     """The archive cannot be found, read or built; the message says what to do."""
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    path: Path
-    name: str
-    version: str
-    weights: str
-
-    @property
-    def untrained(self) -> bool:
-        return self.weights == RANDOM_WEIGHTS
-
-
-def read_model_info(path: Path) -> ModelInfo:
-    """Read `metadata.json` from a model archive without extracting the rest."""
+def read_model_info(path: Path) -> ArchiveMetadata:
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            for member in archive:
-                if member.name.removeprefix("./") == "metadata.json":
-                    stream = archive.extractfile(member)
-                    if stream is not None:
-                        meta = json.load(stream)
-                        return ModelInfo(
-                            path, str(meta["name"]), str(meta["version"]), str(meta["weights"])
-                        )
-    except (OSError, tarfile.TarError, ValueError, KeyError) as exc:
-        raise ArtifactError(f"{path} is not a readable model archive ({exc})") from exc
-    raise ArtifactError(f"{path} has no metadata.json; is it a model archive?")
+        return read_archive_metadata(path)
+    except ArchiveMetadataError as error:
+        raise ArtifactError(str(error)) from error
 
 
 def _same_weights(recorded: str, requested: str) -> bool:
     """Whether an archive's recorded weights id is what `--weights` asks for (a PATH is
     recorded by content hash, so it always rebuilds; the build is reproducible)."""
-    return recorded == requested or (requested == "imagenet" and recorded == IMAGENET_ID)
+    return recorded == requested or (requested == IMAGENET and recorded == IMAGENET_ID)
 
 
 def _build(weights: str, out: Path, say: Callable[[str], None]) -> bool:
@@ -74,7 +55,7 @@ def resolve_artifact(
     weights: str | None,
     say: Callable[[str], None],
     out: Path = DEFAULT_ARCHIVE,
-) -> ModelInfo:
+) -> ArchiveMetadata:
     """The archive to serve.
 
     `--artifact` is used as is. Otherwise `out` is reused when it exists and matches
@@ -105,12 +86,12 @@ def resolve_artifact(
         return read_model_info(out)
 
     say(f"Building {out} with the pretrained ImageNet weights ...")
-    if not _build("imagenet", out, say):
+    if not _build(IMAGENET, out, say):
         say(
             "The pretrained weights cannot be had here (see above). Building with RANDOM, "
             "UNTRAINED weights instead: predictions will be meaningless. Pass "
             "--weights PATH (a MobileNetV2 state_dict) for a real classifier."
         )
-        if not _build(RANDOM_WEIGHTS, out, say):
+        if not _build(RANDOM, out, say):
             raise ArtifactError("could not build the model archive, even with random weights")
     return read_model_info(out)

@@ -15,14 +15,15 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
-from components.cors import CorsPolicy
+from hosting.cors import CorsPolicy
 from local.addresses import Addresses
 from local.api import PREDICT_PATH, create_api_app
-from local.artifact import DEFAULT_ARCHIVE, ArtifactError, ModelInfo, resolve_artifact
+from local.artifact import DEFAULT_ARCHIVE, ArtifactError, resolve_artifact
 from local.lambda_function import load_handler
 from local.model_server import ModelServer, ModelServerError
 from local.ports import PortInUse, listen
 from local.site import create_site_app
+from model.metadata import ArchiveMetadata
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -135,7 +136,7 @@ async def _serve(
     return exit_code
 
 
-def _describe(model: ModelInfo, addresses: Addresses, model_server: ModelServer) -> str:
+def _describe(model: ArchiveMetadata, addresses: Addresses, model_server: ModelServer) -> str:
     origins = ", ".join(addresses.site_origins())
     lines = [
         f"Model      {model.path} ({model.name}, version {model.version}, weights {model.weights})",

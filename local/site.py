@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from components.config_js import SiteConfig, render_config_js
-from components.content_security_policy import content_security_policy
+from hosting.config_js import SiteConfig, render_config_js
+from hosting.content_security_policy import content_security_policy
 from local.addresses import Addresses
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "site"

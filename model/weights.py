@@ -17,9 +17,9 @@ import torchvision
 from PIL import Image
 from torchvision.models import MobileNet_V2_Weights
 
+from model.metadata import IMAGENET, RANDOM
+
 REFERENCE = MobileNet_V2_Weights.IMAGENET1K_V2
-RANDOM = "random"
-IMAGENET = "imagenet"
 NETWORK_PROBE_SECONDS = 3.0
 
 
@@ -30,7 +30,7 @@ class WeightsError(RuntimeError):
 @dataclass(frozen=True)
 class Network:
     module: torch.nn.Module
-    weights_id: str  # "IMAGENET1K_V2", "random" or "file:<sha256 prefix>"
+    weights_id: str  # as `model.metadata.ArchiveMetadata.weights` records it
 
 
 def load_network(spec: str) -> Network:

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from components.config_js import SiteConfig, render_config_js
-from components.cors import CorsPolicy
+from hosting.config_js import SiteConfig, render_config_js
+from hosting.cors import CorsPolicy
 
 
 def _config_object(text: str) -> dict:

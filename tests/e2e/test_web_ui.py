@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from components.config_js import SiteConfig, render_config_js
+from hosting.config_js import SiteConfig, render_config_js
 from local.ports import free_port
 from tests.local.runtime import LocalRuntime
 

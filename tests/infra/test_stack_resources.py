@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from components.config_js import SiteConfig, render_config_js
 from components.inference_endpoint import default_image_uri
+from hosting.config_js import SiteConfig, render_config_js
 from tests.infra.conftest import ACCOUNT, ARCHIVE_VERSION, PROJECT, REGION, ROOT
 
 BUCKET = "aws:s3/bucket:Bucket"

@@ -12,7 +12,7 @@ import argparse
 
 import uvicorn
 
-from components.cors import CorsPolicy
+from hosting.cors import CorsPolicy
 from local.api import create_api_app
 from local.lambda_function import load_handler
 from local.ports import listen

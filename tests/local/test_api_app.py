@@ -5,7 +5,7 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from components.cors import CorsPolicy
+from hosting.cors import CorsPolicy
 from local.api import create_api_app
 from local.lambda_context import TIMEOUT_SECONDS
 

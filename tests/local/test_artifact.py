@@ -59,7 +59,7 @@ def test_metadata_is_read_from_the_archive(tmp_path):
 def test_not_an_archive_is_a_clear_error(tmp_path):
     path = tmp_path / "model.tar.gz"
     path.write_bytes(b"junk")
-    with pytest.raises(ArtifactError, match="not a readable model archive"):
+    with pytest.raises(ArtifactError, match="not a model archive"):
         read_model_info(path)
 
 

@@ -1,0 +1,63 @@
+"""An archive's `metadata.json`: what every reader of a built archive needs from it.
+
+Pure standard library, so the Pulumi program and the local runtime read archives
+without torch. `model.package` writes the file; this module owns the weights ids.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+RANDOM = "random"
+"""`--weights random`, and the weights id recorded for it: an untrained network."""
+IMAGENET = "imagenet"
+"""`--weights imagenet`: torchvision's pretrained weights, recorded as `IMAGENET_ID`."""
+IMAGENET_ID = "IMAGENET1K_V2"
+
+
+class ArchiveMetadataError(ValueError):
+    """The file is not a model archive with a usable `metadata.json`."""
+
+
+@dataclass(frozen=True)
+class ArchiveMetadata:
+    path: Path
+    name: str
+    version: str
+    """Content version; a new model means a new version."""
+    weights: str
+    """`IMAGENET_ID`, `RANDOM` (untrained) or `file:<sha256 prefix>`."""
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights == RANDOM
+
+
+def read_archive_metadata(path: Path) -> ArchiveMetadata:
+    """Read `metadata.json` from a model archive without extracting the rest."""
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            meta = _metadata_json(archive)
+    except (OSError, tarfile.TarError, ValueError) as error:
+        raise ArchiveMetadataError(f"{path} is not a model archive ({error})") from error
+    if meta is None:
+        raise ArchiveMetadataError(f"{path} is not a model archive (it has no metadata.json)")
+    fields = {key: meta.get(key) for key in ("name", "version", "weights")}
+    if not all(isinstance(value, str) and value for value in fields.values()):
+        raise ArchiveMetadataError(
+            f"{path}: metadata.json lacks a non-empty string name, version and weights"
+        )
+    return ArchiveMetadata(path=path, **fields)
+
+
+def _metadata_json(archive: tarfile.TarFile) -> dict | None:
+    for member in archive:
+        if member.name.removeprefix("./") == "metadata.json":
+            stream = archive.extractfile(member)
+            if stream is not None:
+                meta = json.load(stream)
+                return meta if isinstance(meta, dict) else {}
+    return None
