@@ -7,7 +7,9 @@ PyPI in a form that installs offline, so here that one test skips and says so.
 
 from __future__ import annotations
 
+import ast
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,7 @@ ACTIONLINT = shutil.which("actionlint") or shutil.which(
 )
 AWS_CREDENTIALS_ACTION = "aws-actions/configure-aws-credentials"
 PULUMI_ACTION = "pulumi/actions"
+SMOKE_SCRIPT = ".github/scripts/smoke_test.py"
 # A release tag (v4, v4.1.2) or a full commit SHA; never a moving branch like @main.
 PINNED = re.compile(r"[\w.-]+/[\w./-]+@(v\d+(\.\d+)*|[0-9a-f]{40})")
 
@@ -241,3 +244,45 @@ def test_actionlint_accepts_every_workflow():
         [str(ACTIONLINT), *map(str, FILES)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def stack_outputs() -> set[str]:
+    """The names `__main__.py` exports with `pulumi.export(...)`."""
+    tree = ast.parse((ROOT / "__main__.py").read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "export"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def test_deploy_smoke_test_posts_a_real_photo_and_checks_the_deployed_version():
+    job = load("deploy.yml")["jobs"]["up"]
+    up = step_using(job, PULUMI_ACTION)
+    smoke = next(s for s in steps(job) if SMOKE_SCRIPT in s.get("run", ""))
+    # It runs after `pulumi up`, on what `pulumi up` reported.
+    assert steps(job).index(smoke) > steps(job).index(up)
+    env = smoke["env"]
+    outputs = {
+        name: re.fullmatch(r"\$\{\{ steps\.(\w+)\.outputs\.(\w+) \}\}", value)
+        for name, value in env.items()
+    }
+    assert {m.group(1) for m in outputs.values() if m} == {up["id"]}
+    assert {m.group(2) for m in outputs.values() if m} == {"site_url", "api_url", "model_version"}
+    assert {"site_url", "api_url", "model_version"} <= stack_outputs()
+
+    command = shlex.split(smoke["run"])
+    assert command[:2] == ["python", SMOKE_SCRIPT]
+    options = dict(zip(command[2::2], command[3::2], strict=True))
+    assert {options[flag] for flag in ("--site-url", "--api-url", "--model-version")} == {
+        f"${name}" for name, match in outputs.items() if match
+    }
+    photo = ROOT / options["--photo"]
+    assert photo.is_file(), "the photo is in the repository"
+    assert photo.read_bytes()[:3] == b"\xff\xd8\xff", "and it is a JPEG"
+    # The old check accepted any 4xx to an empty body, which a missing endpoint passes too.
+    assert "--data '{}'" not in smoke["run"]
