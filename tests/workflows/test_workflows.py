@@ -286,3 +286,13 @@ def test_deploy_smoke_test_posts_a_real_photo_and_checks_the_deployed_version():
     assert photo.read_bytes()[:3] == b"\xff\xd8\xff", "and it is a JPEG"
     # The old check accepted any 4xx to an empty body, which a missing endpoint passes too.
     assert "--data '{}'" not in smoke["run"]
+
+
+def test_deploy_creates_its_stack_when_missing_and_nothing_else_does():
+    # pulumi/actions fails on a missing stack unless `upsert` is set. Only the deployment
+    # may create one (its new stack reads Pulumi.<stack>.yaml); a preview runs with a
+    # read-only token, and destroying a stack that does not exist must not create it.
+    assert step_using(load("deploy.yml")["jobs"]["up"], PULUMI_ACTION)["with"]["upsert"] is True
+    for file, job_name in (("preview.yml", "preview"), ("destroy.yml", "destroy")):
+        pulumi = step_using(load(file)["jobs"][job_name], PULUMI_ACTION)["with"]
+        assert not pulumi.get("upsert"), file
