@@ -296,3 +296,79 @@ def test_deploy_creates_its_stack_when_missing_and_nothing_else_does():
     for file, job_name in (("preview.yml", "preview"), ("destroy.yml", "destroy")):
         pulumi = step_using(load(file)["jobs"][job_name], PULUMI_ACTION)["with"]
         assert not pulumi.get("upsert"), file
+
+
+TEAM_TOKEN = "urn:pulumi:token-type:access_token:team"
+# Where each job's Pulumi team and AWS role come from. The deploy ones are variables of the
+# job's GitHub environment (one per stack), so no pull request can read them.
+CREDENTIALS = {
+    ("preview.yml", "preview"): ("PULUMI_PREVIEW_TEAM", "AWS_PREVIEW_ROLE_ARN"),
+    ("deploy.yml", "up"): ("PULUMI_DEPLOY_TEAM", "AWS_DEPLOY_ROLE_ARN"),
+    ("destroy.yml", "destroy"): ("PULUMI_DEPLOY_TEAM", "AWS_DEPLOY_ROLE_ARN"),
+}
+DEPLOY_CREDENTIALS = ("PULUMI_DEPLOY_TEAM", "AWS_DEPLOY_ROLE_ARN")
+
+
+def triggered_by_pull_requests(name: str) -> bool:
+    return "pull_request" in load(name)["on"]
+
+
+def test_no_workflow_asks_for_an_organization_wide_pulumi_token():
+    # An organization token opens every stack, prod included, to whatever code the job
+    # runs (for a pull request: the PR's program, policy pack and workflow).
+    for path in FILES:
+        assert "access_token:organization" not in path.read_text(), path.name
+    for file, name, job in all_jobs():
+        if not any(s.get("uses", "").startswith("pulumi/auth-actions@") for s in steps(job)):
+            continue
+        team, role = CREDENTIALS[(file, name)]
+        auth = step_using(job, "pulumi/auth-actions")["with"]
+        assert auth["requested-token-type"] == TEAM_TOKEN, (file, name)
+        assert auth["scope"].startswith(f"team:${{{{ vars.{team} "), (file, name)
+        aws = step_using(job, AWS_CREDENTIALS_ACTION)["with"]
+        assert aws["role-to-assume"] == f"${{{{ vars.{role} }}}}", (file, name)
+
+
+def test_pull_requests_never_reach_deploy_credentials():
+    assert not any("pull_request_target" in path.read_text() for path in FILES), (
+        "pull_request_target runs with the base repository's secrets and environments"
+    )
+    for path in FILES:
+        if not triggered_by_pull_requests(path.name):
+            continue
+        workflow = load(path.name)
+        called = [job["uses"] for job in workflow["jobs"].values() if "uses" in job]
+        for text in [path.read_text(), *((ROOT / uses).read_text() for uses in called)]:
+            for name in DEPLOY_CREDENTIALS:
+                assert name not in text, (path.name, name)
+        for name, job in workflow["jobs"].items():
+            # An environment's variables are its credentials; a PR job gets none.
+            assert "environment" not in job, (path.name, name)
+    for name in ("deploy.yml", "destroy.yml"):
+        assert not triggered_by_pull_requests(name), name
+
+
+def test_deploys_and_destroys_run_in_the_stacks_environment():
+    jobs_in_environments = {(f, n) for f, n, job in all_jobs() if "environment" in job}
+    assert jobs_in_environments == {("deploy.yml", "up"), ("destroy.yml", "destroy")}
+    deploy = load("deploy.yml")["jobs"]["up"]
+    assert deploy["env"]["STACK"].endswith(f"/{deploy['environment']}")
+    destroy = load("destroy.yml")["jobs"]["destroy"]
+    stack = step_using(destroy, PULUMI_ACTION)["with"]["stack-name"]
+    assert stack.endswith(f"/{destroy['environment']}")
+    # The team named by default is the stack's own, when the environment sets none.
+    for job in (deploy, destroy):
+        scope = step_using(job, "pulumi/auth-actions")["with"]["scope"]
+        assert "-deploy" in scope
+
+
+def test_credentials_outlive_the_longest_job():
+    # A rollout may take most of the job's time; credentials that expire first fail the
+    # deployment halfway (and leave a pending operation in the stack).
+    for file, job_name in (("deploy.yml", "up"), ("destroy.yml", "destroy")):
+        job = load(file)["jobs"][job_name]
+        seconds = job["timeout-minutes"] * 60
+        aws = step_using(job, AWS_CREDENTIALS_ACTION)["with"]
+        assert int(aws["role-duration-seconds"]) >= seconds, file
+        pulumi = step_using(job, "pulumi/auth-actions")["with"]
+        assert int(pulumi["token-expiration"]) >= seconds, file
