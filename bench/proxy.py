@@ -38,8 +38,9 @@ from botocore.awsrequest import AWSResponse  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from proxy.app import PredictProxy  # noqa: E402
-from proxy.clients import RuntimeClients  # noqa: E402
 from proxy.config import load_config  # noqa: E402
+from proxy.logs import configure_logging  # noqa: E402
+from proxy.sagemaker import RuntimeClients  # noqa: E402
 from tests.proxy.support import LambdaContext, http_event, prediction_payload  # noqa: E402
 
 TARGET_P50_MS = 2.0
@@ -116,9 +117,10 @@ def botocore_runtime(answer: bytes) -> RuntimeClients:
 
 
 def our_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    config = load_config(os.environ)
     # Lambda ships stdout to CloudWatch; here the line is written and thrown away.
-    log_stream = open(os.devnull, "w")  # noqa: SIM115
-    return PredictProxy.create(load_config(os.environ), runtime, log_stream).handle
+    configure_logging(config.log_level, open(os.devnull, "w"))  # noqa: SIM115
+    return PredictProxy.create(config, runtime).handle
 
 
 def naive_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:

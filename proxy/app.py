@@ -2,24 +2,28 @@
 
 Validation runs before SageMaker is called; every failure becomes a JSON error with a stable
 code; an unexpected exception becomes a 500 without internals (the traceback goes to the
-log, never to the client). One JSON log line per request.
+log, never to the client). One JSON log line per request, `"event": "request"`.
 """
 
 from __future__ import annotations
 
-import traceback
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 from proxy.config import ProxyConfig
-from proxy.errors import ApiError
-from proxy.invocation import EndpointInvoker, InvocationFailed
-from proxy.prediction import prediction_body
+from proxy.logs import append_keys, log, request_context
 from proxy.request import parse_upload, request_method
-from proxy.request_log import JsonLog
-from proxy.responses import error_response, json_response
+from proxy.responses import (
+    ApiError,
+    error_response,
+    internal_error,
+    json_response,
+    prediction_body,
+)
+from proxy.sagemaker import EndpointInvoker
 
 # The HTTP API answers the client itself after 30 s, whatever the Lambda timeout: a request
 # never plans beyond this (less a margin for API Gateway's own work), and it is the budget
@@ -33,15 +37,10 @@ RESPONSE_RESERVE = 0.2
 class PredictProxy:
     config: ProxyConfig
     invoker: EndpointInvoker
-    log: JsonLog
 
     @classmethod
     def create(
-        cls,
-        config: ProxyConfig,
-        clients: Callable[[float], Any],
-        log_stream: TextIO | None = None,
-        **invoker_options: Any,
+        cls, config: ProxyConfig, clients: Callable[[float], Any], **invoker_options: Any
     ) -> PredictProxy:
         """The proxy `config` describes; `clients(read_timeout)` returns a runtime client."""
         invoker = EndpointInvoker(
@@ -52,52 +51,43 @@ class PredictProxy:
             connect_timeout=config.connect_timeout,
             **invoker_options,
         )
-        return cls(config, invoker, JsonLog(config.log_level, log_stream))
+        return cls(config, invoker)
 
     def handle(self, event: Any, context: Any) -> dict[str, Any]:
         clock = self.invoker.clock
         start = clock()
         request_id = _request_id(event, context)
-        record: dict[str, Any] = {
-            "request_id": request_id,
-            "lambda_request_id": getattr(context, "aws_request_id", None),
-            "endpoint": self.config.endpoint_name,
-        }
-        try:
-            response = self._predict(event, context, start, request_id, record)
-        except ApiError as error:
-            response = error_response(error, request_id)
-            record["error"] = error.code
-            if isinstance(error, InvocationFailed):
-                record.update(
-                    attempts=error.attempts, failures=list(error.failures), detail=error.detail
-                )
-        except Exception as exc:
-            error = ApiError(500, "internal_error", "Something went wrong on our side; try again.")
-            response = error_response(error, request_id)
-            record.update(
-                error=error.code,
-                detail=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
-            )
-        record["status"] = response["statusCode"]
-        record["total_ms"] = _ms(clock() - start)
-        self.log.write(_level(response["statusCode"]), "request", **record)
+        with request_context(
+            request_id=request_id,
+            lambda_request_id=getattr(context, "aws_request_id", None),
+            endpoint=self.config.endpoint_name,
+        ):
+            bug: Exception | None = None
+            try:
+                response = self._predict(event, context, start, request_id)
+            except ApiError as error:
+                response = error_response(error, request_id)
+                append_keys(error=error.code)
+            except Exception as exc:
+                response = error_response(internal_error(), request_id)
+                append_keys(error="internal_error", detail=f"{type(exc).__name__}: {exc}")
+                bug = exc
+            status = response["statusCode"]
+            append_keys(status=status, total_ms=_ms(clock() - start))
+            log.log(_level(status), "request", exc_info=bug)
         return response
 
-    def _predict(
-        self, event: Any, context: Any, start: float, request_id: str, record: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _predict(self, event: Any, context: Any, start: float, request_id: str) -> dict[str, Any]:
         clock = self.invoker.clock
         method = request_method(event)
-        record["method"] = method
+        append_keys(method=method)
         if method != "POST":
             raise ApiError(
                 405, "method_not_allowed", f"{method} is not allowed here; use POST /predict."
             )
         upload = parse_upload(event, self.config.max_image_bytes)
         validated = clock()
-        record.update(
+        append_keys(
             form=upload.form,
             media_type=upload.media_type,
             bytes=len(upload.data),
@@ -105,13 +95,12 @@ class PredictProxy:
         )
         deadline = start + _remaining_seconds(context) - RESPONSE_RESERVE
         try:
-            invocation = self.invoker.invoke(upload.data, upload.media_type, deadline)
+            payload = self.invoker.invoke(upload.data, upload.media_type, deadline)
         finally:
-            record["sagemaker_ms"] = _ms(clock() - validated)
-        record.update(attempts=invocation.attempts, failures=list(invocation.failures))
-        body = prediction_body(invocation.payload, self.config.review_threshold)
+            append_keys(sagemaker_ms=_ms(clock() - validated))
+        body = prediction_body(payload, self.config.review_threshold)
         body["request_id"] = request_id
-        record.update(model_version=body["model"].get("version"), needs_review=body["needs_review"])
+        append_keys(model_version=body["model"].get("version"), needs_review=body["needs_review"])
         return json_response(200, body, request_id)
 
 
@@ -135,11 +124,11 @@ def _remaining_seconds(context: Any) -> float:
     return min(milliseconds, HTTP_API_BUDGET_MS) / 1000
 
 
-def _level(status: int) -> str:
+def _level(status: int) -> int:
     """ERROR for our faults and the model's, WARNING for capacity, INFO for clients' mistakes."""
     if status in (503, 504):
-        return "WARNING"
-    return "ERROR" if status >= 500 else "INFO"
+        return logging.WARNING
+    return logging.ERROR if status >= 500 else logging.INFO
 
 
 def _ms(seconds: float) -> float:

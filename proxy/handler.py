@@ -12,17 +12,19 @@ import os
 from typing import Any
 
 from proxy.app import PredictProxy
-from proxy.clients import RuntimeClients
 from proxy.config import ConfigError, load_config
-from proxy.request_log import JsonLog
+from proxy.logs import configure_logging, log
+from proxy.sagemaker import RuntimeClients
 
 
 def _build_proxy() -> PredictProxy:
     try:
         config = load_config(os.environ)
     except ConfigError as error:
-        JsonLog().write("ERROR", "invalid_configuration", message=str(error))
+        configure_logging()
+        log.error("invalid_configuration", extra={"fields": {"message": str(error)}})
         raise
+    configure_logging(config.log_level)
     clients = RuntimeClients(config.read_timeout, config.connect_timeout)
     clients.warm()
     return PredictProxy.create(config, clients)

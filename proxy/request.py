@@ -4,6 +4,10 @@ Two request forms (docs/contracts.md): the raw image as the body with an image c
 (API Gateway hands it over base64-encoded), or `application/json` `{"image": "<base64 or data
 URL>"}`. Sizes are checked on the encoded text first, so an oversized upload is refused
 without decoding it.
+
+The real format is then sniffed from the first bytes, whatever the Content-Type claims: that
+turns the common mistakes (an iPhone HEIC photo, a PDF, an HTML error page saved as .jpg) into
+a precise 415 or 422 before paying for a SageMaker invocation.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.errors import ApiError
-from proxy.image_format import sniff_media_type
+from proxy.responses import ApiError
 
 _RAW_TYPES = ("application/octet-stream", "application/x-image")
 # Room for the JSON punctuation, a data URL prefix and line breaks in the base64 text.
@@ -24,6 +27,9 @@ _HOW_TO_SEND = (
     "send the image bytes with its image Content-Type (e.g. image/jpeg), "
     'or application/json {"image": "<base64>"}'
 )
+# The formats the model handler decodes.
+_SUPPORTED_NAMES = "JPEG, PNG, WebP or GIF"
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,57 @@ def parse_upload(event: dict[str, Any], max_bytes: int) -> ImageUpload:
         raise ApiError(400, "empty_image", "The image is empty (0 bytes).")
     if len(data) > max_bytes:
         raise _too_large(len(data), max_bytes)
-    return ImageUpload(data=data, media_type=sniff_media_type(data), form=form)
+    return ImageUpload(data=data, media_type=_sniff_media_type(data), form=form)
+
+
+def _sniff_media_type(data: bytes) -> str:
+    """The media type to send to the model, or an `ApiError` saying what the bytes are."""
+    supported = _supported_media_type(data)
+    if supported is not None:
+        return supported
+    other = _unsupported_format(data)
+    if other is not None:
+        raise ApiError(
+            415,
+            "unsupported_image_format",
+            f"{other} images are not supported; send a {_SUPPORTED_NAMES} image.",
+        )
+    raise ApiError(
+        422,
+        "not_an_image",
+        f"The uploaded data is not a {_SUPPORTED_NAMES} image.",
+    )
+
+
+def _supported_media_type(data: bytes) -> str | None:
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None
+
+
+def _unsupported_format(data: bytes) -> str | None:
+    if data[4:8] == b"ftyp":
+        if b"avif" in data[8:32] or b"avis" in data[8:32]:
+            return "AVIF"
+        if data[8:12] in _HEIF_BRANDS:
+            return "HEIC/HEIF"
+    if data.startswith(b"BM"):
+        return "BMP"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL ")):
+        return "JPEG XL"
+    if data.startswith(b"%PDF-"):
+        return "PDF"
+    if data.lstrip()[:1] == b"<":
+        return "SVG, XML or HTML"
+    return None
 
 
 def _content_type(headers: Any) -> str:

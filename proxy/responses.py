@@ -1,7 +1,11 @@
-"""HTTP API payload 2.0 responses: JSON bodies, the request id header, never CORS headers.
+"""Every answer the proxy gives: the error family, the 200 body, and the HTTP API 2.0 response.
 
-CORS belongs to the HTTP API's own configuration (it answers preflight and adds the headers);
-a Lambda that added them as well would send duplicates, which browsers reject.
+A failure anywhere in a request is raised as an `ApiError` that already knows the status, the
+stable code and the sentence the client gets; `PredictProxy` turns it into the JSON error.
+
+Responses never carry CORS headers: CORS belongs to the HTTP API's own configuration (it
+answers preflight and adds the headers), and a Lambda that added them as well would send
+duplicates, which browsers reject.
 """
 
 from __future__ import annotations
@@ -9,9 +13,58 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy.errors import ApiError
-
 _ALLOWED_METHODS = "POST"
+
+
+class ApiError(Exception):
+    """A failure that already knows the HTTP answer: status, code, message, Retry-After."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def internal_error() -> ApiError:
+    """What a bug in the proxy looks like to the client: no internals, the log has them."""
+    return ApiError(500, "internal_error", "Something went wrong on our side; try again.")
+
+
+def prediction_body(payload: bytes, review_threshold: float) -> dict[str, Any]:
+    """The 200 body from the model's JSON, or a 502 if the model answered nonsense.
+
+    `needs_review` follows the human-in-the-loop design of the reference project: a
+    prediction whose top-1 probability is below the threshold should go to a person.
+    """
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        raise _bad_model_response() from None
+    if not isinstance(document, dict):
+        raise _bad_model_response()
+    predictions = document.get("predictions")
+    model = document.get("model")
+    if not isinstance(predictions, list) or not isinstance(model, dict):
+        raise _bad_model_response()
+    probabilities = [p.get("probability") for p in predictions if isinstance(p, dict)]
+    if len(probabilities) != len(predictions) or not all(
+        isinstance(p, int | float) and not isinstance(p, bool) for p in probabilities
+    ):
+        raise _bad_model_response()
+    top1 = max(probabilities, default=0.0)
+    return {
+        "predictions": predictions,
+        "model": model,
+        "needs_review": top1 < review_threshold,
+    }
+
+
+def _bad_model_response() -> ApiError:
+    return ApiError(502, "bad_model_response", "The model returned an answer we cannot read.")
 
 
 def json_response(

@@ -1,5 +1,5 @@
 """Builders and fakes for the proxy tests: payload 2.0 events, a Lambda context, a fake
-clock, a scripted SageMaker Runtime client and real photos."""
+clock, a scripted SageMaker Runtime client, the proxy's log lines and real photos."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from botocore.response import StreamingBody
 
 from proxy.app import PredictProxy
 from proxy.config import ProxyConfig
+from proxy.logs import configure_logging
 
 ENDPOINT = "image-classifier-dev"
 API_HOST = "abc123defg.execute-api.eu-west-1.amazonaws.com"
@@ -200,16 +201,26 @@ def prediction_payload(top1: float = 0.71, version: str = "3f9a1c2b") -> bytes:
 
 
 def build_proxy(
-    runtime: Any,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    log_stream: io.StringIO | None = None,
-    **config: Any,
+    runtime: Any, clock: Callable[[], float], sleep: Callable[[float], None], **config: Any
 ) -> PredictProxy:
     settings = ProxyConfig(endpoint_name=ENDPOINT, **config)
-    return PredictProxy.create(
-        settings, runtime, log_stream, clock=clock, sleep=sleep, jitter=lambda: 0.5
-    )
+    return PredictProxy.create(settings, runtime, clock=clock, sleep=sleep, jitter=lambda: 0.5)
+
+
+class LogLines:
+    """The proxy's log from now on, configured as the handler does it but into memory."""
+
+    def __init__(self, level: str = "INFO") -> None:
+        self.stream = io.StringIO()
+        configure_logging(level, self.stream)
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def records(self) -> list[dict[str, Any]]:
+        """Each line parsed: every line must be one JSON object."""
+        return [json.loads(line) for line in self.text.splitlines()]
 
 
 def body_of(response: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,6 @@
 """The response contract of every request: shapes, headers, logs, and no crash ever."""
 
 import base64
-import io
-import json
 import random
 
 import pytest
@@ -12,6 +10,7 @@ from tests.proxy.photos import encoded
 from tests.proxy.support import (
     FakeClock,
     LambdaContext,
+    LogLines,
     ScriptedRuntime,
     body_of,
     build_proxy,
@@ -28,16 +27,16 @@ class Harness:
     def __init__(self):
         self.clock = FakeClock()
         self.runtime = ScriptedRuntime(self.clock, [prediction_payload()])
-        self.logs = io.StringIO()
+        self.logs = LogLines()
 
     def proxy(self, **config):
-        return build_proxy(self.runtime, self.clock, self.clock.sleep, self.logs, **config)
+        return build_proxy(self.runtime, self.clock, self.clock.sleep, **config)
 
     def call(self, event, **config):
         return self.proxy(**config).handle(event, LambdaContext(self.clock))
 
     def records(self):
-        return [json.loads(line) for line in self.logs.getvalue().splitlines()]
+        return self.logs.records()
 
 
 @pytest.fixture
@@ -138,13 +137,33 @@ def test_a_bug_is_a_500_without_a_stack_trace(harness):
     (record,) = harness.records()
     assert "ZeroDivisionError" in record["traceback"]
     assert record["level"] == "ERROR"
+    assert (record["status"], record["error"]) == (500, "internal_error")
+    assert record["detail"] == "ZeroDivisionError: secret internal detail"
+    assert set(record) == {
+        "level",
+        "event",
+        "request_id",
+        "lambda_request_id",
+        "endpoint",
+        "method",
+        "form",
+        "media_type",
+        "bytes",
+        "validation_ms",
+        "sagemaker_ms",
+        "error",
+        "detail",
+        "traceback",
+        "status",
+        "total_ms",
+    }
 
 
 def test_one_json_log_line_per_request_without_image_bytes(harness):
     image = encoded("astronaut")
     harness.call(http_event(image))
     harness.call(http_event(b"nope"))
-    text = harness.logs.getvalue()
+    text = harness.logs.text
     first, second = harness.records()
     assert base64.b64encode(image)[:40].decode() not in text
     assert first == {
@@ -169,9 +188,54 @@ def test_one_json_log_line_per_request_without_image_bytes(harness):
     assert (second["status"], second["error"]) == (422, "not_an_image")
 
 
+def test_a_failed_invocation_logs_its_attempts_and_what_sagemaker_said(harness):
+    harness.runtime.script = [client_error("ModelNotReadyException", 429, "Not ready yet.")]
+    harness.call(http_event(encoded("chelsea")), max_attempts=2)
+    (record,) = harness.records()
+    assert record == {
+        "level": "WARNING",
+        "event": "request",
+        "request_id": "JKJaXmPLvHcESHA=",
+        "lambda_request_id": "c6af9ac6-7b61-11e6-9a41-93e812345678",
+        "endpoint": "image-classifier-dev",
+        "method": "POST",
+        "form": "raw",
+        "media_type": "image/jpeg",
+        "bytes": len(encoded("chelsea")),
+        "validation_ms": 0.0,
+        "sagemaker_ms": 287.5,
+        "attempts": 2,
+        "failures": ["model_not_ready", "model_not_ready"],
+        "detail": "ModelNotReadyException: Not ready yet.",
+        "error": "model_not_ready",
+        "status": 503,
+        "total_ms": 287.5,
+    }
+
+
+def test_a_client_mistake_logs_what_was_known_before_it(harness):
+    harness.call(http_event("plain text", "text/plain"))
+    (record,) = harness.records()
+    assert record == {
+        "level": "INFO",
+        "event": "request",
+        "request_id": "JKJaXmPLvHcESHA=",
+        "lambda_request_id": "c6af9ac6-7b61-11e6-9a41-93e812345678",
+        "endpoint": "image-classifier-dev",
+        "method": "POST",
+        "error": "unsupported_media_type",
+        "status": 415,
+        "total_ms": 0.0,
+    }
+
+
 def test_log_level_filters_routine_lines(harness):
-    harness.call(http_event(encoded("chelsea")), log_level="WARNING")
+    harness.logs = LogLines("WARNING")
+    harness.call(http_event(encoded("chelsea")))
     assert harness.records() == []
+    harness.runtime.script = [client_error("ThrottlingException", 400)]
+    harness.call(http_event(encoded("chelsea")))
+    assert [(r["level"], r["status"]) for r in harness.records()] == [("WARNING", 503)]
 
 
 def test_without_a_lambda_context_the_http_api_limit_is_the_budget(harness):

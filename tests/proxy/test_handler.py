@@ -12,7 +12,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from proxy.clients import RuntimeClients
+from proxy.sagemaker import RuntimeClients
 from tests.proxy.photos import encoded
 from tests.proxy.support import ENDPOINT, LambdaContext, body_of, http_event, prediction_payload
 
@@ -39,6 +39,25 @@ def test_handler_serves_a_request_with_its_cold_start_client(handler_module):
         )
     assert response["statusCode"] == 200
     assert body_of(response)["needs_review"] is True
+
+
+def test_log_level_and_stdout_come_from_the_environment(aws_env, capsys, caplog):
+    aws_env.setenv("LOG_LEVEL", "warning")
+    sys.modules.pop("proxy.handler", None)
+    try:
+        handler = importlib.import_module("proxy.handler").handler
+    finally:
+        sys.modules.pop("proxy.handler", None)
+    handler(http_event(None, method="GET"), LambdaContext(time.monotonic))
+    no_time = LambdaContext(time.monotonic, timeout_ms=1_500)
+    assert handler(http_event(encoded("chelsea")), no_time)["statusCode"] == 503
+    (line,) = capsys.readouterr().out.splitlines()
+    record = json.loads(line)
+    assert (record["level"], record["event"], record["status"]) == ("WARNING", "request", 503)
+    assert (record["attempts"], record["failures"]) == (0, [])
+    assert record["detail"] == "deadline reached before a call"
+    # Not passed on to the root logger, which the local runtime prints to stderr.
+    assert caplog.records == []
 
 
 def test_the_cold_start_client_exists_before_the_first_request(handler_module):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from proxy.outcomes import classify
+from proxy.sagemaker import classify
 from tests.proxy.support import client_error, model_error
 
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from proxy.errors import ApiError
 from proxy.request import parse_upload, request_method
+from proxy.responses import ApiError
 from tests.proxy.photos import encoded
 from tests.proxy.support import http_event, json_event
 

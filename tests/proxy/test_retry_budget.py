@@ -1,20 +1,18 @@
 """Retries never outlive the Lambda: fake clock, scripted endpoint, no real waiting."""
 
-import io
-import json
 import random
 
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
 from proxy.app import RESPONSE_RESERVE
-from proxy.backoff import Backoff
-from proxy.invocation import MIN_READ_TIMEOUT
+from proxy.sagemaker import MIN_READ_TIMEOUT, Backoff
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
     FakeClock,
     Hang,
     LambdaContext,
+    LogLines,
     ScriptedRuntime,
     body_of,
     build_proxy,
@@ -29,12 +27,13 @@ NOT_READY = client_error("ModelNotReadyException", 429, "Model is not ready yet.
 def run(script, timeout_ms=29_000, latency=0.05, **config):
     clock = FakeClock()
     runtime = ScriptedRuntime(clock, script, latency)
-    logs = io.StringIO()
-    proxy = build_proxy(runtime, clock, clock.sleep, logs, **config)
+    logs = LogLines()
+    proxy = build_proxy(runtime, clock, clock.sleep, **config)
     context = LambdaContext(clock, timeout_ms)
     response = proxy.handle(http_event(encoded("chelsea")), context)
     elapsed = clock.now - context.started
-    return response, runtime, clock, elapsed, json.loads(logs.getvalue())
+    (record,) = logs.records()
+    return response, runtime, clock, elapsed, record
 
 
 def test_a_hanging_endpoint_is_retried_then_a_504_inside_the_budget():

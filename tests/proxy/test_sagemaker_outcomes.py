@@ -8,9 +8,9 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from proxy.clients import RuntimeClients
+from proxy.sagemaker import RuntimeClients
 from tests.proxy.photos import encoded
-from tests.proxy.support import ENDPOINT, LambdaContext, body_of, build_proxy, http_event
+from tests.proxy.support import ENDPOINT, LambdaContext, LogLines, body_of, build_proxy, http_event
 from tests.proxy.support import prediction_payload as payload
 
 LOG_STREAM = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/sagemaker/Endpoints/x"
@@ -21,8 +21,8 @@ def stubbed(aws_env):
     clients = RuntimeClients(read_timeout=20.0, connect_timeout=2.0)
     stubber = Stubber(clients(20.0))
     sleeps = []
-    logs = io.StringIO()
-    proxy = build_proxy(clients, time.monotonic, sleeps.append, logs)
+    logs = LogLines()
+    proxy = build_proxy(clients, time.monotonic, sleeps.append)
     with stubber:
         yield stubber, proxy, sleeps, logs
         stubber.assert_no_pending_responses()
@@ -59,8 +59,8 @@ def call(proxy):
 
 
 def logged(logs):
-    (line,) = logs.getvalue().splitlines()
-    return json.loads(line)
+    (record,) = logs.records()
+    return record
 
 
 def test_success_passes_the_model_answer_on(stubbed):
