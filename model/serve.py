@@ -1,16 +1,20 @@
 """A SageMaker-compatible model server for ``model.tar.gz``, with no torch in sight.
 
     python -m model.serve --artifact build/model.tar.gz [--host 127.0.0.1] [--port 8080]
+    python -m model.serve --model-dir /opt/ml/model --host 0.0.0.0 serve   # the image
 
-It loads the archive as SageMaker does (extract, import ``code/inference.py``, call
-``model_fn`` once) and serves two faces of the same handler:
+It loads the model as SageMaker does (extract the archive, or take the directory
+SageMaker extracted it to; import ``code/inference.py``; call ``model_fn`` once) and
+serves two faces of the same handler:
 
 * the container contract: ``GET /ping`` and ``POST /invocations``;
 * the SageMaker Runtime ``InvokeEndpoint`` wire API, ``POST /endpoints/{name}/invocations``,
   so a stock boto3 ``sagemaker-runtime`` client with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``
   pointed here works unchanged, handler errors arriving as ``ModelError``.
 
-Requests run one at a time, as on a SageMaker Serverless worker.
+Requests run one at a time, as on a SageMaker Serverless worker. The port is ``--port``,
+else ``SAGEMAKER_BIND_TO_PORT``, else 8080 (SageMaker's container contract). SIGTERM
+stops it: requests in flight finish, for at most a few seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import contextlib
 import importlib.util
 import json
 import logging
+import os
 import re
+import signal
 import sys
 import tempfile
 import uuid
@@ -51,6 +57,11 @@ VALIDATION_ERROR_TYPE = (
     "ValidationError:http://internal.amazon.com/coral/com.amazon.coral.validate/"
 )
 LOG_STREAM_ARN = "arn:aws:logs:local:000000000000:log-group:/aws/sagemaker/Endpoints/{name}"
+# SageMaker tells the container which port to listen on with this variable.
+PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+DEFAULT_PORT = 8080
+# Requests in flight take milliseconds; this bounds a stop by a slow client to a few seconds.
+SHUTDOWN_GRACE_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -250,25 +261,94 @@ async def _client_disconnected(_request: Request, _error: Exception) -> Response
     return Response(status_code=HTTPStatus.BAD_REQUEST)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m model.serve", description=__doc__)
-    parser.add_argument("--artifact", type=Path, default=Path("build/model.tar.gz"))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve"],
+        help="SageMaker starts serving containers with the argument `serve`; it is the "
+        "only command, so it may be left out",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--artifact",
+        type=Path,
+        help="a model.tar.gz to extract and serve (default: build/model.tar.gz)",
+    )
+    source.add_argument(
+        "--model-dir",
+        type=Path,
+        help="serve a directory a model.tar.gz was extracted to, as SageMaker does to "
+        "/opt/ml/model",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        help=f"port to listen on (default: ${PORT_ENV} when set, else {DEFAULT_PORT})",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    if not args.artifact.exists():
-        print(
-            f"error: {args.artifact} does not exist; build it with "
-            "`python -m model.package --weights random --out build/model.tar.gz`",
-            file=sys.stderr,
+    if args.port is None:
+        args.port = _port_from_environment(parser)
+    if args.model_dir is None and args.artifact is None:
+        args.artifact = Path("build/model.tar.gz")
+    return args
+
+
+def _port_from_environment(parser: argparse.ArgumentParser) -> int:
+    value = os.environ.get(PORT_ENV, "").strip()
+    if not value:
+        return DEFAULT_PORT
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        parser.error(f"{PORT_ENV}={value!r} is not a TCP port (1 to 65535)")
+    return int(value)
+
+
+def _source_problem(args: argparse.Namespace) -> str | None:
+    """Why the model to serve cannot be loaded, in one line, or None."""
+    if args.model_dir is not None:
+        if not (args.model_dir / "code" / "inference.py").is_file():
+            return (
+                f"{args.model_dir} has no code/inference.py: give --model-dir the directory "
+                "a model.tar.gz was extracted to"
+            )
+        return None
+    if not args.artifact.is_file():
+        return (
+            f"{args.artifact} does not exist; build it with "
+            "`python -m model.package --weights random --out build/model.tar.gz`"
         )
+    return None
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    problem = _source_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     import uvicorn
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    app = create_app(args.artifact)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    # As a container's PID 1 a signal without a handler is ignored, so SIGTERM would not
+    # stop a server that is still loading the model. uvicorn takes SIGTERM over while it
+    # serves (finishing requests in flight) and re-raises it afterwards, which ends here.
+    signal.signal(signal.SIGTERM, _stop)
+    app = create_app(args.model_dir or args.artifact)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        workers=1,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
     return 0
 
 

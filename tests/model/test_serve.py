@@ -6,7 +6,11 @@ real ``python -m model.serve`` on the packaged archive, with httpx and with boto
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import tarfile
+from pathlib import Path
 
 import boto3
 import httpx
@@ -15,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from model import serve
+from model.archive import UnsafeArchiveError, extract, write_reproducible_tar_gz
 from tests.model import images
 from tests.model.asgi import TestClient
 
@@ -203,3 +208,114 @@ def test_boto3_model_error(model_server_url, case):
 def test_cli_explains_a_missing_artifact(tmp_path, capsys):
     assert serve.main(["--artifact", str(tmp_path / "model.tar.gz")]) == 2
     assert "python -m model.package" in capsys.readouterr().err
+
+
+def test_cli_explains_a_directory_without_the_handler(tmp_path, capsys):
+    assert serve.main(["--model-dir", str(tmp_path)]) == 2
+    assert "has no code/inference.py" in capsys.readouterr().err
+
+
+def test_port_is_sagemaker_bind_to_port_else_8080(monkeypatch):
+    monkeypatch.delenv(serve.PORT_ENV, raising=False)
+    assert serve.parse_args([]).port == 8080
+    monkeypatch.setenv(serve.PORT_ENV, "9123")
+    assert serve.parse_args(["serve"]).port == 9123
+    assert serve.parse_args(["--port", "9001"]).port == 9001
+
+
+@pytest.mark.parametrize("value", ["http", "0", "70000", "-1"])
+def test_a_bad_sagemaker_bind_to_port_is_a_usage_error(monkeypatch, capsys, value):
+    monkeypatch.setenv(serve.PORT_ENV, value)
+    with pytest.raises(SystemExit) as raised:
+        serve.parse_args([])
+    assert raised.value.code == 2
+    assert f"{serve.PORT_ENV}={value!r} is not a TCP port" in capsys.readouterr().err
+
+
+def test_the_container_command_line(tiny_model_dir):
+    args = serve.parse_args(["--model-dir", str(tiny_model_dir), "--host", "0.0.0.0", "serve"])
+    assert (args.model_dir, args.artifact, args.host) == (tiny_model_dir, None, "0.0.0.0")
+    assert serve.parse_args([]).artifact == Path("build/model.tar.gz")
+
+
+@pytest.mark.parametrize(
+    "argv", [["train"], ["--artifact", "model.tar.gz", "--model-dir", "/opt/ml/model"]]
+)
+def test_other_commands_and_two_models_are_refused(argv):
+    with pytest.raises(SystemExit) as raised:
+        serve.parse_args(argv)
+    assert raised.value.code == 2
+
+
+def _tar_gz(path: Path, *members: tuple[tarfile.TarInfo, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            info.size = len(data) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return path
+
+
+def _entry(name: str, kind: bytes = tarfile.REGTYPE, **fields: object) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info
+
+
+@pytest.fixture(params=["data_filter", "without_filters"])
+def extraction(request, monkeypatch):
+    """Both ways `extract` works: tarfile's data filter, and the checks of its own on
+    Pythons that predate extraction filters (Debian bookworm's 3.11.2, an image base)."""
+    if request.param == "without_filters":
+        monkeypatch.delattr(tarfile, "data_filter")
+    return request.param
+
+
+def test_extract_lays_out_the_model(extraction, tiny_model_dir, tmp_path):
+    files = {
+        path.relative_to(tiny_model_dir).as_posix(): path.read_bytes()
+        for path in tiny_model_dir.rglob("*")
+        if path.is_file()
+    }
+    write_reproducible_tar_gz(files, tmp_path / "model.tar.gz")
+    extract(tmp_path / "model.tar.gz", tmp_path / "out")
+    extracted = tmp_path / "out"
+    assert {name: (extracted / name).read_bytes() for name in files} == files
+    assert "code/inference.py" in files
+
+
+# Entries that would write to <tmp>/evil, outside the destination <tmp>/out.
+ESCAPES = {
+    "absolute": lambda tmp: _entry(str(tmp / "evil")),
+    "dot_dot": lambda tmp: _entry("code/../../evil"),
+    "symlink_outside": lambda tmp: _entry("evil", tarfile.SYMTYPE, linkname=str(tmp / "evil")),
+    "hardlink_outside": lambda tmp: _entry("evil", tarfile.LNKTYPE, linkname=str(tmp / "x")),
+    "device": lambda tmp: _entry("evil", tarfile.CHRTYPE, devmajor=1, devminor=3),
+}
+
+
+@pytest.mark.parametrize("escape", sorted(ESCAPES))
+def test_extract_never_writes_outside_the_destination(extraction, tmp_path, escape):
+    (tmp_path / "x").write_text("a file outside")
+    archive = _tar_gz(tmp_path / "evil.tar.gz", (ESCAPES[escape](tmp_path), b"x"))
+    # The data filter may extract a harmless form (an absolute name made relative).
+    with contextlib.suppress(tarfile.TarError):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "evil").exists()
+    assert (tmp_path / "x").read_text() == "a file outside"
+
+
+@pytest.mark.parametrize("escape", sorted(ESCAPES))
+def test_extract_without_filters_refuses_any_escape(monkeypatch, tmp_path, escape):
+    monkeypatch.delattr(tarfile, "data_filter")
+    archive = _tar_gz(tmp_path / "evil.tar.gz", (ESCAPES[escape](tmp_path), b"x"))
+    with pytest.raises(UnsafeArchiveError, match=r"outside the destination|link or a special"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_extract_drops_set_id_and_shared_write_bits(extraction, tmp_path):
+    archive = _tar_gz(tmp_path / "m.tar.gz", (_entry("run.sh", mode=0o6777), b"#!/bin/sh\n"))
+    extract(archive, tmp_path / "out")
+    assert (tmp_path / "out" / "run.sh").stat().st_mode & 0o7777 == 0o755
