@@ -5,13 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 LOCAL_REQS := local/requirements.txt model/requirements-serve.txt model/requirements-build.txt model/code/requirements.txt
 DEV_REQS := requirements-dev.txt requirements.txt $(LOCAL_REQS)
+# npm ci writes this file last: it stands for an installed node_modules (axe-core for the tests).
+NODE_DEPS := node_modules/.package-lock.json
 
 .PHONY: run test test-fast lint venv
 
 run: $(VENV)/.installed-local
 	$(PY) -m local $(ARGS)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(NODE_DEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
@@ -32,6 +34,9 @@ $(PY):
 $(VENV)/.installed-local: $(PY) $(LOCAL_REQS)
 	$(PY) -m pip install --quiet -r local/requirements.txt
 	touch $@
+
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund
 
 $(VENV)/.installed-dev: $(PY) $(DEV_REQS)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
