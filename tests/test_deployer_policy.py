@@ -1,0 +1,457 @@
+"""`docs/deployer-policy.json`, the IAM policy of the role that runs `pulumi preview`, `up`,
+`refresh` and `destroy`, checked against the program it must be enough for.
+
+- Every AWS call the dynamic providers make (found by reading `components/` with `ast`:
+  the boto3 clients a module creates and the client methods it calls, mapped to IAM
+  actions through botocore's service models) is allowed.
+- Every pulumi-aws resource type the program creates has its life-cycle actions allowed
+  (`RESOURCE_ACTIONS`); a resource type this test does not know fails it, so adding one to
+  the program means adding its permissions to the policy.
+- The document is a well-formed identity policy: no `*` action, no service wildcard, and
+  `"Resource": "*"` only for reads and for the few writes AWS cannot scope.
+
+Only public APIs: `ast`, `json`, and botocore's `Session.get_service_model`,
+`get_waiter_model`, `ServiceModel.operation_names` and `botocore.xform_name`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import botocore
+import botocore.session
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY_PATH = ROOT / "docs" / "deployer-policy.json"
+# Every module of the program; components/ is globbed, never listed, because modules
+# are renamed (config_invalidation.py may become cloudfront_invalidation.py).
+PROGRAM_FILES = [*sorted((ROOT / "components").rglob("*.py")), ROOT / "__main__.py"]
+
+INLINE_POLICY_LIMIT = 10_240
+"""Characters (whitespace excluded) AWS allows in a role's inline policies."""
+
+# Where an IAM action prefix is not the service model's signing name.
+IAM_PREFIX_BY_SERVICE = {"cloudwatch": "cloudwatch"}
+# Where an IAM action is not named after the API operation that needs it.
+IAM_ACTION_BY_OPERATION = {
+    "s3:HeadObject": "s3:GetObject",
+    "s3:HeadBucket": "s3:ListBucket",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjectVersions": "s3:ListBucketVersions",
+}
+# IAM prefixes whose actions are the API's operation names, so a typo can be caught.
+CHECKED_PREFIXES = {
+    "cloudfront": "cloudfront",
+    "cloudwatch": "cloudwatch",
+    "iam": "iam",
+    "lambda": "lambda",
+    "logs": "logs",
+    "sagemaker": "sagemaker",
+    "sns": "sns",
+    "sts": "sts",
+}
+NOT_API_OPERATIONS = {
+    "iam:PassRole",
+    # Vended logs (the HTTP API's access logs): API Gateway calls these on our behalf.
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+}
+"""Permission-only actions: checked by AWS, never called by name."""
+
+WRITES_WITHOUT_RESOURCE_LEVEL = {
+    # HTTP API access logs: CloudWatch Logs vends the delivery; these take no resource.
+    "logs:CreateLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:PutResourcePolicy",
+    # SNS knows one resource type, the topic; subscriptions are addressed by their ARN.
+    "sns:SetSubscriptionAttributes",
+    "sns:Unsubscribe",
+}
+"""Writes AWS cannot scope to a resource, so they may (must) use `"Resource": "*"`."""
+READ_VERBS = ("Get", "Describe", "List")
+
+# What each pulumi-aws resource type needs beyond reading the stack's own config:
+# create, read (preview, refresh), update in place where the program does, delete.
+APIGATEWAY_V2 = {"apigateway:GET", "apigateway:POST", "apigateway:PATCH", "apigateway:DELETE"}
+RESOURCE_ACTIONS: dict[str, set[str]] = {
+    "s3.Bucket": {
+        "s3:CreateBucket",
+        "s3:ListBucket",
+        "s3:DeleteBucket",
+        "s3:GetBucketTagging",
+        "s3:PutBucketTagging",
+        "s3:ListBucketVersions",  # force_destroy empties every version
+    },
+    "s3.BucketOwnershipControls": {
+        "s3:GetBucketOwnershipControls",
+        "s3:PutBucketOwnershipControls",
+    },
+    "s3.BucketPublicAccessBlock": {
+        "s3:GetBucketPublicAccessBlock",
+        "s3:PutBucketPublicAccessBlock",
+    },
+    "s3.BucketServerSideEncryptionConfiguration": {
+        "s3:GetEncryptionConfiguration",
+        "s3:PutEncryptionConfiguration",
+    },
+    "s3.BucketVersioning": {"s3:GetBucketVersioning", "s3:PutBucketVersioning"},
+    "s3.BucketLifecycleConfiguration": {
+        "s3:GetLifecycleConfiguration",
+        "s3:PutLifecycleConfiguration",
+    },
+    "s3.BucketPolicy": {"s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"},
+    "s3.BucketObjectv2": {
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:GetObjectTagging",
+        "s3:PutObjectTagging",
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+    },
+    "cloudwatch.LogGroup": {
+        "logs:CreateLogGroup",
+        "logs:DescribeLogGroups",
+        "logs:PutRetentionPolicy",
+        "logs:TagResource",
+        "logs:ListTagsForResource",
+        "logs:DeleteLogGroup",
+    },
+    "iam.Role": {
+        "iam:CreateRole",
+        "iam:GetRole",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:TagRole",
+        "iam:ListRolePolicies",
+        "iam:ListAttachedRolePolicies",
+        "iam:ListInstanceProfilesForRole",
+        "iam:DeleteRole",
+    },
+    "iam.RolePolicy": {"iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"},
+    "sagemaker.Model": {
+        "sagemaker:CreateModel",
+        "sagemaker:DescribeModel",
+        "sagemaker:AddTags",
+        "sagemaker:ListTags",
+        "sagemaker:DeleteModel",
+        "iam:PassRole",
+    },
+    "sagemaker.EndpointConfiguration": {
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:AddTags",
+        "sagemaker:ListTags",
+        "sagemaker:DeleteEndpointConfig",
+    },
+    "lambda_.Function": {
+        "lambda:CreateFunction",
+        "lambda:GetFunction",
+        "lambda:GetFunctionCodeSigningConfig",
+        "lambda:ListVersionsByFunction",
+        "lambda:UpdateFunctionCode",
+        "lambda:UpdateFunctionConfiguration",
+        "lambda:TagResource",
+        "lambda:DeleteFunction",
+        "iam:PassRole",
+    },
+    "lambda_.Permission": {"lambda:AddPermission", "lambda:GetPolicy", "lambda:RemovePermission"},
+    "apigatewayv2.Api": APIGATEWAY_V2,
+    "apigatewayv2.Integration": APIGATEWAY_V2,
+    "apigatewayv2.Route": APIGATEWAY_V2,
+    "apigatewayv2.Stage": APIGATEWAY_V2
+    | {
+        # Access logs to a log group are a CloudWatch Logs delivery.
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+    },
+    "cloudfront.OriginAccessControl": {
+        "cloudfront:CreateOriginAccessControl",
+        "cloudfront:GetOriginAccessControl",
+        "cloudfront:UpdateOriginAccessControl",
+        "cloudfront:DeleteOriginAccessControl",
+    },
+    "cloudfront.ResponseHeadersPolicy": {
+        "cloudfront:CreateResponseHeadersPolicy",
+        "cloudfront:GetResponseHeadersPolicy",
+        "cloudfront:UpdateResponseHeadersPolicy",
+        "cloudfront:DeleteResponseHeadersPolicy",
+    },
+    "cloudfront.Distribution": {
+        "cloudfront:CreateDistribution",
+        "cloudfront:GetDistribution",
+        "cloudfront:UpdateDistribution",
+        "cloudfront:TagResource",
+        "cloudfront:ListTagsForResource",
+        "cloudfront:DeleteDistribution",
+    },
+    "sns.Topic": {
+        "sns:CreateTopic",
+        "sns:GetTopicAttributes",
+        "sns:SetTopicAttributes",
+        "sns:TagResource",
+        "sns:ListTagsForResource",
+        "sns:DeleteTopic",
+    },
+    "sns.TopicSubscription": {"sns:Subscribe", "sns:GetSubscriptionAttributes", "sns:Unsubscribe"},
+    "cloudwatch.MetricAlarm": {
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DescribeAlarms",
+        "cloudwatch:TagResource",
+        "cloudwatch:ListTagsForResource",
+        "cloudwatch:DeleteAlarms",
+    },
+    "cloudwatch.Dashboard": {
+        "cloudwatch:PutDashboard",
+        "cloudwatch:GetDashboard",
+        "cloudwatch:DeleteDashboards",
+    },
+}
+INVOKE_ACTIONS: dict[str, set[str]] = {
+    # Data sources the program reads; the partition and region need no call.
+    "get_caller_identity": {"sts:GetCallerIdentity"},
+    "get_caller_identity_output": {"sts:GetCallerIdentity"},
+    "get_partition": set(),
+    "get_partition_output": set(),
+    "get_region": set(),
+    "get_region_output": set(),
+}
+
+
+# -- the policy -----------------------------------------------------------------------------
+
+
+@cache
+def policy() -> dict[str, Any]:
+    return json.loads(POLICY_PATH.read_text())
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def allowed_actions() -> set[str]:
+    return {
+        action
+        for statement in policy()["Statement"]
+        if statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+    }
+
+
+# -- what the program's modules call --------------------------------------------------------
+
+
+@cache
+def session() -> botocore.session.Session:
+    return botocore.session.get_session()
+
+
+@cache
+def service_model(service: str) -> Any:
+    return session().get_service_model(service)
+
+
+@cache
+def operations_by_method(service: str) -> dict[str, str]:
+    """`create_endpoint` -> `CreateEndpoint`, as boto3 names a client's methods."""
+    return {botocore.xform_name(name): name for name in service_model(service).operation_names}
+
+
+def iam_action(service: str, operation: str) -> str:
+    prefix = IAM_PREFIX_BY_SERVICE.get(service, service_model(service).signing_name)
+    action = f"{prefix}:{operation}"
+    return IAM_ACTION_BY_OPERATION.get(action, action)
+
+
+def string_arg(call: ast.Call) -> str | None:
+    if call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+        return call.args[0].value
+    return None
+
+
+def calls(tree: ast.AST) -> Iterator[ast.Call]:
+    return (node for node in ast.walk(tree) if isinstance(node, ast.Call))
+
+
+def boto3_services(tree: ast.AST) -> set[str]:
+    """Services of the clients a module creates: `boto3.client("x")`, `session.client("x")`."""
+    return {
+        name
+        for call in calls(tree)
+        if isinstance(call.func, ast.Attribute | ast.Name)
+        and (call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id) == "client"
+        and (name := string_arg(call)) is not None
+    }
+
+
+def called_operations(tree: ast.AST, service: str) -> set[str]:
+    """Operations of `service` the module calls: client methods, paginators, waiters."""
+    methods = operations_by_method(service)
+    found = set()
+    for call in calls(tree):
+        if not isinstance(call.func, ast.Attribute):
+            continue
+        method, argument = call.func.attr, string_arg(call)
+        if method in methods:
+            found.add(methods[method])
+        elif method == "get_paginator" and argument in methods:
+            found.add(methods[argument])
+        elif method == "get_waiter" and argument is not None:
+            found.add(waiter_operation(service, argument))
+    return found
+
+
+def waiter_operation(service: str, method_name: str) -> str:
+    """The operation a waiter polls: `endpoint_in_service` -> `DescribeEndpoint`."""
+    waiters = session().get_waiter_model(service)
+    by_method = {botocore.xform_name(name): name for name in waiters.waiter_names}
+    return waiters.get_waiter(by_method[method_name]).operation
+
+
+def provider_actions() -> dict[str, set[str]]:
+    """IAM actions the program's own AWS calls need, by module."""
+    found: dict[str, set[str]] = {}
+    for path in PROGRAM_FILES:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        actions = {
+            iam_action(service, operation)
+            for service in boto3_services(tree)
+            for operation in called_operations(tree, service)
+        }
+        if actions:
+            found[path.relative_to(ROOT).as_posix()] = actions
+    return found
+
+
+def pulumi_aws_usage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Resource types (`s3.Bucket`) and data sources (`get_region_output`) the program
+    uses, each with the files that use it."""
+    resources: dict[str, set[str]] = {}
+    invokes: dict[str, set[str]] = {}
+    for path in PROGRAM_FILES:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        aliases = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.name == "pulumi_aws"
+        }
+        name = path.relative_to(ROOT).as_posix()
+        for call in calls(tree):
+            chain = []
+            func: ast.expr = call.func
+            while isinstance(func, ast.Attribute):
+                chain.insert(0, func.attr)
+                func = func.value
+            if not (isinstance(func, ast.Name) and func.id in aliases and chain):
+                continue
+            if chain[-1].startswith("get_"):
+                invokes.setdefault(chain[-1], set()).add(name)
+            elif len(chain) == 2 and chain[1][:1].isupper():
+                resources.setdefault(".".join(chain), set()).add(name)
+    return resources, invokes
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+def test_the_scan_sees_the_dynamic_providers():
+    # Not vacuous: the endpoint rollout and the CloudFront invalidation are found, wherever
+    # they live in components/.
+    everything = set().union(*provider_actions().values())
+    assert {"sagemaker:UpdateEndpoint", "cloudfront:CreateInvalidation"} <= everything
+
+
+@pytest.mark.parametrize("module", sorted(provider_actions()))
+def test_every_call_of_the_dynamic_providers_is_allowed(module: str):
+    missing = provider_actions()[module] - allowed_actions()
+    assert not missing, f"{module} calls AWS with {sorted(missing)}; add them to {POLICY_PATH}"
+
+
+def test_every_pulumi_aws_resource_type_has_its_permissions():
+    resources, invokes = pulumi_aws_usage()
+    assert resources, "no pulumi_aws resource found: is the scan still reading the program?"
+    unknown = {kind: files for kind, files in resources.items() if kind not in RESOURCE_ACTIONS}
+    assert not unknown, (
+        f"new resource types {unknown}: add what creating, reading, updating and deleting "
+        f"them needs to {POLICY_PATH.name} and to RESOURCE_ACTIONS here"
+    )
+    unknown_invokes = set(invokes) - set(INVOKE_ACTIONS)
+    assert not unknown_invokes, f"new data sources {unknown_invokes}: add them to INVOKE_ACTIONS"
+    needed = set().union(*(RESOURCE_ACTIONS[kind] for kind in resources))
+    needed |= set().union(*(INVOKE_ACTIONS[name] for name in invokes))
+    missing = needed - allowed_actions()
+    assert not missing, f"{POLICY_PATH.name} lacks {sorted(missing)}"
+
+
+def test_the_roles_the_program_passes_may_only_go_to_their_service():
+    passes = [s for s in policy()["Statement"] if "iam:PassRole" in as_list(s["Action"])]
+    services = set()
+    for statement in passes:
+        assert as_list(statement["Action"]) == ["iam:PassRole"], statement["Sid"]
+        assert "*" not in as_list(statement["Resource"]), statement["Sid"]
+        services.add(statement["Condition"]["StringEquals"]["iam:PassedToService"])
+    assert services == {"sagemaker.amazonaws.com", "lambda.amazonaws.com"}
+
+
+def test_the_policy_is_a_well_formed_identity_policy():
+    document = policy()
+    assert set(document) == {"Version", "Statement"}
+    assert document["Version"] == "2012-10-17"
+    sids = [statement["Sid"] for statement in document["Statement"]]
+    assert len(sids) == len(set(sids)), "Sids are unique"
+    for statement in document["Statement"]:
+        assert re.fullmatch(r"[A-Za-z0-9]+", statement["Sid"]), statement["Sid"]
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        assert statement["Effect"] == "Allow", statement["Sid"]
+        actions = as_list(statement["Action"])
+        assert actions, statement["Sid"]
+        assert len(actions) == len(set(actions)), statement["Sid"]
+        for action in actions:
+            assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9]+", action), (statement["Sid"], action)
+        resources = as_list(statement["Resource"])
+        assert resources, statement["Sid"]
+        for resource in resources:
+            assert resource == "*" or resource.startswith("arn:aws:"), (statement["Sid"], resource)
+    compact = re.sub(r"\s", "", POLICY_PATH.read_text())
+    assert len(compact) <= INLINE_POLICY_LIMIT, "attachable as the role's inline policy"
+
+
+def test_no_wildcard_actions_and_no_wildcard_resource_for_a_write_that_can_be_scoped():
+    for statement in policy()["Statement"]:
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, (statement["Sid"], action)
+        if "*" not in as_list(statement["Resource"]):
+            continue
+        assert as_list(statement["Resource"]) == ["*"], statement["Sid"]
+        for action in as_list(statement["Action"]):
+            verb = action.split(":", 1)[1]
+            assert verb.startswith(READ_VERBS) or action in WRITES_WITHOUT_RESOURCE_LEVEL, (
+                f'{statement["Sid"]}: {action} can be scoped to a resource, not "*"'
+            )
+
+
+def test_every_action_exists():
+    """Typos would only show as AccessDenied in a real deployment."""
+    for action in sorted(allowed_actions() - NOT_API_OPERATIONS):
+        prefix, name = action.split(":", 1)
+        if prefix not in CHECKED_PREFIXES:
+            continue
+        operations = set(service_model(CHECKED_PREFIXES[prefix]).operation_names)
+        assert name in operations, f"{action} is not an operation of {prefix}"
