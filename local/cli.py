@@ -19,6 +19,7 @@ from hosting.cors import CorsPolicy
 from local.addresses import Addresses
 from local.api import PREDICT_PATH, create_api_app
 from local.artifact import DEFAULT_ARCHIVE, ArtifactError, resolve_artifact
+from local.container import ContainerError, container_model_server
 from local.lambda_function import load_handler
 from local.model_server import ModelServer, ModelServerError
 from local.ports import PortInUse, listen
@@ -46,7 +47,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="build the archive with imagenet, random or a state_dict PATH "
         "(default: imagenet, falling back to random when it cannot be downloaded)",
     )
+    parser.add_argument(
+        "--container",
+        action="store_true",
+        help="serve the model from the serving image (model/Dockerfile), built with podman "
+        "or docker and run as SageMaker runs it, instead of python -m model.serve",
+    )
+    parser.add_argument(
+        "--base-image",
+        help="with --container: the image's base (default: the Dockerfile's; offline with "
+        "podman, a Debian base made with mmdebstrap)",
+    )
     args = parser.parse_args(argv)
+    if args.base_image is not None and not args.container:
+        parser.error("--base-image needs --container")
     if args.artifact is not None and args.weights is not None:
         parser.error("--artifact and --weights exclude each other")
     if args.site_port == args.api_port and args.site_port != 0:
@@ -140,7 +154,7 @@ def _describe(model: ArchiveMetadata, addresses: Addresses, model_server: ModelS
     origins = ", ".join(addresses.site_origins())
     lines = [
         f"Model      {model.path} ({model.name}, version {model.version}, weights {model.weights})",
-        f"SageMaker  {model_server.url} (python -m model.serve, the endpoint stand-in)",
+        f"SageMaker  {model_server.url} ({model_server.description})",
         f"API        {addresses.api_url()}{PREDICT_PATH} (proxy/handler.py; CORS: {origins})",
         f"Site       {addresses.site_url()}",
     ]
@@ -164,7 +178,10 @@ def run(args: argparse.Namespace) -> int:
     model_server: ModelServer | None = None
     try:
         model = resolve_artifact(args.artifact, args.weights, say)
-        model_server = ModelServer(model.path)
+        if args.container:
+            model_server = container_model_server(model.path, args.base_image, say)
+        else:
+            model_server = ModelServer(model.path)
         say(f"Starting the model server on {model_server.url} ...")
         model_server.start()
         handler = load_handler(model_server.url)
@@ -185,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         )
         say("Stopped.")
         return code
-    except (ArtifactError, ModelServerError) as exc:
+    except (ArtifactError, ContainerError, ModelServerError) as exc:
         fail(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -23,6 +23,8 @@ class ModelServerError(Exception):
 class ModelServer:
     """Start, watch and stop one model server on a free loopback port."""
 
+    description = "python -m model.serve, the endpoint stand-in"
+
     def __init__(self, artifact: Path, host: str = "127.0.0.1") -> None:
         self.artifact = artifact
         self.host = host
@@ -30,12 +32,9 @@ class ModelServer:
         self.url = f"http://{host}:{self.port}"
         self._process: subprocess.Popen | None = None
 
-    def start(
-        self, timeout: float = START_TIMEOUT_SECONDS, output: IO[bytes] | None = None
-    ) -> None:
-        """Start the server and wait until `GET /ping` answers 200. Its output goes to
-        `output` (a file), or to this process's own."""
-        command = [
+    def command(self) -> list[str]:
+        """The command that runs the server in the foreground on `self.port`."""
+        return [
             sys.executable,
             "-m",
             "model.serve",
@@ -48,10 +47,16 @@ class ModelServer:
             "--log-level",
             "warning",
         ]
+
+    def start(
+        self, timeout: float = START_TIMEOUT_SECONDS, output: IO[bytes] | None = None
+    ) -> None:
+        """Start the server and wait until `GET /ping` answers 200. Its output goes to
+        `output` (a file), or to this process's own."""
         # Its own process group: Ctrl-C in the terminal reaches only us, and we stop
         # the server in order, after the API has stopped sending it requests.
         self._process = subprocess.Popen(  # noqa: S603
-            command, cwd=REPO_ROOT, process_group=0, stdout=output, stderr=output
+            self.command(), cwd=REPO_ROOT, process_group=0, stdout=output, stderr=output
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -1,0 +1,216 @@
+"""The serving image, run exactly as SageMaker runs it, answers as `model.serve` does.
+
+Every container here is `IMAGE serve` with the extracted archive mounted read-only at
+/opt/ml/model and a read-only root filesystem with a tmpfs /tmp (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+import skimage.data
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from PIL import Image
+
+from model import serve
+from tests.container.containers import Container, StartContainer, podman
+from tests.model import images
+from tests.model.asgi import TestClient
+
+pytestmark = pytest.mark.slow
+
+SIGTERM_SECONDS = 5
+# Photos scikit-image ships (no download), besides the cat every image test uses.
+PHOTOS = ("astronaut", "coffee", "rocket", "chelsea")
+ENTRYPOINT = [
+    "/opt/venv/bin/python",
+    "-m",
+    "model.serve",
+    "--model-dir",
+    "/opt/ml/model",
+    "--host",
+    "0.0.0.0",
+]
+
+
+@pytest.fixture(scope="module")
+def container(start_container: StartContainer) -> Container:
+    return start_container()
+
+
+@pytest.fixture(scope="module")
+def in_process(model_artifact: Path) -> Iterator[TestClient]:
+    """`model.serve` in this process on the same archive: what the container must equal."""
+    with TestClient(serve.create_app(model_artifact), raise_server_exceptions=False) as client:
+        yield client
+
+
+def photo_cases() -> list[images.Good]:
+    photos = [
+        images.Good(
+            name,
+            images.encode(Image.fromarray(getattr(skimage.data, name)()), "JPEG"),
+            "image/jpeg",
+        )
+        for name in PHOTOS
+    ]
+    return photos + list(images.good_cases())
+
+
+def post(target: httpx.Client | TestClient, path: str, case: images.Good | images.Bad):
+    headers = {"content-type": case.content_type} if case.content_type else {}
+    return target.post(path, content=case.body, headers=headers)
+
+
+def test_the_image_is_what_sagemaker_runs(serving_image):
+    config = json.loads(podman("image", "inspect", serving_image).stdout)[0]["Config"]
+    assert config["Entrypoint"] == ENTRYPOINT  # exec form: python is PID 1
+    assert config["Cmd"] == ["serve"]
+    assert config.get("User", "") in ("", "root", "0")
+    probe = podman(
+        "run", "--rm", "--network=none", "--read-only", "--entrypoint", ENTRYPOINT[0],
+        serving_image, "-c",
+        "import importlib.util as u, json;"
+        "print(json.dumps([m for m in ('pip', 'setuptools', 'torch', 'torchvision')"
+        " if u.find_spec(m)]))",
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout) == []
+
+
+def test_ping_answers_with_no_network_at_all(start_container: StartContainer):
+    """Nothing is installed or downloaded at start: it serves with no network."""
+    isolated = start_container(network="none", wait=False)
+    probe = (
+        "import time, urllib.request\n"
+        "for _ in range(300):\n"
+        "    try:\n"
+        "        print(urllib.request.urlopen('http://127.0.0.1:8080/ping').status); break\n"
+        "    except OSError: time.sleep(0.05)\n"
+    )
+    result = isolated.exec_python(probe.replace("8080", str(isolated.port)))
+    assert result.stdout.strip() == "200", result.stderr + isolated.logs()
+    pid1 = podman("exec", isolated.id, "cat", "/proc/1/cmdline").stdout.split("\0")
+    assert pid1[: len(ENTRYPOINT)] == ENTRYPOINT
+
+
+@pytest.mark.parametrize("case", photo_cases(), ids=lambda case: case.name)
+def test_predictions_equal_the_in_process_handlers(container, in_process, case):
+    with httpx.Client(base_url=container.url) as client:
+        response = post(client, "/invocations", case)
+    expected = post(in_process, "/invocations", case)
+    assert response.status_code == expected.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == expected.json()
+
+
+@pytest.mark.parametrize("case", images.bad_cases(), ids=lambda case: case.name)
+def test_bad_input_gets_the_same_json_4xx(container, in_process, case):
+    with httpx.Client(base_url=container.url) as client:
+        for path in ("/invocations", "/endpoints/image-classifier/invocations"):
+            response, expected = post(client, path, case), post(in_process, path, case)
+            assert (response.status_code, response.json()) == (
+                expected.status_code,
+                expected.json(),
+            )
+            assert response.headers["content-type"] == "application/json"
+            assert 400 <= response.status_code < 500
+
+
+def test_a_stock_boto3_client_works_against_the_container(container, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", container.url)
+    client = boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    jpeg = images.good_cases()[0]
+    response = client.invoke_endpoint(
+        EndpointName="image-classifier", Body=jpeg.body, ContentType="image/jpeg"
+    )
+    assert response["InvokedProductionVariant"] == "AllTraffic"
+    assert len(json.loads(response["Body"].read())["predictions"]) == 5
+    empty = images.bad_cases()[0]
+    with pytest.raises(ClientError) as raised:
+        client.invoke_endpoint(EndpointName="image-classifier", Body=b"", ContentType="image/jpeg")
+    error = raised.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["OriginalStatusCode"] == empty.status
+    assert json.loads(error["OriginalMessage"])["error"]["code"] == empty.code
+
+
+def test_it_writes_nothing_even_to_tmp(container):
+    """The root is read-only; /tmp stays empty too (no bytecode, no ONNX Runtime
+    telemetry database), and nothing complained about a read-only file system."""
+    with httpx.Client(base_url=container.url) as client:
+        assert post(client, "/invocations", images.good_cases()[0]).status_code == 200
+    listing = podman("exec", container.id, "find", "/tmp", "-mindepth", "1")
+    assert (listing.returncode, listing.stdout) == (0, "")
+    logs = container.logs()
+    assert "Read-only file system" not in logs
+    assert "telemetry" not in logs.lower()
+
+
+def test_sigterm_finishes_the_request_in_flight_then_stops(start_container: StartContainer):
+    server = start_container()
+    body = images.good_cases()[0].body
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        head = (
+            "POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        sock.sendall(head + body[:1000])  # the request is in flight: half its body sent
+        time.sleep(0.3)
+        stopped = time.monotonic()
+        assert podman("kill", "--signal", "TERM", server.id).returncode == 0
+        time.sleep(0.3)
+        sock.sendall(body[1000:])
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+    assert b'"predictions"' in response
+    waited = podman("wait", server.id, timeout=SIGTERM_SECONDS + 5)
+    elapsed = time.monotonic() - stopped
+    assert waited.stdout.strip() == "0", server.logs()
+    assert elapsed < SIGTERM_SECONDS, f"stopped after {elapsed:.1f} s"
+
+
+def test_archive_extraction_is_safe_on_the_images_python(serving_image, model_artifact):
+    """The base's Python may predate tarfile's extraction filters (bookworm's 3.11.2):
+    model.archive.extract still lays out the model and refuses an escaping link."""
+    script = (
+        "import io, sys, tarfile, pathlib\n"
+        "from model.archive import extract, UnsafeArchiveError\n"
+        "extract('/input/model.tar.gz', '/tmp/model')\n"
+        "print(sorted(p.name for p in pathlib.Path('/tmp/model').rglob('*')))\n"
+        "with tarfile.open('/tmp/evil.tar.gz', 'w:gz') as tar:\n"
+        "    link = tarfile.TarInfo('evil'); link.type = tarfile.SYMTYPE\n"
+        "    link.linkname = '/etc/passwd'; tar.addfile(link)\n"
+        "try:\n"
+        "    extract('/tmp/evil.tar.gz', '/tmp/evil'); print('extracted')\n"
+        "except tarfile.TarError as error:\n"
+        "    print('refused', type(error).__name__)\n"
+        "print(sys.version_info[:3], hasattr(tarfile, 'data_filter'))\n"
+    )
+    result = podman(
+        "run", "--rm", "--network=none", "--read-only", "--tmpfs", "/tmp",
+        "--volume", f"{model_artifact}:/input/model.tar.gz:ro",
+        "--entrypoint", ENTRYPOINT[0], serving_image, "-c", script,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    listing, refused, _version = result.stdout.splitlines()
+    assert listing == str(
+        sorted(["code", "inference.py", "requirements.txt", "metadata.json", "model.onnx"])
+    )
+    assert refused.startswith("refused ")
