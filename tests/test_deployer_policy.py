@@ -30,9 +30,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_PATH = ROOT / "docs" / "deployer-policy.json"
-# Every module of the program; components/ is globbed, never listed, because modules
-# are renamed (config_invalidation.py may become cloudfront_invalidation.py).
-PROGRAM_FILES = [*sorted((ROOT / "components").rglob("*.py")), ROOT / "__main__.py"]
+# Every module of the program (the top-level ones such as __main__.py, and components/);
+# globbed, never listed, because modules move and are renamed.
+PROGRAM_FILES = sorted([*ROOT.glob("*.py"), *(ROOT / "components").rglob("*.py")])
 
 INLINE_POLICY_LIMIT = 10_240
 """Characters (whitespace excluded) AWS allows in a role's inline policies."""

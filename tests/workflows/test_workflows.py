@@ -247,17 +247,26 @@ def test_actionlint_accepts_every_workflow():
 
 
 def stack_outputs() -> set[str]:
-    """The names `__main__.py` exports with `pulumi.export(...)`."""
-    tree = ast.parse((ROOT / "__main__.py").read_text())
-    return {
-        node.args[0].value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "export"
-        and node.args
-        and isinstance(node.args[0], ast.Constant)
-    }
+    """The stack output names the program exports: `pulumi.export("name", ...)` literals,
+    and the fields of a `...Outputs` class the program exports field by field."""
+    names: set[str] = set()
+    for path in [*ROOT.glob("*.py"), *(ROOT / "components").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "export"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                names.add(node.args[0].value)
+            elif isinstance(node, ast.ClassDef) and node.name.endswith("Outputs"):
+                names |= {
+                    item.target.id
+                    for item in node.body
+                    if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+                }
+    return names
 
 
 def test_deploy_smoke_test_posts_a_real_photo_and_checks_the_deployed_version():
