@@ -2,4 +2,13 @@
 
 Standard library and boto3 only: the Lambda runtime provides both, so the deployment zip is
 this package alone. The handler string is `proxy.handler.handler`.
+
+A request, in the order it meets the modules:
+
+- `handler`: the Lambda entry; at import, the container's init (config, logging, client).
+- `app`: `PredictProxy`, one event in, one response out, one log line.
+- `request`: what the event carries: the method, and the image, validated and sniffed.
+- `sagemaker`: `InvokeEndpoint` with budgeted retries, and what each failure means.
+- `responses`: `ApiError`, the error family, and every response body and header.
+- `config`: the environment variables, read once; `logs`: JSON lines with per-request keys.
 """

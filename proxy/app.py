@@ -69,9 +69,10 @@ class PredictProxy:
                 response = error_response(error, request_id)
                 append_keys(error=error.code)
             except Exception as exc:
-                response = error_response(internal_error(), request_id)
-                append_keys(error="internal_error", detail=f"{type(exc).__name__}: {exc}")
                 bug = exc
+                failure = internal_error()
+                response = error_response(failure, request_id)
+                append_keys(error=failure.code, detail=f"{type(exc).__name__}: {exc}")
             status = response["statusCode"]
             append_keys(status=status, total_ms=_ms(clock() - start))
             log.log(_level(status), "request", exc_info=bug)
