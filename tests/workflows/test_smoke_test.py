@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -372,3 +373,61 @@ def test_usage_errors_exit_2_before_any_request(stack: FakeStack, args: list[str
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert stack.requests == []
+
+
+@pytest.mark.slow
+def test_the_local_runtime_passes_the_smoke_test(model_artifact: Path):
+    """The same checks against the real proxy, CORS policy and model server (`python -m
+    local`, the stack on one machine): the smoke test agrees with the product, not only
+    with the fake above."""
+    command = ["-m", "local", "--artifact", str(model_artifact), "--site-port", "0"]
+    process = subprocess.Popen(
+        [sys.executable, *command, "--api-port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**script_env(), "PYTHONUNBUFFERED": "1"},
+    )
+    found: dict[str, str] = {}
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            patterns = {
+                "version": r"Model\s.*\bversion (\S+),",
+                "api_url": r"API\s+(http://\S+)/predict",
+                "site_url": r"Site\s+(http://\S+)",
+            }
+            for key, pattern in patterns.items():
+                if match := re.match(pattern, line):
+                    found[key] = match.group(1)
+            if line.startswith("Ready:") or process.poll() is not None:
+                break
+        assert set(found) == {"version", "api_url", "site_url"}, "".join(lines)
+        arguments = {
+            "--site-url": found["site_url"],
+            "--api-url": found["api_url"],
+            "--model-version": found["version"],
+            "--photo": str(PHOTO),
+            "--attempts": "3",
+            "--retry-wait": "1",
+        }
+        result = subprocess.run(
+            [sys.executable, str(SCRIPT), *(item for pair in arguments.items() for item in pair)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=script_env(),
+        )
+        assert result.returncode == 0, result.stdout + result.stderr + "".join(lines)
+        assert "4 of 4 smoke checks passed" in result.stdout
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
