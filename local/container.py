@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from local.artifact import REPO_ROOT
-from local.model_server import START_TIMEOUT_SECONDS, ModelServer
+from local.model_server import START_TIMEOUT_SECONDS, ModelServer, ModelServerError
 from model.archive import extract
 from model.image import DOCKERFILE, default_base_image, image_tag
 from model.serve import DEFAULT_PORT, PORT_ENV
@@ -34,6 +34,13 @@ DEBIAN_SUITE = "bookworm"
 MODEL_DIR = "/opt/ml/model"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BUILD_TIMEOUT_SECONDS = 1800
+# podman's and docker's own exit codes: the engine or the runtime failed, not the server.
+ENGINE_EXIT_CODES = (125, 126, 127)
+ENGINE_HINT = (
+    "if the engine's default settings fail on this host (podman in a sandbox: rlimits, "
+    "crun and cgroups), point CONTAINERS_CONF at a containers.conf such as "
+    "tests/container/containers.conf"
+)
 
 
 class ContainerError(Exception):
@@ -149,7 +156,9 @@ def build_image(
         args += ["--tag", ref, str(REPO_ROOT)]
         status = engine.run(*args, output=output, timeout=BUILD_TIMEOUT_SECONDS)
     if status != 0:
-        raise ContainerError(f"building the serving image failed (exit {status}); see above")
+        raise ContainerError(
+            f"building the serving image failed (exit {status}, see above); {ENGINE_HINT}"
+        )
     return ref
 
 
@@ -203,7 +212,15 @@ class ContainerModelServer(ModelServer):
     ) -> None:
         # SageMaker extracts model.tar.gz before the container starts, as we do here.
         extract(self.artifact, Path(self._model_dir.name))
-        super().start(timeout, output)
+        try:
+            super().start(timeout, output)
+        except ModelServerError as error:
+            if self.exit_code in ENGINE_EXIT_CODES:
+                raise ModelServerError(
+                    f"{self.engine.name} could not run {self.image} (exit {self.exit_code}, "
+                    f"see above); {ENGINE_HINT}"
+                ) from error
+            raise
 
     def stop(self, grace: float = 10) -> None:
         started = self._process is not None

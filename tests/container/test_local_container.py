@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -10,6 +11,8 @@ import pytest
 
 from local.cli import parse_args
 from local.container import DEBIAN_BASE, ContainerModelServer, Engine, image_ref
+from local.model_server import ModelServerError
+from model.archive import write_reproducible_tar_gz
 from tests.container.containers import podman
 from tests.local.runtime import local_runtime
 from tests.model import images
@@ -63,4 +66,15 @@ def test_the_model_server_runs_the_image_as_sagemaker_does(engine, network, serv
         assert flag in options
     assert options[options.index("--tmpfs") + 1] == "/tmp"
     assert options[options.index("--volume") + 1].endswith(":/opt/ml/model:ro,z")
+    server.stop()
+
+
+def test_an_engine_failure_says_how_to_configure_the_engine(tmp_path):
+    fake = tmp_path / "podman"
+    fake.write_text("#!/bin/sh\necho 'Error: OCI permission denied' >&2\nexit 126\n")
+    fake.chmod(0o755)
+    write_reproducible_tar_gz({"metadata.json": b"{}"}, tmp_path / "model.tar.gz")
+    server = ContainerModelServer(Engine("podman", str(fake)), "img:1", tmp_path / "model.tar.gz")
+    with pytest.raises(ModelServerError, match=r"exit 126.*CONTAINERS_CONF"):
+        server.start(timeout=10, output=subprocess.DEVNULL)
     server.stop()
