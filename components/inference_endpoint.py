@@ -15,9 +15,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.endpoint_rollout import EndpointRollout, EndpointRolloutArgs
-from components.iam_policy import log_writer_statement, policy_document, service_trust_policy
 from components.model_archive import ModelArchive
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
+from components.service_role import ServiceRoleNames, service_role
 
 TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
 
@@ -59,14 +59,21 @@ def default_image_uri(region: str) -> str:
     return f"{registry}/pytorch-inference:{PYTORCH_INFERENCE_TAG}"
 
 
+def image_uri_problem(image_uri: str) -> str | None:
+    """Why SageMaker could not serve `image_uri`; None when it is an ECR image."""
+    if _ECR_IMAGE.match(image_uri):
+        return None
+    return (
+        f"image URI {image_uri!r} is not an ECR image "
+        "(ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG); SageMaker pulls only from ECR"
+    )
+
+
 def ecr_repository_arn(image_uri: str, partition: str = "aws") -> str:
     """The ECR repository an image lives in, for a pull permission on exactly that ARN."""
     match = _ECR_IMAGE.match(image_uri)
     if match is None:
-        raise ValueError(
-            f"image URI {image_uri!r} is not an ECR image "
-            "(ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG); SageMaker pulls only from ECR"
-        )
+        raise ValueError(image_uri_problem(image_uri))
     return (
         f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
     )
@@ -134,6 +141,10 @@ class InferenceEndpointArgs:
     rollout_timeout_seconds: pulumi.Input[int] = 3600
     tags: pulumi.Input[Mapping[str, str]] | None = None
 
+    def __post_init__(self) -> None:
+        if self.image_uri is not None and (problem := image_uri_problem(self.image_uri)):
+            raise ValueError(problem)
+
 
 class InferenceEndpoint(pulumi.ComponentResource):
     endpoint_name: pulumi.Output[str]
@@ -151,7 +162,6 @@ class InferenceEndpoint(pulumi.ComponentResource):
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
         image_uri = args.image_uri or default_image_uri(args.region)
-        ecr_repository_arn(image_uri)  # refuse a non-ECR image before creating anything
         repository_arn = partition.apply(lambda p: ecr_repository_arn(image_uri, p))
 
         bucket = PrivateBucket(
@@ -173,26 +183,18 @@ class InferenceEndpoint(pulumi.ComponentResource):
         )
         object_arn = pulumi.Output.concat(bucket.arn, "/", key)
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
-            retention_in_days=args.log_retention_days,
-            tags=args.tags,
-            opts=child,
-        )
-        role = aws.iam.Role(
-            f"{name}-execution",
-            assume_role_policy=account.apply(
-                lambda account_id: service_trust_policy("sagemaker.amazonaws.com", account_id)
+        execution = service_role(
+            self,
+            ServiceRoleNames(
+                log_group=f"{name}-logs",
+                role=f"{name}-execution",
+                policy=f"{name}-execution-policy",
             ),
-            tags=args.tags,
-            opts=child,
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-execution-policy",
-            role=role.id,
-            policy=pulumi.Output.all(object_arn, repository_arn, log_group.arn).apply(
-                lambda arns: policy_document(
+            service="sagemaker.amazonaws.com",
+            log_group_name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+            retention_days=args.log_retention_days,
+            statements=pulumi.Output.all(object_arn, repository_arn).apply(
+                lambda arns: [
                     {
                         "Sid": "ReadTheModelArchive",
                         "Effect": "Allow",
@@ -216,10 +218,11 @@ class InferenceEndpoint(pulumi.ComponentResource):
                         "Action": "ecr:GetAuthorizationToken",
                         "Resource": "*",
                     },
-                    log_writer_statement(arns[2], "logs:DescribeLogStreams"),
-                )
+                ]
             ),
-            opts=child,
+            extra_log_actions=("logs:DescribeLogStreams",),
+            source_account=account,
+            tags=args.tags,
         )
 
         environment = {
@@ -240,7 +243,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
         )
         model = aws.sagemaker.Model(
             f"{name}-model",
-            execution_role_arn=role.arn,
+            execution_role_arn=execution.role.arn,
             primary_container={
                 "image": image_uri,
                 "model_data_url": pulumi.Output.concat("s3://", bucket.name, "/", artifact.key),
@@ -248,7 +251,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
             },
             tags=versioned_tags,
             opts=pulumi.ResourceOptions.merge(
-                retained, pulumi.ResourceOptions(depends_on=[role_policy])
+                retained, pulumi.ResourceOptions(depends_on=[execution.policy])
             ),
         )
         serverless = args.serverless
@@ -280,7 +283,9 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 region=args.region,
                 timeout_seconds=args.rollout_timeout_seconds,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, role_policy]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[execution.log_group, execution.policy]
+            ),
         )
 
         self.endpoint_name = rollout.endpoint_name

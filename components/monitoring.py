@@ -37,7 +37,14 @@ _MICROSECONDS_PER_MS = 1000
 _API = "AWS/ApiGateway"
 _LAMBDA = "AWS/Lambda"
 _SAGEMAKER = "AWS/SageMaker"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def alarm_email_problem(address: str) -> str | None:
+    """Why SNS would not deliver alarms to `address`; None when it is an email address."""
+    if _EMAIL.fullmatch(address):
+        return None
+    return f"{address!r} is not an email address"
 
 
 @dataclass(kw_only=True)
@@ -102,8 +109,8 @@ class MonitoringArgs:
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}")
         email = self.alarm_email
-        if isinstance(email, str) and email and not _EMAIL.match(email):
-            raise ValueError(f"alarm_email is not an email address: {self.alarm_email!r}")
+        if isinstance(email, str) and email and (problem := alarm_email_problem(email)):
+            raise ValueError(f"alarm_email: {problem}")
 
 
 class Monitoring(pulumi.ComponentResource):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.iam_policy import log_writer_statement, policy_document, service_trust_policy
+from components.service_role import ServiceRoleNames, service_role
 from hosting.cors import CorsPolicy
 
 TYPE = "image-classifier:proxy_api:ProxyApi"
@@ -30,6 +30,9 @@ ROUTE_KEYS = (ROUTE_KEY, *WRONG_METHOD_ROUTE_KEYS)
 LAMBDA_MEMORY_MB = (128, 10240)
 LAMBDA_TIMEOUT_SECONDS = (1, 30)
 """The HTTP API stops waiting after 30 s; a longer Lambda timeout would only burn money."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+"""What the proxy accepts as LOG_LEVEL. `proxy/config.py` refuses any other at cold start;
+the Lambda zip cannot import `components`, so a test keeps the two lists equal."""
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -55,6 +58,34 @@ def execute_api_origin_pattern(region: str) -> str:
     while the distribution must exist before the API (see `SiteConfigFile`)."""
     suffix = ".cn" if region.startswith("cn-") else ""
     return f"https://*.execute-api.{region}.amazonaws.com{suffix}"
+
+
+def proxy_problems(
+    memory_mb: int,
+    timeout_seconds: int,
+    throttle_rate_limit: int,
+    throttle_burst_limit: int,
+    log_level: str,
+) -> dict[str, str]:
+    """What is wrong with the proxy's settings, by `ProxyApiArgs` field; empty when valid."""
+    problems = {}
+    low, high = LAMBDA_MEMORY_MB
+    if not low <= memory_mb <= high:
+        problems["memory_mb"] = f"{memory_mb} is out of range {low}-{high}"
+    low, high = LAMBDA_TIMEOUT_SECONDS
+    if not low <= timeout_seconds <= high:
+        problems["timeout_seconds"] = (
+            f"{timeout_seconds} is out of range {low}-{high} (the HTTP API gives up after {high} s)"
+        )
+    if throttle_rate_limit < 1:
+        problems["throttle_rate_limit"] = (
+            f"{throttle_rate_limit} must be at least 1 request per second"
+        )
+    if throttle_burst_limit < 1:
+        problems["throttle_burst_limit"] = f"{throttle_burst_limit} must be at least 1"
+    if log_level not in LOG_LEVELS:
+        problems["log_level"] = f"must be one of {', '.join(LOG_LEVELS)}"
+    return problems
 
 
 def lambda_code(source_dir: Path) -> pulumi.AssetArchive:
@@ -90,7 +121,7 @@ class ProxyApiArgs:
     """The site's origin (`https://dxxxx.cloudfront.net`): the only one CORS admits."""
     memory_mb: pulumi.Input[int] = 256
     timeout_seconds: pulumi.Input[int] = 30
-    throttle_rate_limit: pulumi.Input[float] = 10
+    throttle_rate_limit: pulumi.Input[int] = 10
     """Steady requests per second on `POST /predict`."""
     throttle_burst_limit: pulumi.Input[int] = 20
     log_retention_days: pulumi.Input[int] = 30
@@ -111,34 +142,27 @@ class ProxyApi(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        function_logs = aws.cloudwatch.LogGroup(
-            f"{name}-function-logs",
-            name=f"/aws/lambda/{args.name_prefix}-proxy",
-            retention_in_days=args.log_retention_days,
-            tags=args.tags,
-            opts=child,
-        )
-        role = aws.iam.Role(
-            f"{name}-function-role",
-            assume_role_policy=service_trust_policy("lambda.amazonaws.com"),
-            tags=args.tags,
-            opts=child,
-        )
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-function-policy",
-            role=role.id,
-            policy=pulumi.Output.all(args.endpoint_arn, function_logs.arn).apply(
-                lambda arns: policy_document(
+        execution = service_role(
+            self,
+            ServiceRoleNames(
+                log_group=f"{name}-function-logs",
+                role=f"{name}-function-role",
+                policy=f"{name}-function-policy",
+            ),
+            service="lambda.amazonaws.com",
+            log_group_name=f"/aws/lambda/{args.name_prefix}-proxy",
+            retention_days=args.log_retention_days,
+            statements=pulumi.Output.from_input(args.endpoint_arn).apply(
+                lambda endpoint_arn: [
                     {
                         "Sid": "InvokeTheEndpoint",
                         "Effect": "Allow",
                         "Action": "sagemaker:InvokeEndpoint",
-                        "Resource": arns[0],
-                    },
-                    log_writer_statement(arns[1]),
-                )
+                        "Resource": endpoint_arn,
+                    }
+                ]
             ),
-            opts=child,
+            tags=args.tags,
         )
         function = aws.lambda_.Function(
             f"{name}-function",
@@ -146,7 +170,7 @@ class ProxyApi(pulumi.ComponentResource):
             architectures=["arm64"],
             handler=HANDLER,
             code=lambda_code(args.source_dir),
-            role=role.arn,
+            role=execution.role.arn,
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
             environment={
@@ -156,9 +180,9 @@ class ProxyApi(pulumi.ComponentResource):
                     "LOG_LEVEL": args.log_level,
                 }
             },
-            logging_config={"log_format": "Text", "log_group": function_logs.name},
+            logging_config={"log_format": "Text", "log_group": execution.log_group.name},
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[execution.policy]),
         )
 
         api = aws.apigatewayv2.Api(

@@ -46,6 +46,13 @@ CONTENT_TYPES = {
 }
 
 
+def price_class_problem(price_class: str) -> str | None:
+    """Why CloudFront would refuse `price_class`; None when it is one of its classes."""
+    if price_class in PRICE_CLASSES:
+        return None
+    return f"must be one of {', '.join(PRICE_CLASSES)}"
+
+
 def content_type(path: Path) -> str:
     """The type browsers need (module scripts and `nosniff` refuse a wrong one)."""
     known = CONTENT_TYPES.get(path.suffix.lower())

@@ -236,7 +236,10 @@ def test_region_can_be_left_to_the_provider():
         ({"api_5xx_rate_percent": 0}, "api_5xx_rate_percent must be within (0, 100]"),
         ({"api_latency_p95_ms": -1}, "api_latency_p95_ms must be positive"),
         ({"lambda_errors": 0}, "lambda_errors must be at least 1"),
-        ({"alarm_email": "ops at example"}, "alarm_email is not an email address"),
+        (
+            {"alarm_email": "ops at example"},
+            "alarm_email: 'ops at example' is not an email address",
+        ),
     ],
 )
 def test_invalid_args_fail_with_a_clear_message(overrides, message):
