@@ -1,146 +1,15 @@
-"""`ConfigInvalidation`: a dynamic provider that invalidates `config.js` in CloudFront
-(and, in `StaticSite`, the site's own files when a deployment changes them).
+"""The invalidation provider under the name stacks deployed before its rename stored.
 
-Only the content's hash is an input that triggers work, so a `pulumi up` that does not
-change the content creates no invalidation (they are billed beyond the free
-tier, and each takes minutes). Deleting the resource does nothing: an invalidation
-cannot be undone and needs no cleanup.
+A dynamic resource's state holds its provider pickled by reference, as
+`components.config_invalidation.ConfigInvalidationProvider` for stacks deployed before
+`CloudFrontInvalidation` moved to `components/cloudfront_invalidation.py`. `pulumi
+destroy` and `pulumi refresh` unpickle that reference, so it must still resolve until
+each stack's next `pulumi up` rewrites it (PROVIDER_VERSION 2 makes that up update every
+invalidation). Delete this module once every stack has been updated since the rename.
 """
 
-from __future__ import annotations
+from components.cloudfront_invalidation import (
+    CloudFrontInvalidationProvider as ConfigInvalidationProvider,
+)
 
-import time
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import boto3
-import pulumi
-import pulumi.dynamic
-
-PROVIDER_VERSION = "1"
-"""Bump when the provider's behaviour changes, so every stack picks the new code up."""
-
-TRIGGERS = ("distribution_id", "paths", "content_hash")
-"""Inputs whose change means viewers may hold a stale copy."""
-
-
-class InvalidationTimeoutError(Exception):
-    """CloudFront had not finished the invalidation when the timeout ran out."""
-
-
-class ConfigInvalidationProvider(pulumi.dynamic.ResourceProvider):
-    def __init__(
-        self,
-        client_factory: Callable[[], Any] | None = None,
-        sleep: Callable[[float], None] | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__()
-        self._client_factory = client_factory
-        self._sleep = sleep
-        self._clock = clock
-
-    def _client(self) -> Any:
-        if self._client_factory is not None:
-            return self._client_factory()
-        return boto3.client("cloudfront")
-
-    def diff(
-        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
-    ) -> pulumi.dynamic.DiffResult:
-        keys = (*TRIGGERS, "wait", "timeout_seconds", "poll_seconds", "version")
-        return pulumi.dynamic.DiffResult(
-            changes=any(olds.get(key) != news.get(key) for key in keys)
-        )
-
-    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
-        invalidation_id = self._invalidate(props)
-        return pulumi.dynamic.CreateResult(
-            id_=invalidation_id, outs={**props, "invalidation_id": invalidation_id}
-        )
-
-    def update(
-        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
-    ) -> pulumi.dynamic.UpdateResult:
-        if all(olds.get(key) == news.get(key) for key in TRIGGERS):
-            return pulumi.dynamic.UpdateResult(
-                outs={**news, "invalidation_id": olds.get("invalidation_id")}
-            )
-        return pulumi.dynamic.UpdateResult(outs={**news, "invalidation_id": self._invalidate(news)})
-
-    def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        return None
-
-    def _invalidate(self, props: dict[str, Any]) -> str:
-        client = self._client()
-        paths = list(props["paths"])
-        # Unique per call: CloudFront answers a reused reference with the old invalidation,
-        # which would skip a change back to an earlier config.js.
-        reference = f"pulumi-{str(props['content_hash'])[:16]}-{uuid.uuid4().hex[:12]}"
-        created = client.create_invalidation(
-            DistributionId=props["distribution_id"],
-            InvalidationBatch={
-                "Paths": {"Quantity": len(paths), "Items": paths},
-                "CallerReference": reference,
-            },
-        )
-        invalidation_id = created["Invalidation"]["Id"]
-        if props.get("wait"):
-            self._wait_for(client, props, invalidation_id)
-        return invalidation_id
-
-    def _wait_for(self, client: Any, props: dict[str, Any], invalidation_id: str) -> None:
-        clock, sleep = self._clock or time.monotonic, self._sleep or time.sleep
-        timeout = int(props["timeout_seconds"])
-        deadline = clock() + timeout
-        while True:
-            got = client.get_invalidation(
-                DistributionId=props["distribution_id"], Id=invalidation_id
-            )
-            # CloudFront says "Completed"; emulators (moto) say "COMPLETED".
-            if got["Invalidation"]["Status"].lower() == "completed":
-                return
-            if clock() >= deadline:
-                raise InvalidationTimeoutError(
-                    f"CloudFront invalidation {invalidation_id} of {props['paths']} is still "
-                    f"{got['Invalidation']['Status']} after {timeout} s; it will finish on its "
-                    "own (set waitForInvalidation to false to stop waiting)"
-                )
-            sleep(max(1, int(props["poll_seconds"])))
-
-
-@dataclass
-class ConfigInvalidationArgs:
-    distribution_id: pulumi.Input[str]
-    content_hash: pulumi.Input[str]
-    """Hash of the object's new content; a change triggers the invalidation."""
-    paths: Sequence[str] = field(default_factory=lambda: ["/config.js"])
-    wait: pulumi.Input[bool] = False
-    """Wait for CloudFront to finish (a few minutes) before the deployment completes."""
-    timeout_seconds: pulumi.Input[int] = 900
-    poll_seconds: pulumi.Input[int] = 10
-
-
-class ConfigInvalidation(
-    pulumi.dynamic.Resource, module="config_invalidation", name="ConfigInvalidation"
-):
-    """A CloudFront invalidation of `paths`, made again whenever `content_hash` changes."""
-
-    invalidation_id: pulumi.Output[str]
-
-    def __init__(
-        self, name: str, args: ConfigInvalidationArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__(
-            ConfigInvalidationProvider(),
-            name,
-            {
-                **vars(args),
-                "paths": list(args.paths),
-                "version": PROVIDER_VERSION,
-                "invalidation_id": None,
-            },
-            opts,
-        )
+__all__ = ["ConfigInvalidationProvider"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.config_invalidation import ConfigInvalidation, ConfigInvalidationArgs
+from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
 from hosting.config_js import SiteConfig, render_config_js
 
 TYPE = "image-classifier:site_config_file:SiteConfigFile"
@@ -52,9 +52,9 @@ class SiteConfigFile(pulumi.ComponentResource):
             cache_control="no-store",
             opts=pulumi.ResourceOptions(parent=self),
         )
-        ConfigInvalidation(
+        CloudFrontInvalidation(
             f"{name}-invalidation",
-            ConfigInvalidationArgs(
+            CloudFrontInvalidationArgs(
                 distribution_id=args.distribution_id,
                 content_hash=self.content.apply(
                     lambda text: hashlib.sha256(text.encode()).hexdigest()

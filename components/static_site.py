@@ -17,7 +17,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.config_invalidation import ConfigInvalidation, ConfigInvalidationArgs
+from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from hosting.content_security_policy import content_security_policy
 
@@ -226,9 +226,9 @@ class StaticSite(pulumi.ComponentResource):
             )
         # Edges keep assets for their max-age; a deployment that changes a site file
         # invalidates the site's paths once, so nobody waits a day for new code.
-        ConfigInvalidation(
+        CloudFrontInvalidation(
             f"{name}-files-invalidation",
-            ConfigInvalidationArgs(
+            CloudFrontInvalidationArgs(
                 distribution_id=distribution.id,
                 content_hash=site_content_hash(args.site_dir),
                 paths=site_paths(args.site_dir),

@@ -143,7 +143,7 @@ def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> 
             "endpoint_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
             "endpoint_status": "InService",
         }
-    elif args.typ == "pulumi-python:dynamic/config_invalidation:ConfigInvalidation":
+    elif args.typ == "pulumi-python:dynamic/cloudfront_invalidation:CloudFrontInvalidation":
         state["invalidation_id"] = "I2J0I21PCUYOIK"
     return state
 

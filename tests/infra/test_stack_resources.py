@@ -23,7 +23,7 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ROUTE = "aws:apigatewayv2/route:Route"
-INVALIDATION = "pulumi-python:dynamic/config_invalidation:ConfigInvalidation"
+INVALIDATION = "pulumi-python:dynamic/cloudfront_invalidation:CloudFrontInvalidation"
 
 
 def _for_bucket(stack, token, bucket):

@@ -1,4 +1,4 @@
-"""`ConfigInvalidation` with real boto3: moto's CloudFront for the calls, botocore's
+"""`CloudFrontInvalidation` with real boto3: moto's CloudFront for the calls, botocore's
 `Stubber` for an invalidation that stays InProgress, and a fake clock for the waits."""
 
 from __future__ import annotations
@@ -13,12 +13,18 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from pulumi.dynamic.dynamic import serialize_provider
 
-from components.config_invalidation import (
+from components.cloudfront_invalidation import (
     PROVIDER_VERSION,
-    ConfigInvalidationProvider,
+    CloudFrontInvalidationProvider,
     InvalidationTimeoutError,
 )
 from tests.infra.conftest import FakeClock
+
+PICKLED_BEFORE_THE_RENAME = (
+    "gASVcAAAAAAAAACMHmNvbXBvbmVudHMuY29uZmlnX2ludmFsaWRhdGlvbpSMGkNvbmZpZ0ludmFsaWRhdGlvblBy"
+    "b3ZpZGVylJOUKYGUfZQojA9fY2xpZW50X2ZhY3RvcnmUTowGX2Nsb2NrlE6MBl9zbGVlcJROdWIu"
+)
+"""`__provider` as stacks deployed before the rename hold it in their state."""
 
 
 @pytest.fixture
@@ -72,7 +78,7 @@ def invalidations(client, distribution_id: str) -> list[dict]:
 
 def test_create_invalidates_config_js(cloudfront):
     client, distribution = cloudfront
-    result = ConfigInvalidationProvider().create(props(distribution))
+    result = CloudFrontInvalidationProvider().create(props(distribution))
     (made,) = invalidations(client, distribution)
     assert result.id == made["Id"]
     assert result.outs["invalidation_id"] == made["Id"]
@@ -82,7 +88,7 @@ def test_create_invalidates_config_js(cloudfront):
 
 def test_unchanged_config_js_creates_no_invalidation(cloudfront):
     client, distribution = cloudfront
-    provider = ConfigInvalidationProvider()
+    provider = CloudFrontInvalidationProvider()
     created = provider.create(props(distribution))
     olds = created.outs
     news = {**props(distribution), "wait": True}  # only a setting changed
@@ -94,7 +100,7 @@ def test_unchanged_config_js_creates_no_invalidation(cloudfront):
 
 def test_changed_config_js_creates_a_new_invalidation(cloudfront):
     client, distribution = cloudfront
-    provider = ConfigInvalidationProvider()
+    provider = CloudFrontInvalidationProvider()
     created = provider.create(props(distribution))
     news = props(distribution, content_hash="b" * 64)
     assert provider.diff(created.id, created.outs, news).changes
@@ -105,7 +111,7 @@ def test_changed_config_js_creates_a_new_invalidation(cloudfront):
 
 def test_changing_back_to_an_earlier_config_js_still_invalidates(cloudfront):
     client, distribution = cloudfront
-    provider = ConfigInvalidationProvider()
+    provider = CloudFrontInvalidationProvider()
     first = provider.create(props(distribution, content_hash="a" * 64))
     second = provider.update(first.id, first.outs, props(distribution, content_hash="b" * 64))
     provider.update(first.id, second.outs, props(distribution, content_hash="a" * 64))
@@ -115,7 +121,7 @@ def test_changing_back_to_an_earlier_config_js_still_invalidates(cloudfront):
 def test_wait_polls_until_completed(cloudfront):
     _, distribution = cloudfront
     clock = FakeClock()
-    provider = ConfigInvalidationProvider(sleep=clock.sleep, clock=clock)
+    provider = CloudFrontInvalidationProvider(sleep=clock.sleep, clock=clock)
     provider.create(props(distribution, wait=True))
     assert clock.sleeps == []  # moto completes at once
 
@@ -148,7 +154,7 @@ def _stubbed(statuses: list[str], clock: FakeClock):
             {"Invalidation": {**invalidation, "Status": status}},
             {"DistributionId": "E1", "Id": "I2J0I21PCUYOIK"},
         )
-    provider = ConfigInvalidationProvider(
+    provider = CloudFrontInvalidationProvider(
         client_factory=lambda: client, sleep=clock.sleep, clock=clock
     )
     return provider, stub
@@ -174,12 +180,21 @@ def test_delete_does_nothing():
     def no_client():
         raise AssertionError("delete must not call CloudFront")
 
-    ConfigInvalidationProvider(client_factory=no_client).delete("I1", props("E1"))
+    CloudFrontInvalidationProvider(client_factory=no_client).delete("I1", props("E1"))
 
 
 def test_provider_survives_the_pickle_round_trip_pulumi_uses(cloudfront):
     client, distribution = cloudfront
-    restored = dill.loads(base64.b64decode(serialize_provider(ConfigInvalidationProvider())))
-    assert type(restored) is ConfigInvalidationProvider
+    restored = dill.loads(base64.b64decode(serialize_provider(CloudFrontInvalidationProvider())))
+    assert type(restored) is CloudFrontInvalidationProvider
     restored.create(props(distribution))
     assert len(invalidations(client, distribution)) == 1
+
+
+def test_state_written_before_the_rename_still_loads_its_provider(cloudfront):
+    """`pulumi destroy` and `refresh` unpickle the provider an older deployment stored."""
+    client, distribution = cloudfront
+    restored = dill.loads(base64.b64decode(PICKLED_BEFORE_THE_RENAME))
+    assert type(restored) is CloudFrontInvalidationProvider
+    restored.delete("I1", props(distribution))
+    assert invalidations(client, distribution) == []
