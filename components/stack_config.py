@@ -1,42 +1,69 @@
-"""The stack's configuration, read and validated in one place before any resource exists.
+"""The stack's settings: its config read, typed and checked before any resource exists.
 
-Every problem is reported at once, each under the config key to change, as one
+`Pulumi.yaml` is the one place a key's type, default and description live. The engine
+applies those defaults (and refuses a value of the wrong type) before the program
+starts, so `load_settings` receives every declared key and holds no defaults of its
+own: a second copy here would never be used under the engine, only drift from it. Tests
+build the same mapping the way the engine does (the dev and prod stack files over
+`Pulumi.yaml`'s defaults).
+
+Each rule lives beside what it validates (`serverless_problems`, `proxy_problems`,
+`log_retention_problem`, ...); this module maps their findings to config keys, adds the
+rules that exist only for the config (a region is set, the rollout timeout in minutes, no
+alarm email without monitoring) and reports every problem at once as one
 `StackConfigError` (a `pulumi.RunError`: the CLI prints the message, not a traceback).
-The defaults equal those declared in `Pulumi.yaml` (a test keeps them in step).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pulumi
 
-from components.inference_endpoint import (
-    ServerlessConfig,
-    ecr_repository_arn,
-    serverless_problems,
-)
-from components.proxy_api import LAMBDA_MEMORY_MB, LAMBDA_TIMEOUT_SECONDS
-from components.static_site import PRICE_CLASSES
+from components.inference_endpoint import ServerlessConfig, image_uri_problem, serverless_problems
+from components.monitoring import alarm_email_problem
+from components.proxy_api import proxy_problems
+from components.service_role import log_retention_problem
+from components.static_site import price_class_problem
 
-LOG_RETENTION_DAYS = frozenset(
-    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
-    | {2922, 3288, 3653}
-)
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LEAVE_OUT_CHOICES = frozenset({"responseHeadersPolicy"})
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+REGION = "aws:region"
+PROJECT_KEYS = {
+    "modelArchive": "string",
+    "imageUri": "string",
+    "serverlessMemoryMb": "integer",
+    "serverlessMaxConcurrency": "integer",
+    "serverlessProvisionedConcurrency": "integer",
+    "rolloutTimeoutMinutes": "integer",
+    "lambdaMemoryMb": "integer",
+    "lambdaTimeoutSeconds": "integer",
+    "throttleRateLimit": "integer",
+    "throttleBurstLimit": "integer",
+    "logRetentionDays": "integer",
+    "logLevel": "string",
+    "priceClass": "string",
+    "waitForInvalidation": "boolean",
+    "monitoring": "boolean",
+    "alarmEmail": "string",
+}
+"""Every project key the program reads, with the type `Pulumi.yaml` declares for it."""
+
 SERVERLESS_KEYS = {
     "memory_mb": "serverlessMemoryMb",
     "max_concurrency": "serverlessMaxConcurrency",
     "provisioned_concurrency": "serverlessProvisionedConcurrency",
 }
-
-T = TypeVar("T")
+PROXY_KEYS = {
+    "memory_mb": "lambdaMemoryMb",
+    "timeout_seconds": "lambdaTimeoutSeconds",
+    "throttle_rate_limit": "throttleRateLimit",
+    "throttle_burst_limit": "throttleBurstLimit",
+    "log_level": "logLevel",
+}
+ROLLOUT_TIMEOUT_MINUTES = (1, 1440)
 
 
 class StackConfigError(pulumi.RunError):
@@ -54,7 +81,7 @@ class StackSettings:
     rollout_timeout_seconds: int
     lambda_memory_mb: int
     lambda_timeout_seconds: int
-    throttle_rate_limit: float
+    throttle_rate_limit: int
     throttle_burst_limit: int
     log_retention_days: int
     log_level: str
@@ -62,7 +89,6 @@ class StackSettings:
     wait_for_invalidation: bool
     monitoring: bool
     alarm_email: str | None
-    leave_out: frozenset[str]
 
     @property
     def name_prefix(self) -> str:
@@ -79,139 +105,119 @@ def name_prefix(project: str, stack: str) -> str:
     return prefix.strip("-")[:40].rstrip("-")
 
 
-class _Reader:
-    """Reads keys, collecting every problem instead of stopping at the first."""
+def config_keys(project: str) -> list[str]:
+    """The fully qualified keys `load_settings` reads."""
+    return [REGION, *(f"{project}:{key}" for key in PROJECT_KEYS)]
 
-    def __init__(self, config: pulumi.Config) -> None:
-        self.config = config
-        self.problems: list[str] = []
 
-    def read(self, getter: Callable[[str], T | None], key: str, default: T) -> T:
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an integer") from None
+
+
+def _boolean(text: str) -> bool:
+    # How the engine writes a boolean, and all `pulumi.Config.get_bool` accepts.
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"{text!r} is not a boolean (true or false)")
+    return text.lower() == "true"
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "string": str,
+    "integer": _integer,
+    "boolean": _boolean,
+}
+
+
+class _Problems:
+    """Every problem found, each under the config key to change."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def add(self, key: str, problem: str | None) -> None:
+        if problem:
+            self.found.append(f"{key}: {problem}")
+
+    def add_by_field(self, problems: Mapping[str, str], keys: Mapping[str, str]) -> None:
+        for field_name, problem in problems.items():
+            self.add(keys[field_name], problem)
+
+    def raise_any(self, stack: str) -> None:
+        if self.found:
+            listed = "\n".join(f"  - {problem}" for problem in self.found)
+            raise StackConfigError(
+                f"invalid config for stack {stack!r}; nothing was created:\n{listed}"
+            )
+
+
+def _parsed(config: Mapping[str, str], project: str, problems: _Problems) -> dict[str, Any]:
+    """Each project key's value as the type `PROJECT_KEYS` gives it."""
+    values = {}
+    for key, kind in PROJECT_KEYS.items():
+        text = config.get(f"{project}:{key}")
+        if text is None:
+            problems.add(key, "not set, though Pulumi.yaml declares a default for it")
+            continue
         try:
-            value = getter(key)
-        except pulumi.ConfigTypeError as error:
-            self.problems.append(f"{key}: {error}")
-            return default
-        return default if value is None else value
-
-    def check(self, ok: bool, key: str, message: str) -> None:
-        if not ok:
-            self.problems.append(f"{key}: {message}")
-
-
-def load_settings(project_dir: Path) -> StackSettings:
-    reader = _Reader(pulumi.Config())
-    config = reader.config
-    region = pulumi.Config("aws").get("region") or ""
-    reader.check(
-        bool(region), "aws:region", "set it, e.g. `pulumi config set aws:region eu-west-1`"
-    )
-
-    archive = reader.read(config.get, "modelArchive", "build/model.tar.gz")
-    image_uri = reader.read(config.get, "imageUri", "") or None
-    if image_uri is not None:
-        try:
-            ecr_repository_arn(image_uri)
+            values[key] = _PARSERS[kind](text)
         except ValueError as error:
-            reader.problems.append(f"imageUri: {error}")
+            problems.add(key, str(error))
+    return values
 
-    capacity = {
-        "memory_mb": reader.read(config.get_int, "serverlessMemoryMb", 2048),
-        "max_concurrency": reader.read(config.get_int, "serverlessMaxConcurrency", 5),
-        "provisioned_concurrency": reader.read(
-            config.get_int, "serverlessProvisionedConcurrency", 0
-        ),
-    }
-    for field_name, message in serverless_problems(**capacity).items():
-        reader.problems.append(f"{SERVERLESS_KEYS[field_name]}: {message}")
 
-    rollout_minutes = reader.read(config.get_int, "rolloutTimeoutMinutes", 60)
-    reader.check(1 <= rollout_minutes <= 1440, "rolloutTimeoutMinutes", "must be 1-1440")
-    lambda_memory = reader.read(config.get_int, "lambdaMemoryMb", 256)
-    reader.check(
-        LAMBDA_MEMORY_MB[0] <= lambda_memory <= LAMBDA_MEMORY_MB[1],
-        "lambdaMemoryMb",
-        f"{lambda_memory} is out of range {LAMBDA_MEMORY_MB[0]}-{LAMBDA_MEMORY_MB[1]}",
+def load_settings(
+    config: Mapping[str, str], project: str, stack: str, project_dir: Path
+) -> StackSettings:
+    """The settings in `config` (fully qualified keys, every value a string as the engine
+    passes it), or a `StackConfigError` that names every key to fix."""
+    problems = _Problems()
+    region = config.get(REGION, "")
+    problems.add(
+        REGION, None if region else "set it, e.g. `pulumi config set aws:region eu-west-1`"
     )
-    lambda_timeout = reader.read(config.get_int, "lambdaTimeoutSeconds", 30)
-    reader.check(
-        LAMBDA_TIMEOUT_SECONDS[0] <= lambda_timeout <= LAMBDA_TIMEOUT_SECONDS[1],
-        "lambdaTimeoutSeconds",
-        f"{lambda_timeout} is out of range 1-30 (the HTTP API gives up after 30 s)",
-    )
-    rate = reader.read(config.get_float, "throttleRateLimit", 10.0)
-    reader.check(rate > 0, "throttleRateLimit", f"{rate} must be above 0 requests per second")
-    burst = reader.read(config.get_int, "throttleBurstLimit", 20)
-    reader.check(burst >= 1, "throttleBurstLimit", f"{burst} must be at least 1")
-    retention = reader.read(config.get_int, "logRetentionDays", 30)
-    reader.check(
-        retention in LOG_RETENTION_DAYS,
-        "logRetentionDays",
-        f"{retention} is not a value CloudWatch accepts ({sorted(LOG_RETENTION_DAYS)})",
-    )
-    log_level = reader.read(config.get, "logLevel", "INFO").upper()
-    reader.check(log_level in LOG_LEVELS, "logLevel", f"must be one of {', '.join(LOG_LEVELS)}")
-    price_class = reader.read(config.get, "priceClass", "PriceClass_100")
-    reader.check(
-        price_class in PRICE_CLASSES, "priceClass", f"must be one of {', '.join(PRICE_CLASSES)}"
-    )
-    wait = reader.read(config.get_bool, "waitForInvalidation", False)
-    monitoring = reader.read(config.get_bool, "monitoring", True)
-    alarm_email = reader.read(config.get, "alarmEmail", "").strip() or None
-    reader.check(
-        alarm_email is None or EMAIL.fullmatch(alarm_email) is not None,
-        "alarmEmail",
-        f"{alarm_email!r} is not an email address",
-    )
-    reader.check(
-        monitoring or alarm_email is None,
-        "alarmEmail",
-        "is set but monitoring is false; no alarm would ever reach it",
-    )
-    leave_out = _leave_out(reader)
+    value = _parsed(config, project, problems)
+    # The rules below need typed values. Under the engine no value is mistyped: it checks
+    # each against the type Pulumi.yaml declares before the program starts.
+    problems.raise_any(stack)
 
-    if reader.problems:
-        listed = "\n".join(f"  - {problem}" for problem in reader.problems)
-        raise StackConfigError(
-            f"invalid config for stack {pulumi.get_stack()!r}; nothing was created:\n{listed}"
-        )
-    if leave_out:
-        pulumi.log.warn(
-            f"leaveOut={sorted(leave_out)}: this stack is for emulator tests only and lacks "
-            "security features a real deployment needs. Never set leaveOut on a real stack."
-        )
+    image_uri = value["imageUri"].strip() or None
+    problems.add("imageUri", image_uri_problem(image_uri) if image_uri else None)
+    capacity = {field_name: value[key] for field_name, key in SERVERLESS_KEYS.items()}
+    problems.add_by_field(serverless_problems(**capacity), SERVERLESS_KEYS)
+    low, high = ROLLOUT_TIMEOUT_MINUTES
+    rollout_minutes = value["rolloutTimeoutMinutes"]
+    if not low <= rollout_minutes <= high:
+        problems.add("rolloutTimeoutMinutes", f"must be {low}-{high}")
+    proxy = {field_name: value[key] for field_name, key in PROXY_KEYS.items()}
+    proxy["log_level"] = proxy["log_level"].upper()
+    problems.add_by_field(proxy_problems(**proxy), PROXY_KEYS)
+    problems.add("logRetentionDays", log_retention_problem(value["logRetentionDays"]))
+    problems.add("priceClass", price_class_problem(value["priceClass"]))
+    alarm_email = value["alarmEmail"].strip() or None
+    problems.add("alarmEmail", alarm_email_problem(alarm_email) if alarm_email else None)
+    if alarm_email and not value["monitoring"]:
+        problems.add("alarmEmail", "is set but monitoring is false; no alarm would ever reach it")
+    problems.raise_any(stack)
+
     return StackSettings(
-        project=pulumi.get_project(),
-        stack=pulumi.get_stack(),
+        project=project,
+        stack=stack,
         region=region,
-        model_archive=project_dir / archive,
+        model_archive=project_dir / value["modelArchive"],
         image_uri=image_uri,
         serverless=ServerlessConfig(**capacity),
         rollout_timeout_seconds=rollout_minutes * 60,
-        lambda_memory_mb=lambda_memory,
-        lambda_timeout_seconds=lambda_timeout,
-        throttle_rate_limit=rate,
-        throttle_burst_limit=burst,
-        log_retention_days=retention,
-        log_level=log_level,
-        price_class=price_class,
-        wait_for_invalidation=wait,
-        monitoring=monitoring,
+        lambda_memory_mb=proxy["memory_mb"],
+        lambda_timeout_seconds=proxy["timeout_seconds"],
+        throttle_rate_limit=proxy["throttle_rate_limit"],
+        throttle_burst_limit=proxy["throttle_burst_limit"],
+        log_retention_days=value["logRetentionDays"],
+        log_level=proxy["log_level"],
+        price_class=value["priceClass"],
+        wait_for_invalidation=value["waitForInvalidation"],
+        monitoring=value["monitoring"],
         alarm_email=alarm_email,
-        leave_out=leave_out,
     )
-
-
-def _leave_out(reader: _Reader) -> frozenset[str]:
-    value: Any = reader.read(reader.config.get_object, "leaveOut", [])
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        reader.problems.append(f"leaveOut: must be a list of names, got {value!r}")
-        return frozenset()
-    unknown = sorted(set(value) - LEAVE_OUT_CHOICES)
-    reader.check(
-        not unknown,
-        "leaveOut",
-        f"{unknown} cannot be left out; the only accepted value is responseHeadersPolicy "
-        "(for emulator test stacks only)",
-    )
-    return frozenset(value) & LEAVE_OUT_CHOICES

@@ -1,20 +1,26 @@
-"""Pulumi mocks for the infrastructure tests: `__main__.py` run in process, no engine.
+"""Pulumi mocks for the infrastructure tests: the stack's `build` run in process, no engine.
 
-`pulumi.runtime.set_mocks` is called exactly once, when this file is imported, for
-project `image-classifier`, stack `dev`, not a preview (so every `apply` runs).
+Public Pulumi APIs only: `pulumi.runtime.set_mocks` is called exactly once, when this file
+is imported, for project `image-classifier`, stack `dev`, not a preview (so every `apply`
+runs); each run is a `@pulumi.runtime.test` function; `register_stack_transformation`
+sees every resource as it is constructed (its parent and aliases), `Mocks.new_resource`
+what the engine would receive (engine-shaped inputs).
 
 Fixtures (stable: the policy and monitoring tests in this folder rely on them)
 
-- `dev_stack` (session): a `StackRun` of `__main__.py` with the dev stack's config,
-  i.e. the defaults declared in `Pulumi.yaml` overlaid by `Pulumi.dev.yaml`, and
-  `modelArchive` pointing at `synthetic_archive`.
-- `run_stack` (session): `run_stack(overrides: dict[str, str]) -> StackRun` runs the
-  program again with the dev config plus `overrides` (fully qualified keys, values as
-  the engine passes them: strings, JSON for lists). A failing program does not raise:
-  the exception is in `StackRun.error` and `StackRun.resources` holds what got
-  registered before it (nothing, for a config error).
+- `dev_stack` (session): a `StackRun` of `stack.build` with the dev stack's settings, i.e.
+  `load_settings` of the defaults declared in `Pulumi.yaml` overlaid by `Pulumi.dev.yaml`
+  (what the engine passes), with `modelArchive` pointing at `synthetic_archive`.
+- `run_stack` (session): `run_stack(overrides: dict[str, str]) -> StackRun` runs it again
+  with the dev config plus `overrides` (fully qualified keys, values as the engine passes
+  them: strings, JSON for lists). A failing program does not raise: the exception is in
+  `StackRun.error` and `StackRun.resources` holds what got registered before it
+  (nothing, for a config error).
 - `synthetic_archive` (session): a tiny `model.tar.gz` with the real layout
   (`metadata.json` with `version` and `weights`, `model.onnx`, `code/`); no torch.
+
+`record(program)` runs any program (a callable returning its outputs, or None) the same
+way and returns its `StackRun`.
 
 `StackRun`
 - `.resources`: every resource registered, in order, as `RegisteredResource`:
@@ -22,7 +28,8 @@ Fixtures (stable: the policy and monitoring tests in this folder rely on them)
   `pulumi-python:dynamic/endpoint_rollout:EndpointRollout`), `name`, `urn`, `parent`
   (the parent's URN), `id`, `custom` (False for components), `inputs` (as the
   engine receives them: camelCase keys for provider resources, i.e. what a policy pack
-  sees) and `state` (inputs plus the ids, ARNs and domains the mocks computed).
+  sees), `state` (inputs plus the ids, ARNs and domains the mocks computed) and
+  `aliases` (the types of its `pulumi.Alias(type_=...)`: what it was registered as before).
 - `.outputs`: the resolved stack outputs (`site_url`, `api_url`, ...).
 - `.warnings`: messages the program logged with `pulumi.log.warn`.
 - `.error`: the exception the program raised, or None.
@@ -36,21 +43,18 @@ from __future__ import annotations
 import io
 import json
 import logging
-import runpy
 import tarfile
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.settings import SETTINGS, get_root_resource
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+
+from components.stack_config import load_settings
+from stack import build
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "image-classifier"
@@ -71,6 +75,7 @@ class RegisteredResource:
     custom: bool
     inputs: dict[str, Any]
     state: dict[str, Any]
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -148,9 +153,24 @@ def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> 
     return state
 
 
+class _Registration(NamedTuple):
+    type: str
+    name: str
+    id: str
+    custom: bool
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+
+
+class _Construction(NamedTuple):
+    resource: pulumi.Resource
+    parent: pulumi.Resource | None
+    aliases: tuple[str, ...]
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
-        self.registered: list[RegisteredResource] = []
+        self.registered: list[_Registration] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         if args.typ == "aws:apigatewayv2/stage:Stage":
@@ -164,17 +184,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         else:
             resource_id = args.inputs.get("name") or f"{args.name}-0a1b2c3"
         state = {"name": resource_id, **args.inputs, **_computed_state(args, resource_id)}
-        request = _current.request
         self.registered.append(
-            RegisteredResource(
-                type=args.typ,
-                name=args.name,
-                urn=MONITOR.make_urn(request.parent, args.typ, args.name),
-                parent=request.parent,
-                id=resource_id,
-                custom=bool(args.custom),
-                inputs=dict(args.inputs),
-                state=state,
+            _Registration(
+                args.typ, args.name, resource_id, bool(args.custom), dict(args.inputs), state
             )
         )
         return resource_id, state
@@ -197,17 +209,6 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return {}
 
 
-class RecordingMonitor(MockMonitor):
-    """Hands each registration request to `RecordingMocks` (for the parent's URN)."""
-
-    def RegisterResource(self, request: Any) -> Any:
-        _current.request = request
-        try:
-            return super().RegisterResource(request)
-        finally:
-            _current.request = None
-
-
 class _Warnings(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -222,16 +223,75 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:pulumi_aws.*")
 
 
-_current = threading.local()
 MOCKS = RecordingMocks()
-MONITOR = RecordingMonitor(MOCKS)
 WARNINGS = _Warnings()
+CONSTRUCTED: dict[tuple[str, str], _Construction] = {}
 _logger = logging.getLogger("tests.infra.pulumi")
 _logger.addHandler(WARNINGS)
 _logger.propagate = False
-pulumi.runtime.set_mocks(
-    MOCKS, project=PROJECT, stack=STACK, preview=False, logger=_logger, monitor=MONITOR
-)
+pulumi.runtime.set_mocks(MOCKS, project=PROJECT, stack=STACK, preview=False, logger=_logger)
+
+
+def _remember(args: pulumi.ResourceTransformationArgs) -> None:
+    """Each resource as it is constructed, for its parent (the mocks are not told)."""
+    key = (args.type_, args.name)
+    assert key not in CONSTRUCTED, f"{key} constructed twice in one run"
+    aliases = tuple(
+        alias.type_
+        for alias in args.opts.aliases or ()
+        if isinstance(alias, pulumi.Alias) and alias.type_
+    )
+    CONSTRUCTED[key] = _Construction(args.resource, args.opts.parent, aliases)
+
+
+pulumi.runtime.register_stack_transformation(_remember)
+
+
+def record(program: Callable[[], Mapping[str, pulumi.Input[Any]] | None]) -> StackRun:
+    """Run `program` once under the mocks: what it registers, logs, returns or raises."""
+    MOCKS.registered.clear()
+    CONSTRUCTED.clear()
+    WARNINGS.messages.clear()
+    run = StackRun(resources=[])
+    urns: dict[tuple[str, str], tuple[str, str]] = {}
+
+    @pulumi.runtime.test
+    def registered() -> pulumi.Output[Any]:
+        try:
+            outputs = pulumi.Output.from_input(dict(program() or {}))
+        except Exception as error:
+            # Still wait for what got registered before the error, as the engine does.
+            run.error = error
+            outputs = pulumi.Output.from_input({})
+        stack_urn = pulumi.create_urn(f"{PROJECT}-{STACK}", "pulumi:pulumi:Stack")
+        resolved = [
+            pulumi.Output.all(
+                made.resource.urn, made.parent.urn if made.parent else stack_urn
+            ).apply(lambda both, key=key: urns.update({key: (both[0], both[1])}))
+            for key, made in CONSTRUCTED.items()
+        ]
+        return pulumi.Output.all(outputs.apply(run.outputs.update), *resolved)
+
+    try:
+        registered()
+    except Exception as error:
+        run.error = run.error or error
+    run.resources = [
+        RegisteredResource(
+            type=made.type,
+            name=made.name,
+            urn=urns[(made.type, made.name)][0],
+            parent=urns[(made.type, made.name)][1],
+            id=made.id,
+            custom=made.custom,
+            inputs=made.inputs,
+            state=made.state,
+            aliases=CONSTRUCTED[(made.type, made.name)].aliases,
+        )
+        for made in MOCKS.registered
+    ]
+    run.warnings = list(WARNINGS.messages)
+    return run
 
 
 def engine_value(value: Any) -> str:
@@ -244,7 +304,8 @@ def engine_value(value: Any) -> str:
 
 
 def stack_config(stack: str = STACK) -> dict[str, str]:
-    """`Pulumi.yaml` defaults overlaid by `Pulumi.<stack>.yaml`, fully qualified."""
+    """What the engine passes for `stack`: `Pulumi.yaml`'s defaults overlaid by
+    `Pulumi.<stack>.yaml`, fully qualified."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     config = {
         f"{PROJECT}:{key}": engine_value(spec["default"])
@@ -258,29 +319,9 @@ def stack_config(stack: str = STACK) -> dict[str, str]:
     return config
 
 
-def run_program(config: dict[str, str]) -> StackRun:
-    """Run `__main__.py` once under the mocks with exactly `config`."""
-    start = len(MOCKS.registered)
-    WARNINGS.messages.clear()
-    pulumi.runtime.set_all_config(config)
-    root = get_root_resource()
-    root.outputs.clear()
-    SETTINGS.rpc_manager.clear()
-    SETTINGS.outputs.clear()
-    run = StackRun(resources=[])
-    try:
-        _sync_await(
-            run_pulumi_func(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))
-        )
-        run.outputs = {
-            name: _sync_await(pulumi.Output.from_input(value).future())
-            for name, value in root.outputs.items()
-        }
-    except Exception as error:
-        run.error = error
-    run.resources = MOCKS.registered[start:]
-    run.warnings = list(WARNINGS.messages)
-    return run
+def run_build(config: Mapping[str, str]) -> StackRun:
+    """`stack.build` with the settings `load_settings` reads from exactly `config`."""
+    return record(lambda: build(load_settings(config, PROJECT, STACK, ROOT)).exports())
 
 
 def write_synthetic_archive(path: Path, version: str = ARCHIVE_VERSION, weights: str = "random"):
@@ -314,7 +355,7 @@ def synthetic_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_stack(synthetic_archive: Path) -> Callable[[dict[str, str]], StackRun]:
     def run(overrides: dict[str, str] | None = None) -> StackRun:
         config = stack_config() | {f"{PROJECT}:modelArchive": str(synthetic_archive)}
-        return run_program(config | (overrides or {}))
+        return run_build(config | (overrides or {}))
 
     return run
 

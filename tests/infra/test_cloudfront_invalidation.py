@@ -14,12 +14,14 @@ from moto import mock_aws
 from pulumi.dynamic.dynamic import serialize_provider
 
 from components.cloudfront_invalidation import (
+    PREVIOUS_TYPE,
     PROVIDER_VERSION,
     CloudFrontInvalidationProvider,
     InvalidationTimeoutError,
 )
-from tests.infra.conftest import FakeClock
+from tests.infra.conftest import FakeClock, StackRun
 
+INVALIDATION = "pulumi-python:dynamic/cloudfront_invalidation:CloudFrontInvalidation"
 PICKLED_BEFORE_THE_RENAME = (
     "gASVcAAAAAAAAACMHmNvbXBvbmVudHMuY29uZmlnX2ludmFsaWRhdGlvbpSMGkNvbmZpZ0ludmFsaWRhdGlvblBy"
     "b3ZpZGVylJOUKYGUfZQojA9fY2xpZW50X2ZhY3RvcnmUTowGX2Nsb2NrlE6MBl9zbGVlcJROdWIu"
@@ -198,3 +200,14 @@ def test_state_written_before_the_rename_still_loads_its_provider(cloudfront):
     assert type(restored) is CloudFrontInvalidationProvider
     restored.delete("I1", props(distribution))
     assert invalidations(client, distribution) == []
+
+
+def test_existing_stacks_keep_their_invalidations(dev_stack: StackRun):
+    """An alias maps the old type to the new one, and the version bump makes the next
+    `pulumi up` update (not replace) each one, storing the provider's new module."""
+    assert PREVIOUS_TYPE == "pulumi-python:dynamic/config_invalidation:ConfigInvalidation"
+    resources = dev_stack.of_type(INVALIDATION)
+    assert {r.name for r in resources} == {"site-config-invalidation", "site-files-invalidation"}
+    for resource in resources:
+        assert resource.aliases == (PREVIOUS_TYPE,)
+        assert resource.inputs["version"] == PROVIDER_VERSION != "1"

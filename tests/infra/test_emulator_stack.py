@@ -1,17 +1,21 @@
 """The Automation API test stack (tests/integration) reaches every service it needs.
 
 The lifecycle test itself only runs where the Pulumi CLI is installed; these checks run
-everywhere, on the same program under mocks.
+everywhere, on the same program under mocks, with the config the test sets.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 
-from tests.infra.conftest import StackRun
+import pulumi
+import pytest
+
+from stack import deploy
+from tests.infra.conftest import StackRun, record, stack_config
 from tests.integration.emulator import (
     ENDPOINT_SERVICES,
-    LEAVE_OUT,
+    PROGRAM,
     PROJECT,
     emulator_config,
     endpoint_service,
@@ -29,32 +33,50 @@ def test_every_aws_service_of_the_stack_is_routed_to_the_emulator(dev_stack: Sta
     assert config["aws:secretKey"].secret
 
 
-def project_overrides(config: dict) -> dict[str, str]:
-    """The emulator's project keys as the engine hands them over (lists as JSON)."""
-    overrides: dict[str, str] = {}
-    lists: dict[str, list[str]] = {}
-    for key, value in config.items():
-        if not key.startswith(f"{PROJECT}:"):
-            continue
-        if key.endswith("]"):
-            lists.setdefault(key.split("[")[0], []).append(value.value)
-        else:
-            overrides[key] = value.value
-    return overrides | {key: json.dumps(items) for key, items in lists.items()}
-
-
-def test_leave_out_drops_only_what_moto_cannot_serve(
-    dev_stack: StackRun, run_stack, synthetic_archive
-):
-    assert LEAVE_OUT == ("responseHeadersPolicy",)
+@pytest.fixture
+def emulator_engine(synthetic_archive) -> Iterator[None]:
+    """The config the engine passes the emulator stack: Pulumi.yaml's defaults, the
+    region and the project keys the test sets (the provider's endpoints do not matter
+    under mocks)."""
     config = emulator_config("http://127.0.0.1:5000", str(synthetic_archive))
-    emulated = run_stack(project_overrides(config))
-    assert emulated.error is None
+    passed = {
+        key: value.value
+        for key, value in config.items()
+        if key == "aws:region" or key.startswith(f"{PROJECT}:")
+    }
+    pulumi.runtime.set_all_config(stack_config() | passed)
+    yield
+    pulumi.runtime.set_all_config({})
+
+
+def _without_headers_policy(dev_stack: StackRun) -> set[tuple[str, str]]:
+    return {(r.type, r.name) for r in dev_stack.resources if r.type != RESPONSE_HEADERS_POLICY}
+
+
+@pytest.mark.usefixtures("emulator_engine")
+def test_the_emulator_stack_drops_only_what_moto_cannot_create_and_says_so(dev_stack):
+    emulated = record(lambda: deploy(security_headers=False).exports())
+    assert emulated.error is None, emulated.error
 
     assert dev_stack.of_type(RESPONSE_HEADERS_POLICY), "the real stack keeps its headers policy"
     assert emulated.of_type(RESPONSE_HEADERS_POLICY) == []
-    kept = {(r.type, r.name) for r in emulated.resources}
-    assert kept == {(r.type, r.name) for r in dev_stack.resources} - {
-        (RESPONSE_HEADERS_POLICY, r.name) for r in dev_stack.of_type(RESPONSE_HEADERS_POLICY)
-    }
+    behavior = emulated.one("aws:cloudfront/distribution:Distribution").inputs[
+        "defaultCacheBehavior"
+    ]
+    assert "responseHeadersPolicyId" not in behavior
+    assert {(r.type, r.name) for r in emulated.resources} == _without_headers_policy(dev_stack)
     assert emulated.outputs.keys() == dev_stack.outputs.keys()
+    (warning,) = emulated.warnings
+    assert "emulator test stacks" in warning
+    assert "never a real stack" in warning
+    assert not dev_stack.warnings
+
+
+@pytest.mark.usefixtures("emulator_engine")
+def test_the_emulator_program_is_that_stack(dev_stack):
+    """What the Automation API test runs as its `__main__.py`, run the way Python runs it."""
+    program = compile(PROGRAM.read_text(), str(PROGRAM), "exec")
+    emulated = record(lambda: exec(program, {"__name__": "__main__"}))
+    assert emulated.error is None, emulated.error
+    assert {(r.type, r.name) for r in emulated.resources} == _without_headers_policy(dev_stack)
+    assert any("never a real stack" in warning for warning in emulated.warnings)

@@ -8,14 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from components.monitoring import TYPE, Monitoring, MonitoringArgs
 from policy import rules
-from tests.infra.conftest import MOCKS, RegisteredResource, StackRun
+from tests.infra.conftest import RegisteredResource, StackRun, record
 from tests.policy.harness import Resource, violations
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -42,17 +39,19 @@ class Deployed:
     """One Monitoring registered under the mocks, with its resources and outputs."""
 
     def __init__(self, build: Callable[[], Monitoring]) -> None:
-        start = len(MOCKS.registered)
-        built: list[Monitoring] = []
-        _sync_await(run_pulumi_func(lambda: built.append(build())))
-        self.component = built[0]
-        self.resources: list[RegisteredResource] = MOCKS.registered[start:]
-        self.alarm_topic_arn = self.resolve(self.component.alarm_topic_arn)
-        self.dashboard_name = self.resolve(self.component.dashboard_name)
+        def program() -> dict[str, Any]:
+            component = build()
+            return {
+                "alarm_topic_arn": component.alarm_topic_arn,
+                "dashboard_name": component.dashboard_name,
+            }
 
-    @staticmethod
-    def resolve(output: pulumi.Output[Any]) -> Any:
-        return _sync_await(output.future())
+        run = record(program)
+        if run.error is not None:
+            raise run.error
+        self.resources: list[RegisteredResource] = run.resources
+        self.alarm_topic_arn = run.outputs["alarm_topic_arn"]
+        self.dashboard_name = run.outputs["dashboard_name"]
 
     def of_type(self, token: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == token]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pulumi
 import pytest
 import yaml
 
-from components.inference_endpoint import ServerlessConfig, serverless_problems
+from components.inference_endpoint import (
+    InferenceEndpointArgs,
+    ServerlessConfig,
+    serverless_problems,
+)
 from components.model_archive import ModelArchiveError, read_model_archive
-from components.stack_config import StackConfigError, load_settings
+from components.proxy_api import LOG_LEVELS
+from components.stack_config import PROJECT_KEYS, StackConfigError, load_settings
+from proxy.config import LOG_LEVELS as PROXY_LOG_LEVELS
 from tests.infra.conftest import (
     PROJECT,
     REGION,
@@ -42,15 +47,14 @@ def key(name: str) -> str:
         ({"serverlessMemoryMb": "lots"}, r"serverlessMemoryMb: .*int"),
         ({"lambdaTimeoutSeconds": "60"}, r"lambdaTimeoutSeconds: 60 is out of range 1-30"),
         ({"lambdaMemoryMb": "64"}, r"lambdaMemoryMb: 64 is out of range"),
-        ({"throttleRateLimit": "0"}, r"throttleRateLimit: 0.0 must be above 0"),
+        ({"throttleRateLimit": "0"}, r"throttleRateLimit: 0 must be at least 1"),
+        ({"throttleRateLimit": "2.5"}, r"throttleRateLimit: '2.5' is not an integer"),
         ({"throttleBurstLimit": "0"}, r"throttleBurstLimit: 0 must be at least 1"),
         ({"logRetentionDays": "10"}, r"logRetentionDays: 10 is not a value CloudWatch accepts"),
         ({"logLevel": "LOUD"}, r"logLevel: must be one of"),
         ({"priceClass": "PriceClass_Cheap"}, r"priceClass: must be one of"),
         ({"rolloutTimeoutMinutes": "0"}, r"rolloutTimeoutMinutes: must be 1-1440"),
         ({"imageUri": "docker.io/pytorch/pytorch:latest"}, r"imageUri: .* is not an ECR image"),
-        ({"leaveOut": '["bucketPolicy"]'}, r"leaveOut: \['bucketPolicy'\] cannot be left out"),
-        ({"leaveOut": '"responseHeadersPolicy"'}, r"leaveOut: must be a list"),
         ({"alarmEmail": "oncall"}, r"alarmEmail: 'oncall' is not an email address"),
         (
             {"monitoring": "false", "alarmEmail": "ops@example.com"},
@@ -118,6 +122,12 @@ def test_archive_metadata_is_read(tmp_path):
     assert archive.slug == "abc-def-1234"
 
 
+def test_endpoint_args_refuse_an_image_sagemaker_cannot_pull(synthetic_archive):
+    archive = read_model_archive(synthetic_archive)
+    with pytest.raises(ValueError, match=r"'ghcr\.io/me/serving:1' is not an ECR image"):
+        InferenceEndpointArgs("e", "eu-west-1", archive, image_uri="ghcr.io/me/serving:1")
+
+
 def test_serverless_config_validates_on_construction():
     assert ServerlessConfig(6144, 200, 200).memory_mb == 6144
     with pytest.raises(ValueError, match="memory 1500 MB"):
@@ -127,33 +137,6 @@ def test_serverless_config_validates_on_construction():
         "max_concurrency",
         "provisioned_concurrency",
     }
-
-
-# -- leaveOut ------------------------------------------------------------------------------
-
-
-def test_leave_out_drops_only_the_headers_policy_and_warns(run_stack, dev_stack):
-    run = run_stack({key("leaveOut"): json.dumps(["responseHeadersPolicy"])})
-    assert run.error is None, run.error
-    assert not run.of_type("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy")
-    behavior = run.one("aws:cloudfront/distribution:Distribution").inputs["defaultCacheBehavior"]
-    assert "responseHeadersPolicyId" not in behavior
-    assert any("emulator tests only" in message for message in run.warnings)
-    assert any("never a real stack" in message for message in run.warnings)
-    kept = {(r.type, r.name) for r in run.resources}
-    expected = {
-        (r.type, r.name)
-        for r in dev_stack.resources
-        if r.type != "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
-    }
-    assert kept == expected
-    assert not dev_stack.warnings
-
-
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_real_stacks_never_leave_anything_out(stack):
-    config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    assert not any(name.endswith("leaveOut") for name in config)
 
 
 # -- Pulumi.yaml ---------------------------------------------------------------------------
@@ -174,32 +157,54 @@ def test_pulumi_yaml_uses_its_own_light_virtualenv():
     assert not any("torch" in line for line in requirements)
 
 
-def test_every_declared_key_has_a_type_and_description():
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    for name, spec in declared.items():
-        assert spec["type"] in ("string", "integer", "boolean", "array"), name
+def declared() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+
+
+def test_every_declared_key_has_a_type_description_and_default():
+    # Without a default the engine would refuse every stack that does not set the key.
+    for name, spec in declared().items():
+        assert spec["type"] in ("string", "integer", "boolean"), name
         assert spec["description"].strip(), name
         assert "default" in spec, name
-    assert {"monitoring", "alarmEmail", "leaveOut"} <= set(declared)
-    assert declared["monitoring"]["default"] is True
-    assert declared["leaveOut"]["default"] == []
+    assert declared()["monitoring"]["default"] is True
+    assert "leaveOut" not in declared(), "an emulator switch has no place in a stack's config"
 
 
-def test_code_defaults_equal_the_declared_defaults():
-    """An engine applies Pulumi.yaml's defaults; the code's own must be the same."""
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    region = {"aws:region": REGION}
-    pulumi.runtime.set_all_config(region)
-    bare = load_settings(ROOT)
-    pulumi.runtime.set_all_config(
-        region | {key(name): engine_value(spec["default"]) for name, spec in declared.items()}
-    )
-    assert load_settings(ROOT) == bare
+def test_the_program_reads_each_declared_key_as_its_declared_type():
+    assert {name: spec["type"] for name, spec in declared().items()} == PROJECT_KEYS
+
+
+@pytest.mark.parametrize("name", sorted(k for k, kind in PROJECT_KEYS.items() if kind != "string"))
+def test_a_value_of_another_type_is_refused(name):
+    wrong = {"integer": "1.5", "boolean": "maybe"}[PROJECT_KEYS[name]]
+    with pytest.raises(StackConfigError, match=rf"  - {name}: {re.escape(repr(wrong))} is not"):
+        load_settings(stack_config() | {key(name): wrong}, PROJECT, "dev", ROOT)
+
+
+def test_the_declared_defaults_alone_are_valid_settings():
+    defaults = {key(name): engine_value(spec["default"]) for name, spec in declared().items()}
+    settings = load_settings({"aws:region": REGION} | defaults, PROJECT, "dev", ROOT)
+    assert settings.model_archive == ROOT / "build" / "model.tar.gz"
+    assert settings.throttle_rate_limit == 10
+    assert settings.image_uri is None
+    assert settings.alarm_email is None
+
+
+def test_a_key_the_engine_did_not_pass_is_named():
+    config = stack_config()
+    del config[key("priceClass")]
+    with pytest.raises(StackConfigError, match=r"priceClass: not set"):
+        load_settings(config, PROJECT, "dev", ROOT)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_stack_files_are_valid(stack):
-    pulumi.runtime.set_all_config(stack_config(stack))
-    settings = load_settings(ROOT)
-    assert settings.leave_out == frozenset()
+    settings = load_settings(stack_config(stack), PROJECT, stack, ROOT)
     assert settings.region
+    assert settings.stack == stack
+
+
+def test_the_log_levels_are_the_ones_the_proxy_accepts():
+    """The Lambda zip cannot import `components`; the two lists must still agree."""
+    assert LOG_LEVELS == PROXY_LOG_LEVELS

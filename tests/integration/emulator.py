@@ -1,13 +1,18 @@
 """How an Automation API test stack talks to moto server instead of AWS.
 
 Kept apart from the test so the fast suite can check, under mocks, that every AWS
-service the program registers resources with is routed here (tests/infra).
+service the program registers resources with is routed here, and what the emulator's
+program (`emulator_program.py`) leaves out (tests/infra).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pulumi.automation import ConfigValue
 
+PROGRAM = Path(__file__).with_name("emulator_program.py")
+"""Run as the program's `__main__.py`: the stack without what moto cannot create."""
 PROJECT = "image-classifier"
 REGION = "us-east-1"
 DUMMY_KEY = "testing"  # moto accepts any key; these never leave the machine.
@@ -27,10 +32,6 @@ ENDPOINT_SERVICES = (
     "sns",
     "sts",
 )
-
-# Resources moto cannot serve, left out of emulator stacks through the program's own
-# `leaveOut` config key (see README, operations). A real stack never sets it.
-LEAVE_OUT = ("responseHeadersPolicy",)
 
 
 def endpoint_service(type_token: str) -> str:
@@ -56,8 +57,6 @@ def emulator_config(endpoint_url: str, model_archive: str) -> dict[str, ConfigVa
     }
     for service in ENDPOINT_SERVICES:
         config[f"aws:endpoints[0].{service}"] = ConfigValue(endpoint_url)
-    for index, resource in enumerate(LEAVE_OUT):
-        config[f"{PROJECT}:leaveOut[{index}]"] = ConfigValue(resource)
     return config
 
 

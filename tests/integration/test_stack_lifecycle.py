@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.integration.emulator import (
+    PROGRAM,
     PROJECT,
     REGION,
     emulator_config,
@@ -62,7 +63,8 @@ def moto_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def program_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The program as checked in, with a Pulumi.yaml whose virtualenv is this one.
+    """The project as checked in, with the emulator's program as `__main__.py` and a
+    Pulumi.yaml whose virtualenv is this one.
 
     The checked-in Pulumi.yaml points at `.venv-pulumi`; the test runs the program in
     the interpreter already running the tests (it has pulumi, pulumi-aws and boto3),
@@ -70,9 +72,12 @@ def program_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     work = tmp_path_factory.mktemp("program")
     for entry in ROOT.iterdir():
-        if entry.name.startswith((".", "Pulumi.")) or entry.name in ("build", "tests"):
+        skipped = entry.name in ("build", "tests", "__main__.py")
+        if skipped or entry.name.startswith((".", "Pulumi.")):
             continue
         (work / entry.name).symlink_to(entry)
+    # A copy, not a link: the program imports `stack` from the directory it runs in.
+    shutil.copyfile(PROGRAM, work / "__main__.py")
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     project["runtime"]["options"] = {"toolchain": "pip", "virtualenv": sys.prefix}
     (work / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))

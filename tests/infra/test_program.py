@@ -1,0 +1,47 @@
+"""`__main__.py`, the program the engine runs for every real stack, under the engine's config.
+
+The other tests build the stack from settings they load themselves; this one checks that
+the program reads the same config from the engine and never leaves anything out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from tests.infra.conftest import PROJECT, ROOT, record, stack_config
+
+
+def plain(value: Any) -> Any:
+    """`value` with each asset as its path (assets compare by identity)."""
+    if isinstance(value, pulumi.AssetArchive):
+        return {name: plain(asset) for name, asset in value.assets.items()}
+    if isinstance(value, pulumi.FileAsset):
+        return value.path
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_program_builds_the_stack_from_the_engines_config(stack, run_stack, synthetic_archive):
+    # What the engine passes: Pulumi.yaml's defaults and the stack file (with an archive
+    # that exists without torch); `run_stack` loads the same mapping itself.
+    config = stack_config(stack) | {f"{PROJECT}:modelArchive": str(synthetic_archive)}
+    expected = run_stack(config)
+    program = compile((ROOT / "__main__.py").read_text(), str(ROOT / "__main__.py"), "exec")
+    pulumi.runtime.set_all_config(config)
+    try:
+        run = record(lambda: exec(program, {"__name__": "__main__"}))
+    finally:
+        pulumi.runtime.set_all_config({})
+
+    assert run.error is None, run.error
+    assert not run.warnings
+    assert run.of_type("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy")
+    registered = {(r.type, r.name): plain(r.inputs) for r in run.resources}
+    assert registered == {(r.type, r.name): plain(r.inputs) for r in expected.resources}
