@@ -1,5 +1,6 @@
-"""The Pulumi program: the stack's config -> every resource -> the stack outputs (`stack.py`)."""
+"""The Pulumi program: the stack's config -> every resource -> the stack outputs
+(`components/stack.py`)."""
 
-from stack import deploy
+from components.stack import deploy
 
 deploy()

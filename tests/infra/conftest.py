@@ -8,9 +8,10 @@ what the engine would receive (engine-shaped inputs).
 
 Fixtures (stable: the policy and monitoring tests in this folder rely on them)
 
-- `dev_stack` (session): a `StackRun` of `stack.build` with the dev stack's settings, i.e.
-  `load_settings` of the defaults declared in `Pulumi.yaml` overlaid by `Pulumi.dev.yaml`
-  (what the engine passes), with `modelArchive` pointing at `synthetic_archive`.
+- `dev_stack` (session): a `StackRun` of `components.stack.build` with the dev stack's
+  settings, i.e. `load_settings` of the defaults declared in `Pulumi.yaml` overlaid by
+  `Pulumi.dev.yaml` (what the engine passes), with `modelArchive` pointing at
+  `synthetic_archive`.
 - `run_stack` (session): `run_stack(overrides: dict[str, str]) -> StackRun` runs it again
   with the dev config plus `overrides` (fully qualified keys, values as the engine passes
   them: strings, JSON for lists). A failing program does not raise: the exception is in
@@ -53,8 +54,8 @@ import pulumi
 import pytest
 import yaml
 
+from components.stack import build
 from components.stack_config import load_settings
-from stack import build
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "image-classifier"
@@ -320,7 +321,7 @@ def stack_config(stack: str = STACK) -> dict[str, str]:
 
 
 def run_build(config: Mapping[str, str]) -> StackRun:
-    """`stack.build` with the settings `load_settings` reads from exactly `config`."""
+    """`components.stack.build` with the settings `load_settings` reads from exactly `config`."""
     return record(lambda: build(load_settings(config, PROJECT, STACK, ROOT)).exports())
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pulumi
 import pytest
 
-from stack import deploy
+from components.stack import deploy
 from tests.infra.conftest import StackRun, record, stack_config
 from tests.integration.emulator import (
     ENDPOINT_SERVICES,

@@ -6,6 +6,6 @@ temporary copy of the project; a real stack runs the repository's `__main__.py`,
 stack config can switch the headers off.
 """
 
-from stack import deploy
+from components.stack import deploy
 
 deploy(security_headers=False)

@@ -76,7 +76,7 @@ def program_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if skipped or entry.name.startswith((".", "Pulumi.")):
             continue
         (work / entry.name).symlink_to(entry)
-    # A copy, not a link: the program imports `stack` from the directory it runs in.
+    # A copy, not a link: the program imports `components` from the directory it runs in.
     shutil.copyfile(PROGRAM, work / "__main__.py")
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     project["runtime"]["options"] = {"toolchain": "pip", "virtualenv": sys.prefix}

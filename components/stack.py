@@ -26,7 +26,7 @@ from components.site_config_file import SiteConfigFile, SiteConfigFileArgs
 from components.stack_config import StackSettings, config_keys, load_settings
 from components.static_site import StaticSite, StaticSiteArgs
 
-PROJECT_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
