@@ -1,2 +1,2 @@
-"""The stack's reusable Pulumi components and dynamic providers, plus the pure-Python
-pieces the local runtime shares with them (`config_js`, `cors`, `content_security_policy`)."""
+"""The stack's reusable Pulumi components and dynamic providers; Pulumi only (the pure pieces
+they share with the local runtime live in `hosting/`)."""

@@ -20,8 +20,9 @@ from pathlib import Path
 CODE_DIR = Path(__file__).resolve().parent / "code"
 CODE_FILES = ("inference.py", "requirements.txt")
 MODEL_NAME = "mobilenet_v2"
-# int8 by default: it is what meets the endpoint's latency target (see README, "The
-# model"); fp32 is the exact export, for when int8 fails its check or is not wanted.
+# int8 by default: it is what meets the endpoint's latency target (docs/model.md,
+# "Precision"; ADR 8); fp32 is the exact export, for when int8 fails its check or is not
+# wanted.
 PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
 EXIT_INT8_REFUSED = 3

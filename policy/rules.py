@@ -478,7 +478,7 @@ def _validate_stage_throttling(args: ResourceValidationArgs, report: ReportViola
                 report(f"Route '{route.get('routeKey')}' sets {limit} to {value:g}.", None)
 
 
-# --- the rules, in the order the README lists them -----------------------------------------
+# --- the rules, in the order docs/operations.md lists them -------------------------------------
 
 s3_no_public_access = ResourceValidationPolicy(
     name="s3-no-public-access",

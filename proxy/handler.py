@@ -1,9 +1,9 @@
 """The Lambda entry point, `proxy.handler.handler`.
 
-Everything per container happens here, once, at import (the Lambda init phase, which also
-runs before a SnapStart snapshot): the environment is validated, so a misconfigured function
-fails its init with a message naming the variable instead of failing every request, and the
-SageMaker client is created, so the first request does not pay for it.
+Everything per container happens here, once, at import (the Lambda init phase): the
+environment is validated, so a misconfigured function fails its init with a message naming
+the variable instead of failing every request, and the SageMaker client is created, so the
+first request does not pay for it.
 """
 
 from __future__ import annotations

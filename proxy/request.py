@@ -1,6 +1,6 @@
 """Validation of a `POST /predict` event, before anything is sent to SageMaker.
 
-Two request forms (docs/contracts.md): the raw image as the body with an image content type
+Two request forms (docs/api.md): the raw image as the body with an image content type
 (API Gateway hands it over base64-encoded), or `application/json` `{"image": "<base64 or data
 URL>"}`. Sizes are checked on the encoded text first, so an oversized upload is refused
 without decoding it.

@@ -175,7 +175,7 @@ def check_preflight(settings: Settings) -> str:
 
 
 def check_predictions(body: Any, model_version: str) -> str:
-    """The 200 body's contract (README, HTTP API): five predictions, most probable
+    """The 200 body's contract (docs/api.md, Response): five predictions, most probable
     first, from the deployed model version."""
     if not isinstance(body, dict):
         raise SmokeFailure(f"the body is not a JSON object: {body!r:.{EXCERPT}}")
