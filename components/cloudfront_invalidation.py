@@ -6,24 +6,29 @@ Only the content's hash is an input that triggers work, so a `pulumi up` that do
 change the content creates no invalidation (they are billed beyond the free
 tier, and each takes minutes). Deleting the resource does nothing: an invalidation
 cannot be undone and needs no cleanup.
+
+Its session follows the stack's AWS settings and refuses any account but the stack's
+(the `aws` input, `components.aws_session`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pulumi
 import pulumi.dynamic
 
-PROVIDER_VERSION = "2"
+from components.aws_session import checked_session
+
+PROVIDER_VERSION = "3"
 """Bump when the provider's behaviour changes, so every stack picks the new code up.
 2: the provider moved here from `components/config_invalidation.py`; the update that the
-bump causes rewrites the module path pickled in each stack's state (see that module)."""
+bump causes rewrites the module path pickled in each stack's state (see that module).
+3: the session follows the stack's AWS settings and account (the `aws` input)."""
 
 PREVIOUS_TYPE = "pulumi-python:dynamic/config_invalidation:ConfigInvalidation"
 """The type these resources were created with before the rename; an alias keeps them."""
@@ -39,24 +44,22 @@ class InvalidationTimeoutError(Exception):
 class CloudFrontInvalidationProvider(pulumi.dynamic.ResourceProvider):
     def __init__(
         self,
-        client_factory: Callable[[], Any] | None = None,
+        session_factory: Callable[[Mapping[str, Any]], Any] | None = None,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
-        self._client_factory = client_factory
+        self._session_factory = session_factory
         self._sleep = sleep
         self._clock = clock
 
-    def _client(self) -> Any:
-        if self._client_factory is not None:
-            return self._client_factory()
-        return boto3.client("cloudfront")
+    def _client(self, props: Mapping[str, Any]) -> Any:
+        return (self._session_factory or checked_session)(props["aws"]).client("cloudfront")
 
     def diff(
         self, _id: str, olds: dict[str, Any], news: dict[str, Any]
     ) -> pulumi.dynamic.DiffResult:
-        keys = (*TRIGGERS, "wait", "timeout_seconds", "poll_seconds", "version")
+        keys = (*TRIGGERS, "wait", "timeout_seconds", "poll_seconds", "version", "aws")
         return pulumi.dynamic.DiffResult(
             changes=any(olds.get(key) != news.get(key) for key in keys)
         )
@@ -80,7 +83,7 @@ class CloudFrontInvalidationProvider(pulumi.dynamic.ResourceProvider):
         return None
 
     def _invalidate(self, props: dict[str, Any]) -> str:
-        client = self._client()
+        client = self._client(props)
         paths = list(props["paths"])
         # Unique per call: CloudFront answers a reused reference with the old invalidation,
         # which would skip a change back to earlier content.
@@ -123,6 +126,8 @@ class CloudFrontInvalidationArgs:
     content_hash: pulumi.Input[str]
     """Hash of the content behind `paths`; a change triggers the invalidation."""
     paths: Sequence[str]
+    aws: pulumi.Input[Mapping[str, Any]]
+    """The stack's AWS settings and account: `components.aws_session.provider_session`."""
     wait: pulumi.Input[bool] = False
     """Wait for CloudFront to finish (a few minutes) before the deployment completes."""
     timeout_seconds: pulumi.Input[int] = 900

@@ -11,24 +11,28 @@ never deletes a config the endpoint may still use (after a failed rollout the ol
 still serving); this provider retires the previous config and its models itself, only
 after the new config is active, and never a config any endpoint still uses.
 
-boto3 clients are created inside each method (clients do not pickle); `sleep`, `clock`,
-`log` and `client_factory` can be injected for tests and default to the real ones.
+Every method builds its boto3 session from the `aws` input, the stack's AWS provider
+settings, and refuses to act outside the stack's account (`components.aws_session`).
+Clients are created inside each method (they do not pickle); `session_factory`, `sleep`,
+`clock` and `log` can be injected for tests and default to the real ones.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import boto3
 import pulumi
 import pulumi.dynamic
 from botocore.exceptions import ClientError
 
-PROVIDER_VERSION = "1"
-"""Bump when the provider's behaviour changes, so every stack picks the new code up."""
+from components.aws_session import checked_session
+
+PROVIDER_VERSION = "2"
+"""Bump when the provider's behaviour changes, so every stack picks the new code up.
+2: the session follows the stack's AWS settings and account (the `aws` input)."""
 
 PROGRESS_SECONDS = 60
 """How often a long wait says it is still waiting."""
@@ -51,9 +55,17 @@ class RolloutInputs:
     timeout_seconds: int
     poll_seconds: int
     version: str
+    aws: dict[str, Any]
+    """How to reach AWS: `components.aws_session.provider_session`."""
 
     @classmethod
     def from_props(cls, props: dict[str, Any]) -> RolloutInputs:
+        if not props.get("aws"):
+            # State written by provider version 1, which took any credentials it found.
+            raise RolloutError(
+                f"endpoint {props.get('endpoint_name')}: its state does not say which AWS "
+                "account it belongs to; run `pulumi up` once to record it, then try again"
+            )
         # Numbers cross the engine as floats.
         return cls(
             endpoint_name=str(props["endpoint_name"]),
@@ -62,6 +74,7 @@ class RolloutInputs:
             timeout_seconds=int(props["timeout_seconds"]),
             poll_seconds=max(1, int(props["poll_seconds"])),
             version=str(props.get("version", PROVIDER_VERSION)),
+            aws=dict(props["aws"]),
         )
 
 
@@ -76,22 +89,20 @@ def _is_missing(error: ClientError) -> bool:
 class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
     def __init__(
         self,
-        client_factory: Callable[[str], Any] | None = None,
+        session_factory: Callable[[Mapping[str, Any]], Any] | None = None,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
-        self._client_factory = client_factory
+        self._session_factory = session_factory
         self._sleep = sleep
         self._clock = clock
         self._log = log
 
     # -- injected collaborators, resolved at call time so nothing unpicklable is stored
-    def _client(self, region: str) -> Any:
-        if self._client_factory is not None:
-            return self._client_factory(region)
-        return boto3.client("sagemaker", region_name=region)
+    def _client(self, inputs: RolloutInputs) -> Any:
+        return (self._session_factory or checked_session)(inputs.aws).client("sagemaker")
 
     def _now(self) -> float:
         return (self._clock or time.monotonic)()
@@ -112,6 +123,8 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             "region",
             "timeout_seconds",
             "poll_seconds",
+            # Delete and refresh use the session stored in the state: keep it current.
+            "aws",
         )
         changed = [key for key in (*keys, "version") if olds.get(key) != news.get(key)]
         replaces = [key for key in ("endpoint_name", "region") if key in changed]
@@ -121,7 +134,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         inputs = RolloutInputs.from_props(props)
-        outs = self._converge(self._client(inputs.region), inputs, previous_config=None)
+        outs = self._converge(self._client(inputs), inputs, previous_config=None)
         return pulumi.dynamic.CreateResult(id_=inputs.endpoint_name, outs=outs)
 
     def update(
@@ -130,14 +143,14 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         inputs = RolloutInputs.from_props(news)
         previous = olds.get("endpoint_config_name")
         return pulumi.dynamic.UpdateResult(
-            outs=self._converge(self._client(inputs.region), inputs, previous_config=previous)
+            outs=self._converge(self._client(inputs), inputs, previous_config=previous)
         )
 
     def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
         """`pulumi refresh`: the endpoint as it is, so drift (another config, a deleted
         endpoint) shows up and the next `pulumi up` converges it."""
         inputs = RolloutInputs.from_props(props)
-        described = self._describe(self._client(inputs.region), inputs.endpoint_name)
+        described = self._describe(self._client(inputs), inputs.endpoint_name)
         if described is None:
             return pulumi.dynamic.ReadResult(id_="", outs={})
         return pulumi.dynamic.ReadResult(
@@ -152,7 +165,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         inputs = RolloutInputs.from_props(props)
-        client = self._client(inputs.region)
+        client = self._client(inputs)
         deadline = self._now() + inputs.timeout_seconds
         described = self._describe(client, inputs.endpoint_name)
         while described is not None and described["EndpointStatus"] in IN_PROGRESS - {"Deleting"}:
@@ -314,6 +327,8 @@ class EndpointRolloutArgs:
     endpoint_config_name: pulumi.Input[str]
     """Changing it rolls the endpoint out to the new config."""
     region: pulumi.Input[str]
+    aws: pulumi.Input[Mapping[str, Any]]
+    """The stack's AWS settings and account: `components.aws_session.provider_session`."""
     timeout_seconds: pulumi.Input[int] = 3600
     """Per create, update or delete; serverless rollouts take several minutes."""
     poll_seconds: pulumi.Input[int] = 15

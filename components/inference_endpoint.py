@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_session import AwsSessionSettings, provider_session
 from components.endpoint_rollout import EndpointRollout, EndpointRolloutArgs
 from components.model_archive import ModelArchive
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
@@ -139,6 +140,8 @@ class InferenceEndpointArgs:
     """Serving image; None means `default_image_uri(region)`."""
     log_retention_days: pulumi.Input[int] = 30
     rollout_timeout_seconds: pulumi.Input[int] = 3600
+    aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
+    """How `EndpointRollout` reaches AWS: the stack's AWS provider settings."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
 
     def __post_init__(self) -> None:
@@ -281,6 +284,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 endpoint_name=args.endpoint_name,
                 endpoint_config_name=config.name,
                 region=args.region,
+                aws=provider_session(self, args.aws_session, args.region),
                 timeout_seconds=args.rollout_timeout_seconds,
             ),
             opts=pulumi.ResourceOptions(

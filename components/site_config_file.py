@@ -9,11 +9,12 @@ the rendered text changed.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_session import AwsSessionSettings, provider_session
 from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
 from hosting.config_js import SiteConfig, render_config_js
 
@@ -29,6 +30,8 @@ class SiteConfigFileArgs:
     environment: pulumi.Input[str]
     model_version: pulumi.Input[str]
     wait_for_invalidation: pulumi.Input[bool] = False
+    aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
+    """How the invalidation reaches AWS: the stack's AWS provider settings."""
 
 
 class SiteConfigFile(pulumi.ComponentResource):
@@ -60,6 +63,7 @@ class SiteConfigFile(pulumi.ComponentResource):
                     lambda text: hashlib.sha256(text.encode()).hexdigest()
                 ),
                 paths=[f"/{KEY}"],
+                aws=provider_session(self, args.aws_session),
                 wait=args.wait_for_invalidation,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[uploaded]),

@@ -72,6 +72,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             image_uri=settings.image_uri,
             log_retention_days=settings.log_retention_days,
             rollout_timeout_seconds=settings.rollout_timeout_seconds,
+            aws_session=settings.aws_session,
             tags=settings.tags,
         ),
     )
@@ -87,6 +88,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             connect_src=execute_api_origin_pattern(settings.region),
             price_class=settings.price_class,
             security_headers=security_headers,
+            aws_session=settings.aws_session,
             tags=settings.tags,
         ),
     )
@@ -118,6 +120,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             environment=settings.stack,
             model_version=archive.version,
             wait_for_invalidation=settings.wait_for_invalidation,
+            aws_session=settings.aws_session,
         ),
     )
 

@@ -16,6 +16,7 @@ alarm email without monitoring) and reports every problem at once as one
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 import pulumi
 
+from components.aws_session import AssumedRole, AwsSessionSettings, read_assume_roles
 from components.inference_endpoint import ServerlessConfig, image_uri_problem, serverless_problems
 from components.monitoring import alarm_email_problem
 from components.proxy_api import proxy_problems
@@ -31,6 +33,12 @@ from components.service_role import log_retention_problem
 from components.static_site import price_class_problem
 
 REGION = "aws:region"
+PROFILE = "aws:profile"
+ASSUME_ROLES = "aws:assumeRoles"
+LEGACY_ASSUME_ROLE = "aws:assumeRole"
+"""pulumi-aws 6's single role; pulumi-aws 7 ignores it, so a stack that sets it is refused."""
+AWS_KEYS = (PROFILE, ASSUME_ROLES, LEGACY_ASSUME_ROLE)
+"""The AWS provider's settings the dynamic providers follow too (`components.aws_session`)."""
 PROJECT_KEYS = {
     "modelArchive": "string",
     "imageUri": "string",
@@ -89,6 +97,8 @@ class StackSettings:
     wait_for_invalidation: bool
     monitoring: bool
     alarm_email: str | None
+    aws_session: AwsSessionSettings
+    """The AWS provider's profile and assumed roles, for the dynamic providers."""
 
     @property
     def name_prefix(self) -> str:
@@ -107,7 +117,7 @@ def name_prefix(project: str, stack: str) -> str:
 
 def config_keys(project: str) -> list[str]:
     """The fully qualified keys `load_settings` reads."""
-    return [REGION, *(f"{project}:{key}" for key in PROJECT_KEYS)]
+    return [REGION, *AWS_KEYS, *(f"{project}:{key}" for key in PROJECT_KEYS)]
 
 
 def _integer(text: str) -> int:
@@ -168,6 +178,26 @@ def _parsed(config: Mapping[str, str], project: str, problems: _Problems) -> dic
     return values
 
 
+def _aws_session(config: Mapping[str, str], problems: _Problems) -> AwsSessionSettings:
+    """The AWS provider's profile and roles as its config sets them (objects as JSON)."""
+    if config.get(LEGACY_ASSUME_ROLE):
+        problems.add(
+            LEGACY_ASSUME_ROLE,
+            "pulumi-aws 7 reads aws:assumeRoles (a list) and ignores this key; move the role "
+            "there: `pulumi config set --path 'aws:assumeRoles[0].roleArn' ARN`",
+        )
+    roles: tuple[AssumedRole, ...] = ()
+    if text := config.get(ASSUME_ROLES):
+        try:
+            entries = json.loads(text)
+        except ValueError:
+            entries = None
+        roles, found = read_assume_roles(entries)
+        for suffix, problem in found.items():
+            problems.add(f"{ASSUME_ROLES}{suffix}", problem)
+    return AwsSessionSettings(profile=config.get(PROFILE) or None, assume_roles=roles)
+
+
 def load_settings(
     config: Mapping[str, str], project: str, stack: str, project_dir: Path
 ) -> StackSettings:
@@ -179,6 +209,7 @@ def load_settings(
         REGION, None if region else "set it, e.g. `pulumi config set aws:region eu-west-1`"
     )
     value = _parsed(config, project, problems)
+    aws_session = _aws_session(config, problems)
     # The rules below need typed values. Under the engine no value is mistyped: it checks
     # each against the type Pulumi.yaml declares before the program starts.
     problems.raise_any(stack)
@@ -220,4 +251,5 @@ def load_settings(
         wait_for_invalidation=value["waitForInvalidation"],
         monitoring=value["monitoring"],
         alarm_email=alarm_email,
+        aws_session=aws_session,
     )

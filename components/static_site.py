@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 
+from components.aws_session import AwsSessionSettings, provider_session
 from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from hosting.content_security_policy import content_security_policy
@@ -99,6 +100,8 @@ class StaticSiteArgs:
     security_headers: bool = True
     """Only an emulator test stack (moto has no response headers policies) turns this off;
     doing so is logged as a warning."""
+    aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
+    """How the invalidation reaches AWS: the stack's AWS provider settings."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
 
 
@@ -232,6 +235,7 @@ class StaticSite(pulumi.ComponentResource):
                 distribution_id=distribution.id,
                 content_hash=site_content_hash(args.site_dir),
                 paths=site_paths(args.site_dir),
+                aws=provider_session(self, args.aws_session),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=uploaded),
         )

@@ -36,7 +36,8 @@ way and returns its `StackRun`.
 - `.error`: the exception the program raised, or None.
 - helpers: `.of_type(token)`, `.one(token, name=None)`.
 
-`FakeClock` is the `clock` and `sleep` the dynamic providers' tests inject.
+`FakeClock` is the `clock` and `sleep` the dynamic providers' tests inject, `FakeSession`
+what their `session_factory` returns, and `aws_input(region)` their `aws` input.
 """
 
 from __future__ import annotations
@@ -93,6 +94,22 @@ class StackRun:
         found = [r for r in self.of_type(token) if name is None or r.name == name]
         assert len(found) == 1, f"expected one {token} {name or ''}, got {[r.name for r in found]}"
         return found[0]
+
+
+class FakeSession:
+    """A `session_factory`'s session for the dynamic providers' tests: these clients."""
+
+    def __init__(self, **clients: Any) -> None:
+        self.clients = clients
+
+    def client(self, service_name: str) -> Any:
+        return self.clients[service_name]
+
+
+def aws_input(region: str, account: str = ACCOUNT) -> dict[str, Any]:
+    """A dynamic resource's `aws` input as the engine hands it over: the default chain in
+    `account` (moto's default account is `ACCOUNT`)."""
+    return {"region": region, "profile": None, "assume_roles": [], "account_id": account}
 
 
 class FakeClock:
@@ -207,6 +224,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "reverseDnsPrefix": "com.amazonaws",
                 "id": "aws",
             }
+        if args.token == "aws:index/getRegion:getRegion":
+            # The provider's region: the dev stack's `aws:region`.
+            return {"region": REGION, "name": REGION, "id": REGION}
         return {}
 
 

@@ -19,7 +19,7 @@ from components.cloudfront_invalidation import (
     CloudFrontInvalidationProvider,
     InvalidationTimeoutError,
 )
-from tests.infra.conftest import FakeClock, StackRun
+from tests.infra.conftest import FakeClock, FakeSession, StackRun, aws_input
 
 INVALIDATION = "pulumi-python:dynamic/cloudfront_invalidation:CloudFrontInvalidation"
 PICKLED_BEFORE_THE_RENAME = (
@@ -70,6 +70,7 @@ def props(distribution_id: str, content_hash: str = "a" * 64, wait: bool = False
         "timeout_seconds": 900.0,
         "poll_seconds": 10.0,
         "version": PROVIDER_VERSION,
+        "aws": aws_input("us-east-1"),
     }
 
 
@@ -157,7 +158,7 @@ def _stubbed(statuses: list[str], clock: FakeClock):
             {"DistributionId": "E1", "Id": "I2J0I21PCUYOIK"},
         )
     provider = CloudFrontInvalidationProvider(
-        client_factory=lambda: client, sleep=clock.sleep, clock=clock
+        session_factory=lambda aws: FakeSession(cloudfront=client), sleep=clock.sleep, clock=clock
     )
     return provider, stub
 
@@ -179,10 +180,10 @@ def test_wait_times_out_with_a_clear_message():
 
 
 def test_delete_does_nothing():
-    def no_client():
-        raise AssertionError("delete must not call CloudFront")
+    def no_session(aws):
+        raise AssertionError("delete must not call AWS")
 
-    CloudFrontInvalidationProvider(client_factory=no_client).delete("I1", props("E1"))
+    CloudFrontInvalidationProvider(session_factory=no_session).delete("I1", props("E1"))
 
 
 def test_provider_survives_the_pickle_round_trip_pulumi_uses(cloudfront):

@@ -22,7 +22,7 @@ from components.endpoint_rollout import (
     RolloutTimeoutError,
 )
 from components.inference_endpoint import default_image_uri
-from tests.infra.conftest import FakeClock
+from tests.infra.conftest import FakeClock, FakeSession, aws_input
 
 REGION = "eu-west-1"
 NAME = "image-classifier-test"
@@ -42,12 +42,16 @@ def props(config: str = NEW, timeout: int = 3600) -> dict:
         "timeout_seconds": float(timeout),
         "poll_seconds": float(POLL),
         "version": PROVIDER_VERSION,
+        "aws": aws_input(REGION),
     }
 
 
 def provider_for(client, clock: FakeClock, log: list[str]) -> EndpointRolloutProvider:
     return EndpointRolloutProvider(
-        client_factory=lambda region: client, sleep=clock.sleep, clock=clock, log=log.append
+        session_factory=lambda aws: FakeSession(sagemaker=client),
+        sleep=clock.sleep,
+        clock=clock,
+        log=log.append,
     )
 
 
