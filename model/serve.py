@@ -38,13 +38,26 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from model.archive import extract
+def _stop(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
+if __name__ == "__main__":
+    # As a container's PID 1, a signal without a handler is dropped, and SIGTERM would
+    # never stop a server that is still starting. This handler covers the time until
+    # uvicorn takes SIGTERM over (finishing requests in flight) and after it hands it back
+    # (it re-raises the signal once stopped, which ends here). Set before the imports
+    # below, which take a few hundred milliseconds.
+    signal.signal(signal.SIGTERM, _stop)
+
+from starlette.applications import Starlette  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
+from starlette.requests import ClientDisconnect, Request  # noqa: E402
+from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from model.archive import extract  # noqa: E402
 
 LOG = logging.getLogger("model.serve")
 JSON = "application/json"
@@ -323,10 +336,6 @@ def _source_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _stop(_signum: int, _frame: object) -> None:
-    raise SystemExit(0)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     problem = _source_problem(args)
@@ -336,10 +345,6 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    # As a container's PID 1 a signal without a handler is ignored, so SIGTERM would not
-    # stop a server that is still loading the model. uvicorn takes SIGTERM over while it
-    # serves (finishing requests in flight) and re-raises it afterwards, which ends here.
-    signal.signal(signal.SIGTERM, _stop)
     app = create_app(args.model_dir or args.artifact)
     uvicorn.run(
         app,

@@ -186,6 +186,18 @@ def test_sigterm_finishes_the_request_in_flight_then_stops(start_container: Star
     assert elapsed < SIGTERM_SECONDS, f"stopped after {elapsed:.1f} s"
 
 
+def test_sigterm_while_starting_stops_it_too(start_container: StartContainer):
+    """PID 1 drops signals it has no handler for; model.serve sets one before its imports
+    and the model load, so a stop during the start is not lost."""
+    starting = start_container(network="none", wait=False)
+    time.sleep(0.1)
+    stopped = time.monotonic()
+    assert podman("kill", "--signal", "TERM", starting.id).returncode == 0
+    waited = podman("wait", starting.id, timeout=SIGTERM_SECONDS + 5)
+    assert waited.stdout.strip() == "0", starting.logs()
+    assert time.monotonic() - stopped < SIGTERM_SECONDS
+
+
 def test_archive_extraction_is_safe_on_the_images_python(serving_image, model_artifact):
     """The base's Python may predate tarfile's extraction filters (bookworm's 3.11.2):
     model.archive.extract still lays out the model and refuses an escaping link."""
