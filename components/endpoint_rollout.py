@@ -6,10 +6,14 @@ SageMaker rolls back silently: the endpoint is InService again with `FailureReas
 and the *old* config active. This provider waits with progress, recreates an endpoint
 that failed once, and turns a silent rollback into a failed deployment.
 
-Endpoint configs and models are created by pulumi-aws with `retain_on_delete`, so Pulumi
-never deletes a config the endpoint may still use (after a failed rollout the old one is
-still serving); this provider retires the previous config and its models itself, only
-after the new config is active, and never a config any endpoint still uses.
+Endpoint configs, models and model archives are created by pulumi-aws with
+`retain_on_delete`, so Pulumi never deletes one the endpoint may still use (after a failed
+rollout the old ones are still serving). This provider retires them itself, only after
+the new config is active: a config no endpoint uses, then each model only retired configs
+used, then each archive only retired models read. An archive is found from the model
+(`ModelDataUrl`), so the rule holds for any key, and its delete in the versioned bucket
+leaves a delete marker: the object stays recoverable for the bucket's noncurrent-version
+days. (A lifecycle rule alone could not know which archive a live model still reads.)
 
 Every method builds its boto3 session from the `aws` input, the stack's AWS provider
 settings, and refuses to act outside the stack's account (`components.aws_session`).
@@ -30,9 +34,10 @@ from botocore.exceptions import ClientError
 
 from components.aws_session import checked_session
 
-PROVIDER_VERSION = "2"
+PROVIDER_VERSION = "3"
 """Bump when the provider's behaviour changes, so every stack picks the new code up.
-2: the session follows the stack's AWS settings and account (the `aws` input)."""
+2: the session follows the stack's AWS settings and account (the `aws` input).
+3: retiring a model retires the archive it read."""
 
 PROGRESS_SECONDS = 60
 """How often a long wait says it is still waiting."""
@@ -101,8 +106,8 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         self._log = log
 
     # -- injected collaborators, resolved at call time so nothing unpicklable is stored
-    def _client(self, inputs: RolloutInputs) -> Any:
-        return (self._session_factory or checked_session)(inputs.aws).client("sagemaker")
+    def _session(self, inputs: RolloutInputs) -> Any:
+        return (self._session_factory or checked_session)(inputs.aws)
 
     def _now(self) -> float:
         return (self._clock or time.monotonic)()
@@ -134,7 +139,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         inputs = RolloutInputs.from_props(props)
-        outs = self._converge(self._client(inputs), inputs, previous_config=None)
+        outs = self._converge(self._session(inputs), inputs, previous_config=None)
         return pulumi.dynamic.CreateResult(id_=inputs.endpoint_name, outs=outs)
 
     def update(
@@ -143,14 +148,15 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         inputs = RolloutInputs.from_props(news)
         previous = olds.get("endpoint_config_name")
         return pulumi.dynamic.UpdateResult(
-            outs=self._converge(self._client(inputs), inputs, previous_config=previous)
+            outs=self._converge(self._session(inputs), inputs, previous_config=previous)
         )
 
     def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
         """`pulumi refresh`: the endpoint as it is, so drift (another config, a deleted
         endpoint) shows up and the next `pulumi up` converges it."""
         inputs = RolloutInputs.from_props(props)
-        described = self._describe(self._client(inputs), inputs.endpoint_name)
+        client = self._session(inputs).client("sagemaker")
+        described = self._describe(client, inputs.endpoint_name)
         if described is None:
             return pulumi.dynamic.ReadResult(id_="", outs={})
         return pulumi.dynamic.ReadResult(
@@ -165,7 +171,8 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         inputs = RolloutInputs.from_props(props)
-        client = self._client(inputs)
+        session = self._session(inputs)
+        client = session.client("sagemaker")
         deadline = self._now() + inputs.timeout_seconds
         described = self._describe(client, inputs.endpoint_name)
         while described is not None and described["EndpointStatus"] in IN_PROGRESS - {"Deleting"}:
@@ -179,13 +186,14 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         while self._describe(client, inputs.endpoint_name) is not None:
             self._check_deadline(inputs, "Deleting", deadline)
             self._wait(inputs.poll_seconds)
-        self._retire(client, active, keep=None)
+        self._retire(session, {active}, keep=None)
 
     # -- the state machine
     def _converge(
-        self, client: Any, inputs: RolloutInputs, previous_config: str | None
+        self, session: Any, inputs: RolloutInputs, previous_config: str | None
     ) -> dict[str, Any]:
         """Drive the endpoint to InService on `inputs.endpoint_config_name`, or raise."""
+        client = session.client("sagemaker")
         name, wanted = inputs.endpoint_name, inputs.endpoint_config_name
         deadline = self._now() + inputs.timeout_seconds
         recreated = False
@@ -241,7 +249,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             described = self._describe(client, name)
         self._say(f"endpoint {name} is InService with {wanted}")
         if previous_config and previous_config != wanted:
-            self._retire(client, previous_config, keep=wanted)
+            self._retire(session, {previous_config}, keep=wanted)
         return {
             **asdict(inputs),
             "endpoint_arn": described["EndpointArn"],
@@ -283,23 +291,54 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
                 return None
             raise
 
-    # -- retiring configs the endpoint no longer uses
-    def _retire(self, client: Any, config_name: str, keep: str | None) -> None:
+    # -- retiring what the endpoint no longer uses
+    def _retire(self, session: Any, candidates: set[str], keep: str | None) -> None:
+        """Delete each of `candidates` no endpoint uses, then the models only they used,
+        then the archives only those models read. What `keep` (the config now active) and
+        any candidate still in use read stays. Best effort: the rollout itself is done,
+        so a failure here is reported, never raised."""
+        client = session.client("sagemaker")
         try:
-            if self._config_in_use(client, config_name):
-                self._say(f"keeping endpoint config {config_name}: an endpoint still uses it")
+            in_use = self._configs_in_use(client)
+            kept = (candidates & in_use) | ({keep} if keep else set())
+            for config in sorted(candidates & in_use - {keep}):
+                self._say(f"keeping endpoint config {config}: an endpoint still uses it")
+            retiring = sorted(candidates - kept)
+            if not retiring:
                 return
-            models = self._config_models(client, config_name)
-            kept_models = self._config_models(client, keep) if keep else set()
-            client.delete_endpoint_config(EndpointConfigName=config_name)
+            kept_models = set().union(*(self._config_models(client, c) for c in sorted(kept)))
+            kept_archives = set().union(*(self._archives(client, m) for m in sorted(kept_models)))
+            models: set[str] = set()
+            for config in retiring:
+                models |= self._config_models(client, config)
+                self._gone_ok(lambda c=config: client.delete_endpoint_config(EndpointConfigName=c))
+            archives: set[str] = set()
             for model in sorted(models - kept_models):
-                client.delete_model(ModelName=model)
+                archives |= self._archives(client, model)
+                self._gone_ok(lambda m=model: client.delete_model(ModelName=m))
+            retired_archives = sorted(archives - kept_archives)
+            if retired_archives:
+                s3 = session.client("s3")
+                for url in retired_archives:
+                    # In the versioned artifact bucket this only adds a delete marker: the
+                    # archive stays recoverable until the noncurrent version expires.
+                    bucket, key = _s3_location(url)
+                    s3.delete_object(Bucket=bucket, Key=key)
             self._say(
-                f"retired endpoint config {config_name} and models {sorted(models - kept_models)}"
+                f"retired endpoint config {', '.join(retiring)}, models "
+                f"{sorted(models - kept_models)} and archives {retired_archives}"
             )
         except ClientError as error:
+            self._say(f"could not retire endpoint configs {sorted(candidates)}: {error}")
+
+    @staticmethod
+    def _gone_ok(delete: Callable[[], Any]) -> None:
+        """Run `delete`; something already gone is what it wanted."""
+        try:
+            delete()
+        except ClientError as error:
             if not _is_missing(error):
-                self._say(f"could not retire endpoint config {config_name}: {error}")
+                raise
 
     @staticmethod
     def _config_models(client: Any, config_name: str) -> set[str]:
@@ -312,13 +351,36 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         return {variant["ModelName"] for variant in described["ProductionVariants"]}
 
     @staticmethod
-    def _config_in_use(client: Any, config_name: str) -> bool:
+    def _archives(client: Any, model_name: str) -> set[str]:
+        """The S3 URLs of the archives a model's containers read."""
+        try:
+            described = client.describe_model(ModelName=model_name)
+        except ClientError as error:
+            if _is_missing(error):
+                return set()
+            raise
+        containers = [described.get("PrimaryContainer", {}), *described.get("Containers", [])]
+        return {
+            url
+            for container in containers
+            if (url := container.get("ModelDataUrl", "")).startswith("s3://")
+        }
+
+    def _configs_in_use(self, client: Any) -> set[str]:
+        """The config of every endpoint in the region (another stack's too)."""
+        in_use = set()
         for page in client.get_paginator("list_endpoints").paginate():
             for endpoint in page["Endpoints"]:
-                described = client.describe_endpoint(EndpointName=endpoint["EndpointName"])
-                if described.get("EndpointConfigName") == config_name:
-                    return True
-        return False
+                described = self._describe(client, endpoint["EndpointName"])
+                if described is not None:
+                    in_use.add(described["EndpointConfigName"])
+        return in_use
+
+
+def _s3_location(url: str) -> tuple[str, str]:
+    """`s3://bucket/key` -> (bucket, key)."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    return bucket, key
 
 
 @dataclass

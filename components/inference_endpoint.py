@@ -175,6 +175,12 @@ class InferenceEndpoint(pulumi.ComponentResource):
         )
         tls_only_bucket_policy(f"{name}-artifacts-policy", bucket, opts=child)
         key = f"models/{args.archive.slug}/model.tar.gz"
+        # Retained like the model and config below, and retired with the model that reads
+        # it (by EndpointRollout, never while a config in use needs it), because Pulumi's
+        # delete of an object in a versioned bucket removes every version of its key: after
+        # a failed rollout, a rollback re-uploads the old key and would then delete it as
+        # the pending replaced object, under the endpoint that serves it. Destroy still
+        # empties the bucket (force_destroy).
         artifact = aws.s3.BucketObjectv2(
             f"{name}-model-archive",
             bucket=bucket.name,
@@ -182,7 +188,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
             source=pulumi.FileAsset(str(args.archive.path)),
             content_type="application/gzip",
             tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket], retain_on_delete=True),
         )
         object_arn = pulumi.Output.concat(bucket.arn, "/", key)
 

@@ -3,7 +3,7 @@
 Public Pulumi APIs only: `pulumi.runtime.set_mocks` is called exactly once, when this file
 is imported, for project `image-classifier`, stack `dev`, not a preview (so every `apply`
 runs); each run is a `@pulumi.runtime.test` function; `register_stack_transformation`
-sees every resource as it is constructed (its parent and aliases), `Mocks.new_resource`
+sees every resource as it is constructed (its parent, aliases and options), `Mocks.new_resource`
 what the engine would receive (engine-shaped inputs).
 
 Fixtures (stable: the policy and monitoring tests in this folder rely on them)
@@ -30,7 +30,8 @@ way and returns its `StackRun`.
   (the parent's URN), `id`, `custom` (False for components), `inputs` (as the
   engine receives them: camelCase keys for provider resources, i.e. what a policy pack
   sees), `state` (inputs plus the ids, ARNs and domains the mocks computed) and
-  `aliases` (the types of its `pulumi.Alias(type_=...)`: what it was registered as before).
+  `aliases` (the types of its `pulumi.Alias(type_=...)`: what it was registered as before)
+  and `retain_on_delete` (Pulumi leaves it in AWS when it leaves the state).
 - `.outputs`: the resolved stack outputs (`site_url`, `api_url`, ...).
 - `.warnings`: messages the program logged with `pulumi.log.warn`.
 - `.error`: the exception the program raised, or None.
@@ -78,6 +79,7 @@ class RegisteredResource:
     inputs: dict[str, Any]
     state: dict[str, Any]
     aliases: tuple[str, ...] = ()
+    retain_on_delete: bool = False
 
 
 @dataclass
@@ -184,6 +186,7 @@ class _Construction(NamedTuple):
     resource: pulumi.Resource
     parent: pulumi.Resource | None
     aliases: tuple[str, ...]
+    retain_on_delete: bool
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -262,7 +265,9 @@ def _remember(args: pulumi.ResourceTransformationArgs) -> None:
         for alias in args.opts.aliases or ()
         if isinstance(alias, pulumi.Alias) and alias.type_
     )
-    CONSTRUCTED[key] = _Construction(args.resource, args.opts.parent, aliases)
+    CONSTRUCTED[key] = _Construction(
+        args.resource, args.opts.parent, aliases, bool(args.opts.retain_on_delete)
+    )
 
 
 pulumi.runtime.register_stack_transformation(_remember)
@@ -308,6 +313,7 @@ def record(program: Callable[[], Mapping[str, pulumi.Input[Any]] | None]) -> Sta
             inputs=made.inputs,
             state=made.state,
             aliases=CONSTRUCTED[(made.type, made.name)].aliases,
+            retain_on_delete=CONSTRUCTED[(made.type, made.name)].retain_on_delete,
         )
         for made in MOCKS.registered
     ]

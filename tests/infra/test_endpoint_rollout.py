@@ -29,6 +29,11 @@ NAME = "image-classifier-test"
 ARN = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{NAME}"
 OLD, NEW = "image-classifier-test-aaaaaaaaaaaa-111111", "image-classifier-test-bbbbbbbbbbbb-222222"
 OLD_MODEL, NEW_MODEL = "model-old", "model-new"
+BUCKET = "model-artifacts-0a1b2c3"
+ARCHIVE = {
+    OLD_MODEL: f"s3://{BUCKET}/models/aaaaaaaaaaaa/model.tar.gz",
+    NEW_MODEL: f"s3://{BUCKET}/models/bbbbbbbbbbbb/model.tar.gz",
+}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLL = 15
 
@@ -46,9 +51,9 @@ def props(config: str = NEW, timeout: int = 3600) -> dict:
     }
 
 
-def provider_for(client, clock: FakeClock, log: list[str]) -> EndpointRolloutProvider:
+def provider_for(client, s3, clock: FakeClock, log: list[str]) -> EndpointRolloutProvider:
     return EndpointRolloutProvider(
-        session_factory=lambda aws: FakeSession(sagemaker=client),
+        session_factory=lambda aws: FakeSession(sagemaker=client, s3=s3),
         sleep=clock.sleep,
         clock=clock,
         log=log.append,
@@ -58,20 +63,23 @@ def provider_for(client, clock: FakeClock, log: list[str]) -> EndpointRolloutPro
 # -- Stubber scenarios ---------------------------------------------------------------------
 
 
+def _client(service: str):
+    return boto3.client(
+        service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
 class Script:
-    """A real SageMaker client whose every call must match the scripted sequence."""
+    """Real SageMaker and S3 clients whose every call must match the scripted sequence."""
 
     def __init__(self) -> None:
-        self.client = boto3.client(
-            "sagemaker",
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        self.client = _client("sagemaker")
         self.stub = Stubber(self.client)
+        self.s3 = _client("s3")
+        self.s3_stub = Stubber(self.s3)
         self.clock = FakeClock()
         self.log: list[str] = []
-        self.provider = provider_for(self.client, self.clock, self.log)
+        self.provider = provider_for(self.client, self.s3, self.clock, self.log)
 
     def described(self, status, config, *, reason=None, modified=T0):
         response = {
@@ -129,36 +137,82 @@ class Script:
             {"EndpointConfigName": name},
         )
 
-    def retire_old(self, active=NEW):
-        """The previous config and its model go, once nothing uses them."""
+    def model(self, name, archive=None):
+        self.stub.add_response(
+            "describe_model",
+            {
+                "ModelName": name,
+                "ModelArn": f"{ARN.split(':endpoint/')[0]}:model/{name}",
+                "PrimaryContainer": {
+                    "Image": default_image_uri(REGION),
+                    "ModelDataUrl": archive or ARCHIVE[name],
+                },
+                "ExecutionRoleArn": "arn:aws:iam::123456789012:role/model-execution",
+                "CreationTime": T0,
+            },
+            {"ModelName": name},
+        )
+
+    def endpoints(self, *configs):
+        """ListEndpoints, then DescribeEndpoint of each: the configs in use."""
+        names = [NAME if i == 0 else f"{NAME}-{i}" for i in range(len(configs))]
         self.stub.add_response(
             "list_endpoints",
             {
                 "Endpoints": [
                     {
-                        "EndpointName": NAME,
-                        "EndpointArn": ARN,
+                        "EndpointName": name,
+                        "EndpointArn": f"{ARN}{name[len(NAME) :]}",
                         "CreationTime": T0,
                         "LastModifiedTime": T0,
                         "EndpointStatus": "InService",
                     }
+                    for name in names
                 ]
             },
             {},
         )
-        self.described("InService", active)
-        self.config(OLD, OLD_MODEL)
-        self.config(active, NEW_MODEL)
-        self.stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": OLD})
-        self.stub.add_response("delete_model", {}, {"ModelName": OLD_MODEL})
+        for name, config in zip(names, configs, strict=True):
+            response = {
+                "EndpointName": name,
+                "EndpointArn": f"{ARN}{name[len(NAME) :]}",
+                "EndpointConfigName": config,
+                "EndpointStatus": "InService",
+                "CreationTime": T0,
+                "LastModifiedTime": T0,
+            }
+            self.stub.add_response("describe_endpoint", response, {"EndpointName": name})
+
+    def archive_deleted(self, model):
+        bucket, key = ARCHIVE[model].removeprefix("s3://").split("/", 1)
+        self.s3_stub.add_response("delete_object", {}, {"Bucket": bucket, "Key": key})
+
+    def retire(self, config, model, *, keep=None, kept_model=None, kept_archive=None):
+        """`config`, its model and then its archive go, once nothing uses them; what
+        `keep` (the config now active) reads is looked up first and stays."""
+        self.endpoints(*([keep] if keep else []))
+        if keep:
+            self.config(keep, kept_model)
+            self.model(kept_model, kept_archive)
+        self.config(config, model)
+        self.stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": config})
+        self.model(model)
+        self.stub.add_response("delete_model", {}, {"ModelName": model})
+        if ARCHIVE[model] != (kept_archive or ARCHIVE.get(kept_model or "")):
+            self.archive_deleted(model)
+
+    def retire_old(self, active=NEW):
+        """The previous config, its model and its archive go, once nothing uses them."""
+        self.retire(OLD, OLD_MODEL, keep=active, kept_model=NEW_MODEL)
 
 
 @pytest.fixture
 def script():
     script = Script()
-    with script.stub:
+    with script.stub, script.s3_stub:
         yield script
         script.stub.assert_no_pending_responses()
+        script.s3_stub.assert_no_pending_responses()
 
 
 def test_create_waits_from_creating_to_in_service(script):
@@ -217,6 +271,26 @@ def test_update_that_sagemaker_rolls_back_fails_loudly_and_keeps_the_old_config(
     assert NEW in message
     # No delete_endpoint_config / delete_model was scripted: the Stubber would have
     # refused them, so the old config and model are untouched.
+
+
+def test_rolling_back_keeps_the_archive_the_new_model_reads_too(script):
+    """Back to an earlier version: its archive key is uploaded again and the new model
+    reads it, so retiring the old model that also read it leaves the object alone."""
+    script.described("InService", OLD)
+    script.update()
+    script.described("InService", NEW, modified=T0 + timedelta(minutes=5))
+    script.retire(OLD, OLD_MODEL, keep=NEW, kept_model=NEW_MODEL, kept_archive=ARCHIVE[OLD_MODEL])
+    script.provider.update(NAME, props(OLD), props(NEW))
+    # No delete_object was scripted: the S3 Stubber would have refused one.
+
+
+def test_a_failed_update_deletes_nothing(script):
+    script.described("InService", OLD)
+    script.update()
+    script.described("InService", OLD, reason="boom", modified=T0 + timedelta(minutes=2))
+    with pytest.raises(RolloutError):
+        script.provider.update(NAME, props(OLD), props(NEW))
+    # Neither SageMaker nor S3 was asked to delete anything (the Stubbers would refuse).
 
 
 def test_update_not_yet_visible_is_waited_for(script):
@@ -286,15 +360,39 @@ def test_delete_waits_for_an_update_in_progress(script):
     script.delete()
     script.described("Deleting", NEW)
     script.missing()
-    script.stub.add_response("list_endpoints", {"Endpoints": []}, {})
-    script.config(NEW, NEW_MODEL)
-    script.stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": NEW})
-    script.stub.add_response("delete_model", {}, {"ModelName": NEW_MODEL})
+    script.retire(NEW, NEW_MODEL)
     script.provider.delete(NAME, props())
     assert script.clock.sleeps == [POLL, POLL]
 
 
 # -- moto scenarios ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3():
+    """The artifact bucket, versioned as `PrivateBucket` makes it, with both archives."""
+    client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    for url in ARCHIVE.values():
+        client.put_object(Bucket=BUCKET, Key=url.split("/", 3)[3], Body=b"archive")
+    return client
+
+
+def archives(s3) -> dict[str, dict[str, int]]:
+    """Each key: how many versions it has, and whether its latest is a delete marker."""
+    listed = s3.list_object_versions(Bucket=BUCKET)
+    found: dict[str, dict[str, int]] = {}
+    for version in listed.get("Versions", []):
+        found.setdefault(version["Key"], {"versions": 0, "deleted": 0})["versions"] += 1
+    for marker in listed.get("DeleteMarkers", []):
+        if marker["IsLatest"]:
+            found[marker["Key"]]["deleted"] = 1
+    return found
+
+
+def key_of(model: str) -> str:
+    return ARCHIVE[model].split("/", 3)[3]
 
 
 @pytest.fixture
@@ -309,7 +407,7 @@ def sagemaker(monkeypatch):
                 ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker-execution",
                 PrimaryContainer={
                     "Image": default_image_uri(REGION),
-                    "ModelDataUrl": "s3://artifacts/models/v/model.tar.gz",
+                    "ModelDataUrl": ARCHIVE[model],
                 },
             )
             client.create_endpoint_config(
@@ -346,7 +444,7 @@ def test_create_adopts_an_endpoint_already_on_the_config(sagemaker):
     assert len(sagemaker.list_endpoints()["Endpoints"]) == 1
 
 
-def test_delete_against_moto_retires_the_config_and_model(sagemaker):
+def test_delete_against_moto_retires_the_config_model_and_archive(sagemaker, s3):
     provider = _real_provider(FakeClock(), [])
     provider.create(props())
     provider.delete(NAME, props())
@@ -357,9 +455,15 @@ def test_delete_against_moto_retires_the_config_and_model(sagemaker):
     assert configs == {OLD}
     models = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
     assert models == {OLD_MODEL}
+    # A delete marker, not a purge: the archive stays recoverable for the bucket's
+    # noncurrent-version days.
+    assert archives(s3) == {
+        key_of(NEW_MODEL): {"versions": 1, "deleted": 1},
+        key_of(OLD_MODEL): {"versions": 1, "deleted": 0},
+    }
 
 
-def test_delete_never_removes_a_config_another_endpoint_uses(sagemaker):
+def test_delete_never_removes_a_config_another_endpoint_uses(sagemaker, s3):
     sagemaker.create_endpoint(EndpointName="someone-else", EndpointConfigName=NEW)
     provider = _real_provider(FakeClock(), [])
     provider.create(props())
@@ -370,6 +474,7 @@ def test_delete_never_removes_a_config_another_endpoint_uses(sagemaker):
     assert NEW in configs
     models = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
     assert NEW_MODEL in models
+    assert archives(s3)[key_of(NEW_MODEL)] == {"versions": 1, "deleted": 0}
 
 
 def test_delete_of_a_missing_endpoint_is_a_no_op(sagemaker):

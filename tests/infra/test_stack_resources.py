@@ -446,6 +446,21 @@ def test_endpoint_config_is_serverless_from_config_and_named_by_version(dev_stac
     assert config.inputs["tags"]["model-version"] == ARCHIVE_VERSION
 
 
+def test_what_a_serving_endpoint_reads_is_never_deleted_by_pulumi(dev_stack):
+    """The archive, the model and the config stay when Pulumi drops them (a replaced or
+    pending-delete one may still serve, and the archive's delete would remove every
+    version of its key); `EndpointRollout` retires them once no config in use needs them."""
+    (archive,) = [
+        r
+        for r in dev_stack.of_type(OBJECT)
+        if r.inputs["bucket"] == dev_stack.outputs["artifact_bucket"]
+    ]
+    model = dev_stack.one("aws:sagemaker/model:Model")
+    config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    for resource in (archive, model, config):
+        assert resource.retain_on_delete, resource.name
+
+
 def test_endpoint_is_rolled_out_by_the_dynamic_provider(dev_stack):
     rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
     config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
