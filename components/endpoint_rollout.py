@@ -1,4 +1,5 @@
-"""`EndpointRollout`: a dynamic provider that owns a SageMaker endpoint's life cycle.
+"""`EndpointRollout` and `EndpointCleanup`: dynamic providers that own a SageMaker
+endpoint's life cycle.
 
 pulumi-aws would create or update an endpoint and return at once; a serverless rollout
 takes minutes, can fail during creation (status Failed) and, when an update fails,
@@ -14,6 +15,16 @@ used, then each archive only retired models read. An archive is found from the m
 (`ModelDataUrl`), so the rule holds for any key, and its delete in the versioned bucket
 leaves a delete marker: the object stays recoverable for the bucket's noncurrent-version
 days. (A lifecycle rule alone could not know which archive a live model still reads.)
+
+What failed rollouts made is retired too: every config tagged `ENDPOINT_TAG` with this
+endpoint's name (found by its name prefix, then the tag, since two endpoint names may
+share the prefix) that no endpoint uses, after each successful rollout and on delete.
+A create that raises is not recorded by Pulumi (Python dynamic providers cannot return a
+partially created resource), so its endpoint would outlive `pulumi destroy`; and deleting
+it when the create fails would undo what the runbook relies on, a later `pulumi up` that
+picks up a creation still under way. So `EndpointCleanup`, a resource created before the
+first rollout attempt that does nothing else, deletes the endpoint by name on destroy,
+whether or not a rollout ever reached the state, and retires the configs as above.
 
 Every method builds its boto3 session from the `aws` input, the stack's AWS provider
 settings, and refuses to act outside the stack's account (`components.aws_session`).
@@ -34,10 +45,14 @@ from botocore.exceptions import ClientError
 
 from components.aws_session import checked_session
 
-PROVIDER_VERSION = "3"
+PROVIDER_VERSION = "4"
 """Bump when the provider's behaviour changes, so every stack picks the new code up.
 2: the session follows the stack's AWS settings and account (the `aws` input).
-3: retiring a model retires the archive it read."""
+3: retiring a model retires the archive it read.
+4: what failed rollouts left (`ENDPOINT_TAG`) is retired after a rollout and on delete."""
+
+ENDPOINT_TAG = "endpoint"
+"""Tag on each config and model made for an endpoint, valued with its name."""
 
 PROGRESS_SECONDS = 60
 """How often a long wait says it is still waiting."""
@@ -53,9 +68,12 @@ class RolloutTimeoutError(RolloutError):
 
 
 @dataclass(frozen=True)
-class RolloutInputs:
+class EndpointInputs:
+    """What both resources know of the endpoint."""
+
     endpoint_name: str
-    endpoint_config_name: str
+    config_name_prefix: str
+    """Every config made for the endpoint starts with it (another endpoint's may too)."""
     region: str
     timeout_seconds: int
     poll_seconds: int
@@ -63,8 +81,8 @@ class RolloutInputs:
     aws: dict[str, Any]
     """How to reach AWS: `components.aws_session.provider_session`."""
 
-    @classmethod
-    def from_props(cls, props: dict[str, Any]) -> RolloutInputs:
+    @staticmethod
+    def common(props: dict[str, Any]) -> dict[str, Any]:
         if not props.get("aws"):
             # State written by provider version 1, which took any credentials it found.
             raise RolloutError(
@@ -72,15 +90,29 @@ class RolloutInputs:
                 "account it belongs to; run `pulumi up` once to record it, then try again"
             )
         # Numbers cross the engine as floats.
-        return cls(
-            endpoint_name=str(props["endpoint_name"]),
-            endpoint_config_name=str(props["endpoint_config_name"]),
-            region=str(props["region"]),
-            timeout_seconds=int(props["timeout_seconds"]),
-            poll_seconds=max(1, int(props["poll_seconds"])),
-            version=str(props.get("version", PROVIDER_VERSION)),
-            aws=dict(props["aws"]),
-        )
+        return {
+            "endpoint_name": str(props["endpoint_name"]),
+            # Absent from state written before version 4: then no leftovers are looked for.
+            "config_name_prefix": str(props.get("config_name_prefix") or ""),
+            "region": str(props["region"]),
+            "timeout_seconds": int(props["timeout_seconds"]),
+            "poll_seconds": max(1, int(props["poll_seconds"])),
+            "version": str(props.get("version", PROVIDER_VERSION)),
+            "aws": dict(props["aws"]),
+        }
+
+    @classmethod
+    def from_props(cls, props: dict[str, Any]) -> EndpointInputs:
+        return cls(**cls.common(props))
+
+
+@dataclass(frozen=True)
+class RolloutInputs(EndpointInputs):
+    endpoint_config_name: str
+
+    @classmethod
+    def from_props(cls, props: dict[str, Any]) -> RolloutInputs:
+        return cls(**cls.common(props), endpoint_config_name=str(props["endpoint_config_name"]))
 
 
 def _is_missing(error: ClientError) -> bool:
@@ -106,7 +138,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         self._log = log
 
     # -- injected collaborators, resolved at call time so nothing unpicklable is stored
-    def _session(self, inputs: RolloutInputs) -> Any:
+    def _session(self, inputs: EndpointInputs) -> Any:
         return (self._session_factory or checked_session)(inputs.aws)
 
     def _now(self) -> float:
@@ -125,6 +157,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         keys = (
             "endpoint_name",
             "endpoint_config_name",
+            "config_name_prefix",
             "region",
             "timeout_seconds",
             "poll_seconds",
@@ -170,7 +203,11 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         )
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        inputs = RolloutInputs.from_props(props)
+        self._teardown(EndpointInputs.from_props(props))
+
+    def _teardown(self, inputs: EndpointInputs) -> None:
+        """Delete the endpoint once nothing is under way, then retire what it used and
+        what failed rollouts left."""
         session = self._session(inputs)
         client = session.client("sagemaker")
         deadline = self._now() + inputs.timeout_seconds
@@ -178,6 +215,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         while described is not None and described["EndpointStatus"] in IN_PROGRESS - {"Deleting"}:
             described = self._pause(client, inputs, described, deadline)
         if described is None:
+            self._retire(session, inputs, set(), keep=None)
             return
         active = described["EndpointConfigName"]
         if described["EndpointStatus"] != "Deleting":
@@ -186,7 +224,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         while self._describe(client, inputs.endpoint_name) is not None:
             self._check_deadline(inputs, "Deleting", deadline)
             self._wait(inputs.poll_seconds)
-        self._retire(session, {active}, keep=None)
+        self._retire(session, inputs, {active}, keep=None)
 
     # -- the state machine
     def _converge(
@@ -248,8 +286,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             client.update_endpoint(EndpointName=name, EndpointConfigName=wanted)
             described = self._describe(client, name)
         self._say(f"endpoint {name} is InService with {wanted}")
-        if previous_config and previous_config != wanted:
-            self._retire(session, {previous_config}, keep=wanted)
+        self._retire(session, inputs, {previous_config} if previous_config else set(), wanted)
         return {
             **asdict(inputs),
             "endpoint_arn": described["EndpointArn"],
@@ -257,7 +294,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         }
 
     def _pause(
-        self, client: Any, inputs: RolloutInputs, described: dict[str, Any], deadline: float
+        self, client: Any, inputs: EndpointInputs, described: dict[str, Any], deadline: float
     ) -> dict[str, Any] | None:
         """Sleep one poll interval (or time out) and describe the endpoint again, saying
         when the status changes and, while it does not, once a minute."""
@@ -274,7 +311,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             self._say(f"endpoint {inputs.endpoint_name}: still {status} after {elapsed:.0f} s")
         return now
 
-    def _check_deadline(self, inputs: RolloutInputs, status: str, deadline: float) -> None:
+    def _check_deadline(self, inputs: EndpointInputs, status: str, deadline: float) -> None:
         if self._now() >= deadline:
             raise RolloutTimeoutError(
                 f"endpoint {inputs.endpoint_name} is still {status} after "
@@ -292,13 +329,19 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             raise
 
     # -- retiring what the endpoint no longer uses
-    def _retire(self, session: Any, candidates: set[str], keep: str | None) -> None:
-        """Delete each of `candidates` no endpoint uses, then the models only they used,
-        then the archives only those models read. What `keep` (the config now active) and
-        any candidate still in use read stays. Best effort: the rollout itself is done,
-        so a failure here is reported, never raised."""
+    def _retire(
+        self, session: Any, inputs: EndpointInputs, also: set[str], keep: str | None
+    ) -> None:
+        """Delete each config made for this endpoint (`ENDPOINT_TAG`), and each of `also`,
+        that no endpoint uses, then the models only they used, then the archives only
+        those models read. What `keep` (the config now active) and any of them still in
+        use read stays. Best effort: the rollout itself is done, so a failure here is
+        reported, never raised."""
         client = session.client("sagemaker")
         try:
+            candidates = (self._own_configs(client, inputs, also | {keep}) | also) - {keep}
+            if not candidates:
+                return
             in_use = self._configs_in_use(client)
             kept = (candidates & in_use) | ({keep} if keep else set())
             for config in sorted(candidates & in_use - {keep}):
@@ -329,7 +372,25 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
                 f"{sorted(models - kept_models)} and archives {retired_archives}"
             )
         except ClientError as error:
-            self._say(f"could not retire endpoint configs {sorted(candidates)}: {error}")
+            self._say(f"could not retire what endpoint {inputs.endpoint_name} used: {error}")
+
+    @staticmethod
+    def _own_configs(client: Any, inputs: EndpointInputs, known: set[str | None]) -> set[str]:
+        """The configs tagged for this endpoint, besides those already `known`."""
+        if not inputs.config_name_prefix:
+            return set()
+        own = set()
+        pages = client.get_paginator("list_endpoint_configs").paginate(
+            NameContains=inputs.config_name_prefix
+        )
+        for page in pages:
+            for config in page["EndpointConfigs"]:
+                if config["EndpointConfigName"] in known:
+                    continue
+                tags = client.list_tags(ResourceArn=config["EndpointConfigArn"])["Tags"]
+                if {"Key": ENDPOINT_TAG, "Value": inputs.endpoint_name} in tags:
+                    own.add(config["EndpointConfigName"])
+        return own
 
     @staticmethod
     def _gone_ok(delete: Callable[[], Any]) -> None:
@@ -383,11 +444,68 @@ def _s3_location(url: str) -> tuple[str, str]:
     return bucket, key
 
 
+class EndpointCleanupProvider(EndpointRolloutProvider):
+    """Records the endpoint before any rollout attempt and tears it down on delete; create
+    and update only check the account, so a wrong one fails before anything is made."""
+
+    def diff(
+        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
+    ) -> pulumi.dynamic.DiffResult:
+        changed = [key for key in news if olds.get(key) != news.get(key)]
+        replaces = [key for key in ("endpoint_name", "region") if key in changed]
+        return pulumi.dynamic.DiffResult(
+            changes=bool(changed), replaces=replaces, delete_before_replace=False
+        )
+
+    def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
+        inputs = EndpointInputs.from_props(props)
+        self._session(inputs)
+        return pulumi.dynamic.CreateResult(id_=inputs.endpoint_name, outs=props)
+
+    def update(
+        self, _id: str, olds: dict[str, Any], news: dict[str, Any]
+    ) -> pulumi.dynamic.UpdateResult:
+        self._session(EndpointInputs.from_props(news))
+        return pulumi.dynamic.UpdateResult(outs=news)
+
+    def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
+        return pulumi.dynamic.ReadResult(id_=id_, outs=props)
+
+
+@dataclass
+class EndpointCleanupArgs:
+    endpoint_name: pulumi.Input[str]
+    config_name_prefix: pulumi.Input[str]
+    """The start of the name of every config made for the endpoint."""
+    region: pulumi.Input[str]
+    aws: pulumi.Input[Mapping[str, Any]]
+    """The stack's AWS settings and account: `components.aws_session.provider_session`."""
+    timeout_seconds: pulumi.Input[int] = 3600
+    """How long deleting may wait for an operation under way, then for the deletion."""
+    poll_seconds: pulumi.Input[int] = 15
+
+
+class EndpointCleanup(pulumi.dynamic.Resource, module="endpoint_rollout", name="EndpointCleanup"):
+    """Deletes the endpoint and what its rollouts made when it is deleted, even after a
+    create that never reached the state. Create it before the `EndpointRollout`, and make
+    the rollout depend on it, so destroy deletes the rollout first."""
+
+    def __init__(
+        self, name: str, args: EndpointCleanupArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(
+            EndpointCleanupProvider(), name, {**vars(args), "version": PROVIDER_VERSION}, opts
+        )
+
+
 @dataclass
 class EndpointRolloutArgs:
     endpoint_name: pulumi.Input[str]
     endpoint_config_name: pulumi.Input[str]
     """Changing it rolls the endpoint out to the new config."""
+    config_name_prefix: pulumi.Input[str]
+    """The start of the name of every config made for the endpoint (also tagged
+    `ENDPOINT_TAG`): where failed rollouts' configs are looked for."""
     region: pulumi.Input[str]
     aws: pulumi.Input[Mapping[str, Any]]
     """The stack's AWS settings and account: `components.aws_session.provider_session`."""

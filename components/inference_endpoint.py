@@ -15,7 +15,13 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws_session import AwsSessionSettings, provider_session
-from components.endpoint_rollout import EndpointRollout, EndpointRolloutArgs
+from components.endpoint_rollout import (
+    ENDPOINT_TAG,
+    EndpointCleanup,
+    EndpointCleanupArgs,
+    EndpointRollout,
+    EndpointRolloutArgs,
+)
 from components.model_archive import ModelArchive
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.service_role import ServiceRoleNames, service_role
@@ -248,7 +254,12 @@ class InferenceEndpoint(pulumi.ComponentResource):
         # rolling back to a version whose config still exists creates a fresh one.
         retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         versioned_tags = pulumi.Output.from_input(args.tags or {}).apply(
-            lambda tags: {**tags, "model-version": args.archive.version}
+            lambda tags: {
+                **tags,
+                "model-version": args.archive.version,
+                # How EndpointRollout finds what a failed rollout left behind.
+                ENDPOINT_TAG: args.endpoint_name,
+            }
         )
         model = aws.sagemaker.Model(
             f"{name}-model",
@@ -270,10 +281,11 @@ class InferenceEndpoint(pulumi.ComponentResource):
         }
         if serverless.provisioned_concurrency:
             serverless_config["provisioned_concurrency"] = serverless.provisioned_concurrency
+        # AWS appends a 26-character unique suffix to the config's name; names stop at 63.
+        config_name_prefix = f"{args.endpoint_name[:20]}-"
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            # AWS appends a 26-character unique suffix; names stop at 63.
-            name_prefix=f"{args.endpoint_name[:20]}-{args.archive.slug}-",
+            name_prefix=f"{config_name_prefix}{args.archive.slug}-",
             production_variants=[
                 {
                     "variant_name": "AllTraffic",
@@ -284,17 +296,35 @@ class InferenceEndpoint(pulumi.ComponentResource):
             tags=versioned_tags,
             opts=retained,
         )
+        session = provider_session(self, args.aws_session, args.region)
+        # Exists before the first rollout attempt: a create that fails never reaches the
+        # state, and this is what still deletes its endpoint on destroy. Deleted after
+        # the rollout, before the bucket and the role policy.
+        cleanup = EndpointCleanup(
+            f"{name}-endpoint-cleanup",
+            EndpointCleanupArgs(
+                endpoint_name=args.endpoint_name,
+                config_name_prefix=config_name_prefix,
+                region=args.region,
+                aws=session,
+                timeout_seconds=args.rollout_timeout_seconds,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[bucket, execution.log_group, execution.policy]
+            ),
+        )
         rollout = EndpointRollout(
             f"{name}-endpoint",
             EndpointRolloutArgs(
                 endpoint_name=args.endpoint_name,
                 endpoint_config_name=config.name,
+                config_name_prefix=config_name_prefix,
                 region=args.region,
-                aws=provider_session(self, args.aws_session, args.region),
+                aws=session,
                 timeout_seconds=args.rollout_timeout_seconds,
             ),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[execution.log_group, execution.policy]
+                parent=self, depends_on=[execution.log_group, execution.policy, cleanup]
             ),
         )
 

@@ -31,7 +31,8 @@ way and returns its `StackRun`.
   engine receives them: camelCase keys for provider resources, i.e. what a policy pack
   sees), `state` (inputs plus the ids, ARNs and domains the mocks computed) and
   `aliases` (the types of its `pulumi.Alias(type_=...)`: what it was registered as before)
-  and `retain_on_delete` (Pulumi leaves it in AWS when it leaves the state).
+  `retain_on_delete` (Pulumi leaves it in AWS when it leaves the state) and `depends_on`
+  (the names of the resources its `depends_on` option lists).
 - `.outputs`: the resolved stack outputs (`site_url`, `api_url`, ...).
 - `.warnings`: messages the program logged with `pulumi.log.warn`.
 - `.error`: the exception the program raised, or None.
@@ -80,6 +81,7 @@ class RegisteredResource:
     state: dict[str, Any]
     aliases: tuple[str, ...] = ()
     retain_on_delete: bool = False
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass
@@ -187,6 +189,7 @@ class _Construction(NamedTuple):
     parent: pulumi.Resource | None
     aliases: tuple[str, ...]
     retain_on_delete: bool
+    depends_on: tuple[pulumi.Resource, ...]
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -265,9 +268,19 @@ def _remember(args: pulumi.ResourceTransformationArgs) -> None:
         for alias in args.opts.aliases or ()
         if isinstance(alias, pulumi.Alias) and alias.type_
     )
+    depends_on = args.opts.depends_on or ()
     CONSTRUCTED[key] = _Construction(
-        args.resource, args.opts.parent, aliases, bool(args.opts.retain_on_delete)
+        args.resource,
+        args.opts.parent,
+        aliases,
+        bool(args.opts.retain_on_delete),
+        tuple(depends_on if isinstance(depends_on, list | tuple) else [depends_on]),
     )
+
+
+def _names(resources: tuple[pulumi.Resource, ...]) -> tuple[str, ...]:
+    by_identity = {id(made.resource): name for (_, name), made in CONSTRUCTED.items()}
+    return tuple(by_identity[id(resource)] for resource in resources)
 
 
 pulumi.runtime.register_stack_transformation(_remember)
@@ -314,6 +327,7 @@ def record(program: Callable[[], Mapping[str, pulumi.Input[Any]] | None]) -> Sta
             state=made.state,
             aliases=CONSTRUCTED[(made.type, made.name)].aliases,
             retain_on_delete=CONSTRUCTED[(made.type, made.name)].retain_on_delete,
+            depends_on=_names(CONSTRUCTED[(made.type, made.name)].depends_on),
         )
         for made in MOCKS.registered
     ]

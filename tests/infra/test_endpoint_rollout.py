@@ -15,8 +15,11 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from pulumi.dynamic.dynamic import serialize_provider
 
+from components.aws_session import WrongAccountError
 from components.endpoint_rollout import (
+    ENDPOINT_TAG,
     PROVIDER_VERSION,
+    EndpointCleanupProvider,
     EndpointRolloutProvider,
     RolloutError,
     RolloutTimeoutError,
@@ -26,8 +29,11 @@ from tests.infra.conftest import FakeClock, FakeSession, aws_input
 
 REGION = "eu-west-1"
 NAME = "image-classifier-test"
-ARN = f"arn:aws:sagemaker:{REGION}:123456789012:endpoint/{NAME}"
-OLD, NEW = "image-classifier-test-aaaaaaaaaaaa-111111", "image-classifier-test-bbbbbbbbbbbb-222222"
+ARN_BASE = f"arn:aws:sagemaker:{REGION}:123456789012"
+ARN = f"{ARN_BASE}:endpoint/{NAME}"
+PREFIX = f"{NAME[:20]}-"
+"""Configs are named `<endpoint, 20 characters>-<version>-<suffix>` (`InferenceEndpoint`)."""
+OLD, NEW = f"{PREFIX}aaaaaaaaaaaa-111111", f"{PREFIX}bbbbbbbbbbbb-222222"
 OLD_MODEL, NEW_MODEL = "model-old", "model-new"
 BUCKET = "model-artifacts-0a1b2c3"
 ARCHIVE = {
@@ -43,6 +49,7 @@ def props(config: str = NEW, timeout: int = 3600) -> dict:
     return {
         "endpoint_name": NAME,
         "endpoint_config_name": config,
+        "config_name_prefix": PREFIX,
         "region": REGION,
         "timeout_seconds": float(timeout),
         "poll_seconds": float(POLL),
@@ -124,7 +131,7 @@ class Script:
             "describe_endpoint_config",
             {
                 "EndpointConfigName": name,
-                "EndpointConfigArn": f"{ARN.split(':endpoint/')[0]}:endpoint-config/{name}",
+                "EndpointConfigArn": f"{ARN_BASE}:endpoint-config/{name}",
                 "ProductionVariants": [
                     {
                         "VariantName": "AllTraffic",
@@ -142,7 +149,7 @@ class Script:
             "describe_model",
             {
                 "ModelName": name,
-                "ModelArn": f"{ARN.split(':endpoint/')[0]}:model/{name}",
+                "ModelArn": f"{ARN_BASE}:model/{name}",
                 "PrimaryContainer": {
                     "Image": default_image_uri(REGION),
                     "ModelDataUrl": archive or ARCHIVE[name],
@@ -187,9 +194,27 @@ class Script:
         bucket, key = ARCHIVE[model].removeprefix("s3://").split("/", 1)
         self.s3_stub.add_response("delete_object", {}, {"Bucket": bucket, "Key": key})
 
+    def listed(self, *configs):
+        """ListEndpointConfigs of the endpoint's name prefix: where it looks for leftovers."""
+        self.stub.add_response(
+            "list_endpoint_configs",
+            {
+                "EndpointConfigs": [
+                    {
+                        "EndpointConfigName": config,
+                        "EndpointConfigArn": f"{ARN_BASE}:endpoint-config/{config}",
+                        "CreationTime": T0,
+                    }
+                    for config in configs
+                ]
+            },
+            {"NameContains": PREFIX},
+        )
+
     def retire(self, config, model, *, keep=None, kept_model=None, kept_archive=None):
         """`config`, its model and then its archive go, once nothing uses them; what
         `keep` (the config now active) reads is looked up first and stays."""
+        self.listed(config, *([keep] if keep else []))
         self.endpoints(*([keep] if keep else []))
         if keep:
             self.config(keep, kept_model)
@@ -221,6 +246,7 @@ def test_create_waits_from_creating_to_in_service(script):
     script.described("Creating", NEW)
     script.described("Creating", NEW)
     script.described("InService", NEW)
+    script.listed(NEW)  # nothing left behind to retire
     result = script.provider.create(props())
     assert result.id == NAME
     assert result.outs["endpoint_arn"] == ARN
@@ -315,6 +341,7 @@ def test_creation_that_fails_is_deleted_and_recreated_once(script):
     script.create()
     script.described("Creating", NEW)
     script.described("InService", NEW)
+    script.listed(NEW)
     result = script.provider.create(props())
     assert result.outs["endpoint_status"] == "InService"
     assert any("recreate it once" in line for line in script.log)
@@ -374,8 +401,8 @@ def s3():
     client = boto3.client("s3", region_name=REGION)
     client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    for url in ARCHIVE.values():
-        client.put_object(Bucket=BUCKET, Key=url.split("/", 3)[3], Body=b"archive")
+    for model in (OLD_MODEL, NEW_MODEL):
+        client.put_object(Bucket=BUCKET, Key=key_of(model), Body=b"archive")
     return client
 
 
@@ -493,6 +520,153 @@ def test_refresh_reads_drift_and_a_deleted_endpoint(sagemaker):
     assert provider.diff(NAME, read.outs, props(NEW)).changes
     sagemaker.delete_endpoint(EndpointName=NAME)
     assert provider.read(NAME, created.outs).id == ""
+
+
+# -- what failed rollouts leave behind ------------------------------------------------------
+
+MID, MID_MODEL = f"{PREFIX}cccccccccccc-333333", "model-mid"
+THEIRS, THEIR_MODEL = f"{PREFIX}dddddddddddd-444444", "model-theirs"
+ARCHIVE |= {
+    MID_MODEL: f"s3://{BUCKET}/models/cccccccccccc/model.tar.gz",
+    THEIR_MODEL: f"s3://{BUCKET}/models/dddddddddddd/model.tar.gz",
+}
+
+
+def made_for(sagemaker, s3, config: str, model: str, endpoint: str = NAME) -> None:
+    """A config, model and archive as `InferenceEndpoint` makes them for `endpoint`."""
+    tags = [{"Key": ENDPOINT_TAG, "Value": endpoint}]
+    s3.put_object(Bucket=BUCKET, Key=key_of(model), Body=b"archive")
+    sagemaker.create_model(
+        ModelName=model,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker-execution",
+        PrimaryContainer={"Image": default_image_uri(REGION), "ModelDataUrl": ARCHIVE[model]},
+        Tags=tags,
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model,
+                "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2},
+            }
+        ],
+        Tags=tags,
+    )
+
+
+class PlayedStatuses:
+    """moto's SageMaker client, except that DescribeEndpoint reports the scripted statuses
+    in turn (moto's endpoints are InService at once), the last one until the endpoint is
+    deleted, with a FailureReason when Failed."""
+
+    def __init__(self, client, statuses: list[str]) -> None:
+        self._client = client
+        self._statuses = list(statuses)
+        self._current: str | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def describe_endpoint(self, **kwargs):
+        described = self._client.describe_endpoint(**kwargs)
+        if self._statuses:
+            self._current = self._statuses.pop(0)
+        if self._current is None:
+            return described
+        played = {**described, "EndpointStatus": self._current}
+        if self._current == "Failed":
+            played["FailureReason"] = "The primary container did not pass the ping health check"
+        return played
+
+    def delete_endpoint(self, **kwargs):
+        self._current = None
+        return self._client.delete_endpoint(**kwargs)
+
+
+def cleanup_props() -> dict:
+    return {key: value for key, value in props().items() if key != "endpoint_config_name"}
+
+
+def configs_left(sagemaker) -> set[str]:
+    return {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]}
+
+
+def models_left(sagemaker) -> set[str]:
+    return {m["ModelName"] for m in sagemaker.list_models()["Models"]}
+
+
+def test_a_rollout_retires_what_a_failed_rollout_left_behind(sagemaker, s3):
+    made_for(sagemaker, s3, MID, MID_MODEL)  # a failed rollout's config, model and archive
+    # Another endpoint whose name shares the first 20 characters: the tag tells them apart.
+    made_for(sagemaker, s3, THEIRS, THEIR_MODEL, endpoint=f"{NAME}2")
+    log: list[str] = []
+    _real_provider(FakeClock(), log).create(props(NEW))
+    assert configs_left(sagemaker) == {OLD, NEW, THEIRS}  # OLD carries no tag: not ours to judge
+    assert models_left(sagemaker) == {OLD_MODEL, NEW_MODEL, THEIR_MODEL}
+    assert archives(s3)[key_of(MID_MODEL)]["deleted"] == 1
+    assert archives(s3)[key_of(THEIR_MODEL)]["deleted"] == 0
+    assert archives(s3)[key_of(NEW_MODEL)]["deleted"] == 0
+    assert any(f"retired endpoint config {MID}" in line for line in log)
+
+
+def _played_provider(provider_type, played, s3, clock: FakeClock):
+    return provider_type(
+        session_factory=lambda aws: FakeSession(sagemaker=played, s3=s3),
+        sleep=clock.sleep,
+        clock=clock,
+        log=lambda _: None,
+    )
+
+
+def test_destroy_after_a_failed_create_removes_what_it_made(sagemaker, s3):
+    """Pulumi records nothing for a create that raised, so only `EndpointCleanup`, which
+    exists before the first attempt, can remove the endpoint on destroy."""
+    made_for(sagemaker, s3, MID, MID_MODEL)  # the config the stack made for this endpoint
+    played = PlayedStatuses(sagemaker, ["Creating", "Failed", "Creating", "Failed"])
+    clock = FakeClock()
+    with pytest.raises(RolloutError, match="failed again"):
+        _played_provider(EndpointRolloutProvider, played, s3, clock).create(props(MID))
+    assert [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]] == [NAME]
+
+    _played_provider(EndpointCleanupProvider, played, s3, clock).delete(NAME, cleanup_props())
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert configs_left(sagemaker) == {OLD, NEW}
+    assert models_left(sagemaker) == {OLD_MODEL, NEW_MODEL}
+    assert archives(s3)[key_of(MID_MODEL)] == {"versions": 1, "deleted": 1}
+
+
+def test_destroy_after_a_timed_out_create_waits_for_it_then_removes_it(sagemaker, s3):
+    made_for(sagemaker, s3, MID, MID_MODEL)
+    played = PlayedStatuses(sagemaker, ["Creating"] * 6 + ["InService"])
+    clock = FakeClock()
+    with pytest.raises(RolloutTimeoutError):
+        _played_provider(EndpointRolloutProvider, played, s3, clock).create(props(MID, 60))
+    _played_provider(EndpointCleanupProvider, played, s3, clock).delete(NAME, cleanup_props())
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert MID not in configs_left(sagemaker)
+    assert MID_MODEL not in models_left(sagemaker)
+
+
+def test_cleanup_checks_the_account_on_every_up_and_deletes_nothing_then(sagemaker):
+    provider = EndpointCleanupProvider()
+    created = provider.create(cleanup_props())
+    assert created.id == NAME
+    assert provider.update(NAME, created.outs, cleanup_props()).outs["endpoint_name"] == NAME
+    wrong = {**cleanup_props(), "aws": aws_input(REGION, "999999999999")}
+    with pytest.raises(WrongAccountError):
+        provider.create(wrong)
+    with pytest.raises(WrongAccountError):
+        provider.update(NAME, created.outs, wrong)
+    assert configs_left(sagemaker) == {OLD, NEW}
+    renamed = provider.diff(NAME, cleanup_props(), {**cleanup_props(), "endpoint_name": "x"})
+    assert renamed.replaces == ["endpoint_name"]
+
+
+def test_cleanup_of_an_endpoint_that_never_existed_only_retires_leftovers(sagemaker, s3):
+    made_for(sagemaker, s3, MID, MID_MODEL)
+    EndpointCleanupProvider().delete(NAME, cleanup_props())
+    assert configs_left(sagemaker) == {OLD, NEW}
 
 
 # -- diff and serialisation ----------------------------------------------------------------

@@ -461,6 +461,31 @@ def test_what_a_serving_endpoint_reads_is_never_deleted_by_pulumi(dev_stack):
         assert resource.retain_on_delete, resource.name
 
 
+def test_an_endpoint_cleanup_exists_before_the_first_rollout_attempt(dev_stack):
+    """A create that raises leaves no rollout in the state; the cleanup, made before it,
+    still removes on destroy what that create made."""
+    rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
+    cleanup = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointCleanup")
+    for key in ("endpoint_name", "config_name_prefix", "region", "aws", "timeout_seconds"):
+        assert cleanup.inputs[key] == rollout.inputs[key], key
+    assert "endpoint_config_name" not in cleanup.inputs
+    assert cleanup.name in rollout.depends_on
+    # Deleted before the bucket and the role policy it may still need.
+    assert {"model-artifacts", "model-execution-policy"} <= set(cleanup.depends_on)
+    config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert config.inputs["namePrefix"].startswith(rollout.inputs["config_name_prefix"])
+
+
+def test_config_and_model_carry_the_tag_that_finds_them_again(dev_stack):
+    from components.endpoint_rollout import ENDPOINT_TAG
+
+    for token in (
+        "aws:sagemaker/model:Model",
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+    ):
+        assert dev_stack.one(token).inputs["tags"][ENDPOINT_TAG] == f"{PROJECT}-dev", token
+
+
 def test_endpoint_is_rolled_out_by_the_dynamic_provider(dev_stack):
     rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
     config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
