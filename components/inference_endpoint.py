@@ -161,6 +161,8 @@ class InferenceEndpoint(pulumi.ComponentResource):
     endpoint_config_name: pulumi.Output[str]
     model_name: pulumi.Output[str]
     artifact_bucket: pulumi.Output[str]
+    log_group: pulumi.Output[str]
+    """The endpoint's log group, `/aws/sagemaker/Endpoints/<endpoint>`."""
 
     def __init__(
         self, name: str, args: InferenceEndpointArgs, opts: pulumi.ResourceOptions | None = None
@@ -340,8 +342,10 @@ class InferenceEndpoint(pulumi.ComponentResource):
         self.endpoint_config_name = rollout.endpoint_config_name
         self.model_name = model.name
         self.artifact_bucket = bucket.name
+        self.log_group = execution.log_group.name
         self.register_outputs(
             {
+                "log_group": self.log_group,
                 "endpoint_name": self.endpoint_name,
                 "endpoint_arn": self.endpoint_arn,
                 "endpoint_config_name": self.endpoint_config_name,

@@ -135,6 +135,9 @@ class ProxyApi(pulumi.ComponentResource):
     api_url: pulumi.Output[str]
     api_id: pulumi.Output[str]
     function_name: pulumi.Output[str]
+    function_log_group: pulumi.Output[str]
+    """The log group the function writes to (a named one, not `/aws/lambda/<function>`)."""
+    access_log_group: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: ProxyApiArgs, opts: pulumi.ResourceOptions | None = None
@@ -254,8 +257,16 @@ class ProxyApi(pulumi.ComponentResource):
         self.api_url = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])
         self.api_id = api.id
         self.function_name = function.name
+        self.function_log_group = execution.log_group.name
+        self.access_log_group = access_logs.name
         self.register_outputs(
-            {"api_url": self.api_url, "api_id": self.api_id, "function_name": self.function_name}
+            {
+                "api_url": self.api_url,
+                "api_id": self.api_id,
+                "function_name": self.function_name,
+                "function_log_group": self.function_log_group,
+                "access_log_group": self.access_log_group,
+            }
         )
 
     @staticmethod

@@ -45,6 +45,9 @@ class StackOutputs:
     site_bucket: pulumi.Output[str]
     artifact_bucket: pulumi.Output[str]
     config_js: pulumi.Output[str]
+    function_log_group: pulumi.Output[str]
+    api_access_log_group: pulumi.Output[str]
+    endpoint_log_group: pulumi.Output[str]
     alarm_topic_arn: pulumi.Output[str] | None = None
     dashboard_name: pulumi.Output[str] | None = None
 
@@ -137,6 +140,9 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         site_bucket=site.bucket_name,
         artifact_bucket=endpoint.artifact_bucket,
         config_js=config_js.content,
+        function_log_group=api.function_log_group,
+        api_access_log_group=api.access_log_group,
+        endpoint_log_group=endpoint.log_group,
     )
     if not settings.monitoring:
         return outputs
