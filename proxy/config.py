@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # SageMaker Serverless refuses request payloads above 4 MB; a limit above it could only fail
@@ -20,8 +20,21 @@ DEFAULT_CONNECT_TIMEOUT = 1.0
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
+# How long the proxy trusts its copy of the API keys. At most 30 s: when the store fails, the
+# copy is used for up to twice as long, and a revoked key must stop working within a minute.
+DEFAULT_API_KEYS_CACHE_SECONDS = 30.0
+MAX_API_KEYS_CACHE_SECONDS = 30.0
+
 # The rule SageMaker itself applies to endpoint names.
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# A header value CloudFront can send and API Gateway passes on unchanged: visible ASCII.
+_ORIGIN_SECRET = re.compile(r"^[\x21-\x7e]+$")
+MIN_ORIGIN_SECRET_LENGTH = 32
+MAX_ORIGIN_SECRET_LENGTH = 256
+# An SSM Parameter Store hierarchy: /segment/segment..., at most 15 levels with the key's
+# name, and no first segment starting with "aws" or "ssm" (reserved by SSM).
+_SSM_PATH = re.compile(r"^(/[a-zA-Z0-9_.-]+){1,14}$")
+MAX_SSM_PATH_LENGTH = 900
 
 
 class ConfigError(ValueError):
@@ -37,6 +50,33 @@ class ProxyConfig:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     read_timeout: float = DEFAULT_READ_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    # Never in a repr, so never in a log line or a traceback's locals.
+    origin_secret: str | None = field(default=None, repr=False)
+    api_keys_path: str | None = None
+    api_keys_file: str | None = None
+    api_keys_cache_seconds: float = DEFAULT_API_KEYS_CACHE_SECONDS
+
+    @property
+    def origin_check(self) -> bool:
+        """Whether requests must carry the origin header (off only where ORIGIN_SECRET is unset)."""
+        return self.origin_secret is not None
+
+    @property
+    def api_keys(self) -> bool:
+        """Whether a valid `x-api-key` admits a request that lacks the origin header."""
+        return self.api_keys_path is not None or self.api_keys_file is not None
+
+
+def ssm_path_problem(path: str) -> str | None:
+    """Why `path` cannot be an SSM Parameter Store path for API keys, or None."""
+    if len(path) > MAX_SSM_PATH_LENGTH or not _SSM_PATH.match(path):
+        return (
+            "must be an SSM parameter path such as /image-classifier-dev/api-keys: segments of "
+            "letters, digits, '_', '.' and '-', each after a '/', no trailing '/'"
+        )
+    if path[1:4].lower() in ("aws", "ssm"):
+        return "may not start with /aws or /ssm (reserved by SSM)"
+    return None
 
 
 def load_config(environ: Mapping[str, str]) -> ProxyConfig:
@@ -55,6 +95,17 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
     log_level = environ.get("LOG_LEVEL", DEFAULT_LOG_LEVEL).strip().upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL={log_level!r} must be one of {', '.join(LOG_LEVELS)}")
+    api_keys_path = environ.get("API_KEYS_PATH", "").strip() or None
+    api_keys_file = environ.get("API_KEYS_FILE", "").strip() or None
+    if api_keys_path is not None:
+        problem = ssm_path_problem(api_keys_path)
+        if problem:
+            raise ConfigError(f"API_KEYS_PATH={api_keys_path!r} {problem}")
+        if api_keys_file is not None:
+            raise ConfigError(
+                "API_KEYS_PATH and API_KEYS_FILE are both set: the keys live in SSM (the cloud) "
+                "or in a local file, not both"
+            )
     return ProxyConfig(
         endpoint_name=endpoint,
         max_image_bytes=_number(
@@ -71,7 +122,35 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
         connect_timeout=_number(
             environ, "SAGEMAKER_CONNECT_TIMEOUT_SECONDS", float, DEFAULT_CONNECT_TIMEOUT, 0.1, 60.0
         ),
+        origin_secret=_origin_secret(environ.get("ORIGIN_SECRET", "")),
+        api_keys_path=api_keys_path,
+        api_keys_file=api_keys_file,
+        api_keys_cache_seconds=_number(
+            environ,
+            "API_KEYS_CACHE_SECONDS",
+            float,
+            DEFAULT_API_KEYS_CACHE_SECONDS,
+            1.0,
+            MAX_API_KEYS_CACHE_SECONDS,
+        ),
     )
+
+
+def _origin_secret(raw: str) -> str | None:
+    """The secret CloudFront sends, or None (the check off). Errors never quote the value."""
+    secret = raw.strip()
+    if not secret:
+        return None
+    if not _ORIGIN_SECRET.match(secret):
+        raise ConfigError(
+            "ORIGIN_SECRET must be visible ASCII characters without spaces (a header value)"
+        )
+    if not MIN_ORIGIN_SECRET_LENGTH <= len(secret) <= MAX_ORIGIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"ORIGIN_SECRET has {len(secret)} characters; it must have {MIN_ORIGIN_SECRET_LENGTH} "
+            f"to {MAX_ORIGIN_SECRET_LENGTH} (the stack generates a random one)"
+        )
+    return secret
 
 
 def _number(

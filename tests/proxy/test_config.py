@@ -57,3 +57,91 @@ def test_a_bad_value_is_refused_naming_the_variable(variable, value):
 def test_a_missing_endpoint_name_says_what_to_set():
     with pytest.raises(ConfigError, match="SAGEMAKER_ENDPOINT_NAME is required"):
         load_config({})
+
+
+SECRET = "Zq3v9Xb1LkP0sW7tYc2NfR8mHd5GjA4eUo6iTx_-"
+
+
+def test_access_is_off_by_default():
+    config = load_config({"SAGEMAKER_ENDPOINT_NAME": "ep"})
+    assert (config.origin_secret, config.api_keys_path, config.api_keys_file) == (None, None, None)
+    assert config.origin_check is False
+    assert config.api_keys is False
+    assert config.api_keys_cache_seconds == 30.0
+
+
+def test_access_variables_are_read():
+    config = load_config(
+        {
+            "SAGEMAKER_ENDPOINT_NAME": "ep",
+            "ORIGIN_SECRET": f" {SECRET}\n",
+            "API_KEYS_PATH": "/image-classifier-dev/api-keys",
+            "API_KEYS_CACHE_SECONDS": "5",
+        }
+    )
+    assert config.origin_secret == SECRET
+    assert config.origin_check is True
+    assert (config.api_keys_path, config.api_keys, config.api_keys_cache_seconds) == (
+        "/image-classifier-dev/api-keys",
+        True,
+        5.0,
+    )
+    local = load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "API_KEYS_FILE": "build/api-keys.json"})
+    assert (local.api_keys_file, local.api_keys) == ("build/api-keys.json", True)
+
+
+def test_the_secret_is_not_in_the_configs_repr():
+    config = load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "ORIGIN_SECRET": SECRET})
+    assert SECRET not in repr(config)
+    assert SECRET not in str(config)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "short-secret",
+        "x" * 257,
+        "has a space in the middle of a long enough value",
+        "nön-ascii-secret-that-is-long-enough-to-pass",
+    ],
+)
+def test_a_bad_origin_secret_is_refused_without_quoting_it(value):
+    with pytest.raises(ConfigError, match=r"^ORIGIN_SECRET") as error:
+        load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "ORIGIN_SECRET": value})
+    assert value not in str(error.value)
+    assert value[:8] not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "image-classifier-dev/api-keys",
+        "/image-classifier-dev/api-keys/",
+        "/with space/api-keys",
+        "/aws/api-keys",
+        "/SSM-things/api-keys",
+        "/" + "/".join(["a"] * 15),
+        "/" + "a" * 1000,
+    ],
+)
+def test_a_bad_api_keys_path_is_refused(path):
+    with pytest.raises(ConfigError, match=r"^API_KEYS_PATH"):
+        load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "API_KEYS_PATH": path})
+
+
+def test_keys_come_from_ssm_or_a_file_not_both():
+    with pytest.raises(ConfigError, match="API_KEYS_PATH and API_KEYS_FILE"):
+        load_config(
+            {
+                "SAGEMAKER_ENDPOINT_NAME": "ep",
+                "API_KEYS_PATH": "/ep/api-keys",
+                "API_KEYS_FILE": "keys.json",
+            }
+        )
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "31", "60", "soon"])
+def test_the_key_cache_lasts_1_to_30_seconds(value):
+    """At most 30 s: a failing store doubles it, and revocation must hold within a minute."""
+    with pytest.raises(ConfigError, match=r"^API_KEYS_CACHE_SECONDS"):
+        load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "API_KEYS_CACHE_SECONDS": value})
