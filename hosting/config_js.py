@@ -18,9 +18,12 @@ class SiteConfig:
     api_url: str
     """Base URL of the HTTP API, without a trailing slash; the UI posts to `{api_url}/predict`."""
     environment: str
-    """Stack or runtime name shown in the footer, e.g. `dev`, `prod`, `local`."""
+    """Stack or runtime name, e.g. `dev`, `prod`, `local`; the page logs it to the console."""
     model_version: str
     """Content version of the deployed model archive."""
+    model_weights: str | None = None
+    """The archive's weights id (`IMAGENET1K_V2`, `random`, `file:...`), when known: the
+    page warns about an untrained model on first load instead of after an upload."""
 
     def __post_init__(self) -> None:
         if not self.api_url.startswith(("https://", "http://")):
@@ -29,12 +32,16 @@ class SiteConfig:
 
 def render_config_js(config: SiteConfig) -> str:
     """Return the text of `config.js`: one frozen global, `window.APP_CONFIG`."""
+    fields = {
+        "apiUrl": config.api_url.rstrip("/"),
+        "environment": config.environment,
+        "modelVersion": config.model_version,
+    }
+    # Optional, and absent when unknown, so an existing deployment's file stays the same.
+    if config.model_weights is not None:
+        fields["modelWeights"] = config.model_weights
     body = json.dumps(
-        {
-            "apiUrl": config.api_url.rstrip("/"),
-            "environment": config.environment,
-            "modelVersion": config.model_version,
-        },
+        fields,
         indent=2,
         sort_keys=True,
     )

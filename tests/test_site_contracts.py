@@ -26,6 +26,14 @@ def test_config_js_carries_the_outputs():
     }
 
 
+def test_config_js_carries_the_weights_only_when_known():
+    config = SiteConfig("https://abc.execute-api.eu-west-1.amazonaws.com", "dev", "v1", "random")
+    assert _config_object(render_config_js(config))["modelWeights"] == "random"
+    # Unknown: the key is absent, and an existing deployment's config.js is unchanged.
+    unknown = render_config_js(SiteConfig("https://abc.example", "dev", "v1"))
+    assert "modelWeights" not in _config_object(unknown)
+
+
 def test_config_js_cannot_break_out_of_a_script():
     text = render_config_js(SiteConfig("http://127.0.0.1:8001", "</script><script>x()", "v"))
     assert "</script>" not in text
