@@ -7,6 +7,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -39,9 +40,16 @@ class _SecurityHeaders(BaseHTTPMiddleware):
 
 
 def create_site_app(
-    addresses: Addresses, model_version: str, site_dir: Path = SITE_DIR
+    addresses: Addresses,
+    model_version: str,
+    site_dir: Path = SITE_DIR,
+    *,
+    model_weights: str | None = None,
 ) -> Starlette:
-    """Serve `site_dir` with a `config.js` pointing at the local API."""
+    """Serve `site_dir` with a `config.js` pointing at the local API.
+
+    `model_weights` (the archive's weights id) lets the page warn about an untrained
+    model on first load."""
 
     async def config_js(request: Request) -> Response:
         host = addresses.browser_host(request.headers.get("host"))
@@ -50,6 +58,7 @@ def create_site_app(
                 api_url=addresses.api_url(host),
                 environment=ENVIRONMENT,
                 model_version=model_version,
+                model_weights=model_weights,
             )
         )
         return Response(
@@ -63,5 +72,10 @@ def create_site_app(
             Route("/config.js", config_js, methods=["GET", "HEAD"]),
             Mount("/", StaticFiles(directory=site_dir, html=True)),
         ],
-        middleware=[Middleware(_SecurityHeaders, addresses=addresses)],
+        middleware=[
+            # Text compresses to a third or less, as CloudFront serves it (compress: True);
+            # images are left alone (Starlette skips image types).
+            Middleware(GZipMiddleware),
+            Middleware(_SecurityHeaders, addresses=addresses),
+        ],
     )

@@ -35,6 +35,12 @@ def test_config_js_points_at_the_local_api_and_is_never_cached(client):
     }
 
 
+def test_config_js_tells_the_page_the_weights_when_the_runtime_knows_them():
+    app = create_site_app(ADDRESSES, "v123", model_weights="random")
+    client = TestClient(app, base_url="http://127.0.0.1:8000")
+    assert config_of(client.get("/config.js").text)["modelWeights"] == "random"
+
+
 def test_config_js_follows_the_name_the_browser_used(client):
     response = client.get("/config.js", headers={"host": "localhost:8000"})
     assert config_of(response.text)["apiUrl"] == "http://localhost:8001"
@@ -58,6 +64,14 @@ def test_every_file_has_strict_headers(client):
         assert "connect-src http://127.0.0.1:8001" in csp
         assert response.headers["x-content-type-options"] == "nosniff"
     assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
+
+
+@pytest.mark.parametrize("path", ["/", "/app.js", "/styles.css"])
+def test_text_is_sent_compressed(client, path):
+    response = client.get(path, headers={"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.num_bytes_downloaded < len(response.content) / 2
+    assert response.headers["content-security-policy"]
 
 
 def test_nothing_outside_site_is_served(client):
