@@ -7,6 +7,9 @@ A request, in the order it meets the modules:
 
 - `handler`: the Lambda entry; at import, the container's init (config, logging, client).
 - `app`: `PredictProxy`, one event in, one response out, one log line.
+- `access`: who may call: CloudFront's origin header, or a program's API key.
+- `api_keys`: the keys' stores (SSM, a local file), their cache, and the CLI
+  `python -m proxy.api_keys`; imported at the first request that carries a key.
 - `request`: what the event carries: the method, and the image, validated and sniffed.
 - `sagemaker`: `InvokeEndpoint` with budgeted retries, and what each failure means.
 - `responses`: `ApiError`, the error family, and every response body and header.

@@ -1,6 +1,7 @@
-"""`PredictProxy`: one `POST /predict` event in, one HTTP API 2.0 response out, always.
+"""`PredictProxy`: one `POST /api/predict` event in, one HTTP API 2.0 response out, always.
 
-Validation runs before SageMaker is called; every failure becomes a JSON error with a stable
+The access check (`proxy.access`: the origin header or an API key) runs first, then
+validation, both before SageMaker is called; every failure becomes a JSON error with a stable
 code; an unexpected exception becomes a 500 without internals (the traceback goes to the
 log, never to the client). One JSON log line per request, `"event": "request"`.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.access import Access
 from proxy.config import ProxyConfig
 from proxy.logs import append_keys, log, request_context
 from proxy.request import parse_upload, request_method
@@ -37,12 +39,21 @@ RESPONSE_RESERVE = 0.2
 class PredictProxy:
     config: ProxyConfig
     invoker: EndpointInvoker
+    access: Access = field(default_factory=Access)
 
     @classmethod
     def create(
-        cls, config: ProxyConfig, clients: Callable[[float], Any], **invoker_options: Any
+        cls,
+        config: ProxyConfig,
+        clients: Callable[[float], Any],
+        *,
+        access: Access | None = None,
+        **invoker_options: Any,
     ) -> PredictProxy:
-        """The proxy `config` describes; `clients(read_timeout)` returns a runtime client."""
+        """The proxy `config` describes; `clients(read_timeout)` returns a runtime client.
+
+        `access` is the config's unless given; its API key cache runs on the invoker's clock.
+        """
         invoker = EndpointInvoker(
             clients=clients,
             endpoint_name=config.endpoint_name,
@@ -51,7 +62,9 @@ class PredictProxy:
             connect_timeout=config.connect_timeout,
             **invoker_options,
         )
-        return cls(config, invoker)
+        if access is None:
+            access = Access.from_config(config, invoker.clock)
+        return cls(config, invoker, access)
 
     def handle(self, event: Any, context: Any) -> dict[str, Any]:
         clock = self.invoker.clock
@@ -80,11 +93,13 @@ class PredictProxy:
 
     def _predict(self, event: Any, context: Any, start: float, request_id: str) -> dict[str, Any]:
         clock = self.invoker.clock
+        # Before anything else: a caller who may not use the API learns nothing more.
+        self.access.admit(event)
         method = request_method(event)
         append_keys(method=method)
         if method != "POST":
             raise ApiError(
-                405, "method_not_allowed", f"{method} is not allowed here; use POST /predict."
+                405, "method_not_allowed", f"{method} is not allowed here; use POST{_path(event)}."
             )
         upload = parse_upload(event, self.config.max_image_bytes)
         validated = clock()
@@ -117,6 +132,16 @@ def _request_id(event: Any, context: Any) -> str:
     if isinstance(lambda_id, str) and lambda_id:
         return lambda_id
     return uuid.uuid4().hex
+
+
+def _path(event: Any) -> str:
+    """A space and the request's own path, or nothing: the proxy serves whatever route the
+    HTTP API sends it (`/api/predict`, and `/predict` where a stack still routes it)."""
+    try:
+        path = event["requestContext"]["http"]["path"]
+    except (KeyError, TypeError):
+        return ""
+    return f" {path}" if isinstance(path, str) and path.startswith("/") and len(path) < 200 else ""
 
 
 def _remaining_seconds(context: Any) -> float:

@@ -3,7 +3,8 @@
 Everything per container happens here, once, at import (the Lambda init phase): the
 environment is validated, so a misconfigured function fails its init with a message naming
 the variable instead of failing every request, and the SageMaker client is created, so the
-first request does not pay for it.
+first request does not pay for it. The API key store is not touched here: it is read at the
+first request that carries a key (`proxy.access`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ def _build_proxy() -> PredictProxy:
         log.error("invalid_configuration", extra={"fields": {"message": str(error)}})
         raise
     configure_logging(config.log_level)
+    if not config.origin_check and os.environ.get("AWS_EXECUTION_ENV"):
+        # On AWS (the variable is Lambda's own; the local runtime does not set it) the stack
+        # always sets ORIGIN_SECRET: without it, the execute-api URL is open to anyone.
+        log.warning(
+            "origin_check_off",
+            extra={"fields": {"message": "ORIGIN_SECRET is not set: every request is admitted"}},
+        )
     clients = RuntimeClients(config.read_timeout, config.connect_timeout)
     clients.warm()
     return PredictProxy.create(config, clients)

@@ -17,16 +17,23 @@ _ALLOWED_METHODS = "POST"
 
 
 class ApiError(Exception):
-    """A failure that already knows the HTTP answer: status, code, message, Retry-After."""
+    """A failure that already knows the HTTP answer: status, code, message, extra headers."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, retry_after: int | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.headers = headers
 
 
 def internal_error() -> ApiError:
@@ -87,7 +94,7 @@ def json_response(
 
 
 def error_response(error: ApiError, request_id: str) -> dict[str, Any]:
-    extra: dict[str, str] = {}
+    extra: dict[str, str] = dict(error.headers or {})
     if error.retry_after is not None:
         extra["retry-after"] = str(error.retry_after)
     if error.status == 405:

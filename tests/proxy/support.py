@@ -19,6 +19,8 @@ from proxy.logs import configure_logging
 
 ENDPOINT = "image-classifier-dev"
 API_HOST = "abc123defg.execute-api.eu-west-1.amazonaws.com"
+# What the stack generates: random, URL-safe, long. Tests look for it in every log line.
+ORIGIN_SECRET = "Zq3v9Xb1LkP0sW7tYc2NfR8mHd5GjA4eUo6iTx_-"
 
 
 def http_event(
@@ -29,11 +31,13 @@ def http_event(
     base64_encoded: bool | None = None,
     headers: dict[str, str] | None = None,
     request_id: str = "JKJaXmPLvHcESHA=",
+    path: str = "/predict",
 ) -> dict[str, Any]:
     """An API Gateway HTTP API payload 2.0 event, as the AWS documentation shows it.
 
     Bytes are base64-encoded (what API Gateway does for binary media types); a str body is
-    passed as text unless `base64_encoded` says otherwise.
+    passed as text unless `base64_encoded` says otherwise. `path` is the route's: `/predict`
+    on the execute-api URL of old, `/api/predict` as CloudFront forwards it.
     """
     if isinstance(body, bytes):
         text: str | None = base64.b64encode(body).decode("ascii")
@@ -58,8 +62,8 @@ def http_event(
     all_headers.update(headers or {})
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": "POST /predict",
-        "rawPath": "/predict",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
         "rawQueryString": "",
         "headers": all_headers,
         "requestContext": {
@@ -69,13 +73,13 @@ def http_event(
             "domainPrefix": "abc123defg",
             "http": {
                 "method": method,
-                "path": "/predict",
+                "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "203.0.113.7",
                 "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
             },
             "requestId": request_id,
-            "routeKey": "POST /predict",
+            "routeKey": f"{method} {path}",
             "stage": "$default",
             "time": "21/Nov/2026:05:16:23 +0000",
             "timeEpoch": 1795238183220,
@@ -89,6 +93,17 @@ def http_event(
 
 def json_event(document: Any, **kwargs: Any) -> dict[str, Any]:
     return http_event(json.dumps(document), "application/json", **kwargs)
+
+
+def via_cloudfront(event: dict[str, Any], secret: str = ORIGIN_SECRET) -> dict[str, Any]:
+    """`event` as CloudFront forwards it to the HTTP API: with the origin header and what
+    CloudFront itself adds (its `via`, the viewer's address first in `x-forwarded-for`)."""
+    headers = event["headers"]
+    headers["x-origin-verify"] = secret
+    headers["via"] = "2.0 3f5a1b2c4d6e8f0a.cloudfront.net (CloudFront)"
+    headers["x-amz-cf-id"] = "Y2xvdWRmcm9udC1yZXF1ZXN0LWlk=="
+    headers["x-forwarded-for"] = "203.0.113.7, 130.176.0.10"
+    return event
 
 
 class FakeClock:

@@ -1,0 +1,168 @@
+"""Who may reach the model: CloudFront, by the origin header, or a program, by its API key.
+
+CloudFront adds `x-origin-verify: <ORIGIN_SECRET>` to every request it forwards to the HTTP
+API; a request without it came to the `execute-api` URL directly. With API keys on
+(`API_KEYS_PATH` or `API_KEYS_FILE`), a valid `x-api-key` admits such a request instead. A key
+that is sent is always checked, whichever way the request came: a revoked key is refused on
+every path, so its program learns it at once. The rule, refusals first:
+
+| the request | answer |
+| --- | --- |
+| a malformed `x-api-key` (keys on) | 401 `api_key_invalid` |
+| a well-formed key the store does not hold (unknown or revoked) | 403 `api_key_refused` |
+| a key while the store cannot be read (and no recent copy) | 503 `api_keys_unavailable` |
+| a valid key | admitted, `"access": "api_key"`, `"api_key": <name>` in the log |
+| the origin header with the secret | admitted, `"access": "origin"` |
+| neither, keys on | 401 `api_key_missing` (with `www-authenticate`) |
+| neither, keys off | 403 `forbidden` |
+| anything else, `ORIGIN_SECRET` unset (local runs, tests) | admitted, `"access": "open"` |
+
+With keys off, `x-api-key` is ignored: it neither admits nor refuses.
+
+Neither the secret nor a key is ever logged or echoed: the log says only which way a request
+came in, whether the origin header was missing or wrong, and a key's name. The secret is
+compared in constant time (`hmac.compare_digest`); a key is looked up by its SHA-256.
+
+`ORIGIN_HEADER` is a contract: the stack sets a custom header of that name on CloudFront's
+API origin (the stack cannot import `proxy`, so a test that reads both keeps the two names
+equal), and the local runtime adds it to the requests it forwards as CloudFront does. The
+key store (`proxy.api_keys`) is imported and
+read only at the first request that carries a key, so the cold start does not grow.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from proxy.logs import append_keys
+from proxy.responses import ApiError
+
+if TYPE_CHECKING:
+    from proxy.api_keys import KeyVerifier
+    from proxy.config import ProxyConfig
+
+ORIGIN_HEADER = "x-origin-verify"
+"""The header CloudFront adds to every request it forwards, holding ORIGIN_SECRET."""
+API_KEY_HEADER = "x-api-key"
+"""The header a program sends its API key in."""
+WWW_AUTHENTICATE = f'ApiKey header="{API_KEY_HEADER}"'
+"""The challenge of every 401 (RFC 9110 requires one)."""
+RETRY_AFTER_KEYS_UNAVAILABLE = 5
+
+
+class Access:
+    """The check every request passes before anything else, `admit(event)`."""
+
+    def __init__(
+        self,
+        origin_secret: str | None = None,
+        keys: Callable[[], KeyVerifier] | None = None,
+    ) -> None:
+        """`keys` makes the key verifier when first needed; None turns API keys off."""
+        self._secret = None if origin_secret is None else origin_secret.encode("ascii")
+        self._make_keys = keys
+        self._keys: KeyVerifier | None = None
+
+    @classmethod
+    def from_config(
+        cls, config: ProxyConfig, clock: Callable[[], float] = time.monotonic
+    ) -> Access:
+        keys = None
+        if config.api_keys:
+
+            def keys() -> KeyVerifier:
+                from proxy.api_keys import FileKeyStore, KeyVerifier, SsmKeyStore
+
+                store = (
+                    SsmKeyStore(config.api_keys_path)
+                    if config.api_keys_path is not None
+                    else FileKeyStore(str(config.api_keys_file))
+                )
+                return KeyVerifier(store, config.api_keys_cache_seconds, clock)
+
+        return cls(config.origin_secret, keys)
+
+    def admit(self, event: Any) -> None:
+        """Return if the request may go on (its way in appended to the log), else raise."""
+        headers = event.get("headers") if isinstance(event, dict) else None
+        if self._make_keys is not None:
+            key = _header(headers, API_KEY_HEADER)
+            if key is not None:
+                append_keys(access="api_key", api_key=self._name_of(key))
+                return
+        if self._secret is None:
+            append_keys(access="open")
+            return
+        presented = _header(headers, ORIGIN_HEADER)
+        # Bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+        if presented is not None and hmac.compare_digest(
+            presented.encode("utf-8", "surrogatepass"), self._secret
+        ):
+            append_keys(access="origin")
+            return
+        append_keys(origin_header="missing" if presented is None else "wrong")
+        if self._make_keys is None:
+            raise ApiError(
+                403,
+                "forbidden",
+                "This API answers only requests made through the site's address (/api/predict).",
+            )
+        raise ApiError(
+            401,
+            "api_key_missing",
+            f"Send your API key in the {API_KEY_HEADER} header, or call the API through the "
+            "site's address (/api/predict).",
+            headers={"www-authenticate": WWW_AUTHENTICATE},
+        )
+
+    def _name_of(self, key: str) -> str:
+        from proxy.api_keys import StoreError, is_well_formed
+
+        if not is_well_formed(key):
+            raise ApiError(
+                401,
+                "api_key_invalid",
+                f"The {API_KEY_HEADER} header does not hold an API key "
+                "(a key is ick_ followed by 43 letters, digits, '-' and '_').",
+                headers={"www-authenticate": WWW_AUTHENTICATE},
+            )
+        if self._keys is None:
+            assert self._make_keys is not None
+            self._keys = self._make_keys()
+        try:
+            name = self._keys.name_of(key)
+        except StoreError as error:
+            append_keys(detail=str(error))
+            raise ApiError(
+                503,
+                "api_keys_unavailable",
+                "API keys cannot be checked right now; try again in a few seconds.",
+                retry_after=RETRY_AFTER_KEYS_UNAVAILABLE,
+            ) from None
+        if name is None:
+            raise ApiError(
+                403, "api_key_refused", "This API key is not valid: it is unknown or revoked."
+            )
+        return name
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """The stripped value of header `name` (lower-case), or None when absent or empty.
+
+    HTTP API payload 2.0 lower-cases header names (and joins repeated headers with commas);
+    other spellings are looked for too, for events built by hand.
+    """
+    if not isinstance(headers, dict):
+        return None
+    value = headers.get(name)
+    if value is None:
+        for other, candidate in headers.items():
+            if isinstance(other, str) and other.lower() == name:
+                value = candidate
+                break
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
