@@ -1,25 +1,10 @@
-// The one call the UI makes: POST the image to `${apiUrl}/predict`. Every failure
-// becomes an ApiError carrying a sentence a person can act on.
+// The one call the UI makes: POST the image to `${apiUrl}/predict`. Every failure becomes
+// a Problem with the API's code and facts; messages.js words it for the visitor, and the
+// API's own message is kept for the console.
+
+import { Problem } from "./messages.js";
 
 const TIMEOUT_MS = 35_000;
-const RETRYABLE = new Set([429, 502, 503, 504]);
-
-export class ApiError extends Error {
-  constructor(message, { status = 0, code = "", retryable = false, retryAfter = 0, requestId = "" } = {}) {
-    super(message);
-    this.name = "ApiError";
-    Object.assign(this, { status, code, retryable, retryAfter, requestId });
-  }
-}
-
-function fallbackMessage(status) {
-  if (status >= 200 && status < 300) return "The service sent an answer this page does not understand.";
-  if (status === 413) return "This file is too large to upload.";
-  if (status === 429) return "The service is receiving too many requests. Wait a moment, then try again.";
-  if (RETRYABLE.has(status)) return "The service is starting up or busy. Try again in a few seconds.";
-  if (status >= 500) return "The service could not process this image. Try again later.";
-  return `The service refused the request (HTTP ${status}).`;
-}
 
 async function readJson(response) {
   try {
@@ -29,11 +14,17 @@ async function readJson(response) {
   }
 }
 
+/** The /predict URL, absolute even when apiUrl is relative (e.g. "/api"). */
+export function endpoint(apiUrl) {
+  return new URL(`${apiUrl.replace(/\/+$/, "")}/predict`, window.location.href).href;
+}
+
 /**
  * @param {string} apiUrl base URL without a trailing slash
  * @param {Blob} body the image bytes
  * @param {string} contentType
- * @param {AbortSignal} signal aborts when the user picks another image
+ * @param {AbortSignal} signal aborts when the visitor picks another image
+ * @returns {Promise<{body: object, latencyMs: number}>} body is the API's JSON as sent
  */
 export async function classify(apiUrl, body, contentType, signal) {
   const timeout = new AbortController();
@@ -43,7 +34,7 @@ export async function classify(apiUrl, body, contentType, signal) {
   const started = performance.now();
   let response;
   try {
-    response = await fetch(`${apiUrl}/predict`, {
+    response = await fetch(endpoint(apiUrl), {
       method: "POST",
       body,
       headers: { "content-type": contentType },
@@ -53,10 +44,7 @@ export async function classify(apiUrl, body, contentType, signal) {
     });
   } catch (error) {
     if (signal.aborted) throw error;
-    const message = timeout.signal.aborted
-      ? "The service took too long to answer. Try again."
-      : "Could not reach the classification service. Check your connection, then try again.";
-    throw new ApiError(message, { code: "network", retryable: true });
+    throw new Problem(timeout.signal.aborted ? "timeout" : "network", { serverMessage: String(error) });
   } finally {
     clearTimeout(timer);
     signal.removeEventListener("abort", abort);
@@ -64,16 +52,16 @@ export async function classify(apiUrl, body, contentType, signal) {
 
   const data = await readJson(response);
   const latencyMs = performance.now() - started;
-  const requestId = (data && data.request_id) || response.headers.get("x-request-id") || "";
-  if (response.ok && data && Array.isArray(data.predictions)) {
-    return { ...data, latencyMs, requestId };
+  if (response.ok && data && Array.isArray(data.predictions) && data.predictions.length) {
+    return { body: data, latencyMs };
   }
-  const error = data && data.error;
-  throw new ApiError(error && error.message ? error.message : fallbackMessage(response.status), {
+  const error = (data && data.error) || {};
+  throw new Problem(error.code || (response.ok ? "bad_model_response" : ""), {
     status: response.status,
-    code: (error && error.code) || "",
-    retryable: RETRYABLE.has(response.status),
     retryAfter: Number.parseInt(response.headers.get("retry-after") || "0", 10) || 0,
-    requestId,
+    requestId: (data && data.request_id) || response.headers.get("x-request-id") || "",
+    // API Gateway's own answers are {"message": ...}; ours are {"error": {...}}.
+    serverMessage: error.message || (data && data.message) || `HTTP ${response.status}`,
+    size: body.size,
   });
 }

@@ -1,56 +1,71 @@
-// Wires the page: pick an image (drop, picker, paste) -> prepare -> classify -> render.
-// Each new image supersedes the one in flight, so any number of images in a row works.
+// Wires the page: pick an image (drop, picker, camera, paste, sample) -> check and prepare
+// -> classify -> render, remember it for this visit. Each new image supersedes the one in
+// flight, so any number of images in a row works; only the last one is answered.
 
-import { ApiError, classify } from "./api.js";
-import { prepareImage } from "./image.js";
+import { classify, endpoint } from "./api.js";
+import { prepareFile, prepareImageElement } from "./image.js";
+import { describe, Problem } from "./messages.js";
+import { curlSnippet, pythonSnippet } from "./snippets.js";
 
 const config = window.APP_CONFIG;
+const HISTORY_SIZE = 8;
+// After this long a request is probably waiting for a cold start: say so.
+const SLOW_MS = 3000;
+
 const $ = (id) => document.getElementById(id);
 const ui = {
+  untrainedNotice: $("untrained-notice"),
+  unavailableNotice: $("unavailable-notice"),
   dropzone: $("dropzone"),
   empty: $("dropzone-empty"),
   figure: $("preview-figure"),
+  frame: $("preview-frame"),
   preview: $("preview"),
   caption: $("preview-caption"),
   choose: $("choose"),
+  takePhoto: $("take-photo"),
   fileInput: $("file-input"),
+  cameraInput: $("camera-input"),
+  samples: document.querySelectorAll("[data-sample]"),
   card: $("results-card"),
+  heading: $("results-heading"),
   idle: $("idle"),
   busy: $("busy"),
+  busyText: $("busy-text"),
+  skeleton: $("skeleton"),
   error: $("error"),
   errorTitle: $("error-title"),
   errorMessage: $("error-message"),
   errorDetail: $("error-detail"),
   retry: $("retry"),
   results: $("results"),
+  untrainedNote: $("untrained-note"),
+  smallNote: $("small-note"),
   review: $("review-badge"),
   predictions: $("predictions"),
   modelName: $("model-name"),
   modelVersion: $("model-version"),
   latency: $("latency"),
-  untrained: $("untrained-banner"),
+  copyJson: $("copy-json"),
+  downloadJson: $("download-json"),
+  historyEmpty: $("history-empty"),
+  history: $("history"),
+  code: $("code"),
+  snippetCurl: $("snippet-curl"),
+  snippetPython: $("snippet-python"),
+  copyCurl: $("copy-curl"),
+  copyPython: $("copy-python"),
   announcer: $("announcer"),
-  footer: $("footer"),
 };
 
 let generation = 0; // which image is current; stale work checks it and stops
 let inFlight = null; // AbortController of the current request
-let upload = null; // { blob, type } of the current image, kept for "Try again"
-let previewUrl = "";
+let slowTimer = 0;
+let current = null; // the image on screen: {name, prepared, url, result?}
+const history = []; // this visit's answered images, newest first; never stored anywhere
 
-function show(view) {
-  for (const name of ["idle", "busy", "error", "results"]) ui[name].hidden = name !== view;
-  ui.card.setAttribute("aria-busy", String(view === "busy"));
-  ui.dropzone.classList.toggle("is-busy", view === "busy");
-}
-
-function announce(text) {
-  // Clearing first makes screen readers repeat an identical message for a new image.
-  ui.announcer.textContent = "";
-  requestAnimationFrame(() => {
-    ui.announcer.textContent = text;
-  });
-}
+const count = (value) => value.toLocaleString("en-US");
+const reducedMotion = () => window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 
 function percent(probability) {
   const value = probability * 100;
@@ -62,32 +77,89 @@ function formatLatency(ms) {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-function showPreview(file, prepared) {
-  if (previewUrl) URL.revokeObjectURL(previewUrl);
-  previewUrl = "";
+function describeModel(model) {
+  const name = model.name === "mobilenet_v2" ? "MobileNetV2" : model.name || "Unknown model";
+  const weights = model.weights || "";
+  if (weights === "random") return `${name}, untrained (random weights)`;
+  if (weights.startsWith("IMAGENET")) return `${name}, trained on ImageNet`;
+  if (weights.startsWith("file:")) return `${name}, custom weights`;
+  return weights ? `${name}, ${weights}` : name;
+}
+
+function announce(text) {
+  // Clearing first makes screen readers repeat an identical message for a new image.
+  ui.announcer.textContent = "";
+  requestAnimationFrame(() => {
+    ui.announcer.textContent = text;
+  });
+}
+
+function show(view) {
+  for (const name of ["idle", "busy", "error", "results"]) ui[name].hidden = name !== view;
+  ui.skeleton.hidden = view !== "idle" && view !== "busy";
+  ui.card.setAttribute("aria-busy", String(view === "busy"));
+  ui.dropzone.classList.toggle("is-busy", view === "busy");
+  clearTimeout(slowTimer);
+}
+
+function startBusy(name) {
+  show("busy");
+  ui.busyText.textContent = "Classifying…";
+  announce(`Classifying ${name}…`);
+  slowTimer = setTimeout(() => {
+    const text = "Still working: the classifier may be waking up, which can take up to half a minute.";
+    ui.busyText.textContent = text;
+    announce(text);
+  }, SLOW_MS);
+}
+
+/** Scroll the answer into view when its top label is off screen (a phone, a zoomed page). */
+function reveal() {
+  const top = ui.predictions.firstElementChild?.getBoundingClientRect();
+  if (!top || (top.top >= 0 && top.bottom <= window.innerHeight)) return;
+  ui.card.scrollIntoView({ block: "start", behavior: reducedMotion() ? "auto" : "smooth" });
+}
+
+function showPreview(entry) {
+  const { prepared } = entry;
   ui.empty.hidden = true;
   ui.figure.hidden = false;
   ui.dropzone.dataset.state = "preview";
-  ui.choose.textContent = "Choose another image";
-  const name = file.name || "pasted image";
-  ui.figure.classList.toggle("is-file", !prepared.decoded);
-  if (prepared.decoded) {
-    previewUrl = URL.createObjectURL(prepared.blob);
-    ui.preview.src = previewUrl;
-    ui.preview.alt = `Preview of ${name}`;
-    ui.preview.hidden = false;
-    const scaled = prepared.scaled ? ", scaled down" : "";
-    ui.caption.textContent = `${name} · ${prepared.width}×${prepared.height}${scaled}`;
-  } else {
-    ui.preview.removeAttribute("src");
-    ui.preview.alt = "";
-    ui.preview.hidden = true;
-    ui.caption.textContent = `${name} · no preview: this browser cannot display this file`;
-  }
+  ui.preview.src = entry.url;
+  ui.preview.alt = `${entry.name}, as sent to the model`;
+  // CSS sizes the frame from these, so the box is final before the image decodes.
+  const frame = ui.frame.style;
+  frame.setProperty("--aspect", String(prepared.width / prepared.height));
+  frame.setProperty("--natural-width", `${prepared.width}px`);
+  frame.setProperty("--crop-x", `${prepared.crop.x * 100}%`);
+  frame.setProperty("--crop-y", `${prepared.crop.y * 100}%`);
+  frame.setProperty("--crop-w", `${prepared.crop.w * 100}%`);
+  frame.setProperty("--crop-h", `${prepared.crop.h * 100}%`);
+  ui.frame.classList.toggle("is-small", prepared.small);
+  const { source } = prepared;
+  let caption = `${entry.name} · ${count(source.width)}×${count(source.height)} px`;
+  if (prepared.trimmed) caption += `, sent as its middle ${count(prepared.width)}×${count(prepared.height)}`;
+  else if (prepared.scaled) caption += `, sent as ${count(prepared.width)}×${count(prepared.height)}`;
+  ui.caption.textContent = caption;
 }
 
-function renderPredictions(result) {
-  const items = result.predictions.map((prediction, rank) => {
+function clearPreview(name) {
+  ui.figure.hidden = true;
+  ui.empty.hidden = false;
+  ui.dropzone.dataset.state = "empty";
+  ui.preview.removeAttribute("src");
+  ui.caption.textContent = name ? `${name} · not classified` : "";
+}
+
+function setCurrent(entry) {
+  if (current && current !== entry && !history.includes(current)) URL.revokeObjectURL(current.url);
+  current = entry;
+  if (entry) showPreview(entry);
+  markCurrent();
+}
+
+function renderPredictions(predictions) {
+  const items = predictions.map((prediction, rank) => {
     const item = document.createElement("li");
     item.className = rank === 0 ? "prediction is-top" : "prediction";
     const row = document.createElement("div");
@@ -110,47 +182,110 @@ function renderPredictions(result) {
     return item;
   });
   ui.predictions.replaceChildren(...items);
+}
 
-  const model = result.model || {};
-  ui.modelName.textContent = model.weights ? `${model.name} · ${model.weights}` : model.name || "unknown";
+function renderResult(entry) {
+  const { body, latencyMs } = entry.result;
+  const model = body.model || {};
+  const untrained = model.weights === "random";
+  renderPredictions(body.predictions);
+  ui.modelName.textContent = describeModel(model);
   ui.modelVersion.textContent = model.version || "unknown";
-  ui.latency.textContent = formatLatency(result.latencyMs);
-  ui.review.hidden = !result.needs_review;
-  ui.untrained.hidden = model.weights !== "random";
+  ui.latency.textContent = formatLatency(latencyMs);
+  ui.review.hidden = !body.needs_review;
+  ui.untrainedNote.hidden = !untrained;
+  const { source, small } = entry.prepared;
+  ui.smallNote.hidden = !small;
+  ui.smallNote.textContent = small
+    ? `Small image (${count(source.width)}×${count(source.height)} px): the model scales its short side up to 224 px, so it has little detail to go on.`
+    : "";
   show("results");
 
-  const top = result.predictions[0];
-  const review = result.needs_review ? " Needs review." : "";
-  const untrained = model.weights === "random" ? " Untrained model: labels are noise." : "";
-  announce(top ? `Top label: ${top.label}, ${percent(top.probability)}.${review}${untrained}` : "No labels.");
+  const top = body.predictions[0];
+  const review = body.needs_review ? " Needs review." : "";
+  const noise = untrained ? " Untrained model: the labels are random." : "";
+  announce(`${entry.name}: top label ${top.label}, ${percent(top.probability)}.${review}${noise}`);
+  reveal();
 }
 
-function renderError(error) {
-  const apiError = error instanceof ApiError ? error : new ApiError("Something went wrong. Try again.", { retryable: true });
-  let message = apiError.message;
-  if (apiError.retryable && apiError.retryAfter > 0) {
-    message += ` (The service suggests waiting ${apiError.retryAfter} s.)`;
+function renderError(problem) {
+  const text = describe(problem);
+  if (problem instanceof Problem && problem.facts.serverMessage) {
+    // The operator's view: the API's own words and the id that finds its log line.
+    const { status, requestId, serverMessage } = problem.facts;
+    console.error(`classification failed: ${problem.code || "error"} (HTTP ${status ?? "-"}, request id ${requestId || "-"}): ${serverMessage}`);
+  } else if (!(problem instanceof Problem)) {
+    console.error(problem);
   }
-  ui.errorTitle.textContent = apiError.retryable
-    ? "The service is not answering right now"
-    : "This image could not be classified";
-  ui.errorMessage.textContent = message;
-  ui.error.dataset.code = apiError.code || String(apiError.status || "");
-  // The request id finds the matching log line when someone reports the problem.
-  ui.errorDetail.textContent = apiError.requestId ? `Request id ${apiError.requestId}` : "";
-  ui.errorDetail.hidden = !apiError.requestId;
-  ui.retry.hidden = !(apiError.retryable && upload);
+  ui.errorTitle.textContent = text.title;
+  ui.errorMessage.textContent = text.message;
+  ui.errorDetail.textContent = text.reference ? `Reference for support: ${text.reference}` : "";
+  ui.errorDetail.hidden = !text.reference;
+  ui.retry.hidden = !(text.retry && current && !current.result);
   show("error");
+  announce(`${text.title}. ${text.message}`);
 }
 
-async function send() {
+function remember(entry) {
+  history.unshift(entry);
+  for (const dropped of history.splice(HISTORY_SIZE)) {
+    if (dropped !== current) URL.revokeObjectURL(dropped.url);
+  }
+  renderHistory();
+}
+
+function renderHistory() {
+  const items = history.map((entry) => {
+    const top = entry.result.body.predictions[0];
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "history-item";
+    const thumb = document.createElement("img");
+    thumb.src = entry.url;
+    thumb.alt = "";
+    const label = document.createElement("span");
+    label.className = "history-label";
+    label.textContent = top.label;
+    const detail = document.createElement("span");
+    detail.className = "history-detail";
+    detail.textContent = `${percent(top.probability)} · ${entry.name}`;
+    button.append(thumb, label, detail);
+    button.addEventListener("click", () => showAgain(entry));
+    const item = document.createElement("li");
+    item.append(button);
+    return item;
+  });
+  ui.history.replaceChildren(...items);
+  ui.history.hidden = !history.length;
+  ui.historyEmpty.hidden = Boolean(history.length);
+  markCurrent();
+}
+
+/** Which entry is on screen; updated in place so a focused entry keeps its focus. */
+function markCurrent() {
+  ui.history.querySelectorAll("button").forEach((button, index) => {
+    if (history[index] === current) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  });
+}
+
+function showAgain(entry) {
+  generation += 1;
+  inFlight?.abort();
+  setCurrent(entry);
+  renderResult(entry);
+}
+
+async function send(entry) {
   inFlight?.abort();
   const controller = new AbortController();
   inFlight = controller;
-  show("busy");
   try {
-    const result = await classify(config.apiUrl, upload.blob, upload.type, controller.signal);
-    if (!controller.signal.aborted) renderPredictions(result);
+    const result = await classify(config.apiUrl, entry.prepared.blob, entry.prepared.type, controller.signal);
+    if (controller.signal.aborted) return;
+    entry.result = result;
+    remember(entry);
+    renderResult(entry);
   } catch (error) {
     if (!controller.signal.aborted) renderError(error);
   } finally {
@@ -158,40 +293,97 @@ async function send() {
   }
 }
 
-async function handleFile(file) {
-  if (!file) return;
-  const mine = ++generation;
-  inFlight?.abort();
-  upload = null;
-  show("busy");
-  try {
-    const prepared = await prepareImage(file);
-    if (mine !== generation) return;
-    showPreview(file, prepared);
-    upload = { blob: prepared.blob, type: prepared.type };
-  } catch {
-    if (mine === generation) {
-      renderError(new ApiError("This file could not be read. Try another image."));
-    }
-    return;
-  }
-  await send();
+/** Nothing to classify: the previous image leaves the stage (its answer stays in history). */
+function refuse(name, problem) {
+  setCurrent(null);
+  clearPreview(name);
+  renderError(problem);
 }
 
-function firstFile(list) {
-  return list && list.length ? list[0] : null;
+/** Prepare an image (check, decode, encode) and classify it, unless another one came. */
+async function take(name, prepare) {
+  const mine = ++generation;
+  inFlight?.abort();
+  startBusy(name);
+  let prepared;
+  try {
+    prepared = await prepare();
+  } catch (problem) {
+    if (mine === generation) refuse(name, problem);
+    return;
+  }
+  if (mine !== generation) return;
+  const entry = { name, prepared, url: URL.createObjectURL(prepared.blob) };
+  setCurrent(entry);
+  await send(entry);
+}
+
+function takeFile(file) {
+  if (file) take(file.name || "Pasted image", () => prepareFile(file));
+}
+
+function takeSample(button) {
+  const name = `${button.textContent.trim()} (sample)`;
+  take(name, async () => {
+    // An <img>, not fetch(): the CSP lets this page fetch only from the API.
+    const image = new Image();
+    image.src = `samples/${button.dataset.sample}.jpg`;
+    try {
+      await image.decode();
+    } catch {
+      throw new Problem("network", { serverMessage: `sample ${image.src} did not load` });
+    }
+    return prepareImageElement(image);
+  });
+}
+
+/** The first file that says it is an image, else the first file (which is then refused). */
+function pick(files) {
+  const list = Array.from(files || []);
+  return list.find((file) => file.type.startsWith("image/")) || list[0] || null;
+}
+
+async function copy(text, what) {
+  try {
+    await navigator.clipboard.writeText(text);
+    announce(`Copied ${what}.`);
+  } catch {
+    announce("This browser did not allow copying. Select the text and copy it instead.");
+  }
+}
+
+function downloadJson() {
+  const json = `${JSON.stringify(current.result.body, null, 2)}\n`;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
+  const stem = current.name.replace(/\.[^.]*$/, "").replace(/[^\w-]+/g, "-").replace(/^-|-$/g, "");
+  link.download = `${stem || "image"}-labels.json`;
+  link.click();
+  // The download has started from the click; the URL only has to outlive this task.
+  setTimeout(() => URL.revokeObjectURL(link.href));
 }
 
 function wireInputs() {
   ui.choose.addEventListener("click", () => ui.fileInput.click());
-  ui.fileInput.addEventListener("change", () => {
-    handleFile(firstFile(ui.fileInput.files));
-    ui.fileInput.value = ""; // picking the same file again still fires "change"
+  ui.takePhoto.addEventListener("click", () => ui.cameraInput.click());
+  ui.dropzone.addEventListener("click", () => {
+    if (ui.dropzone.dataset.state === "empty") ui.fileInput.click();
   });
+  for (const input of [ui.fileInput, ui.cameraInput]) {
+    input.addEventListener("change", () => {
+      takeFile(pick(input.files));
+      input.value = ""; // picking the same file again still fires "change"
+    });
+  }
+  for (const button of ui.samples) button.addEventListener("click", () => takeSample(button));
   ui.retry.addEventListener("click", () => {
-    ui.card.focus({ preventScroll: true }); // the button disappears; keep focus nearby
-    send();
+    // The button disappears: keep focus on a visible landmark next to what comes.
+    ui.heading.focus();
+    startBusy(current.name);
+    send(current);
   });
+  ui.copyJson.addEventListener("click", () => copy(`${JSON.stringify(current.result.body, null, 2)}\n`, "the result as JSON"));
+  ui.downloadJson.addEventListener("click", downloadJson);
 
   // The whole window accepts a drop, so nobody has to aim at the box.
   let depth = 0;
@@ -215,25 +407,42 @@ function wireInputs() {
     event.preventDefault();
     depth = 0;
     ui.dropzone.classList.remove("is-dragging");
-    handleFile(firstFile(event.dataTransfer.files));
+    takeFile(pick(event.dataTransfer.files));
   });
 
   document.addEventListener("paste", (event) => {
-    const file = Array.from(event.clipboardData?.files || []).find((f) => f.type.startsWith("image/"));
-    if (!file) return;
+    if (event.target instanceof Element && event.target.closest("input, textarea, [contenteditable]")) return;
     event.preventDefault();
-    handleFile(file);
+    const file = pick(event.clipboardData?.files);
+    if (file) {
+      takeFile(file);
+    } else {
+      generation += 1;
+      inFlight?.abort();
+      refuse("", new Problem("no_image_pasted"));
+    }
   });
 }
 
 function start() {
   if (!config || !config.apiUrl) {
-    ui.choose.disabled = true;
-    renderError(new ApiError("This page has no API address: config.js did not load. Reload the page, or redeploy the site."));
+    // The visitor can do nothing about it; the operator finds the cause here.
+    console.error(
+      "window.APP_CONFIG.apiUrl is missing: config.js did not load. It is generated per " +
+        "deployment (SiteConfigFile in the stack, or python -m local); redeploy the site.",
+    );
+    ui.unavailableNotice.hidden = false;
+    ui.code.hidden = true;
+    for (const control of [ui.choose, ui.takePhoto, ...ui.samples]) control.disabled = true;
     return;
   }
-  const version = config.modelVersion ? ` · model ${config.modelVersion}` : "";
-  ui.footer.textContent = `Environment ${config.environment}${version} · API ${config.apiUrl}`;
+  console.info(`Image classifier: environment ${config.environment}, API ${config.apiUrl}, model ${config.modelVersion}`);
+  ui.untrainedNotice.hidden = config.modelWeights !== "random";
+  const url = endpoint(config.apiUrl);
+  ui.snippetCurl.textContent = curlSnippet(url);
+  ui.snippetPython.textContent = pythonSnippet(url);
+  ui.copyCurl.addEventListener("click", () => copy(ui.snippetCurl.textContent, "the curl command"));
+  ui.copyPython.addEventListener("click", () => copy(ui.snippetPython.textContent, "the Python code"));
   wireInputs();
 }
 

@@ -1,7 +1,10 @@
-"""The two pure-Python contracts shared by the cloud stack and the local runtime."""
+"""The pure-Python contracts shared by the cloud stack and the local runtime, and the
+site's own promises about the files it ships."""
 
 import json
 import re
+from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +70,48 @@ def test_cors_allows_only_the_site():
     assert policy.allows("https://d111.cloudfront.net")
     assert not policy.allows("https://evil.example")
     assert not policy.allows(None)
+
+
+SITE = Path(__file__).resolve().parent.parent / "site"
+LICENCES = ("CC0", "public domain")
+
+
+class _Samples(HTMLParser):
+    """The sample buttons (`data-sample`) and the credit items (`id="credit-..."`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buttons: list[str] = []
+        self.credits: dict[str, str] = {}
+        self._credit: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "data-sample" in attributes:
+            self.buttons.append(attributes["data-sample"])
+        if tag == "li" and (attributes.get("id") or "").startswith("credit-"):
+            self._credit = attributes["id"].removeprefix("credit-")
+            self.credits[self._credit] = ""
+        if self._credit and tag == "a":
+            self.credits[self._credit] += f" <{attributes.get('href')}>"
+
+    def handle_data(self, data):
+        if self._credit:
+            self.credits[self._credit] += data
+
+    def handle_endtag(self, tag):
+        if tag == "li":
+            self._credit = None
+
+
+def test_every_sample_photo_has_a_button_a_thumbnail_and_a_free_licence():
+    page = _Samples()
+    page.feed((SITE / "index.html").read_text())
+    photos = sorted(p.stem for p in (SITE / "samples").glob("*.jpg") if "-thumb" not in p.stem)
+    assert photos
+    assert sorted(page.buttons) == photos
+    for photo in photos:
+        assert (SITE / "samples" / f"{photo}-thumb.jpg").is_file()
+        credit = page.credits[photo]
+        assert any(licence in credit for licence in LICENCES), credit
+        assert "<https://scikit-image.org/docs/stable/api/skimage.data.html#skimage.data." in credit

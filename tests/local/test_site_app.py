@@ -74,6 +74,12 @@ def test_text_is_sent_compressed(client, path):
     assert response.headers["content-security-policy"]
 
 
+def test_images_are_sent_as_they_are(client):
+    response = client.get("/samples/cat.jpg", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+
+
 def test_nothing_outside_site_is_served(client):
     assert client.get("/../local/cli.py").status_code == 404
     assert client.get("/%2e%2e/local/cli.py").status_code == 404

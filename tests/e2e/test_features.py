@@ -1,0 +1,167 @@
+"""What people expect of an image classifier demo: samples, a camera, the result as JSON,
+code to call the API, a history to compare, and honesty about the model up front."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from hosting.config_js import SiteConfig, render_config_js
+from tests.e2e.conftest import PHONE
+from tests.e2e.support import (
+    choose_file,
+    count_predict_posts,
+    is_predict_response,
+    wait_for_results,
+)
+from tests.local.runtime import LocalRuntime
+
+pytestmark = pytest.mark.slow
+
+
+def serve_config(page, runtime: LocalRuntime, text: str) -> None:
+    page.route(
+        "**/config.js",
+        lambda route: route.fulfill(content_type="text/javascript", body=text),
+    )
+    page.goto(runtime.site_url)
+
+
+def test_a_sample_is_one_click_and_loads_only_when_asked_for(page):
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    page.wait_for_load_state("networkidle")
+    assert not [url for url in fetched if re.search(r"/samples/[a-z]+\.jpg$", url)]
+
+    page.get_by_role("button", name="Coffee").click()
+    wait_for_results(page)
+    assert any(url.endswith("/samples/coffee.jpg") for url in fetched)
+    assert page.inner_text("#preview-caption") == "Coffee (sample) · 600\u00d7400 px"
+
+
+def test_a_phone_gets_a_take_photo_button_that_opens_the_camera(open_page, images):
+    desktop = open_page()
+    assert desktop.is_hidden("#take-photo")
+
+    phone = open_page(**PHONE)
+    assert phone.is_visible("#take-photo")
+    assert phone.get_attribute("#camera-input", "capture") == "environment"
+    with phone.expect_file_chooser() as chooser:
+        phone.click("#take-photo")
+    assert chooser.value.element.get_attribute("id") == "camera-input"
+    chooser.value.set_files(str(images["cat"]))
+    wait_for_results(phone)
+
+
+def test_the_result_can_be_copied_and_downloaded_as_json(open_page, images, tmp_path):
+    page = open_page(permissions=["clipboard-read", "clipboard-write"])
+    with page.expect_response(is_predict_response) as answered:
+        choose_file(page, images["cat"])
+    wait_for_results(page)
+    expected = answered.value.json()
+
+    page.click("#copy-json")
+    page.wait_for_function(
+        "() => document.getElementById('announcer').textContent === 'Copied the result as JSON.'"
+    )
+    assert json.loads(page.evaluate("navigator.clipboard.readText()")) == expected
+
+    with page.expect_download() as download:
+        page.click("#download-json")
+    assert download.value.suggested_filename == "chelsea-labels.json"
+    saved = tmp_path / "saved.json"
+    download.value.save_as(saved)
+    assert json.loads(saved.read_text()) == expected
+
+
+def _snippets(page) -> tuple[str, str]:
+    page.click("#code summary")
+    return page.inner_text("#snippet-curl"), page.inner_text("#snippet-python")
+
+
+def test_the_code_snippets_call_the_real_api_and_work(page, images, runtime, tmp_path):
+    curl, python = _snippets(page)
+    endpoint = f"{runtime.api_url}/predict"
+    assert f"'{endpoint}'" in curl
+    assert f'"{endpoint}"' in python
+
+    photo = tmp_path / "photo.jpg"
+    shutil.copy(images["cat"], photo)
+    ran = subprocess.run(
+        [sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert len(re.findall(r"^\d+\.\d%  \S", ran.stdout, re.M)) == 5, ran.stdout
+    if shutil.which("curl"):
+        command = curl.replace("\\\n", " ")
+        ran = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, timeout=60)
+        assert len(json.loads(ran.stdout)["predictions"]) == 5
+
+
+def test_the_snippets_resolve_a_relative_api_url_against_the_page(open_page, runtime):
+    page = open_page(goto=False)
+    config = {"apiUrl": "/api", "environment": "prod", "modelVersion": "v"}
+    serve_config(page, runtime, f"window.APP_CONFIG = Object.freeze({json.dumps(config)});")
+    curl, python = _snippets(page)
+    assert f"'{runtime.site_url}/api/predict'" in curl
+    assert f'"{runtime.site_url}/api/predict"' in python
+
+
+def test_this_visits_images_can_be_compared_without_asking_again(page, images):
+    sent = count_predict_posts(page)
+    for count, name in enumerate(("cat", "coffee"), start=1):
+        choose_file(page, images[name])
+        page.wait_for_function(
+            "n => document.querySelectorAll('#history li').length === n", arg=count
+        )
+    items = page.locator("#history button")
+    assert items.count() == 2
+    assert "coffee.jpg" in items.nth(0).inner_text()
+    assert items.nth(0).get_attribute("aria-current") == "true"
+
+    cat_top = items.nth(1).locator(".history-label").inner_text()
+    items.nth(1).focus()
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.getAttribute('aria-current')") == "true"
+    assert page.inner_text("#preview-caption").startswith("chelsea.jpg")
+    assert page.inner_text("#predictions .is-top .prediction-label") == cat_top
+    assert page.locator("#history button").nth(1).get_attribute("aria-current") == "true"
+    assert len(sent) == 2, "going back costs no request"
+    assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
+
+
+def test_needs_review_is_explained_in_one_line(page, images):
+    choose_file(page, images["cat"])
+    wait_for_results(page)
+    assert page.inner_text("#review-badge .badge").split() == ["●", "Needs", "review"]
+    assert page.inner_text("#review-badge .review-why") == (
+        "The model is not confident about this image: a person should check the answer."
+    )
+
+
+def test_an_untrained_model_is_said_up_front_when_config_js_knows(open_page, runtime, images):
+    page = open_page(goto=False)
+    config = SiteConfig(runtime.api_url, "local", "v", model_weights="random")
+    serve_config(page, runtime, render_config_js(config))
+    assert page.is_visible("#untrained-notice")
+    assert page.inner_text("#untrained-notice") == (
+        "Demo model, not trained. Its labels are random guesses, not real predictions: "
+        "don\u2019t rely on them."
+    )
+
+
+def test_an_untrained_model_learned_from_the_answer_is_said_in_the_answer(page, images):
+    """Without `modelWeights` in config.js the page learns it from the first answer, and
+    says so inside the results card, in space it already has (nothing moves)."""
+    assert page.is_hidden("#untrained-notice")
+    choose_file(page, images["cat"])
+    wait_for_results(page)
+    assert page.is_hidden("#untrained-notice")
+    assert page.inner_text("#untrained-note") == (
+        "Untrained model: these labels are random guesses."
+    )
