@@ -7,7 +7,6 @@ to it; the same archive twice changes nothing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -30,60 +29,6 @@ TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
 
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
-
-PYTORCH_INFERENCE_TAG = "2.6.0-cpu-py312"
-"""AWS Deep Learning Container tag; its SageMaker toolkit runs `code/inference.py`."""
-_DLC_ACCOUNT = "763104351884"
-_DLC_ACCOUNT_BY_REGION = {
-    "af-south-1": "626614931356",
-    "ap-east-1": "871362719292",
-    "ap-south-2": "772153158452",
-    "ap-southeast-3": "907027046896",
-    "ap-southeast-4": "457447274322",
-    "ca-west-1": "204538143572",
-    "cn-north-1": "727897471807",
-    "cn-northwest-1": "727897471807",
-    "eu-central-2": "380420809688",
-    "eu-south-1": "692866216735",
-    "eu-south-2": "503227376785",
-    "il-central-1": "780543022126",
-    "me-central-1": "914824155844",
-    "me-south-1": "217643126080",
-    "us-gov-east-1": "446045086412",
-    "us-gov-west-1": "442386744353",
-}
-_ECR_IMAGE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
-    r"/(?P<repository>[a-z0-9._/-]+)(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$"
-)
-
-
-def default_image_uri(region: str) -> str:
-    """The region's AWS PyTorch inference CPU image."""
-    account = _DLC_ACCOUNT_BY_REGION.get(region, _DLC_ACCOUNT)
-    suffix = ".cn" if region.startswith("cn-") else ""
-    registry = f"{account}.dkr.ecr.{region}.amazonaws.com{suffix}"
-    return f"{registry}/pytorch-inference:{PYTORCH_INFERENCE_TAG}"
-
-
-def image_uri_problem(image_uri: str) -> str | None:
-    """Why SageMaker could not serve `image_uri`; None when it is an ECR image."""
-    if _ECR_IMAGE.match(image_uri):
-        return None
-    return (
-        f"image URI {image_uri!r} is not an ECR image "
-        "(ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG); SageMaker pulls only from ECR"
-    )
-
-
-def ecr_repository_arn(image_uri: str, partition: str = "aws") -> str:
-    """The ECR repository an image lives in, for a pull permission on exactly that ARN."""
-    match = _ECR_IMAGE.match(image_uri)
-    if match is None:
-        raise ValueError(image_uri_problem(image_uri))
-    return (
-        f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
-    )
 
 
 def serverless_problems(
@@ -141,18 +86,16 @@ class InferenceEndpointArgs:
     region: str
     archive: ModelArchive
     """The archive to serve; its content version names the model and the config."""
+    image_uri: pulumi.Input[str]
+    """The serving image SageMaker pulls (`ServingImage.image_uri`, pinned by digest)."""
+    image_repository_arn: pulumi.Input[str]
+    """Its ECR repository: the only one the execution role may pull from."""
     serverless: ServerlessConfig = field(default_factory=ServerlessConfig)
-    image_uri: str | None = None
-    """Serving image; None means `default_image_uri(region)`."""
     log_retention_days: pulumi.Input[int] = 30
     rollout_timeout_seconds: pulumi.Input[int] = 3600
     aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
     """How `EndpointRollout` reaches AWS: the stack's AWS provider settings."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
-
-    def __post_init__(self) -> None:
-        if self.image_uri is not None and (problem := image_uri_problem(self.image_uri)):
-            raise ValueError(problem)
 
 
 class InferenceEndpoint(pulumi.ComponentResource):
@@ -172,8 +115,6 @@ class InferenceEndpoint(pulumi.ComponentResource):
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
-        image_uri = args.image_uri or default_image_uri(args.region)
-        repository_arn = partition.apply(lambda p: ecr_repository_arn(image_uri, p))
 
         bucket = PrivateBucket(
             f"{name}-artifacts",
@@ -210,7 +151,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
             service="sagemaker.amazonaws.com",
             log_group_name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
             retention_days=args.log_retention_days,
-            statements=pulumi.Output.all(object_arn, repository_arn).apply(
+            statements=pulumi.Output.all(object_arn, args.image_repository_arn).apply(
                 lambda arns: [
                     {
                         "Sid": "ReadTheModelArchive",
@@ -242,14 +183,6 @@ class InferenceEndpoint(pulumi.ComponentResource):
             tags=args.tags,
         )
 
-        environment = {
-            "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-            "SAGEMAKER_REGION": args.region,
-            # One worker: a serverless instance's memory is for one copy of the model.
-            "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
-        }
         # Configs and models are retained by Pulumi: after a failed rollout the previous
         # ones still serve, and Pulumi would delete them on its next run. EndpointRollout
         # retires them once nothing uses them. Their names are unique per creation, so
@@ -266,10 +199,11 @@ class InferenceEndpoint(pulumi.ComponentResource):
         model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=execution.role.arn,
+            # The serving image needs no environment: `model.serve` reads the model from
+            # /opt/ml/model and the port from SAGEMAKER_BIND_TO_PORT, as SageMaker sets them.
             primary_container={
-                "image": image_uri,
+                "image": args.image_uri,
                 "model_data_url": pulumi.Output.concat("s3://", bucket.name, "/", artifact.key),
-                "environment": environment,
             },
             tags=versioned_tags,
             opts=pulumi.ResourceOptions.merge(

@@ -1,6 +1,7 @@
 """The image-classifier stack: settings -> components -> outputs -> the site's config.js.
 
-InferenceEndpoint   model archive -> S3 -> SageMaker model -> Serverless endpoint
+ServingImage        model/Dockerfile -> BuildKit -> private ECR (or config `imageUri`)
+InferenceEndpoint   model archive -> S3 -> SageMaker model (that image) -> Serverless endpoint
 StaticSite          site/ -> private S3 -> CloudFront (OAC, security headers)
 ProxyApi            HTTP API POST /predict -> Lambda proxy -> the endpoint
 SiteConfigFile      config.js from the outputs above, invalidated when it changes
@@ -22,6 +23,7 @@ from components.inference_endpoint import InferenceEndpoint, InferenceEndpointAr
 from components.model_archive import read_model_archive
 from components.monitoring import Monitoring, MonitoringArgs
 from components.proxy_api import ProxyApi, ProxyApiArgs, execute_api_origin_pattern
+from components.serving_image import ServingImage, ServingImageArgs
 from components.site_config_file import SiteConfigFile, SiteConfigFileArgs
 from components.stack_config import StackSettings, config_keys, load_settings
 from components.static_site import StaticSite, StaticSiteArgs
@@ -48,6 +50,8 @@ class StackOutputs:
     function_log_group: pulumi.Output[str]
     api_access_log_group: pulumi.Output[str]
     endpoint_log_group: pulumi.Output[str]
+    serving_image: pulumi.Output[str]
+    """The image the model runs, `<repository>@sha256:<digest>` (or `imageUri`)."""
     alarm_topic_arn: pulumi.Output[str] | None = None
     dashboard_name: pulumi.Output[str] | None = None
 
@@ -65,14 +69,25 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
     (tests/integration) passes it; `__main__.py` never does, and no config key reaches it.
     """
     archive = read_model_archive(settings.model_archive)
+    image = ServingImage(
+        "serving",
+        ServingImageArgs(
+            repository_name=f"{settings.name_prefix}-serving",
+            context_dir=PROJECT_DIR,
+            image_uri=settings.image_uri,
+            base_image=settings.serving_base_image,
+            tags=settings.tags,
+        ),
+    )
     endpoint = InferenceEndpoint(
         "model",
         InferenceEndpointArgs(
             endpoint_name=settings.name_prefix,
             region=settings.region,
             archive=archive,
+            image_uri=image.image_uri,
+            image_repository_arn=image.repository_arn,
             serverless=settings.serverless,
-            image_uri=settings.image_uri,
             log_retention_days=settings.log_retention_days,
             rollout_timeout_seconds=settings.rollout_timeout_seconds,
             aws_session=settings.aws_session,
@@ -143,6 +158,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         function_log_group=api.function_log_group,
         api_access_log_group=api.access_log_group,
         endpoint_log_group=endpoint.log_group,
+        serving_image=image.image_uri,
     )
     if not settings.monitoring:
         return outputs

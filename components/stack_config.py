@@ -26,10 +26,11 @@ from typing import Any
 import pulumi
 
 from components.aws_session import AssumedRole, AwsSessionSettings, read_assume_roles
-from components.inference_endpoint import ServerlessConfig, image_uri_problem, serverless_problems
+from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.monitoring import alarm_email_problem
 from components.proxy_api import proxy_problems
 from components.service_role import log_retention_problem
+from components.serving_image import serving_image_problems
 from components.static_site import price_class_problem
 
 REGION = "aws:region"
@@ -42,6 +43,7 @@ AWS_KEYS = (PROFILE, ASSUME_ROLES, LEGACY_ASSUME_ROLE)
 PROJECT_KEYS = {
     "modelArchive": "string",
     "imageUri": "string",
+    "servingBaseImage": "string",
     "serverlessMemoryMb": "integer",
     "serverlessMaxConcurrency": "integer",
     "serverlessProvisionedConcurrency": "integer",
@@ -59,6 +61,7 @@ PROJECT_KEYS = {
 }
 """Every project key the program reads, with the type `Pulumi.yaml` declares for it."""
 
+SERVING_IMAGE_KEYS = {"image_uri": "imageUri", "base_image": "servingBaseImage"}
 SERVERLESS_KEYS = {
     "memory_mb": "serverlessMemoryMb",
     "max_concurrency": "serverlessMaxConcurrency",
@@ -85,6 +88,7 @@ class StackSettings:
     region: str
     model_archive: Path
     image_uri: str | None
+    serving_base_image: str | None
     serverless: ServerlessConfig
     rollout_timeout_seconds: int
     lambda_memory_mb: int
@@ -214,8 +218,8 @@ def load_settings(
     # each against the type Pulumi.yaml declares before the program starts.
     problems.raise_any(stack)
 
-    image_uri = value["imageUri"].strip() or None
-    problems.add("imageUri", image_uri_problem(image_uri) if image_uri else None)
+    image = {name: value[key].strip() or None for name, key in SERVING_IMAGE_KEYS.items()}
+    problems.add_by_field(serving_image_problems(**image), SERVING_IMAGE_KEYS)
     capacity = {field_name: value[key] for field_name, key in SERVERLESS_KEYS.items()}
     problems.add_by_field(serverless_problems(**capacity), SERVERLESS_KEYS)
     low, high = ROLLOUT_TIMEOUT_MINUTES
@@ -238,7 +242,8 @@ def load_settings(
         stack=stack,
         region=region,
         model_archive=project_dir / value["modelArchive"],
-        image_uri=image_uri,
+        image_uri=image["image_uri"],
+        serving_base_image=image["base_image"],
         serverless=ServerlessConfig(**capacity),
         rollout_timeout_seconds=rollout_minutes * 60,
         lambda_memory_mb=proxy["memory_mb"],

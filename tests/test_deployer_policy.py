@@ -7,6 +7,8 @@
 - Every pulumi-aws resource type the program creates has its life-cycle actions allowed
   (`RESOURCE_ACTIONS`); a resource type this test does not know fails it, so adding one to
   the program means adding its permissions to the policy.
+- Every image the program builds with pulumi-docker-build can be pushed to the stack's
+  ECR repositories, and read back on refresh (`IMAGE_PUSH_ACTIONS`).
 - The document is a well-formed identity policy: no `*` action, no service wildcard, and
   `"Resource": "*"` only for reads and for the few writes AWS cannot scope.
 
@@ -49,6 +51,7 @@ IAM_ACTION_BY_OPERATION = {
 # IAM prefixes whose actions are the API's operation names, so a typo can be caught.
 CHECKED_PREFIXES = {
     "cloudfront": "cloudfront",
+    "ecr": "ecr",
     "cloudwatch": "cloudwatch",
     "iam": "iam",
     "lambda": "lambda",
@@ -146,6 +149,20 @@ RESOURCE_ACTIONS: dict[str, set[str]] = {
         "sagemaker:DeleteModel",
         "iam:PassRole",
     },
+    "ecr.Repository": {
+        "ecr:CreateRepository",
+        "ecr:DescribeRepositories",
+        "ecr:ListTagsForResource",
+        "ecr:TagResource",
+        "ecr:PutImageScanningConfiguration",
+        "ecr:PutImageTagMutability",
+        "ecr:DeleteRepository",  # force_delete: with the images in it
+    },
+    "ecr.LifecyclePolicy": {
+        "ecr:PutLifecyclePolicy",
+        "ecr:GetLifecyclePolicy",
+        "ecr:DeleteLifecyclePolicy",
+    },
     "sagemaker.EndpointConfiguration": {
         "sagemaker:CreateEndpointConfig",
         "sagemaker:DescribeEndpointConfig",
@@ -229,7 +246,21 @@ INVOKE_ACTIONS: dict[str, set[str]] = {
     "get_partition_output": set(),
     "get_region": set(),
     "get_region_output": set(),
+    # The registry login pulumi-docker-build pushes with.
+    "get_authorization_token": {"ecr:GetAuthorizationToken"},
+    "get_authorization_token_output": {"ecr:GetAuthorizationToken"},
 }
+IMAGE_PUSH_ACTIONS = {
+    # BuildKit's push: which layers exist, upload the others, put the manifest.
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+    # The provider reads the pushed manifest back on refresh.
+    "ecr:BatchGetImage",
+}
+"""What the deploy role needs for each `pulumi_docker_build.Image` the program pushes."""
 
 
 # -- the policy -----------------------------------------------------------------------------
@@ -368,6 +399,30 @@ def pulumi_aws_usage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     return resources, invokes
 
 
+def docker_build_images() -> set[str]:
+    """The program's files that build an image with pulumi-docker-build (`<alias>.Image`)."""
+    found = set()
+    for path in PROGRAM_FILES:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        aliases = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.name == "pulumi_docker_build"
+        }
+        for call in calls(tree):
+            func = call.func
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "Image"
+                and isinstance(func.value, ast.Name)
+                and func.value.id in aliases
+            ):
+                found.add(path.relative_to(ROOT).as_posix())
+    return found
+
+
 # -- the tests ------------------------------------------------------------------------------
 
 
@@ -398,6 +453,16 @@ def test_every_pulumi_aws_resource_type_has_its_permissions():
     needed |= set().union(*(INVOKE_ACTIONS[name] for name in invokes))
     missing = needed - allowed_actions()
     assert not missing, f"{POLICY_PATH.name} lacks {sorted(missing)}"
+
+
+def test_the_images_the_program_builds_can_be_pushed_to_the_stacks_repositories_only():
+    assert docker_build_images(), "no image found: is the scan still reading the program?"
+    missing = IMAGE_PUSH_ACTIONS - allowed_actions()
+    assert not missing, f"{POLICY_PATH.name} lacks {sorted(missing)}"
+    for statement in policy()["Statement"]:
+        if set(as_list(statement["Action"])) & IMAGE_PUSH_ACTIONS:
+            for resource in as_list(statement["Resource"]):
+                assert resource.startswith("arn:aws:ecr:*:*:repository/"), statement["Sid"]
 
 
 def test_the_roles_the_program_passes_may_only_go_to_their_service():

@@ -20,11 +20,21 @@ RULES = {
     # package or file: (allowed top-level packages, allowed exact modules)
     "__main__.py": ({"pulumi", "pulumi_aws", "boto3", "botocore", "components", "hosting"}, set()),
     "components": (
-        {"pulumi", "pulumi_aws", "boto3", "botocore", "components", "hosting"},
-        {"model.metadata"},
+        {
+            "pulumi",
+            "pulumi_aws",
+            "pulumi_docker_build",
+            "boto3",
+            "botocore",
+            "components",
+            "hosting",
+        },
+        {"model.metadata", "model.image"},
     ),
     "hosting": ({"hosting"}, set()),
     "model/metadata.py": (set(), set()),
+    # The serving image's tag: the program imports it to name the image it pushes.
+    "model/image.py": (set(), set()),
     "proxy": ({"boto3", "botocore", "proxy"}, set()),
     "model/code": ({"numpy", "onnxruntime", "PIL", "sagemaker_inference"}, set()),
     "model/serve.py": ({"starlette", "uvicorn", "model"}, set()),

@@ -34,6 +34,9 @@ way and returns its `StackRun`.
   `retain_on_delete` (Pulumi leaves it in AWS when it leaves the state) and `depends_on`
   (the names of the resources its `depends_on` option lists).
 - `.outputs`: the resolved stack outputs (`site_url`, `api_url`, ...).
+  The mocks answer as AWS would: an ECR repository gets its `repositoryUrl` under
+  `ECR_REGISTRY`, every `docker-build:index:Image` the `digest` `IMAGE_DIGEST` (as if
+  pushed) and `aws.ecr.get_authorization_token` user `AWS`, password `ECR_PASSWORD`.
 - `.warnings`: messages the program logged with `pulumi.log.warn`.
 - `.error`: the exception the program raised, or None.
 - helpers: `.of_type(token)`, `.one(token, name=None)`.
@@ -66,6 +69,11 @@ STACK = "dev"
 ACCOUNT = "123456789012"
 REGION = yaml.safe_load((ROOT / f"Pulumi.{STACK}.yaml").read_text())["config"]["aws:region"]
 ARCHIVE_VERSION = "0123abcd4567"
+ECR_REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+IMAGE_DIGEST = "sha256:" + "5e" * 32
+"""What every `docker-build:index:Image` pushed, as the mocks answer."""
+ECR_PASSWORD = "ecr-token-for-tests"
+"""The password `aws.ecr.get_authorization_token` answers."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,15 @@ def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> 
         }
     elif args.typ == "pulumi-python:dynamic/cloudfront_invalidation:CloudFrontInvalidation":
         state["invalidation_id"] = "I2J0I21PCUYOIK"
+    elif args.typ == "aws:ecr/repository:Repository":
+        state |= {
+            "arn": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{resource_id}",
+            "registryId": ACCOUNT,
+            "repositoryUrl": f"{ECR_REGISTRY}/{resource_id}",
+        }
+    elif args.typ == "docker-build:index:Image":
+        # Built and pushed: the digest of its first tag.
+        state |= {"digest": IMAGE_DIGEST, "ref": f"{args.inputs['tags'][0]}@{IMAGE_DIGEST}"}
     return state
 
 
@@ -233,6 +250,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getRegion:getRegion":
             # The provider's region: the dev stack's `aws:region`.
             return {"region": REGION, "name": REGION, "id": REGION}
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {
+                "authorizationToken": "QVdTOmVjci10b2tlbi1mb3ItdGVzdHM=",
+                "expiresAt": "2026-11-21T17:46:58Z",
+                "id": REGION,
+                "password": ECR_PASSWORD,
+                "proxyEndpoint": f"https://{ECR_REGISTRY}",
+                "region": REGION,
+                "registryId": ACCOUNT,
+                "userName": "AWS",
+            }
         return {}
 
 

@@ -24,13 +24,14 @@ from components.endpoint_rollout import (
     RolloutError,
     RolloutTimeoutError,
 )
-from components.inference_endpoint import default_image_uri
 from tests.infra.conftest import FakeClock, FakeSession, aws_input
 
 REGION = "eu-west-1"
 NAME = "image-classifier-test"
 ARN_BASE = f"arn:aws:sagemaker:{REGION}:123456789012"
 ARN = f"{ARN_BASE}:endpoint/{NAME}"
+# The serving image a model names, by digest as ServingImage pushes it.
+IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{NAME}-serving@sha256:" + "5e" * 32
 PREFIX = f"{NAME[:20]}-"
 """Configs are named `<endpoint, 20 characters>-<version>-<suffix>` (`InferenceEndpoint`)."""
 OLD, NEW = f"{PREFIX}aaaaaaaaaaaa-111111", f"{PREFIX}bbbbbbbbbbbb-222222"
@@ -151,7 +152,7 @@ class Script:
                 "ModelName": name,
                 "ModelArn": f"{ARN_BASE}:model/{name}",
                 "PrimaryContainer": {
-                    "Image": default_image_uri(REGION),
+                    "Image": IMAGE,
                     "ModelDataUrl": archive or ARCHIVE[name],
                 },
                 "ExecutionRoleArn": "arn:aws:iam::123456789012:role/model-execution",
@@ -433,7 +434,7 @@ def sagemaker(monkeypatch):
                 ModelName=model,
                 ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker-execution",
                 PrimaryContainer={
-                    "Image": default_image_uri(REGION),
+                    "Image": IMAGE,
                     "ModelDataUrl": ARCHIVE[model],
                 },
             )
@@ -539,7 +540,7 @@ def made_for(sagemaker, s3, config: str, model: str, endpoint: str = NAME) -> No
     sagemaker.create_model(
         ModelName=model,
         ExecutionRoleArn="arn:aws:iam::123456789012:role/sagemaker-execution",
-        PrimaryContainer={"Image": default_image_uri(REGION), "ModelDataUrl": ARCHIVE[model]},
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": ARCHIVE[model]},
         Tags=tags,
     )
     sagemaker.create_endpoint_config(

@@ -10,7 +10,6 @@ import zipfile
 import pulumi
 import pytest
 
-from components.inference_endpoint import default_image_uri, ecr_repository_arn
 from components.proxy_api import HANDLER, execute_api_origin_pattern, lambda_code
 from components.stack_config import name_prefix
 from components.static_site import content_type, site_files
@@ -80,27 +79,6 @@ def test_api_origin_pattern_per_partition():
         execute_api_origin_pattern("us-east-1") == "https://*.execute-api.us-east-1.amazonaws.com"
     )
     assert execute_api_origin_pattern("cn-north-1").endswith(".amazonaws.com.cn")
-
-
-@pytest.mark.parametrize(
-    ("region", "account"),
-    [("eu-west-1", "763104351884"), ("me-south-1", "217643126080"), ("cn-north-1", "727897471807")],
-)
-def test_default_image_is_the_regions_pytorch_inference_cpu_image(region, account):
-    image = default_image_uri(region)
-    assert image.startswith(f"{account}.dkr.ecr.{region}.amazonaws.com")
-    assert "/pytorch-inference:" in image
-    assert "-cpu-" in image
-    assert ecr_repository_arn(image).endswith(f":{account}:repository/pytorch-inference")
-
-
-def test_ecr_repository_arn_of_a_private_image():
-    image = "111122223333.dkr.ecr.us-west-2.amazonaws.com/team/serving@sha256:" + "a" * 64
-    assert ecr_repository_arn(image, "aws") == (
-        "arn:aws:ecr:us-west-2:111122223333:repository/team/serving"
-    )
-    with pytest.raises(ValueError, match="not an ECR image"):
-        ecr_repository_arn("ghcr.io/me/serving:1")
 
 
 def test_name_prefix_fits_aws_names():

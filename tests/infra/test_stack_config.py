@@ -8,11 +8,7 @@ import pulumi
 import pytest
 import yaml
 
-from components.inference_endpoint import (
-    InferenceEndpointArgs,
-    ServerlessConfig,
-    serverless_problems,
-)
+from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.model_archive import ModelArchiveError, read_model_archive
 from components.proxy_api import LOG_LEVELS
 from components.stack_config import PROJECT_KEYS, StackConfigError, load_settings
@@ -120,12 +116,6 @@ def test_archive_metadata_is_read(tmp_path):
     )
     assert (archive.version, archive.weights) == ("ABC_def.123456789", "x")
     assert archive.slug == "abc-def-1234"
-
-
-def test_endpoint_args_refuse_an_image_sagemaker_cannot_pull(synthetic_archive):
-    archive = read_model_archive(synthetic_archive)
-    with pytest.raises(ValueError, match=r"'ghcr\.io/me/serving:1' is not an ECR image"):
-        InferenceEndpointArgs("e", "eu-west-1", archive, image_uri="ghcr.io/me/serving:1")
 
 
 def test_serverless_config_validates_on_construction():

@@ -11,9 +11,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from components.inference_endpoint import default_image_uri
 from hosting.config_js import SiteConfig, render_config_js
-from tests.infra.conftest import ACCOUNT, ARCHIVE_VERSION, PROJECT, REGION, ROOT
+from tests.infra.conftest import (
+    ACCOUNT,
+    ARCHIVE_VERSION,
+    ECR_REGISTRY,
+    IMAGE_DIGEST,
+    PROJECT,
+    REGION,
+    ROOT,
+)
 
 BUCKET = "aws:s3/bucket:Bucket"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
@@ -393,7 +400,7 @@ def test_endpoint_role_reads_exactly_its_archive_pulls_its_image_writes_its_logs
         f"arn:aws:s3:::{artifacts}/models/{ARCHIVE_VERSION}/model.tar.gz"
     )
     assert statements["PullTheServingImage"]["Resource"] == (
-        f"arn:aws:ecr:{REGION}:763104351884:repository/pytorch-inference"
+        f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{PROJECT}-dev-serving"
     )
     logs = dev_stack.one(LOG_GROUP, "model-logs").state["arn"]
     assert statements["WriteItsOwnLogs"]["Resource"] == f"{logs}:*"
@@ -418,16 +425,14 @@ def test_archive_is_uploaded_under_its_content_version(dev_stack, synthetic_arch
     assert Path(archive.inputs["source"].path) == synthetic_archive
 
 
-def test_model_serves_the_archive_with_the_pytorch_inference_image(dev_stack):
+def test_model_serves_the_archive_with_the_stacks_serving_image(dev_stack):
     model = dev_stack.one("aws:sagemaker/model:Model")
     container = model.inputs["primaryContainer"]
-    assert container["image"] == default_image_uri(REGION)
-    assert container["image"].startswith(
-        f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-inference:"
-    )
+    assert container["image"] == f"{ECR_REGISTRY}/{PROJECT}-dev-serving@{IMAGE_DIGEST}"
     artifacts = dev_stack.outputs["artifact_bucket"]
     assert container["modelDataUrl"] == f"s3://{artifacts}/models/{ARCHIVE_VERSION}/model.tar.gz"
-    assert container["environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    # model.serve takes everything from SageMaker's container contract.
+    assert "environment" not in container
     role = dev_stack.one("aws:iam/role:Role", "model-execution")
     assert model.inputs["executionRoleArn"] == role.state["arn"]
     assert model.inputs["tags"]["model-version"] == ARCHIVE_VERSION
@@ -510,6 +515,7 @@ def test_components_have_project_type_tokens_and_own_every_resource(dev_stack):
         "image-classifier:site_config_file:SiteConfigFile",
         "image-classifier:private_bucket:PrivateBucket",
         "image-classifier:monitoring:Monitoring",
+        "image-classifier:serving_image:ServingImage",
     }
     for component in components:
         _, module, _ = component.type.split(":")

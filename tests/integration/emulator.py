@@ -16,6 +16,9 @@ PROGRAM = Path(__file__).with_name("emulator_program.py")
 PROJECT = "image-classifier"
 REGION = "us-east-1"
 DUMMY_KEY = "testing"  # moto accepts any key; these never leave the machine.
+IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/image-classifier-serving:emulator"
+"""Served instead of building one: moto has no registry to push to, and its SageMaker
+never pulls the image."""
 
 # Pulumi AWS provider `endpoints` keys. `logs` serves CloudWatch Logs; `sts` and `ecr`
 # are called by the provider itself even though the program owns no resource there.
@@ -54,6 +57,7 @@ def emulator_config(endpoint_url: str, model_archive: str) -> dict[str, ConfigVa
         "aws:skipRegionValidation": ConfigValue("true"),
         "aws:s3UsePathStyle": ConfigValue("true"),
         f"{PROJECT}:modelArchive": ConfigValue(model_archive),
+        f"{PROJECT}:imageUri": ConfigValue(IMAGE_URI),
     }
     for service in ENDPOINT_SERVICES:
         config[f"aws:endpoints[0].{service}"] = ConfigValue(endpoint_url)
