@@ -68,6 +68,7 @@ FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ENDPOINT_CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
+ECR_REPOSITORY = "aws:ecr/repository:Repository"
 
 PUBLIC_CANNED_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
 PUBLIC_GRANTEE_URIS = frozenset(
@@ -478,6 +479,28 @@ def _validate_stage_throttling(args: ResourceValidationArgs, report: ReportViola
                 report(f"Route '{route.get('routeKey')}' sets {limit} to {value:g}.", None)
 
 
+# --- ECR ----------------------------------------------------------------------------------
+
+
+def _validate_ecr_repository(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != ECR_REPOSITORY:
+        return
+    scanning = args.props.get("imageScanningConfiguration") or {}
+    if not _is_truthy(scanning.get("scanOnPush")):
+        report(
+            f"ECR repository '{args.name}' must scan every image on push "
+            "(imageScanningConfiguration.scanOnPush true).",
+            None,
+        )
+    mutability = args.props.get("imageTagMutability")
+    if mutability != "IMMUTABLE":
+        report(
+            f"ECR repository '{args.name}' must keep its tags immutable "
+            f"(imageTagMutability 'IMMUTABLE'), got {mutability!r}.",
+            None,
+        )
+
+
 # --- the rules, in the order docs/operations.md lists them -------------------------------------
 
 s3_no_public_access = ResourceValidationPolicy(
@@ -565,6 +588,12 @@ api_stage_throttling = ResourceValidationPolicy(
     validate=_validate_stage_throttling,
 )
 
+ecr_scanned_and_immutable = ResourceValidationPolicy(
+    name="ecr-scan-on-push-immutable-tags",
+    description="ECR repositories scan every image pushed and never move a tag to another image.",
+    validate=_validate_ecr_repository,
+)
+
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     s3_no_public_access,
     s3_encryption_at_rest,
@@ -578,6 +607,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     lambda_log_groups_managed,
     serverless_capacity_in_range,
     api_stage_throttling,
+    ecr_scanned_and_immutable,
 ]
 
 PACK_NAME = "image-classifier-guardrails"

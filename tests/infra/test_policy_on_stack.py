@@ -28,6 +28,7 @@ JUDGED = {
     "lambda-log-groups-managed": {rules.LAMBDA_FUNCTION},
     "serverless-capacity-in-range": {rules.ENDPOINT_CONFIGURATION, rules.LAMBDA_FUNCTION},
     "api-stage-throttling": {rules.HTTP_API_STAGE},
+    "ecr-scan-on-push-immutable-tags": {rules.ECR_REPOSITORY},
 }
 
 

@@ -190,5 +190,15 @@ def good_resources() -> dict[str, Resource]:
                 ]
             },
         ),
+        Resource(
+            "aws:ecr/repository:Repository",
+            "serving-repository",
+            {
+                "name": "image-classifier-dev-serving",
+                "imageScanningConfiguration": {"scanOnPush": True},
+                "imageTagMutability": "IMMUTABLE",
+                "encryptionConfigurations": [{"encryptionType": "AES256"}],
+            },
+        ),
     ]
     return {r.name: Resource(r.type, r.name, copy.deepcopy(dict(r.props))) for r in resources}

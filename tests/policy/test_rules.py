@@ -391,6 +391,24 @@ BAD_CASES = [
         ),
         "POST /predict",
     ),
+    Bad(
+        "ecr-no-scan-on-push",
+        rules.ecr_scanned_and_immutable,
+        set_props("serving-repository", imageScanningConfiguration={"scanOnPush": False}),
+        "must scan every image on push",
+    ),
+    Bad(
+        "ecr-no-scanning-configuration",
+        rules.ecr_scanned_and_immutable,
+        set_props("serving-repository", imageScanningConfiguration=None),
+        "must scan every image on push",
+    ),
+    Bad(
+        "ecr-mutable-tags",
+        rules.ecr_scanned_and_immutable,
+        set_props("serving-repository", imageTagMutability="MUTABLE"),
+        "got 'MUTABLE'",
+    ),
 ]
 
 
