@@ -142,6 +142,17 @@ def test_tests_run_on_every_pull_request_as_ci_does():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_tests_build_and_run_the_serving_image():
+    """The container tests may not skip in CI, and podman can run inside the job's
+    container only with the privileges nested containers need."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "export REQUIRE_CONTAINER=1" in ci
+    assert "podman" in ci
+    (job,) = load("test.yml")["jobs"].values()
+    assert job["container"]["image"].startswith("python:3.11-")
+    assert job["container"]["options"] == "--privileged"
+
+
 def test_preview_on_pull_requests_with_policy_pack_and_comment():
     workflow = load("preview.yml")
     assert set(workflow["on"]) == {"pull_request"}
@@ -168,6 +179,15 @@ def test_deploy_runs_up_on_main_for_dev_after_tests_and_model():
     assert pulumi["policyPacks"] == "policy"
     assert job["env"]["STACK"].endswith("/dev")
     assert (ROOT / "Pulumi.dev.yaml").is_file()
+
+
+def test_deploy_has_a_buildkit_builder_before_pulumi_up_pushes_the_serving_image():
+    job = load("deploy.yml")["jobs"]["up"]
+    builder = step_using(job, "docker/setup-buildx-action")
+    up = step_using(job, PULUMI_ACTION)
+    assert steps(job).index(builder) < steps(job).index(up)
+    # The image is pushed with the deploy role, after it is assumed.
+    assert steps(job).index(step_using(job, AWS_CREDENTIALS_ACTION)) < steps(job).index(up)
 
 
 def test_destroy_is_manual_and_confirmed():
