@@ -68,8 +68,13 @@ class Access:
 
     @classmethod
     def from_config(
-        cls, config: ProxyConfig, clock: Callable[[], float] = time.monotonic
+        cls,
+        config: ProxyConfig,
+        clock: Callable[[], float] = time.monotonic,
+        session: Any = None,
     ) -> Access:
+        """The access `config` describes; `session` is the botocore session to make the SSM
+        client from (the container's, to save most of a new session's cost)."""
         keys = None
         if config.api_keys:
 
@@ -77,7 +82,7 @@ class Access:
                 from proxy.api_keys import FileKeyStore, KeyVerifier, SsmKeyStore
 
                 store = (
-                    SsmKeyStore(config.api_keys_path)
+                    SsmKeyStore(config.api_keys_path, session=session)
                     if config.api_keys_path is not None
                     else FileKeyStore(str(config.api_keys_file))
                 )

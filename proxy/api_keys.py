@@ -182,10 +182,15 @@ class KeyStore(Protocol):
 class SsmKeyStore:
     """One SecureString parameter per key under an SSM Parameter Store path."""
 
-    def __init__(self, path: str, *, region: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self, path: str, *, region: str | None = None, client: Any = None, session: Any = None
+    ) -> None:
+        """`client` is an SSM client to use; else one is made from `session` (a botocore
+        session; a new one by default) when first needed."""
         self.path = path
         self._region = region
         self._client = client
+        self._session = session
 
     def describe(self) -> str:
         return f"SSM {self.path}"
@@ -251,7 +256,8 @@ class SsmKeyStore:
     def _ssm(self) -> Any:
         if self._client is None:
             try:
-                self._client = botocore.session.get_session().create_client(
+                session = self._session or botocore.session.get_session()
+                self._client = session.create_client(
                     "ssm",
                     region_name=self._region,
                     config=Config(

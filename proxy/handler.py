@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from proxy.access import Access
 from proxy.app import PredictProxy
 from proxy.config import ConfigError, load_config
 from proxy.logs import configure_logging, log
@@ -35,7 +36,8 @@ def _build_proxy() -> PredictProxy:
         )
     clients = RuntimeClients(config.read_timeout, config.connect_timeout)
     clients.warm()
-    return PredictProxy.create(config, clients)
+    access = Access.from_config(config, session=clients.session)
+    return PredictProxy.create(config, clients, access=access)
 
 
 _PROXY = _build_proxy()

@@ -79,10 +79,16 @@ class RuntimeClients:
         """Create the usual client now, during the Lambda's init phase."""
         self(self._read_timeout)
 
-    def _create(self, read_timeout: float) -> Any:
+    @property
+    def session(self) -> Any:
+        """The container's botocore session: another client made from it (the API keys'
+        SSM client) costs about 20 ms instead of about 80 ms from a new session."""
         if self._session is None:
             self._session = botocore.session.get_session()
-        return self._session.create_client(
+        return self._session
+
+    def _create(self, read_timeout: float) -> Any:
+        return self.session.create_client(
             "sagemaker-runtime",
             config=Config(
                 connect_timeout=self._connect_timeout,

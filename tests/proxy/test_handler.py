@@ -11,10 +11,19 @@ from pathlib import Path
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from moto import mock_aws
 
+from proxy.api_keys import main as api_keys_cli
 from proxy.sagemaker import RuntimeClients
 from tests.proxy.photos import encoded
-from tests.proxy.support import ENDPOINT, LambdaContext, body_of, http_event, prediction_payload
+from tests.proxy.support import (
+    ENDPOINT,
+    ORIGIN_SECRET,
+    LambdaContext,
+    body_of,
+    http_event,
+    prediction_payload,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,3 +121,33 @@ def test_shorter_read_timeouts_get_their_own_cached_client(aws_env):
     assert short.meta.config.read_timeout == 7.0
     assert clients(7.2) is short
     assert clients(0.3).meta.config.read_timeout == 1.0
+
+
+def test_the_deployed_handler_admits_a_key_from_ssm_and_refuses_a_direct_call(aws_env):
+    """As deployed: ORIGIN_SECRET and API_KEYS_PATH set, keys made with the CLI in SSM."""
+    path = "/image-classifier-dev/api-keys"
+    aws_env.setenv("ORIGIN_SECRET", ORIGIN_SECRET)
+    aws_env.setenv("API_KEYS_PATH", path)
+    out = io.StringIO()
+    with mock_aws():
+        assert api_keys_cli(["create", "ci-bot", "--ssm-path", path], stdout=out) == 0
+        key = out.getvalue().strip()
+        sys.modules.pop("proxy.handler", None)
+        try:
+            module = importlib.import_module("proxy.handler")
+        finally:
+            sys.modules.pop("proxy.handler", None)
+        client = module._PROXY.invoker.clients(20.0)
+        data = prediction_payload()
+        direct = http_event(encoded("chelsea"), path="/api/predict")
+        with Stubber(client) as stubber:
+            stubber.add_response(
+                "invoke_endpoint", {"Body": StreamingBody(io.BytesIO(data), len(data))}
+            )
+            keyed = dict(direct, headers={**direct["headers"], "x-api-key": key})
+            assert module.handler(keyed, LambdaContext(time.monotonic))["statusCode"] == 200
+            refused = module.handler(direct, LambdaContext(time.monotonic))
+    assert refused["statusCode"] == 401
+    assert body_of(refused)["error"]["code"] == "api_key_missing"
+    # The SSM client came from the container's session, the SageMaker client's.
+    assert module._PROXY.access._keys._store._session is module._PROXY.invoker.clients.session
