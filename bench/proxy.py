@@ -3,14 +3,18 @@
     .venv/bin/python -m bench.proxy [--requests 3000] [--cold-runs 7]
 
 Overhead is everything the function does except the SageMaker round trip, for a 200 KB
-JPEG in a realistic HTTP API 2.0 event: validation, base64, sniffing, the call through the
-client, reading the model's JSON, the response and the log line. It is measured twice,
+JPEG in a realistic HTTP API 2.0 event as CloudFront forwards it (`POST /api/predict` with the
+origin header): the access check, validation, base64, sniffing, the call through the client,
+reading the model's JSON, the response and the log line. It is also measured for a program's
+direct call with an API key, once the proxy has the keys in its cache. It is measured twice,
 through a bare fake client (the handler's own code) and through a real botocore client whose
 HTTP send is answered in-process (adding botocore's serialisation, SigV4 signing of the body
 and parsing). Cold start is a fresh interpreter importing the handler module, which validates
-the configuration and creates the client; of that, the proxy's own modules are timed alone
-with the botocore modules they import already loaded. The baseline, measured in the same run
-on the same inputs, is the naive reference proxy: decode base64, invoke, pass the JSON on.
+the configuration (as deployed: origin secret and API keys on; the key store is read only at
+the first request with a key) and creates the client; of that, the proxy's own modules are
+timed alone with the botocore modules they import already loaded. The baseline, measured in
+the same run on the same inputs, is the naive reference proxy: decode base64, invoke, pass the
+JSON on.
 
 Target: overhead p50 < 2 ms.
 """
@@ -23,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,11 +43,19 @@ import numpy as np  # noqa: E402
 from botocore.awsrequest import AWSResponse  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from proxy.access import API_KEY_HEADER  # noqa: E402
+from proxy.api_keys import FileKeyStore, StoredKey, new_key  # noqa: E402
 from proxy.app import PredictProxy  # noqa: E402
 from proxy.config import load_config  # noqa: E402
 from proxy.logs import configure_logging  # noqa: E402
 from proxy.sagemaker import RuntimeClients  # noqa: E402
-from tests.proxy.support import LambdaContext, http_event, prediction_payload  # noqa: E402
+from tests.proxy.support import (  # noqa: E402
+    ORIGIN_SECRET,
+    LambdaContext,
+    http_event,
+    prediction_payload,
+    via_cloudfront,
+)
 
 TARGET_P50_MS = 2.0
 # What the proxy imports from botocore, loaded before the proxy's own modules are timed.
@@ -50,6 +63,7 @@ BOTOCORE_IMPORTS = "import botocore.config, botocore.exceptions, botocore.sessio
 IMAGE_BYTES = 200 * 1024
 ENVIRONMENT = {
     "SAGEMAKER_ENDPOINT_NAME": "image-classifier-bench",
+    "ORIGIN_SECRET": ORIGIN_SECRET,
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_DEFAULT_REGION": "eu-west-1",
@@ -119,8 +133,10 @@ def botocore_runtime(answer: bytes) -> RuntimeClients:
     return clients
 
 
-def our_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    config = load_config(os.environ)
+def our_handler(
+    runtime: Any, environ: dict[str, str] | None = None
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    config = load_config({**os.environ, **(environ or {})})
     # Lambda ships stdout to CloudWatch; here the line is written and thrown away.
     configure_logging(config.log_level, open(os.devnull, "w"))  # noqa: SIM115
     return PredictProxy.create(config, runtime).handle
@@ -147,7 +163,9 @@ def latencies_ms(
     return samples
 
 
-def cold_start_ms(code: str, runs: int, setup: str = "") -> float:
+def cold_start_ms(
+    code: str, runs: int, setup: str = "", env: dict[str, str] | None = None
+) -> float:
     """Median wall time, in a fresh interpreter each run, of executing `code` once."""
     probe = (
         f"{setup}\n"
@@ -156,13 +174,13 @@ def cold_start_ms(code: str, runs: int, setup: str = "") -> float:
         f"exec({code!r})\n"
         "print((time.perf_counter() - start) * 1000)\n"
     )
-    env = {**os.environ, **ENVIRONMENT}
+    environ = {**os.environ, **ENVIRONMENT, **(env or {})}
     times = []
     for _ in range(runs):
         result = subprocess.run(
             [sys.executable, "-c", probe],
             cwd=ROOT,
-            env=env,
+            env=environ,
             capture_output=True,
             text=True,
             check=True,
@@ -183,25 +201,38 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(ENVIRONMENT)
 
     image = photo_of_size(IMAGE_BYTES)
-    event = http_event(image, "image/jpeg")
+    event = via_cloudfront(http_event(image, "image/jpeg", path="/api/predict"))
+    key = new_key()
+    keyed = http_event(image, "image/jpeg", path="/api/predict", headers={API_KEY_HEADER: key})
     answer = prediction_payload()
     print(f"proxy benchmark: {len(image) / 1024:.0f} KB JPEG in a payload 2.0 event")
     print(f"{'':34}{'ours p50':>10}{'p95':>9}{'naive p50':>11}{'ratio':>8}")
     ours_p50 = {}
-    for name, runtime in (
-        ("overhead, fake client", lambda: CannedRuntime(answer)),
-        ("overhead, botocore client", lambda: botocore_runtime(answer)),
-    ):
-        ours = latencies_ms(our_handler(runtime()), event, args.requests)
-        naive = latencies_ms(naive_handler(runtime()), event, args.requests)
-        p50, naive_p50 = percentile(ours, 50), percentile(naive, 50)
-        ours_p50[name] = p50
-        print(
-            f"{name:34}{p50:>8.3f}ms{percentile(ours, 95):>7.3f}ms"
-            f"{naive_p50:>9.3f}ms{p50 / naive_p50:>7.2f}x"
-        )
+    with tempfile.TemporaryDirectory() as scratch:
+        key_file = os.path.join(scratch, "api-keys.json")
+        FileKeyStore(key_file).add(StoredKey.issue("bench", key))
+        for name, runtime, request, environ in (
+            ("overhead, fake client", lambda: CannedRuntime(answer), event, None),
+            ("overhead, botocore client", lambda: botocore_runtime(answer), event, None),
+            (
+                "  direct, API key (cached)",
+                lambda: CannedRuntime(answer),
+                keyed,
+                {"API_KEYS_FILE": key_file},
+            ),
+        ):
+            ours = latencies_ms(our_handler(runtime(), environ), request, args.requests)
+            naive = latencies_ms(naive_handler(runtime()), request, args.requests)
+            p50, naive_p50 = percentile(ours, 50), percentile(naive, 50)
+            ours_p50[name] = p50
+            print(
+                f"{name:34}{p50:>8.3f}ms{percentile(ours, 95):>7.3f}ms"
+                f"{naive_p50:>9.3f}ms{p50 / naive_p50:>7.2f}x"
+            )
 
-    ours_cold = cold_start_ms("import proxy.handler", args.cold_runs)
+    ours_cold = cold_start_ms(
+        "import proxy.handler", args.cold_runs, env={"API_KEYS_PATH": "/bench/api-keys"}
+    )
     naive_cold = cold_start_ms(NAIVE_PROXY, args.cold_runs)
     modules_cold = cold_start_ms("import proxy.app", args.cold_runs, BOTOCORE_IMPORTS)
     print(
@@ -210,9 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'  of which proxy modules alone':34}{modules_cold:>8.1f}ms")
     p50 = ours_p50["overhead, fake client"]
-    verdict = "met" if p50 < TARGET_P50_MS else "MISSED"
-    print(f"target: handler overhead p50 < {TARGET_P50_MS} ms: {verdict} ({p50:.3f} ms)")
-    return 0 if p50 < TARGET_P50_MS else 1
+    keyed_p50 = ours_p50["  direct, API key (cached)"]
+    met = max(p50, keyed_p50) < TARGET_P50_MS
+    print(
+        f"target: handler overhead p50 < {TARGET_P50_MS} ms: {'met' if met else 'MISSED'} "
+        f"({p50:.3f} ms; with an API key {keyed_p50:.3f} ms)"
+    )
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
