@@ -34,12 +34,14 @@ way and returns its `StackRun`.
   `retain_on_delete` (Pulumi leaves it in AWS when it leaves the state) and `depends_on`
   (the names of the resources its `depends_on` option lists).
 - `.outputs`: the resolved stack outputs (`site_url`, `api_url`, ...).
-  The mocks answer as AWS would: an ECR repository gets its `repositoryUrl` under
-  `ECR_REGISTRY`, every `docker-build:index:Image` the `digest` `IMAGE_DIGEST` (as if
-  pushed) and `aws.ecr.get_authorization_token` user `AWS`, password `ECR_PASSWORD`.
 - `.warnings`: messages the program logged with `pulumi.log.warn`.
 - `.error`: the exception the program raised, or None.
 - helpers: `.of_type(token)`, `.one(token, name=None)`.
+
+The mocks fill in what AWS would: ids, ARNs and domains; an ECR repository's
+`repositoryUrl` under `ECR_REGISTRY`; the `digest` `IMAGE_DIGEST` of every
+`docker-build:index:Image`, as if pushed; and user `AWS`, password `ECR_PASSWORD` from
+`aws.ecr.get_authorization_token`.
 
 `FakeClock` is the `clock` and `sleep` the dynamic providers' tests inject, `FakeSession`
 what their `session_factory` returns, and `aws_input(region)` their `aws` input.
