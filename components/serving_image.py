@@ -121,8 +121,8 @@ class ServingImageArgs:
     """The Dockerfile's `BASE_IMAGE` build arg; None keeps the Dockerfile's own."""
     keep_images: int = KEEP_IMAGES
     build_on_preview: pulumi.Input[bool] = False
-    """Off: `pulumi preview` needs no Docker, and CI's container tests already build the
-    image for every change."""
+    """Off: `pulumi preview` does not build (nor `up` twice, in its preview and again),
+    and CI's container tests already build the image for every change."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
 
     def __post_init__(self) -> None:
