@@ -179,6 +179,15 @@ class KeyStore(Protocol):
         ...
 
 
+class _Refused(StoreError):
+    """An AWS error response, with its code (some mean KeyExists or KeyNotFound)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class SsmKeyStore:
     """One SecureString parameter per key under an SSM Parameter Store path."""
 
@@ -211,7 +220,7 @@ class SsmKeyStore:
                 try:
                     document = json.loads(parameter.get("Value", ""))
                     keys.append(StoredKey.from_record(name, document))
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, RecursionError):
                     unreadable.append(name)
             token = page.get("NextToken")
             if not token:
@@ -274,15 +283,6 @@ class SsmKeyStore:
         return self._client
 
 
-class _Refused(StoreError):
-    """An AWS error response, with its code (some mean KeyExists or KeyNotFound)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class FileKeyStore:
     """A JSON file of key records, for the local runtime and tests."""
 
@@ -325,7 +325,7 @@ class FileKeyStore:
             raise StoreError(f"cannot read {self.path}: {error}") from None
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             document = None
         if (
             not isinstance(document, dict)

@@ -177,9 +177,10 @@ def test_an_unreadable_record_is_named_and_the_others_still_load(backend):
     backend.put_raw("bad-json", "{not json")
     backend.put_raw("no-hash", {"created": "2026-01-01T00:00:00Z"})
     backend.put_raw("short-hash", {"sha256": "abc"})
+    backend.put_raw("deep", "[" * 3000)
     keys = backend.store.load()
     assert [k.name for k in keys.keys] == ["good"]
-    assert sorted(keys.unreadable) == ["bad-json", "no-hash", "short-hash"]
+    assert sorted(keys.unreadable) == ["bad-json", "deep", "no-hash", "short-hash"]
 
 
 def test_the_verifier_knows_a_key_by_its_name_and_nothing_else(backend):
