@@ -38,13 +38,26 @@ _API = "AWS/ApiGateway"
 _LAMBDA = "AWS/Lambda"
 _SAGEMAKER = "AWS/SageMaker"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+"""Second-level domains reserved for documentation (RFC 2606), with all their subdomains."""
+RESERVED_TOP_LEVEL = ("example", "test", "invalid", "localhost")
+"""Top-level names that never reach anyone (RFC 2606, RFC 6761)."""
 
 
 def alarm_email_problem(address: str) -> str | None:
-    """Why SNS would not deliver alarms to `address`; None when it is an email address."""
-    if _EMAIL.fullmatch(address):
+    """Why alarms sent to `address` would reach nobody; None when they can."""
+    if not _EMAIL.fullmatch(address):
+        return f"{address!r} is not an email address"
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    reserved = domain.rpartition(".")[2] in RESERVED_TOP_LEVEL or any(
+        domain == name or domain.endswith(f".{name}") for name in RESERVED_DOMAINS
+    )
+    if not reserved:
         return None
-    return f"{address!r} is not an email address"
+    return (
+        f"{address!r} is at {domain}, a domain reserved for examples and tests (RFC 2606, "
+        "RFC 6761): no alarm would ever reach it; set an address someone reads"
+    )
 
 
 @dataclass(kw_only=True)

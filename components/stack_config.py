@@ -58,6 +58,7 @@ PROJECT_KEYS = {
     "waitForInvalidation": "boolean",
     "monitoring": "boolean",
     "alarmEmail": "string",
+    "requireAlarmEmail": "boolean",
 }
 """Every project key the program reads, with the type `Pulumi.yaml` declares for it."""
 
@@ -235,6 +236,14 @@ def load_settings(
     problems.add("alarmEmail", alarm_email_problem(alarm_email) if alarm_email else None)
     if alarm_email and not value["monitoring"]:
         problems.add("alarmEmail", "is set but monitoring is false; no alarm would ever reach it")
+    if value["requireAlarmEmail"] and not value["monitoring"]:
+        problems.add("requireAlarmEmail", "is true but monitoring is false; there are no alarms")
+    elif value["requireAlarmEmail"] and not alarm_email:
+        problems.add(
+            "alarmEmail",
+            "this stack requires it (requireAlarmEmail) so that its alarms reach someone: "
+            "`pulumi config set alarmEmail oncall@<your domain>`",
+        )
     problems.raise_any(stack)
 
     return StackSettings(

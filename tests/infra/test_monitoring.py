@@ -20,6 +20,7 @@ TOPIC = "aws:sns/topic:Topic"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 
+ONCALL = "oncall@classifier-team.io"
 API = {"ApiId": "a1b2c3d4e5", "Stage": "$default"}
 FUNCTION = {"FunctionName": "image-classifier-dev-proxy"}
 ENDPOINT = {"EndpointName": "image-classifier-dev", "VariantName": "AllTraffic"}
@@ -68,7 +69,7 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def monitoring() -> Deployed:
-    return Deployed(lambda: Monitoring("monitoring", args(alarm_email="ops@example.com")))
+    return Deployed(lambda: Monitoring("monitoring", args(alarm_email=ONCALL)))
 
 
 def test_component_type_and_children(monitoring: Deployed):
@@ -147,7 +148,7 @@ def test_email_subscription(monitoring: Deployed):
     assert subscription.inputs == {
         "topic": monitoring.alarm_topic_arn,
         "protocol": "email",
-        "endpoint": "ops@example.com",
+        "endpoint": ONCALL,
     }
     assert len(monitoring.of_type(TOPIC)) == 1
 
@@ -236,6 +237,10 @@ def test_region_can_be_left_to_the_provider():
         ({"api_latency_p95_ms": -1}, "api_latency_p95_ms must be positive"),
         ({"lambda_errors": 0}, "lambda_errors must be at least 1"),
         (
+            {"alarm_email": "ops@example.com"},
+            "alarm_email: 'ops@example.com' is at example.com, a domain reserved",
+        ),
+        (
             {"alarm_email": "ops at example"},
             "alarm_email: 'ops at example' is not an email address",
         ),
@@ -302,12 +307,12 @@ def test_every_alarm_links_to_an_existing_runbook(monitoring: Deployed):
 def test_the_stack_wires_monitoring_and_config_turns_it_off(run_stack):
     on = run_stack({})
     off = run_stack({"image-classifier:monitoring": "false"})
-    mailed = run_stack({"image-classifier:alarmEmail": "ops@example.com"})
+    mailed = run_stack({"image-classifier:alarmEmail": ONCALL})
     assert len(on.of_type(ALARM)) == 7
     assert {"alarm_topic_arn", "dashboard_name"} <= on.outputs.keys()
     assert on.of_type("aws:sns/topicSubscription:TopicSubscription") == []
     (subscription,) = mailed.of_type("aws:sns/topicSubscription:TopicSubscription")
-    assert subscription.inputs["endpoint"] == "ops@example.com"
+    assert subscription.inputs["endpoint"] == ONCALL
     assert off.of_type(TYPE) == []
     assert off.of_type(ALARM) == []
     assert "alarm_topic_arn" not in off.outputs

@@ -32,6 +32,8 @@ def test_the_program_builds_the_stack_from_the_engines_config(stack, run_stack, 
     # What the engine passes: Pulumi.yaml's defaults and the stack file (with an archive
     # that exists without torch); `run_stack` loads the same mapping itself.
     config = stack_config(stack) | {f"{PROJECT}:modelArchive": str(synthetic_archive)}
+    if stack == "prod":
+        config[f"{PROJECT}:alarmEmail"] = "oncall@classifier-team.io"  # its operator sets it
     expected = run_stack(config)
     program = compile((ROOT / "__main__.py").read_text(), str(ROOT / "__main__.py"), "exec")
     pulumi.runtime.set_all_config(config)

@@ -10,6 +10,7 @@ import yaml
 
 from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.model_archive import ModelArchiveError, read_model_archive
+from components.monitoring import alarm_email_problem
 from components.proxy_api import LOG_LEVELS
 from components.stack_config import PROJECT_KEYS, StackConfigError, load_settings
 from proxy.config import LOG_LEVELS as PROXY_LOG_LEVELS
@@ -21,6 +22,9 @@ from tests.infra.conftest import (
     stack_config,
     write_synthetic_archive,
 )
+
+ONCALL = "oncall@classifier-team.io"
+"""An address outside the reserved example domains (tests never mail it)."""
 
 
 def key(name: str) -> str:
@@ -53,8 +57,18 @@ def key(name: str) -> str:
         ({"imageUri": "docker.io/pytorch/pytorch:latest"}, r"imageUri: .* is not an ECR image"),
         ({"alarmEmail": "oncall"}, r"alarmEmail: 'oncall' is not an email address"),
         (
-            {"monitoring": "false", "alarmEmail": "ops@example.com"},
+            {"monitoring": "false", "alarmEmail": ONCALL},
             r"alarmEmail: is set but monitoring is false",
+        ),
+        (
+            {"alarmEmail": "oncall@example.com"},
+            r"alarmEmail: 'oncall@example.com' is at example.com, a domain reserved for "
+            r"examples and tests \(RFC 2606, RFC 6761\)",
+        ),
+        ({"requireAlarmEmail": "true"}, r"alarmEmail: this stack requires it .*pulumi config set"),
+        (
+            {"requireAlarmEmail": "true", "monitoring": "false", "alarmEmail": ""},
+            r"requireAlarmEmail: is true but monitoring is false",
         ),
     ],
 )
@@ -190,9 +204,45 @@ def test_a_key_the_engine_did_not_pass_is_named():
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_stack_files_are_valid(stack):
-    settings = load_settings(stack_config(stack), PROJECT, stack, ROOT)
+    # prod's operator sets where its alarms go (`pulumi config set alarmEmail ...`).
+    operator = {key("alarmEmail"): ONCALL} if stack == "prod" else {}
+    settings = load_settings(stack_config(stack) | operator, PROJECT, stack, ROOT)
     assert settings.region
     assert settings.stack == stack
+
+
+def test_prod_refuses_to_deploy_until_its_alarms_reach_someone():
+    """The example prod stack names no address: a placeholder would page nobody."""
+    prod = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    assert key("alarmEmail") not in prod
+    with pytest.raises(StackConfigError) as refused:
+        load_settings(stack_config("prod"), PROJECT, "prod", ROOT)
+    message = str(refused.value)
+    assert "alarmEmail: this stack requires it" in message
+    assert "pulumi config set alarmEmail" in message
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ops@example.com",
+        "ops@EXAMPLE.org",
+        "ops@alerts.example.net",
+        "ops@team.example",
+        "ops@ci.test",
+        "ops@nowhere.invalid",
+        "ops@host.localhost",
+    ],
+)
+def test_reserved_example_domains_are_refused(address):
+    assert "reserved for examples and tests" in alarm_email_problem(address)
+
+
+@pytest.mark.parametrize(
+    "address", [ONCALL, "ops@example-corp.com", "ops@myexample.com", "a.b@testing.io"]
+)
+def test_real_domains_are_accepted(address):
+    assert alarm_email_problem(address) is None
 
 
 def test_the_log_levels_are_the_ones_the_proxy_accepts():

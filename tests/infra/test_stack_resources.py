@@ -529,8 +529,12 @@ def test_components_have_project_type_tokens_and_own_every_resource(dev_stack):
 def test_prod_stack_keeps_a_warm_instance_and_waits_for_invalidations(run_stack):
     from tests.infra.conftest import stack_config
 
-    # The prod file's own keys over the dev run's, whose modelArchive is a synthetic archive.
-    prod = run_stack({k: v for k, v in stack_config("prod").items() if "modelArchive" not in k})
+    # The prod file's own keys over the dev run's, whose modelArchive is a synthetic archive,
+    # and the alarm email its operator sets.
+    prod = run_stack(
+        {k: v for k, v in stack_config("prod").items() if "modelArchive" not in k}
+        | {f"{PROJECT}:alarmEmail": "oncall@classifier-team.io"}
+    )
     assert prod.error is None, prod.error
     config = prod.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
     assert config.inputs["productionVariants"][0]["serverlessConfig"] == {
