@@ -12,6 +12,13 @@ What pages someone, and why each default:
 | model p95 latency | `AWS/SageMaker` `ModelLatency` p95 | > 1 s in 2 of 3 periods |
 | cold start | `AWS/SageMaker` `ModelSetupTime` max | > 25 s: the HTTP API gives up after 30 s |
 
+With `monthly_budget_usd` set, an AWS Budgets cost budget of that amount a month
+notifies the same topic when actual spend passes 80 % and 100 % of it, and when the
+month's forecast passes 100 %. It watches the account's whole cost: a budget filtered
+by the stack's tags would read $0, silently, until someone activates them as
+cost-allocation tags in the Billing console. The topic then gets a policy (replacing
+SNS's default one) that lets only this account's CloudWatch alarms and budgets publish.
+
 Every alarm treats missing data as not breaching: a quiet service is a healthy one.
 SageMaker reports latencies in microseconds; thresholds here are milliseconds and are
 converted once, in `_MICROSECONDS_PER_MS`.
@@ -31,6 +38,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.iam_policy import policy_document
+
 TYPE = "image-classifier:monitoring:Monitoring"
 
 _MICROSECONDS_PER_MS = 1000
@@ -42,6 +51,17 @@ RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
 """Second-level domains reserved for documentation (RFC 2606), with all their subdomains."""
 RESERVED_TOP_LEVEL = ("example", "test", "invalid", "localhost")
 """Top-level names that never reach anyone (RFC 2606, RFC 6761)."""
+
+
+BUDGET_THRESHOLDS = (("ACTUAL", 80), ("ACTUAL", 100), ("FORECASTED", 100))
+"""When the budget notifies: (kind of spend, percent of the amount)."""
+
+
+def budget_problem(monthly_usd: int) -> str | None:
+    """Why `monthly_usd` is no budget amount; None when it is one (0: no budget)."""
+    if monthly_usd >= 0:
+        return None
+    return f"must be 0 (no budget) or more US dollars a month, got {monthly_usd}"
 
 
 def alarm_email_problem(address: str) -> str | None:
@@ -99,6 +119,8 @@ class MonitoringArgs:
     model_setup_time_ms: float = 25000.0
     """Longest cold start (`ModelSetupTime`) tolerated; above ~30 s the first request
     after idling times out at the HTTP API."""
+    monthly_budget_usd: int = 0
+    """Monthly cost budget of the account, in US dollars, notifying the topic; 0: none."""
     tags: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
@@ -124,10 +146,13 @@ class MonitoringArgs:
         email = self.alarm_email
         if isinstance(email, str) and email and (problem := alarm_email_problem(email)):
             raise ValueError(f"alarm_email: {problem}")
+        if problem := budget_problem(self.monthly_budget_usd):
+            raise ValueError(f"monthly_budget_usd: {problem}")
 
 
 class Monitoring(pulumi.ComponentResource):
-    """An SNS alarm topic, seven CloudWatch alarms on it and one dashboard."""
+    """An SNS alarm topic, seven CloudWatch alarms on it, one dashboard and, when asked
+    for, a monthly cost budget notifying the topic."""
 
     alarm_topic_arn: pulumi.Output[str]
     dashboard_name: pulumi.Output[str]
@@ -258,10 +283,49 @@ class Monitoring(pulumi.ComponentResource):
             opts=child,
         )
 
+        if args.monthly_budget_usd:
+            self._budget(topic)
+
         self.alarm_topic_arn = topic.arn
         self.dashboard_name = dashboard.dashboard_name
         self.register_outputs(
             {"alarm_topic_arn": self.alarm_topic_arn, "dashboard_name": self.dashboard_name}
+        )
+
+    def _budget(self, topic: aws.sns.Topic) -> None:
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+        policy = aws.sns.TopicPolicy(
+            f"{self._name}-alarms-policy",
+            arn=topic.arn,
+            policy=pulumi.Output.all(topic.arn, account, partition).apply(
+                lambda values: policy_document(
+                    _publisher("AlarmsOfThisAccount", "cloudwatch", *values, "alarm:*"),
+                    _publisher("BudgetsOfThisAccount", "budgets", *values, "*"),
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.budgets.Budget(
+            f"{self._name}-budget",
+            budget_type="COST",
+            time_unit="MONTHLY",
+            limit_amount=str(self._args.monthly_budget_usd),
+            limit_unit="USD",
+            notifications=[
+                {
+                    "notification_type": kind,
+                    "comparison_operator": "GREATER_THAN",
+                    "threshold": percent,
+                    "threshold_type": "PERCENTAGE",
+                    "subscriber_sns_topic_arns": [topic.arn],
+                }
+                for kind, percent in BUDGET_THRESHOLDS
+            ],
+            tags=self._args.tags,
+            # Budgets checks that it may publish to the topic when the budget is made.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
 
     def _alarm(self, key: str, description: str, **metric: Any) -> aws.cloudwatch.MetricAlarm:
@@ -309,6 +373,26 @@ class Monitoring(pulumi.ComponentResource):
                 ),
             },
         ]
+
+
+def _publisher(
+    sid: str, service: str, topic_arn: str, account: str, partition: str, resource: str
+) -> dict[str, Any]:
+    """`service` may publish to the topic, for `resource`s of this account only."""
+    region = "" if service == "budgets" else "*"  # budgets are global: no region in the ARN
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": f"{service}.amazonaws.com"},
+        "Action": "sns:Publish",
+        "Resource": topic_arn,
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account},
+            "ArnLike": {
+                "aws:SourceArn": f"arn:{partition}:{service}:{region}:{account}:{resource}"
+            },
+        },
+    }
 
 
 def _dashboard_name(name: str) -> str:

@@ -170,6 +170,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             endpoint_name=endpoint.endpoint_name,
             alarm_email=settings.alarm_email,
             region=settings.region,
+            monthly_budget_usd=settings.monthly_budget_usd,
             tags=settings.tags,
         ),
     )

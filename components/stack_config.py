@@ -27,7 +27,7 @@ import pulumi
 
 from components.aws_session import AssumedRole, AwsSessionSettings, read_assume_roles
 from components.inference_endpoint import ServerlessConfig, serverless_problems
-from components.monitoring import alarm_email_problem
+from components.monitoring import alarm_email_problem, budget_problem
 from components.proxy_api import proxy_problems
 from components.service_role import log_retention_problem
 from components.serving_image import serving_image_problems
@@ -59,6 +59,7 @@ PROJECT_KEYS = {
     "monitoring": "boolean",
     "alarmEmail": "string",
     "requireAlarmEmail": "boolean",
+    "monthlyBudgetUsd": "integer",
 }
 """Every project key the program reads, with the type `Pulumi.yaml` declares for it."""
 
@@ -102,6 +103,8 @@ class StackSettings:
     wait_for_invalidation: bool
     monitoring: bool
     alarm_email: str | None
+    monthly_budget_usd: int
+    """0: no budget."""
     aws_session: AwsSessionSettings
     """The AWS provider's profile and assumed roles, for the dynamic providers."""
 
@@ -244,6 +247,14 @@ def load_settings(
             "this stack requires it (requireAlarmEmail) so that its alarms reach someone: "
             "`pulumi config set alarmEmail oncall@<your domain>`",
         )
+    budget = value["monthlyBudgetUsd"]
+    problems.add("monthlyBudgetUsd", budget_problem(budget))
+    if budget > 0 and not value["monitoring"]:
+        problems.add(
+            "monthlyBudgetUsd",
+            "is set but monitoring is false; the budget notifies the alarm topic, which "
+            "monitoring creates",
+        )
     problems.raise_any(stack)
 
     return StackSettings(
@@ -265,5 +276,6 @@ def load_settings(
         wait_for_invalidation=value["waitForInvalidation"],
         monitoring=value["monitoring"],
         alarm_email=alarm_email,
+        monthly_budget_usd=budget,
         aws_session=aws_session,
     )

@@ -225,6 +225,16 @@ RESOURCE_ACTIONS: dict[str, set[str]] = {
         "sns:DeleteTopic",
     },
     "sns.TopicSubscription": {"sns:Subscribe", "sns:GetSubscriptionAttributes", "sns:Unsubscribe"},
+    # Deleting it restores SNS's default policy.
+    "sns.TopicPolicy": {"sns:GetTopicAttributes", "sns:SetTopicAttributes"},
+    # Budgets' IAM actions are not its API's: ModifyBudget creates, updates and deletes.
+    "budgets.Budget": {
+        "budgets:ModifyBudget",
+        "budgets:ViewBudget",
+        "budgets:TagResource",
+        "budgets:UntagResource",
+        "budgets:ListTagsForResource",
+    },
     "cloudwatch.MetricAlarm": {
         "cloudwatch:PutMetricAlarm",
         "cloudwatch:DescribeAlarms",

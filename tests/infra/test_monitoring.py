@@ -12,13 +12,15 @@ import pytest
 
 from components.monitoring import TYPE, Monitoring, MonitoringArgs
 from policy import rules
-from tests.infra.conftest import RegisteredResource, StackRun, record
+from tests.infra.conftest import ACCOUNT, RegisteredResource, StackRun, record
 from tests.policy.harness import Resource, violations
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 TOPIC = "aws:sns/topic:Topic"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+BUDGET = "aws:budgets/budget:Budget"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 
 ONCALL = "oncall@classifier-team.io"
 API = {"ApiId": "a1b2c3d4e5", "Stage": "$default"}
@@ -223,6 +225,64 @@ def test_thresholds_are_configurable():
     assert {a.inputs["tags"]["team"] for a in deployed.of_type(ALARM)} == {"ml"}
 
 
+def test_no_budget_by_default_and_the_topic_keeps_its_default_policy(monitoring: Deployed):
+    assert monitoring.of_type(BUDGET) == []
+    assert monitoring.of_type(TOPIC_POLICY) == []
+
+
+@pytest.fixture(scope="module")
+def budgeted() -> Deployed:
+    return Deployed(lambda: Monitoring("monitoring", args(monthly_budget_usd=75)))
+
+
+def test_a_budget_notifies_the_alarm_topic_at_80_and_100_percent(budgeted: Deployed):
+    (budget,) = budgeted.of_type(BUDGET)
+    inputs = budget.inputs
+    assert (inputs["budgetType"], inputs["timeUnit"]) == ("COST", "MONTHLY")
+    assert (inputs["limitAmount"], inputs["limitUnit"]) == ("75", "USD")
+    # The account's cost: a tag filter would read $0 until the tags are activated.
+    assert "costFilters" not in inputs
+    assert "filterExpression" not in inputs
+    notifications = {
+        (n["notificationType"], n["threshold"], n["thresholdType"], n["comparisonOperator"])
+        for n in inputs["notifications"]
+    }
+    assert notifications == {
+        ("ACTUAL", 80, "PERCENTAGE", "GREATER_THAN"),
+        ("ACTUAL", 100, "PERCENTAGE", "GREATER_THAN"),
+        ("FORECASTED", 100, "PERCENTAGE", "GREATER_THAN"),
+    }
+    for notification in inputs["notifications"]:
+        assert notification["subscriberSnsTopicArns"] == [budgeted.alarm_topic_arn]
+    assert budget.depends_on == ("monitoring-alarms-policy",)
+
+
+def test_the_topic_admits_this_accounts_budgets_and_alarms_only(budgeted: Deployed):
+    (policy,) = budgeted.of_type(TOPIC_POLICY)
+    assert policy.inputs["arn"] == budgeted.alarm_topic_arn
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert set(statements) == {"AlarmsOfThisAccount", "BudgetsOfThisAccount"}
+    for sid, service, source in (
+        (
+            "AlarmsOfThisAccount",
+            "cloudwatch.amazonaws.com",
+            f"arn:aws:cloudwatch:*:{ACCOUNT}:alarm:*",
+        ),
+        ("BudgetsOfThisAccount", "budgets.amazonaws.com", f"arn:aws:budgets::{ACCOUNT}:*"),
+    ):
+        assert statements[sid] == {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sns:Publish",
+            "Resource": budgeted.alarm_topic_arn,
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": ACCOUNT},
+                "ArnLike": {"aws:SourceArn": source},
+            },
+        }
+
+
 def test_region_can_be_left_to_the_provider():
     """Without `region` the widgets use the provider's region (aws:index/getRegion)."""
     deployed = Deployed(lambda: Monitoring("regionless", args(region=None)))
@@ -236,6 +296,7 @@ def test_region_can_be_left_to_the_provider():
         ({"api_5xx_rate_percent": 0}, "api_5xx_rate_percent must be within (0, 100]"),
         ({"api_latency_p95_ms": -1}, "api_latency_p95_ms must be positive"),
         ({"lambda_errors": 0}, "lambda_errors must be at least 1"),
+        ({"monthly_budget_usd": -5}, "monthly_budget_usd: must be 0"),
         (
             {"alarm_email": "ops@example.com"},
             "alarm_email: 'ops@example.com' is at example.com, a domain reserved",
@@ -302,6 +363,21 @@ def test_every_alarm_links_to_an_existing_runbook(monitoring: Deployed):
         link = re.search(r"docs/operations\.md#([a-z0-9-]+)", alarm.inputs["alarmDescription"])
         assert link, alarm.name
         assert link.group(1) in anchors, (alarm.name, link.group(1))
+
+
+def test_the_stack_has_a_budget_only_when_its_config_sets_one(run_stack, dev_stack):
+    assert dev_stack.of_type(BUDGET) == []
+    run = run_stack({"image-classifier:monthlyBudgetUsd": "75"})
+    assert run.error is None, run.error
+    (budget,) = run.of_type(BUDGET)
+    assert budget.inputs["limitAmount"] == "75"
+    assert budget.inputs["tags"] == {
+        "project": "image-classifier",
+        "stack": "dev",
+        "managed-by": "pulumi",
+    }
+    (policy,) = run.of_type(TOPIC_POLICY)
+    assert policy.inputs["arn"] == run.outputs["alarm_topic_arn"]
 
 
 def test_the_stack_wires_monitoring_and_config_turns_it_off(run_stack):

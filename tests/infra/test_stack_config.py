@@ -66,6 +66,12 @@ def key(name: str) -> str:
             r"examples and tests \(RFC 2606, RFC 6761\)",
         ),
         ({"requireAlarmEmail": "true"}, r"alarmEmail: this stack requires it .*pulumi config set"),
+        ({"monthlyBudgetUsd": "-1"}, r"monthlyBudgetUsd: must be 0 \(no budget\) or more"),
+        (
+            {"monthlyBudgetUsd": "10", "monitoring": "false"},
+            r"monthlyBudgetUsd: is set but monitoring is false; the budget notifies the alarm "
+            r"topic",
+        ),
         (
             {"requireAlarmEmail": "true", "monitoring": "false", "alarmEmail": ""},
             r"requireAlarmEmail: is true but monitoring is false",
