@@ -1,7 +1,8 @@
 """`ProxyApi`: the HTTP API (`POST /predict`) and the Lambda proxy in front of the endpoint.
 
 CORS is the API's job (see `hosting/cors.py`), throttling protects the endpoint's
-concurrency and the bill, and the Lambda may call exactly one endpoint.
+concurrency and the bill, and the Lambda may call exactly one endpoint. With `tracing`,
+the Lambda sends X-Ray traces (active tracing) and may do exactly that.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ LAMBDA_TIMEOUT_SECONDS = (1, 30)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 """What the proxy accepts as LOG_LEVEL. `proxy/config.py` refuses any other at cold start;
 the Lambda zip cannot import `components`, so a test keeps the two lists equal."""
+
+TRACE_WRITER_STATEMENT = {
+    "Sid": "WriteTraces",
+    "Effect": "Allow",
+    "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+    # X-Ray has no resource-level permissions for these: "*" is the only resource it takes.
+    "Resource": "*",
+}
+"""What active tracing needs, as Lambda documents it for the execution role (the proxy
+carries no X-Ray SDK, which would also read sampling rules)."""
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -126,6 +137,8 @@ class ProxyApiArgs:
     throttle_burst_limit: pulumi.Input[int] = 20
     log_retention_days: pulumi.Input[int] = 30
     log_level: pulumi.Input[str] = "INFO"
+    tracing: bool = False
+    """Active X-Ray tracing of the function (a plain value: it decides the role's policy)."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Extra Lambda environment (MAX_IMAGE_BYTES, REVIEW_THRESHOLD, ...)."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
@@ -162,7 +175,8 @@ class ProxyApi(pulumi.ComponentResource):
                         "Effect": "Allow",
                         "Action": "sagemaker:InvokeEndpoint",
                         "Resource": endpoint_arn,
-                    }
+                    },
+                    *([TRACE_WRITER_STATEMENT] if args.tracing else []),
                 ]
             ),
             tags=args.tags,
@@ -184,6 +198,8 @@ class ProxyApi(pulumi.ComponentResource):
                 }
             },
             logging_config={"log_format": "Text", "log_group": execution.log_group.name},
+            # Explicit either way: leaving it out would not turn active tracing off again.
+            tracing_config={"mode": "Active" if args.tracing else "PassThrough"},
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[execution.policy]),
         )

@@ -125,6 +125,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             throttle_burst_limit=settings.throttle_burst_limit,
             log_retention_days=settings.log_retention_days,
             log_level=settings.log_level,
+            tracing=settings.tracing,
             tags=settings.tags,
         ),
     )

@@ -60,6 +60,7 @@ PROJECT_KEYS = {
     "alarmEmail": "string",
     "requireAlarmEmail": "boolean",
     "monthlyBudgetUsd": "integer",
+    "tracing": "boolean",
 }
 """Every project key the program reads, with the type `Pulumi.yaml` declares for it."""
 
@@ -105,6 +106,7 @@ class StackSettings:
     alarm_email: str | None
     monthly_budget_usd: int
     """0: no budget."""
+    tracing: bool
     aws_session: AwsSessionSettings
     """The AWS provider's profile and assumed roles, for the dynamic providers."""
 
@@ -277,5 +279,6 @@ def load_settings(
         monitoring=value["monitoring"],
         alarm_email=alarm_email,
         monthly_budget_usd=budget,
+        tracing=value["tracing"],
         aws_session=aws_session,
     )
