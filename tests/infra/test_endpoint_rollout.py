@@ -692,3 +692,11 @@ def test_provider_survives_the_pickle_round_trip_pulumi_uses(sagemaker):
     assert type(restored) is EndpointRolloutProvider
     result = restored.create(props())
     assert result.outs["endpoint_status"] == "InService"
+
+
+def test_the_cleanup_provider_survives_the_pickle_round_trip_too(sagemaker):
+    restored = dill.loads(base64.b64decode(serialize_provider(EndpointCleanupProvider())))
+    assert type(restored) is EndpointCleanupProvider
+    restored.create(cleanup_props())
+    restored.delete(NAME, cleanup_props())
+    assert configs_left(sagemaker) == {OLD, NEW}
