@@ -1,4 +1,6 @@
-"""SageMaker inference handler for MobileNetV2: ONNX Runtime, Pillow and NumPy only.
+"""SageMaker inference handler for any packaged image classifier: ONNX Runtime, Pillow
+and NumPy only. What the network expects (resize, crop, interpolation, mean and std) and
+its class names come from the archive's ``metadata.json``.
 
 The SageMaker inference toolkit imports this module and calls, in order,
 ``model_fn(model_dir)`` once, then ``input_fn`` -> ``predict_fn`` -> ``output_fn`` per
@@ -53,7 +55,18 @@ SIGNATURES = (
     (b"GIF89a", "GIF"),
 )
 FORMAT_NAMES = "JPEG, PNG, WebP or GIF"
-TOP_K = 5
+TOP_K = 5  # at most; a model that knows fewer classes answers with all of them
+# torchvision's InterpolationMode values, each with the Pillow filter torchvision itself
+# resizes PIL images with (torchvision.transforms.functional.pil_modes_mapping).
+RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "nearest-exact": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+    "lanczos": Image.Resampling.LANCZOS,
+}
 # Beyond this aspect ratio the crop is resampled alone (see _resize_center_crop).
 MAX_RESIZED_ASPECT = 4
 
@@ -98,10 +111,15 @@ class Model:
             "weights": metadata["weights"],
             # Archives from before the precision option all hold the fp32 export.
             "precision": metadata.get("precision", "fp32"),
+            # Archives from before --labels all answer with ImageNet's classes.
+            "num_classes": len(self.labels),
+            "label_set": metadata.get("label_set", "imagenet"),
         }
+        self.top_k = min(TOP_K, len(self.labels))
         prep = metadata["preprocessing"]
         self.resize_size = int(prep["resize_size"])
         self.crop_size = int(prep["crop_size"])
+        self.resample = RESAMPLING[prep["interpolation"]]
         mean = np.asarray(prep["mean"], dtype=np.float32)
         std = np.asarray(prep["std"], dtype=np.float32)
         # (x / 255 - mean) / std as one multiply-add per pixel.
@@ -113,6 +131,7 @@ class Model:
             providers=["CPUExecutionProvider"],
         )
         self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
 
 
 def _session_options() -> ort.SessionOptions:
@@ -131,7 +150,13 @@ def model_fn(model_dir: str) -> Model:
     model = Model(model_dir)
     # The first run allocates and plans; pay for it here, not in the first request.
     warmup = np.zeros((1, 3, model.crop_size, model.crop_size), dtype=np.float32)
-    model.session.run(None, {model.input_name: warmup})
+    (logits,) = model.session.run([model.output_name], {model.input_name: warmup})
+    # A model and labels that disagree would mislabel every answer: refuse to start.
+    if logits.shape != (1, len(model.labels)):
+        raise ValueError(
+            f"model.onnx answers {list(logits.shape)} for one image but metadata.json has "
+            f"{len(model.labels)} labels"
+        )
     return model
 
 
@@ -216,7 +241,7 @@ def _corrupt(image_format: str) -> RequestError:
 
 def predict_fn(image: Image.Image, model: Model) -> dict[str, Any]:
     batch = preprocess(image, model)
-    (logits,) = model.session.run(None, {model.input_name: batch})
+    (logits,) = model.session.run([model.output_name], {model.input_name: batch})
     return top_k(logits[0], model)
 
 
@@ -225,7 +250,7 @@ def preprocess(image: Image.Image, model: Model) -> np.ndarray:
     image_format = image.format or "image"
     try:
         rgb = _decode_rgb(image, model.resize_size)
-        crop = _resize_center_crop(rgb, model.resize_size, model.crop_size)
+        crop = _resize_center_crop(rgb, model.resize_size, model.crop_size, model.resample)
     except Image.DecompressionBombError as error:
         raise _too_large() from error
     except MemoryError:
@@ -241,9 +266,9 @@ def preprocess(image: Image.Image, model: Model) -> np.ndarray:
 
 def _decode_rgb(image: Image.Image, resize_size: int) -> Image.Image:
     """Decode to upright 8-bit RGB. Large photos shrink early by a whole factor, keeping
-    at least twice the resize target so the bilinear filter still does the final
-    antialiasing; photos up to 4x the target (928 px short side) are untouched, so they
-    match torchvision exactly."""
+    at least twice the resize target so the resize filter still does the final
+    antialiasing; photos up to 4x the target (928 px short side for a 232 resize) are
+    untouched, so they match torchvision exactly."""
     if image.format in ("JPEG", "MPO"):  # MPO: a camera's multi-picture JPEG
         # JPEG decodes at 1/2, 1/4 or 1/8 scale in the DCT: the cheapest shrink there is.
         width, height = image.size
@@ -277,7 +302,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _resize_center_crop(image: Image.Image, resize_size: int, crop_size: int) -> Image.Image:
+def _resize_center_crop(
+    image: Image.Image, resize_size: int, crop_size: int, resample: Image.Resampling
+) -> Image.Image:
     """Resize the short side to ``resize_size``, then center-crop: torchvision's sizes
     and offsets (``_compute_resized_output_size``, ``center_crop``) and its PIL calls, so
     the pixels are identical to ``weights.transforms()``.
@@ -296,17 +323,17 @@ def _resize_center_crop(image: Image.Image, resize_size: int, crop_size: int) ->
     if (new_width, new_height) == (width, height):
         return image.crop(crop)
     if new_long <= MAX_RESIZED_ASPECT * resize_size:
-        return image.resize((new_width, new_height), Image.Resampling.BILINEAR).crop(crop)
+        return image.resize((new_width, new_height), resample).crop(crop)
     sx, sy = width / new_width, height / new_height
     box = (left * sx, top * sy, (left + crop_size) * sx, (top + crop_size) * sy)
-    return image.resize((crop_size, crop_size), Image.Resampling.BILINEAR, box=box)
+    return image.resize((crop_size, crop_size), resample, box=box)
 
 
 def top_k(logits: np.ndarray, model: Model) -> dict[str, Any]:
     shifted = logits.astype(np.float64) - logits.max()
     probabilities = np.exp(shifted)
     probabilities /= probabilities.sum()
-    best = np.argsort(-probabilities, kind="stable")[:TOP_K]
+    best = np.argsort(-probabilities, kind="stable")[: model.top_k]
     return {
         "predictions": [
             {

@@ -1,8 +1,9 @@
 """A tiny stand-in model so handler and server tests run in milliseconds, without torch.
 
 The graph keeps the real contract (input ``input`` [N,3,224,224], output ``logits``
-[N,1000]) and maps each image's mean colour to logits, so different pixels give
-different, checkable answers. Tests of the real exported network use ``model_artifact``.
+[N,classes], 1000 unless a test asks for fewer) and maps each image's mean colour to
+logits, so different pixels give different, checkable answers. Tests of the real exported
+networks use ``model_artifact`` and the per-architecture archives (tests/model/archives.py).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ PREPROCESSING = {
 CLASSES = 1000
 
 
-def tiny_onnx_model() -> onnx.ModelProto:
-    weights = np.linspace(-1.0, 1.0, 3 * CLASSES, dtype=np.float32).reshape(3, CLASSES)
+def tiny_onnx_model(classes: int = CLASSES) -> onnx.ModelProto:
+    weights = np.linspace(-1.0, 1.0, 3 * classes, dtype=np.float32).reshape(3, classes)
     weights = np.random.default_rng(0).permuted(weights, axis=1)
     graph = helper.make_graph(
         [
@@ -42,7 +43,7 @@ def tiny_onnx_model() -> onnx.ModelProto:
         ],
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 224, 224])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", CLASSES])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
         [
             numpy_helper.from_array(weights, "weights"),
             numpy_helper.from_array(np.array(4.0, dtype=np.float32), "gain"),
@@ -51,14 +52,16 @@ def tiny_onnx_model() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
 
 
-def write_tiny_model_dir(directory: Path) -> Path:
-    onnx.save(tiny_onnx_model(), directory / "model.onnx")
+def write_tiny_model_dir(directory: Path, classes: int = CLASSES) -> Path:
+    onnx.save(tiny_onnx_model(classes), directory / "model.onnx")
     metadata = {
         "name": "mobilenet_v2",
         "version": "tiny0000test",
         "weights": "random",
         "precision": "fp32",
-        "labels": [f"class {index}" for index in range(CLASSES)],
+        "labels": [f"class {index}" for index in range(classes)],
+        "num_classes": classes,
+        "label_set": "imagenet" if classes == CLASSES else "custom",
         "preprocessing": PREPROCESSING,
     }
     (directory / "metadata.json").write_text(json.dumps(metadata))

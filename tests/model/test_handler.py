@@ -34,7 +34,9 @@ def full_resolution(handler, body: bytes) -> np.ndarray:
     """Preprocessing from every decoded pixel, with no early shrinking."""
     model = handler.model
     full = Image.open(io.BytesIO(body)).convert("RGB")
-    crop = handler.module._resize_center_crop(full, model.resize_size, model.crop_size)
+    crop = handler.module._resize_center_crop(
+        full, model.resize_size, model.crop_size, model.resample
+    )
     return np.asarray(crop).transpose(2, 0, 1)[np.newaxis] * model.scale + model.offset
 
 
@@ -61,23 +63,67 @@ def test_every_accepted_format_gives_a_top5(handler, case):
         "version": "tiny0000test",
         "weights": "random",
         "precision": "fp32",
+        "num_classes": 1000,
+        "label_set": "imagenet",
     }
 
 
-def test_archives_without_precision_are_fp32(tmp_path):
-    """Archives built before the precision option hold the fp32 export."""
+def test_archives_from_before_precision_and_labels(tmp_path):
+    """Archives built before the precision option hold the fp32 export; before --labels,
+    every archive answered with ImageNet's classes."""
     from model.serve import LoadedHandler
     from tests.model.conftest import write_tiny_model_dir
 
     model_dir = write_tiny_model_dir(tmp_path)
     metadata = json.loads((model_dir / "metadata.json").read_text())
-    del metadata["precision"]
+    for key in ("precision", "num_classes", "label_set"):
+        del metadata[key]
     (model_dir / "metadata.json").write_text(json.dumps(metadata))
     older = LoadedHandler(model_dir)
     try:
-        assert older.model.info["precision"] == "fp32"
+        info = older.model.info
+        assert (info["precision"], info["num_classes"], info["label_set"]) == (
+            "fp32",
+            1000,
+            "imagenet",
+        )
     finally:
         older.close()
+
+
+@pytest.mark.parametrize("classes", [2, 3, 5, 7])
+def test_a_model_of_n_classes_answers_with_min_5_n(tmp_path, classes):
+    from model.serve import LoadedHandler
+    from tests.model.conftest import write_tiny_model_dir
+
+    few = LoadedHandler(write_tiny_model_dir(tmp_path, classes))
+    try:
+        body, _ = run_handler(few, images.good_cases()[0].body, "image/jpeg")
+    finally:
+        few.close()
+    result = json.loads(body)
+    predictions = result["predictions"]
+    assert len(predictions) == min(5, classes)
+    assert len({p["index"] for p in predictions}) == len(predictions)
+    assert all(p["label"] == f"class {p['index']}" for p in predictions)
+    probabilities = [p["probability"] for p in predictions]
+    assert probabilities == sorted(probabilities, reverse=True)
+    if classes <= 5:
+        assert sum(probabilities) == pytest.approx(1.0)
+    assert (result["model"]["num_classes"], result["model"]["label_set"]) == (classes, "custom")
+
+
+def test_labels_that_disagree_with_the_model_stop_it_loading(tmp_path):
+    """A model of 1000 outputs with 3 labels would mislabel every answer."""
+    from model.serve import LoadedHandler
+    from tests.model.conftest import write_tiny_model_dir
+
+    model_dir = write_tiny_model_dir(tmp_path)
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    metadata["labels"] = ["a", "b", "c"]
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match=r"answers \[1, 1000\] .* 3 labels"):
+        LoadedHandler(model_dir)
 
 
 @pytest.mark.parametrize("case", images.bad_cases(), ids=lambda case: case.name)
