@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,8 @@ class SiteConfig:
     """What the web UI needs to know about its deployment."""
 
     api_url: str
-    """Base URL of the HTTP API, without a trailing slash; the UI posts to `{api_url}/predict`."""
+    """Base URL of the HTTP API, without a trailing slash; the UI posts to `{api_url}/predict`.
+    Either a path on the page's own origin (`/api`, what CloudFront serves) or an http(s) URL."""
     environment: str
     """Stack or runtime name, e.g. `dev`, `prod`, `local`; the page logs it to the console."""
     model_version: str
@@ -26,8 +28,24 @@ class SiteConfig:
     page warns about an untrained model on first load instead of after an upload."""
 
     def __post_init__(self) -> None:
-        if not self.api_url.startswith(("https://", "http://")):
-            raise ValueError(f"api_url must be an http(s) URL, got {self.api_url!r}")
+        if not _is_api_url(self.api_url):
+            raise ValueError(
+                "api_url must be an http(s) URL or a path on the site's own origin "
+                f"(starting with one '/'), got {self.api_url!r}"
+            )
+
+
+def _is_api_url(value: str) -> bool:
+    """An absolute http(s) URL with a host, or an absolute path with nothing else: not
+    `//host` (another origin), no query, fragment, backslash or whitespace."""
+    if any(character.isspace() for character in value) or "\\" in value:
+        return False
+    parts = urlsplit(value)
+    if parts.scheme:
+        return parts.scheme in ("https", "http") and bool(parts.hostname)
+    # Browsers read `//x` and even `///x` as another host, so one leading slash only.
+    one_slash = value.startswith("/") and not value.startswith("//")
+    return one_slash and not (parts.query or parts.fragment)
 
 
 def render_config_js(config: SiteConfig) -> str:

@@ -10,6 +10,8 @@ import pytest
 
 from hosting.config_js import SiteConfig, render_config_js
 from hosting.cors import CorsPolicy
+from hosting.origin import API_KEY_HEADER, API_PATH, ORIGIN_HEADER
+from proxy import access as proxy_access
 
 
 def _config_object(text: str) -> dict:
@@ -51,6 +53,38 @@ def test_config_js_is_deterministic():
 def test_config_js_rejects_a_non_url():
     with pytest.raises(ValueError, match="api_url"):
         SiteConfig("execute-api", "dev", "v")
+
+
+def test_config_js_takes_a_path_on_the_sites_own_origin():
+    # What the stack renders: the API under /api on the page's own origin.
+    assert _config_object(render_config_js(SiteConfig(API_PATH, "dev", "v")))["apiUrl"] == "/api"
+    assert _config_object(render_config_js(SiteConfig("/api/", "dev", "v")))["apiUrl"] == "/api"
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "//evil.example/api",  # another host, with the page's scheme
+        "///evil.example",  # browsers read this as another host too
+        "/\\evil.example",  # and this, with a backslash
+        "/api?key=1",
+        "/api#x",
+        "/a pi",
+        "api",
+        "https://",
+        "ftp://example.org",
+        "javascript:alert(1)",
+    ],
+)
+def test_config_js_refuses_anything_but_an_http_url_or_an_own_path(api_url):
+    with pytest.raises(ValueError, match="api_url"):
+        SiteConfig(api_url, "dev", "v")
+
+
+def test_the_access_headers_are_the_proxys():
+    """The stack cannot import `proxy`; `hosting.origin` writes the names down again."""
+    assert ORIGIN_HEADER == proxy_access.ORIGIN_HEADER
+    assert API_KEY_HEADER == proxy_access.API_KEY_HEADER
 
 
 @pytest.mark.parametrize("origin", ["*", "https://*.example.com"])
