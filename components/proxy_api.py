@@ -1,8 +1,13 @@
-"""`ProxyApi`: the HTTP API (`POST /predict`) and the Lambda proxy in front of the endpoint.
+"""`ProxyApi`: the HTTP API (`POST /api/predict`) and the Lambda proxy in front of the endpoint.
 
-CORS is the API's job (see `hosting/cors.py`), throttling protects the endpoint's
-concurrency and the bill, and the Lambda may call exactly one endpoint. With `tracing`,
-the Lambda sends X-Ray traces (active tracing) and may do exactly that.
+The site's CloudFront distribution serves this API under `/api/*` on its own origin, so
+the API has no CORS configuration: a browser on the site never makes a cross-origin
+request, and programs calling from elsewhere are no browsers (they send an API key). The
+proxy admits only requests with the origin secret, which this component generates and
+CloudFront adds (`origin_secret`), or, with `api_keys`, a valid `x-api-key` from SSM
+Parameter Store. Throttling protects the endpoint's concurrency and the bill, and the
+Lambda may call exactly one endpoint. With `tracing`, the Lambda sends X-Ray traces
+(active tracing) and may do exactly that.
 """
 
 from __future__ import annotations
@@ -11,23 +16,31 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.service_role import ServiceRoleNames, service_role
-from hosting.cors import CorsPolicy
+from hosting.origin import API_PATH
 
 TYPE = "image-classifier:proxy_api:ProxyApi"
 HANDLER = "proxy.handler.handler"
-ROUTE_KEY = "POST /predict"
+PREDICT_PATH = f"{API_PATH}/predict"
+"""The path CloudFront forwards unchanged (`/api/*` behaviour), so the API routes it too."""
+ROUTE_KEY = f"POST {PREDICT_PATH}"
 WRONG_METHOD_ROUTE_KEYS = tuple(
-    f"{method} /predict" for method in ("GET", "PUT", "PATCH", "DELETE")
+    f"{method} {PREDICT_PATH}" for method in ("GET", "PUT", "PATCH", "DELETE")
 )
 """Routed to the proxy too, so a wrong method gets its 405 with a message (as locally)
-instead of the HTTP API's bare 404. Never `ANY`: that would also route the browser's
-OPTIONS preflight to the Lambda instead of letting the API's CORS configuration answer."""
+instead of the HTTP API's bare 404. Never `ANY`: that would also send `OPTIONS` and `HEAD`
+to the Lambda, so every preflight a foreign page's browser sends would run (and bill) the
+function for an answer the API gives itself: a 404, with no CORS headers."""
 ROUTE_KEYS = (ROUTE_KEY, *WRONG_METHOD_ROUTE_KEYS)
+ORIGIN_SECRET_LENGTH = 48
+"""Characters of the origin secret: letters and digits only (a header value anywhere), far
+beyond guessing, within the 32-256 the proxy accepts."""
 LAMBDA_MEMORY_MB = (128, 10240)
 LAMBDA_TIMEOUT_SECONDS = (1, 30)
 """The HTTP API stops waiting after 30 s; a longer Lambda timeout would only burn money."""
@@ -64,11 +77,22 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
-def execute_api_origin_pattern(region: str) -> str:
-    """Every HTTP API origin in the region: the most precise CSP `connect-src` possible
-    while the distribution must exist before the API (see `SiteConfigFile`)."""
-    suffix = ".cn" if region.startswith("cn-") else ""
-    return f"https://*.execute-api.{region}.amazonaws.com{suffix}"
+def api_keys_path(name_prefix: str) -> str:
+    """The SSM Parameter Store path of a stack's API keys, one SecureString per key."""
+    return f"/{name_prefix}/api-keys"
+
+
+def api_keys_reader_statement(path_arn: str) -> dict[str, object]:
+    """What the proxy needs to read the keys: `GetParametersByPath`, which IAM authorizes
+    on the path's own ARN, so on exactly that and nothing below. No `kms:Decrypt`: the keys
+    are SecureStrings under the AWS managed key `aws/ssm`, whose key policy already lets
+    principals of the account decrypt through SSM, and nothing else."""
+    return {
+        "Sid": "ReadTheApiKeys",
+        "Effect": "Allow",
+        "Action": "ssm:GetParametersByPath",
+        "Resource": path_arn,
+    }
 
 
 def proxy_problems(
@@ -128,24 +152,32 @@ class ProxyApiArgs:
     """The `proxy/` package."""
     endpoint_name: pulumi.Input[str]
     endpoint_arn: pulumi.Input[str]
-    allowed_origin: pulumi.Input[str]
-    """The site's origin (`https://dxxxx.cloudfront.net`): the only one CORS admits."""
     memory_mb: pulumi.Input[int] = 256
     timeout_seconds: pulumi.Input[int] = 30
     throttle_rate_limit: pulumi.Input[int] = 10
-    """Steady requests per second on `POST /predict`."""
+    """Steady requests per second on `POST /api/predict`."""
     throttle_burst_limit: pulumi.Input[int] = 20
     log_retention_days: pulumi.Input[int] = 30
     log_level: pulumi.Input[str] = "INFO"
     tracing: bool = False
     """Active X-Ray tracing of the function (a plain value: it decides the role's policy)."""
+    api_keys: bool = False
+    """Admit direct callers with an API key from SSM Parameter Store, under
+    `/<name_prefix>/api-keys` (`python -m proxy.api_keys` manages them; the stack does not)."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Extra Lambda environment (MAX_IMAGE_BYTES, REVIEW_THRESHOLD, ...)."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
 
 
 class ProxyApi(pulumi.ComponentResource):
-    api_url: pulumi.Output[str]
+    execute_api_url: pulumi.Output[str]
+    """The API's own URL with `/api`, for callers with a key: `{execute_api_url}/predict`."""
+    api_domain: pulumi.Output[str]
+    """The host CloudFront forwards `/api/*` to (`<id>.execute-api.<region>.amazonaws.com`)."""
+    origin_secret: pulumi.Output[str]
+    """A Pulumi secret: CloudFront sends it in `x-origin-verify`, the proxy requires it."""
+    api_keys_path: pulumi.Output[str] | None
+    """The SSM path of the API keys, with `api_keys` on."""
     api_id: pulumi.Output[str]
     function_name: pulumi.Output[str]
     function_log_group: pulumi.Output[str]
@@ -158,6 +190,27 @@ class ProxyApi(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
+        # Stable across updates (no keepers): replacing it would refuse CloudFront's requests
+        # until the distribution had deployed the new value to every edge.
+        origin_secret = random.RandomPassword(
+            f"{name}-origin-secret",
+            length=ORIGIN_SECRET_LENGTH,
+            special=False,
+            opts=child,
+        )
+        secret = pulumi.Output.secret(origin_secret.result)
+        keys_path = api_keys_path(args.name_prefix) if args.api_keys else None
+        keys_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        if keys_path is not None:
+            invoke = pulumi.InvokeOutputOptions(parent=self)
+            keys_arn = pulumi.Output.format(
+                "arn:{0}:ssm:{1}:{2}:parameter{3}",
+                aws.get_partition_output(opts=invoke).partition,
+                aws.get_region_output(opts=invoke).region,
+                aws.get_caller_identity_output(opts=invoke).account_id,
+                keys_path,
+            )
+
         execution = service_role(
             self,
             ServiceRoleNames(
@@ -168,15 +221,16 @@ class ProxyApi(pulumi.ComponentResource):
             service="lambda.amazonaws.com",
             log_group_name=f"/aws/lambda/{args.name_prefix}-proxy",
             retention_days=args.log_retention_days,
-            statements=pulumi.Output.from_input(args.endpoint_arn).apply(
-                lambda endpoint_arn: [
+            statements=pulumi.Output.all(args.endpoint_arn, keys_arn).apply(
+                lambda arns: [
                     {
                         "Sid": "InvokeTheEndpoint",
                         "Effect": "Allow",
                         "Action": "sagemaker:InvokeEndpoint",
-                        "Resource": endpoint_arn,
+                        "Resource": arns[0],
                     },
                     *([TRACE_WRITER_STATEMENT] if args.tracing else []),
+                    *([api_keys_reader_statement(arns[1])] if arns[1] else []),
                 ]
             ),
             tags=args.tags,
@@ -195,6 +249,8 @@ class ProxyApi(pulumi.ComponentResource):
                     **args.environment,
                     "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,
                     "LOG_LEVEL": args.log_level,
+                    "ORIGIN_SECRET": secret,
+                    **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),
                 }
             },
             logging_config={"log_format": "Text", "log_group": execution.log_group.name},
@@ -207,10 +263,7 @@ class ProxyApi(pulumi.ComponentResource):
         api = aws.apigatewayv2.Api(
             f"{name}-http-api",
             protocol_type="HTTP",
-            description="POST /predict: image in, top-5 classes out",
-            cors_configuration=pulumi.Output.from_input(args.allowed_origin).apply(
-                lambda origin: self._cors(CorsPolicy(allow_origins=(origin,)))
-            ),
+            description=f"{ROUTE_KEY}: image in, top-5 classes out",
             tags=args.tags,
             opts=child,
         )
@@ -265,32 +318,28 @@ class ProxyApi(pulumi.ComponentResource):
             action="lambda:InvokeFunction",
             function=function.name,
             principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(api.execution_arn, "/*/*/predict"),
+            source_arn=pulumi.Output.concat(api.execution_arn, "/*/*", PREDICT_PATH),
             opts=child,
         )
 
-        # The $default stage is served at the API's root URL.
-        self.api_url = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])
+        # The $default stage is served at the API's root URL (once the stage exists).
+        endpoint = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])
+        self.execute_api_url = endpoint.apply(lambda url: f"{url}{API_PATH}")
+        self.api_domain = endpoint.apply(lambda url: urlsplit(url).netloc)
+        self.origin_secret = secret
+        self.api_keys_path = pulumi.Output.from_input(keys_path) if keys_path else None
         self.api_id = api.id
         self.function_name = function.name
         self.function_log_group = execution.log_group.name
         self.access_log_group = access_logs.name
         self.register_outputs(
             {
-                "api_url": self.api_url,
+                "execute_api_url": self.execute_api_url,
+                "api_domain": self.api_domain,
+                "api_keys_path": self.api_keys_path,
                 "api_id": self.api_id,
                 "function_name": self.function_name,
                 "function_log_group": self.function_log_group,
                 "access_log_group": self.access_log_group,
             }
         )
-
-    @staticmethod
-    def _cors(policy: CorsPolicy) -> dict[str, object]:
-        return {
-            "allow_origins": list(policy.allow_origins),
-            "allow_methods": list(policy.allow_methods),
-            "allow_headers": list(policy.allow_headers),
-            "expose_headers": list(policy.expose_headers),
-            "max_age": policy.max_age_seconds,
-        }

@@ -1,9 +1,8 @@
 """`SiteConfigFile`: the site's `config.js`, rendered from stack outputs, published last.
 
-It is separate from `StaticSite` because it closes a cycle: the API's CORS origin is the
-distribution's domain, while `config.js` needs the API's URL. So the distribution comes
-first, the API second, and this file last; its CloudFront invalidation runs only when
-the rendered text changed.
+It is separate from `StaticSite` because it changes on its own schedule: with every model
+version, while the site's files change with `site/`. It is uploaded once the distribution
+exists, and its CloudFront invalidation runs only when the rendered text changed.
 """
 
 from __future__ import annotations

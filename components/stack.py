@@ -2,8 +2,10 @@
 
 ServingImage        model/Dockerfile -> BuildKit -> private ECR (or config `imageUri`)
 InferenceEndpoint   model archive -> S3 -> SageMaker model (that image) -> Serverless endpoint
-StaticSite          site/ -> private S3 -> CloudFront (OAC, security headers)
-ProxyApi            HTTP API POST /predict -> Lambda proxy -> the endpoint
+ProxyApi            HTTP API POST /api/predict -> Lambda proxy -> the endpoint
+SiteCertificate     ACM certificate for the site's own domain (config `domainName`)
+WebFirewall         WAF web ACL in front of CloudFront (config `waf`)
+StaticSite          site/ -> private S3 -> CloudFront (OAC, security headers), /api/* -> ProxyApi
 SiteConfigFile      config.js from the outputs above, invalidated when it changes
 Monitoring          alarms to an SNS topic and one dashboard (config `monitoring`)
 
@@ -22,21 +24,29 @@ import pulumi
 from components.inference_endpoint import InferenceEndpoint, InferenceEndpointArgs
 from components.model_archive import read_model_archive
 from components.monitoring import Monitoring, MonitoringArgs
-from components.proxy_api import ProxyApi, ProxyApiArgs, execute_api_origin_pattern
+from components.proxy_api import ProxyApi, ProxyApiArgs
 from components.serving_image import ServingImage, ServingImageArgs
+from components.site_certificate import SiteCertificate, SiteCertificateArgs
 from components.site_config_file import SiteConfigFile, SiteConfigFileArgs
 from components.stack_config import StackSettings, config_keys, load_settings
-from components.static_site import StaticSite, StaticSiteArgs
+from components.static_site import ApiOrigin, SiteDomain, StaticSite, StaticSiteArgs
+from components.web_firewall import WebFirewall, WebFirewallArgs
+from hosting.origin import API_PATH
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class StackOutputs:
-    """What the stack exports, in this order; the monitoring ones only with monitoring on."""
+    """What the stack exports, in this order; those defaulting to None only where the stack
+    has them."""
 
     site_url: pulumi.Output[str]
+    """`https://<domainName>` once the site is served there, else its CloudFront address."""
     api_url: pulumi.Output[str]
+    """`<site_url>/api`: what the page and programs call (`{api_url}/predict`)."""
+    execute_api_url: pulumi.Output[str]
+    """The HTTP API's own URL with `/api`: direct calls, which need an API key."""
     endpoint_name: pulumi.Output[str]
     model_version: str
     model_weights: str
@@ -52,6 +62,14 @@ class StackOutputs:
     endpoint_log_group: pulumi.Output[str]
     serving_image: pulumi.Output[str]
     """The image the model runs, `<repository>@sha256:<digest>` (or `imageUri`)."""
+    api_keys_path: pulumi.Output[str] | None = None
+    """With `apiKeys`: the SSM path `python -m proxy.api_keys` keeps the keys under."""
+    certificate_validation_records: pulumi.Output[list[dict[str, str]]] | None = None
+    """With `domainName` but no `hostedZoneId`: the DNS records the operator creates."""
+    distribution_domain: pulumi.Output[str] | None = None
+    """With `domainName` but no `hostedZoneId`: what the domain must point at (CNAME)."""
+    waf_log_group: pulumi.Output[str] | None = None
+    """With `waf`: the log group of the requests the web ACL blocked, in us-east-1."""
     alarm_topic_arn: pulumi.Output[str] | None = None
     dashboard_name: pulumi.Output[str] | None = None
 
@@ -95,22 +113,9 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         ),
     )
 
-    # The API's CORS origin is the distribution's domain, and config.js needs the API's URL.
-    # The cycle is broken by order: the distribution first (its CSP may connect to this
-    # region's HTTP APIs, the API's own ID being unknown yet), then the API with CORS for
-    # exactly the distribution's origin, then config.js last with the API's URL.
-    site = StaticSite(
-        "site",
-        StaticSiteArgs(
-            site_dir=PROJECT_DIR / "site",
-            connect_src=execute_api_origin_pattern(settings.region),
-            price_class=settings.price_class,
-            security_headers=security_headers,
-            aws_session=settings.aws_session,
-            tags=settings.tags,
-        ),
-    )
-
+    # One origin (decision 11): the distribution serves the API under /api/*, so it needs the
+    # API's host and origin secret, and nothing on the API side needs the distribution.
+    # Hence the API first, then the distribution, then config.js (which names a path only).
     api = ProxyApi(
         "api",
         ProxyApiArgs(
@@ -118,7 +123,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             source_dir=PROJECT_DIR / "proxy",
             endpoint_name=endpoint.endpoint_name,
             endpoint_arn=endpoint.endpoint_arn,
-            allowed_origin=site.url,
+            api_keys=settings.api_keys,
             memory_mb=settings.lambda_memory_mb,
             timeout_seconds=settings.lambda_timeout_seconds,
             throttle_rate_limit=settings.throttle_rate_limit,
@@ -130,12 +135,55 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         ),
     )
 
+    certificate = None
+    domain = None
+    if settings.domain_name is not None:
+        certificate = SiteCertificate(
+            "domain",
+            SiteCertificateArgs(
+                domain_name=settings.domain_name,
+                hosted_zone_id=settings.hosted_zone_id,
+                validated=settings.domain_validated,
+                tags=settings.tags,
+            ),
+        )
+        if certificate.certificate_arn is not None:
+            domain = SiteDomain(
+                name=settings.domain_name,
+                certificate_arn=certificate.certificate_arn,
+                hosted_zone_id=settings.hosted_zone_id,
+            )
+    firewall = None
+    if settings.waf:
+        firewall = WebFirewall(
+            "waf",
+            WebFirewallArgs(
+                name_prefix=settings.name_prefix,
+                rate_limit=settings.waf_rate_limit,
+                log_retention_days=settings.log_retention_days,
+                tags=settings.tags,
+            ),
+        )
+    site = StaticSite(
+        "site",
+        StaticSiteArgs(
+            site_dir=PROJECT_DIR / "site",
+            api=ApiOrigin(domain_name=api.api_domain, origin_secret=api.origin_secret),
+            domain=domain,
+            web_acl_arn=firewall.web_acl_arn if firewall is not None else None,
+            price_class=settings.price_class,
+            security_headers=security_headers,
+            aws_session=settings.aws_session,
+            tags=settings.tags,
+        ),
+    )
+
     config_js = SiteConfigFile(
         "site-config",
         SiteConfigFileArgs(
             bucket_name=site.bucket_name,
             distribution_id=site.distribution_id,
-            api_url=api.api_url,
+            api_url=API_PATH,
             environment=settings.stack,
             model_version=archive.version,
             wait_for_invalidation=settings.wait_for_invalidation,
@@ -143,9 +191,12 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         ),
     )
 
+    # The DNS work left to the operator, where the stack has no hosted zone to do it in.
+    manual_dns = certificate if settings.hosted_zone_id is None else None
     outputs = StackOutputs(
         site_url=site.url,
-        api_url=api.api_url,
+        api_url=pulumi.Output.concat(site.url, API_PATH),
+        execute_api_url=api.execute_api_url,
         endpoint_name=endpoint.endpoint_name,
         model_version=archive.version,
         model_weights=archive.weights,
@@ -160,6 +211,10 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         api_access_log_group=api.access_log_group,
         endpoint_log_group=endpoint.log_group,
         serving_image=image.image_uri,
+        api_keys_path=api.api_keys_path,
+        certificate_validation_records=manual_dns.validation_records if manual_dns else None,
+        distribution_domain=site.domain_name if manual_dns else None,
+        waf_log_group=firewall.log_group_name if firewall is not None else None,
     )
     if not settings.monitoring:
         return outputs

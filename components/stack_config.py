@@ -31,7 +31,9 @@ from components.monitoring import alarm_email_problem, budget_problem
 from components.proxy_api import proxy_problems
 from components.service_role import log_retention_problem
 from components.serving_image import serving_image_problems
+from components.site_certificate import domain_problems
 from components.static_site import price_class_problem
+from components.web_firewall import rate_limit_problem
 
 REGION = "aws:region"
 PROFILE = "aws:profile"
@@ -61,6 +63,12 @@ PROJECT_KEYS = {
     "requireAlarmEmail": "boolean",
     "monthlyBudgetUsd": "integer",
     "tracing": "boolean",
+    "domainName": "string",
+    "hostedZoneId": "string",
+    "domainValidated": "boolean",
+    "waf": "boolean",
+    "wafRateLimit": "integer",
+    "apiKeys": "boolean",
 }
 """Every project key the program reads, with the type `Pulumi.yaml` declares for it."""
 
@@ -76,6 +84,11 @@ PROXY_KEYS = {
     "throttle_rate_limit": "throttleRateLimit",
     "throttle_burst_limit": "throttleBurstLimit",
     "log_level": "logLevel",
+}
+DOMAIN_KEYS = {
+    "domain_name": "domainName",
+    "hosted_zone_id": "hostedZoneId",
+    "validated": "domainValidated",
 }
 ROLLOUT_TIMEOUT_MINUTES = (1, 1440)
 
@@ -107,6 +120,13 @@ class StackSettings:
     monthly_budget_usd: int
     """0: no budget."""
     tracing: bool
+    domain_name: str | None
+    """The site's own domain; None: its CloudFront address."""
+    hosted_zone_id: str | None
+    domain_validated: bool
+    waf: bool
+    waf_rate_limit: int
+    api_keys: bool
     aws_session: AwsSessionSettings
     """The AWS provider's profile and assumed roles, for the dynamic providers."""
 
@@ -257,6 +277,14 @@ def load_settings(
             "is set but monitoring is false; the budget notifies the alarm topic, which "
             "monitoring creates",
         )
+    # DNS names are case-insensitive; ACM and CloudFront keep them in lower case.
+    domain = {
+        "domain_name": value["domainName"].strip().lower().rstrip(".") or None,
+        "hosted_zone_id": value["hostedZoneId"].strip() or None,
+        "validated": value["domainValidated"],
+    }
+    problems.add_by_field(domain_problems(**domain), DOMAIN_KEYS)
+    problems.add("wafRateLimit", rate_limit_problem(value["wafRateLimit"]))
     problems.raise_any(stack)
 
     return StackSettings(
@@ -280,5 +308,11 @@ def load_settings(
         alarm_email=alarm_email,
         monthly_budget_usd=budget,
         tracing=value["tracing"],
+        domain_name=domain["domain_name"],
+        hosted_zone_id=domain["hosted_zone_id"],
+        domain_validated=domain["validated"],
+        waf=value["waf"],
+        waf_rate_limit=value["wafRateLimit"],
+        api_keys=value["apiKeys"],
         aws_session=aws_session,
     )

@@ -3,7 +3,13 @@
 Only this distribution can read the bucket (Origin Access Control, and a bucket policy
 conditioned on its ARN); viewers are sent to HTTPS and get HSTS, no-sniff, frame denial
 and a Content-Security-Policy. `config.js` is not part of the static files: it is
-rendered from stack outputs by `SiteConfigFile`, after the API exists.
+rendered from stack outputs by `SiteConfigFile`.
+
+The same distribution serves the HTTP API under `/api/*` (one origin: no CORS, and a CSP
+of `connect-src 'self'`): never cached, every viewer header but `Host` forwarded, and the
+origin secret added as `x-origin-verify`, which CloudFront sets itself (a viewer's own
+header of that name is overwritten). Optionally the site has its own domain (an issued
+ACM certificate, with alias records when its Route 53 zone is given) and a WAF web ACL.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -21,10 +28,22 @@ from components.aws_session import AwsSessionSettings, provider_session
 from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from hosting.content_security_policy import content_security_policy
+from hosting.origin import API_PATH, ORIGIN_HEADER
 
 TYPE = "image-classifier:static_site:StaticSite"
 CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 """AWS managed cache policy: honours the objects' Cache-Control, compresses gzip and br."""
+CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+"""AWS managed cache policy `CachingDisabled`: every API request goes to the API."""
+ALL_VIEWER_EXCEPT_HOST_POLICY_ID = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+"""AWS managed origin request policy `AllViewerExceptHostHeader`: the API gets every viewer
+header, query string and cookie, and a `Host` of its own (API Gateway routes by it)."""
+API_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
+"""CloudFront's "all methods": the API, not CloudFront, answers each (405 or 404)."""
+MINIMUM_PROTOCOL_VERSION = "TLSv1.2_2021"
+"""The oldest TLS a viewer of the custom domain may use (TLS 1.2 with strong ciphers)."""
+CONNECT_SRC = "'self'"
+"""CSP `connect-src`: the page calls the API on its own origin, nowhere else."""
 PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 GENERATED_FILES = frozenset({"config.js"})
 """Never uploaded from `site/`: `SiteConfigFile` writes them per stack."""
@@ -87,10 +106,35 @@ def site_paths(site_dir: Path) -> list[str]:
 
 
 @dataclass
+class ApiOrigin:
+    """The HTTP API the distribution serves under `/api/*`."""
+
+    domain_name: pulumi.Input[str]
+    """Its host, `<id>.execute-api.<region>.amazonaws.com`."""
+    origin_secret: pulumi.Input[str]
+    """Sent on every request forwarded to it, as `x-origin-verify` (keep it a Pulumi secret)."""
+
+
+@dataclass
+class SiteDomain:
+    """The site's own domain name."""
+
+    name: str
+    certificate_arn: pulumi.Input[str]
+    """An issued ACM certificate for `name`, in us-east-1 (`SiteCertificate`)."""
+    hosted_zone_id: str | None = None
+    """Its Route 53 hosted zone: `A` and `AAAA` alias records to the distribution are
+    created there. Without one, the operator points the name at `domain_name`."""
+
+
+@dataclass
 class StaticSiteArgs:
     site_dir: Path
-    connect_src: pulumi.Input[str]
-    """CSP `connect-src`: where the page may send requests (the API's origin)."""
+    api: ApiOrigin
+    domain: SiteDomain | None = None
+    """None: the site is served at the distribution's own `*.cloudfront.net` name."""
+    web_acl_arn: pulumi.Input[str] | None = None
+    """A CLOUDFRONT-scope WAF web ACL to put in front of the site and the API."""
     price_class: pulumi.Input[str] = "PriceClass_100"
     html_cache_control: str = "no-cache"
     """HTML revalidates on every visit, so a deployment shows up at once."""
@@ -148,9 +192,7 @@ class StaticSite(pulumi.ComponentResource):
                         "override": True,
                     },
                     "content_security_policy": {
-                        "content_security_policy": pulumi.Output.from_input(args.connect_src).apply(
-                            content_security_policy
-                        ),
+                        "content_security_policy": content_security_policy(CONNECT_SRC),
                         "override": True,
                     },
                 },
@@ -163,6 +205,15 @@ class StaticSite(pulumi.ComponentResource):
                 resource=self,
             )
         origin_id = "site-bucket"
+        api_origin_id = "http-api"
+        domain = args.domain
+        viewer_certificate: dict[str, pulumi.Input[Any]] = {"cloudfront_default_certificate": True}
+        if domain is not None:
+            viewer_certificate = {
+                "acm_certificate_arn": domain.certificate_arn,
+                "ssl_support_method": "sni-only",
+                "minimum_protocol_version": MINIMUM_PROTOCOL_VERSION,
+            }
         distribution = aws.cloudfront.Distribution(
             f"{name}-cdn",
             comment=f"{name}: image classifier web UI",
@@ -171,12 +222,25 @@ class StaticSite(pulumi.ComponentResource):
             http_version="http2and3",
             price_class=args.price_class,
             default_root_object="index.html",
+            aliases=[domain.name] if domain is not None else None,
+            web_acl_id=args.web_acl_arn,
             origins=[
                 {
                     "origin_id": origin_id,
                     "domain_name": bucket.regional_domain_name,
                     "origin_access_control_id": access_control.id,
-                }
+                },
+                {
+                    "origin_id": api_origin_id,
+                    "domain_name": args.api.domain_name,
+                    "custom_origin_config": {
+                        "http_port": 80,
+                        "https_port": 443,
+                        "origin_protocol_policy": "https-only",
+                        "origin_ssl_protocols": ["TLSv1.2"],
+                    },
+                    "custom_headers": [{"name": ORIGIN_HEADER, "value": args.api.origin_secret}],
+                },
             ],
             default_cache_behavior={
                 "target_origin_id": origin_id,
@@ -187,8 +251,23 @@ class StaticSite(pulumi.ComponentResource):
                 "cache_policy_id": CACHING_OPTIMIZED_POLICY_ID,
                 "response_headers_policy_id": headers_policy_id,
             },
+            ordered_cache_behaviors=[
+                {
+                    "path_pattern": f"{API_PATH}/*",
+                    "target_origin_id": api_origin_id,
+                    # Not a redirect: a client would follow it with a GET and lose the image.
+                    "viewer_protocol_policy": "https-only",
+                    "allowed_methods": API_METHODS,
+                    "cached_methods": ["GET", "HEAD"],
+                    # Answers are small JSON, and CachingDisabled turns compression off anyway.
+                    "compress": False,
+                    "cache_policy_id": CACHING_DISABLED_POLICY_ID,
+                    "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_POLICY_ID,
+                    "response_headers_policy_id": headers_policy_id,
+                }
+            ],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
-            viewer_certificate={"cloudfront_default_certificate": True},
+            viewer_certificate=viewer_certificate,
             tags=args.tags,
             opts=child,
         )
@@ -240,8 +319,29 @@ class StaticSite(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=uploaded),
         )
 
+        if domain is not None and domain.hosted_zone_id is not None:
+            for record_type in ("A", "AAAA"):
+                aws.route53.Record(
+                    f"{name}-alias-{record_type.lower()}",
+                    zone_id=domain.hosted_zone_id,
+                    name=domain.name,
+                    type=record_type,
+                    aliases=[
+                        {
+                            "name": distribution.domain_name,
+                            "zone_id": distribution.hosted_zone_id,
+                            "evaluate_target_health": False,
+                        }
+                    ],
+                    opts=child,
+                )
+
         self.domain_name = distribution.domain_name
-        self.url = pulumi.Output.concat("https://", distribution.domain_name)
+        self.url = (
+            pulumi.Output.from_input(f"https://{domain.name}")
+            if domain is not None
+            else pulumi.Output.concat("https://", distribution.domain_name)
+        )
         self.distribution_id = distribution.id
         self.bucket_name = bucket.name
         self.register_outputs(

@@ -69,6 +69,7 @@ LAMBDA_FUNCTION = "aws:lambda/function:Function"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ENDPOINT_CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
 
 PUBLIC_CANNED_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
 PUBLIC_GRANTEE_URIS = frozenset(
@@ -85,6 +86,18 @@ PUBLIC_ACCESS_FLAGS = (
 )
 SSE_ALGORITHMS = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
 HTTPS_VIEWER_POLICIES = frozenset({"https-only", "redirect-to-https"})
+API_PATH_PREFIX = "/api"
+"""Where the site's distribution serves the HTTP API (`hosting/origin.py`, `API_PATH`)."""
+CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+"""AWS managed cache policy `CachingDisabled` (also in `components/static_site.py`; the pack
+runs without the program, so a test keeps the two equal)."""
+CUSTOM_DOMAIN_TLS_POLICIES = frozenset({"TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"})
+"""CloudFront security policies no older than TLS 1.2 with strong ciphers (2021)."""
+LEGACY_TTL_DEFAULTS = {"minTtl": 0.0, "defaultTtl": 86400.0, "maxTtl": 31536000.0}
+"""What CloudFront assumes for a cache behaviour without a cache policy or TTLs."""
+COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
+BODY_SIZE_RULE = "SizeRestrictions_BODY"
+"""The common rule set's rule that blocks every body over 8 KB: every image upload."""
 # SageMaker Serverless accepts exactly these memory sizes (1 GB steps) and 1..200 concurrency.
 SERVERLESS_MEMORY_SIZES_MB = frozenset(range(1024, 6145, 1024))
 SERVERLESS_MAX_CONCURRENCY = 200
@@ -306,6 +319,81 @@ def _validate_https_only(args: ResourceValidationArgs, report: ReportViolation) 
             report(
                 f"Cache behavior '{where}' of '{args.name}' allows plain HTTP "
                 f"(viewerProtocolPolicy {policy!r}); use 'redirect-to-https' or 'https-only'.",
+                None,
+            )
+
+
+def _is_api_behavior(behavior: Mapping[str, Any]) -> bool:
+    pattern = str(behavior.get("pathPattern") or "")
+    return pattern == API_PATH_PREFIX or pattern.startswith(f"{API_PATH_PREFIX}/")
+
+
+def _caches(behavior: Mapping[str, Any]) -> str | None:
+    """How a cache behaviour may cache, or None when it never does."""
+    policy = behavior.get("cachePolicyId")
+    if policy:
+        return None if policy == CACHING_DISABLED_POLICY_ID else f"cache policy {policy}"
+    # Legacy settings: only TTLs of 0 keep every answer out of the cache.
+    ttls = {key: _number(behavior.get(key)) for key in LEGACY_TTL_DEFAULTS}
+    effective = {key: LEGACY_TTL_DEFAULTS[key] if ttl is None else ttl for key, ttl in ttls.items()}
+    cached = {key: ttl for key, ttl in effective.items() if ttl > 0}
+    if not cached:
+        return None
+    return ", ".join(f"{key} {ttl:g}" for key, ttl in cached.items())
+
+
+def _validate_api_not_cached(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != DISTRIBUTION:
+        return
+    for behavior in _as_list(args.props.get("orderedCacheBehaviors")):
+        if not _is_api_behavior(behavior):
+            continue
+        caching = _caches(behavior)
+        if caching:
+            report(
+                f"Cache behavior '{behavior.get('pathPattern')}' of '{args.name}' serves the API "
+                f"but may cache its answers ({caching}): one caller's prediction or error would "
+                f"be served to others. Use the managed CachingDisabled policy "
+                f"({CACHING_DISABLED_POLICY_ID}).",
+                None,
+            )
+
+
+def _validate_custom_domain_tls(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != DISTRIBUTION or not _as_list(args.props.get("aliases")):
+        return
+    certificate = args.props.get("viewerCertificate") or {}
+    version = certificate.get("minimumProtocolVersion")
+    if _is_truthy(certificate.get("cloudfrontDefaultCertificate")) or (
+        version not in CUSTOM_DOMAIN_TLS_POLICIES
+    ):
+        report(
+            f"'{args.name}' serves {', '.join(map(str, _as_list(args.props['aliases'])))} with "
+            f"minimumProtocolVersion {version!r}; use an ACM certificate with TLSv1.2_2021 or "
+            "newer.",
+            None,
+        )
+
+
+# --- WAF ----------------------------------------------------------------------------------
+
+
+def _validate_waf_admits_uploads(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != WEB_ACL:
+        return
+    for rule in _as_list(args.props.get("rules")):
+        group = (rule.get("statement") or {}).get("managedRuleGroupStatement") or {}
+        if group.get("name") != COMMON_RULE_SET:
+            continue
+        overrides = {
+            str(o.get("name")): o.get("actionToUse") or {}
+            for o in _as_list(group.get("ruleActionOverrides"))
+        }
+        if "count" not in overrides.get(BODY_SIZE_RULE, {}):
+            report(
+                f"Rule '{rule.get('name')}' of web ACL '{args.name}' uses {COMMON_RULE_SET} "
+                f"without overriding {BODY_SIZE_RULE} to count: it blocks every body over 8 KB, "
+                "so every image upload to the API.",
                 None,
             )
 
@@ -594,6 +682,27 @@ ecr_scanned_and_immutable = ResourceValidationPolicy(
     validate=_validate_ecr_repository,
 )
 
+cloudfront_api_not_cached = ResourceValidationPolicy(
+    name="cloudfront-api-not-cached",
+    description="CloudFront never caches the API: its /api/* behaviour uses the CachingDisabled "
+    "policy (or TTLs of 0).",
+    validate=_validate_api_not_cached,
+)
+
+cloudfront_custom_domain_tls = ResourceValidationPolicy(
+    name="cloudfront-custom-domain-tls",
+    description="A distribution with its own domain names requires TLSv1.2_2021 or newer from "
+    "viewers.",
+    validate=_validate_custom_domain_tls,
+)
+
+waf_common_rules_admit_uploads = ResourceValidationPolicy(
+    name="waf-common-rules-admit-uploads",
+    description=f"A web ACL with {COMMON_RULE_SET} overrides its {BODY_SIZE_RULE} rule to count, "
+    "so image uploads are not blocked.",
+    validate=_validate_waf_admits_uploads,
+)
+
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     s3_no_public_access,
     s3_encryption_at_rest,
@@ -601,6 +710,9 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     s3_bucket_guards,
     cloudfront_private_origins,
     cloudfront_https_only,
+    cloudfront_api_not_cached,
+    cloudfront_custom_domain_tls,
+    waf_common_rules_admit_uploads,
     iam_no_wildcard_actions,
     cors_no_wildcard,
     log_retention_set,

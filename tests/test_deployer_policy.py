@@ -50,15 +50,18 @@ IAM_ACTION_BY_OPERATION = {
 }
 # IAM prefixes whose actions are the API's operation names, so a typo can be caught.
 CHECKED_PREFIXES = {
+    "acm": "acm",
     "cloudfront": "cloudfront",
     "ecr": "ecr",
     "cloudwatch": "cloudwatch",
     "iam": "iam",
     "lambda": "lambda",
     "logs": "logs",
+    "route53": "route53",
     "sagemaker": "sagemaker",
     "sns": "sns",
     "sts": "sts",
+    "wafv2": "wafv2",
 }
 NOT_API_OPERATIONS = {
     "iam:PassRole",
@@ -77,6 +80,8 @@ WRITES_WITHOUT_RESOURCE_LEVEL = {
     "logs:UpdateLogDelivery",
     "logs:DeleteLogDelivery",
     "logs:PutResourcePolicy",
+    # A certificate's ARN exists only once ACM has created it.
+    "acm:RequestCertificate",
     # SNS knows one resource type, the topic; subscriptions are addressed by their ARN.
     "sns:SetSubscriptionAttributes",
     "sns:Unsubscribe",
@@ -207,6 +212,40 @@ RESOURCE_ACTIONS: dict[str, set[str]] = {
         "cloudfront:GetResponseHeadersPolicy",
         "cloudfront:UpdateResponseHeadersPolicy",
         "cloudfront:DeleteResponseHeadersPolicy",
+    },
+    "acm.Certificate": {
+        "acm:RequestCertificate",
+        "acm:DescribeCertificate",
+        "acm:AddTagsToCertificate",
+        "acm:ListTagsForCertificate",
+        "acm:DeleteCertificate",
+    },
+    # It only waits: ACM's status of the certificate, polled until it is issued.
+    "acm.CertificateValidation": {"acm:DescribeCertificate"},
+    "route53.Record": {
+        "route53:ChangeResourceRecordSets",
+        "route53:ListResourceRecordSets",
+        "route53:GetHostedZone",
+        "route53:GetChange",
+    },
+    "wafv2.WebAcl": {
+        "wafv2:CreateWebACL",
+        "wafv2:GetWebACL",
+        "wafv2:UpdateWebACL",
+        "wafv2:TagResource",
+        "wafv2:ListTagsForResource",
+        "wafv2:DeleteWebACL",
+    },
+    # WAF gives its log delivery a resource policy on the log group itself.
+    "wafv2.WebAclLoggingConfiguration": {
+        "wafv2:PutLoggingConfiguration",
+        "wafv2:GetLoggingConfiguration",
+        "wafv2:DeleteLoggingConfiguration",
+        "logs:CreateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
     },
     "cloudfront.Distribution": {
         "cloudfront:CreateDistribution",

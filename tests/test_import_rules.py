@@ -24,6 +24,7 @@ RULES = {
             "pulumi",
             "pulumi_aws",
             "pulumi_docker_build",
+            "pulumi_random",
             "boto3",
             "botocore",
             "components",

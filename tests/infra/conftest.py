@@ -29,7 +29,9 @@ way and returns its `StackRun`.
   `pulumi-python:dynamic/endpoint_rollout:EndpointRollout`), `name`, `urn`, `parent`
   (the parent's URN), `id`, `custom` (False for components), `inputs` (as the
   engine receives them: camelCase keys for provider resources, i.e. what a policy pack
-  sees), `state` (inputs plus the ids, ARNs and domains the mocks computed) and
+  sees, with secrets unwrapped as the policy analyzer unwraps them), `secrets` (the
+  names of the inputs the engine receives as secrets), `state` (inputs plus the ids, ARNs
+  and domains the mocks computed) and
   `aliases` (the types of its `pulumi.Alias(type_=...)`: what it was registered as before)
   `retain_on_delete` (Pulumi leaves it in AWS when it leaves the state) and `depends_on`
   (the names of the resources its `depends_on` option lists).
@@ -40,8 +42,10 @@ way and returns its `StackRun`.
 
 The mocks fill in what AWS would: ids, ARNs and domains; an ECR repository's
 `repositoryUrl` under `ECR_REGISTRY`; the `digest` `IMAGE_DIGEST` of every
-`docker-build:index:Image`, as if pushed; and user `AWS`, password `ECR_PASSWORD` from
-`aws.ecr.get_authorization_token`.
+`docker-build:index:Image`, as if pushed; user `AWS`, password `ECR_PASSWORD` from
+`aws.ecr.get_authorization_token`; `ORIGIN_SECRET` as every `RandomPassword`'s result; an
+ACM certificate's one DNS validation record (`VALIDATION_RECORD`), issued at once. A
+resource with its own `region` input gets ARNs in that region.
 
 `FakeClock` is the `clock` and `sleep` the dynamic providers' tests inject, `FakeSession`
 what their `session_factory` returns, and `aws_input(region)` their `aws` input.
@@ -61,6 +65,11 @@ from typing import Any, NamedTuple
 import pulumi
 import pytest
 import yaml
+from pulumi_policy.deserialize import (
+    SPECIAL_SECRET_SIG,
+    SPECIAL_SIG_KEY,
+    deserialize_properties,
+)
 
 from components.stack import build
 from components.stack_config import load_settings
@@ -76,6 +85,16 @@ IMAGE_DIGEST = "sha256:" + "5e" * 32
 """What every `docker-build:index:Image` pushed, as the mocks answer."""
 ECR_PASSWORD = "ecr-token-for-tests"
 """The password `aws.ecr.get_authorization_token` answers."""
+ORIGIN_SECRET = "0riginSecretF0rTests" + "x" * 28
+"""The `result` of every `random:index/randomPassword:RandomPassword` (48 characters)."""
+VALIDATION_RECORD = {
+    "resourceRecordName": "_3f9a1c2b4d5e.classify.classifier-team.io.",
+    "resourceRecordType": "CNAME",
+    "resourceRecordValue": "_7e6d5c4b3a21.zfyfvmchrl.acm-validations.aws.",
+}
+"""The one DNS validation record of every mocked ACM certificate."""
+CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
+"""The hosted zone of every CloudFront distribution's domain (for Route 53 aliases)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,7 @@ class RegisteredResource:
     aliases: tuple[str, ...] = ()
     retain_on_delete: bool = False
     depends_on: tuple[str, ...] = ()
+    secrets: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -145,7 +165,8 @@ def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> 
     """What AWS would fill in: ids, ARNs, domains, in their real shapes."""
     kind = args.typ.split(":")[-1]
     arn_name = args.inputs.get("name", resource_id)
-    state: dict[str, Any] = {"arn": f"arn:aws:mock:{REGION}:{ACCOUNT}:{kind.lower()}/{arn_name}"}
+    region = args.inputs.get("region", REGION)
+    state: dict[str, Any] = {"arn": f"arn:aws:mock:{region}:{ACCOUNT}:{kind.lower()}/{arn_name}"}
     if args.typ == "aws:s3/bucket:Bucket":
         state |= {
             "bucket": resource_id,
@@ -156,6 +177,7 @@ def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> 
         state |= {
             "arn": f"arn:aws:cloudfront::{ACCOUNT}:distribution/{resource_id}",
             "domainName": "d111111abcdef8.cloudfront.net",
+            "hostedZoneId": CLOUDFRONT_ZONE_ID,
         }
     elif args.typ == "aws:apigatewayv2/api:Api":
         state |= {
@@ -171,7 +193,23 @@ def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> 
             f"{arn}/invocations",
         }
     elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
-        state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{arn_name}"
+        state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{arn_name}"
+    elif args.typ == "random:index/randomPassword:RandomPassword":
+        state["result"] = ORIGIN_SECRET
+    elif args.typ == "aws:acm/certificate:Certificate":
+        state |= {
+            "arn": f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{resource_id}",
+            "domainValidationOptions": [
+                {"domainName": args.inputs["domainName"], **VALIDATION_RECORD}
+            ],
+            "status": "PENDING_VALIDATION",
+        }
+    elif args.typ == "aws:acm/certificateValidation:CertificateValidation":
+        state["certificateArn"] = args.inputs["certificateArn"]
+    elif args.typ == "aws:route53/record:Record":
+        state["fqdn"] = args.inputs["name"].rstrip(".")
+    elif args.typ == "aws:wafv2/webAcl:WebAcl":
+        state["arn"] = f"arn:aws:wafv2:{region}:{ACCOUNT}:global/webacl/{arn_name}/{resource_id}"
     elif args.typ == "aws:iam/role:Role":
         state |= {"name": resource_id, "arn": f"arn:aws:iam::{ACCOUNT}:role/{resource_id}"}
     elif args.typ == "pulumi-python:dynamic/endpoint_rollout:EndpointRollout":
@@ -201,6 +239,7 @@ class _Registration(NamedTuple):
     custom: bool
     inputs: dict[str, Any]
     state: dict[str, Any]
+    secrets: frozenset[str]
 
 
 class _Construction(NamedTuple):
@@ -209,6 +248,11 @@ class _Construction(NamedTuple):
     aliases: tuple[str, ...]
     retain_on_delete: bool
     depends_on: tuple[pulumi.Resource, ...]
+
+
+def _is_secret(value: Any) -> bool:
+    """Whether `value` reaches the engine as a secret (the wire format's signature)."""
+    return isinstance(value, dict) and value.get(SPECIAL_SIG_KEY) == SPECIAL_SECRET_SIG
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -229,7 +273,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state = {"name": resource_id, **args.inputs, **_computed_state(args, resource_id)}
         self.registered.append(
             _Registration(
-                args.typ, args.name, resource_id, bool(args.custom), dict(args.inputs), state
+                args.typ,
+                args.name,
+                resource_id,
+                bool(args.custom),
+                deserialize_properties(dict(args.inputs)),
+                deserialize_properties(state),
+                frozenset(key for key, value in args.inputs.items() if _is_secret(value)),
             )
         )
         return resource_id, state
@@ -358,6 +408,7 @@ def record(program: Callable[[], Mapping[str, pulumi.Input[Any]] | None]) -> Sta
             aliases=CONSTRUCTED[(made.type, made.name)].aliases,
             retain_on_delete=CONSTRUCTED[(made.type, made.name)].retain_on_delete,
             depends_on=_names(CONSTRUCTED[(made.type, made.name)].depends_on),
+            secrets=made.secrets,
         )
         for made in MOCKS.registered
     ]

@@ -10,7 +10,7 @@ import zipfile
 import pulumi
 import pytest
 
-from components.proxy_api import HANDLER, execute_api_origin_pattern, lambda_code
+from components.proxy_api import HANDLER, lambda_code
 from components.stack_config import name_prefix
 from components.static_site import content_type, site_files
 from hosting.content_security_policy import content_security_policy
@@ -67,18 +67,11 @@ def test_content_types(tmp_path, name, expected):
 
 
 def test_csp_allows_only_the_given_connect_source():
-    csp = content_security_policy("https://*.execute-api.eu-west-1.amazonaws.com")
-    assert "connect-src https://*.execute-api.eu-west-1.amazonaws.com;" in csp
+    csp = content_security_policy("'self'")
+    assert "connect-src 'self';" in csp
     assert "default-src 'none'" in csp
     assert "unsafe-inline" not in csp
     assert "unsafe-eval" not in csp
-
-
-def test_api_origin_pattern_per_partition():
-    assert (
-        execute_api_origin_pattern("us-east-1") == "https://*.execute-api.us-east-1.amazonaws.com"
-    )
-    assert execute_api_origin_pattern("cn-north-1").endswith(".amazonaws.com.cn")
 
 
 def test_name_prefix_fits_aws_names():

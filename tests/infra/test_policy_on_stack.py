@@ -22,6 +22,9 @@ JUDGED = {
     "s3-bucket-guards-present": set(rules.BUCKET_TYPES),
     "cloudfront-oac-origins": {rules.DISTRIBUTION, rules.ORIGIN_ACCESS_CONTROL},
     "cloudfront-https-only": {rules.DISTRIBUTION},
+    "cloudfront-api-not-cached": {rules.DISTRIBUTION},
+    "cloudfront-custom-domain-tls": {rules.DISTRIBUTION},
+    "waf-common-rules-admit-uploads": {rules.WEB_ACL},
     "iam-no-wildcard-actions": {rules.IAM_ROLE, *rules.IAM_INLINE_POLICY_TYPES},
     "cors-no-wildcard-origin": {rules.HTTP_API},
     "log-retention-set": {rules.LOG_GROUP},
@@ -29,6 +32,14 @@ JUDGED = {
     "serverless-capacity-in-range": {rules.ENDPOINT_CONFIGURATION, rules.LAMBDA_FUNCTION},
     "api-stage-throttling": {rules.HTTP_API_STAGE},
     "ecr-scan-on-push-immutable-tags": {rules.ECR_REPOSITORY},
+}
+# Rules about what only a config key creates, judged on the dev stack with that key on.
+WITH_CONFIG = {
+    "cloudfront-custom-domain-tls": {
+        "image-classifier:domainName": "classify.classifier-team.io",
+        "image-classifier:hostedZoneId": "Z0123456789ABCDEFGHIJ",
+    },
+    "waf-common-rules-admit-uploads": {"image-classifier:waf": "true"},
 }
 
 
@@ -46,11 +57,13 @@ def test_every_rule_is_checked_against_the_stack():
 
 
 @pytest.mark.parametrize("policy", rules.POLICIES, ids=lambda p: p.name)
-def test_rule_passes_on_the_dev_stack(dev_stack: StackRun, policy):
-    registered = {r.type for r in dev_stack.resources}
+def test_rule_passes_on_the_dev_stack(dev_stack: StackRun, run_stack, policy):
+    stack = run_stack(WITH_CONFIG[policy.name]) if policy.name in WITH_CONFIG else dev_stack
+    assert stack.error is None, stack.error
+    registered = {r.type for r in stack.resources}
     assert JUDGED[policy.name] & registered, f"no resource for {policy.name} to judge"
 
-    assert violations(policy, analyzed(dev_stack, policy)) == []
+    assert violations(policy, analyzed(stack, policy)) == []
 
 
 @pytest.fixture(scope="module")

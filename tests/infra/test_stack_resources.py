@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import re
@@ -57,7 +56,11 @@ def _config_object(text: str) -> dict:
 def test_outputs_are_exported(dev_stack):
     outputs = dev_stack.outputs
     assert outputs["site_url"] == "https://d111111abcdef8.cloudfront.net"
-    assert outputs["api_url"] == f"https://a1b2c3d4e5.execute-api.{REGION}.amazonaws.com"
+    # One origin: programs call the API where the page does; key holders may go direct.
+    assert outputs["api_url"] == "https://d111111abcdef8.cloudfront.net/api"
+    assert (
+        outputs["execute_api_url"] == f"https://a1b2c3d4e5.execute-api.{REGION}.amazonaws.com/api"
+    )
     assert outputs["endpoint_name"] == f"{PROJECT}-dev"
     assert outputs["model_version"] == ARCHIVE_VERSION
     assert outputs["model_weights"] == "random"
@@ -66,10 +69,11 @@ def test_outputs_are_exported(dev_stack):
 
 def test_config_js_is_rendered_from_the_outputs(dev_stack):
     outputs = dev_stack.outputs
-    expected = render_config_js(SiteConfig(outputs["api_url"], "dev", outputs["model_version"]))
+    expected = render_config_js(SiteConfig("/api", "dev", outputs["model_version"]))
     assert outputs["config_js"] == expected
     assert _config_object(expected) == {
-        "apiUrl": outputs["api_url"],
+        # A path on the page's own origin: the same config.js whatever the site's address.
+        "apiUrl": "/api",
         "environment": "dev",
         "modelVersion": ARCHIVE_VERSION,
     }
@@ -192,7 +196,8 @@ def test_distribution_reads_the_bucket_through_origin_access_control(dev_stack):
     assert oac.inputs["originAccessControlOriginType"] == "s3"
     assert oac.inputs["signingBehavior"] == "always"
     assert oac.inputs["signingProtocol"] == "sigv4"
-    (origin,) = distribution.inputs["origins"]
+    (origin,) = [o for o in distribution.inputs["origins"] if o["originId"] == "site-bucket"]
+    assert distribution.inputs["defaultCacheBehavior"]["targetOriginId"] == "site-bucket"
     assert origin["originAccessControlId"] == oac.id
     site_bucket = dev_stack.outputs["site_bucket"]
     assert origin["domainName"] == f"{site_bucket}.s3.{REGION}.amazonaws.com"
@@ -209,7 +214,8 @@ def test_distribution_is_https_only_compressed_with_a_root_object(dev_stack):
     assert distribution["defaultRootObject"] == "index.html"
     assert distribution["viewerCertificate"] == {"cloudfrontDefaultCertificate": True}
     assert distribution["priceClass"] == "PriceClass_100"
-    assert "orderedCacheBehaviors" not in distribution
+    # The one other behaviour is the API's (tests/infra/test_edge_access.py).
+    assert [b["pathPattern"] for b in distribution["orderedCacheBehaviors"]] == ["/api/*"]
 
 
 def test_security_headers_policy_is_attached(dev_stack):
@@ -225,7 +231,7 @@ def test_security_headers_policy_is_attached(dev_stack):
     assert config["frameOptions"] == {"frameOption": "DENY", "override": True}
 
 
-def test_content_security_policy_connects_only_to_the_api(dev_stack):
+def test_content_security_policy_connects_only_to_the_sites_own_origin(dev_stack):
     csp = dev_stack.one(HEADERS_POLICY).inputs["securityHeadersConfig"]["contentSecurityPolicy"]
     assert csp["override"] is True
     directives = dict(
@@ -234,11 +240,12 @@ def test_content_security_policy_connects_only_to_the_api(dev_stack):
     assert directives["default-src"] == "'none'"
     assert directives["frame-ancestors"] == "'none'"
     assert directives["script-src"] == "'self'"
-    sources = directives["connect-src"].split()
-    api_origin = "https://" + urlsplit(dev_stack.outputs["api_url"]).netloc
-    assert any(fnmatch.fnmatch(api_origin, source) for source in sources)
-    # Nothing broader than this region's HTTP APIs: not *, not https:, not another service.
-    assert sources == [f"https://*.execute-api.{REGION}.amazonaws.com"]
+    # The API is on the site's origin: no wildcard, no other host, not even the API's own.
+    assert directives["connect-src"] == "'self'"
+    assert (
+        urlsplit(dev_stack.outputs["api_url"]).netloc
+        == urlsplit(dev_stack.outputs["site_url"]).netloc
+    )
 
 
 def test_every_site_file_is_uploaded_with_its_type_and_cache_policy(dev_stack):
@@ -269,13 +276,9 @@ def test_every_site_file_is_uploaded_with_its_type_and_cache_policy(dev_stack):
 # -- API and Lambda ------------------------------------------------------------------------
 
 
-def test_cors_admits_only_the_site_origin(dev_stack):
-    cors = dev_stack.one("aws:apigatewayv2/api:Api").inputs["corsConfiguration"]
-    assert cors["allowOrigins"] == [dev_stack.outputs["site_url"]]
-    assert cors["allowMethods"] == ["POST"]
-    assert cors["allowHeaders"] == ["content-type"]
-    assert set(cors["exposeHeaders"]) == {"retry-after", "x-request-id"}
-    assert not cors.get("allowCredentials")
+def test_the_api_answers_no_cors(dev_stack):
+    # The page calls it on its own origin; programs elsewhere are no browsers (decision 11).
+    assert "corsConfiguration" not in dev_stack.one("aws:apigatewayv2/api:Api").inputs
 
 
 def test_stage_throttles_and_writes_json_access_logs(dev_stack):
@@ -285,7 +288,7 @@ def test_stage_throttles_and_writes_json_access_logs(dev_stack):
     assert stage["defaultRouteSettings"]["throttlingRateLimit"] == 5
     assert stage["defaultRouteSettings"]["throttlingBurstLimit"] == 10
     assert stage["routeSettings"] == [
-        {"routeKey": f"{method} /predict", "throttlingRateLimit": 5, "throttlingBurstLimit": 10}
+        {"routeKey": f"{method} /api/predict", "throttlingRateLimit": 5, "throttlingBurstLimit": 10}
         for method in ("POST", "GET", "PUT", "PATCH", "DELETE")
     ]
     access_logs = dev_stack.one(LOG_GROUP, "api-access-logs")
@@ -303,12 +306,14 @@ def test_predict_route_uses_a_payload_v2_lambda_proxy(dev_stack):
     assert integration["integrationUri"] == function.state["invokeArn"]
     routes = {r.inputs["routeKey"]: r.inputs for r in dev_stack.of_type(ROUTE)}
     target = f"integrations/{dev_stack.one('aws:apigatewayv2/integration:Integration').id}"
-    assert routes["POST /predict"]["target"] == target
+    assert routes["POST /api/predict"]["target"] == target
 
 
-def test_wrong_methods_reach_the_proxy_for_a_405_but_preflight_stays_with_cors(dev_stack):
+def test_wrong_methods_reach_the_proxy_for_a_405_but_preflight_never_does(dev_stack):
     routes = {r.inputs["routeKey"]: r.inputs for r in dev_stack.of_type(ROUTE)}
-    assert set(routes) == {f"{m} /predict" for m in ("POST", "GET", "PUT", "PATCH", "DELETE")}
+    methods = ("POST", "GET", "PUT", "PATCH", "DELETE")
+    # The path CloudFront forwards from /api/*, unchanged.
+    assert set(routes) == {f"{m} /api/predict" for m in methods}
     assert len({route["target"] for route in routes.values()}) == 1
     assert not any(key.startswith(("ANY ", "OPTIONS ", "$default")) for key in routes)
 
@@ -318,7 +323,7 @@ def test_lambda_permission_is_scoped_to_this_api(dev_stack):
     api = dev_stack.one("aws:apigatewayv2/api:Api")
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert permission["action"] == "lambda:InvokeFunction"
-    assert permission["sourceArn"] == f"{api.state['executionArn']}/*/*/predict"
+    assert permission["sourceArn"] == f"{api.state['executionArn']}/*/*/api/predict"
 
 
 def test_lambda_runs_the_proxy_package(dev_stack):

@@ -16,6 +16,8 @@ SITE_ORIGIN = "https://d111111abcdef8.cloudfront.net"
 DISTRIBUTION_ARN = "arn:aws:cloudfront::123456789012:distribution/E111111ABCDEF8"
 ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/image-classifier-dev"
 LOG_GROUP_ARN = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/proxy-dev"
+CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8091"
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 
 
 def document(*statements: dict) -> str:
@@ -99,7 +101,41 @@ def good_resources() -> dict[str, Resource]:
                     "viewerProtocolPolicy": "redirect-to-https",
                 },
                 "orderedCacheBehaviors": [
-                    {"pathPattern": "/config.js", "viewerProtocolPolicy": "https-only"}
+                    {"pathPattern": "/config.js", "viewerProtocolPolicy": "https-only"},
+                    {
+                        "pathPattern": "/api/*",
+                        "targetOriginId": "http-api",
+                        "viewerProtocolPolicy": "https-only",
+                        "cachePolicyId": CACHING_DISABLED,
+                    },
+                ],
+                "aliases": ["classify.classifier-team.io"],
+                "viewerCertificate": {
+                    "acmCertificateArn": CERTIFICATE_ARN,
+                    "sslSupportMethod": "sni-only",
+                    "minimumProtocolVersion": "TLSv1.2_2021",
+                },
+            },
+        ),
+        Resource(
+            "aws:wafv2/webAcl:WebAcl",
+            "web-acl",
+            {
+                "scope": "CLOUDFRONT",
+                "rules": [
+                    {
+                        "name": "common",
+                        "priority": 0.0,
+                        "statement": {
+                            "managedRuleGroupStatement": {
+                                "name": "AWSManagedRulesCommonRuleSet",
+                                "vendorName": "AWS",
+                                "ruleActionOverrides": [
+                                    {"name": "SizeRestrictions_BODY", "actionToUse": {"count": {}}}
+                                ],
+                            }
+                        },
+                    }
                 ],
             },
         ),

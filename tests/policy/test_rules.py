@@ -64,6 +64,25 @@ class Bad:
 
 
 ORIGIN = {"originId": "site", "domainName": f"{BUCKET}.s3.us-east-1.amazonaws.com"}
+CDN = good_resources()["site-cdn"].props
+API_BEHAVIOR = CDN["orderedCacheBehaviors"][1]
+COMMON_RULES = good_resources()["web-acl"].props["rules"][0]
+
+
+def api_behavior(**changes: Any) -> Mutation:
+    behavior = {key: value for key, value in API_BEHAVIOR.items() if key != "cachePolicyId"}
+    return set_props(
+        "site-cdn", orderedCacheBehaviors=[CDN["orderedCacheBehaviors"][0], behavior | changes]
+    )
+
+
+def common_rules(**group_changes: Any) -> Mutation:
+    group = COMMON_RULES["statement"]["managedRuleGroupStatement"] | group_changes
+    return set_props(
+        "web-acl", rules=[COMMON_RULES | {"statement": {"managedRuleGroupStatement": group}}]
+    )
+
+
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 BAD_CASES = [
@@ -212,6 +231,53 @@ BAD_CASES = [
             defaultCacheBehavior={"targetOriginId": "site", "viewerProtocolPolicy": "allow-all"},
         ),
         "allows plain HTTP",
+    ),
+    Bad(
+        "api-cached-by-a-cache-policy",
+        rules.cloudfront_api_not_cached,
+        api_behavior(cachePolicyId="658327ea-f89d-4fab-a63d-7e88639e58f6"),
+        "may cache its answers (cache policy 658327ea",
+    ),
+    Bad(
+        "api-cached-by-legacy-ttls",
+        rules.cloudfront_api_not_cached,
+        api_behavior(minTtl=0.0, defaultTtl=60.0, maxTtl=0.0),
+        "may cache its answers (defaultTtl 60)",
+    ),
+    Bad(
+        "api-cached-by-default-ttls",
+        rules.cloudfront_api_not_cached,
+        api_behavior(),
+        "defaultTtl 86400, maxTtl 3.1536e+07",
+    ),
+    Bad(
+        "custom-domain-old-tls",
+        rules.cloudfront_custom_domain_tls,
+        set_props(
+            "site-cdn",
+            viewerCertificate={**CDN["viewerCertificate"], "minimumProtocolVersion": "TLSv1"},
+        ),
+        "minimumProtocolVersion 'TLSv1'",
+    ),
+    Bad(
+        "custom-domain-default-certificate",
+        rules.cloudfront_custom_domain_tls,
+        set_props("site-cdn", viewerCertificate={"cloudfrontDefaultCertificate": True}),
+        "serves classify.classifier-team.io",
+    ),
+    Bad(
+        "waf-common-rules-block-uploads",
+        rules.waf_common_rules_admit_uploads,
+        common_rules(ruleActionOverrides=None),
+        "without overriding SizeRestrictions_BODY to count",
+    ),
+    Bad(
+        "waf-body-size-overridden-to-block",
+        rules.waf_common_rules_admit_uploads,
+        common_rules(
+            ruleActionOverrides=[{"name": "SizeRestrictions_BODY", "actionToUse": {"block": {}}}]
+        ),
+        "every image upload",
     ),
     Bad(
         "service-wildcard-action",
@@ -444,6 +510,18 @@ def test_only_the_targeted_rule_objects(case: Bad):
 
 def test_every_rule_has_a_failing_case():
     assert {c.policy.name for c in BAD_CASES} == {p.name for p in rules.POLICIES}
+
+
+def test_the_pack_names_what_the_program_deploys():
+    """The pack runs without the program, so its copies of the program's facts are checked."""
+    from components.static_site import CACHING_DISABLED_POLICY_ID, MINIMUM_PROTOCOL_VERSION
+    from components.web_firewall import BODY_SIZE_RULE, COMMON_RULE_SET
+    from hosting.origin import API_PATH
+
+    assert rules.CACHING_DISABLED_POLICY_ID == CACHING_DISABLED_POLICY_ID
+    assert rules.API_PATH_PREFIX == API_PATH
+    assert MINIMUM_PROTOCOL_VERSION in rules.CUSTOM_DOMAIN_TLS_POLICIES
+    assert (rules.COMMON_RULE_SET, rules.BODY_SIZE_RULE) == (COMMON_RULE_SET, BODY_SIZE_RULE)
 
 
 def test_rule_names_are_unique_and_the_pack_is_mandatory():
