@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Smoke test of a deployed stack, as a browser on the site would use it.
 
-1. `config.js` on the site names this API and this model version.
-2. The CORS preflight from the site's origin is answered with that origin.
+1. `config.js` on the site names this API (a path on the site's origin, or a URL) and
+   this model version.
+2. Where the API is on another origin than the site, the CORS preflight from the site's
+   origin is answered with that origin; on the site's own origin there is none to pass.
 3. A real photo posted from the site's origin gets a 200 with five predictions from
-   the model version the stack says it deployed, and the CORS header on the answer.
+   the model version the stack says it deployed (and, cross-origin, the CORS header).
 4. A request without an image is refused with the proxy's JSON 400 (`missing_image`).
+5. With `--execute-api-url`: the same photo sent straight to the HTTP API, without the
+   origin secret or an API key, is refused (401 or 403): only the site's path is open.
 
 A cold serverless endpoint answers 503 (`model_not_ready`) for a while after a
 deployment, and the stage throttles with 429: those are retried, everything else fails
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -29,14 +34,18 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 TOP_K = 5
 """The API always answers the top five classes."""
+DIRECT_REFUSALS = {401: "api_key_missing", 403: "forbidden"}
+"""What the proxy answers a request that came neither through CloudFront nor with a key."""
 RETRYABLE = frozenset({429, 503, 504})
 """Throttled, endpoint starting or busy, model timeout: worth another try after a wait."""
 EXCERPT = 300
 """Characters of an unexpected body shown in a failure."""
+API_URL_IN_CONFIG = re.compile(r'"apiUrl":\s*("(?:[^"\\]|\\.)*")')
+"""`apiUrl` in config.js: a JSON string, kept whole to be read as JSON."""
 
 
 class SmokeFailure(Exception):
@@ -69,9 +78,16 @@ class Settings:
     api_url: str
     model_version: str
     photo: bytes
+    execute_api_url: str | None
     attempts: int
     retry_wait: float
     timeout: float
+
+    @property
+    def cross_origin(self) -> bool:
+        """Whether the browser calls the API on another origin (so CORS applies)."""
+        site, api = urlsplit(self.site_url), urlsplit(self.api_url)
+        return (site.scheme, site.netloc) != (api.scheme, api.netloc)
 
 
 def http_url(value: str) -> str:
@@ -124,11 +140,11 @@ def check_config_js(settings: Settings) -> str:
     """The site serves the config.js this deployment rendered. CloudFront may keep the
     previous copy until the invalidation lands, so a stale one is retried too."""
     url = f"{settings.site_url}/config.js"
-    wanted = (settings.api_url, settings.model_version)
     for attempt in range(1, settings.attempts + 1):
         response = send("GET", url, settings.timeout)
         text = response.body.decode("utf-8", "replace")
-        missing = [value for value in wanted if value not in text]
+        missing = [] if configured_api(settings, text) == settings.api_url else [settings.api_url]
+        missing += [] if settings.model_version in text else [settings.model_version]
         if response.status == 200 and not missing:
             return f"{url} names {settings.api_url} and model {settings.model_version}"
         problem = (
@@ -143,9 +159,19 @@ def check_config_js(settings: Settings) -> str:
     raise AssertionError("unreachable")
 
 
+def configured_api(settings: Settings, text: str) -> str | None:
+    """The API URL `config.js` gives the page, resolved as the browser resolves it."""
+    found = API_URL_IN_CONFIG.search(text)
+    if found is None:
+        return None
+    return urljoin(f"{settings.site_url}/", json.loads(found.group(1))).rstrip("/")
+
+
 def check_preflight(settings: Settings) -> str:
-    """What the browser asks before posting from the site: the HTTP API must allow the
-    site's origin (it answers the preflight itself; the Lambda never sees it)."""
+    """What the browser asks before posting from the site to another origin: the API must
+    allow the site's origin (it answers the preflight itself; the Lambda never sees it)."""
+    if not settings.cross_origin:
+        return f"the API is on the site's own origin ({settings.api_url}): no preflight"
     url = f"{settings.api_url}/predict"
     response = send(
         "OPTIONS",
@@ -225,7 +251,7 @@ def check_photo(settings: Settings) -> str:
         )
     summary = check_predictions(response.json(), settings.model_version)
     allowed = response.header("access-control-allow-origin")
-    if allowed != settings.site_url:
+    if settings.cross_origin and allowed != settings.site_url:
         raise SmokeFailure(
             f"POST {url}: access-control-allow-origin is {allowed!r}, expected "
             f"{settings.site_url!r} (a browser would refuse to read this answer)"
@@ -258,6 +284,33 @@ def check_refusal(settings: Settings) -> str:
     return "a body without an image is refused with 400 missing_image"
 
 
+def check_direct_refused(settings: Settings) -> str:
+    """The HTTP API's own URL, without the origin secret CloudFront adds or an API key:
+    the proxy refuses before anything reaches the model."""
+    assert settings.execute_api_url is not None
+    url = f"{settings.execute_api_url}/predict"
+
+    def post() -> Response:
+        return send(
+            "POST",
+            url,
+            settings.timeout,
+            headers={"Content-Type": "image/jpeg"},
+            body=settings.photo,
+        )
+
+    response = with_retries(settings, "POST photo directly", post)
+    body = response.json() if response.body else None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if response.status not in DIRECT_REFUSALS or DIRECT_REFUSALS[response.status] != code:
+        raise SmokeFailure(
+            f"POST {url} without the origin header or a key: status {response.status}, code "
+            f"{code!r}; expected 403 forbidden or 401 api_key_missing: {response.excerpt()!r}"
+        )
+    return f"a direct request without a key is refused with {response.status} {code}"
+
+
 CHECKS: Sequence[tuple[str, Callable[[Settings], str]]] = (
     ("config.js", check_config_js),
     ("CORS preflight", check_preflight),
@@ -269,13 +322,16 @@ CHECKS: Sequence[tuple[str, Callable[[Settings], str]]] = (
 def run(settings: Settings) -> int:
     annotate = os.environ.get("GITHUB_ACTIONS") == "true"
     failed = 0
-    for name, check in CHECKS:
+    checks = [*CHECKS]
+    if settings.execute_api_url is not None:
+        checks.append(("direct access refused", check_direct_refused))
+    for name, check in checks:
         try:
             print(f"ok   {name}: {check(settings)}")
         except SmokeFailure as failure:
             failed += 1
             print(f"{'::error::' if annotate else ''}FAIL {name}: {failure}")
-    print(f"{len(CHECKS) - failed} of {len(CHECKS)} smoke checks passed")
+    print(f"{len(checks) - failed} of {len(checks)} smoke checks passed")
     return 1 if failed else 0
 
 
@@ -283,6 +339,11 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site-url", type=http_url, required=True, help="stack output site_url")
     parser.add_argument("--api-url", type=http_url, required=True, help="stack output api_url")
+    parser.add_argument(
+        "--execute-api-url",
+        type=http_url,
+        help="stack output execute_api_url: also check that a direct call without a key fails",
+    )
     parser.add_argument("--model-version", required=True, help="stack output model_version")
     parser.add_argument("--photo", type=Path, required=True, help="a JPEG to classify")
     parser.add_argument("--attempts", type=int, default=8, help="tries per retried check")
@@ -302,6 +363,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         api_url=args.api_url,
         model_version=args.model_version,
         photo=photo,
+        execute_api_url=args.execute_api_url,
         attempts=args.attempts,
         retry_wait=args.retry_wait,
         timeout=args.timeout,

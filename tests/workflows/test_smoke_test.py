@@ -1,6 +1,8 @@
 """The deploy workflow's smoke test (`.github/scripts/smoke_test.py`), run as the workflow
 runs it, against a fake of the stack: two local HTTP servers standing in for the site
-(`config.js`) and the HTTP API (`OPTIONS`/`POST /predict`), answering good and bad.
+(`config.js`) and the HTTP API (`OPTIONS`/`POST /predict`), answering good and bad; and as
+the stack is now, one origin: the site serving `config.js` and `/api/predict`, the other
+server standing in for the HTTP API's own URL, which refuses a request without a key.
 
 A smoke test is only worth its run if it fails when the stack is broken, so most of
 these tests break one thing and expect exit status 1.
@@ -65,6 +67,13 @@ class FakeStack:
     """Answers to the photo, in turn (the last one repeats); empty means a good 200."""
     refusal: Answer | None = None
     cors_on_answers: bool = True
+    direct: Answer = field(
+        default_factory=lambda: Answer(
+            403, json.dumps({"error": {"code": "forbidden", "message": "Not here."}}).encode()
+        )
+    )
+    """What the HTTP API's own URL answers a request without a key (one origin only)."""
+    execute_api_url: str = ""
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
 
     def photo_posts(self) -> list[tuple[str, str, dict[str, str], bytes]]:
@@ -75,15 +84,20 @@ class FakeStack:
     def cors(self) -> dict[str, str]:
         return {"access-control-allow-origin": self.site_url} if self.cors_on_answers else {}
 
-    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+    def answer(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, direct: bool = False
+    ) -> Answer:
         self.requests.append((method, path, headers, body))
+        if direct:
+            return self.direct
         if method == "GET" and path == "/config.js":
             text = self.config_js
             if text is None:
-                config = {"apiUrl": self.api_url, "modelVersion": VERSION}
+                api_url = self.api_url.removeprefix(self.site_url) or self.api_url
+                config = {"apiUrl": api_url, "modelVersion": VERSION}
                 text = f"window.APP_CONFIG = Object.freeze({json.dumps(config)});"
             return Answer(200, text.encode(), {"content-type": "text/javascript"})
-        if path != "/predict":
+        if path not in ("/predict", "/api/predict"):
             return Answer(404, b'{"message":"Not Found"}')
         if method == "OPTIONS":
             if self.preflight is not None:
@@ -114,13 +128,13 @@ class FakeStack:
         )
 
 
-def handler_for(stack: FakeStack) -> type[BaseHTTPRequestHandler]:
+def handler_for(stack: FakeStack, direct: bool = False) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {key.lower(): value for key, value in self.headers.items()}
-            answer = stack.answer(self.command, self.path, headers, body)
+            answer = stack.answer(self.command, self.path, headers, body, direct)
             self.send_response(answer.status)
             for key, value in answer.headers.items():
                 self.send_header(key, value)
@@ -136,20 +150,35 @@ def handler_for(stack: FakeStack) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def stack() -> Iterator[FakeStack]:
-    fake = FakeStack()
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler_for(fake)) for _ in range(2)]
+def _serving(fake: FakeStack, one_origin: bool) -> Iterator[FakeStack]:
+    servers = [
+        ThreadingHTTPServer(("127.0.0.1", 0), handler_for(fake, direct=one_origin and i == 1))
+        for i in range(2)
+    ]
     threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in servers]
     for thread in threads:
         thread.start()
-    fake.site_url, fake.api_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    fake.site_url, other = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    fake.api_url = f"{fake.site_url}/api" if one_origin else other
+    fake.execute_api_url = f"{other}/api" if one_origin else ""
     try:
         yield fake
     finally:
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+@pytest.fixture
+def stack() -> Iterator[FakeStack]:
+    """The API on an origin of its own, as `python -m local` serves it today."""
+    yield from _serving(FakeStack(), one_origin=False)
+
+
+@pytest.fixture
+def one_origin() -> Iterator[FakeStack]:
+    """The stack: the API under the site's `/api`, its own URL refusing keyless requests."""
+    yield from _serving(FakeStack(), one_origin=True)
 
 
 def script_env(**extra: str) -> dict[str, str]:
@@ -217,6 +246,44 @@ def test_a_healthy_stack_passes_and_is_asked_as_a_browser_would(stack: FakeStack
     assert post[2]["content-type"] == "image/jpeg"
     assert post[2]["origin"] == stack.site_url
     assert post[3] == PHOTO.read_bytes(), "the real photo, not an empty body"
+
+
+def test_a_one_origin_stack_passes_without_cors_and_refuses_direct_calls(one_origin: FakeStack):
+    result = smoke(one_origin, "--execute-api-url", one_origin.execute_api_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 of 5 smoke checks passed" in result.stdout
+    assert "on the site's own origin" in result.stdout
+    assert not [r for r in one_origin.requests if r[0] == "OPTIONS"], "no preflight to pass"
+    (post, direct) = one_origin.photo_posts()
+    assert post[1] == "/api/predict"
+    assert direct[1] == "/api/predict"
+    assert "x-origin-verify" not in direct[2]
+    assert "x-api-key" not in direct[2]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Answer(200, json.dumps(prediction_body()).encode()),
+        Answer(403, b'{"message":"Forbidden"}'),
+        Answer(401, json.dumps({"error": {"code": "forbidden"}}).encode()),
+    ],
+    ids=["open", "not_the_proxy", "wrong_code"],
+)
+def test_a_direct_call_that_is_not_refused_by_the_proxy_fails(one_origin: FakeStack, answer):
+    one_origin.direct = answer
+    result = smoke(one_origin, "--execute-api-url", one_origin.execute_api_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL direct access refused" in result.stdout
+    assert "expected 403 forbidden or 401 api_key_missing" in result.stdout
+
+
+def test_a_relative_api_url_elsewhere_fails_the_config_check(one_origin: FakeStack):
+    config = json.dumps({"apiUrl": "/v2", "modelVersion": VERSION})
+    one_origin.config_js = f"window.APP_CONFIG = {config};"
+    result = smoke(one_origin)
+    assert result.returncode == 1
+    assert "FAIL config.js" in result.stdout
 
 
 def test_a_cold_endpoint_is_retried_until_it_answers(stack: FakeStack):

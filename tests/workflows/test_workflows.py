@@ -301,13 +301,15 @@ def test_deploy_smoke_test_posts_a_real_photo_and_checks_the_deployed_version():
         for name, value in env.items()
     }
     assert {m.group(1) for m in outputs.values() if m} == {up["id"]}
-    assert {m.group(2) for m in outputs.values() if m} == {"site_url", "api_url", "model_version"}
-    assert {"site_url", "api_url", "model_version"} <= stack_outputs()
+    wanted = {"site_url", "api_url", "execute_api_url", "model_version"}
+    assert {m.group(2) for m in outputs.values() if m} == wanted
+    assert wanted <= stack_outputs()
 
     command = shlex.split(smoke["run"])
     assert command[:2] == ["python", SMOKE_SCRIPT]
     options = dict(zip(command[2::2], command[3::2], strict=True))
-    assert {options[flag] for flag in ("--site-url", "--api-url", "--model-version")} == {
+    flags = ("--site-url", "--api-url", "--execute-api-url", "--model-version")
+    assert {options[flag] for flag in flags} == {
         f"${name}" for name, match in outputs.items() if match
     }
     photo = ROOT / options["--photo"]
