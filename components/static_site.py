@@ -28,7 +28,7 @@ from components.aws_session import AwsSessionSettings, provider_session
 from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from hosting.content_security_policy import content_security_policy
-from hosting.origin import API_PATH, ORIGIN_HEADER
+from hosting.origin import API_PATH, CONNECT_SRC, ORIGIN_HEADER
 
 TYPE = "image-classifier:static_site:StaticSite"
 CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -42,8 +42,6 @@ API_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 """CloudFront's "all methods": the API, not CloudFront, answers each (405 or 404)."""
 MINIMUM_PROTOCOL_VERSION = "TLSv1.2_2021"
 """The oldest TLS a viewer of the custom domain may use (TLS 1.2 with strong ciphers)."""
-CONNECT_SRC = "'self'"
-"""CSP `connect-src`: the page calls the API on its own origin, nowhere else."""
 PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
 GENERATED_FILES = frozenset({"config.js"})
 """Never uploaded from `site/`: `SiteConfigFile` writes them per stack."""

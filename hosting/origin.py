@@ -14,6 +14,9 @@ from __future__ import annotations
 
 API_PATH = "/api"
 """The path prefix under which the site's origin serves the HTTP API."""
+CONNECT_SRC = "'self'"
+"""The Content-Security-Policy's `connect-src`: the page calls the API on its own origin,
+nowhere else."""
 ORIGIN_HEADER = "x-origin-verify"
 """The header CloudFront adds to every request it forwards to the API: the origin secret."""
 API_KEY_HEADER = "x-api-key"
