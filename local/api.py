@@ -1,8 +1,9 @@
 """The local HTTP API: API Gateway's job around the real Lambda handler.
 
-Like an HTTP API with a CORS configuration, it answers preflight itself, turns each
-request into a payload 2.0 event, calls the handler with a Lambda context, drops any
-CORS headers the backend sends and adds the configured ones for allowed origins.
+Like the stack's HTTP API (no CORS configuration: the site calls it on its own origin),
+it routes the methods `ProxyApi` routes on `/api/predict`, refuses bodies over its limit,
+turns each request into a payload 2.0 event and calls the handler with a Lambda context.
+It adds no origin header: CloudFront's stand-in does (`local/origin.py`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hosting.cors import CorsPolicy
+from hosting.origin import API_PATH
 from local.event import HttpRequest, HttpResponse, build_event, to_http_response
 from local.lambda_context import LambdaContext
 from model.serve import read_limited_body
 
-PREDICT_PATH = "/predict"
+PREDICT_PATH = f"{API_PATH}/predict"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 """API Gateway HTTP APIs refuse request payloads above 10 MB before any integration runs."""
 
-# The methods ProxyApi routes on /predict (the handler answers 405 to all but POST);
+# The methods ProxyApi routes on /api/predict (the handler answers 405 to all but POST);
 # others get the 404 the HTTP API gives an unrouted request.
 ROUTED_METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE")
 ALL_METHODS = [*ROUTED_METHODS, "HEAD", "OPTIONS"]
@@ -40,34 +41,8 @@ def _error(status: int, code: str, message: str) -> HttpResponse:
     return HttpResponse(status, [("content-type", "application/json")], body)
 
 
-def preflight_headers(policy: CorsPolicy, origin: str | None) -> list[tuple[str, str]]:
-    """Headers of a preflight answer: the configured lists for an allowed origin, else none."""
-    if not policy.allows(origin):
-        return []
-    return [
-        ("access-control-allow-origin", origin or ""),
-        ("access-control-allow-methods", ",".join(policy.allow_methods)),
-        ("access-control-allow-headers", ",".join(policy.allow_headers)),
-        ("access-control-max-age", str(policy.max_age_seconds)),
-        ("vary", "origin"),
-    ]
-
-
-def response_headers(policy: CorsPolicy, origin: str | None) -> list[tuple[str, str]]:
-    """CORS headers added to an actual response for an allowed origin."""
-    if not policy.allows(origin):
-        return []
-    return [
-        ("access-control-allow-origin", origin or ""),
-        ("access-control-expose-headers", ",".join(policy.expose_headers)),
-        ("vary", "origin"),
-    ]
-
-
-def create_api_app(
-    handler: LambdaHandler, cors: CorsPolicy, max_payload_bytes: int = MAX_PAYLOAD_BYTES
-) -> Starlette:
-    """An ASGI app that serves `handler` as API Gateway would, with `cors` applied."""
+def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Starlette:
+    """An ASGI app that serves `handler` as the stack's HTTP API would."""
 
     async def invoke(request: Request, body: bytes) -> HttpResponse:
         client = request.client.host if request.client else "127.0.0.1"
@@ -95,14 +70,6 @@ def create_api_app(
         return response
 
     async def dispatch(request: Request) -> Response:
-        origin = request.headers.get("origin")
-        if (
-            request.method == "OPTIONS"
-            and origin
-            and "access-control-request-method" in (request.headers)
-        ):
-            return Response(status_code=204, headers=dict(preflight_headers(cors, origin)))
-
         if request.url.path != PREDICT_PATH or request.method not in ROUTED_METHODS:
             result = _error(404, "not_found", f"No route here; POST an image to {PREDICT_PATH}.")
         else:
@@ -116,7 +83,7 @@ def create_api_app(
                 result = await invoke(request, body)
 
         response = Response(content=result.body, status_code=result.status)
-        for name, value in [*result.headers, *response_headers(cors, origin)]:
+        for name, value in result.headers:
             response.headers.append(name, value)
         return response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import secrets
 import signal
 import socket
 import sys
@@ -15,16 +16,18 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
-from hosting.cors import CorsPolicy
 from local.addresses import Addresses
 from local.api import PREDICT_PATH, create_api_app
 from local.artifact import DEFAULT_ARCHIVE, ArtifactError, resolve_artifact
 from local.container import ContainerError, container_model_server
-from local.lambda_function import load_handler
+from local.lambda_function import check_environment, handler_environment, load_handler
 from local.model_server import ModelServer, ModelServerError
+from local.origin import create_origin_app
 from local.ports import PortInUse, listen
 from local.site import create_site_app
 from model.metadata import ArchiveMetadata
+from proxy.api_keys import DEFAULT_LOCAL_FILE, FileKeyStore, StoreError
+from proxy.config import ConfigError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -34,11 +37,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m local",
         description="Run the image classifier on this machine: the model server (SageMaker "
-        "stand-in), the Lambda proxy behind a local HTTP API, and the web UI.",
+        "stand-in), the Lambda proxy behind a local HTTP API, and the web UI, which serves "
+        "the API at /api/ on its own origin as CloudFront does.",
     )
-    parser.add_argument("--site-port", type=int, default=8000, help="web UI port (8000)")
-    parser.add_argument("--api-port", type=int, default=8001, help="HTTP API port (8001)")
+    parser.add_argument(
+        "--port",
+        "--site-port",
+        dest="port",
+        type=int,
+        default=8000,
+        help="the site's port: the web UI and the API at /api/predict (8000)",
+    )
+    parser.add_argument(
+        "--api-port",
+        type=int,
+        default=8001,
+        help="the API called directly, as its execute-api URL: /api/predict, refused "
+        "without an API key (8001)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--api-keys",
+        nargs="?",
+        const=DEFAULT_LOCAL_FILE,
+        type=Path,
+        metavar="FILE",
+        help="admit direct calls with an API key from FILE (default "
+        f"{DEFAULT_LOCAL_FILE}; python -m proxy.api_keys create NAME --local FILE makes one)",
+    )
     parser.add_argument(
         "--artifact", type=Path, help=f"serve this model.tar.gz instead of {DEFAULT_ARCHIVE.name}"
     )
@@ -63,8 +89,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--base-image needs --container")
     if args.artifact is not None and args.weights is not None:
         parser.error("--artifact and --weights exclude each other")
-    if args.site_port == args.api_port and args.site_port != 0:
-        parser.error("--site-port and --api-port must differ")
+    if args.port == args.api_port and args.port != 0:
+        parser.error("--port and --api-port must differ")
     return args
 
 
@@ -150,20 +176,61 @@ async def _serve(
     return exit_code
 
 
-def _describe(model: ArchiveMetadata, addresses: Addresses, model_server: ModelServer) -> str:
-    origins = ", ".join(addresses.site_origins())
+def _shown(path: Path) -> str:
+    """`path` as the user would type it here: relative to the working directory if within."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _python() -> str:
+    """How to run this Python, for a command to copy: `.venv/bin/python` under `make run`."""
+    shown = _shown(Path(sys.executable))
+    return shown if not Path(shown).is_absolute() else "python"
+
+
+def _describe(
+    model: ArchiveMetadata,
+    addresses: Addresses,
+    model_server: ModelServer,
+    api_keys: Path | None,
+    key_count: int,
+) -> str:
+    direct = "send an x-api-key" if api_keys is not None else "refused, 403; --api-keys admits keys"
     lines = [
         f"Model      {model.path} ({model.name}, version {model.version}, weights {model.weights})",
         f"SageMaker  {model_server.url} ({model_server.description})",
-        f"API        {addresses.api_url()}{PREDICT_PATH} (proxy/handler.py; CORS: {origins})",
-        f"Site       {addresses.site_url()}",
+        f"Site       {addresses.site_url()} (web UI; API at {PREDICT_PATH}, as through CloudFront)",
+        f"API        {addresses.direct_api_url()}/predict (direct, as execute-api: {direct})",
     ]
+    if api_keys is not None:
+        keys = f"{key_count} key{'s' if key_count != 1 else ''}" if key_count else "no keys yet"
+        file = _shown(api_keys)
+        lines.append(
+            f"API keys   {file} ({keys}); add one: "
+            f"{_python()} -m proxy.api_keys create NAME --local {file}"
+        )
     return "\n".join(lines)
 
 
+def _count_keys(file: Path) -> int:
+    """How many keys `file` holds now (a missing file holds none); StoreError if unreadable."""
+    return len(FileKeyStore(file).load().keys)
+
+
 def run(args: argparse.Namespace) -> int:
+    origin_secret = secrets.token_urlsafe(32)
+    api_keys = None if args.api_keys is None else Path.cwd() / args.api_keys
     try:
-        site_sock = listen(args.host, args.site_port, "--site-port")
+        # The handler's own checks, before anything slow (e.g. API_KEYS_CACHE_SECONDS).
+        check_environment(handler_environment("http://127.0.0.1", origin_secret, api_keys))
+        key_count = _count_keys(api_keys) if api_keys is not None else 0
+    except (ConfigError, StoreError) as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    try:
+        site_sock = listen(args.host, args.port, "--port")
     except PortInUse as exc:
         fail(str(exc))
         return EXIT_USAGE
@@ -184,17 +251,19 @@ def run(args: argparse.Namespace) -> int:
             model_server = ModelServer(model.path)
         say(f"Starting the model server on {model_server.url} ...")
         model_server.start()
-        handler = load_handler(model_server.url)
-        cors = CorsPolicy(allow_origins=addresses.site_origins())
-        say(_describe(model, addresses, model_server))
+        # The model server is started first: its environment is not the Lambda's.
+        handler = load_handler(handler_environment(model_server.url, origin_secret, api_keys))
+        say(_describe(model, addresses, model_server, api_keys, key_count))
         if model.untrained:
             say(UNTRAINED_BANNER)
         ready = f"Ready: open {addresses.site_url()} in a browser. Press Ctrl-C to stop."
+        api = create_api_app(handler)
+        site = create_site_app(model.version, model_weights=model.weights)
         code = asyncio.run(
             _serve(
                 [
-                    (create_api_app(handler, cors), api_sock),
-                    (create_site_app(addresses, model.version), site_sock),
+                    (create_origin_app(site, api, origin_secret), site_sock),
+                    (api, api_sock),
                 ],
                 model_server,
                 ready,

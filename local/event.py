@@ -24,8 +24,8 @@ TEXT_TYPES = (
 )
 """Media types (besides text/*, +json and +xml) API Gateway hands over as plain text."""
 
-# API Gateway owns CORS and framing: a backend's headers of these kinds are dropped.
-_CORS_PREFIX = "access-control-"
+# API Gateway owns framing: a backend's headers of these kinds are dropped. Others pass,
+# CORS headers too: an HTTP API without a CORS configuration (the stack's) sends them as is.
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
@@ -135,7 +135,7 @@ def to_http_response(result: object) -> HttpResponse:
     headers = [
         (name.lower(), str(value))
         for name, value in (result.get("headers") or {}).items()
-        if not name.lower().startswith(_CORS_PREFIX) and name.lower() not in _FRAMING
+        if name.lower() not in _FRAMING
     ]
     headers.extend(("set-cookie", cookie) for cookie in result.get("cookies") or ())
     raw = result.get("body") or ""

@@ -4,35 +4,64 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
+from pathlib import Path
 
 from local.api import LambdaHandler
 from local.lambda_context import FUNCTION_NAME, MEMORY_MB, REGION
+from proxy.config import load_config
 
 ENDPOINT_NAME = "image-classifier-local"
 HANDLER_MODULE = "proxy.handler"
+# This machine's AWS setup (profiles, keys) stays out of a process that only talks to
+# localhost, and so does a cloud key store: locally the keys are a file or nothing.
+REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "API_KEYS_PATH")
 
 
-def load_handler(sagemaker_runtime_url: str) -> LambdaHandler:
-    """Configure the environment the handler reads at cold start, then import it.
+def handler_environment(
+    sagemaker_runtime_url: str, origin_secret: str, api_keys_file: Path | None = None
+) -> dict[str, str]:
+    """The variables the stack would give the function, pointed at this machine.
 
-    Dummy credentials and empty AWS config files keep this machine's real AWS setup
-    (profiles, keys, endpoints) out of a process that only ever talks to localhost.
-    """
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "SAGEMAKER_ENDPOINT_NAME": ENDPOINT_NAME,
-            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_runtime_url,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
-        }
-    )
+    `ORIGIN_SECRET` is required of every request (as deployed); `API_KEYS_FILE`, when
+    given, turns API keys on. Dummy credentials and empty AWS config files keep this
+    machine's real AWS setup out."""
+    environment = {
+        "SAGEMAKER_ENDPOINT_NAME": ENDPOINT_NAME,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_runtime_url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
+        "ORIGIN_SECRET": origin_secret,
+    }
+    if api_keys_file is not None:
+        environment["API_KEYS_FILE"] = str(api_keys_file)
+    return environment
+
+
+def _with(environment: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
+    kept = {name: value for name, value in base.items() if name not in REMOVED}
+    kept.pop("API_KEYS_FILE", None)  # on only with --api-keys
+    return {**kept, **environment}
+
+
+def check_environment(environment: Mapping[str, str]) -> None:
+    """Raise `proxy.config.ConfigError` where the handler would refuse to start with
+    `environment` over this process's own (e.g. a bad `API_KEYS_CACHE_SECONDS`)."""
+    load_config(_with(environment, os.environ))
+
+
+def load_handler(environment: Mapping[str, str]) -> LambdaHandler:
+    """Set `environment` (from `handler_environment`), which the handler reads at cold
+    start, then import it. Raises `ConfigError` as the Lambda's init would."""
+    merged = _with(environment, os.environ)
+    for name in set(os.environ) - set(merged):
+        del os.environ[name]
+    os.environ.update(merged)
     return importlib.import_module(HANDLER_MODULE).handler

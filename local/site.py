@@ -1,4 +1,9 @@
-"""The local static site: `site/` as files, plus `config.js` rendered like `StaticSite` does."""
+"""The local static site: `site/` as files, plus `config.js` rendered like `StaticSite` does.
+
+The page calls the API on its own origin (`/api`, `local/origin.py`), so `config.js` and
+the Content-Security-Policy (`connect-src 'self'`) are the same text for every host name
+and port the site is reached at.
+"""
 
 from __future__ import annotations
 
@@ -15,23 +20,17 @@ from starlette.staticfiles import StaticFiles
 
 from hosting.config_js import SiteConfig, render_config_js
 from hosting.content_security_policy import content_security_policy
-from local.addresses import Addresses
+from hosting.origin import API_PATH
 
 SITE_DIR = Path(__file__).resolve().parent.parent / "site"
 ENVIRONMENT = "local"
+CONTENT_SECURITY_POLICY = content_security_policy("'self'")
 
 
 class _SecurityHeaders(BaseHTTPMiddleware):
-    def __init__(self, app, addresses: Addresses) -> None:
-        super().__init__(app)
-        self.addresses = addresses
-
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         response = await call_next(request)
-        host = self.addresses.browser_host(request.headers.get("host"))
-        response.headers["content-security-policy"] = content_security_policy(
-            self.addresses.api_url(host)
-        )
+        response.headers["content-security-policy"] = CONTENT_SECURITY_POLICY
         response.headers["x-content-type-options"] = "nosniff"
         response.headers["referrer-policy"] = "no-referrer"
         # Files are revalidated (ETag) so edits to site/ show on reload; config.js never caches.
@@ -40,27 +39,25 @@ class _SecurityHeaders(BaseHTTPMiddleware):
 
 
 def create_site_app(
-    addresses: Addresses,
     model_version: str,
     site_dir: Path = SITE_DIR,
     *,
     model_weights: str | None = None,
 ) -> Starlette:
-    """Serve `site_dir` with a `config.js` pointing at the local API.
+    """Serve `site_dir` with a `config.js` pointing at the API on the same origin.
 
     `model_weights` (the archive's weights id) lets the page warn about an untrained
     model on first load."""
+    text = render_config_js(
+        SiteConfig(
+            api_url=API_PATH,
+            environment=ENVIRONMENT,
+            model_version=model_version,
+            model_weights=model_weights,
+        )
+    )
 
     async def config_js(request: Request) -> Response:
-        host = addresses.browser_host(request.headers.get("host"))
-        text = render_config_js(
-            SiteConfig(
-                api_url=addresses.api_url(host),
-                environment=ENVIRONMENT,
-                model_version=model_version,
-                model_weights=model_weights,
-            )
-        )
         return Response(
             text,
             media_type="text/javascript",
@@ -76,6 +73,6 @@ def create_site_app(
             # Text compresses to a third or less, as CloudFront serves it (compress: True);
             # images are left alone (Starlette skips image types).
             Middleware(GZipMiddleware),
-            Middleware(_SecurityHeaders, addresses=addresses),
+            Middleware(_SecurityHeaders),
         ],
     )

@@ -83,17 +83,33 @@ def wait_until_held(page, held: list, count: int = 1) -> None:
     raise AssertionError("the page sent no request")
 
 
-def fulfill_json(route, status: int, body: dict, site_origin: str, **headers: str) -> None:
+def fulfill_json(route, status: int, body: dict, **headers: str) -> None:
+    """Answer a held request as the API would, on the site's own origin (so no CORS)."""
     route.fulfill(
         status=status,
         body=json.dumps(body),
-        headers={
-            "content-type": "application/json",
-            "access-control-allow-origin": site_origin,
-            "access-control-expose-headers": "retry-after,x-request-id",
-            **headers,
-        },
+        headers={"content-type": "application/json", **headers},
     )
+
+
+def record_network(page) -> list[dict]:
+    """A list that fills with every request the page's network stack sends from now on, as
+    DevTools sees them: `{"method", "url", "type"}`. Unlike Playwright's `request` event,
+    this includes CORS preflights (`OPTIONS`), which Chromium sends on its own."""
+    sent: list[dict] = []
+    session = page.context.new_cdp_session(page)
+    session.on(
+        "Network.requestWillBeSent",
+        lambda event: sent.append(
+            {
+                "method": event["request"]["method"],
+                "url": event["request"]["url"],
+                "type": event.get("type"),
+            }
+        ),
+    )
+    session.send("Network.enable")
+    return sent
 
 
 def received_bytes(runtime: LocalRuntime, request_id: str) -> int:

@@ -144,10 +144,9 @@ def test_needs_review_is_explained_in_one_line(page, images):
     )
 
 
-def test_an_untrained_model_is_said_up_front_when_config_js_knows(open_page, runtime, images):
-    page = open_page(goto=False)
-    config = SiteConfig(runtime.api_url, "local", "v", model_weights="random")
-    serve_config(page, runtime, render_config_js(config))
+def test_an_untrained_model_is_said_up_front_when_config_js_knows(page):
+    """The local runtime's own config.js carries the archive's weights (random here)."""
+    assert page.evaluate("window.APP_CONFIG.modelWeights") == "random"
     assert page.is_visible("#untrained-notice")
     assert page.inner_text("#untrained-notice") == (
         "Demo model, not trained. Its labels are random guesses, not real predictions: "
@@ -155,9 +154,14 @@ def test_an_untrained_model_is_said_up_front_when_config_js_knows(open_page, run
     )
 
 
-def test_an_untrained_model_learned_from_the_answer_is_said_in_the_answer(page, images):
-    """Without `modelWeights` in config.js the page learns it from the first answer, and
-    says so inside the results card, in space it already has (nothing moves)."""
+def test_an_untrained_model_learned_from_the_answer_is_said_in_the_answer(
+    open_page, runtime, images
+):
+    """Without `modelWeights` in config.js (the local runtime's has it) the page learns it
+    from the first answer, and says so inside the results card, in space it already has
+    (nothing moves)."""
+    page = open_page(goto=False)
+    serve_config(page, runtime, render_config_js(SiteConfig("/api", "local", "v")))
     assert page.is_hidden("#untrained-notice")
     choose_file(page, images["cat"])
     wait_for_results(page)

@@ -19,7 +19,6 @@ from tests.e2e.support import (
     wait_for_results,
     wait_until_held,
 )
-from tests.local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +48,7 @@ def test_without_config_js_the_page_says_it_is_unavailable_not_why(open_page, ru
     assert any("redeploy" in line for line in console), console
 
 
-def test_a_server_error_blames_nobody_and_offers_a_retry(page, images, runtime: LocalRuntime):
+def test_a_server_error_blames_nobody_and_offers_a_retry(page, images):
     console = console_of(page)
     api_message = "Internal error; the traceback is in the log."
     page.route(
@@ -58,7 +57,6 @@ def test_a_server_error_blames_nobody_and_offers_a_retry(page, images, runtime: 
             route,
             500,
             {"error": {"code": "internal_error", "message": api_message}, "request_id": "req-500"},
-            runtime.site_url,
         ),
     )
     choose_file(page, images["cat"])
@@ -76,9 +74,7 @@ def test_a_server_error_blames_nobody_and_offers_a_retry(page, images, runtime: 
     wait_for_results(page)
 
 
-def test_a_request_the_api_cannot_read_is_not_explained_to_the_visitor(
-    page, images, runtime: LocalRuntime
-):
+def test_a_request_the_api_cannot_read_is_not_explained_to_the_visitor(page, images):
     """E.g. the API's answer to an empty body or a wrong Content-Type speaks to developers."""
     console = console_of(page)
     api_message = (
@@ -91,7 +87,6 @@ def test_a_request_the_api_cannot_read_is_not_explained_to_the_visitor(
             route,
             415,
             {"error": {"code": "unsupported_media_type", "message": api_message}},
-            runtime.site_url,
         ),
     )
     choose_file(page, images["cat"])
@@ -104,7 +99,7 @@ def test_a_request_the_api_cannot_read_is_not_explained_to_the_visitor(
     assert any(api_message in line for line in console)
 
 
-def test_a_cold_start_is_announced_and_its_retry_works(page, images, runtime: LocalRuntime):
+def test_a_cold_start_is_announced_and_its_retry_works(page, images):
     held = hold_predictions(page)
     choose_file(page, images["cat"])
     wait_until_held(page, held)
@@ -124,7 +119,6 @@ def test_a_cold_start_is_announced_and_its_retry_works(page, images, runtime: Lo
             "error": {"code": "model_not_ready", "message": "The endpoint is starting up."},
             "request_id": "req-503",
         },
-        runtime.site_url,
         **{"retry-after": "2"},
     )
     assert wait_for_error(page) == (

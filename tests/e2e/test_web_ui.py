@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
+from hosting.config_js import SiteConfig, render_config_js
 from tests.e2e.support import (
     choose_file,
     fulfill_json,
     is_predict_post,
     is_predict_response,
     received_bytes,
+    record_network,
     wait_for_results,
 )
 from tests.local.runtime import LocalRuntime
@@ -38,6 +41,53 @@ def test_a_photo_gives_five_labelled_results(page, images):
     assert page.is_visible("#review-badge")
     assert page.get_attribute("#results-card", "aria-busy") == "false"
     assert page.is_visible("#preview")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+CROSS_ORIGIN_POST = """async (url) => {
+  try {
+    const response = await fetch(url, {
+      method: "POST", headers: { "content-type": "image/jpeg" }, body: "x" });
+    return response.status;
+  } catch (error) {
+    return String(error);
+  }
+}"""
+
+
+def test_the_page_predicts_through_its_own_origin_with_no_cors_preflight(
+    open_page, images, runtime: LocalRuntime
+):
+    """Site and API on one origin, as CloudFront serves them: the browser never asks
+    another origin for permission (no OPTIONS), and every request stays on the site's."""
+    # The control: a page on another origin (the API's direct port) posting to the site's
+    # API makes Chromium send a preflight, and the recorder sees it; the API grants nothing.
+    control = open_page(goto=False)
+    control_sent = record_network(control)
+    control.goto(f"{runtime.direct_url}/not-a-page")
+    outcome = control.evaluate(CROSS_ORIGIN_POST, f"{runtime.api_url}/predict")
+    assert outcome == "TypeError: Failed to fetch", "a foreign page may not read the API"
+    assert [r for r in control_sent if r["method"] == "OPTIONS"], control_sent
+
+    page = open_page(goto=False)
+    sent = record_network(page)
+    page.goto(runtime.site_url)
+    with page.expect_response(is_predict_response) as answered:
+        choose_file(page, images["cat"])
+    wait_for_results(page)
+    assert answered.value.status == 200
+    assert answered.value.url == f"{runtime.site_url}/api/predict"
+    assert "access-control-allow-origin" not in answered.value.headers
+
+    assert [r["method"] for r in sent if r["url"].endswith("/predict")] == ["POST"]
+    assert not [r for r in sent if r["method"] == "OPTIONS"], sent
+    network = [r for r in sent if r["url"].startswith(("http:", "https:"))]
+    assert {_origin(r["url"]) for r in network} == {runtime.site_url}, network
+    assert page.evaluate("window.APP_CONFIG.apiUrl") == "/api"
 
 
 def test_a_transparent_png_is_flattened_and_classified(page, images):
@@ -174,10 +224,10 @@ def test_ten_images_in_a_row(page, images):
 
 
 def test_a_confident_pretrained_answer_has_no_notes_and_no_badge(
-    page, images, runtime: LocalRuntime, artifacts_dir
+    open_page, images, runtime: LocalRuntime, artifacts_dir
 ):
-    """What users of the pretrained model see (played by the route: the session model is
-    untrained). Bars are drawn to scale and nothing warns."""
+    """What users of the pretrained model see (played by routes: the session model is
+    untrained, and config.js says so). Bars are drawn to scale and nothing warns."""
     predictions = [
         ("tabby", 281, 0.962),
         ("tiger cat", 282, 0.021),
@@ -193,7 +243,17 @@ def test_a_confident_pretrained_answer_has_no_notes_and_no_badge(
         "needs_review": False,
         "request_id": "r-1",
     }
-    page.route("**/predict", lambda route: fulfill_json(route, 200, body, runtime.site_url))
+    pretrained = SiteConfig("/api", "local", "3f2a9c1d4e5b", model_weights="IMAGENET1K_V2")
+    page = open_page(goto=False)
+    page.route(
+        "**/config.js",
+        lambda route: route.fulfill(
+            content_type="text/javascript", body=render_config_js(pretrained)
+        ),
+    )
+    page.route("**/predict", lambda route: fulfill_json(route, 200, body))
+    page.goto(runtime.site_url)
+    assert page.is_hidden("#untrained-notice")
     choose_file(page, images["cat"])
     wait_for_results(page)
     assert page.is_hidden("#untrained-note")

@@ -22,13 +22,29 @@ START_SECONDS = 120
 class LocalRuntime:
     process: subprocess.Popen
     site_url: str = ""
-    api_url: str = ""
+    """The one origin: the web UI, and the API under /api/ with the origin header added."""
+    direct_url: str = ""
+    """The API called directly, the execute-api stand-in: `{direct_url}/predict`."""
     lines: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
 
     @property
+    def api_url(self) -> str:
+        """The API through the site, as the page calls it: `{api_url}/predict`."""
+        return f"{self.site_url}/api"
+
+    @property
     def output(self) -> str:
         return "\n".join(self.lines)
+
+    def logged(self, text: str, timeout: float = 5) -> bool:
+        """Whether a line with `text` is printed within `timeout` (the reader may lag)."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in list(self.lines)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.process.poll() is None:
@@ -52,7 +68,7 @@ def _drain(runtime: LocalRuntime, ready: threading.Event) -> None:
         if match := re.match(r"Site\s+(http://\S+)", line):
             runtime.site_url = match.group(1)
         elif match := re.match(r"API\s+(http://\S+)/predict", line):
-            runtime.api_url = match.group(1)
+            runtime.direct_url = match.group(1)
         elif line.startswith("Ready:"):
             ready.set()
     ready.set()
@@ -74,9 +90,7 @@ def local_runtime(
     artifact: Path, extra: Sequence[str] = (), env: dict[str, str] | None = None
 ) -> Iterator[LocalRuntime]:
     """A running `python -m local --artifact ...` on ports the OS picks."""
-    process = launch(
-        ["--artifact", str(artifact), "--site-port", "0", "--api-port", "0", *extra], env
-    )
+    process = launch(["--artifact", str(artifact), "--port", "0", "--api-port", "0", *extra], env)
     runtime = LocalRuntime(process)
     ready = threading.Event()
     runtime.reader = threading.Thread(target=_drain, args=(runtime, ready), daemon=True)
@@ -86,7 +100,7 @@ def local_runtime(
         while not ready.wait(0.1):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"python -m local was not ready:\n{runtime.output}")
-        if process.poll() is not None or not (runtime.site_url and runtime.api_url):
+        if process.poll() is not None or not (runtime.site_url and runtime.direct_url):
             raise RuntimeError(f"python -m local did not start:\n{runtime.output}")
         yield runtime
     finally:

@@ -1,4 +1,5 @@
-"""Real HTTP through the local API for every error class the proxy defines, and CORS.
+"""Real HTTP through the local API for every error class the proxy defines, on the site's
+one origin (`/api/predict`, as the page and CloudFront call it), with no CORS.
 
 Client errors go through the whole `python -m local` (proxy -> real model server).
 SageMaker's own failures (throttling, cold start, missing endpoint, ...) cannot be
@@ -129,9 +130,9 @@ def test_the_gateway_limit_and_unknown_routes(runtime):
     assert_error(httpx.post(f"{runtime.api_url}/classify", content=b"x"), 404, "not_found")
 
 
-def preflight(runtime: LocalRuntime, origin: str) -> httpx.Response:
+def preflight(url: str, origin: str) -> httpx.Response:
     return httpx.options(
-        f"{runtime.api_url}/predict",
+        url,
         headers={
             "origin": origin,
             "access-control-request-method": "POST",
@@ -140,29 +141,55 @@ def preflight(runtime: LocalRuntime, origin: str) -> httpx.Response:
     )
 
 
-def test_cors_for_the_site_origin(runtime):
-    response = preflight(runtime, runtime.site_url)
-    assert response.status_code == 204
-    assert response.headers["access-control-allow-origin"] == runtime.site_url
-    assert response.headers["access-control-allow-methods"] == "POST"
-    assert response.headers["access-control-allow-headers"] == "content-type"
-    assert response.headers["access-control-max-age"] == "3600"
-
-    for answer in (
-        post(runtime, photo_jpeg(), "image/jpeg", origin=runtime.site_url),
-        post(runtime, b"text", "text/plain", origin=runtime.site_url),
-    ):
-        # Errors carry CORS too, or the browser would hide their message from the page.
-        assert answer.headers.get_list("access-control-allow-origin") == [runtime.site_url]
-        assert answer.headers["access-control-expose-headers"] == "retry-after,x-request-id"
+def cors_headers(response: httpx.Response) -> list[str]:
+    return [name for name in response.headers if name.startswith("access-control-")]
 
 
-def test_no_cors_for_a_foreign_origin(runtime):
-    response = preflight(runtime, FOREIGN)
-    assert response.status_code == 204
-    assert not [name for name in response.headers if name.startswith("access-control-")]
-    answer = post(runtime, photo_jpeg(), "image/jpeg", origin=FOREIGN)
-    assert not [name for name in answer.headers if name.startswith("access-control-")]
+def test_no_cors_anywhere_the_site_is_one_origin(runtime):
+    """The page calls its own origin: nothing answers a preflight with permission, for the
+    site or anyone else, and no answer carries CORS headers (least of all `*`)."""
+    for url in (f"{runtime.api_url}/predict", f"{runtime.direct_url}/predict"):
+        for origin in (runtime.site_url, FOREIGN):
+            response = preflight(url, origin)
+            assert response.status_code == 404, (url, origin)
+            assert not cors_headers(response)
+    for origin in (runtime.site_url, FOREIGN):
+        for answer in (
+            post(runtime, photo_jpeg(), "image/jpeg", origin=origin),
+            post(runtime, b"text", "text/plain", origin=origin),
+        ):
+            assert answer.status_code in (200, 415)
+            assert not cors_headers(answer)
+
+
+def test_a_direct_call_without_the_origin_header_is_refused(runtime):
+    """The API's own port stands in for its execute-api URL: CloudFront's header is
+    missing, so the proxy refuses (keys are off in this runtime)."""
+    url = f"{runtime.direct_url}/predict"
+    for headers in ({}, {"x-origin-verify": "a-guess-" + "x" * 40}):
+        response = httpx.post(
+            url, content=photo_jpeg(), headers={"content-type": "image/jpeg", **headers}
+        )
+        body = assert_error(response, 403, "forbidden")
+        assert "/api/predict" in body["error"]["message"]
+    assert runtime.logged('"origin_header": "missing"')
+    assert runtime.logged('"origin_header": "wrong"')
+
+
+def test_through_the_site_a_header_the_client_sends_is_replaced(runtime):
+    response = post(runtime, photo_jpeg(), "image/jpeg", **{"x-origin-verify": "wrong"})
+    assert response.status_code == 200, response.text
+    request_id = response.json()["request_id"]
+    assert runtime.logged(request_id)
+    line = next(line for line in runtime.lines if request_id in line)
+    assert json.loads(line)["access"] == "origin"
+
+
+def test_the_direct_api_serves_only_what_the_stack_routes(runtime):
+    assert_error(httpx.post(f"{runtime.direct_url}/classify", content=b"x"), 404, "not_found")
+    base = runtime.direct_url.removesuffix("/api")
+    assert_error(httpx.post(f"{base}/predict", content=b"x"), 404, "not_found")
+    assert httpx.get(f"{base}/").status_code == 404, "the direct port serves no site"
 
 
 # SageMaker Runtime failures, played by a fake service: (HTTP status, x-amzn-ErrorType, body).
@@ -223,8 +250,6 @@ def api_before_fake_sagemaker(fake_sagemaker: str) -> Iterator[str]:
             "tests.local.api_only",
             "--sagemaker-url",
             fake_sagemaker,
-            "--origin",
-            "http://127.0.0.1:8000",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -261,9 +286,8 @@ def test_sagemaker_failures(api_before_fake_sagemaker, scenario, status, code, r
     response = httpx.post(
         f"{api_before_fake_sagemaker}/predict",
         content=JPEG_MAGIC + scenario.encode(),
-        headers={"content-type": "image/jpeg", "origin": "http://127.0.0.1:8000"},
+        headers={"content-type": "image/jpeg"},
         timeout=30,
     )
     assert_error(response, status, code)
     assert ("retry-after" in response.headers) is retry_after
-    assert response.headers["access-control-allow-origin"] == "http://127.0.0.1:8000"

@@ -1,8 +1,10 @@
 """`python -m local` as a user runs it: flags, a busy port, a missing artifact."""
 
+import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,26 +12,49 @@ from local.cli import parse_args
 from tests.local.runtime import ROOT
 
 
-def run_local(*args: str) -> subprocess.CompletedProcess:
+def run_local(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "local", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
 def test_defaults():
     args = parse_args([])
-    assert (args.site_port, args.api_port, args.host) == (8000, 8001, "127.0.0.1")
+    assert (args.port, args.api_port, args.host) == (8000, 8001, "127.0.0.1")
     assert args.artifact is None
     assert args.weights is None
+    assert args.api_keys is None, "API keys are off unless asked for"
+
+
+def test_the_sites_port_keeps_its_old_name_too():
+    assert parse_args(["--site-port", "9000"]).port == 9000
+
+
+@pytest.mark.parametrize(
+    ("argv", "file"),
+    [
+        (["--api-keys"], Path("build/api-keys.json")),
+        (["--api-keys", "keys.json"], Path("keys.json")),
+        (["--api-keys", "--port", "9000"], Path("build/api-keys.json")),
+    ],
+)
+def test_api_keys_default_to_the_key_tools_file(argv, file):
+    """`python -m proxy.api_keys --local` documents build/api-keys.json as the convention."""
+    assert parse_args(argv).api_keys == file
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["--site-port", "9000", "--api-port", "9000"], ["--artifact", "a", "--weights", "random"]],
+    [
+        ["--port", "9000", "--api-port", "9000"],
+        ["--site-port", "9000", "--api-port", "9000"],
+        ["--artifact", "a", "--weights", "random"],
+    ],
 )
 def test_contradictory_flags_are_refused(argv):
     with pytest.raises(SystemExit) as exit_info:
@@ -42,7 +67,7 @@ def test_a_port_in_use_is_explained_in_one_line(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run_local("--api-port", str(port), "--site-port", "0")
+        result = run_local("--api-port", str(port), "--port", "0")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -53,6 +78,29 @@ def test_a_port_in_use_is_explained_in_one_line(tmp_path):
 
 def test_a_missing_artifact_is_explained_in_one_line(tmp_path):
     missing = tmp_path / "nope.tar.gz"
-    result = run_local("--artifact", str(missing), "--site-port", "0", "--api-port", "0")
+    result = run_local("--artifact", str(missing), "--port", "0", "--api-port", "0")
     assert result.returncode == 1
     assert result.stderr.strip() == f"local: --artifact {missing}: no such file"
+
+
+def test_a_setting_the_proxy_refuses_is_explained_in_one_line_before_anything_starts(tmp_path):
+    missing = tmp_path / "nope.tar.gz"  # never reached: the setting is checked first
+    result = run_local(
+        "--artifact", str(missing), "--port", "0", "--api-port", "0", "--api-keys",
+        str(tmp_path / "keys.json"),
+        env={"API_KEYS_CACHE_SECONDS": "300"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "local: API_KEYS_CACHE_SECONDS='300' must be between 1.0 and 30.0"
+    )
+
+
+def test_a_key_file_that_is_not_one_is_explained_in_one_line(tmp_path):
+    keys = tmp_path / "keys.json"
+    keys.write_text("[]")
+    result = run_local("--api-keys", str(keys), "--port", "0", "--api-port", "0")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"local: {keys} is not an API key file")

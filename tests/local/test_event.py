@@ -9,7 +9,7 @@ from local.event import HttpRequest, build_event, to_http_response
 def request(**overrides) -> HttpRequest:
     fields = {
         "method": "post",
-        "path": "/predict",
+        "path": "/api/predict",
         "query_string": "",
         "headers": [("Content-Type", "image/jpeg"), ("User-Agent", "pytest")],
         "body": b"\xff\xd8\xff\x00binary",
@@ -20,17 +20,17 @@ def request(**overrides) -> HttpRequest:
 
 
 def test_a_binary_body_is_base64_encoded_with_the_documented_shape():
-    event = build_event(request(), "POST /predict")
+    event = build_event(request(), "POST /api/predict")
     assert event["version"] == "2.0"
-    assert event["routeKey"] == "POST /predict"
-    assert event["rawPath"] == "/predict"
+    assert event["routeKey"] == "POST /api/predict"
+    assert event["rawPath"] == "/api/predict"
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\xff\xd8\xff\x00binary"
     assert event["headers"] == {"content-type": "image/jpeg", "user-agent": "pytest"}
     context = event["requestContext"]
     assert context["http"] == {
         "method": "POST",
-        "path": "/predict",
+        "path": "/api/predict",
         "protocol": "HTTP/1.1",
         "sourceIp": "127.0.0.1",
         "userAgent": "pytest",
@@ -77,7 +77,7 @@ def test_an_empty_body_has_no_body_field():
     assert event["isBase64Encoded"] is False
 
 
-def test_a_full_result_becomes_the_response_without_backend_cors_or_framing():
+def test_a_full_result_becomes_the_response_without_the_backends_framing():
     response = to_http_response(
         {
             "statusCode": 503,
@@ -95,6 +95,8 @@ def test_a_full_result_becomes_the_response_without_backend_cors_or_framing():
     assert response.headers == [
         ("content-type", "application/json"),
         ("retry-after", "5"),
+        # An HTTP API without a CORS configuration (the stack's) passes these on.
+        ("access-control-allow-origin", "*"),
         ("set-cookie", "a=b; Secure"),
     ]
     assert response.body == b'{"error": {}}'

@@ -9,12 +9,10 @@ from starlette.testclient import TestClient
 from local.addresses import Addresses
 from local.site import SITE_DIR, create_site_app
 
-ADDRESSES = Addresses("127.0.0.1", 8000, 8001)
-
 
 @pytest.fixture
 def client():
-    return TestClient(create_site_app(ADDRESSES, "v123"), base_url="http://127.0.0.1:8000")
+    return TestClient(create_site_app("v123"), base_url="http://127.0.0.1:8000")
 
 
 def config_of(text: str) -> dict:
@@ -23,29 +21,30 @@ def config_of(text: str) -> dict:
     return json.loads(match.group(1))
 
 
-def test_config_js_points_at_the_local_api_and_is_never_cached(client):
+def test_config_js_points_at_the_api_on_the_sites_own_origin_and_is_never_cached(client):
     response = client.get("/config.js")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
     assert response.headers["cache-control"] == "no-store"
     assert config_of(response.text) == {
-        "apiUrl": "http://127.0.0.1:8001",
+        "apiUrl": "/api",
         "environment": "local",
         "modelVersion": "v123",
     }
 
 
 def test_config_js_tells_the_page_the_weights_when_the_runtime_knows_them():
-    app = create_site_app(ADDRESSES, "v123", model_weights="random")
+    app = create_site_app("v123", model_weights="random")
     client = TestClient(app, base_url="http://127.0.0.1:8000")
     assert config_of(client.get("/config.js").text)["modelWeights"] == "random"
 
 
-def test_config_js_follows_the_name_the_browser_used(client):
-    response = client.get("/config.js", headers={"host": "localhost:8000"})
-    assert config_of(response.text)["apiUrl"] == "http://localhost:8001"
-    response = client.get("/config.js", headers={"host": "evil.example:8000"})
-    assert config_of(response.text)["apiUrl"] == "http://127.0.0.1:8001"
+@pytest.mark.parametrize("host", ["localhost:8000", "192.168.1.5:8000", "evil.example:8000"])
+def test_config_js_and_the_csp_are_the_same_whatever_name_the_browser_used(client, host):
+    """Relative: a phone on the LAN reaches the API wherever it reached the page."""
+    response = client.get("/config.js", headers={"host": host})
+    assert config_of(response.text)["apiUrl"] == "/api"
+    assert "connect-src 'self';" in response.headers["content-security-policy"]
 
 
 def test_index_loads_config_as_a_classic_script_before_the_module(client):
@@ -61,7 +60,8 @@ def test_every_file_has_strict_headers(client):
         assert response.status_code == 200, path
         csp = response.headers["content-security-policy"]
         assert "script-src 'self'" in csp
-        assert "connect-src http://127.0.0.1:8001" in csp
+        assert "connect-src 'self';" in csp
+        assert "8001" not in csp
         assert response.headers["x-content-type-options"] == "nosniff"
     assert client.get("/app.js").headers["content-type"].startswith("text/javascript")
 
@@ -90,18 +90,27 @@ def test_the_site_has_no_stale_config_file():
 
 
 @pytest.mark.parametrize(
-    ("host", "origins"),
+    ("host", "site", "api", "direct"),
     [
-        ("127.0.0.1", ("http://127.0.0.1:8000", "http://localhost:8000")),
-        ("192.168.1.5", ("http://192.168.1.5:8000",)),
-        ("::1", ("http://[::1]:8000", "http://localhost:8000")),
+        (
+            "127.0.0.1",
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8000/api",
+            "http://127.0.0.1:8001/api",
+        ),
+        ("::1", "http://[::1]:8000", "http://[::1]:8000/api", "http://[::1]:8001/api"),
+        (
+            "0.0.0.0",
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8000/api",
+            "http://127.0.0.1:8001/api",
+        ),
     ],
 )
-def test_site_origins(host, origins):
-    assert Addresses(host, 8000, 8001).site_origins() == origins
-
-
-def test_listening_everywhere_includes_loopback_and_prints_a_usable_url():
-    addresses = Addresses("0.0.0.0", 8000, 8001)
-    assert {"http://127.0.0.1:8000", "http://localhost:8000"} <= set(addresses.site_origins())
-    assert addresses.site_url() == "http://127.0.0.1:8000"
+def test_the_printed_urls(host, site, api, direct):
+    addresses = Addresses(host, 8000, 8001)
+    assert (addresses.site_url(), addresses.api_url(), addresses.direct_api_url()) == (
+        site,
+        api,
+        direct,
+    )

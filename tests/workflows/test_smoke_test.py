@@ -444,10 +444,11 @@ def test_usage_errors_exit_2_before_any_request(stack: FakeStack, args: list[str
 
 @pytest.mark.slow
 def test_the_local_runtime_passes_the_smoke_test(model_artifact: Path):
-    """The same checks against the real proxy, CORS policy and model server (`python -m
-    local`, the stack on one machine): the smoke test agrees with the product, not only
-    with the fake above."""
-    command = ["-m", "local", "--artifact", str(model_artifact), "--site-port", "0"]
+    """The same checks against the real proxy, origin check and model server (`python -m
+    local`, the stack on one machine: the site's port serves the API under /api as
+    CloudFront does, the API's own port stands in for execute-api): the smoke test agrees
+    with the product, not only with the fake above."""
+    command = ["-m", "local", "--artifact", str(model_artifact), "--port", "0"]
     process = subprocess.Popen(
         [sys.executable, *command, "--api-port", "0"],
         cwd=ROOT,
@@ -464,7 +465,7 @@ def test_the_local_runtime_passes_the_smoke_test(model_artifact: Path):
             lines.append(line)
             patterns = {
                 "version": r"Model\s.*\bversion (\S+),",
-                "api_url": r"API\s+(http://\S+)/predict",
+                "execute_api_url": r"API\s+(http://\S+)/predict",
                 "site_url": r"Site\s+(http://\S+)",
             }
             for key, pattern in patterns.items():
@@ -472,10 +473,11 @@ def test_the_local_runtime_passes_the_smoke_test(model_artifact: Path):
                     found[key] = match.group(1)
             if line.startswith("Ready:") or process.poll() is not None:
                 break
-        assert set(found) == {"version", "api_url", "site_url"}, "".join(lines)
+        assert set(found) == {"version", "execute_api_url", "site_url"}, "".join(lines)
         arguments = {
             "--site-url": found["site_url"],
-            "--api-url": found["api_url"],
+            "--api-url": f"{found['site_url']}/api",
+            "--execute-api-url": found["execute_api_url"],
             "--model-version": found["version"],
             "--photo": str(PHOTO),
             "--attempts": "3",
@@ -490,7 +492,7 @@ def test_the_local_runtime_passes_the_smoke_test(model_artifact: Path):
             env=script_env(),
         )
         assert result.returncode == 0, result.stdout + result.stderr + "".join(lines)
-        assert "4 of 4 smoke checks passed" in result.stdout
+        assert "5 of 5 smoke checks passed" in result.stdout
     finally:
         process.terminate()
         try:
