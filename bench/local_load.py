@@ -1,12 +1,15 @@
 """Load check of the local API: N concurrent clients for a bounded time, loopback only.
 
     .venv/bin/python bench/local_load.py [--clients 4] [--duration 10] [--artifact PATH]
-    .venv/bin/python bench/local_load.py --url http://127.0.0.1:8001   # a running instance
+    .venv/bin/python bench/local_load.py --url http://127.0.0.1:8000/api   # a running instance
 
-Without --url it starts `python -m local` on free ports and, as the baseline measured in
-the same run, drives the model server behind it directly (`POST /invocations`) with the
-same clients, so the ratios show what the HTTP API emulation and the proxy Lambda add.
-Prints throughput, p50/p95 latency and errors; exits 1 if any request failed.
+Requests go where the web UI sends them: `POST /api/predict` on the site's origin, which
+adds the origin header as CloudFront does (the direct API port refuses requests without
+it). Without --url it starts `python -m local` on free ports and, as the baseline measured
+in the same run, drives the model server behind it directly (`POST /invocations`) with
+the same clients, so the ratios show what the one origin, the HTTP API emulation and the
+proxy Lambda add. Prints throughput, p50/p95 latency and errors; exits 1 if any request
+failed.
 """
 
 from __future__ import annotations
@@ -127,7 +130,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    parser.add_argument("--url", help="API base URL of a running `python -m local`")
+    parser.add_argument(
+        "--url",
+        help="API base URL of a running `python -m local`, through its site "
+        "(http://127.0.0.1:8000/api)",
+    )
     parser.add_argument("--artifact", type=Path, default=ROOT / "build" / "model.tar.gz")
     args = parser.parse_args()
     body = photo()
