@@ -11,10 +11,13 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_ARCH = "mobilenet_v2"
+"""The architecture `python -m model.package --weights ...` builds unless `--arch` says."""
 RANDOM = "random"
 """`--weights random`, and the weights id recorded for it: an untrained network."""
 IMAGENET = "imagenet"
-"""`--weights imagenet`: torchvision's pretrained weights, recorded as `IMAGENET_ID`."""
+"""`--weights imagenet`: torchvision's pretrained weights of the architecture, recorded
+by their torchvision name (`IMAGENET_ID` for the default MobileNetV2)."""
 IMAGENET_ID = "IMAGENET1K_V2"
 
 
@@ -29,7 +32,11 @@ class ArchiveMetadata:
     version: str
     """Content version; a new model means a new version."""
     weights: str
-    """`IMAGENET_ID`, `RANDOM` (untrained) or `file:<sha256 prefix>`."""
+    """torchvision's weights name (`IMAGENET_ID` for the default MobileNetV2), `RANDOM`
+    (untrained), `file:<sha256 prefix>` or, for an imported model, `onnx:<sha256 prefix>`."""
+    memory_mb_min: int | None = None
+    """The smallest SageMaker Serverless memory (MB, a multiple of 1024) the archive needs;
+    None for archives built before it was recorded."""
 
     @property
     def untrained(self) -> bool:
@@ -50,7 +57,10 @@ def read_archive_metadata(path: Path) -> ArchiveMetadata:
         raise ArchiveMetadataError(
             f"{path}: metadata.json lacks a non-empty string name, version and weights"
         )
-    return ArchiveMetadata(path=path, **fields)
+    memory = meta.get("memory_mb_min")
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int)):
+        raise ArchiveMetadataError(f"{path}: metadata.json memory_mb_min is not a whole number")
+    return ArchiveMetadata(path=path, memory_mb_min=memory, **fields)
 
 
 def _metadata_json(archive: tarfile.TarFile) -> dict | None:

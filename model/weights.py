@@ -1,11 +1,14 @@
-"""Which MobileNetV2 weights go into the archive: torchvision's pretrained ImageNet
-weights, a local state_dict, or a seeded random initialisation for offline work."""
+"""Which network goes into the archive: a torchvision classification architecture, by
+name from torchvision's own model registry, with its pretrained ImageNet weights, a local
+state_dict (a fine-tuned head of any size included), or a seeded random initialisation
+for offline work."""
 
 from __future__ import annotations
 
 import hashlib
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import URLError
@@ -15,12 +18,25 @@ import numpy as np
 import torch
 import torchvision
 from PIL import Image
-from torchvision.models import MobileNet_V2_Weights
+from torchvision.models import get_model, get_model_weights, list_models
 
-from model.metadata import IMAGENET, RANDOM
+from model.metadata import DEFAULT_ARCH, IMAGENET, RANDOM
+from model.preprocessing import Preprocessing
 
-REFERENCE = MobileNet_V2_Weights.IMAGENET1K_V2
+TESTED_ARCHS = (
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "resnet18",
+    "resnet50",
+    "efficientnet_b0",
+    "convnext_tiny",
+)
+"""Architectures the test suite packages, checks and serves; any other name of the
+registry builds through the same checks."""
 NETWORK_PROBE_SECONDS = 3.0
+# Every DEFAULT weights of the registry is an ImageNet-1k classifier (the same categories,
+# `model.labels.imagenet_labels()`): a head of any other size is a fine-tuned one.
+IMAGENET_CLASSES = 1000
 
 
 class WeightsError(RuntimeError):
@@ -31,50 +47,111 @@ class WeightsError(RuntimeError):
 class Network:
     module: torch.nn.Module
     weights_id: str  # as `model.metadata.ArchiveMetadata.weights` records it
+    num_classes: int
 
 
-def load_network(spec: str) -> Network:
-    """Build MobileNetV2 in eval mode for ``imagenet``, ``random`` or a state_dict path."""
-    if spec == IMAGENET:
-        _require_download_or_cache()
-        try:
-            module = torchvision.models.mobilenet_v2(weights=REFERENCE)
-        except (URLError, OSError, RuntimeError) as error:
-            raise WeightsError(
-                f"--weights imagenet: downloading {REFERENCE.name} failed ({error}); pass a "
-                "local state_dict file (--weights PATH) or --weights random"
-            ) from error
-        return Network(module.eval(), REFERENCE.name)
-    if spec == RANDOM:
-        # A fixed seed keeps "random" archives byte-reproducible.
-        torch.manual_seed(0)
-        return Network(torchvision.models.mobilenet_v2(weights=None).eval(), RANDOM)
-    return _from_file(Path(spec))
+def architectures() -> list[str]:
+    """Every classification model in torchvision's registry (sorted names)."""
+    return list_models(module=torchvision.models)
 
 
-def preprocessing() -> dict[str, object]:
-    """The reference transforms of IMAGENET1K_V2, which every weights option shares."""
-    transforms = REFERENCE.transforms()
-    return {
-        "resize_size": transforms.resize_size[0],
-        "crop_size": transforms.crop_size[0],
-        "interpolation": transforms.interpolation.value,
-        "mean": list(transforms.mean),
-        "std": list(transforms.std),
-    }
+def check_arch(arch: str) -> None:
+    if arch not in architectures():
+        raise WeightsError(
+            f"--arch {arch}: not a torchvision classification model; choose one of "
+            f"{', '.join(architectures())}"
+        )
 
 
-def reference_preprocess(image: Image.Image) -> np.ndarray:
-    """A photo as the [1,3,H,W] network input, by torchvision's reference transforms
+def default_weights(arch: str) -> torchvision.models.WeightsEnum:
+    """The architecture's recommended pretrained weights (torchvision's DEFAULT)."""
+    return get_model_weights(arch).DEFAULT
+
+
+def preprocessing(arch: str) -> Preprocessing:
+    """The reference transforms of the architecture's DEFAULT weights. Random and local
+    weights use them too: a state_dict is fine-tuned from those weights, with their
+    transforms (`model.finetune` does so)."""
+    return Preprocessing.from_transforms(default_weights(arch).transforms())
+
+
+def reference_preprocess(arch: str) -> Callable[[Image.Image], np.ndarray]:
+    """A photo as the [1,3,H,W] network input, by the weights' own ``transforms()``
     (which the handler's Pillow/NumPy preprocessing matches pixel for pixel)."""
-    return REFERENCE.transforms()(image.convert("RGB")).numpy()[np.newaxis]
+    transforms = default_weights(arch).transforms()
+    return lambda image: transforms(image.convert("RGB")).numpy()[np.newaxis]
 
 
-def labels() -> list[str]:
-    return list(REFERENCE.meta["categories"])
+def head_parameters(arch: str) -> dict[str, int]:
+    """The state_dict entries whose shape depends on the number of classes (the
+    classifier head, and auxiliary heads where a network has them), each with the axis
+    that counts classes. Found by building the network twice on the meta device (no
+    memory, no initialisation cost) with 2 and 3 classes and comparing shapes, so it holds
+    for every architecture of the registry without a table."""
+    with torch.device("meta"):
+        two, three = (get_model(arch, weights=None, num_classes=n).state_dict() for n in (2, 3))
+    heads = {}
+    for name, tensor in two.items():
+        pairs = zip(tensor.shape, three[name].shape, strict=True)
+        axes = [axis for axis, (a, b) in enumerate(pairs) if a != b]
+        if axes:
+            heads[name] = axes[0]
+    return heads
 
 
-def _from_file(path: Path) -> Network:
+def load_network(spec: str, arch: str = DEFAULT_ARCH, num_classes: int | None = None) -> Network:
+    """The network in eval mode for ``imagenet``, ``random`` or a state_dict path.
+
+    ``num_classes`` is the size of the classifier head wanted (the number of labels);
+    None means "whatever the weights have" (1000 for ImageNet and random weights).
+    """
+    check_arch(arch)
+    if spec == IMAGENET:
+        return _pretrained(arch, num_classes)
+    if spec == RANDOM:
+        return random_network(arch, num_classes or IMAGENET_CLASSES)
+    return _from_file(Path(spec), arch, num_classes)
+
+
+def random_network(arch: str, num_classes: int) -> Network:
+    # A fixed seed keeps "random" archives byte-reproducible.
+    torch.manual_seed(0)
+    module = get_model(arch, weights=None, num_classes=num_classes)
+    return Network(module.eval(), RANDOM, num_classes)
+
+
+def pretrained_backbone(arch: str, num_classes: int) -> Network:
+    """The pretrained network with a fresh, seeded head of ``num_classes`` outputs: the
+    starting point of fine-tuning. Raises `WeightsError` when the weights cannot be had."""
+    pretrained = _pretrained(arch, None)
+    torch.manual_seed(0)
+    module = get_model(arch, weights=None, num_classes=num_classes)
+    heads = head_parameters(arch)
+    backbone = {k: v for k, v in pretrained.module.state_dict().items() if k not in heads}
+    module.load_state_dict(backbone, strict=False)
+    return Network(module.eval(), pretrained.weights_id, num_classes)
+
+
+def _pretrained(arch: str, num_classes: int | None) -> Network:
+    weights = default_weights(arch)
+    if num_classes not in (None, IMAGENET_CLASSES):
+        raise WeightsError(
+            f"--weights imagenet: {weights.name} has {IMAGENET_CLASSES} ImageNet classes, not "
+            f"{num_classes}; for classes of your own, fine-tune first (python -m "
+            "model.finetune) and pass its weights file"
+        )
+    _require_download_or_cache(weights)
+    try:
+        module = get_model(arch, weights=weights)
+    except (URLError, OSError, RuntimeError) as error:
+        raise WeightsError(
+            f"--weights imagenet: downloading {arch} {weights.name} failed ({error}); pass a "
+            "local state_dict file (--weights PATH) or --weights random"
+        ) from error
+    return Network(module.eval(), weights.name, IMAGENET_CLASSES)
+
+
+def _from_file(path: Path, arch: str, num_classes: int | None) -> Network:
     if not path.is_file():
         raise WeightsError(
             f"--weights {path}: no such file; pass 'imagenet', 'random' or a state_dict file"
@@ -86,26 +163,60 @@ def _from_file(path: Path) -> Network:
         raise WeightsError(f"--weights {path}: not a PyTorch state_dict ({error})") from error
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    module = torchvision.models.mobilenet_v2(weights=None)
+    if not isinstance(state, dict):
+        raise WeightsError(f"--weights {path}: not a PyTorch state_dict (a {type(state)})")
+    outputs = _head_outputs(state, arch)
+    if num_classes is None and outputs not in (None, IMAGENET_CLASSES):
+        raise WeightsError(
+            f"--weights {path}: its classifier has {outputs} outputs, so it needs your own "
+            f"class names: pass --labels with {outputs} labels, one per line"
+        )
+    if num_classes is not None and outputs is not None and outputs != num_classes:
+        raise WeightsError(
+            f"--weights {path}: its classifier has {outputs} outputs but --labels has "
+            f"{num_classes} labels; they must be the same (one label per output, in order)"
+        )
+    module = get_model(arch, weights=None, num_classes=outputs or IMAGENET_CLASSES)
+    expected = module.state_dict().keys()
+    missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
+    if missing or unexpected:
+        raise WeightsError(
+            f"--weights {path}: not a {arch} state_dict ({_keys(missing, 'missing')}, "
+            f"{_keys(unexpected, 'unexpected')}); pass --arch with the architecture it was "
+            "trained as"
+        )
     try:
         module.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise WeightsError(
-            f"--weights {path}: not a MobileNetV2 ImageNet state_dict ({first_line})"
-        ) from error
-    return Network(module.eval(), f"file:{digest[:12]}")
+        detail = " ".join(str(error).split())
+        raise WeightsError(f"--weights {path}: not a {arch} state_dict ({detail})") from error
+    return Network(module.eval(), f"file:{digest[:12]}", outputs or IMAGENET_CLASSES)
 
 
-def _require_download_or_cache() -> None:
+def _keys(keys: list[str], kind: str) -> str:
+    shown = f" such as {keys[0]!r}" if keys else ""
+    return f"{len(keys)} {kind} entries{shown}"
+
+
+def _head_outputs(state: dict[str, object], arch: str) -> int | None:
+    """How many classes the state_dict's head has (None if it has no such head: then
+    the strict load reports the mismatch)."""
+    for name, axis in head_parameters(arch).items():
+        tensor = state.get(name)
+        if isinstance(tensor, torch.Tensor) and tensor.dim() > axis:
+            return int(tensor.shape[axis])
+    return None
+
+
+def _require_download_or_cache(weights: torchvision.models.WeightsEnum) -> None:
     """Fail in seconds, not after a long hang, when the weights cannot be fetched."""
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(REFERENCE.url).path).name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
     if cached.is_file():
         return
-    host = urlparse(REFERENCE.url).hostname or "download.pytorch.org"
+    host = urlparse(weights.url).hostname or "download.pytorch.org"
     if not _reachable(host, 443):
         raise WeightsError(
-            f"--weights imagenet needs to download {REFERENCE.name} from {host}, which is "
+            f"--weights imagenet needs to download {weights.name} from {host}, which is "
             "unreachable: pass a local state_dict file (--weights PATH) or --weights random"
         )
 

@@ -43,7 +43,7 @@ def read_archive(path: Path) -> dict[str, bytes]:
 def network_and_session(spec: str, archive: Path):
     from model.weights import load_network
 
-    network = load_network(spec).module
+    network = load_network(spec, "mobilenet_v2").module
     session = ort.InferenceSession(read_archive(archive)["model.onnx"])
     return network, session
 
@@ -91,10 +91,13 @@ def test_layout_and_metadata(model_artifact):
     metadata = json.loads(files["metadata.json"])
     reference = MobileNet_V2_Weights.IMAGENET1K_V2
     transforms = reference.transforms()
-    assert metadata["name"] == "mobilenet_v2"
+    assert metadata["name"] == metadata["architecture"] == "mobilenet_v2"
     assert metadata["weights"] == "random"
     assert metadata["precision"] == "int8"
     assert metadata["labels"] == reference.meta["categories"]
+    assert (metadata["num_classes"], metadata["label_set"]) == (1000, "imagenet")
+    assert metadata["memory_mb_min"] == 1024, "the default archive fits the smallest size"
+    assert metadata["onnx"] == {"input": "input", "output": "logits", "opset": 18}
     assert metadata["preprocessing"] == {
         "resize_size": transforms.resize_size[0],
         "crop_size": transforms.crop_size[0],
@@ -187,7 +190,8 @@ def trained_like_network():
 
     torch.manual_seed(7)
     network = torchvision.models.mobilenet_v2(weights=None)
-    views = [torch.from_numpy(reference_preprocess(v)) for v in photo_views(CALIBRATION_PHOTOS)]
+    preprocess = reference_preprocess("mobilenet_v2")
+    views = [torch.from_numpy(preprocess(v)) for v in photo_views(CALIBRATION_PHOTOS)]
     batch = torch.cat(views)
     with torch.no_grad():
         for module in network.modules():
@@ -220,7 +224,7 @@ def test_local_weights_file(tmp_path):
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"not a checkpoint", "not a PyTorch state_dict"), (None, "not a MobileNetV2")],
+    [(b"not a checkpoint", "not a PyTorch state_dict"), (None, "not a mobilenet_v2 state_dict")],
 )
 def test_unusable_weights_files(tmp_path, capsys, content, message):
     import torch
@@ -277,6 +281,7 @@ def test_archive_is_what_the_handler_loads(model_artifact):
         handler.close()
     assert result["model"]["weights"] == "random"
     assert result["model"]["precision"] == "int8"
+    assert (result["model"]["num_classes"], result["model"]["label_set"]) == (1000, "imagenet")
     assert len(result["predictions"]) == 5
     body, content_type = handler.module.output_fn(result, None)
     assert content_type == "application/json"

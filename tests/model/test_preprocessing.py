@@ -1,9 +1,12 @@
 """Serving preprocessing (Pillow + NumPy) against torchvision's reference transforms for
-IMAGENET1K_V2, on real photos that scikit-image and scikit-learn ship offline."""
+IMAGENET1K_V2, and for every interpolation an imported model may ask for, on real photos
+that scikit-image and scikit-learn ship offline. Each architecture's own transforms:
+test_architectures.py."""
 
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ import skimage.data
 from PIL import Image
 from sklearn.datasets import load_sample_images
 
+from model.preprocessing import IMAGENET_DEFAULTS, INTERPOLATIONS, Preprocessing
 from tests.model import images
 from tests.model.conftest import PREPROCESSING
 
@@ -44,7 +48,7 @@ def ours(handler, body: bytes) -> np.ndarray:
 def test_reference_parameters_are_the_ones_served():
     from model.weights import preprocessing
 
-    assert preprocessing() == PREPROCESSING
+    assert preprocessing("mobilenet_v2").as_metadata() == PREPROCESSING
 
 
 @pytest.mark.parametrize("name", PHOTOS)
@@ -70,3 +74,28 @@ def test_elongated_images_stay_within_one_step(handler, reference, tiles):
     strip = np.tile(skimage.data.chelsea(), (*tiles[::-1], 1))
     body = images.encode(Image.fromarray(strip), "PNG")
     assert np.abs(ours(handler, body) - reference(body)).max() <= ONE_STEP
+
+
+@pytest.mark.parametrize("interpolation", INTERPOLATIONS)
+def test_every_interpolation_matches_torchvision(tmp_path, interpolation):
+    """An imported model may ask for any of torchvision's interpolations; the handler
+    applies each exactly as torchvision resizes a PIL image."""
+    from model.serve import LoadedHandler
+    from tests.model.conftest import write_tiny_model_dir
+
+    prep = Preprocessing.from_mapping(
+        {"resize_size": 256, "interpolation": interpolation}, IMAGENET_DEFAULTS
+    )
+    model_dir = write_tiny_model_dir(tmp_path)
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    metadata["preprocessing"] = prep.as_metadata()
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    loaded = LoadedHandler(model_dir)
+    try:
+        for name in ("chelsea", "rocket"):
+            photo = Image.fromarray(PHOTOS[name]())
+            body = images.encode(photo, "PNG")
+            expected = prep.reference()(photo)
+            np.testing.assert_allclose(ours(loaded, body), expected, rtol=0, atol=1e-5)
+    finally:
+        loaded.close()

@@ -17,6 +17,7 @@ from model.quantize import Bounds, QuantizationError, compare, verify_int8
 from model.weights import reference_preprocess
 
 pytestmark = pytest.mark.slow
+PREPROCESS = reference_preprocess("mobilenet_v2")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def models() -> tuple[bytes, bytes]:
     from model.weights import load_network
 
     fp32 = export.export_onnx(load_network("random").module, 224)
-    return fp32, quantize.quantize_int8(fp32, reference_preprocess)
+    return fp32, quantize.quantize_int8(fp32, PREPROCESS)
 
 
 def test_compare_measures_agreement():
@@ -51,7 +52,7 @@ def test_calibration_and_held_out_photos_are_disjoint():
 
 def test_good_quantization_passes(models):
     fp32, int8 = models
-    agreement = verify_int8(fp32, int8, reference_preprocess)
+    agreement = verify_int8(fp32, int8, PREPROCESS)
     assert agreement.views == 6 * len(quantize.HELD_OUT_PHOTOS)
     assert agreement.failures(quantize.BOUNDS) == []
     assert agreement.relative_logit_error > 0, "int8 is not the fp32 model"
@@ -59,7 +60,7 @@ def test_good_quantization_passes(models):
 
 def test_quantization_is_deterministic(models):
     fp32, int8 = models
-    assert quantize.quantize_int8(fp32, reference_preprocess) == int8
+    assert quantize.quantize_int8(fp32, PREPROCESS) == int8
 
 
 def test_corrupted_int8_model_is_refused(models):
@@ -74,7 +75,7 @@ def test_corrupted_int8_model_is_refused(models):
     shifted = np.roll(numpy_helper.to_array(classifier), 1, axis=0)
     classifier.CopyFrom(numpy_helper.from_array(shifted, classifier.name))
     with pytest.raises(QuantizationError, match="top-1 agreement") as raised:
-        verify_int8(fp32, proto.SerializeToString(), reference_preprocess)
+        verify_int8(fp32, proto.SerializeToString(), PREPROCESS)
     assert "--precision fp32" in str(raised.value)
 
 
@@ -84,7 +85,7 @@ def test_build_stops_when_a_bound_is_not_met(tmp_path, monkeypatch, capsys):
     assert main(["--weights", "random", "--out", str(out)]) == EXIT_INT8_REFUSED
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert err.startswith("error: the int8 model disagrees with the fp32 model")
+    assert err.startswith("error: the int8 mobilenet_v2 disagrees with its fp32 export")
     assert "top-1 agreement 1.000 (needs >= 1.01)" in err
     assert "--precision fp32" in err
     assert not out.exists()

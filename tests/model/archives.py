@@ -1,0 +1,119 @@
+"""Archives built by the packaging CLI, once per change of the model sources, shared by
+every test that needs them (tests/model and tests/container), and a real `model.serve`
+to run them.
+
+Building an architecture takes 10-40 s of the two shared cores, so each archive is built
+by `python -m model.package` in a child process (torch stays out of the test process),
+cached under build/test-cache by a hash of model/ and the command, and reused by later
+sessions until the sources change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from local.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "build" / "test-cache"
+SOURCES = sorted((ROOT / "model").glob("*.py")) + sorted((ROOT / "model" / "code").iterdir())
+BUILD_SECONDS = 900
+START_SECONDS = 60
+
+
+def sources_key(*extra: str) -> str:
+    digest = hashlib.sha256("\0".join(extra).encode())
+    for path in SOURCES:
+        if path.is_file():
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def package(*args: str, key_files: tuple[Path, ...] = ()) -> Path:
+    """`python -m model.package ARGS --out CACHED`: the cached archive, built if needed.
+    ``key_files`` are inputs (weights, labels) whose bytes the cache key must cover."""
+    contents = [hashlib.sha256(path.read_bytes()).hexdigest() for path in key_files]
+    cached = CACHE / f"archive-{sources_key(*args, *contents)}.tar.gz"
+    if cached.is_file():
+        return cached
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
+        built = Path(scratch) / "model.tar.gz"
+        result = subprocess.run(
+            [sys.executable, "-m", "model.package", *args, "--out", str(built)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_SECONDS,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"model.package {' '.join(args)} failed:\n{result.stderr}")
+        os.replace(built, cached)
+    return cached
+
+
+def arch_archive(arch: str, precision: str = "fp32") -> Path:
+    """A random-weights archive of ``arch``. fp32 by default: the exact export, which
+    every architecture builds (int8 is refused for some, see docs/model.md)."""
+    return package("--arch", arch, "--weights", "random", "--precision", precision)
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+    def peak_rss_mib(self) -> float:
+        """The server's peak resident memory so far (VmHWM)."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+
+@contextlib.contextmanager
+def served(archive: Path) -> Iterator[Server]:
+    """`python -m model.serve --artifact ARCHIVE` on a free port, as a user starts it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "model.serve", "--artifact", str(archive), "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process.pid)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not _ping(server.url):
+            if process.poll() is not None:
+                raise RuntimeError(f"model.serve exited: {process.stderr.read().decode()}")
+            assert time.monotonic() < deadline, "model.serve did not answer /ping"
+            time.sleep(0.1)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
+def _ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
