@@ -83,12 +83,13 @@ def model_dir(model_artifact: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="session")
 def start_container(serving_image: str, model_dir: Path) -> Iterator[StartContainer]:
-    """Start containers as SageMaker does: `IMAGE serve`, the model read-only at
-    /opt/ml/model, a read-only root with a tmpfs /tmp; reachable from the host on a free
-    port given in SAGEMAKER_BIND_TO_PORT, or with no network at all."""
+    """Start containers as SageMaker does: `IMAGE serve`, the model (``model_dir``, or
+    another extracted archive) read-only at /opt/ml/model, a read-only root with a tmpfs
+    /tmp; reachable from the host on a free port given in SAGEMAKER_BIND_TO_PORT, or with
+    no network at all."""
     started: list[str] = []
 
-    def start(network: str = "host", wait: bool = True) -> Container:
+    def start(network: str = "host", wait: bool = True, model: Path = model_dir) -> Container:
         port = free_port()
         result = podman(
             "run",
@@ -97,7 +98,7 @@ def start_container(serving_image: str, model_dir: Path) -> Iterator[StartContai
             "--tmpfs",
             "/tmp",
             "--volume",
-            f"{model_dir}:{MODEL_DIR}:ro",
+            f"{model}:{MODEL_DIR}:ro",
             f"--network={network}",
             "--env",
             f"{PORT_ENV}={port}",
