@@ -36,6 +36,8 @@ RULES = {
     "model/metadata.py": (set(), set()),
     # The serving image's tag: the program imports it to name the image it pushes.
     "model/image.py": (set(), set()),
+    # A CLI for operators, run in .venv or the Pulumi program's .venv-pulumi: boto3 only.
+    "model/registry.py": ({"boto3", "botocore"}, set()),
     "proxy": ({"boto3", "botocore", "proxy"}, set()),
     "model/code": ({"numpy", "onnxruntime", "PIL", "sagemaker_inference"}, set()),
     "model/serve.py": ({"starlette", "uvicorn", "model"}, set()),
