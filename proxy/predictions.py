@@ -17,28 +17,23 @@ The stores (the `PredictionStore` protocol), with one contract:
   BOOL, `latency_ms` N, `created_at` S (UTC ISO 8601, milliseconds), `created_epoch` N
   (Unix seconds), `expires_at` N (Unix seconds), and after feedback `verdict` S,
   `feedback_label` S (only with a label), `feedback_at` S, `feedback_epoch` N.
-- `SqlitePredictionStore(path)`: the local runtime's, by convention
-  `build/local-data/predictions.sqlite3` (`DEFAULT_SQLITE_PATH`): the same fields as
-  columns of one table, kept across restarts.
+- `proxy.predictions_sqlite.SqlitePredictionStore(path)`: the local runtime's, an SQLite
+  file kept across restarts (in its own module: the Lambda never loads `sqlite3`).
 
 A record is gone once its `expires_at` has passed, in both stores alike: DynamoDB deletes
 expired items only within a few days, so reads and feedback filter them out themselves.
 
-Standard library and botocore only, like the rest of `proxy/`. Not imported by the proxy
-unless predictions are recorded.
+Standard library and botocore only, like the rest of `proxy/`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import botocore.session
@@ -50,9 +45,6 @@ PARTITION_KEY = "request_id"
 TTL_ATTRIBUTE = "expires_at"
 DEFAULT_RETENTION_DAYS = 90
 """How long a record is kept: long enough to compare a variant over weeks of traffic."""
-DEFAULT_SQLITE_PATH = Path("build") / "local-data" / "predictions.sqlite3"
-"""Where the local runtime keeps its records, relative to the repository root (build/ is
-ignored by git)."""
 MAX_LABEL_LENGTH = 200
 
 # API Gateway's request ids are base64 ("JKJaXmPLvHcESHA="), Lambda's are UUIDs, the proxy's
@@ -135,6 +127,44 @@ class Prediction:
     @property
     def created_at(self) -> str:
         return iso_time(self.created_epoch)
+
+    def as_record(self) -> dict[str, Any]:
+        """Every stored field, in the stores' order, None where absent; the times are both
+        ISO 8601 (for people) and Unix seconds (for queries)."""
+        return {
+            "request_id": self.request_id,
+            "variant": self.variant,
+            "model_version": self.model_version,
+            "label": self.label,
+            "probability": self.probability,
+            "needs_review": self.needs_review,
+            "latency_ms": self.latency_ms,
+            "created_at": self.created_at,
+            "created_epoch": self.created_epoch,
+            "expires_at": self.expires_at,
+            "verdict": self.verdict,
+            "feedback_label": self.feedback_label,
+            "feedback_at": self.feedback_at,
+            "feedback_epoch": self.feedback_epoch,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Prediction:
+        """The prediction `as_record` gave (the ISO times are derived, so not read)."""
+        return cls(
+            request_id=record["request_id"],
+            variant=record["variant"],
+            model_version=record["model_version"],
+            label=record["label"],
+            probability=record["probability"],
+            needs_review=bool(record["needs_review"]),
+            latency_ms=record["latency_ms"],
+            created_epoch=record["created_epoch"],
+            expires_at=int(record["expires_at"]),
+            verdict=record["verdict"],
+            feedback_label=record["feedback_label"],
+            feedback_epoch=record["feedback_epoch"],
+        )
 
     @property
     def feedback_at(self) -> str | None:
@@ -370,184 +400,11 @@ class _Refused(StoreError):
         self.code = code
 
 
-_COLUMNS = (
-    "request_id",
-    "variant",
-    "model_version",
-    "label",
-    "probability",
-    "needs_review",
-    "latency_ms",
-    "created_at",
-    "created_epoch",
-    "expires_at",
-    "verdict",
-    "feedback_label",
-    "feedback_at",
-    "feedback_epoch",
-)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    request_id TEXT PRIMARY KEY NOT NULL,
-    variant TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    label TEXT,
-    probability REAL,
-    needs_review INTEGER NOT NULL CHECK (needs_review IN (0, 1)),
-    latency_ms REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    created_epoch REAL NOT NULL,
-    expires_at INTEGER NOT NULL,
-    verdict TEXT CHECK (verdict IN ('correct', 'wrong')),
-    feedback_label TEXT,
-    feedback_at TEXT,
-    feedback_epoch REAL
-);
-CREATE INDEX IF NOT EXISTS predictions_by_time ON predictions (created_epoch);
-"""
-
-
-class SqlitePredictionStore:
-    """An SQLite database file, for the local runtime and tests.
-
-    One connection behind a lock: the local runtime serves requests from a thread pool, and
-    SQLite runs one write at a time anyway. WAL mode lets another process (the report CLI)
-    read the file while the runtime writes to it.
-    """
-
-    def __init__(
-        self, path: str | Path = DEFAULT_SQLITE_PATH, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.path = Path(path)
-        self._clock = clock
-        self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit: every statement is its own transaction, and none spans two calls.
-            self._db = sqlite3.connect(
-                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            # SQLite has no TTL: expired rows go when a store opens the file.
-            self._db.execute(
-                "DELETE FROM predictions WHERE expires_at <= ?", (math.floor(clock()),)
-            )
-        except (OSError, sqlite3.Error) as error:
-            raise StoreError(f"cannot open {self.path}: {error}") from None
-
-    def describe(self) -> str:
-        return str(self.path)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def __enter__(self) -> SqlitePredictionStore:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def put(self, prediction: Prediction) -> None:
-        row = _row(prediction)
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        self._execute(
-            f"INSERT OR REPLACE INTO predictions ({', '.join(_COLUMNS)}) "  # noqa: S608
-            f"VALUES ({placeholders})",
-            tuple(row[column] for column in _COLUMNS),
-        )
-
-    def record_feedback(
-        self, request_id: str, verdict: str, label: str | None = None
-    ) -> Prediction:
-        verdict, label = check_verdict(verdict, label)
-        now = self._clock()
-        with self._lock:
-            try:
-                changed = self._db.execute(
-                    "UPDATE predictions SET verdict = ?, feedback_label = ?, feedback_at = ?, "
-                    "feedback_epoch = ? WHERE request_id = ? AND expires_at > ?",
-                    (verdict, label, iso_time(now), round(now, 3), request_id, math.floor(now)),
-                ).rowcount
-                if not changed:
-                    raise PredictionNotFound(request_id)
-                row = self._db.execute(
-                    f"SELECT {', '.join(_COLUMNS)} FROM predictions "  # noqa: S608
-                    "WHERE request_id = ?",
-                    (request_id,),
-                ).fetchone()
-            except sqlite3.Error as error:
-                raise StoreError(f"{self.path}: {error}") from None
-        return _from_row(row)
-
-    def records(
-        self, since: float | None = None, until: float | None = None
-    ) -> Iterator[Prediction]:
-        query = f"SELECT {', '.join(_COLUMNS)} FROM predictions WHERE expires_at > ?"  # noqa: S608
-        parameters: list[float] = [math.floor(self._clock())]
-        if since is not None:
-            query += " AND created_epoch >= ?"
-            parameters.append(since)
-        if until is not None:
-            query += " AND created_epoch < ?"
-            parameters.append(until)
-        # Read whole, then yielded: a generator must not hold the lock between items.
-        for row in self._execute(query, tuple(parameters)):
-            yield _from_row(row)
-
-    def _execute(self, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, parameters).fetchall()
-            except sqlite3.Error as error:
-                raise StoreError(f"{self.path}: {error}") from None
-
-
-def _row(prediction: Prediction) -> dict[str, Any]:
-    """Every column's value, `None` for an absent one."""
-    return {
-        "request_id": prediction.request_id,
-        "variant": prediction.variant,
-        "model_version": prediction.model_version,
-        "label": prediction.label,
-        "probability": prediction.probability,
-        "needs_review": prediction.needs_review,
-        "latency_ms": prediction.latency_ms,
-        "created_at": prediction.created_at,
-        "created_epoch": prediction.created_epoch,
-        "expires_at": prediction.expires_at,
-        "verdict": prediction.verdict,
-        "feedback_label": prediction.feedback_label,
-        "feedback_at": prediction.feedback_at,
-        "feedback_epoch": prediction.feedback_epoch,
-    }
-
-
-def _from_row(row: tuple[Any, ...]) -> Prediction:
-    values = dict(zip(_COLUMNS, row, strict=True))
-    return Prediction(
-        request_id=values["request_id"],
-        variant=values["variant"],
-        model_version=values["model_version"],
-        label=values["label"],
-        probability=values["probability"],
-        needs_review=bool(values["needs_review"]),
-        latency_ms=values["latency_ms"],
-        created_epoch=values["created_epoch"],
-        expires_at=values["expires_at"],
-        verdict=values["verdict"],
-        feedback_label=values["feedback_label"],
-        feedback_epoch=values["feedback_epoch"],
-    )
-
-
 def _item(prediction: Prediction) -> dict[str, Any]:
     """The DynamoDB item: typed attributes, an absent value left out (DynamoDB has no null
     worth storing)."""
     item: dict[str, Any] = {}
-    for name, value in _row(prediction).items():
+    for name, value in prediction.as_record().items():
         if value is None:
             continue
         if isinstance(value, bool):

@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from proxy.predictions import (
-    DEFAULT_SQLITE_PATH,
     DynamoPredictionStore,
     Prediction,
     PredictionStore,
-    SqlitePredictionStore,
     StoreError,
     iso_time,
 )
+from proxy.predictions_sqlite import DEFAULT_SQLITE_PATH, SqlitePredictionStore
 
 EXIT_STORE = 1
 EXIT_USAGE = 2

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import botocore.session
 import pytest
@@ -21,13 +24,14 @@ from proxy.predictions import (
     InvalidFeedback,
     Prediction,
     PredictionNotFound,
-    SqlitePredictionStore,
     StoreError,
     check_verdict,
     iso_time,
     parse_feedback,
 )
+from proxy.predictions_sqlite import DEFAULT_SQLITE_PATH, SqlitePredictionStore
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 TABLE = "image-classifier-dev-predictions"
 NOON = 1_772_366_400.0  # 2026-03-01T12:00:00Z
@@ -385,6 +389,19 @@ def test_without_a_region_the_error_says_how_to_give_one(aws_env):
 
 
 # -- SQLite: the file, restarts, threads ----------------------------------------------------
+
+
+def test_the_lambda_never_loads_sqlite3():
+    """Only the local runtime's store needs it; the Lambda's cold start would pay for it."""
+    probe = "import sys, proxy.predictions; print('sqlite3' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "False"
+
+
+def test_the_local_default_is_under_build_which_git_ignores():
+    assert DEFAULT_SQLITE_PATH.parts == ("build", "local-data", "predictions.sqlite3")
 
 
 def test_the_database_outlives_the_store_and_uses_wal(tmp_path):

@@ -19,8 +19,8 @@ from proxy.predictions import (
     PARTITION_KEY,
     DynamoPredictionStore,
     Prediction,
-    SqlitePredictionStore,
 )
+from proxy.predictions_sqlite import SqlitePredictionStore
 from proxy.report import (
     EXIT_STORE,
     EXIT_USAGE,
