@@ -236,6 +236,12 @@ class PredictionStore(Protocol):
         """Store a prediction (replacing one with the same request id); `StoreError`."""
         ...
 
+    def get(self, request_id: str) -> Prediction:
+        """The stored prediction with this request id, feedback included (read after the
+        latest write); `PredictionNotFound` for an unknown or expired id, `StoreError` on
+        failure."""
+        ...
+
     def record_feedback(
         self, request_id: str, verdict: str, label: str | None = None
     ) -> Prediction:
@@ -281,6 +287,24 @@ class DynamoPredictionStore:
 
     def put(self, prediction: Prediction) -> None:
         self._call("put_item", TableName=self.table, Item=_item(prediction))
+
+    def get(self, request_id: str) -> Prediction:
+        answer = self._call(
+            "get_item",
+            TableName=self.table,
+            Key={PARTITION_KEY: {"S": request_id}},
+            # Feedback often follows its prediction by seconds: an eventually consistent
+            # read could miss the item just written.
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        if not item:
+            raise PredictionNotFound(request_id)
+        prediction = _from_item(item)
+        # DynamoDB deletes expired items only within a few days.
+        if prediction.expires_at <= math.floor(self._clock()):
+            raise PredictionNotFound(request_id)
+        return prediction
 
     def record_feedback(
         self, request_id: str, verdict: str, label: str | None = None

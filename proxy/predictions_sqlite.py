@@ -124,6 +124,16 @@ class SqlitePredictionStore:
             tuple(row[column] for column in _COLUMNS),
         )
 
+    def get(self, request_id: str) -> Prediction:
+        rows = self._execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM predictions "  # noqa: S608
+            "WHERE request_id = ? AND expires_at > ?",
+            (request_id, math.floor(self._clock())),
+        )
+        if not rows:
+            raise PredictionNotFound(request_id)
+        return _prediction(rows[0])
+
     def record_feedback(
         self, request_id: str, verdict: str, label: str | None = None
     ) -> Prediction:

@@ -176,6 +176,29 @@ def test_a_second_verdict_replaces_the_first_label_and_all(clock_and_store):
     assert list(store.records()) == [updated]
 
 
+def test_get_reads_one_prediction_with_its_latest_feedback(clock_and_store):
+    clock, store = clock_and_store
+    store.put(prediction())
+    store.put(prediction("other", variant="canary"))
+    assert store.get("JKJaXmPLvHcESHA=") == prediction()
+    clock.now = NOON + 5
+    updated = store.record_feedback("JKJaXmPLvHcESHA=", "wrong", "lynx")
+    assert store.get("JKJaXmPLvHcESHA=") == updated
+    assert store.get("other").variant == "canary"
+
+
+def test_get_of_an_unknown_or_expired_id_is_not_found(clock_and_store):
+    clock, store = clock_and_store
+    store.put(prediction("old", expires_at=int(NOON) + 10))
+    with pytest.raises(PredictionNotFound) as caught:
+        store.get("never-predicted")
+    assert caught.value.request_id == "never-predicted"
+    assert store.get("old").request_id == "old"
+    clock.now = NOON + 10
+    with pytest.raises(PredictionNotFound):
+        store.get("old")
+
+
 def test_feedback_on_an_unknown_id_is_not_found_and_creates_nothing(store):
     store.put(prediction("known"))
     with pytest.raises(PredictionNotFound) as caught:
