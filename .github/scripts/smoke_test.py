@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
 """Smoke test of a deployed stack, as a browser on the site would use it.
 
-1. `config.js` on the site names this API (a path on the site's origin, or a URL) and
-   this model version.
-2. Where the API is on another origin than the site, the CORS preflight from the site's
-   origin is answered with that origin; on the site's own origin there is none to pass.
-3. A real photo posted from the site's origin gets a 200 with five predictions from
-   the model version the stack says it deployed (and, cross-origin, the CORS header).
-4. A request without an image is refused with the proxy's JSON 400 (`missing_image`).
-5. With `--execute-api-url`: the same photo sent straight to the HTTP API, without the
-   origin secret or an API key, is refused (401 or 403): only the site's path is open.
+The site and the API are one origin: CloudFront serves the page and, under `/api/*`, the
+API (stack output `api_url` is `<site_url>/api`), adding the origin header the proxy
+requires. The browser never makes a cross-origin request, so nothing needs CORS.
+
+1. `config.js` on the site names this model version and points the page at `api_url`,
+   on the site's own origin (`/api`, resolved as the browser resolves it).
+2. A real photo posted to `<api_url>/predict` gets a 200 with five predictions from the
+   model version the stack says it deployed.
+3. A request without an image is refused with the proxy's JSON 400 (`missing_image`).
+4. With `--execute-api-url` (stack output `execute_api_url`): the same photo sent to the
+   HTTP API's own URL, without the origin header or an API key, is refused by the proxy
+   (403 `forbidden`, or 401 `api_key_missing` where the stack admits API keys): only the
+   site's path is open.
+
+No answer may carry `access-control-allow-origin: *` (any website could read it).
 
 A cold serverless endpoint answers 503 (`model_not_ready`) for a while after a
 deployment, and the stage throttles with 429: those are retried, everything else fails
 at once. Standard library only, so the workflow runs it with any Python 3.11+, and the
-tests run it against a local fake of the stack (tests/workflows/test_smoke_test.py).
+tests run it against a local fake of the stack and against `python -m local`
+(tests/workflows/test_smoke_test.py).
 
 Exit status: 0 when every check passed, 1 otherwise (each failure is printed).
 """
@@ -76,6 +83,7 @@ class Settings:
     site_url: str
     """The site's origin, `https://<id>.cloudfront.net`: what a browser sends as Origin."""
     api_url: str
+    """The API on the site's origin, `<site_url>/api`: the page posts to `{api_url}/predict`."""
     model_version: str
     photo: bytes
     execute_api_url: str | None
@@ -83,11 +91,20 @@ class Settings:
     retry_wait: float
     timeout: float
 
-    @property
-    def cross_origin(self) -> bool:
-        """Whether the browser calls the API on another origin (so CORS applies)."""
-        site, api = urlsplit(self.site_url), urlsplit(self.api_url)
-        return (site.scheme, site.netloc) != (api.scheme, api.netloc)
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def no_wildcard_cors(response: Response, what: str) -> None:
+    """Fail if any website may read this answer: the API has one origin, the site's."""
+    allowed = (response.header("access-control-allow-origin") or "").strip()
+    if allowed == "*":
+        raise SmokeFailure(
+            f"{what}: access-control-allow-origin is '*', so any website could read the "
+            "answer; the page calls the API on its own origin and needs no CORS"
+        )
 
 
 def http_url(value: str) -> str:
@@ -137,21 +154,19 @@ def with_retries(settings: Settings, what: str, call: Callable[[], Response]) ->
 
 
 def check_config_js(settings: Settings) -> str:
-    """The site serves the config.js this deployment rendered. CloudFront may keep the
-    previous copy until the invalidation lands, so a stale one is retried too."""
+    """The site serves the config.js this deployment rendered: this model version, and an
+    `apiUrl` that resolves, against the page, to `api_url` on the site's own origin.
+    CloudFront may keep the previous copy until the invalidation lands, so a stale one is
+    retried too."""
     url = f"{settings.site_url}/config.js"
     for attempt in range(1, settings.attempts + 1):
         response = send("GET", url, settings.timeout)
-        text = response.body.decode("utf-8", "replace")
-        missing = [] if configured_api(settings, text) == settings.api_url else [settings.api_url]
-        missing += [] if settings.model_version in text else [settings.model_version]
-        if response.status == 200 and not missing:
-            return f"{url} names {settings.api_url} and model {settings.model_version}"
-        problem = (
-            f"status {response.status}"
-            if response.status != 200
-            else f"it does not mention {', '.join(missing)}"
-        )
+        problem = config_js_problem(settings, response)
+        if problem is None:
+            return (
+                f"{url} points the page at {settings.api_url}, its own origin, "
+                f"and names model {settings.model_version}"
+            )
         if attempt == settings.attempts:
             raise SmokeFailure(f"GET {url}: {problem}: {response.excerpt()!r}")
         print(f"  config.js: {problem}; attempt {attempt + 1} of {settings.attempts}")
@@ -159,45 +174,41 @@ def check_config_js(settings: Settings) -> str:
     raise AssertionError("unreachable")
 
 
+def config_js_problem(settings: Settings, response: Response) -> str | None:
+    """What is wrong with this answer for config.js, or None."""
+    if origin_of(settings.api_url) != origin_of(settings.site_url):
+        return (
+            f"--api-url {settings.api_url} is not on the site's origin {settings.site_url} "
+            "(the stack serves the API under the site's /api)"
+        )
+    if response.status != 200:
+        return f"status {response.status}"
+    text = response.body.decode("utf-8", "replace")
+    if settings.model_version not in text:
+        return f"it does not mention model {settings.model_version}"
+    configured = configured_api(settings, text)
+    if configured is None:
+        return "it has no apiUrl"
+    if origin_of(configured) != origin_of(settings.site_url):
+        return (
+            f"its apiUrl {configured} is not on the site's origin {settings.site_url} "
+            "(the browser would call the API cross-origin)"
+        )
+    if configured != settings.api_url:
+        return f"its apiUrl resolves to {configured}, not {settings.api_url}"
+    return None
+
+
 def configured_api(settings: Settings, text: str) -> str | None:
     """The API URL `config.js` gives the page, resolved as the browser resolves it."""
     found = API_URL_IN_CONFIG.search(text)
     if found is None:
         return None
-    return urljoin(f"{settings.site_url}/", json.loads(found.group(1))).rstrip("/")
-
-
-def check_preflight(settings: Settings) -> str:
-    """What the browser asks before posting from the site to another origin: the API must
-    allow the site's origin (it answers the preflight itself; the Lambda never sees it)."""
-    if not settings.cross_origin:
-        return f"the API is on the site's own origin ({settings.api_url}): no preflight"
-    url = f"{settings.api_url}/predict"
-    response = send(
-        "OPTIONS",
-        url,
-        settings.timeout,
-        headers={
-            "Origin": settings.site_url,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type",
-        },
-    )
-    if not 200 <= response.status < 300:
-        raise SmokeFailure(f"preflight OPTIONS {url}: status {response.status}, expected 2xx")
-    allowed = response.header("access-control-allow-origin")
-    if allowed != settings.site_url:
-        raise SmokeFailure(
-            f"preflight OPTIONS {url}: access-control-allow-origin is {allowed!r}, "
-            f"expected the site's origin {settings.site_url!r}"
-        )
-    methods = response.header("access-control-allow-methods") or ""
-    if "POST" not in {method.strip().upper() for method in methods.split(",")}:
-        raise SmokeFailure(
-            f"preflight OPTIONS {url}: access-control-allow-methods is {methods!r}, "
-            "expected it to include POST"
-        )
-    return f"preflight from {settings.site_url} allowed ({methods})"
+    try:
+        value = json.loads(found.group(1))
+    except ValueError:
+        return None
+    return urljoin(f"{settings.site_url}/", value).rstrip("/")
 
 
 def check_predictions(body: Any, model_version: str) -> str:
@@ -231,7 +242,7 @@ def check_predictions(body: Any, model_version: str) -> str:
 
 
 def check_photo(settings: Settings) -> str:
-    """A real photo, sent as the web UI sends it, from the site's origin."""
+    """A real photo, sent as the web UI sends it: to the site's own origin."""
     url = f"{settings.api_url}/predict"
 
     def post() -> Response:
@@ -250,12 +261,7 @@ def check_photo(settings: Settings) -> str:
             f"expected 200: {response.excerpt()!r}"
         )
     summary = check_predictions(response.json(), settings.model_version)
-    allowed = response.header("access-control-allow-origin")
-    if settings.cross_origin and allowed != settings.site_url:
-        raise SmokeFailure(
-            f"POST {url}: access-control-allow-origin is {allowed!r}, expected "
-            f"{settings.site_url!r} (a browser would refuse to read this answer)"
-        )
+    no_wildcard_cors(response, f"POST {url}")
     return summary
 
 
@@ -281,6 +287,7 @@ def check_refusal(settings: Settings) -> str:
             f"POST {url} with {{}}: status {response.status}, code {code!r}; "
             f"expected 400 missing_image: {response.excerpt()!r}"
         )
+    no_wildcard_cors(response, f"POST {url} with {{}}")
     return "a body without an image is refused with 400 missing_image"
 
 
@@ -308,12 +315,12 @@ def check_direct_refused(settings: Settings) -> str:
             f"POST {url} without the origin header or a key: status {response.status}, code "
             f"{code!r}; expected 403 forbidden or 401 api_key_missing: {response.excerpt()!r}"
         )
+    no_wildcard_cors(response, f"POST {url}")
     return f"a direct request without a key is refused with {response.status} {code}"
 
 
 CHECKS: Sequence[tuple[str, Callable[[Settings], str]]] = (
     ("config.js", check_config_js),
-    ("CORS preflight", check_preflight),
     ("prediction", check_photo),
     ("refusal", check_refusal),
 )
@@ -338,7 +345,9 @@ def run(settings: Settings) -> int:
 def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site-url", type=http_url, required=True, help="stack output site_url")
-    parser.add_argument("--api-url", type=http_url, required=True, help="stack output api_url")
+    parser.add_argument(
+        "--api-url", type=http_url, required=True, help="stack output api_url (<site-url>/api)"
+    )
     parser.add_argument(
         "--execute-api-url",
         type=http_url,

@@ -1,8 +1,8 @@
 """The deploy workflow's smoke test (`.github/scripts/smoke_test.py`), run as the workflow
-runs it, against a fake of the stack: two local HTTP servers standing in for the site
-(`config.js`) and the HTTP API (`OPTIONS`/`POST /predict`), answering good and bad; and as
-the stack is now, one origin: the site serving `config.js` and `/api/predict`, the other
-server standing in for the HTTP API's own URL, which refuses a request without a key.
+runs it, against a fake of the stack, one origin as CloudFront serves it: one local HTTP
+server for the site (`config.js` and `POST /api/predict`), another for the HTTP API's own
+URL (`execute_api_url`), which refuses a request without the origin header or a key. Both
+answer good and bad.
 
 A smoke test is only worth its run if it fails when the stack is broken, so most of
 these tests break one thing and expect exit status 1.
@@ -59,64 +59,47 @@ class FakeStack:
 
     site_url: str = ""
     api_url: str = ""
+    """`<site_url>/api`, as the stack outputs it."""
+    execute_api_url: str = ""
     config_js: str | None = None
-    """None renders a correct config.js for the API URL and VERSION."""
-    preflight: Answer | None = None
-    """None answers like the HTTP API with CORS for `site_url`."""
+    """None renders a correct config.js: `apiUrl` "/api" and VERSION."""
     photo_answers: list[Answer] = field(default_factory=list)
     """Answers to the photo, in turn (the last one repeats); empty means a good 200."""
     refusal: Answer | None = None
-    cors_on_answers: bool = True
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    """Added to every answer of the site's API."""
     direct: Answer = field(
         default_factory=lambda: Answer(
-            403, json.dumps({"error": {"code": "forbidden", "message": "Not here."}}).encode()
+            403,
+            json.dumps({"error": {"code": "forbidden", "message": "Not here."}}).encode(),
+            {"content-type": "application/json"},
         )
     )
-    """What the HTTP API's own URL answers a request without a key (one origin only)."""
-    execute_api_url: str = ""
+    """What the HTTP API's own URL answers (a request without the origin header)."""
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    direct_requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
 
     def photo_posts(self) -> list[tuple[str, str, dict[str, str], bytes]]:
         return [
             r for r in self.requests if r[0] == "POST" and r[2].get("content-type") == "image/jpeg"
         ]
 
-    def cors(self) -> dict[str, str]:
-        return {"access-control-allow-origin": self.site_url} if self.cors_on_answers else {}
-
-    def answer(
-        self, method: str, path: str, headers: dict[str, str], body: bytes, direct: bool = False
-    ) -> Answer:
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
         self.requests.append((method, path, headers, body))
-        if direct:
-            return self.direct
         if method == "GET" and path == "/config.js":
             text = self.config_js
             if text is None:
-                api_url = self.api_url.removeprefix(self.site_url) or self.api_url
-                config = {"apiUrl": api_url, "modelVersion": VERSION}
+                config = {"apiUrl": "/api", "modelVersion": VERSION}
                 text = f"window.APP_CONFIG = Object.freeze({json.dumps(config)});"
             return Answer(200, text.encode(), {"content-type": "text/javascript"})
-        if path not in ("/predict", "/api/predict"):
+        if path != "/api/predict" or method != "POST":
             return Answer(404, b'{"message":"Not Found"}')
-        if method == "OPTIONS":
-            if self.preflight is not None:
-                return self.preflight
-            return Answer(
-                204,
-                headers={
-                    "access-control-allow-origin": self.site_url,
-                    "access-control-allow-methods": "POST",
-                    "access-control-allow-headers": "content-type",
-                },
-            )
         if headers.get("content-type") == "application/json":
-            refusal = self.refusal or Answer(
+            chosen = self.refusal or Answer(
                 400,
                 json.dumps({"error": {"code": "missing_image", "message": "No image."}}).encode(),
             )
-            return Answer(refusal.status, refusal.body, {**self.cors(), **refusal.headers})
-        if self.photo_answers:
+        elif self.photo_answers:
             turn = len(self.photo_posts()) - 1
             chosen = self.photo_answers[min(turn, len(self.photo_answers) - 1)]
         else:
@@ -124,23 +107,29 @@ class FakeStack:
         return Answer(
             chosen.status,
             chosen.body,
-            {"content-type": "application/json", **self.cors(), **chosen.headers},
+            {"content-type": "application/json", **self.extra_headers, **chosen.headers},
         )
 
+    def answer_direct(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        self.direct_requests.append((method, path, headers, body))
+        if path != "/api/predict":
+            return Answer(404, b'{"message":"Not Found"}')
+        return self.direct
 
-def handler_for(stack: FakeStack, direct: bool = False) -> type[BaseHTTPRequestHandler]:
+
+def handler_for(answer: Callable[..., Answer]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {key.lower(): value for key, value in self.headers.items()}
-            answer = stack.answer(self.command, self.path, headers, body, direct)
-            self.send_response(answer.status)
-            for key, value in answer.headers.items():
+            chosen = answer(self.command, self.path, headers, body)
+            self.send_response(chosen.status)
+            for key, value in chosen.headers.items():
                 self.send_header(key, value)
-            self.send_header("content-length", str(len(answer.body)))
+            self.send_header("content-length", str(len(chosen.body)))
             self.end_headers()
-            self.wfile.write(answer.body)
+            self.wfile.write(chosen.body)
 
         do_GET = do_POST = do_OPTIONS = _serve
 
@@ -150,35 +139,25 @@ def handler_for(stack: FakeStack, direct: bool = False) -> type[BaseHTTPRequestH
     return Handler
 
 
-def _serving(fake: FakeStack, one_origin: bool) -> Iterator[FakeStack]:
+@pytest.fixture
+def stack() -> Iterator[FakeStack]:
+    fake = FakeStack()
     servers = [
-        ThreadingHTTPServer(("127.0.0.1", 0), handler_for(fake, direct=one_origin and i == 1))
-        for i in range(2)
+        ThreadingHTTPServer(("127.0.0.1", 0), handler_for(answer))
+        for answer in (fake.answer, fake.answer_direct)
     ]
     threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in servers]
     for thread in threads:
         thread.start()
-    fake.site_url, other = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
-    fake.api_url = f"{fake.site_url}/api" if one_origin else other
-    fake.execute_api_url = f"{other}/api" if one_origin else ""
+    fake.site_url, direct = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    fake.api_url = f"{fake.site_url}/api"
+    fake.execute_api_url = f"{direct}/api"
     try:
         yield fake
     finally:
         for server in servers:
             server.shutdown()
             server.server_close()
-
-
-@pytest.fixture
-def stack() -> Iterator[FakeStack]:
-    """The API on an origin of its own, as `python -m local` serves it today."""
-    yield from _serving(FakeStack(), one_origin=False)
-
-
-@pytest.fixture
-def one_origin() -> Iterator[FakeStack]:
-    """The stack: the API under the site's `/api`, its own URL refusing keyless requests."""
-    yield from _serving(FakeStack(), one_origin=True)
 
 
 def script_env(**extra: str) -> dict[str, str]:
@@ -193,8 +172,10 @@ def script_env(**extra: str) -> dict[str, str]:
 
 
 def smoke(
-    stack: FakeStack, *extra: str, env: dict[str, str] | None = None
+    stack: FakeStack, *extra: str, env: dict[str, str] | None = None, direct: bool = True
 ) -> subprocess.CompletedProcess:
+    """Run the script as deploy.yml runs it (with `--execute-api-url`, unless `direct` is
+    False), with quick retries."""
     return subprocess.run(
         [
             sys.executable,
@@ -203,6 +184,7 @@ def smoke(
             stack.site_url,
             "--api-url",
             stack.api_url,
+            *(["--execute-api-url", stack.execute_api_url] if direct else []),
             "--model-version",
             VERSION,
             "--photo",
@@ -238,52 +220,31 @@ def test_a_healthy_stack_passes_and_is_asked_as_a_browser_would(stack: FakeStack
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 of 4 smoke checks passed" in result.stdout
 
-    (preflight,) = [r for r in stack.requests if r[0] == "OPTIONS"]
-    assert preflight[2]["origin"] == stack.site_url
-    assert preflight[2]["access-control-request-method"] == "POST"
+    everything = stack.requests + stack.direct_requests
+    assert not [r for r in everything if r[0] == "OPTIONS"], "one origin: no preflight"
     (post,) = stack.photo_posts()
-    assert post[1] == "/predict"
+    assert post[1] == "/api/predict"
     assert post[2]["content-type"] == "image/jpeg"
     assert post[2]["origin"] == stack.site_url
     assert post[3] == PHOTO.read_bytes(), "the real photo, not an empty body"
-
-
-def test_a_one_origin_stack_passes_without_cors_and_refuses_direct_calls(one_origin: FakeStack):
-    result = smoke(one_origin, "--execute-api-url", one_origin.execute_api_url)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 of 5 smoke checks passed" in result.stdout
-    assert "on the site's own origin" in result.stdout
-    assert not [r for r in one_origin.requests if r[0] == "OPTIONS"], "no preflight to pass"
-    (post, direct) = one_origin.photo_posts()
-    assert post[1] == "/api/predict"
+    (direct,) = stack.direct_requests
     assert direct[1] == "/api/predict"
     assert "x-origin-verify" not in direct[2]
     assert "x-api-key" not in direct[2]
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [
-        Answer(200, json.dumps(prediction_body()).encode()),
-        Answer(403, b'{"message":"Forbidden"}'),
-        Answer(401, json.dumps({"error": {"code": "forbidden"}}).encode()),
-    ],
-    ids=["open", "not_the_proxy", "wrong_code"],
-)
-def test_a_direct_call_that_is_not_refused_by_the_proxy_fails(one_origin: FakeStack, answer):
-    one_origin.direct = answer
-    result = smoke(one_origin, "--execute-api-url", one_origin.execute_api_url)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "FAIL direct access refused" in result.stdout
-    assert "expected 403 forbidden or 401 api_key_missing" in result.stdout
+def test_without_the_execute_api_url_the_direct_call_is_not_checked(stack: FakeStack):
+    result = smoke(stack, direct=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 of 3 smoke checks passed" in result.stdout
+    assert stack.direct_requests == []
 
 
-def test_a_relative_api_url_elsewhere_fails_the_config_check(one_origin: FakeStack):
-    config = json.dumps({"apiUrl": "/v2", "modelVersion": VERSION})
-    one_origin.config_js = f"window.APP_CONFIG = {config};"
-    result = smoke(one_origin)
-    assert result.returncode == 1
-    assert "FAIL config.js" in result.stdout
+def test_a_stack_with_api_keys_refuses_a_direct_call_with_401(stack: FakeStack):
+    stack.direct = Answer(401, json.dumps({"error": {"code": "api_key_missing"}}).encode())
+    result = smoke(stack)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "refused with 401 api_key_missing" in result.stdout
 
 
 def test_a_cold_endpoint_is_retried_until_it_answers(stack: FakeStack):
@@ -326,36 +287,8 @@ def _server_error(stack: FakeStack) -> None:
     stack.photo_answers = [Answer(502, b'{"error":{"code":"model_error"}}')]
 
 
-def _preflight_without_cors(stack: FakeStack) -> None:
-    stack.preflight = Answer(204, headers={"access-control-allow-methods": "POST"})
-
-
-def _preflight_for_another_origin(stack: FakeStack) -> None:
-    stack.preflight = Answer(
-        204,
-        headers={
-            "access-control-allow-origin": "https://example.com",
-            "access-control-allow-methods": "POST",
-        },
-    )
-
-
-def _preflight_without_post(stack: FakeStack) -> None:
-    stack.preflight = Answer(
-        204,
-        headers={
-            "access-control-allow-origin": stack.site_url,
-            "access-control-allow-methods": "GET",
-        },
-    )
-
-
-def _preflight_reaches_the_lambda(stack: FakeStack) -> None:
-    stack.preflight = Answer(405, b'{"error":{"code":"method_not_allowed"}}')
-
-
-def _answer_without_cors(stack: FakeStack) -> None:
-    stack.cors_on_answers = False
+def _any_website_may_read_the_answers(stack: FakeStack) -> None:
+    stack.extra_headers = {"access-control-allow-origin": "*"}
 
 
 def _stale_config_js(stack: FakeStack) -> None:
@@ -364,8 +297,42 @@ def _stale_config_js(stack: FakeStack) -> None:
     )
 
 
+def _config_js_points_at_another_origin(stack: FakeStack) -> None:
+    """The two-origin layout: the page would call the API's own URL, cross-origin."""
+    config = {"apiUrl": stack.execute_api_url, "modelVersion": VERSION}
+    stack.config_js = f"window.APP_CONFIG = Object.freeze({json.dumps(config)});"
+
+
+def _config_js_points_at_another_path(stack: FakeStack) -> None:
+    stack.config_js = f'window.APP_CONFIG = {{"apiUrl": "/v2", "modelVersion": "{VERSION}"}};'
+
+
+def _api_url_on_another_origin(stack: FakeStack) -> None:
+    stack.api_url = stack.execute_api_url
+
+
 def _refusal_is_a_5xx(stack: FakeStack) -> None:
     stack.refusal = Answer(500, b'{"message":"Internal Server Error"}')
+
+
+def _direct_call_admitted(stack: FakeStack) -> None:
+    stack.direct = Answer(200, json.dumps(prediction_body()).encode())
+
+
+def _direct_refusal_not_the_proxys(stack: FakeStack) -> None:
+    stack.direct = Answer(403, b'{"message":"Forbidden"}')
+
+
+def _direct_refusal_with_the_wrong_code(stack: FakeStack) -> None:
+    stack.direct = Answer(401, json.dumps({"error": {"code": "forbidden"}}).encode())
+
+
+def _direct_refusal_readable_by_any_website(stack: FakeStack) -> None:
+    stack.direct = Answer(
+        403,
+        json.dumps({"error": {"code": "forbidden"}}).encode(),
+        {"access-control-allow-origin": "*"},
+    )
 
 
 BREAKAGES = [
@@ -377,20 +344,31 @@ BREAKAGES = [
     pytest.param(_always_unavailable, "status 503, expected 200", id="always_unavailable"),
     pytest.param(_server_error, "status 502, expected 200", id="server_error"),
     pytest.param(
-        _preflight_without_cors, "access-control-allow-origin is None", id="preflight_without_cors"
+        _any_website_may_read_the_answers,
+        "access-control-allow-origin is '*'",
+        id="wildcard_cors",
+    ),
+    pytest.param(_stale_config_js, "does not mention model", id="stale_config_js"),
+    pytest.param(
+        _config_js_points_at_another_origin,
+        "the browser would call the API cross-origin",
+        id="config_js_cross_origin",
     ),
     pytest.param(
-        _preflight_for_another_origin, "'https://example.com'", id="preflight_for_another_origin"
+        _config_js_points_at_another_path, "/v2, not http://", id="config_js_another_path"
     ),
-    pytest.param(
-        _preflight_without_post, "expected it to include POST", id="preflight_without_post"
-    ),
-    pytest.param(
-        _preflight_reaches_the_lambda, "status 405, expected 2xx", id="preflight_reaches_the_lambda"
-    ),
-    pytest.param(_answer_without_cors, "a browser would refuse", id="answer_without_cors"),
-    pytest.param(_stale_config_js, "does not mention", id="stale_config_js"),
+    pytest.param(_api_url_on_another_origin, "is not on the site's origin", id="api_url_elsewhere"),
     pytest.param(_refusal_is_a_5xx, "expected 400 missing_image", id="refusal_is_a_5xx"),
+    pytest.param(_direct_call_admitted, "without the origin header", id="direct_open"),
+    pytest.param(
+        _direct_refusal_not_the_proxys, "expected 403 forbidden", id="direct_not_the_proxy"
+    ),
+    pytest.param(_direct_refusal_with_the_wrong_code, "code 'forbidden'", id="direct_wrong_code"),
+    pytest.param(
+        _direct_refusal_readable_by_any_website,
+        "access-control-allow-origin is '*'",
+        id="direct_wildcard_cors",
+    ),
 ]
 """One broken thing each, and what the failure must say."""
 
@@ -419,6 +397,7 @@ def test_a_failure_is_annotated_in_github_actions(stack: FakeStack):
         ["--site-url", "ftp://example.com"],
         ["--model-version", " "],
         ["--photo", "/nonexistent/photo.jpg"],
+        ["--execute-api-url", "execute-api"],
     ],
 )
 def test_usage_errors_exit_2_before_any_request(stack: FakeStack, args: list[str]):
@@ -439,7 +418,7 @@ def test_usage_errors_exit_2_before_any_request(stack: FakeStack, args: list[str
         env=script_env(),
     )
     assert result.returncode == 2, result.stdout + result.stderr
-    assert stack.requests == []
+    assert stack.requests == stack.direct_requests == []
 
 
 @pytest.mark.slow
@@ -492,7 +471,7 @@ def test_the_local_runtime_passes_the_smoke_test(model_artifact: Path):
             env=script_env(),
         )
         assert result.returncode == 0, result.stdout + result.stderr + "".join(lines)
-        assert "5 of 5 smoke checks passed" in result.stdout
+        assert "4 of 4 smoke checks passed" in result.stdout
     finally:
         process.terminate()
         try:
