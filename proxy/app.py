@@ -1,14 +1,24 @@
-"""`PredictProxy`: one `POST /api/predict` event in, one HTTP API 2.0 response out, always.
+"""`PredictProxy`: one HTTP API event in, one HTTP API 2.0 response out, always.
+
+Three routes share the function (the last segment of the path decides):
+
+- `POST /api/predict`: the image to one model variant (`proxy.variants`: by weight, the
+  same variant for the same `x-client-id`), the answer recorded in the prediction store
+  when there is one (a failed write is logged, never the client's problem).
+- `POST /api/feedback`: a verdict on a recorded prediction (`proxy.feedback`).
+- `GET /api/labels?version=...`: a model version's labels, for the page's picker.
 
 The access check (`proxy.access`: the origin header or an API key) runs first, then
-validation, both before SageMaker is called; every failure becomes a JSON error with a stable
-code; an unexpected exception becomes a 500 without internals (the traceback goes to the
-log, never to the client). One JSON log line per request, `"event": "request"`.
+validation, both before SageMaker or the store is called; every failure becomes a JSON error
+with a stable code; an unexpected exception becomes a 500 without internals (the traceback
+goes to the log, never to the client). One JSON log line per request, `"event": "request"`,
+with the variant's CloudWatch metrics in it (`proxy.metrics`).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +26,11 @@ from typing import Any
 
 from proxy.access import Access
 from proxy.config import ProxyConfig
-from proxy.logs import append_keys, log, request_context
+from proxy.feedback import LABELS_CACHE_CONTROL, disabled, list_labels, take_feedback
+from proxy.labels import ModelLabels
+from proxy.logs import append_keys, log, request_context, write_past_level
+from proxy.metrics import EmfMetrics
+from proxy.predictions import Prediction, PredictionStore
 from proxy.request import parse_upload, request_method
 from proxy.responses import (
     ApiError,
@@ -26,6 +40,12 @@ from proxy.responses import (
     prediction_body,
 )
 from proxy.sagemaker import EndpointInvoker
+from proxy.variants import Variants, client_id_from
+
+PREDICT = "predict"
+FEEDBACK = "feedback"
+LABELS = "labels"
+ROUTES = (PREDICT, FEEDBACK, LABELS)
 
 # The HTTP API answers the client itself after 30 s, whatever the Lambda timeout: a request
 # never plans beyond this (less a margin for API Gateway's own work), and it is the budget
@@ -36,10 +56,26 @@ RESPONSE_RESERVE = 0.2
 
 
 @dataclass
+class _Outcome:
+    """What a request learned that its metrics need."""
+
+    variant: str | None = None
+    needs_review: bool | None = None
+    verdict: str | None = None
+
+
+@dataclass
 class PredictProxy:
     config: ProxyConfig
-    invoker: EndpointInvoker
+    invokers: dict[str, EndpointInvoker]
+    """One per variant, by name, sharing the container's clients."""
     access: Access = field(default_factory=Access)
+    store: PredictionStore | None = None
+    """Where predictions are recorded; None: not recorded, and no feedback taken."""
+    labels: ModelLabels | None = None
+    metrics: EmfMetrics | None = None
+    rng: random.Random | None = None
+    """Draws the variant of a request without a client id (the module's own by default)."""
 
     @classmethod
     def create(
@@ -48,53 +84,92 @@ class PredictProxy:
         clients: Callable[[float], Any],
         *,
         access: Access | None = None,
+        store: PredictionStore | None = None,
+        labels: ModelLabels | None = None,
+        metrics: EmfMetrics | None = None,
+        rng: random.Random | None = None,
         **invoker_options: Any,
     ) -> PredictProxy:
         """The proxy `config` describes; `clients(read_timeout)` returns a runtime client.
 
         `access` is the config's unless given; its API key cache runs on the invoker's clock.
+        `labels` are `MODEL_LABELS_DIR`'s unless given; `metrics` are the config's service's.
         """
-        invoker = EndpointInvoker(
-            clients=clients,
-            endpoint_name=config.endpoint_name,
-            max_attempts=config.max_attempts,
-            read_timeout=config.read_timeout,
-            connect_timeout=config.connect_timeout,
-            **invoker_options,
-        )
+        invokers = {
+            variant.name: EndpointInvoker(
+                clients=clients,
+                endpoint_name=variant.endpoint,
+                max_attempts=config.max_attempts,
+                read_timeout=config.read_timeout,
+                connect_timeout=config.connect_timeout,
+                **invoker_options,
+            )
+            for variant in config.variant_set.variants
+        }
+        first = next(iter(invokers.values()))
         if access is None:
-            access = Access.from_config(config, invoker.clock)
-        return cls(config, invoker, access)
+            access = Access.from_config(config, first.clock)
+        if labels is None and config.model_labels_dir is not None:
+            labels = ModelLabels(config.model_labels_dir)
+        if metrics is None:
+            metrics = EmfMetrics(config.metrics_service)
+        return cls(config, invokers, access, store, labels, metrics, rng)
+
+    @property
+    def variants(self) -> Variants:
+        return self.config.variant_set
+
+    @property
+    def invoker(self) -> EndpointInvoker:
+        """The first variant's invoker (all share the clients, the clock and the options)."""
+        return next(iter(self.invokers.values()))
 
     def handle(self, event: Any, context: Any) -> dict[str, Any]:
         clock = self.invoker.clock
         start = clock()
         request_id = _request_id(event, context)
+        route = _route(event)
+        outcome = _Outcome()
         with request_context(
             request_id=request_id,
             lambda_request_id=getattr(context, "aws_request_id", None),
-            endpoint=self.config.endpoint_name,
+            route=route,
         ):
             bug: Exception | None = None
             try:
-                response = self._predict(event, context, start, request_id)
+                # Before anything else: a caller who may not use the API learns nothing more.
+                self.access.admit(event)
+                if route == FEEDBACK:
+                    response = self._feedback(event, request_id, outcome)
+                elif route == LABELS:
+                    response = self._labels(event, request_id)
+                else:
+                    response = self._predict(event, context, start, request_id, outcome)
             except ApiError as error:
                 response = error_response(error, request_id)
                 append_keys(error=error.code)
             except Exception as exc:
                 bug = exc
                 failure = internal_error()
+                failure.variant = outcome.variant if route == PREDICT else None
                 response = error_response(failure, request_id)
                 append_keys(error=failure.code, detail=f"{type(exc).__name__}: {exc}")
             status = response["statusCode"]
-            append_keys(status=status, total_ms=_ms(clock() - start))
-            log.log(_level(status), "request", exc_info=bug)
+            total_ms = _ms(clock() - start)
+            append_keys(status=status, total_ms=total_ms)
+            metrics = self._metrics(route, outcome, status, total_ms)
+            append_keys(**metrics)
+            level = _level(status)
+            if log.isEnabledFor(level):
+                log.log(level, "request", exc_info=bug)
+            elif metrics:
+                write_past_level("metrics", metrics)
         return response
 
-    def _predict(self, event: Any, context: Any, start: float, request_id: str) -> dict[str, Any]:
+    def _predict(
+        self, event: Any, context: Any, start: float, request_id: str, outcome: _Outcome
+    ) -> dict[str, Any]:
         clock = self.invoker.clock
-        # Before anything else: a caller who may not use the API learns nothing more.
-        self.access.admit(event)
         method = request_method(event)
         append_keys(method=method)
         if method != "POST":
@@ -109,15 +184,96 @@ class PredictProxy:
             bytes=len(upload.data),
             validation_ms=_ms(validated - start),
         )
+        # The client id picks the variant and is forgotten: it is never logged or stored.
+        headers = event.get("headers")
+        variant = self.variants.pick(
+            client_id_from(headers if isinstance(headers, dict) else None), self.rng
+        )
+        outcome.variant = variant.name
+        append_keys(variant=variant.name, endpoint=variant.endpoint)
         deadline = start + _remaining_seconds(context) - RESPONSE_RESERVE
         try:
-            payload = self.invoker.invoke(upload.data, upload.media_type, deadline)
-        finally:
-            append_keys(sagemaker_ms=_ms(clock() - validated))
-        body = prediction_body(payload, self.config.review_threshold)
+            try:
+                payload = self.invokers[variant.name].invoke(
+                    upload.data, upload.media_type, deadline
+                )
+            finally:
+                append_keys(sagemaker_ms=_ms(clock() - validated))
+            body = prediction_body(payload, self.config.review_threshold)
+        except ApiError as error:
+            error.variant = variant.name
+            raise
+        body["model"] = {**body["model"], "variant": variant.name}
         body["request_id"] = request_id
+        outcome.needs_review = body["needs_review"]
         append_keys(model_version=body["model"].get("version"), needs_review=body["needs_review"])
+        self._record(body, variant.name, _ms(clock() - start))
         return json_response(200, body, request_id)
+
+    def _record(self, body: dict[str, Any], variant: str, latency_ms: float) -> None:
+        """Store the prediction's record; a failure is logged, and the answer goes out."""
+        if self.store is None:
+            return
+        try:
+            self.store.put(Prediction.from_response(body, variant=variant, latency_ms=latency_ms))
+        except Exception as exc:  # the client gets its answer whatever failed
+            append_keys(recorded=False)
+            log.warning(
+                "prediction_store_error",
+                extra={"fields": {"message": f"{type(exc).__name__}: {exc}"}},
+            )
+            return
+        append_keys(recorded=True)
+
+    def _feedback(self, event: Any, request_id: str, outcome: _Outcome) -> dict[str, Any]:
+        method = request_method(event)
+        append_keys(method=method)
+        if self.store is None:
+            raise disabled()
+        if method != "POST":
+            raise ApiError(
+                405, "method_not_allowed", f"{method} is not allowed here; use POST{_path(event)}."
+            )
+        taken = take_feedback(event, self.store, self.labels)
+        outcome.variant = taken.prediction.variant
+        outcome.verdict = taken.prediction.verdict
+        return json_response(200, {**taken.body(), "request_id": request_id}, request_id)
+
+    def _labels(self, event: Any, request_id: str) -> dict[str, Any]:
+        method = request_method(event)
+        append_keys(method=method)
+        if method != "GET":
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                f"{method} is not allowed here; use GET{_path(event)}.",
+                headers={"allow": "GET"},
+            )
+        body = list_labels(event, self.labels)
+        return json_response(
+            200,
+            {**body, "request_id": request_id},
+            request_id,
+            {"cache-control": LABELS_CACHE_CONTROL},
+        )
+
+    def _metrics(
+        self, route: str, outcome: _Outcome, status: int, total_ms: float
+    ) -> dict[str, Any]:
+        """The EMF members of this request's line: a request a variant handled, or a
+        verdict on one's prediction; none for a request refused before either."""
+        if self.metrics is None or outcome.variant is None:
+            return {}
+        if route == PREDICT:
+            return self.metrics.request(
+                outcome.variant,
+                status=status,
+                latency_ms=total_ms,
+                needs_review=outcome.needs_review if status == 200 else None,
+            )
+        if route == FEEDBACK and outcome.verdict is not None and status == 200:
+            return self.metrics.feedback(outcome.variant, outcome.verdict)
+        return {}
 
 
 def _request_id(event: Any, context: Any) -> str:
@@ -132,6 +288,19 @@ def _request_id(event: Any, context: Any) -> str:
     if isinstance(lambda_id, str) and lambda_id:
         return lambda_id
     return uuid.uuid4().hex
+
+
+def _route(event: Any) -> str:
+    """`feedback` or `labels` when the path's last segment says so, else `predict` (the
+    proxy has always answered whatever route the HTTP API sends it with a prediction)."""
+    try:
+        path = event["requestContext"]["http"]["path"]
+    except (KeyError, TypeError):
+        return PREDICT
+    if not isinstance(path, str):
+        return PREDICT
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return last if last in (FEEDBACK, LABELS) else PREDICT
 
 
 def _path(event: Any) -> str:

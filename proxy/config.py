@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proxy.variants import Variants
 
 # SageMaker Serverless refuses request payloads above 4 MB; a limit above it could only fail
 # later and less clearly.
@@ -35,6 +38,12 @@ MAX_ORIGIN_SECRET_LENGTH = 256
 # name, and no first segment starting with "aws" or "ssm" (reserved by SSM).
 _SSM_PATH = re.compile(r"^(/[a-zA-Z0-9_.-]+){1,14}$")
 MAX_SSM_PATH_LENGTH = 900
+# DynamoDB's rule for table names.
+_TABLE_NAME = re.compile(r"^[a-zA-Z0-9_.-]{3,255}$")
+DEFAULT_METRICS_SERVICE = "image-classifier"
+MAX_METRICS_SERVICE_LENGTH = 1024
+"""The metrics' `Service` dimension outside Lambda (which names its function in
+AWS_LAMBDA_FUNCTION_NAME)."""
 
 
 class ConfigError(ValueError):
@@ -55,6 +64,26 @@ class ProxyConfig:
     api_keys_path: str | None = None
     api_keys_file: str | None = None
     api_keys_cache_seconds: float = DEFAULT_API_KEYS_CACHE_SECONDS
+    variants: Variants | None = None
+    """From VARIANTS; None: one variant, `main`, on `endpoint_name` (see `variant_set`)."""
+    predictions_table: str | None = None
+    predictions_file: str | None = None
+    model_labels_dir: str | None = None
+    metrics_service: str = DEFAULT_METRICS_SERVICE
+
+    @property
+    def variant_set(self) -> Variants:
+        """The variants that share the requests."""
+        from proxy.variants import DEFAULT_VARIANT, Variant, Variants
+
+        if self.variants is not None:
+            return self.variants
+        return Variants((Variant(DEFAULT_VARIANT, 1, self.endpoint_name),))
+
+    @property
+    def records_predictions(self) -> bool:
+        """Whether predictions are recorded (and feedback on them is taken)."""
+        return self.predictions_table is not None or self.predictions_file is not None
 
     @property
     def origin_check(self) -> bool:
@@ -81,11 +110,15 @@ def ssm_path_problem(path: str) -> str | None:
 
 def load_config(environ: Mapping[str, str]) -> ProxyConfig:
     """Read and check every variable, raising `ConfigError` on the first bad one."""
+    variants = _variants(environ)
     endpoint = environ.get("SAGEMAKER_ENDPOINT_NAME", "").strip()
+    if not endpoint and variants is not None:
+        # VARIANTS alone: the name is only the default of the logs' `endpoint` key.
+        endpoint = variants.variants[0].endpoint
     if not endpoint:
         raise ConfigError(
             "SAGEMAKER_ENDPOINT_NAME is required: set it to the name of the SageMaker "
-            "endpoint to invoke"
+            "endpoint to invoke (or VARIANTS to share the requests among several)"
         )
     if not _ENDPOINT_NAME.match(endpoint):
         raise ConfigError(
@@ -106,6 +139,25 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
                 "API_KEYS_PATH and API_KEYS_FILE are both set: the keys live in SSM (the cloud) "
                 "or in a local file, not both"
             )
+    predictions_table = environ.get("PREDICTIONS_TABLE", "").strip() or None
+    predictions_file = environ.get("PREDICTIONS_FILE", "").strip() or None
+    if predictions_table is not None:
+        if not _TABLE_NAME.match(predictions_table):
+            raise ConfigError(
+                f"PREDICTIONS_TABLE={predictions_table!r} is not a DynamoDB table name (3 to "
+                "255 letters, digits, '_', '.' and '-')"
+            )
+        if predictions_file is not None:
+            raise ConfigError(
+                "PREDICTIONS_TABLE and PREDICTIONS_FILE are both set: predictions are recorded "
+                "in DynamoDB (the cloud) or in a local SQLite file, not both"
+            )
+    service = environ.get("AWS_LAMBDA_FUNCTION_NAME", "").strip() or DEFAULT_METRICS_SERVICE
+    if len(service) > MAX_METRICS_SERVICE_LENGTH:
+        raise ConfigError(
+            f"AWS_LAMBDA_FUNCTION_NAME has {len(service)} characters; a metrics dimension "
+            f"holds at most {MAX_METRICS_SERVICE_LENGTH}"
+        )
     return ProxyConfig(
         endpoint_name=endpoint,
         max_image_bytes=_number(
@@ -133,7 +185,20 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
             1.0,
             MAX_API_KEYS_CACHE_SECONDS,
         ),
+        variants=variants,
+        predictions_table=predictions_table,
+        predictions_file=predictions_file,
+        model_labels_dir=environ.get("MODEL_LABELS_DIR", "").strip() or None,
+        metrics_service=service,
     )
+
+
+def _variants(environ: Mapping[str, str]) -> Variants | None:
+    """The variants of `VARIANTS`, or None when it is unset (one variant on the endpoint)."""
+    from proxy.variants import parse_variants
+
+    raw = environ.get("VARIANTS", "").strip()
+    return parse_variants(raw) if raw else None
 
 
 def _origin_secret(raw: str) -> str | None:

@@ -4,7 +4,9 @@ Everything per container happens here, once, at import (the Lambda init phase): 
 environment is validated, so a misconfigured function fails its init with a message naming
 the variable instead of failing every request, and the SageMaker client is created, so the
 first request does not pay for it. The API key store is not touched here: it is read at the
-first request that carries a key (`proxy.access`).
+first request that carries a key (`proxy.access`). Nor is the prediction store: DynamoDB's
+client is made at the first write, from the container's botocore session; only a local
+SQLite file (`PREDICTIONS_FILE`, which imports `sqlite3`) is opened here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from proxy.access import Access
 from proxy.app import PredictProxy
 from proxy.config import ConfigError, load_config
 from proxy.logs import configure_logging, log
+from proxy.predictions import open_store
 from proxy.sagemaker import RuntimeClients
 
 
@@ -34,10 +37,23 @@ def _build_proxy() -> PredictProxy:
             "origin_check_off",
             extra={"fields": {"message": "ORIGIN_SECRET is not set: every request is admitted"}},
         )
+    if config.model_labels_dir is not None and not os.path.isdir(config.model_labels_dir):
+        # Feedback still works; only a label in it cannot be checked (and is refused).
+        log.warning(
+            "model_labels_missing",
+            extra={
+                "fields": {"message": f"MODEL_LABELS_DIR={config.model_labels_dir} is no directory"}
+            },
+        )
     clients = RuntimeClients(config.read_timeout, config.connect_timeout)
     clients.warm()
     access = Access.from_config(config, session=clients.session)
-    return PredictProxy.create(config, clients, access=access)
+    try:
+        store = open_store(config, session=clients.session)
+    except ConfigError as error:
+        log.error("invalid_configuration", extra={"fields": {"message": str(error)}})
+        raise
+    return PredictProxy.create(config, clients, access=access, store=store)
 
 
 _PROXY = _build_proxy()

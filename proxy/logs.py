@@ -18,6 +18,8 @@ from contextvars import ContextVar
 from typing import Any, TextIO
 
 log = logging.getLogger("proxy")
+# What a line written past the log level keeps of the request's keys: enough to find it.
+_BARE_KEYS = ("request_id", "route")
 
 # A context variable rather than a global: the local runtime serves requests in threads.
 _request_keys: ContextVar[dict[str, Any] | None] = ContextVar("proxy_request_keys", default=None)
@@ -32,7 +34,10 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         document = {"level": record.levelname, "event": record.getMessage()}
-        document.update(_request_keys.get() or {})
+        keys = _request_keys.get() or {}
+        if getattr(record, "bare", False):
+            keys = {name: keys[name] for name in _BARE_KEYS if name in keys}
+        document.update(keys)
         document.update(getattr(record, "fields", {}))
         if record.exc_info:
             document["traceback"] = self.formatException(record.exc_info)
@@ -66,3 +71,16 @@ def append_keys(**keys: Any) -> None:
     current = _request_keys.get()
     if current is not None:
         current.update(keys)
+
+
+def write_past_level(event: str, fields: dict[str, Any]) -> None:
+    """One INFO line `event` with `fields` and the request's id, whatever the log level.
+
+    For what must reach CloudWatch even when `LOG_LEVEL` drops the request's line: its
+    metrics (Embedded Metric Format members are read from log lines, and a filtered line
+    would leave the metrics short of every routine request).
+    """
+    record = log.makeRecord(
+        log.name, logging.INFO, __file__, 0, event, (), None, extra={"fields": fields, "bare": True}
+    )
+    log.handle(record)

@@ -40,6 +40,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
+from proxy.config import ConfigError, ProxyConfig
+
 VERDICTS = ("correct", "wrong")
 PARTITION_KEY = "request_id"
 TTL_ATTRIBUTE = "expires_at"
@@ -260,6 +262,25 @@ class PredictionStore(Protocol):
     def describe(self) -> str:
         """Where the records are, for messages."""
         ...
+
+
+def open_store(config: ProxyConfig, session: Any = None) -> PredictionStore | None:
+    """The store `config` names (`PREDICTIONS_TABLE` or `PREDICTIONS_FILE`), or None.
+
+    `session` is the botocore session for DynamoDB's client (the container's). The SQLite
+    module is imported only here, only for a file: the Lambda never loads `sqlite3`. A file
+    that cannot be opened is a `ConfigError` naming the variable.
+    """
+    if config.predictions_table is not None:
+        return DynamoPredictionStore(config.predictions_table, session=session)
+    if config.predictions_file is not None:
+        from proxy.predictions_sqlite import SqlitePredictionStore
+
+        try:
+            return SqlitePredictionStore(config.predictions_file)
+        except StoreError as error:
+            raise ConfigError(f"PREDICTIONS_FILE={config.predictions_file!r}: {error}") from None
+    return None
 
 
 class DynamoPredictionStore:

@@ -34,6 +34,8 @@ class ApiError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.headers = headers
+        self.variant: str | None = None
+        """The model variant that failed, when the failure is one's: the body names it."""
 
 
 def internal_error() -> ApiError:
@@ -98,6 +100,11 @@ def error_response(error: ApiError, request_id: str) -> dict[str, Any]:
     if error.retry_after is not None:
         extra["retry-after"] = str(error.retry_after)
     if error.status == 405:
-        extra["allow"] = _ALLOWED_METHODS
-    body = {"error": {"code": error.code, "message": error.message}, "request_id": request_id}
+        extra.setdefault("allow", _ALLOWED_METHODS)
+    body: dict[str, Any] = {
+        "error": {"code": error.code, "message": error.message},
+        "request_id": request_id,
+    }
+    if error.variant is not None:
+        body["variant"] = error.variant
     return json_response(error.status, body, request_id, extra)

@@ -16,6 +16,7 @@ from botocore.response import StreamingBody
 from proxy.app import PredictProxy
 from proxy.config import ProxyConfig
 from proxy.logs import configure_logging
+from proxy.metrics import EmfMetrics
 
 ENDPOINT = "image-classifier-dev"
 API_HOST = "abc123defg.execute-api.eu-west-1.amazonaws.com"
@@ -215,11 +216,33 @@ def prediction_payload(top1: float = 0.71, version: str = "3f9a1c2b") -> bytes:
     return json.dumps({"predictions": predictions, "model": model}).encode()
 
 
+# The EMF timestamp of every metrics line in these tests (Unix ms).
+METRICS_EPOCH = 1_772_366_400.0
+SERVICE = "image-classifier-dev-proxy"
+
+
 def build_proxy(
-    runtime: Any, clock: Callable[[], float], sleep: Callable[[float], None], **config: Any
+    runtime: Any,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    *,
+    store: Any = None,
+    labels: Any = None,
+    rng: Any = None,
+    **config: Any,
 ) -> PredictProxy:
-    settings = ProxyConfig(endpoint_name=ENDPOINT, **config)
-    return PredictProxy.create(settings, runtime, clock=clock, sleep=sleep, jitter=lambda: 0.5)
+    settings = ProxyConfig(endpoint_name=ENDPOINT, **{"metrics_service": SERVICE, **config})
+    return PredictProxy.create(
+        settings,
+        runtime,
+        store=store,
+        labels=labels,
+        rng=rng,
+        metrics=EmfMetrics(settings.metrics_service, clock=lambda: METRICS_EPOCH),
+        clock=clock,
+        sleep=sleep,
+        jitter=lambda: 0.5,
+    )
 
 
 class LogLines:

@@ -8,6 +8,8 @@ import pytest
 from proxy.app import HTTP_API_BUDGET_MS, RESPONSE_RESERVE
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
+    METRICS_EPOCH,
+    SERVICE,
     FakeClock,
     LambdaContext,
     LogLines,
@@ -19,6 +21,36 @@ from tests.proxy.support import (
     json_event,
     prediction_payload,
 )
+
+EMF_MEMBERS = {
+    "_aws",
+    "Service",
+    "Variant",
+    "Requests",
+    "Errors",
+    "Latency",
+    "NeedsReview",
+    "FeedbackCorrect",
+    "FeedbackWrong",
+}
+
+
+def emf(names):
+    """The `_aws` member and the service dimension of a request's metrics `names`."""
+    units = {"Latency": "Milliseconds"}
+    return {
+        "_aws": {
+            "Timestamp": int(METRICS_EPOCH * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "ImageClassifier",
+                    "Dimensions": [["Service", "Variant"]],
+                    "Metrics": [{"Name": n, "Unit": units.get(n, "Count")} for n in names],
+                }
+            ],
+        },
+        "Service": SERVICE,
+    }
 
 
 class Harness:
@@ -54,6 +86,7 @@ def test_200_body(harness):
         "name": "mobilenet_v2",
         "version": "3f9a1c2b",
         "weights": "IMAGENET1K_V2",
+        "variant": "main",
     }
     assert body["request_id"] == "JKJaXmPLvHcESHA=" == response["headers"]["x-request-id"]
     (call,) = harness.runtime.calls
@@ -139,11 +172,14 @@ def test_a_bug_is_a_500_without_a_stack_trace(harness):
     assert record["level"] == "ERROR"
     assert (record["status"], record["error"]) == (500, "internal_error")
     assert record["detail"] == "ZeroDivisionError: secret internal detail"
-    assert set(record) == {
+    assert body_of(response)["variant"] == "main"
+    assert set(record) - EMF_MEMBERS == {
         "level",
         "event",
         "request_id",
         "lambda_request_id",
+        "route",
+        "variant",
         "endpoint",
         "access",
         "method",
@@ -172,13 +208,15 @@ def test_one_json_log_line_per_request_without_image_bytes(harness):
         "event": "request",
         "request_id": "JKJaXmPLvHcESHA=",
         "lambda_request_id": "c6af9ac6-7b61-11e6-9a41-93e812345678",
-        "endpoint": "image-classifier-dev",
+        "route": "predict",
         "access": "open",
         "method": "POST",
         "form": "raw",
         "media_type": "image/jpeg",
         "bytes": len(image),
         "validation_ms": 0.0,
+        "variant": "main",
+        "endpoint": "image-classifier-dev",
         "sagemaker_ms": 50.0,
         "attempts": 1,
         "failures": [],
@@ -186,8 +224,15 @@ def test_one_json_log_line_per_request_without_image_bytes(harness):
         "needs_review": True,
         "status": 200,
         "total_ms": 50.0,
+        **emf(["Requests", "Errors", "Latency", "NeedsReview"]),
+        "Variant": "main",
+        "Requests": 1,
+        "Errors": 0,
+        "Latency": 50.0,
+        "NeedsReview": 1,
     }
     assert (second["status"], second["error"]) == (422, "not_an_image")
+    assert not set(second) & EMF_MEMBERS, "refused before a variant: no metrics"
 
 
 def test_a_failed_invocation_logs_its_attempts_and_what_sagemaker_said(harness):
@@ -199,13 +244,15 @@ def test_a_failed_invocation_logs_its_attempts_and_what_sagemaker_said(harness):
         "event": "request",
         "request_id": "JKJaXmPLvHcESHA=",
         "lambda_request_id": "c6af9ac6-7b61-11e6-9a41-93e812345678",
-        "endpoint": "image-classifier-dev",
+        "route": "predict",
         "access": "open",
         "method": "POST",
         "form": "raw",
         "media_type": "image/jpeg",
         "bytes": len(encoded("chelsea")),
         "validation_ms": 0.0,
+        "variant": "main",
+        "endpoint": "image-classifier-dev",
         "sagemaker_ms": 287.5,
         "attempts": 2,
         "failures": ["model_not_ready", "model_not_ready"],
@@ -213,6 +260,11 @@ def test_a_failed_invocation_logs_its_attempts_and_what_sagemaker_said(harness):
         "error": "model_not_ready",
         "status": 503,
         "total_ms": 287.5,
+        **emf(["Requests", "Errors", "Latency"]),
+        "Variant": "main",
+        "Requests": 1,
+        "Errors": 1,
+        "Latency": 287.5,
     }
 
 
@@ -224,7 +276,7 @@ def test_a_client_mistake_logs_what_was_known_before_it(harness):
         "event": "request",
         "request_id": "JKJaXmPLvHcESHA=",
         "lambda_request_id": "c6af9ac6-7b61-11e6-9a41-93e812345678",
-        "endpoint": "image-classifier-dev",
+        "route": "predict",
         "access": "open",
         "method": "POST",
         "error": "unsupported_media_type",
@@ -233,13 +285,29 @@ def test_a_client_mistake_logs_what_was_known_before_it(harness):
     }
 
 
-def test_log_level_filters_routine_lines(harness):
+def test_log_level_filters_routine_lines_but_never_their_metrics(harness):
     harness.logs = LogLines("WARNING")
     harness.call(http_event(encoded("chelsea")))
-    assert harness.records() == []
+    harness.call(http_event(b"nope"))
+    (metrics,) = harness.records()
+    assert metrics == {
+        "level": "INFO",
+        "event": "metrics",
+        "request_id": "JKJaXmPLvHcESHA=",
+        "route": "predict",
+        **emf(["Requests", "Errors", "Latency", "NeedsReview"]),
+        "Variant": "main",
+        "Requests": 1,
+        "Errors": 0,
+        "Latency": 50.0,
+        "NeedsReview": 1,
+    }
     harness.runtime.script = [client_error("ThrottlingException", 400)]
     harness.call(http_event(encoded("chelsea")))
-    assert [(r["level"], r["status"]) for r in harness.records()] == [("WARNING", 503)]
+    assert [(r["level"], r.get("status")) for r in harness.records()] == [
+        ("INFO", None),
+        ("WARNING", 503),
+    ]
 
 
 def test_without_a_lambda_context_the_http_api_limit_is_the_budget(harness):
