@@ -1,8 +1,9 @@
 """Which package may import which: the map at the top of docs/architecture.md, enforced.
 
 Each rule keeps a deployment environment honest: the Pulumi program runs in a light
-virtualenv (requirements.txt), the Lambda zip holds `proxy/` alone, the serving image has
-no torch, and the local runtime must not need the infrastructure code.
+virtualenv (requirements.txt), the Lambda zip holds `proxy/` alone (the batch Lambda's,
+`proxy/` and `batch/`), the serving image has no torch, and the local runtime must not need
+the infrastructure code.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ RULES = {
     # A CLI for operators, run in .venv or the Pulumi program's .venv-pulumi: boto3 only.
     "model/registry.py": ({"boto3", "botocore"}, set()),
     "proxy": ({"boto3", "botocore", "proxy"}, set()),
+    # The batch Lambda's zip is proxy/ and batch/; its command line (run, review, export)
+    # also reads archives' metadata and starts a local model server.
+    "batch": (
+        {"boto3", "botocore", "proxy", "batch"},
+        {"model.metadata", "local.model_server"},
+    ),
+    # What the batch Lambda imports: nothing beyond its zip.
+    "batch/handler.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
+    "batch/tasks.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
+    "batch/storage.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
+    "batch/workflow.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
     "model/code": ({"numpy", "onnxruntime", "PIL", "sagemaker_inference"}, set()),
     "model/serve.py": ({"starlette", "uvicorn", "model"}, set()),
 }

@@ -1,0 +1,30 @@
+"""The batch pipeline: folders (or an S3 inbox) of images classified by the same code as
+the API, routed by outcome, reviewed by people, exported back to training.
+
+Modules: `tasks` (the task functions and their errors), `handler` (their Lambda entry
+points), `workflow` (the retry table and the Step Functions state machine), `storage` (S3
+and local folders behind one interface), `runner` (`python -m batch run`), `review`,
+`export`, `labels` (a model's labels by its version).
+
+The batch Lambda's zip holds `proxy/` and `batch/`: `tasks`, `handler`, `workflow` and
+`storage` use the standard library, botocore and `proxy` only. The command-line modules
+also use `model.metadata` and, to start a model server, `local.model_server`.
+
+Outcome files, one per image, `<folder>/<name>.json` (`name`: the image's path in the
+folder, or its key without `inbox/`), JSON objects with `"schema": 1`:
+
+- `results/` (`"outcome": "result"`, or `"reviewed"` once a person decided) and
+  `review/` (`"outcome": "review"`): `name`, `request_id` (`batch-` and a hash of the
+  image's place: its prediction record's id), `source` (`location`: `s3://bucket` or
+  the folder; `key`, `etag`, `bytes`, `media_type`), `predictions`, `model` and
+  `needs_review` exactly as the API answers them, `threshold`, `classified_at` (UTC ISO
+  8601), `latency_ms`; once reviewed, `reviewed`: `{"by", "at", "label", "verdict"}`
+  (`verdict` `correct` when the label is the model's top one, else `wrong`).
+- `failed/` (`"outcome": "failed"`): `name`, `request_id`, `source` (`location`, `key`,
+  `etag`, `bytes`), `error` `{"code", "message", "status"}` (the API's code and sentence),
+  `error_name` (the task error's name), `retryable`, `failed_at`, and for an unexpected
+  error `detail`.
+
+Beside them: `models/<version>.json` (`{"name", "version", "labels"}`, written by `run`
+from the archive it serves) and, locally, `summary.json` and `model-server.log`.
+"""

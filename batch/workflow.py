@@ -1,0 +1,162 @@
+"""The batch workflow: which task errors are retried and how, and its Step Functions state
+machine. The local runner (`batch.runner`) follows the same retry table, so a local run
+and the cloud treat a failure alike.
+
+The state machine (`definition(...)`), for the `BatchPipeline` component:
+
+    Classify --(ok)--> Routed? --outcome "review"--> NotifyReview (SNS) --> Done
+        |                   \\--otherwise--> Done
+        \\--(Retry as RETRIES, then Catch States.ALL, ResultPath $.error)--> RecordFailure --> Done
+
+Every error that is not retried, or still fails after its retries, is caught and recorded
+in `failed/`: an execution fails only when even that cannot be written (the image stays in
+`inbox/`, and the execution's history says why).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+LAMBDA_SERVICE_ERRORS = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+"""What AWS recommends retrying on every Lambda task: the service's own hiccups."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """One Step Functions retrier: `JitterStrategy: FULL`, so each wait is random between 0
+    and `min(max_delay, interval * backoff_rate ** retry)`."""
+
+    errors: tuple[str, ...]
+    interval: int
+    """Seconds before the first retry (at least 1)."""
+    max_attempts: int
+    """Retries after the first attempt."""
+    backoff_rate: float = 2.0
+    max_delay: int = 60
+
+    def delay(self, retry: int, jitter: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number `retry` (0 for the first)."""
+        return jitter() * min(self.max_delay, self.interval * self.backoff_rate**retry)
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "ErrorEquals": list(self.errors),
+            "IntervalSeconds": self.interval,
+            "MaxAttempts": self.max_attempts,
+            "BackoffRate": self.backoff_rate,
+            "MaxDelaySeconds": self.max_delay,
+            "JitterStrategy": "FULL",
+        }
+
+
+RETRIES: tuple[RetryPolicy, ...] = (
+    # A serverless endpoint's cold start takes tens of seconds to a few minutes.
+    RetryPolicy(("ModelNotReady",), interval=10, max_attempts=6, max_delay=120),
+    RetryPolicy(("Throttled",), interval=2, max_attempts=8, max_delay=60),
+    RetryPolicy(("ModelUnavailable", "StorageFailed"), interval=5, max_attempts=4, max_delay=60),
+    # Mostly a deployment in progress or a configuration to fix: a few slow tries.
+    RetryPolicy(("EndpointNotFound", "UpstreamError"), interval=30, max_attempts=2, max_delay=120),
+    RetryPolicy(LAMBDA_SERVICE_ERRORS, interval=1, max_attempts=3, max_delay=10),
+)
+"""Retried errors of the classify task; any other is caught at once (`ImageRefused`,
+`ModelFailed`, `SourceMissing`, `InvalidEvent`, a bug, a Lambda timeout)."""
+
+FAILURE_RETRIES: tuple[RetryPolicy, ...] = (
+    RetryPolicy(("StorageFailed",), interval=2, max_attempts=4, max_delay=30),
+    RetryPolicy(LAMBDA_SERVICE_ERRORS, interval=1, max_attempts=3, max_delay=10),
+)
+"""Retried errors of the record_failure task."""
+
+
+def policy_for(error_name: str, retries: tuple[RetryPolicy, ...] = RETRIES) -> RetryPolicy | None:
+    """The first retrier matching `error_name`, as Step Functions picks it."""
+    for policy in retries:
+        if error_name in policy.errors or "States.ALL" in policy.errors:
+            return policy
+    return None
+
+
+def definition(
+    classify_arn: str,
+    record_failure_arn: str,
+    review_topic_arn: str | None = None,
+    *,
+    task_timeout_seconds: int = 120,
+) -> dict[str, Any]:
+    """The Amazon States Language document of the workflow.
+
+    Its input is `{"bucket", "key"}` (an EventBridge input transformer's output) or the
+    EventBridge event itself; both Lambda functions read either. With `review_topic_arn`,
+    an image that needs review is published to the topic (the task's output as JSON).
+    """
+    done = {"Type": "Succeed"}
+    states: dict[str, Any] = {
+        "Classify": {
+            "Type": "Task",
+            "Resource": classify_arn,
+            "TimeoutSeconds": task_timeout_seconds,
+            "Retry": [policy.as_state() for policy in RETRIES],
+            "Catch": [
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}
+            ],
+            "Next": "Routed" if review_topic_arn else "Done",
+        },
+        "RecordFailure": {
+            "Type": "Task",
+            "Resource": record_failure_arn,
+            "TimeoutSeconds": 30,
+            "Retry": [policy.as_state() for policy in FAILURE_RETRIES],
+            "Next": "Done",
+        },
+        "Done": done,
+    }
+    if review_topic_arn:
+        states["Routed"] = {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.outcome", "StringEquals": "review"},
+                        {"Variable": "$.skipped", "BooleanEquals": False},
+                    ],
+                    "Next": "NotifyReview",
+                }
+            ],
+            "Default": "Done",
+        }
+        states["NotifyReview"] = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {
+                "TopicArn": review_topic_arn,
+                "Subject": "An image needs review",
+                "Message.$": "States.JsonToString($)",
+            },
+            "Retry": [
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "IntervalSeconds": 2,
+                    "MaxAttempts": 3,
+                    "BackoffRate": 2.0,
+                    "JitterStrategy": "FULL",
+                }
+            ],
+            # The item is in review/ whatever happens to the message.
+            "Catch": [
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "Done"}
+            ],
+            "Next": "Done",
+        }
+    return {
+        "Comment": "Classify an image of the inbox; route it to results/, review/ or failed/.",
+        "StartAt": "Classify",
+        "States": states,
+    }

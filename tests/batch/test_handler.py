@@ -1,0 +1,80 @@
+"""The Lambda entry points, as Step Functions invokes them: S3 through moto, the
+environment the proxy's, one JSON log line per task."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from batch import handler
+from batch.tasks import ImageRefused, caught
+from proxy.config import ConfigError
+from tests.batch.conftest import BUCKET
+from tests.batch.support import ENDPOINT, answer, photo, scripted
+
+
+class Context:
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+@pytest.fixture
+def lambda_env(s3, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_ENDPOINT_NAME", ENDPOINT)
+    monkeypatch.setenv("REVIEW_THRESHOLD", "0.8")
+    monkeypatch.setattr(handler, "_state", {})
+    runtime = scripted(answer(0.9))
+    monkeypatch.setattr(handler, "RuntimeClients", lambda *_args: runtime)
+    return runtime
+
+
+def log_lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_classify_routes_an_inbox_object(s3, lambda_env, capsys):
+    s3.put_object(Bucket=BUCKET, Key="inbox/a.jpg", Body=photo())
+    output = handler.classify({"bucket": BUCKET, "key": "inbox/a.jpg"}, Context())
+    # REVIEW_THRESHOLD is read as the proxy reads it: 0.9 is confident at 0.8.
+    assert output["bucket"] == BUCKET
+    assert (output["outcome"], output["result_key"]) == ("result", "results/a.jpg.json")
+    [line] = log_lines(capsys)
+    assert line["event"] == "batch_task"
+    assert line["task"] == "classify"
+    assert (line["bucket"], line["key"], line["outcome"]) == (BUCKET, "inbox/a.jpg", "result")
+    assert line["request_id"] == output["request_id"]
+    assert line["attempts"] == 1  # the invoker's own keys join the line
+
+
+def test_a_refusal_and_its_catch(s3, lambda_env, capsys):
+    s3.put_object(Bucket=BUCKET, Key="inbox/notes.jpg", Body=b"notes")
+    event = {"bucket": BUCKET, "key": "inbox/notes.jpg"}
+    with pytest.raises(ImageRefused) as raised:
+        handler.classify(event, Context())
+    # What Step Functions' Catch (ResultPath $.error) hands the failure task:
+    output = handler.record_failure({**event, "error": caught(raised.value)}, Context())
+    assert (output["outcome"], output["code"]) == ("failed", "not_an_image")
+    assert output["result_key"] == "failed/notes.jpg.json"
+    refused, recorded = log_lines(capsys)
+    assert (refused["level"], refused["error"], refused["code"]) == (
+        "WARNING",
+        "ImageRefused",
+        "not_an_image",
+    )
+    assert (recorded["task"], recorded["outcome"]) == ("record_failure", "failed")
+
+
+def test_the_eventbridge_event_itself_is_accepted(s3, lambda_env):
+    s3.put_object(Bucket=BUCKET, Key="inbox/a.jpg", Body=photo())
+    event = {"detail": {"bucket": {"name": BUCKET}, "object": {"key": "inbox/a.jpg"}}}
+    assert handler.classify(event, Context())["outcome"] == "result"
+
+
+def test_a_bad_environment_names_the_variable(s3, monkeypatch):
+    monkeypatch.delenv("SAGEMAKER_ENDPOINT_NAME", raising=False)
+    monkeypatch.setattr(handler, "_state", {})
+    with pytest.raises(ConfigError, match="SAGEMAKER_ENDPOINT_NAME"):
+        handler.classify({"bucket": BUCKET, "key": "inbox/a.jpg"}, Context())
