@@ -1,9 +1,10 @@
 """The local HTTP API: API Gateway's job around the real Lambda handler.
 
 Like the stack's HTTP API (no CORS configuration: the site calls it on its own origin),
-it routes the methods `ProxyApi` routes on `/api/predict`, refuses bodies over its limit,
-turns each request into a payload 2.0 event and calls the handler with a Lambda context.
-It adds no origin header: CloudFront's stand-in does (`local/origin.py`).
+it routes the methods `ProxyApi` routes on `/api/predict`, `/api/feedback` and
+`/api/labels`, refuses bodies over its limit, turns each request into a payload 2.0 event
+and calls the handler with a Lambda context. It adds no origin header: CloudFront's
+stand-in does (`local/origin.py`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from local.lambda_context import LambdaContext
 from model.serve import read_limited_body
 
 PREDICT_PATH = f"{API_PATH}/predict"
+FEEDBACK_PATH = f"{API_PATH}/feedback"
+LABELS_PATH = f"{API_PATH}/labels"
+ROUTED_PATHS = (PREDICT_PATH, FEEDBACK_PATH, LABELS_PATH)
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 """API Gateway HTTP APIs refuse request payloads above 10 MB before any integration runs."""
 
-# The methods ProxyApi routes on /api/predict (the handler answers 405 to all but POST);
-# others get the 404 the HTTP API gives an unrouted request.
+# The methods ProxyApi routes on each path (the handler answers 405 to all but POST, or GET
+# on /api/labels); others get the 404 the HTTP API gives an unrouted request.
 ROUTED_METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE")
 ALL_METHODS = [*ROUTED_METHODS, "HEAD", "OPTIONS"]
 
@@ -56,7 +60,7 @@ def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_
                 source_ip=client,
                 host=request.headers.get("host", "localhost"),
             ),
-            route_key=f"{request.method} {PREDICT_PATH}",
+            route_key=f"{request.method} {request.url.path}",
         )
         context = LambdaContext()
         try:
@@ -70,7 +74,7 @@ def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_
         return response
 
     async def dispatch(request: Request) -> Response:
-        if request.url.path != PREDICT_PATH or request.method not in ROUTED_METHODS:
+        if request.url.path not in ROUTED_PATHS or request.method not in ROUTED_METHODS:
             result = _error(404, "not_found", f"No route here; POST an image to {PREDICT_PATH}.")
         else:
             body = await read_limited_body(request, max_payload_bytes)

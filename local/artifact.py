@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +21,9 @@ from model.package import EXIT_INT8_REFUSED
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = REPO_ROOT / "build" / "model.tar.gz"
+DEFAULT_DATA_DIR = REPO_ROOT / "build" / "local-data"
+"""Kept across runs: the prediction records (`predictions.sqlite3`, the report's input) and
+the served archives' labels (`model_labels/<version>.json`)."""
 
 
 class ArtifactError(Exception):
@@ -30,6 +35,25 @@ def read_model_info(path: Path) -> ArchiveMetadata:
         return read_archive_metadata(path)
     except ArchiveMetadataError as error:
         raise ArtifactError(str(error)) from error
+
+
+def read_archive_labels(path: Path) -> list[str]:
+    """The labels an archive answers with, in output order (its `metadata.json` `labels`)."""
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                if member.name.removeprefix("./") == "metadata.json":
+                    stream = archive.extractfile(member)
+                    meta = json.load(stream) if stream is not None else None
+                    break
+            else:
+                meta = None
+    except (OSError, tarfile.TarError, ValueError) as error:
+        raise ArtifactError(f"{path} is not a model archive ({error})") from error
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
+        raise ArtifactError(f"{path}: metadata.json has no list of labels")
+    return labels
 
 
 def _same_weights(recorded: str, requested: str) -> bool:

@@ -18,9 +18,20 @@ from starlette.types import ASGIApp
 
 from local.addresses import Addresses
 from local.api import PREDICT_PATH, create_api_app
-from local.artifact import DEFAULT_ARCHIVE, ArtifactError, resolve_artifact
+from local.artifact import (
+    DEFAULT_ARCHIVE,
+    DEFAULT_DATA_DIR,
+    ArtifactError,
+    read_archive_labels,
+    resolve_artifact,
+)
 from local.container import ContainerError, container_model_server
-from local.lambda_function import check_environment, handler_environment, load_handler
+from local.lambda_function import (
+    PREDICTIONS_FILE_NAME,
+    check_environment,
+    handler_environment,
+    load_handler,
+)
 from local.model_server import ModelServer, ModelServerError
 from local.origin import create_origin_app
 from local.ports import PortInUse, listen
@@ -28,6 +39,9 @@ from local.site import create_site_app
 from model.metadata import ArchiveMetadata
 from proxy.api_keys import DEFAULT_LOCAL_FILE, FileKeyStore, StoreError
 from proxy.config import ConfigError
+from proxy.labels import LABELS_DIR_IN_ZIP, write_labels_file
+from proxy.predictions import StoreError as PredictionStoreError
+from proxy.predictions_sqlite import SqlitePredictionStore
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -67,6 +81,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--artifact", type=Path, help=f"serve this model.tar.gz instead of {DEFAULT_ARCHIVE.name}"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        metavar="DIR",
+        help="keep the prediction records and feedback (predictions.sqlite3, kept across "
+        "runs) and the model's labels here (build/local-data)",
     )
     parser.add_argument(
         "--weights",
@@ -196,6 +218,7 @@ def _describe(
     model_server: ModelServer,
     api_keys: Path | None,
     key_count: int,
+    data_dir: Path,
 ) -> str:
     direct = "send an x-api-key" if api_keys is not None else "refused, 403; --api-keys admits keys"
     lines = [
@@ -203,6 +226,9 @@ def _describe(
         f"SageMaker  {model_server.url} ({model_server.description})",
         f"Site       {addresses.site_url()} (web UI; API at {PREDICT_PATH}, as through CloudFront)",
         f"API        {addresses.direct_api_url()}/predict (direct, as execute-api: {direct})",
+        f"Feedback   {_shown(data_dir / PREDICTIONS_FILE_NAME)} (every prediction and its "
+        f"feedback; kept across runs; per variant: "
+        f"{_python()} -m proxy.report --sqlite {_shown(data_dir / PREDICTIONS_FILE_NAME)})",
     ]
     if api_keys is not None:
         keys = f"{key_count} key{'s' if key_count != 1 else ''}" if key_count else "no keys yet"
@@ -219,15 +245,34 @@ def _count_keys(file: Path) -> int:
     return len(FileKeyStore(file).load().keys)
 
 
+def _open_data_dir(data_dir: Path) -> None:
+    """Create the records' database if need be, so a directory that cannot hold it is
+    said now, in one line (`PredictionStoreError`), not by the handler's init."""
+    with SqlitePredictionStore(data_dir / PREDICTIONS_FILE_NAME):
+        pass
+
+
+def _write_labels(model: ArchiveMetadata, data_dir: Path) -> None:
+    """The served archive's labels where the proxy checks feedback labels against them."""
+    write_labels_file(data_dir / LABELS_DIR_IN_ZIP, model.version, read_archive_labels(model.path))
+
+
 def run(args: argparse.Namespace) -> int:
     origin_secret = secrets.token_urlsafe(32)
     api_keys = None if args.api_keys is None else Path.cwd() / args.api_keys
+    data_dir = Path.cwd() / args.data_dir
     try:
         # The handler's own checks, before anything slow (e.g. API_KEYS_CACHE_SECONDS).
-        check_environment(handler_environment("http://127.0.0.1", origin_secret, api_keys))
+        check_environment(
+            handler_environment("http://127.0.0.1", origin_secret, api_keys, data_dir)
+        )
         key_count = _count_keys(api_keys) if api_keys is not None else 0
+        _open_data_dir(data_dir)
     except (ConfigError, StoreError) as exc:
         fail(str(exc))
+        return EXIT_USAGE
+    except PredictionStoreError as exc:
+        fail(f"--data-dir {_shown(data_dir)}: {exc}")
         return EXIT_USAGE
     try:
         site_sock = listen(args.host, args.port, "--port")
@@ -245,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
     model_server: ModelServer | None = None
     try:
         model = resolve_artifact(args.artifact, args.weights, say)
+        _write_labels(model, data_dir)
         if args.container:
             model_server = container_model_server(model.path, args.base_image, say)
         else:
@@ -252,8 +298,10 @@ def run(args: argparse.Namespace) -> int:
         say(f"Starting the model server on {model_server.url} ...")
         model_server.start()
         # The model server is started first: its environment is not the Lambda's.
-        handler = load_handler(handler_environment(model_server.url, origin_secret, api_keys))
-        say(_describe(model, addresses, model_server, api_keys, key_count))
+        handler = load_handler(
+            handler_environment(model_server.url, origin_secret, api_keys, data_dir)
+        )
+        say(_describe(model, addresses, model_server, api_keys, key_count, data_dir))
         if model.untrained:
             say(UNTRAINED_BANNER)
         ready = f"Ready: open {addresses.site_url()} in a browser. Press Ctrl-C to stop."

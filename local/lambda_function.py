@@ -10,22 +10,40 @@ from pathlib import Path
 from local.api import LambdaHandler
 from local.lambda_context import FUNCTION_NAME, MEMORY_MB, REGION
 from proxy.config import load_config
+from proxy.labels import LABELS_DIR_IN_ZIP
+from proxy.predictions_sqlite import DEFAULT_SQLITE_PATH
 
 ENDPOINT_NAME = "image-classifier-local"
 HANDLER_MODULE = "proxy.handler"
 # This machine's AWS setup (profiles, keys) stays out of a process that only talks to
 # localhost, and so does a cloud key store: locally the keys are a file or nothing.
-REMOVED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "API_KEYS_PATH")
+REMOVED = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "API_KEYS_PATH",
+    # The stack's: locally there is one endpoint and the store is a file.
+    "VARIANTS",
+    "PREDICTIONS_TABLE",
+)
+# Set only from the runtime's own flags, never inherited from the shell.
+OWN = ("API_KEYS_FILE", "PREDICTIONS_FILE", "MODEL_LABELS_DIR")
+PREDICTIONS_FILE_NAME = DEFAULT_SQLITE_PATH.name
 
 
 def handler_environment(
-    sagemaker_runtime_url: str, origin_secret: str, api_keys_file: Path | None = None
+    sagemaker_runtime_url: str,
+    origin_secret: str,
+    api_keys_file: Path | None = None,
+    data_dir: Path | None = None,
 ) -> dict[str, str]:
     """The variables the stack would give the function, pointed at this machine.
 
     `ORIGIN_SECRET` is required of every request (as deployed); `API_KEYS_FILE`, when
-    given, turns API keys on. Dummy credentials and empty AWS config files keep this
-    machine's real AWS setup out."""
+    given, turns API keys on. With `data_dir`, predictions are recorded in its SQLite file
+    (`PREDICTIONS_FILE`, where the stack sets `PREDICTIONS_TABLE`) and feedback is checked
+    against the labels files of its `model_labels/` (`MODEL_LABELS_DIR`). Dummy
+    credentials and empty AWS config files keep this machine's real AWS setup out."""
     environment = {
         "SAGEMAKER_ENDPOINT_NAME": ENDPOINT_NAME,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_runtime_url,
@@ -42,12 +60,14 @@ def handler_environment(
     }
     if api_keys_file is not None:
         environment["API_KEYS_FILE"] = str(api_keys_file)
+    if data_dir is not None:
+        environment["PREDICTIONS_FILE"] = str(data_dir / PREDICTIONS_FILE_NAME)
+        environment["MODEL_LABELS_DIR"] = str(data_dir / LABELS_DIR_IN_ZIP)
     return environment
 
 
 def _with(environment: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
-    kept = {name: value for name, value in base.items() if name not in REMOVED}
-    kept.pop("API_KEYS_FILE", None)  # on only with --api-keys
+    kept = {name: value for name, value in base.items() if name not in (*REMOVED, *OWN)}
     return {**kept, **environment}
 
 

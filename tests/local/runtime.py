@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,13 @@ class LocalRuntime:
     """The API called directly, the execute-api stand-in: `{direct_url}/predict`."""
     lines: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
+    data_dir: Path | None = None
+    """`--data-dir`: the prediction records (`predictions.sqlite3`) and the labels."""
+
+    @property
+    def predictions_file(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "predictions.sqlite3"
 
     @property
     def api_url(self) -> str:
@@ -87,11 +95,23 @@ def launch(args: Sequence[str], env: dict[str, str] | None = None) -> subprocess
 
 @contextmanager
 def local_runtime(
-    artifact: Path, extra: Sequence[str] = (), env: dict[str, str] | None = None
+    artifact: Path,
+    extra: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    data_dir: Path | None = None,
 ) -> Iterator[LocalRuntime]:
-    """A running `python -m local --artifact ...` on ports the OS picks."""
-    process = launch(["--artifact", str(artifact), "--port", "0", "--api-port", "0", *extra], env)
-    runtime = LocalRuntime(process)
+    """A running `python -m local --artifact ...` on ports the OS picks, keeping its records
+    in `data_dir` (a temporary directory by default: never the repository's build/)."""
+    if data_dir is None:
+        with (
+            tempfile.TemporaryDirectory(prefix="local-data-") as scratch,
+            local_runtime(artifact, extra, env, Path(scratch)) as runtime,
+        ):
+            yield runtime
+        return
+    arguments = ["--artifact", str(artifact), "--port", "0", "--api-port", "0"]
+    process = launch([*arguments, "--data-dir", str(data_dir), *extra], env)
+    runtime = LocalRuntime(process, data_dir=data_dir)
     ready = threading.Event()
     runtime.reader = threading.Thread(target=_drain, args=(runtime, ready), daemon=True)
     runtime.reader.start()

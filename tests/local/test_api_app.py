@@ -5,7 +5,7 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from local.api import PREDICT_PATH, create_api_app
+from local.api import FEEDBACK_PATH, LABELS_PATH, PREDICT_PATH, create_api_app
 from local.lambda_context import TIMEOUT_SECONDS
 
 SITE = "http://127.0.0.1:8000"
@@ -115,6 +115,20 @@ def test_routed_methods_reach_the_handler_with_their_route_key(client, handler, 
     event = handler.calls[-1][0]
     assert event["requestContext"]["http"]["method"] == method
     assert event["routeKey"] == f"{method} /api/predict"
+
+
+@pytest.mark.parametrize("path", [FEEDBACK_PATH, LABELS_PATH])
+@pytest.mark.parametrize("method", ["POST", "GET", "PUT", "PATCH", "DELETE"])
+def test_feedback_and_labels_are_routed_like_predict(client, handler, method, path):
+    client.request(method, f"{path}?version=3f9a1c2b4d5e")
+    event = handler.calls[-1][0]
+    assert event["routeKey"] == f"{method} {path}"
+    assert event["rawPath"] == path
+    assert event["queryStringParameters"] == {"version": "3f9a1c2b4d5e"}
+
+
+def test_the_three_paths_are_under_the_sites_api_path():
+    assert (FEEDBACK_PATH, LABELS_PATH) == ("/api/feedback", "/api/labels")
 
 
 @pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])

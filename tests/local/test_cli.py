@@ -104,3 +104,18 @@ def test_a_key_file_that_is_not_one_is_explained_in_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"local: {keys} is not an API key file")
+
+
+def test_the_records_are_kept_in_build_local_data_by_default():
+    assert parse_args([]).data_dir == ROOT / "build" / "local-data"
+    assert parse_args(["--data-dir", "elsewhere"]).data_dir == Path("elsewhere")
+
+
+def test_a_data_dir_that_cannot_hold_the_records_is_explained_in_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_local("--data-dir", str(blocker), "--port", "0", "--api-port", "0")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"local: --data-dir {blocker}: cannot open")
