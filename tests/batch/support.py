@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,12 @@ def classifier(runtime: Any, threshold: float = 0.93, **options: Any) -> Classif
     return Classifier(invoker, threshold)
 
 
+@cache
 def photo(name: str = "chelsea", image_format: str = "JPEG") -> bytes:
     return encoded(name, image_format)
 
 
+@cache
 def truncated_jpeg() -> bytes:
     data = photo("astronaut")
     return data[: len(data) // 2]

@@ -1,0 +1,555 @@
+"""`python -m batch run`: the batch workflow over a folder, on one machine, with no cloud.
+
+    python -m batch run DIR --out OUT [--threshold 0.93] [--workers 2]
+                        [--model-server URL | --artifact PATH] [--quiet]
+
+Every file under DIR (hidden ones aside) goes through the same task functions as the
+cloud's workflow (`batch.tasks`), against a local model server: `--model-server URL` (a
+running `python -m model.serve`), or one started here on `--artifact` (by default the
+local runtime's `build/model.tar.gz`). It plays the part of Step Functions too: the task
+errors are retried as `batch.workflow.RETRIES` says, and whatever is not retried is
+recorded in `failed/` by the failure task. So each file ends in exactly one of
+`OUT/results/`, `OUT/review/`, `OUT/failed/` (as `<path>.json`), and bad files (not
+images, truncated, too large) carry the API's error codes.
+
+It resumes: a file whose outcome is recorded for its current size and modification time
+is skipped, except for failures that may pass another time (`"retryable": true`).
+`OUT/summary.json` has the counts over all of DIR, and this run's latency and throughput.
+Progress goes to stderr.
+
+Exit status: 0 every file has its outcome (failures included); 1 the model server could
+not start or stopped, or outcomes could not be written (files left without one are
+counted as `pending`; run again); 2 bad usage.
+
+`process_new` is the one-pass core: a watcher (`python -m local --inbox DIR`, later)
+can call it every few seconds on the same folders, with `settle_seconds` so that files
+still being copied in wait for the next pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from batch import labels as model_labels
+from batch.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
+from batch.tasks import (
+    Classifier,
+    Job,
+    TaskError,
+    caught,
+    classify,
+    existing_outcome,
+    record_failure,
+)
+from batch.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
+from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
+from proxy.predictions import iso_time
+from proxy.sagemaker import RuntimeClients
+
+DEFAULT_WORKERS = 2
+MAX_WORKERS = 32
+SUMMARY = "summary.json"
+SERVER_LOG = "model-server.log"
+LOCAL_BUDGET_SECONDS = 60.0
+"""Time for one image's model call, retries included: SageMaker's own limit per call."""
+ENDPOINT_NAME = "local-model-server"
+"""Any valid endpoint name: the local model server answers whatever the name."""
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_COUNTED = {RESULTS: "results", REVIEW: "review", FAILED: "failed"}
+
+
+class RunError(Exception):
+    """The run cannot go on (exit status 1); the message says why."""
+
+
+@dataclass
+class Pass:
+    """What one `process_new` call did."""
+
+    processed: Counter = field(default_factory=Counter)
+    """Outcomes of the files processed: result, review, failed."""
+    skipped: int = 0
+    """Files already done."""
+    waiting: int = 0
+    """Files too recently changed (`settle_seconds`), left for the next pass."""
+    unrecorded: list[str] = field(default_factory=list)
+    """Files whose outcome could not be written, and why (they stay pending)."""
+    latencies: list[float] = field(default_factory=list)
+    """Seconds per processed file, retries included."""
+    seconds: float = 0.0
+    stopped: bool = False
+
+    @property
+    def count(self) -> int:
+        return sum(self.processed.values())
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Progress:
+    """A one-line progress bar on a terminal; a line per tenth elsewhere (logs, CI)."""
+
+    WIDTH = 24
+
+    def __init__(self, total: int, stream: TextIO | None, clock: Callable[[], float]) -> None:
+        self.total = total
+        self.stream = stream
+        self.clock = clock
+        self.start = clock()
+        self.counts: Counter = Counter()
+        self.done = 0
+        self._tty = bool(stream is not None and stream.isatty())
+        self._next_line = 0
+        self._lock = threading.Lock()
+
+    def update(self, outcome: str) -> None:
+        with self._lock:
+            self.done += 1
+            self.counts[outcome] += 1
+            if self.stream is None:
+                return
+            if self._tty:
+                self.stream.write("\r" + self.line())
+            elif self.done >= self._next_line or self.done == self.total:
+                self.stream.write(self.line() + "\n")
+                self._next_line = self.done + max(1, self.total // 10)
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.stream is not None and self._tty and self.total:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def line(self) -> str:
+        share = self.done / self.total if self.total else 1.0
+        filled = round(share * self.WIDTH)
+        elapsed = max(self.clock() - self.start, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate else 0.0
+        return (
+            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total} "
+            f"{share:4.0%}  results {self.counts['result']}  review {self.counts['review']}  "
+            f"failed {self.counts['failed']}  {rate:.1f} img/s  eta {left:.0f} s"
+        )
+
+
+def run_job(
+    job: Job,
+    classifier: Classifier,
+    *,
+    retries: tuple[RetryPolicy, ...] = RETRIES,
+    failure_retries: tuple[RetryPolicy, ...] = FAILURE_RETRIES,
+    budget: float = LOCAL_BUDGET_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> dict[str, Any]:
+    """One image through the workflow as Step Functions runs it: classify with its
+    retries, and on any error left the failure task (with its own retries)."""
+    used: Counter = Counter()
+    while True:
+        try:
+            return classify(job, classifier, deadline=classifier.invoker.clock() + budget)
+        except Exception as exc:  # what Catch States.ALL catches: bugs too
+            policy = policy_for(type(exc).__name__, retries) if isinstance(exc, TaskError) else None
+            if policy is not None and used[policy] < policy.max_attempts:
+                sleep(policy.delay(used[policy], jitter))
+                used[policy] += 1
+                continue
+            error = caught(exc)
+            break
+    while True:
+        try:
+            return record_failure(job, error)
+        except TaskError as exc:
+            policy = policy_for(type(exc).__name__, failure_retries)
+            if policy is None or used[policy] >= policy.max_attempts:
+                raise
+            sleep(policy.delay(used[policy], jitter))
+            used[policy] += 1
+
+
+def folder_jobs(source: LocalStorage, out: LocalStorage) -> Iterator[Job]:
+    """A job for each file of `source`, its outcomes in `out` under its own path."""
+    for key in source.iter_keys():
+        yield Job(source, key, out, key)
+
+
+@dataclass
+class Scan:
+    """The files of a folder, sorted by what a pass must do with them."""
+
+    todo: list[Job] = field(default_factory=list)
+    skipped: int = 0
+    waiting: int = 0
+
+
+def scan(source: LocalStorage, out: LocalStorage, settle_seconds: float = 0.0) -> Scan:
+    """Which files have no outcome yet (or a retryable failure): only a stat and a look at
+    the outcome files each, no image is read."""
+    found = Scan()
+    now = time.time()
+    for job in folder_jobs(source, out):
+        try:
+            stat = source.path(job.key).stat()
+            info = source.info(job.key)
+            done = info is not None and existing_outcome(job, info.etag) is not None
+        except (OSError, StorageError, TaskError):
+            done, stat = False, None  # the task itself will say what is wrong
+        if done:
+            found.skipped += 1
+        elif stat is not None and now - stat.st_mtime < settle_seconds:
+            found.waiting += 1
+        else:
+            found.todo.append(job)
+    return found
+
+
+def process(
+    found: Scan,
+    classifier: Classifier,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    progress: TextIO | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+    **job_options: Any,
+) -> Pass:
+    """Run the scanned files' jobs on `workers` threads; `should_stop()` is asked before
+    each file (e.g. whether the model server died)."""
+    started = clock()
+    result = Pass(skipped=found.skipped, waiting=found.waiting)
+    bar = Progress(len(found.todo), progress, clock)
+    lock = threading.Lock()
+
+    def one(job: Job) -> None:
+        if should_stop():
+            result.stopped = True
+            return
+        begun = clock()
+        try:
+            output = run_job(job, classifier, **job_options)
+        except Exception as exc:  # not even failed/ could be written: the file stays pending
+            with lock:
+                result.unrecorded.append(f"{job.key}: {type(exc).__name__}: {exc}")
+            return
+        elapsed = clock() - begun
+        with lock:
+            result.processed[output["outcome"]] += 1
+            if not output["skipped"]:
+                result.latencies.append(elapsed)
+        bar.update(output["outcome"])
+
+    if found.todo:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
+            for future in as_completed([pool.submit(one, job) for job in found.todo]):
+                future.result()
+        bar.finish()
+    result.seconds = clock() - started
+    return result
+
+
+def process_new(
+    source: LocalStorage,
+    out: LocalStorage,
+    classifier: Classifier,
+    *,
+    settle_seconds: float = 0.0,
+    **options: Any,
+) -> Pass:
+    """One pass over `source`: every file without an outcome yet (or with a retryable
+    failure) is processed; files changed less than `settle_seconds` ago wait for the next
+    pass. What a folder watcher calls periodically (`options` as `process`)."""
+    return process(scan(source, out, settle_seconds), classifier, **options)
+
+
+def outcome_counts(source: LocalStorage, out: LocalStorage) -> tuple[int, Counter]:
+    """The number of files in `source` and where their outcomes are (or `pending`)."""
+    counts: Counter = Counter({"results": 0, "review": 0, "failed": 0, "pending": 0})
+    files = 0
+    for job in folder_jobs(source, out):
+        files += 1
+        for folder in OUTCOME_FOLDERS:
+            if out.path(job.outcome_key(folder)).is_file():
+                counts[_COUNTED[folder]] += 1
+                break
+        else:
+            counts["pending"] += 1
+    return files, counts
+
+
+def failure_codes(source: LocalStorage, out: LocalStorage) -> dict[str, int]:
+    codes: Counter = Counter()
+    for job in folder_jobs(source, out):
+        document = out.read_json(job.outcome_key(FAILED))
+        if document is not None:
+            codes[(document.get("error") or {}).get("code", "unknown")] += 1
+    return dict(sorted(codes.items()))
+
+
+def summary(
+    source: LocalStorage, out: LocalStorage, done: Pass, settings: dict[str, Any]
+) -> dict[str, Any]:
+    files, counts = outcome_counts(source, out)
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value * 1000, 1)
+
+    return {
+        **settings,
+        "files": files,
+        "counts": dict(counts),
+        "failed_codes": failure_codes(source, out),
+        "this_run": {
+            "processed": done.count,
+            "skipped": done.skipped,
+            **{outcome: done.processed[outcome] for outcome in ("result", "review", "failed")},
+            "unrecorded": done.unrecorded,
+            "seconds": round(done.seconds, 3),
+            "images_per_second": round(done.count / done.seconds, 2) if done.seconds else None,
+            "latency_ms": {
+                "p50": ms(percentile(done.latencies, 0.5)),
+                "p95": ms(percentile(done.latencies, 0.95)),
+                "max": ms(max(done.latencies, default=None)),
+            },
+        },
+    }
+
+
+@contextmanager
+def runtime_environment(url: str) -> Iterator[None]:
+    """Point the stock SageMaker Runtime client at `url` (as the local runtime does for
+    the proxy), with placeholder credentials, for the duration of the run."""
+    settings = {
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    removed = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN")
+    saved = {name: os.environ.get(name) for name in (*settings, *removed)}
+    for name in removed:
+        os.environ.pop(name, None)
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def local_classifier(threshold: float, max_image_bytes: int) -> Classifier:
+    """The proxy's invoker with its default timeouts and attempts, for a local server."""
+    config = ProxyConfig(
+        endpoint_name=ENDPOINT_NAME, max_image_bytes=max_image_bytes, review_threshold=threshold
+    )
+    clients = RuntimeClients(config.read_timeout, config.connect_timeout)
+    return Classifier.from_config(config, clients)
+
+
+@contextmanager
+def model_server(
+    url: str | None, artifact: Path | None, log_path: Path
+) -> Iterator[tuple[str, Callable[[], bool]]]:
+    """`(url, stopped)`: the server at `url`, or one started on `artifact`."""
+    if url is not None:
+        yield url.rstrip("/"), lambda: False
+        return
+    from local.model_server import ModelServer, ModelServerError
+
+    assert artifact is not None
+    server = ModelServer(artifact)
+    with log_path.open("ab") as log:
+        try:
+            server.start(output=log)
+        except ModelServerError as error:
+            server.stop()
+            raise RunError(f"{error}; its output is in {log_path}") from None
+        try:
+            yield server.url, lambda: server.exit_code is not None
+        finally:
+            server.stop()
+
+
+def run(
+    input_dir: Path,
+    out_dir: Path,
+    *,
+    model_server_url: str | None = None,
+    artifact: Path | None = None,
+    threshold: float = DEFAULT_REVIEW_THRESHOLD,
+    workers: int = DEFAULT_WORKERS,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    progress: TextIO | None = None,
+    **job_options: Any,
+) -> dict[str, Any]:
+    """Process `input_dir` into `out_dir` and write `summary.json`; its content."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = LocalStorage(input_dir, exclude=out_dir)
+    out = LocalStorage(out_dir)
+    started_at = time.time()
+    if artifact is not None:
+        try:
+            model_labels.save(out, model_labels.archive_labels(artifact))
+        except model_labels.LabelsError as error:
+            raise RunError(str(error)) from None
+    found = scan(source, out)
+    if not found.todo:  # all done: no model server to start
+        done = Pass(skipped=found.skipped)
+    else:
+        with (
+            model_server(model_server_url, artifact, out_dir / SERVER_LOG) as (url, stopped),
+            runtime_environment(url),
+        ):
+            classifier = local_classifier(threshold, max_image_bytes)
+            done = process(
+                found,
+                classifier,
+                workers=workers,
+                progress=progress,
+                should_stop=stopped,
+                **job_options,
+            )
+    document = summary(
+        source,
+        out,
+        done,
+        {
+            "input": str(source.root),
+            "out": str(out.root),
+            "model_server": model_server_url or f"started on {artifact and artifact.resolve()}",
+            "threshold": threshold,
+            "workers": workers,
+            "started_at": iso_time(started_at),
+            "finished_at": iso_time(time.time()),
+        },
+    )
+    out.write_json(SUMMARY, document)
+    if done.stopped:
+        raise RunError(
+            f"the model server stopped during the run (its output: {out_dir / SERVER_LOG}); "
+            f"{document['counts']['pending']} file(s) are pending: run again"
+        )
+    return document
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", type=Path, metavar="DIR", help="the folder of images")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="where results/, review/, failed/ go"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=_fraction,
+        default=DEFAULT_REVIEW_THRESHOLD,
+        help="top-1 probability below which an image goes to review/ "
+        f"(default {DEFAULT_REVIEW_THRESHOLD}, the API's REVIEW_THRESHOLD)",
+    )
+    parser.add_argument(
+        "--workers", type=_workers, default=DEFAULT_WORKERS, help="images in flight (threads)"
+    )
+    server = parser.add_mutually_exclusive_group()
+    server.add_argument("--model-server", metavar="URL", help="a running python -m model.serve")
+    server.add_argument(
+        "--artifact",
+        type=Path,
+        help=f"the model archive to serve (default {model_labels.LOCAL_ARCHIVE})",
+    )
+    parser.add_argument(
+        "--max-image-bytes",
+        type=int,
+        default=DEFAULT_MAX_IMAGE_BYTES,
+        help="largest image accepted, as the API's MAX_IMAGE_BYTES",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def command(args: argparse.Namespace, stderr: TextIO = sys.stderr) -> int:
+    if not args.dir.is_dir():
+        return _usage(stderr, f"{args.dir}: no such folder")
+    if args.out.resolve() == args.dir.resolve():
+        return _usage(stderr, "--out must not be DIR itself (a folder inside it is fine)")
+    if not 1 <= args.max_image_bytes <= 4 * 1024 * 1024:
+        return _usage(stderr, "--max-image-bytes must be between 1 and 4194304")
+    artifact = args.artifact
+    if args.model_server is None:
+        artifact = artifact or model_labels.LOCAL_ARCHIVE
+        if not artifact.is_file():
+            return _usage(
+                stderr,
+                f"{artifact}: no model archive; run `make run` once (it builds "
+                "build/model.tar.gz), or pass --artifact PATH or --model-server URL",
+            )
+    try:
+        document = run(
+            args.dir,
+            args.out,
+            model_server_url=args.model_server,
+            artifact=artifact,
+            threshold=args.threshold,
+            workers=args.workers,
+            max_image_bytes=args.max_image_bytes,
+            progress=None if args.quiet else stderr,
+        )
+    except (RunError, StorageError) as error:
+        print(f"error: {error}", file=stderr)
+        return EXIT_FAILED
+    for problem in document["this_run"]["unrecorded"]:
+        print(f"error: no outcome written for {problem}", file=stderr)
+    counts, this_run = document["counts"], document["this_run"]
+    print(
+        f"{document['files']} files: {counts['results']} results, {counts['review']} to "
+        f"review, {counts['failed']} failed, {counts['pending']} pending "
+        f"({this_run['processed']} processed now, {this_run['skipped']} already done); "
+        f"{args.out / SUMMARY}",
+        file=stderr,
+    )
+    return EXIT_FAILED if counts["pending"] else EXIT_OK
+
+
+def _usage(stderr: TextIO, message: str) -> int:
+    print(f"error: {message}", file=stderr)
+    return EXIT_USAGE
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_WORKERS}")
+    return value
