@@ -30,6 +30,15 @@ class ArtifactError(Exception):
     """The archive cannot be found, read or built; the message says what to do."""
 
 
+def shown(path: Path) -> str:
+    """`path` as the user would type it here: relative to the working directory if within
+    (`build/model.tar.gz` under `make run`), else as it is."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def read_model_info(path: Path) -> ArchiveMetadata:
     try:
         return read_archive_metadata(path)
@@ -102,14 +111,14 @@ def resolve_artifact(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if weights is not None:
-        say(f"Building {out} with --weights {weights} ...")
+        say(f"Building {shown(out)} with --weights {weights} ...")
         if not _build(weights, out, say):
             raise ArtifactError(
                 f"could not build the model archive with --weights {weights} (see above)"
             )
         return read_model_info(out)
 
-    say(f"Building {out} with the pretrained ImageNet weights ...")
+    say(f"Building {shown(out)} with the pretrained ImageNet weights ...")
     if not _build(IMAGENET, out, say):
         say(
             "The pretrained weights cannot be had here (see above). Building with RANDOM, "

@@ -24,6 +24,7 @@ from local.artifact import (
     ArtifactError,
     read_archive_labels,
     resolve_artifact,
+    shown,
 )
 from local.container import ContainerError, container_model_server
 from local.lambda_function import (
@@ -198,18 +199,10 @@ async def _serve(
     return exit_code
 
 
-def _shown(path: Path) -> str:
-    """`path` as the user would type it here: relative to the working directory if within."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def _python() -> str:
     """How to run this Python, for a command to copy: `.venv/bin/python` under `make run`."""
-    shown = _shown(Path(sys.executable))
-    return shown if not Path(shown).is_absolute() else "python"
+    python = shown(Path(sys.executable))
+    return python if not Path(python).is_absolute() else "python"
 
 
 def _describe(
@@ -222,17 +215,18 @@ def _describe(
 ) -> str:
     direct = "send an x-api-key" if api_keys is not None else "refused, 403; --api-keys admits keys"
     lines = [
-        f"Model      {model.path} ({model.name}, version {model.version}, weights {model.weights})",
+        f"Model      {shown(model.path)} "
+        f"({model.name}, version {model.version}, weights {model.weights})",
         f"SageMaker  {model_server.url} ({model_server.description})",
         f"Site       {addresses.site_url()} (web UI; API at {PREDICT_PATH}, as through CloudFront)",
         f"API        {addresses.direct_api_url()}/predict (direct, as execute-api: {direct})",
-        f"Feedback   {_shown(data_dir / PREDICTIONS_FILE_NAME)} (every prediction and its "
+        f"Feedback   {shown(data_dir / PREDICTIONS_FILE_NAME)} (every prediction and its "
         f"feedback; kept across runs; per variant: "
-        f"{_python()} -m proxy.report --sqlite {_shown(data_dir / PREDICTIONS_FILE_NAME)})",
+        f"{_python()} -m proxy.report --sqlite {shown(data_dir / PREDICTIONS_FILE_NAME)})",
     ]
     if api_keys is not None:
         keys = f"{key_count} key{'s' if key_count != 1 else ''}" if key_count else "no keys yet"
-        file = _shown(api_keys)
+        file = shown(api_keys)
         lines.append(
             f"API keys   {file} ({keys}); add one: "
             f"{_python()} -m proxy.api_keys create NAME --local {file}"
@@ -272,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         fail(str(exc))
         return EXIT_USAGE
     except PredictionStoreError as exc:
-        fail(f"--data-dir {_shown(data_dir)}: {exc}")
+        fail(f"--data-dir {shown(data_dir)}: {exc}")
         return EXIT_USAGE
     try:
         site_sock = listen(args.host, args.port, "--port")

@@ -20,6 +20,8 @@ def test_ready_then_clean_shutdown(model_artifact: Path, sig):
         output = runtime.output
         assert re.search(r"^Ready: open http://127\.0\.0\.1:\d+ in a browser", output, re.M)
         assert "UNTRAINED MODEL" in output, "random weights are announced loudly"
+        # Paths as typed here: the archive under the working directory, relative.
+        assert re.search(r"^Model\s+build/test-cache/model-\S+\.tar\.gz \(", output, re.M)
         model_url = re.search(r"^SageMaker\s+(http://\S+)", output, re.M).group(1)
         assert httpx.get(f"{model_url}/ping").status_code == 200
         assert httpx.get(runtime.site_url).status_code == 200
