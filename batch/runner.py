@@ -487,7 +487,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def command(args: argparse.Namespace, stderr: TextIO = sys.stderr) -> int:
+def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
+    stderr = stderr or sys.stderr
     if not args.dir.is_dir():
         return _usage(stderr, f"{args.dir}: no such folder")
     if args.out.resolve() == args.dir.resolve():
