@@ -269,3 +269,29 @@ def test_label_folders_are_unique_even_ignoring_case():
 )
 def test_an_item_is_named_as_listed_or_by_its_file(text, name):
     assert item_name(text) == name
+
+
+@pytest.mark.slow
+def test_model_finetune_trains_on_an_export(out, tmp_path):
+    """The export is what `python -m model.finetune --data DIR` reads (one short epoch on
+    an untrained backbone: nothing is downloaded)."""
+    import subprocess
+    import sys
+
+    from batch.export import export
+    from batch.review import resolve
+    from tests.conftest import ROOT
+
+    target = LocalStorage(out)
+    resolve(target, "cats/a.jpg", "tabby", "ana")
+    resolve(target, "b.png", "espresso", "ana")
+    resolve(target, "dogs/a.jpg", "tabby", "ana")
+    train = tmp_path / "train"
+    assert len(export(target, train).files) == 3
+    trained = subprocess.run(
+        [sys.executable, "-m", "model.finetune", "--data", str(train), "--epochs", "1",
+         "--backbone", "random", "--out", str(tmp_path / "ft" / "weights.pt")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert (tmp_path / "ft" / "labels.txt").read_text().split("\n")[:2] == ["espresso", "tabby"]
