@@ -50,9 +50,11 @@ Task contract
 - In: the classify input plus `"error": {"Error": "<name>", "Cause": "<Lambda's error
   JSON>"}` (a Catch with `"ResultPath": "$.error"`).
 - Out: `{"bucket", "key", "name", "outcome": "failed", "result_key":
-  "failed/<name>.json", "request_id", "code", "retryable"}`. An error that is not one of
-  the above (a Lambda timeout, a bug) is recorded as `internal_error`, its name and cause
-  in `detail`.
+  "failed/<name>.json", "request_id", "code", "retryable", "skipped": false}`. An error
+  that is not one of the above (a Lambda timeout, a bug) is recorded as `internal_error`,
+  its name and cause in `detail`. When the image already has a result or review outcome
+  for the same bytes (a duplicate's late failure), that outcome stays and is returned
+  with `"skipped": true`.
 - Errors: `StorageFailed` (retry), `InvalidEvent`.
 
 Every image thus ends in exactly one of `results/`, `review/`, `failed/` (writing one
@@ -385,6 +387,12 @@ def record_failure(
         info = job.source.info(job.key)
     except StorageError:
         info = None  # a failure is recorded even when the image cannot be looked at
+    if info is not None:
+        done = existing_outcome(job, info.etag)
+        if done is not None and done[1].get("outcome") != FAILED_OUTCOME:
+            # A late failure of a duplicate: the image has its outcome (perhaps a
+            # person's decision), which a failure must not replace.
+            return _output(job, *done, skipped=True)
     if reported is None:
         status, code, retryable = 500, "internal_error", True
         message = "The batch task failed unexpectedly; run the image again."

@@ -429,3 +429,13 @@ def test_the_invoker_is_built_as_the_proxy_builds_it():
         tasks.Classifier.from_config(config, FakeRuntime(lambda *_: b""), threshold=0.5).threshold
         == 0.5
     )
+
+
+def test_a_late_failure_of_a_duplicate_keeps_the_outcome(s3, bucket):
+    put(s3, "inbox/a.jpg", photo())
+    job = inbox_job(bucket, "inbox/a.jpg")
+    classify(job, classifier(scripted(answer(0.5))), deadline=FAR)
+    error = tasks.Throttled(503, "model_busy", "busy")
+    output = record_failure(job, caught(error))
+    assert (output["outcome"], output["skipped"]) == ("review", True)
+    assert outcome_files(s3) == ["review/a.jpg.json"]
