@@ -163,8 +163,9 @@ def load_photos(data: Path, val_fraction: float, seed: int, decode_side: int) ->
 
 
 def load_rgb(path: str, decode_side: int) -> Image.Image:
-    """A photo upright in RGB, as the handler sees it; big JPEGs decode at a reduced
-    scale (still at least ``decode_side`` on the short side), which keeps epochs fast."""
+    """A photo in RGB, as torchvision's loader gives it but upright by its EXIF
+    orientation, as the handler turns it; big JPEGs decode at a reduced scale (still at
+    least ``decode_side`` on the short side), which keeps epochs fast."""
     with Image.open(path) as image:
         image.draft("RGB", (decode_side, decode_side))
         image.load()

@@ -30,24 +30,33 @@ CACHE = ROOT / "build" / "test-cache"
 SOURCES = sorted((ROOT / "model").glob("*.py")) + sorted((ROOT / "model" / "code").iterdir())
 BUILD_SECONDS = 900
 START_SECONDS = 60
+STALE_SECONDS = 600
 
 
-def sources_key(*extra: str) -> str:
-    digest = hashlib.sha256("\0".join(extra).encode())
-    for path in SOURCES:
-        if path.is_file():
-            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
+def _digest(*parts: bytes) -> str:
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def sources_key() -> str:
+    return _digest(
+        *(
+            path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes()
+            for path in SOURCES
+            if path.is_file()
+        )
+    )
 
 
 def package(*args: str, key_files: tuple[Path, ...] = ()) -> Path:
     """`python -m model.package ARGS --out CACHED`: the cached archive, built if needed.
     ``key_files`` are inputs (weights, labels) whose bytes the cache key must cover."""
-    contents = [hashlib.sha256(path.read_bytes()).hexdigest() for path in key_files]
-    cached = CACHE / f"archive-{sources_key(*args, *contents)}.tar.gz"
+    sources = sources_key()
+    inputs = _digest(*(arg.encode() for arg in args), *(p.read_bytes() for p in key_files))
+    cached = CACHE / f"archive-{sources}-{inputs}.tar.gz"
     if cached.is_file():
         return cached
     CACHE.mkdir(parents=True, exist_ok=True)
+    _prune(sources)
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
         built = Path(scratch) / "model.tar.gz"
         result = subprocess.run(
@@ -62,6 +71,15 @@ def package(*args: str, key_files: tuple[Path, ...] = ()) -> Path:
             raise RuntimeError(f"model.package {' '.join(args)} failed:\n{result.stderr}")
         os.replace(built, cached)
     return cached
+
+
+def _prune(sources: str) -> None:
+    """Drop archives of older sources, once no session can still be opening them."""
+    for stale in CACHE.glob("archive-*.tar.gz"):
+        with contextlib.suppress(FileNotFoundError):  # another session pruned it first
+            old = not stale.name.startswith(f"archive-{sources}-")
+            if old and time.time() - stale.stat().st_mtime > STALE_SECONDS:
+                stale.unlink()
 
 
 def arch_archive(arch: str, precision: str = "fp32") -> Path:
