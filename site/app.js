@@ -3,6 +3,7 @@
 // flight, so any number of images in a row works; only the last one is answered.
 
 import { classify, endpoint } from "./api.js";
+import { createFeedback } from "./feedback.js";
 import { prepareFile, prepareImageElement } from "./image.js";
 import { describe, Problem } from "./messages.js";
 import { curlSnippet, pythonSnippet } from "./snippets.js";
@@ -61,7 +62,8 @@ const ui = {
 let generation = 0; // which image is current; stale work checks it and stops
 let inFlight = null; // AbortController of the current request
 let slowTimer = 0;
-let current = null; // the image on screen: {name, prepared, url, result?}
+let current = null; // the image on screen: {name, prepared, url, result?, feedback?}
+let feedback = null; // "Is this right?" under the answer (feedback.js)
 const history = []; // this visit's answered images, newest first; never stored anywhere
 
 const count = (value) => value.toLocaleString("en-US");
@@ -200,6 +202,7 @@ function renderResult(entry) {
     ? `Small image (${count(source.width)}×${count(source.height)} px): the model scales its short side up to 224 px, so it has little detail to go on.`
     : "";
   show("results");
+  feedback?.show(entry);
 
   const top = body.predictions[0];
   const review = body.needs_review ? " Needs review." : "";
@@ -443,6 +446,7 @@ function start() {
   ui.snippetPython.textContent = pythonSnippet(url);
   ui.copyCurl.addEventListener("click", () => copy(ui.snippetCurl.textContent, "the curl command"));
   ui.copyPython.addEventListener("click", () => copy(ui.snippetPython.textContent, "the Python code"));
+  feedback = createFeedback(config.apiUrl, announce);
   wireInputs();
 }
 

@@ -111,3 +111,23 @@ export function describe(problem) {
   }
   return { title: text.title, message, retry: text.retry, reference };
 }
+
+// Feedback on an answer: a failure never touches the answer itself, so the words are short.
+const FEEDBACK_TEXT = {
+  feedback_disabled: { message: "This classifier is not collecting feedback right now.", retry: false },
+  prediction_not_found: { message: "This answer can no longer take feedback.", retry: false },
+  unknown_label: { message: "That label is not one of the model’s. Choose one from the list.", retry: false },
+  labels_unavailable: { message: "The label could not be checked, so it was not saved.", retry: false },
+};
+
+/** @returns {{message: string, retry: boolean}} */
+export function describeFeedback(problem) {
+  const facts = problem instanceof Problem ? problem.facts : {};
+  const code = problem instanceof Problem ? problem.code : "unexpected";
+  if (FEEDBACK_TEXT[code]) return FEEDBACK_TEXT[code];
+  const status = facts.status ?? 0;
+  if (code === "network" || code === "timeout" || status === 0 || status === 429 || status >= 500) {
+    return { message: "Your feedback could not be sent. Check your connection, then try again.", retry: true };
+  }
+  return { message: "Your feedback could not be sent.", retry: false };
+}
