@@ -8,7 +8,8 @@ and local folders behind one interface), `runner` (`python -m batch run`), `revi
 
 The batch Lambda's zip holds `proxy/` and `batch/`: `tasks`, `handler`, `workflow` and
 `storage` use the standard library, botocore and `proxy` only. The command-line modules
-also use `model.metadata` and, to start a model server, `local.model_server`.
+also use `model.metadata` and, as the local runtime does, `local.artifact` (its archive,
+its labels) and `local.model_server`.
 
 Outcome files, one per image, `<folder>/<name>.json` (`name`: the image's path in the
 folder, or its key without `inbox/`), JSON objects with `"schema": 1`:
@@ -25,6 +26,7 @@ folder, or its key without `inbox/`), JSON objects with `"schema": 1`:
   `error_name` (the task error's name), `retryable`, `failed_at`, and for an unexpected
   error `detail`.
 
-Beside them: `models/<version>.json` (`{"name", "version", "labels"}`, written by `run`
-from the archive it serves) and, locally, `summary.json` and `model-server.log`.
+Beside them: `model_labels/<version>.json` (the model's labels, a JSON array, as
+`proxy.labels` reads them; `run` writes it from the archive it serves) and, locally,
+`summary.json` and `model-server.log`.
 """

@@ -1,14 +1,17 @@
 """The labels a model answers with, found by its version: what a reviewer may choose from.
 
 An outcome names its model (`model.name`, `model.version`: the archive's content hash),
-not its labels (ImageNet has 1000). The labels come from:
+not its labels (ImageNet has 1000). Labels are kept as the proxy keeps them
+(`proxy.labels`): one file per version, `model_labels/<version>.json`, a JSON array in
+the model's output order. They come from, in order:
 
-1. `--labels-from SPEC`: a model archive (`model.tar.gz`), its `metadata.json`, or
-   `s3://bucket/key` of a `metadata.json` (the stack uploads one beside each archive,
-   `models/<version>/metadata.json` in the artifact bucket);
-2. `models/<version>.json` in the outcomes' folder or bucket: `python -m batch run`
-   writes it there from the archive it serves;
-3. the local runtime's archive, `build/model.tar.gz`, when its version is the one asked.
+1. `--labels-from SPEC`: a model archive (`model.tar.gz`), its `metadata.json`, a labels
+   file or a directory of them (`MODEL_LABELS_DIR`, e.g. `build/local-data/model_labels`),
+   or `s3://bucket/key` of a `metadata.json` (the stack uploads one beside each archive);
+2. beside the outcomes: `OUT/model_labels/<version>.json` (`python -m batch run` writes
+   it from the archive it serves), or `model_labels/<version>.json` in the bucket;
+3. the local runtime's: its labels directory (`build/local-data/model_labels`), then its
+   archive (`build/model.tar.gz`) when that is the version asked.
 
 A source whose version differs from the outcome's is refused: another model's labels
 would be other classes.
@@ -17,19 +20,25 @@ would be other classes.
 from __future__ import annotations
 
 import json
-import re
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from batch.storage import S3Storage, Storage, StorageError
+from batch.storage import LocalStorage, ObjectMissing, S3Storage, Storage, StorageError
+from local.artifact import DEFAULT_ARCHIVE, DEFAULT_DATA_DIR, ArtifactError, read_archive_labels
 from model.metadata import ArchiveMetadataError, read_archive_metadata
+from proxy.labels import (
+    LABELS_DIR_IN_ZIP,
+    MAX_LABELS_FILE_BYTES,
+    LabelsUnavailable,
+    ModelLabels,
+    is_model_version,
+    write_labels_file,
+)
 
-MODELS = "models/"
-LOCAL_ARCHIVE = Path(__file__).resolve().parent.parent / "build" / "model.tar.gz"
-"""The local runtime's archive (`local.artifact.DEFAULT_ARCHIVE`)."""
-_SAFE_VERSION = re.compile(r"[^A-Za-z0-9._-]")
+LABELS_DIR = LABELS_DIR_IN_ZIP
+"""`model_labels`: the folder (or bucket prefix) of the labels files, as the proxy names it."""
+LOCAL_SOURCES = (DEFAULT_DATA_DIR / LABELS_DIR_IN_ZIP, DEFAULT_ARCHIVE)
+"""The local runtime's labels directory and archive."""
 
 
 class LabelsError(ValueError):
@@ -38,98 +47,145 @@ class LabelsError(ValueError):
 
 
 @dataclass(frozen=True)
-class ModelLabels:
-    name: str
+class KnownLabels:
     version: str
     labels: tuple[str, ...]
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "labels": list(self.labels)}
+    source: str
 
 
-def models_key(version: str) -> str:
-    return f"{MODELS}{_SAFE_VERSION.sub('_', version)[:100]}.json"
+def labels_path(out_dir: Path, version: str) -> Path:
+    return out_dir / LABELS_DIR / f"{version}.json"
 
 
-def from_metadata(document: Any, where: str) -> ModelLabels:
-    """The labels of an archive's `metadata.json` (or of a `models/<version>.json`)."""
-    if not isinstance(document, dict):
-        raise LabelsError(f"{where}: not a JSON object")
-    name, version, labels = document.get("name"), document.get("version"), document.get("labels")
-    if not (isinstance(name, str) and isinstance(version, str) and version):
-        raise LabelsError(f"{where}: no model name and version")
-    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
-        raise LabelsError(f"{where}: no list of labels (an archive from before labels?)")
-    return ModelLabels(name, version, tuple(labels))
+def save(out_dir: Path, archive: Path) -> KnownLabels:
+    """Keep the archive's labels beside the outcomes, for the review CLI."""
+    known = archive_labels(archive)
+    write_labels_file(out_dir / LABELS_DIR, known.version, list(known.labels))
+    return known
 
 
-def archive_labels(path: Path) -> ModelLabels:
+def archive_labels(path: Path) -> KnownLabels:
     """The labels of a model archive, read without extracting it."""
     try:
-        read_archive_metadata(path)  # the archive's own checks first
-        with tarfile.open(path, "r:gz") as archive:
-            for member in archive:
-                if member.name.removeprefix("./") == "metadata.json":
-                    stream = archive.extractfile(member)
-                    if stream is not None:
-                        return from_metadata(json.load(stream), str(path))
-    except (ArchiveMetadataError, OSError, tarfile.TarError, ValueError) as error:
-        raise LabelsError(f"{path}: {error}") from None
-    raise LabelsError(f"{path}: no metadata.json")
+        version = read_archive_metadata(path).version
+        return KnownLabels(version, tuple(read_archive_labels(path)), str(path))
+    except (ArchiveMetadataError, ArtifactError) as error:
+        raise LabelsError(str(error)) from None
 
 
-def read_source(spec: str) -> ModelLabels:
-    """`--labels-from`: an archive, a `metadata.json`, or `s3://bucket/key` of one."""
-    if spec.startswith("s3://"):
-        bucket, _slash, key = spec.removeprefix("s3://").partition("/")
-        try:
-            document = S3Storage(bucket).read_json(key)
-        except StorageError as error:
-            raise LabelsError(str(error)) from None
-        if document is None:
-            raise LabelsError(f"{spec}: no such object, or not JSON")
-        return from_metadata(document, spec)
-    path = Path(spec)
-    if not path.is_file():
-        raise LabelsError(f"--labels-from {spec}: no such file")
-    if path.suffix == ".json":
-        try:
-            return from_metadata(json.loads(path.read_text(encoding="utf-8")), spec)
-        except (OSError, ValueError) as error:
-            raise LabelsError(f"{spec}: {error}") from None
-    return archive_labels(path)
+def from_metadata(document: object, where: str) -> KnownLabels:
+    """The labels of an archive's `metadata.json`."""
+    version = document.get("version") if isinstance(document, dict) else None
+    labels = document.get("labels") if isinstance(document, dict) else None
+    if not isinstance(version, str) or not version:
+        raise LabelsError(f"{where}: no model version (not an archive's metadata.json?)")
+    return KnownLabels(version, _checked(labels, where), where)
 
 
-def save(out: Storage, labels: ModelLabels) -> None:
-    """Keep the labels beside the outcomes, for the review CLI."""
-    out.write_json(models_key(labels.version), labels.as_json())
+def _checked(labels: object, where: str) -> tuple[str, ...]:
+    if not isinstance(labels, list) or not labels:
+        raise LabelsError(f"{where}: no list of labels")
+    if not all(isinstance(label, str) and label for label in labels):
+        raise LabelsError(f"{where}: the labels are not all non-empty strings")
+    return tuple(labels)
+
+
+class Given:
+    """`--labels-from SPEC`: one version's labels, or a directory of labels files."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self._directory: ModelLabels | None = None
+        self._known: KnownLabels | None = None
+        if spec.startswith("s3://"):
+            bucket, _slash, key = spec.removeprefix("s3://").partition("/")
+            try:
+                document = S3Storage(bucket).read_json(key)
+            except StorageError as error:
+                raise LabelsError(str(error)) from None
+            if document is None:
+                raise LabelsError(f"{spec}: no such object, or not a JSON object")
+            self._known = from_metadata(document, spec)
+            return
+        path = Path(spec)
+        if path.is_dir():
+            self._directory = ModelLabels(path)
+        elif not path.is_file():
+            raise LabelsError(f"--labels-from {spec}: no such file or folder")
+        elif path.suffix == ".json":
+            try:
+                document = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise LabelsError(f"{spec}: {error}") from None
+            if isinstance(document, list):  # a labels file: its name is the version
+                self._known = KnownLabels(path.stem, _checked(document, spec), spec)
+            else:
+                self._known = from_metadata(document, spec)
+        else:
+            self._known = archive_labels(path)
+
+    def get(self, version: str) -> KnownLabels:
+        if self._directory is not None:
+            found = _from_directory(self._directory, version)
+            if found is None:
+                raise LabelsError(f"{self.spec}: no labels file for model version {version}")
+            return found
+        assert self._known is not None
+        if self._known.version != version:
+            raise LabelsError(
+                f"{self.spec} has model version {self._known.version}'s labels, but the "
+                f"item was classified by version {version}"
+            )
+        return self._known
+
+
+def _from_directory(directory: ModelLabels, version: str) -> KnownLabels | None:
+    try:
+        found = directory.get(version)
+    except LabelsUnavailable as error:
+        if error.missing:
+            return None
+        raise LabelsError(str(error)) from None
+    return KnownLabels(version, found.labels, str(directory.directory))
 
 
 def find(
     out: Storage,
     version: str,
-    given: ModelLabels | None = None,
-    local_archive: Path = LOCAL_ARCHIVE,
-) -> ModelLabels:
+    given: Given | None = None,
+    local: tuple[Path, ...] = LOCAL_SOURCES,
+) -> KnownLabels:
     """The labels of model `version` (the sources in the module's docstring, in order)."""
     if given is not None:
-        if given.version != version:
-            raise LabelsError(
-                f"the labels given are model version {given.version}'s, but the item was "
-                f"classified by version {version}"
-            )
-        return given
-    try:
-        document = out.read_json(models_key(version))
-    except StorageError as error:
-        raise LabelsError(str(error)) from None
-    if document is not None:
-        return from_metadata(document, f"{out.describe()}/{models_key(version)}")
-    if local_archive.is_file():
-        local = archive_labels(local_archive)
-        if local.version == version:
-            return local
+        return given.get(version)
+    if not is_model_version(version):
+        raise LabelsError(f"{version!r} is not a model version")
+    if isinstance(out, LocalStorage):
+        found = _from_directory(ModelLabels(out.root / LABELS_DIR), version)
+        if found is not None:
+            return found
+    else:
+        key = f"{LABELS_DIR}/{version}.json"
+        try:
+            blob = out.read(key, MAX_LABELS_FILE_BYTES)
+        except ObjectMissing:
+            blob = None  # none there: look further
+        if blob is not None and blob.data is not None:
+            try:
+                labels = json.loads(blob.data)
+            except ValueError as error:
+                raise LabelsError(f"{out.describe()}/{key}: {error}") from None
+            return KnownLabels(version, _checked(labels, key), f"{out.describe()}/{key}")
+    for source in local:
+        if source.is_dir():
+            found = _from_directory(ModelLabels(source), version)
+            if found is not None:
+                return found
+        elif source.is_file():
+            known = archive_labels(source)
+            if known.version == version:
+                return known
     raise LabelsError(
         f"no labels known for model version {version}: pass --labels-from with its archive "
-        "(model.tar.gz) or metadata.json"
+        "(model.tar.gz), its metadata.json or a labels directory"
     )

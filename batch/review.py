@@ -35,6 +35,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from batch import labels as model_labels
@@ -114,10 +115,10 @@ def resolve(
     label: str,
     by: str,
     *,
-    labels: model_labels.ModelLabels | None = None,
+    labels: model_labels.Given | None = None,
     store: PredictionStore | None = None,
     clock: Callable[[], float] = time.time,
-    local_archive: Any = model_labels.LOCAL_ARCHIVE,
+    local: tuple[Path, ...] = model_labels.LOCAL_SOURCES,
 ) -> dict[str, Any]:
     """Decide one item (see the module's docstring); the final result document."""
     review_key, result_key = f"{REVIEW}{name}.json", f"{RESULTS}{name}.json"
@@ -137,7 +138,7 @@ def resolve(
         raise ReviewError(str(error), EXIT_FAILED) from None
     version = str((item.get("model") or {}).get("version", ""))
     try:
-        known = model_labels.find(out, version, labels, local_archive)
+        known = model_labels.find(out, version, labels, local)
     except model_labels.LabelsError as error:
         raise ReviewError(str(error), EXIT_USAGE) from None
     except StorageError as error:
@@ -147,7 +148,7 @@ def resolve(
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ReviewError(
             f"{label!r} is not one of the {len(known.labels)} labels of model "
-            f"{known.name} {version}{hint}",
+            f"version {version}{hint}",
             EXIT_USAGE,
         )
     predicted = top_prediction(item).get("label")
@@ -234,7 +235,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     deciding.add_argument(
         "--labels-from",
         metavar="SPEC",
-        help="the model's labels: its archive, its metadata.json, or s3://bucket/key of one",
+        help="the model's labels: its archive, its metadata.json (or s3://bucket/key of "
+        "one), a labels file or directory (MODEL_LABELS_DIR)",
     )
     _where(deciding)
     store = deciding.add_mutually_exclusive_group()
@@ -263,7 +265,7 @@ def command(
         print(json.dumps(items, indent=1) if args.json else render(items), file=stdout)
         return EXIT_OK
     try:
-        given = model_labels.read_source(args.labels_from) if args.labels_from else None
+        given = model_labels.Given(args.labels_from) if args.labels_from else None
         store = open_store(args)
     except model_labels.LabelsError as error:
         print(f"error: {error}", file=stderr)

@@ -54,6 +54,7 @@ from batch.tasks import (
     record_failure,
 )
 from batch.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
+from local.artifact import DEFAULT_ARCHIVE, shown
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.predictions import iso_time
 from proxy.sagemaker import RuntimeClients
@@ -413,9 +414,9 @@ def run(
     started_at = time.time()
     if artifact is not None:
         try:
-            model_labels.save(out, model_labels.archive_labels(artifact))
-        except model_labels.LabelsError as error:
-            raise RunError(str(error)) from None
+            model_labels.save(out_dir, artifact)
+        except (model_labels.LabelsError, OSError, ValueError) as error:
+            raise RunError(f"{artifact}: {error}") from None
     found = scan(source, out)
     if not found.todo:  # all done: no model server to start
         done = Pass(skipped=found.skipped)
@@ -476,7 +477,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--artifact",
         type=Path,
-        help=f"the model archive to serve (default {model_labels.LOCAL_ARCHIVE})",
+        help=f"the model archive to serve (default {shown(DEFAULT_ARCHIVE)})",
     )
     parser.add_argument(
         "--max-image-bytes",
@@ -497,7 +498,7 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
         return _usage(stderr, "--max-image-bytes must be between 1 and 4194304")
     artifact = args.artifact
     if args.model_server is None:
-        artifact = artifact or model_labels.LOCAL_ARCHIVE
+        artifact = artifact or DEFAULT_ARCHIVE
         if not artifact.is_file():
             return _usage(
                 stderr,

@@ -17,6 +17,7 @@ from batch.review import item_name
 from batch.runner import process_new
 from batch.storage import LocalStorage, S3Storage
 from batch.tasks import classify, inbox_job
+from proxy.labels import write_labels_file
 from proxy.predictions_sqlite import SqlitePredictionStore
 from tests.batch.conftest import BUCKET, REGION
 from tests.batch.support import LABELS, VERSION, FakeRuntime, answer, classifier, photo, write
@@ -43,7 +44,7 @@ def out(tmp_path) -> Path:
     )
     target = LocalStorage(tmp_path / "out")
     process_new(LocalStorage(folder), target, classifier(FakeRuntime(model)))
-    labels.save(target, labels.ModelLabels("mobilenet_v2", VERSION, tuple(LABELS)))
+    write_labels_file(target.root / labels.LABELS_DIR, VERSION, LABELS)  # as `run` keeps them
     return target.root
 
 
@@ -187,8 +188,8 @@ def test_labels_of_another_model_version_are_refused(out, tmp_path, capsys):
         "--labels-from", str(other),
     )  # fmt: skip
     assert status == 2
-    assert "version 0000aaaa" in err
-    (out / labels.models_key(VERSION)).unlink()
+    assert "version 0000aaaa's labels" in err
+    labels.labels_path(out, VERSION).unlink()
     status, _, err = cli(capsys, "review", "resolve", "b.png", "--label", "lynx", "--out", str(out))
     assert status == 2
     assert "pass --labels-from" in err
@@ -295,3 +296,19 @@ def test_model_finetune_trains_on_an_export(out, tmp_path):
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     assert (tmp_path / "ft" / "labels.txt").read_text().split("\n")[:2] == ["espresso", "tabby"]
+
+
+@pytest.mark.parametrize("form", ["labels-dir", "labels-file", "metadata"])
+def test_labels_from_any_of_the_models_sources(out, tmp_path, capsys, form):
+    labels.labels_path(out, VERSION).unlink()
+    if form == "metadata":
+        spec = tmp_path / "metadata.json"
+        spec.write_text(json.dumps({"name": "m", "version": VERSION, "labels": LABELS}))
+    else:
+        spec = write_labels_file(tmp_path / "model_labels", VERSION, LABELS)
+        spec = spec.parent if form == "labels-dir" else spec
+    status, _, err = cli(
+        capsys, "review", "resolve", "b.png", "--label", "lynx", "--out", str(out),
+        "--labels-from", str(spec),
+    )  # fmt: skip
+    assert status == 0, err

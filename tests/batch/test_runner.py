@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.labels import models_key
+from batch.labels import labels_path
 from batch.runner import Progress, outcome_counts, process_new, summary
 from batch.storage import LocalStorage
 from tests.batch.support import (
@@ -233,7 +233,7 @@ def test_run_against_the_real_model_server(tmp_path, model_server_url, model_art
     assert latest["counts"] == {"results": 1, "review": 5, "failed": 5, "pending": 0}
     assert where(out, "later.jpg") == ["results"]
     version = json.loads((out / "results" / "later.jpg.json").read_text())["model"]["version"]
-    assert len(json.loads((out / models_key(version)).read_text())["labels"]) == 1000
+    assert len(json.loads(labels_path(out, version).read_text())) == 1000
 
 
 def test_usage_errors_exit_2(tmp_path):
