@@ -498,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     except DivergedError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    log(f"wrote {result.weights} and {result.labels} ({len(result.classes)} classes)")
+    log(
+        f"wrote {result.weights} and {result.labels} ({len(result.classes)} classes, "
+        f"backbone {result.backbone})"
+    )
     log(
         f"next: python -m model.package --arch {args.arch} --weights {result.weights} "
         f"--labels {result.labels} --out build/model.tar.gz"

@@ -102,7 +102,6 @@ def build_archive(
     from model.labels import imagenet_labels
 
     started = time.monotonic()
-    weights_mod.check_arch(arch)
     log(f"loading {arch} weights: {weights}")
     network = weights_mod.load_network(
         weights, arch, None if class_names is None else len(class_names)
