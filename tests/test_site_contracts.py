@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from hosting.config_js import SiteConfig, render_config_js
-from hosting.cors import CorsPolicy
 from hosting.origin import API_KEY_HEADER, API_PATH, ORIGIN_HEADER
 from proxy import access as proxy_access
 
@@ -85,25 +84,6 @@ def test_the_access_headers_are_the_proxys():
     """The stack cannot import `proxy`; `hosting.origin` writes the names down again."""
     assert ORIGIN_HEADER == proxy_access.ORIGIN_HEADER
     assert API_KEY_HEADER == proxy_access.API_KEY_HEADER
-
-
-@pytest.mark.parametrize("origin", ["*", "https://*.example.com"])
-def test_cors_refuses_wildcards(origin):
-    with pytest.raises(ValueError, match="any website"):
-        CorsPolicy(allow_origins=(origin,))
-
-
-@pytest.mark.parametrize("origin", ["example.com", "https://example.com/path", "ftp://x"])
-def test_cors_needs_a_bare_origin(origin):
-    with pytest.raises(ValueError, match="scheme://host"):
-        CorsPolicy(allow_origins=(origin,))
-
-
-def test_cors_allows_only_the_site():
-    policy = CorsPolicy(allow_origins=("https://d111.cloudfront.net",))
-    assert policy.allows("https://d111.cloudfront.net")
-    assert not policy.allows("https://evil.example")
-    assert not policy.allows(None)
 
 
 SITE = Path(__file__).resolve().parent.parent / "site"
