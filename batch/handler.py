@@ -5,8 +5,9 @@ the same zip. The environment is the proxy's (`proxy.config.load_config`, docume
 docs/api.md): `SAGEMAKER_ENDPOINT_NAME` (required), `REVIEW_THRESHOLD`,
 `MAX_IMAGE_BYTES`, `SAGEMAKER_MAX_ATTEMPTS` (2 suits the batch: Step Functions does the
 long waits), `SAGEMAKER_READ_TIMEOUT_SECONDS`, `SAGEMAKER_CONNECT_TIMEOUT_SECONDS`,
-`LOG_LEVEL`. It is read and checked at the first invocation, like the proxy's at its cold
-start, and a bad value fails every invocation with a message naming the variable.
+`LOG_LEVEL`, and `PREDICTIONS_TABLE` to record each prediction (variant `batch`) as the
+proxy records its own. It is read and checked at the first invocation (the proxy's at its
+cold start), and a bad value fails every invocation with a message naming the variable.
 
 Each invocation logs one JSON line (`"event": "batch_task"`) with the task, bucket, key,
 outcome or error and its duration.
@@ -26,6 +27,7 @@ from batch.tasks import classify as classify_task
 from batch.tasks import record_failure as record_failure_task
 from proxy.config import load_config
 from proxy.logs import append_keys, configure_logging, log, request_context
+from proxy.predictions import open_store
 from proxy.sagemaker import RuntimeClients
 
 RESERVE_SECONDS = 2.0
@@ -41,7 +43,8 @@ def _runtime() -> tuple[Classifier, RuntimeClients]:
         configure_logging(config.log_level)
         clients = RuntimeClients(config.read_timeout, config.connect_timeout)
         _state["clients"] = clients
-        _state["classifier"] = Classifier.from_config(config, clients)
+        store = open_store(config, clients.session)
+        _state["classifier"] = Classifier.from_config(config, clients, store=store)
     return _state["classifier"], _state["clients"]
 
 

@@ -23,7 +23,9 @@ Task contract
   to `review/<name>.json`; the workflow then notifies the reviewers). An image already
   done (an outcome with the same ETag exists, e.g. a duplicate event) is not classified
   again: `"skipped": true` and its existing outcome, which may be `"failed"` when it was
-  refused before (a human review is never overwritten this way).
+  refused before (a human review is never overwritten this way). With a prediction store
+  (`PREDICTIONS_TABLE`), each classification is recorded there as the proxy records a
+  200, variant `batch`, under the outcome's `request_id`.
 - Errors, by the name Step Functions matches (`Error`), each with a JSON `errorMessage`
   `{"code", "message", "status"}` (the API's code and sentence):
 
@@ -83,7 +85,8 @@ from batch.storage import (
     StorageError,
 )
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
-from proxy.predictions import iso_time
+from proxy.logs import append_keys
+from proxy.predictions import Prediction, PredictionStore, StoreError, iso_time
 from proxy.request import ImageUpload, parse_upload
 from proxy.responses import ApiError, prediction_body
 from proxy.sagemaker import EndpointInvoker
@@ -246,11 +249,13 @@ def event_location(event: Any) -> tuple[str, str]:
 
 @dataclass
 class Classifier:
-    """The proxy's invocation and answer checks, with the batch's threshold."""
+    """The proxy's invocation and answer checks, with the batch's threshold; `store`
+    records each prediction as the proxy records its 200s (variant `batch`)."""
 
     invoker: EndpointInvoker
     threshold: float = DEFAULT_REVIEW_THRESHOLD
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    store: PredictionStore | None = None
 
     @classmethod
     def from_config(
@@ -259,6 +264,7 @@ class Classifier:
         clients: Callable[[float], Any],
         *,
         threshold: float | None = None,
+        store: PredictionStore | None = None,
         **invoker_options: Any,
     ) -> Classifier:
         """As `PredictProxy.create` builds its invoker; `threshold` overrides the config's."""
@@ -271,7 +277,7 @@ class Classifier:
             **invoker_options,
         )
         chosen = config.review_threshold if threshold is None else threshold
-        return cls(invoker, chosen, config.max_image_bytes)
+        return cls(invoker, chosen, config.max_image_bytes, store)
 
 
 def read_image(job: Job, max_image_bytes: int) -> tuple[ImageUpload, Blob]:
@@ -373,7 +379,22 @@ def classify(
         "latency_ms": round((classifier.invoker.clock() - started) * 1000, 3),
     }
     key = route(job, _FOLDER[outcome], document)
+    _record_prediction(classifier.store, document, clock())
     return _output(job, key, document, skipped=False)
+
+
+def _record_prediction(store: PredictionStore | None, document: dict[str, Any], now: float) -> None:
+    """The prediction's record, as the proxy writes one per 200; a failure to write it is
+    logged, never the image's (a review puts the record when it is missing)."""
+    if store is None:
+        return
+    try:
+        record = Prediction.from_response(
+            document, variant=VARIANT, latency_ms=document["latency_ms"], now=now
+        )
+        store.put(record)
+    except StoreError as error:
+        append_keys(store_error=str(error))
 
 
 def record_failure(

@@ -78,3 +78,40 @@ def test_a_bad_environment_names_the_variable(s3, monkeypatch):
     monkeypatch.setattr(handler, "_state", {})
     with pytest.raises(ConfigError, match="SAGEMAKER_ENDPOINT_NAME"):
         handler.classify({"bucket": BUCKET, "key": "inbox/a.jpg"}, Context())
+
+
+def create_table(name: str = "predictions"):
+    import boto3
+
+    client = boto3.client("dynamodb", region_name="eu-west-1")
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "request_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "request_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return client
+
+
+def test_each_prediction_is_recorded_as_the_proxy_records_its_own(
+    s3, lambda_env, monkeypatch, capsys
+):
+    from proxy.predictions import DynamoPredictionStore
+
+    create_table()
+    monkeypatch.setenv("PREDICTIONS_TABLE", "predictions")
+    lambda_env.respond = lambda *_: answer(0.5)
+    s3.put_object(Bucket=BUCKET, Key="inbox/a.jpg", Body=photo())
+    output = handler.classify({"bucket": BUCKET, "key": "inbox/a.jpg"}, Context())
+    [record] = DynamoPredictionStore("predictions", region="eu-west-1").records()
+    assert record.request_id == output["request_id"]
+    assert (record.variant, record.label, record.needs_review) == ("batch", "tabby", True)
+    assert "store_error" not in log_lines(capsys)[0]
+
+
+def test_a_store_that_fails_costs_the_record_not_the_image(s3, lambda_env, monkeypatch, capsys):
+    monkeypatch.setenv("PREDICTIONS_TABLE", "no-such-table")
+    s3.put_object(Bucket=BUCKET, Key="inbox/a.jpg", Body=photo())
+    output = handler.classify({"bucket": BUCKET, "key": "inbox/a.jpg"}, Context())
+    assert output["outcome"] == "result"
+    assert "no-such-table" in log_lines(capsys)[0]["store_error"]
