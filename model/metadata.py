@@ -63,6 +63,21 @@ def read_archive_metadata(path: Path) -> ArchiveMetadata:
     return ArchiveMetadata(path=path, memory_mb_min=memory, **fields)
 
 
+def read_archive_metadata_bytes(path: Path) -> bytes:
+    """`metadata.json` of a model archive exactly as packaged: the stack uploads it beside
+    the archive, so the registry and a rollback read it without the archive."""
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                if member.name.removeprefix("./") == "metadata.json":
+                    stream = archive.extractfile(member)
+                    if stream is not None:
+                        return stream.read()
+    except (OSError, tarfile.TarError) as error:
+        raise ArchiveMetadataError(f"{path} is not a model archive ({error})") from error
+    raise ArchiveMetadataError(f"{path} is not a model archive (it has no metadata.json)")
+
+
 def _metadata_json(archive: tarfile.TarFile) -> dict | None:
     for member in archive:
         if member.name.removeprefix("./") == "metadata.json":
