@@ -9,12 +9,12 @@ that failed once, and turns a silent rollback into a failed deployment.
 
 Endpoint configs, models and model archives are created by pulumi-aws with
 `retain_on_delete`, so Pulumi never deletes one the endpoint may still use (after a failed
-rollout the old ones are still serving). This provider retires them itself, only after
-the new config is active: a config no endpoint uses, then each model only retired configs
-used, then each archive only retired models read. An archive is found from the model
-(`ModelDataUrl`), so the rule holds for any key, and its delete in the versioned bucket
-leaves a delete marker: the object stays recoverable for the bucket's noncurrent-version
-days. (A lifecycle rule alone could not know which archive a live model still reads.)
+rollout the old ones are still serving). This provider retires configs and models itself,
+only after the new config is active: a config no endpoint uses, then each model only
+retired configs used. Archives it never deletes: they are the stack's model registry
+(`models/<version>/`, shared by every variant's endpoint), from which a later deployment
+may serve any version again without its file (`modelVersion`); `pulumi destroy` empties
+the bucket.
 
 What failed rollouts made is retired too: every config tagged `ENDPOINT_TAG` with this
 endpoint's name (found by its name prefix, then the tag, since two endpoint names may
@@ -45,11 +45,12 @@ from botocore.exceptions import ClientError
 
 from components.aws_session import checked_session
 
-PROVIDER_VERSION = "4"
+PROVIDER_VERSION = "5"
 """Bump when the provider's behaviour changes, so every stack picks the new code up.
 2: the session follows the stack's AWS settings and account (the `aws` input).
 3: retiring a model retires the archive it read.
-4: what failed rollouts left (`ENDPOINT_TAG`) is retired after a rollout and on delete."""
+4: what failed rollouts left (`ENDPOINT_TAG`) is retired after a rollout and on delete.
+5: archives are never retired (the registry; another variant's model may read one)."""
 
 ENDPOINT_TAG = "endpoint"
 """Tag on each config and model made for an endpoint, valued with its name."""
@@ -333,10 +334,9 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         self, session: Any, inputs: EndpointInputs, also: set[str], keep: str | None
     ) -> None:
         """Delete each config made for this endpoint (`ENDPOINT_TAG`), and each of `also`,
-        that no endpoint uses, then the models only they used, then the archives only
-        those models read. What `keep` (the config now active) and any of them still in
-        use read stays. Best effort: the rollout itself is done, so a failure here is
-        reported, never raised."""
+        that no endpoint uses, then the models only they used. What `keep` (the config now
+        active) and any of them still in use read stays, and every archive. Best effort:
+        the rollout itself is done, so a failure here is reported, never raised."""
         client = session.client("sagemaker")
         try:
             candidates = (self._own_configs(client, inputs, also | {keep}) | also) - {keep}
@@ -350,26 +350,15 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             if not retiring:
                 return
             kept_models = set().union(*(self._config_models(client, c) for c in sorted(kept)))
-            kept_archives = set().union(*(self._archives(client, m) for m in sorted(kept_models)))
             models: set[str] = set()
             for config in retiring:
                 models |= self._config_models(client, config)
                 self._gone_ok(lambda c=config: client.delete_endpoint_config(EndpointConfigName=c))
-            archives: set[str] = set()
             for model in sorted(models - kept_models):
-                archives |= self._archives(client, model)
                 self._gone_ok(lambda m=model: client.delete_model(ModelName=m))
-            retired_archives = sorted(archives - kept_archives)
-            if retired_archives:
-                s3 = session.client("s3")
-                for url in retired_archives:
-                    # In the versioned artifact bucket this only adds a delete marker: the
-                    # archive stays recoverable until the noncurrent version expires.
-                    bucket, key = _s3_location(url)
-                    s3.delete_object(Bucket=bucket, Key=key)
             self._say(
-                f"retired endpoint config {', '.join(retiring)}, models "
-                f"{sorted(models - kept_models)} and archives {retired_archives}"
+                f"retired endpoint config {', '.join(retiring)} and models "
+                f"{sorted(models - kept_models)}"
             )
         except ClientError as error:
             self._say(f"could not retire what endpoint {inputs.endpoint_name} used: {error}")
@@ -411,22 +400,6 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             raise
         return {variant["ModelName"] for variant in described["ProductionVariants"]}
 
-    @staticmethod
-    def _archives(client: Any, model_name: str) -> set[str]:
-        """The S3 URLs of the archives a model's containers read."""
-        try:
-            described = client.describe_model(ModelName=model_name)
-        except ClientError as error:
-            if _is_missing(error):
-                return set()
-            raise
-        containers = [described.get("PrimaryContainer", {}), *described.get("Containers", [])]
-        return {
-            url
-            for container in containers
-            if (url := container.get("ModelDataUrl", "")).startswith("s3://")
-        }
-
     def _configs_in_use(self, client: Any) -> set[str]:
         """The config of every endpoint in the region (another stack's too)."""
         in_use = set()
@@ -436,12 +409,6 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
                 if described is not None:
                     in_use.add(described["EndpointConfigName"])
         return in_use
-
-
-def _s3_location(url: str) -> tuple[str, str]:
-    """`s3://bucket/key` -> (bucket, key)."""
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    return bucket, key
 
 
 class EndpointCleanupProvider(EndpointRolloutProvider):

@@ -145,22 +145,6 @@ class Script:
             {"EndpointConfigName": name},
         )
 
-    def model(self, name, archive=None):
-        self.stub.add_response(
-            "describe_model",
-            {
-                "ModelName": name,
-                "ModelArn": f"{ARN_BASE}:model/{name}",
-                "PrimaryContainer": {
-                    "Image": IMAGE,
-                    "ModelDataUrl": archive or ARCHIVE[name],
-                },
-                "ExecutionRoleArn": "arn:aws:iam::123456789012:role/model-execution",
-                "CreationTime": T0,
-            },
-            {"ModelName": name},
-        )
-
     def endpoints(self, *configs):
         """ListEndpoints, then DescribeEndpoint of each: the configs in use."""
         names = [NAME if i == 0 else f"{NAME}-{i}" for i in range(len(configs))]
@@ -191,10 +175,6 @@ class Script:
             }
             self.stub.add_response("describe_endpoint", response, {"EndpointName": name})
 
-    def archive_deleted(self, model):
-        bucket, key = ARCHIVE[model].removeprefix("s3://").split("/", 1)
-        self.s3_stub.add_response("delete_object", {}, {"Bucket": bucket, "Key": key})
-
     def listed(self, *configs):
         """ListEndpointConfigs of the endpoint's name prefix: where it looks for leftovers."""
         self.stub.add_response(
@@ -212,23 +192,20 @@ class Script:
             {"NameContains": PREFIX},
         )
 
-    def retire(self, config, model, *, keep=None, kept_model=None, kept_archive=None):
-        """`config`, its model and then its archive go, once nothing uses them; what
-        `keep` (the config now active) reads is looked up first and stays."""
+    def retire(self, config, model, *, keep=None, kept_model=None):
+        """`config` and then its model go, once nothing uses them; what `keep` (the config
+        now active) uses is looked up first and stays. No archive is ever deleted (no S3
+        call is scripted: the S3 Stubber would refuse one)."""
         self.listed(config, *([keep] if keep else []))
         self.endpoints(*([keep] if keep else []))
         if keep:
             self.config(keep, kept_model)
-            self.model(kept_model, kept_archive)
         self.config(config, model)
         self.stub.add_response("delete_endpoint_config", {}, {"EndpointConfigName": config})
-        self.model(model)
         self.stub.add_response("delete_model", {}, {"ModelName": model})
-        if ARCHIVE[model] != (kept_archive or ARCHIVE.get(kept_model or "")):
-            self.archive_deleted(model)
 
     def retire_old(self, active=NEW):
-        """The previous config, its model and its archive go, once nothing uses them."""
+        """The previous config and its model go, once nothing uses them."""
         self.retire(OLD, OLD_MODEL, keep=active, kept_model=NEW_MODEL)
 
 
@@ -300,14 +277,15 @@ def test_update_that_sagemaker_rolls_back_fails_loudly_and_keeps_the_old_config(
     # refused them, so the old config and model are untouched.
 
 
-def test_rolling_back_keeps_the_archive_the_new_model_reads_too(script):
-    """Back to an earlier version: its archive key is uploaded again and the new model
-    reads it, so retiring the old model that also read it leaves the object alone."""
+def test_retiring_a_model_leaves_its_archive_in_the_registry(script):
+    """The archive may be read by another variant's model, or served again later from the
+    registry (`modelVersion`): a rollout retires the old config and model only."""
     script.described("InService", OLD)
     script.update()
     script.described("InService", NEW, modified=T0 + timedelta(minutes=5))
-    script.retire(OLD, OLD_MODEL, keep=NEW, kept_model=NEW_MODEL, kept_archive=ARCHIVE[OLD_MODEL])
+    script.retire_old()
     script.provider.update(NAME, props(OLD), props(NEW))
+    assert any(f"retired endpoint config {OLD} and models ['{OLD_MODEL}']" in x for x in script.log)
     # No delete_object was scripted: the S3 Stubber would have refused one.
 
 
@@ -472,7 +450,7 @@ def test_create_adopts_an_endpoint_already_on_the_config(sagemaker):
     assert len(sagemaker.list_endpoints()["Endpoints"]) == 1
 
 
-def test_delete_against_moto_retires_the_config_model_and_archive(sagemaker, s3):
+def test_delete_against_moto_retires_the_config_and_model_and_keeps_the_archive(sagemaker, s3):
     provider = _real_provider(FakeClock(), [])
     provider.create(props())
     provider.delete(NAME, props())
@@ -483,10 +461,9 @@ def test_delete_against_moto_retires_the_config_model_and_archive(sagemaker, s3)
     assert configs == {OLD}
     models = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
     assert models == {OLD_MODEL}
-    # A delete marker, not a purge: the archive stays recoverable for the bucket's
-    # noncurrent-version days.
+    # Both archives stay in the registry, for a later `modelVersion` or another variant.
     assert archives(s3) == {
-        key_of(NEW_MODEL): {"versions": 1, "deleted": 1},
+        key_of(NEW_MODEL): {"versions": 1, "deleted": 0},
         key_of(OLD_MODEL): {"versions": 1, "deleted": 0},
     }
 
@@ -605,7 +582,7 @@ def test_a_rollout_retires_what_a_failed_rollout_left_behind(sagemaker, s3):
     _real_provider(FakeClock(), log).create(props(NEW))
     assert configs_left(sagemaker) == {OLD, NEW, THEIRS}  # OLD carries no tag: not ours to judge
     assert models_left(sagemaker) == {OLD_MODEL, NEW_MODEL, THEIR_MODEL}
-    assert archives(s3)[key_of(MID_MODEL)]["deleted"] == 1
+    assert archives(s3)[key_of(MID_MODEL)]["deleted"] == 0
     assert archives(s3)[key_of(THEIR_MODEL)]["deleted"] == 0
     assert archives(s3)[key_of(NEW_MODEL)]["deleted"] == 0
     assert any(f"retired endpoint config {MID}" in line for line in log)
@@ -634,7 +611,7 @@ def test_destroy_after_a_failed_create_removes_what_it_made(sagemaker, s3):
     assert sagemaker.list_endpoints()["Endpoints"] == []
     assert configs_left(sagemaker) == {OLD, NEW}
     assert models_left(sagemaker) == {OLD_MODEL, NEW_MODEL}
-    assert archives(s3)[key_of(MID_MODEL)] == {"versions": 1, "deleted": 1}
+    assert archives(s3)[key_of(MID_MODEL)] == {"versions": 1, "deleted": 0}
 
 
 def test_destroy_after_a_timed_out_create_waits_for_it_then_removes_it(sagemaker, s3):
