@@ -1,4 +1,5 @@
-"""`ProxyApi`: the HTTP API (`POST /api/predict`) and the Lambda proxy in front of the endpoint.
+"""`ProxyApi`: the HTTP API (`POST /api/predict`, `POST /api/feedback`, `GET /api/labels`) and
+the Lambda proxy in front of the endpoint.
 
 The site's CloudFront distribution serves this API under `/api/*` on its own origin, so
 the API has no CORS configuration: a browser on the site never makes a cross-origin
@@ -30,14 +31,18 @@ HANDLER = "proxy.handler.handler"
 PREDICT_PATH = f"{API_PATH}/predict"
 """The path CloudFront forwards unchanged (`/api/*` behaviour), so the API routes it too."""
 ROUTE_KEY = f"POST {PREDICT_PATH}"
+ROUTED_METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE")
+"""Every path routes these to the proxy, so a wrong method gets its 405 with a message (as
+locally) instead of the HTTP API's bare 404. Never `ANY`: that would also send `OPTIONS`
+and `HEAD` to the Lambda, so every preflight a foreign page's browser sends would run (and
+bill) the function for an answer the API gives itself: a 404, with no CORS headers."""
 WRONG_METHOD_ROUTE_KEYS = tuple(
-    f"{method} {PREDICT_PATH}" for method in ("GET", "PUT", "PATCH", "DELETE")
+    f"{method} {PREDICT_PATH}" for method in ROUTED_METHODS if method != "POST"
 )
-"""Routed to the proxy too, so a wrong method gets its 405 with a message (as locally)
-instead of the HTTP API's bare 404. Never `ANY`: that would also send `OPTIONS` and `HEAD`
-to the Lambda, so every preflight a foreign page's browser sends would run (and bill) the
-function for an answer the API gives itself: a 404, with no CORS headers."""
-ROUTE_KEYS = (ROUTE_KEY, *WRONG_METHOD_ROUTE_KEYS)
+PATHS = ("predict", "feedback", "labels")
+"""`POST predict`, `POST feedback` (a verdict on a recorded prediction) and `GET labels`
+(a model version's labels), under `API_PATH`."""
+ROUTE_KEYS = tuple(f"{method} {API_PATH}/{path}" for path in PATHS for method in ROUTED_METHODS)
 ORIGIN_SECRET_LENGTH = 48
 """Characters of the origin secret: letters and digits only (a header value anywhere), far
 beyond guessing, within the 32-256 the proxy accepts."""
@@ -280,13 +285,14 @@ class ProxyApi(pulumi.ComponentResource):
         target = pulumi.Output.concat("integrations/", integration.id)
         routes = [
             aws.apigatewayv2.Route(
-                f"{name}-predict-{key.split()[0].lower()}-route",
+                f"{name}-{path}-{method.lower()}-route",
                 api_id=api.id,
-                route_key=key,
+                route_key=f"{method} {API_PATH}/{path}",
                 target=target,
                 opts=child,
             )
-            for key in ROUTE_KEYS
+            for path in PATHS
+            for method in ROUTED_METHODS
         ]
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
@@ -313,14 +319,19 @@ class ProxyApi(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
         )
-        aws.lambda_.Permission(
-            f"{name}-invoke-permission",
-            action="lambda:InvokeFunction",
-            function=function.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(api.execution_arn, "/*/*", PREDICT_PATH),
-            opts=child,
-        )
+        # One per path, each on exactly its path (the first keeps its name from when the
+        # API had only that one).
+        for path in PATHS:
+            aws.lambda_.Permission(
+                f"{name}-invoke-permission"
+                if path == "predict"
+                else f"{name}-{path}-invoke-permission",
+                action="lambda:InvokeFunction",
+                function=function.name,
+                principal="apigateway.amazonaws.com",
+                source_arn=pulumi.Output.concat(api.execution_arn, "/*/*", f"{API_PATH}/{path}"),
+                opts=child,
+            )
 
         # The $default stage is served at the API's root URL (once the stage exists).
         endpoint = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])

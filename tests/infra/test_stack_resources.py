@@ -288,7 +288,8 @@ def test_stage_throttles_and_writes_json_access_logs(dev_stack):
     assert stage["defaultRouteSettings"]["throttlingRateLimit"] == 5
     assert stage["defaultRouteSettings"]["throttlingBurstLimit"] == 10
     assert stage["routeSettings"] == [
-        {"routeKey": f"{method} /api/predict", "throttlingRateLimit": 5, "throttlingBurstLimit": 10}
+        {"routeKey": f"{method} /api/{path}", "throttlingRateLimit": 5, "throttlingBurstLimit": 10}
+        for path in ("predict", "feedback", "labels")
         for method in ("POST", "GET", "PUT", "PATCH", "DELETE")
     ]
     access_logs = dev_stack.one(LOG_GROUP, "api-access-logs")
@@ -312,18 +313,26 @@ def test_predict_route_uses_a_payload_v2_lambda_proxy(dev_stack):
 def test_wrong_methods_reach_the_proxy_for_a_405_but_preflight_never_does(dev_stack):
     routes = {r.inputs["routeKey"]: r.inputs for r in dev_stack.of_type(ROUTE)}
     methods = ("POST", "GET", "PUT", "PATCH", "DELETE")
-    # The path CloudFront forwards from /api/*, unchanged.
-    assert set(routes) == {f"{m} /api/predict" for m in methods}
+    # The paths CloudFront forwards from /api/*, unchanged: predictions, feedback on one,
+    # and a model version's labels.
+    assert set(routes) == {
+        f"{m} /api/{path}" for m in methods for path in ("predict", "feedback", "labels")
+    }
     assert len({route["target"] for route in routes.values()}) == 1
     assert not any(key.startswith(("ANY ", "OPTIONS ", "$default")) for key in routes)
 
 
-def test_lambda_permission_is_scoped_to_this_api(dev_stack):
-    permission = dev_stack.one("aws:lambda/permission:Permission").inputs
+def test_lambda_permissions_are_scoped_to_this_apis_paths(dev_stack):
     api = dev_stack.one("aws:apigatewayv2/api:Api")
-    assert permission["principal"] == "apigateway.amazonaws.com"
-    assert permission["action"] == "lambda:InvokeFunction"
-    assert permission["sourceArn"] == f"{api.state['executionArn']}/*/*/api/predict"
+    permissions = {p.name: p.inputs for p in dev_stack.of_type("aws:lambda/permission:Permission")}
+    assert {name: p["sourceArn"] for name, p in permissions.items()} == {
+        "api-invoke-permission": f"{api.state['executionArn']}/*/*/api/predict",
+        "api-feedback-invoke-permission": f"{api.state['executionArn']}/*/*/api/feedback",
+        "api-labels-invoke-permission": f"{api.state['executionArn']}/*/*/api/labels",
+    }
+    for permission in permissions.values():
+        assert permission["principal"] == "apigateway.amazonaws.com"
+        assert permission["action"] == "lambda:InvokeFunction"
 
 
 def test_lambda_runs_the_proxy_package(dev_stack):
