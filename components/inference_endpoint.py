@@ -1,14 +1,23 @@
-"""`InferenceEndpoint`: the model archive served by a SageMaker Serverless endpoint.
+"""`InferenceEndpoint`: a model version served by a SageMaker Serverless endpoint.
 
 Everything that depends on the model is named by its content version, so a new archive
 means a new object, model and endpoint config, and `EndpointRollout` moves the endpoint
 to it; the same archive twice changes nothing.
+
+The stack's first endpoint creates the artifact bucket, the model registry: each archive
+under `models/<version>/model.tar.gz` with its `metadata.json` beside it, kept for good.
+Every other endpoint of the stack (one per model variant) shares it (`artifacts`). An
+endpoint serves either a local archive, which it uploads, or a version already in the
+bucket (`RegistryVersion`), which it reads the metadata of at deploy time (in preview too)
+and refuses, with how to list the versions, when the bucket does not hold it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -21,7 +30,15 @@ from components.endpoint_rollout import (
     EndpointRollout,
     EndpointRolloutArgs,
 )
-from components.model_archive import ModelArchive
+from components.model_archive import (
+    KEY_PREFIX,
+    ModelArchive,
+    ModelArchiveError,
+    RegistryVersion,
+    archive_key,
+    metadata_key,
+    metadata_labels,
+)
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.service_role import ServiceRoleNames, service_role
 
@@ -77,6 +94,16 @@ class ServerlessConfig:
             raise ValueError("; ".join(problems.values()))
 
 
+@dataclass(frozen=True)
+class ArtifactBucket:
+    """The stack's artifact bucket: the model registry its endpoints share."""
+
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    resource: pulumi.Resource
+    """What uploads and the endpoint's cleanup wait for."""
+
+
 @dataclass
 class InferenceEndpointArgs:
     """Names and validated capacity are plain values: they decide resource names before
@@ -84,12 +111,15 @@ class InferenceEndpointArgs:
 
     endpoint_name: str
     region: str
-    archive: ModelArchive
-    """The archive to serve; its content version names the model and the config."""
+    model: ModelArchive | RegistryVersion
+    """A local archive to upload, or a version already in the artifact bucket; its content
+    version names the model and the config."""
     image_uri: pulumi.Input[str]
     """The serving image SageMaker pulls (`ServingImage.image_uri`, pinned by digest)."""
     image_repository_arn: pulumi.Input[str]
     """Its ECR repository: the only one the execution role may pull from."""
+    artifacts: ArtifactBucket | None = None
+    """The stack's artifact bucket; None: this endpoint creates it (the stack's first)."""
     serverless: ServerlessConfig = field(default_factory=ServerlessConfig)
     log_retention_days: pulumi.Input[int] = 30
     rollout_timeout_seconds: pulumi.Input[int] = 3600
@@ -99,6 +129,12 @@ class InferenceEndpointArgs:
 
 
 class InferenceEndpoint(pulumi.ComponentResource):
+    artifacts: ArtifactBucket
+    model_version: str
+    weights: pulumi.Output[str]
+    """The weights its metadata records (`random`: an untrained model)."""
+    labels: pulumi.Output[Sequence[str]]
+    """Its class labels, in the model's output order."""
     endpoint_name: pulumi.Output[str]
     endpoint_arn: pulumi.Output[str]
     endpoint_config_name: pulumi.Output[str]
@@ -116,30 +152,22 @@ class InferenceEndpoint(pulumi.ComponentResource):
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
 
-        bucket = PrivateBucket(
-            f"{name}-artifacts",
-            # Holds only archives this stack uploads (and can upload again).
-            PrivateBucketArgs(force_destroy=True, tags=args.tags),
-            opts=child,
-        )
-        tls_only_bucket_policy(f"{name}-artifacts-policy", bucket, opts=child)
-        key = f"models/{args.archive.slug}/model.tar.gz"
-        # Retained like the model and config below, and retired with the model that reads
-        # it (by EndpointRollout, never while a config in use needs it), because Pulumi's
-        # delete of an object in a versioned bucket removes every version of its key: after
-        # a failed rollout, a rollback re-uploads the old key and would then delete it as
-        # the pending replaced object, under the endpoint that serves it. Destroy still
-        # empties the bucket (force_destroy).
-        artifact = aws.s3.BucketObjectv2(
-            f"{name}-model-archive",
-            bucket=bucket.name,
-            key=key,
-            source=pulumi.FileAsset(str(args.archive.path)),
-            content_type="application/gzip",
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket], retain_on_delete=True),
-        )
-        object_arn = pulumi.Output.concat(bucket.arn, "/", key)
+        if args.artifacts is None:
+            bucket = PrivateBucket(
+                f"{name}-artifacts",
+                # Holds only archives the stack uploads (and can upload again).
+                PrivateBucketArgs(force_destroy=True, tags=args.tags),
+                opts=child,
+            )
+            tls_only_bucket_policy(f"{name}-artifacts-policy", bucket, opts=child)
+            self.artifacts = ArtifactBucket(name=bucket.name, arn=bucket.arn, resource=bucket)
+        else:
+            self.artifacts = args.artifacts
+        if isinstance(args.model, ModelArchive):
+            key, data_key = self._upload(name, args.model, args.tags)
+        else:
+            key = data_key = self._registered(args.model)
+        object_arn = pulumi.Output.concat(self.artifacts.arn, "/", key)
 
         execution = service_role(
             self,
@@ -191,7 +219,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
         versioned_tags = pulumi.Output.from_input(args.tags or {}).apply(
             lambda tags: {
                 **tags,
-                "model-version": args.archive.version,
+                "model-version": args.model.version,
                 # How EndpointRollout finds what a failed rollout left behind.
                 ENDPOINT_TAG: args.endpoint_name,
             }
@@ -203,7 +231,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
             # /opt/ml/model and the port from SAGEMAKER_BIND_TO_PORT, as SageMaker sets them.
             primary_container={
                 "image": args.image_uri,
-                "model_data_url": pulumi.Output.concat("s3://", bucket.name, "/", artifact.key),
+                "model_data_url": pulumi.Output.concat("s3://", self.artifacts.name, "/", data_key),
             },
             tags=versioned_tags,
             opts=pulumi.ResourceOptions.merge(
@@ -221,7 +249,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
         config_name_prefix = f"{args.endpoint_name[:20]}-"
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            name_prefix=f"{config_name_prefix}{args.archive.slug}-",
+            name_prefix=f"{config_name_prefix}{args.model.slug}-",
             production_variants=[
                 {
                     "variant_name": "AllTraffic",
@@ -246,7 +274,8 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 timeout_seconds=args.rollout_timeout_seconds,
             ),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[bucket, execution.log_group, execution.policy]
+                parent=self,
+                depends_on=[self.artifacts.resource, execution.log_group, execution.policy],
             ),
         )
         rollout = EndpointRollout(
@@ -275,7 +304,8 @@ class InferenceEndpoint(pulumi.ComponentResource):
         )
         self.endpoint_config_name = rollout.endpoint_config_name
         self.model_name = model.name
-        self.artifact_bucket = bucket.name
+        self.artifact_bucket = self.artifacts.name
+        self.model_version = args.model.version
         self.log_group = execution.log_group.name
         self.register_outputs(
             {
@@ -287,3 +317,98 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 "artifact_bucket": self.artifact_bucket,
             }
         )
+
+    def _upload(
+        self, name: str, archive: ModelArchive, tags: pulumi.Input[Mapping[str, str]] | None
+    ) -> tuple[str, pulumi.Output[str]]:
+        """Upload the archive and its sidecar: the key, and the key once uploaded."""
+        key = archive_key(archive.slug)
+        # Both are retained, and the archive is never deleted by EndpointRollout either:
+        # they are the registry a rollback serves from. (Pulumi's delete of an object in a
+        # versioned bucket would also remove every version of its key: after a failed
+        # rollout, a rollback re-uploads the old key and would then delete it as the
+        # pending replaced object, under the endpoint that serves it.) Destroy still
+        # empties the bucket (force_destroy).
+        kept = pulumi.ResourceOptions(
+            parent=self, depends_on=[self.artifacts.resource], retain_on_delete=True
+        )
+        artifact = aws.s3.BucketObjectv2(
+            f"{name}-model-archive",
+            bucket=self.artifacts.name,
+            key=key,
+            source=pulumi.FileAsset(str(archive.path)),
+            content_type="application/gzip",
+            tags=tags,
+            opts=kept,
+        )
+        aws.s3.BucketObjectv2(
+            f"{name}-model-metadata",
+            bucket=self.artifacts.name,
+            key=metadata_key(archive.slug),
+            content=archive.metadata_json,
+            # A text type: the S3 object data source returns the body of text objects only.
+            content_type="application/json",
+            tags=tags,
+            opts=kept,
+        )
+        self.weights = pulumi.Output.from_input(archive.weights)
+        self.labels = pulumi.Output.from_input(list(archive.labels))
+        return key, artifact.key
+
+    def _registered(self, model: RegistryVersion) -> pulumi.Output[str]:
+        """The archive key of a version the bucket already holds, once its archive and
+        sidecar are found (else a `ModelArchiveError` that says how to list the versions),
+        with the weights and labels the sidecar records."""
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        listing = aws.s3.get_objects_output(
+            bucket=self.artifacts.name, prefix=f"{KEY_PREFIX}{model.slug}/", opts=invoke
+        )
+        key = pulumi.Output.all(self.artifacts.name, listing.keys).apply(
+            lambda found: _registered_key(model, found[0], found[1] or [])
+        )
+        sidecar = aws.s3.get_object_output(
+            bucket=self.artifacts.name,
+            key=key.apply(lambda _: metadata_key(model.slug)),
+            opts=invoke,
+        )
+        metadata = pulumi.Output.all(self.artifacts.name, sidecar.body).apply(
+            lambda found: _sidecar(model, found[0], found[1])
+        )
+        self.weights = metadata.apply(lambda meta: str(meta["weights"]))
+        self.labels = pulumi.Output.all(self.artifacts.name, metadata).apply(
+            lambda found: list(
+                metadata_labels(found[1], f"s3://{found[0]}/{metadata_key(model.slug)}")
+            )
+        )
+        return key
+
+
+def _registered_key(model: RegistryVersion, bucket: str, keys: Sequence[str]) -> str:
+    """The version's archive key, or the error that says it is not in the registry."""
+    missing = [
+        what for what in (archive_key(model.slug), metadata_key(model.slug)) if what not in keys
+    ]
+    if missing:
+        raise ModelArchiveError(
+            f"model version {model.version} is not in this stack's registry: "
+            f"s3://{bucket} has no {' and no '.join(missing)}. The versions it can serve: "
+            f"`python -m model.registry list --bucket {bucket}`; or deploy the version from "
+            "its archive file (modelArchive, or archive in variants)"
+        )
+    return archive_key(model.slug)
+
+
+def _sidecar(model: RegistryVersion, bucket: str, body: str | None) -> dict[str, Any]:
+    """The version's `metadata.json` from the bucket, checked to be that version's."""
+    where = f"s3://{bucket}/{metadata_key(model.slug)}"
+    try:
+        metadata = json.loads(body or "")
+    except ValueError:
+        metadata = None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("weights"), str):
+        raise ModelArchiveError(f"{where} is not a model's metadata.json (no weights)")
+    if metadata.get("version") != model.version:
+        raise ModelArchiveError(
+            f"{where} describes version {metadata.get('version')!r}, not {model.version}"
+        )
+    return metadata

@@ -1,49 +1,114 @@
-"""The model archive built by `python -m model.package`, as the Pulumi program sees it.
+"""The model archive built by `python -m model.package`, as the Pulumi program sees it, and
+where the stack keeps archives: the registry in its artifact bucket.
 
 Only `metadata.json` is read (its `version` names every versioned resource, its `weights`
-is exported so an untrained model is visible in the stack outputs); the archive itself is
-uploaded as is.
+is exported so an untrained model is visible in the stack outputs, its `labels` go into
+the proxy's zip for feedback); the archive itself is uploaded as is, once per version,
+under `models/<slug>/model.tar.gz` with the `metadata.json` beside it, and stays there
+(`python -m model.registry list` shows them), so a later deployment can serve a version
+from the bucket alone (`RegistryVersion`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
-from model.metadata import ArchiveMetadataError, read_archive_metadata
+from model.metadata import (
+    ArchiveMetadataError,
+    read_archive_metadata,
+    read_archive_metadata_bytes,
+)
 
 BUILD_COMMAND = "python -m model.package --weights imagenet --out build/model.tar.gz"
+KEY_PREFIX = "models/"
+ARCHIVE_NAME = "model.tar.gz"
+METADATA_NAME = "metadata.json"
+"""The sidecar: the archive's own `metadata.json`, uploaded beside it."""
 
 
 class ModelArchiveError(pulumi.RunError):
     """The archive is missing or is not one `model.package` built; a one-line fix is given."""
 
 
+def version_slug(version: str) -> str:
+    """A version as an AWS name fragment and registry key segment: lowercase letters,
+    digits and dashes, at most 12 (`model.package` versions are 12 hex digits already)."""
+    return (re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "v")[:12]
+
+
+def archive_key(slug: str) -> str:
+    return f"{KEY_PREFIX}{slug}/{ARCHIVE_NAME}"
+
+
+def metadata_key(slug: str) -> str:
+    return f"{KEY_PREFIX}{slug}/{METADATA_NAME}"
+
+
+def metadata_labels(metadata: Any, where: str) -> tuple[str, ...]:
+    """The class labels `metadata.json` lists in the model's output order; `where` names
+    the file in the error."""
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise ModelArchiveError(
+            f"{where}: metadata.json has no list of labels; rebuild the archive with "
+            f"`{BUILD_COMMAND}`"
+        )
+    return tuple(labels)
+
+
 @dataclass(frozen=True)
 class ModelArchive:
+    """A local archive to upload (with its sidecar)."""
+
     path: Path
     version: str
     """Content version from `metadata.json`; a new model means a new version."""
     weights: str
     """As `model.metadata.ArchiveMetadata.weights` records it."""
+    metadata_json: str = ""
+    """Its `metadata.json` as packaged, uploaded as the sidecar."""
+    labels: tuple[str, ...] = ()
 
     @property
     def slug(self) -> str:
-        """The version as an AWS name fragment: lowercase letters, digits and dashes, 12 long."""
-        return (re.sub(r"[^a-z0-9]+", "-", self.version.lower()).strip("-") or "v")[:12]
+        return version_slug(self.version)
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    """A version already in the stack's artifact bucket (uploaded by an earlier deployment),
+    served without its archive file: a rollback or a promotion needs neither torch nor it."""
+
+    version: str
+    """As `python -m model.registry list` shows it, which is also its key segment."""
+
+    @property
+    def slug(self) -> str:
+        return version_slug(self.version)
 
 
 def read_model_archive(path: Path) -> ModelArchive:
     if not path.is_file():
         raise ModelArchiveError(
             f"model archive {path} not found; build it first with `{BUILD_COMMAND}` "
-            "(or set modelArchive)"
+            "(or set modelArchive, or serve a version already deployed with modelVersion)"
         )
     try:
         metadata = read_archive_metadata(path)
-    except ArchiveMetadataError as error:
+        raw = read_archive_metadata_bytes(path).decode("utf-8")
+        labels = metadata_labels(json.loads(raw), str(path))
+    except (ArchiveMetadataError, UnicodeDecodeError, ValueError) as error:
         raise ModelArchiveError(f"{error}; rebuild it with `{BUILD_COMMAND}`") from error
-    return ModelArchive(path=path, version=metadata.version, weights=metadata.weights)
+    return ModelArchive(
+        path=path,
+        version=metadata.version,
+        weights=metadata.weights,
+        metadata_json=raw,
+        labels=labels,
+    )

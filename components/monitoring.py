@@ -11,6 +11,17 @@ What pages someone, and why each default:
 | endpoint errors | `AWS/SageMaker` `Invocation5XXErrors` | >= 1 in 5 min |
 | model p95 latency | `AWS/SageMaker` `ModelLatency` p95 | > 1 s in 2 of 3 periods |
 | cold start | `AWS/SageMaker` `ModelSetupTime` max | > 25 s: the HTTP API gives up after 30 s |
+| a variant worse than main | `ImageClassifier` `Errors`, `Requests`, `Latency` p95 | see below |
+
+Each model variant but main has its own alarm: it fires when the variant's error rate is
+more than 5 percentage points above main's, or its p95 latency above 1.5 times main's, in
+3 of 5 periods in which both had at least 20 requests (fewer tell nothing).
+
+The model variants' metrics are the proxy's (`proxy/metrics.py`, Embedded Metric Format):
+namespace `ImageClassifier`, dimensions `Service` (the proxy function's name) and
+`Variant`. The dashboard shows, per variant, the traffic split (`Requests`), the error
+rate (`Errors` average), p50 and p95 latency and the accuracy users report
+(`FeedbackCorrect / (FeedbackCorrect + FeedbackWrong)`, metric math).
 
 With `monthly_budget_usd` set, an AWS Budgets cost budget of that amount a month
 notifies the same topic when actual spend passes 80 % and 100 % of it, and when the
@@ -31,7 +42,7 @@ and alarm messages carry metric names and numbers, never user data.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +57,10 @@ _MICROSECONDS_PER_MS = 1000
 _API = "AWS/ApiGateway"
 _LAMBDA = "AWS/Lambda"
 _SAGEMAKER = "AWS/SageMaker"
+VARIANT_NAMESPACE = "ImageClassifier"
+"""The proxy's metrics per variant (`proxy.metrics.NAMESPACE`; a test keeps them equal)."""
+SERVICE_DIMENSION = "Service"
+VARIANT_DIMENSION = "Variant"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
 """Second-level domains reserved for documentation (RFC 2606), with all their subdomains."""
@@ -121,6 +136,19 @@ class MonitoringArgs:
     after idling times out at the HTTP API."""
     monthly_budget_usd: int = 0
     """Monthly cost budget of the account, in US dollars, notifying the topic; 0: none."""
+    variants: Sequence[str] = ("main",)
+    """The model variants the proxy shares requests among (its metrics' `Variant`)."""
+    baseline_variant: str = "main"
+    """The variant every other one is compared with."""
+    variant_error_points: float = 5.0
+    """How many percentage points a variant's error rate may exceed the baseline's."""
+    variant_latency_ratio: float = 1.5
+    """How many times the baseline's p95 latency a variant's may reach."""
+    variant_min_requests: int = 20
+    """Fewer requests than this to either variant in a window never compare them."""
+    variant_evaluation_periods: int = 5
+    variant_datapoints_to_alarm: int = 3
+    """A variant is worse in this many of `variant_evaluation_periods` windows."""
     tags: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
@@ -135,8 +163,24 @@ class MonitoringArgs:
         for field in ("api_latency_p95_ms", "model_latency_p95_ms", "model_setup_time_ms"):
             if getattr(self, field) <= 0:
                 raise ValueError(f"{field} must be positive, got {getattr(self, field)}")
+        if self.baseline_variant not in self.variants:
+            raise ValueError(
+                f"baseline_variant {self.baseline_variant!r} is not one of {list(self.variants)}"
+            )
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError(f"variants must be unique, got {list(self.variants)}")
+        if self.variant_error_points <= 0 or self.variant_latency_ratio <= 1:
+            raise ValueError(
+                "variant_error_points must be positive and variant_latency_ratio above 1"
+            )
+        if not 1 <= self.variant_datapoints_to_alarm <= self.variant_evaluation_periods:
+            raise ValueError(
+                "variant_datapoints_to_alarm must be 1 to variant_evaluation_periods, got "
+                f"{self.variant_datapoints_to_alarm} of {self.variant_evaluation_periods}"
+            )
         for field in (
             "api_5xx_min_requests",
+            "variant_min_requests",
             "lambda_errors",
             "lambda_throttles",
             "endpoint_5xx_errors",
@@ -151,8 +195,8 @@ class MonitoringArgs:
 
 
 class Monitoring(pulumi.ComponentResource):
-    """An SNS alarm topic, seven CloudWatch alarms on it, one dashboard and, when asked
-    for, a monthly cost budget notifying the topic."""
+    """An SNS alarm topic, seven CloudWatch alarms on it plus one per model variant but the
+    baseline, one dashboard and, when asked for, a monthly cost budget notifying the topic."""
 
     alarm_topic_arn: pulumi.Output[str]
     dashboard_name: pulumi.Output[str]
@@ -258,6 +302,9 @@ class Monitoring(pulumi.ComponentResource):
                 comparison_operator="GreaterThanThreshold",
             ),
         }
+        for variant in args.variants:
+            if variant != args.baseline_variant:
+                self.alarms[f"variant-{variant}-worse"] = self._variant_alarm(variant)
 
         region = (
             args.region
@@ -273,6 +320,13 @@ class Monitoring(pulumi.ComponentResource):
                     function=function,
                     endpoint=endpoint,
                     alarm_arns=[alarm.arn for alarm in self.alarms.values()],
+                )
+                + variant_widgets(
+                    region=region,
+                    period=args.period_seconds,
+                    service=args.function_name,
+                    variants=args.variants,
+                    y=21,
                 )
             }
         )
@@ -345,6 +399,59 @@ class Monitoring(pulumi.ComponentResource):
             tags=self._args.tags,
             opts=pulumi.ResourceOptions(parent=self),
             **settings,
+        )
+
+    def _variant_alarm(self, variant: str) -> aws.cloudwatch.MetricAlarm:
+        """`variant` answers clearly worse than the baseline: a higher error rate or a
+        slower p95, in windows where both had enough requests to tell."""
+        args = self._args
+        baseline = args.baseline_variant
+
+        def metric(query_id: str, name: str, of: str, stat: str) -> dict[str, Any]:
+            return {
+                "id": query_id,
+                "return_data": False,
+                "metric": {
+                    "namespace": VARIANT_NAMESPACE,
+                    "metric_name": name,
+                    "dimensions": {SERVICE_DIMENSION: args.function_name, VARIANT_DIMENSION: of},
+                    "period": args.period_seconds,
+                    "stat": stat,
+                },
+            }
+
+        enough = f"requests >= {args.variant_min_requests}"
+        expression = (
+            f"IF(variant_{enough} AND baseline_{enough} AND ("
+            "100 * (variant_errors / variant_requests - baseline_errors / baseline_requests) "
+            f"> {args.variant_error_points:g} OR "
+            f"variant_p95 / baseline_p95 > {args.variant_latency_ratio:g}), 1, 0)"
+        )
+        return self._alarm(
+            f"variant-{variant}-worse",
+            f"Variant {variant} answers worse than {baseline}: its error rate more than "
+            f"{args.variant_error_points:g} points above {baseline}'s or its p95 latency above "
+            f"{args.variant_latency_ratio:g} x {baseline}'s, in "
+            f"{args.variant_datapoints_to_alarm} of {args.variant_evaluation_periods} windows "
+            f"with at least {args.variant_min_requests} requests each. "
+            "Runbook: docs/operations.md#variant-worse-than-main",
+            metric_queries=[
+                metric("variant_errors", "Errors", variant, "Sum"),
+                metric("variant_requests", "Requests", variant, "Sum"),
+                metric("variant_p95", "Latency", variant, "p95"),
+                metric("baseline_errors", "Errors", baseline, "Sum"),
+                metric("baseline_requests", "Requests", baseline, "Sum"),
+                metric("baseline_p95", "Latency", baseline, "p95"),
+                {
+                    "id": "worse",
+                    "label": f"{variant} worse than {baseline} (1)",
+                    "return_data": True,
+                    "expression": expression,
+                },
+            ],
+            threshold=1,
+            evaluation_periods=args.variant_evaluation_periods,
+            datapoints_to_alarm=args.variant_datapoints_to_alarm,
         )
 
     def _error_rate_queries(self, api: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -503,5 +610,86 @@ def dashboard_widgets(
             ],
             12,
             15,
+        ),
+    ]
+
+
+def variant_widgets(
+    *,
+    region: pulumi.Input[str],
+    period: int,
+    service: pulumi.Input[str],
+    variants: Sequence[str],
+    y: int,
+) -> list[dict[str, Any]]:
+    """The model variants side by side, from the proxy's metrics: the traffic split, the
+    error rate, latency and the accuracy users report."""
+
+    def graph(title: str, metrics: list, x: int, row: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "x": x,
+            "y": y + row,
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "region": region,
+                "period": period,
+                "view": "timeSeries",
+                "metrics": metrics,
+                **extra,
+            },
+        }
+
+    def of(variant: str) -> dict[str, Any]:
+        return {SERVICE_DIMENSION: service, VARIANT_DIMENSION: variant}
+
+    accuracy: list = []
+    for index, variant in enumerate(variants):
+        correct, wrong = f"correct{index}", f"wrong{index}"
+        accuracy += [
+            _metric(VARIANT_NAMESPACE, "FeedbackCorrect", of(variant), id=correct, visible=False),
+            _metric(VARIANT_NAMESPACE, "FeedbackWrong", of(variant), id=wrong, visible=False),
+            [
+                {
+                    "expression": f"100 * {correct} / ({correct} + {wrong})",
+                    "label": variant,
+                    "id": f"accuracy{index}",
+                }
+            ],
+        ]
+    return [
+        graph(
+            "Requests per variant (traffic split)",
+            [_metric(VARIANT_NAMESPACE, "Requests", of(v), label=v) for v in variants],
+            0,
+            0,
+            stat="Sum",
+        ),
+        graph(
+            "Error rate per variant (5XX share, Errors average)",
+            [_metric(VARIANT_NAMESPACE, "Errors", of(v), label=v) for v in variants],
+            12,
+            0,
+            stat="Average",
+        ),
+        graph(
+            "Latency per variant (ms)",
+            [
+                _metric(VARIANT_NAMESPACE, "Latency", of(v), stat=stat, label=f"{v} {stat}")
+                for v in variants
+                for stat in ("p50", "p95")
+            ],
+            0,
+            6,
+        ),
+        graph(
+            "Accuracy users report per variant (%)",
+            accuracy,
+            12,
+            6,
+            stat="Sum",
+            yAxis={"left": {"min": 0, "max": 100}},
         ),
     ]

@@ -1,20 +1,25 @@
 """`ProxyApi`: the HTTP API (`POST /api/predict`, `POST /api/feedback`, `GET /api/labels`) and
-the Lambda proxy in front of the endpoint.
+the Lambda proxy in front of the model variants' endpoints.
 
 The site's CloudFront distribution serves this API under `/api/*` on its own origin, so
 the API has no CORS configuration: a browser on the site never makes a cross-origin
 request, and programs calling from elsewhere are no browsers (they send an API key). The
 proxy admits only requests with the origin secret, which this component generates and
 CloudFront adds (`origin_secret`), or, with `api_keys`, a valid `x-api-key` from SSM
-Parameter Store. Throttling protects the endpoint's concurrency and the bill, and the
-Lambda may call exactly one endpoint. With `tracing`, the Lambda sends X-Ray traces
-(active tracing) and may do exactly that.
+Parameter Store. Throttling protects the endpoint's concurrency and the bill.
+
+The proxy shares the requests among the model variants by weight (env `VARIANTS`) and may
+invoke exactly their endpoints. It records each prediction, and users' feedback on it, in
+the predictions table (env `PREDICTIONS_TABLE`), on which it may get, put and update items
+and nothing else; the labels of every version it serves travel in its zip
+(`model_labels/<version>.json`, env `MODEL_LABELS_DIR`) to check feedback against. With
+`tracing`, the Lambda sends X-Ray traces (active tracing) and may do exactly that.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +28,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.predictions_table import RECORD_ACTIONS
 from components.service_role import ServiceRoleNames, service_role
 from hosting.origin import API_PATH
 
@@ -43,6 +49,11 @@ PATHS = ("predict", "feedback", "labels")
 """`POST predict`, `POST feedback` (a verdict on a recorded prediction) and `GET labels`
 (a model version's labels), under `API_PATH`."""
 ROUTE_KEYS = tuple(f"{method} {API_PATH}/{path}" for path in PATHS for method in ROUTED_METHODS)
+LAMBDA_TASK_ROOT = "/var/task"
+"""Where Lambda unpacks the zip."""
+MODEL_LABELS_DIR = "model_labels"
+"""The zip's folder of `<model_version>.json` label lists, beside `proxy/` (the proxy's
+`proxy.labels.LABELS_DIR_IN_ZIP`)."""
 ORIGIN_SECRET_LENGTH = 48
 """Characters of the origin secret: letters and digits only (a header value anywhere), far
 beyond guessing, within the 32-256 the proxy accepts."""
@@ -128,10 +139,13 @@ def proxy_problems(
     return problems
 
 
-def lambda_code(source_dir: Path) -> pulumi.AssetArchive:
+def lambda_code(
+    source_dir: Path, generated: Mapping[str, pulumi.StringAsset] | None = None
+) -> pulumi.AssetArchive:
     """The `proxy/` package itself at the root of the zip, so `proxy.handler.handler` and
-    `from proxy.x import y` resolve in Lambda exactly as in the tests. No bytecode caches:
-    they differ between machines and would change the zip on every `pulumi up`."""
+    `from proxy.x import y` resolve in Lambda exactly as in the tests, and `generated`
+    files beside it (zip path -> content, outside the package). No bytecode caches: they
+    differ between machines and would change the zip on every `pulumi up`."""
     if not (source_dir / "handler.py").is_file():
         raise FileNotFoundError(f"{source_dir}/handler.py is missing: the proxy Lambda has no code")
     package = source_dir.name
@@ -140,13 +154,40 @@ def lambda_code(source_dir: Path) -> pulumi.AssetArchive:
         for path in source_dir.rglob("*")
         if path.is_file() and path.suffix != ".pyc"
     )
-    return pulumi.AssetArchive(
-        {
-            f"{package}/{path.as_posix()}": pulumi.FileAsset(str(source_dir / path))
-            for path in files
-            if "__pycache__" not in path.parts
-        }
-    )
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {
+        f"{package}/{path.as_posix()}": pulumi.FileAsset(str(source_dir / path))
+        for path in files
+        if "__pycache__" not in path.parts
+    }
+    for member in generated or {}:
+        parts = member.split("/")
+        if parts[0] == package or member.startswith("/") or "" in parts or ".." in parts:
+            raise ValueError(f"{member!r}: generated files go beside the {package}/ package")
+    return pulumi.AssetArchive(assets | dict(generated or {}))
+
+
+def labels_files(labels: Mapping[str, Sequence[str]]) -> dict[str, pulumi.StringAsset]:
+    """Each model version's labels as the zip's `model_labels/<version>.json`: a JSON list
+    in the model's output order."""
+    for version in labels:
+        if not version or "/" in version or version.startswith("."):
+            raise ValueError(f"model version {version!r} cannot name a file")
+    return {
+        f"{MODEL_LABELS_DIR}/{version}.json": pulumi.StringAsset(
+            json.dumps(list(names), ensure_ascii=False)
+        )
+        for version, names in sorted(labels.items())
+    }
+
+
+@dataclass(frozen=True)
+class EndpointVariant:
+    """A model variant as the proxy sees it: a share of the requests and an endpoint."""
+
+    name: str
+    weight: float
+    endpoint_name: pulumi.Input[str]
+    endpoint_arn: pulumi.Input[str]
 
 
 @dataclass
@@ -156,7 +197,15 @@ class ProxyApiArgs:
     source_dir: Path
     """The `proxy/` package."""
     endpoint_name: pulumi.Input[str]
-    endpoint_arn: pulumi.Input[str]
+    """The default endpoint, `SAGEMAKER_ENDPOINT_NAME` (the variant `main`'s)."""
+    variants: Sequence[EndpointVariant]
+    """Who shares the requests (env `VARIANTS`), in the order that splits them; the
+    function may invoke exactly their endpoints."""
+    model_labels: Mapping[str, pulumi.Input[Sequence[str]]]
+    """Each served model version's labels, bundled into the zip."""
+    predictions_table_name: pulumi.Input[str]
+    predictions_table_arn: pulumi.Input[str]
+    """The one table the function may record predictions and feedback in."""
     memory_mb: pulumi.Input[int] = 256
     timeout_seconds: pulumi.Input[int] = 30
     throttle_rate_limit: pulumi.Input[int] = 10
@@ -226,16 +275,27 @@ class ProxyApi(pulumi.ComponentResource):
             service="lambda.amazonaws.com",
             log_group_name=f"/aws/lambda/{args.name_prefix}-proxy",
             retention_days=args.log_retention_days,
-            statements=pulumi.Output.all(args.endpoint_arn, keys_arn).apply(
+            statements=pulumi.Output.all(
+                [variant.endpoint_arn for variant in args.variants],
+                args.predictions_table_arn,
+                keys_arn,
+            ).apply(
                 lambda arns: [
                     {
                         "Sid": "InvokeTheEndpoint",
                         "Effect": "Allow",
                         "Action": "sagemaker:InvokeEndpoint",
-                        "Resource": arns[0],
+                        # One ARN as a string: a one-variant stack's policy as it always was.
+                        "Resource": arns[0][0] if len(arns[0]) == 1 else arns[0],
+                    },
+                    {
+                        "Sid": "RecordPredictionsAndFeedback",
+                        "Effect": "Allow",
+                        "Action": list(RECORD_ACTIONS),
+                        "Resource": arns[1],
                     },
                     *([TRACE_WRITER_STATEMENT] if args.tracing else []),
-                    *([api_keys_reader_statement(arns[1])] if arns[1] else []),
+                    *([api_keys_reader_statement(arns[2])] if arns[2] else []),
                 ]
             ),
             tags=args.tags,
@@ -245,7 +305,9 @@ class ProxyApi(pulumi.ComponentResource):
             runtime="python3.12",
             architectures=["arm64"],
             handler=HANDLER,
-            code=lambda_code(args.source_dir),
+            code=pulumi.Output.from_input(args.model_labels).apply(
+                lambda labels: lambda_code(args.source_dir, labels_files(labels))
+            ),
             role=execution.role.arn,
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
@@ -253,6 +315,18 @@ class ProxyApi(pulumi.ComponentResource):
                 "variables": {
                     **args.environment,
                     "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,
+                    "VARIANTS": pulumi.Output.json_dumps(
+                        [
+                            {
+                                "name": variant.name,
+                                "weight": variant.weight,
+                                "endpoint": variant.endpoint_name,
+                            }
+                            for variant in args.variants
+                        ]
+                    ),
+                    "PREDICTIONS_TABLE": args.predictions_table_name,
+                    "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
                     "LOG_LEVEL": args.log_level,
                     "ORIGIN_SECRET": secret,
                     **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),

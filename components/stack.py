@@ -1,8 +1,10 @@
 """The image-classifier stack: settings -> components -> outputs -> the site's config.js.
 
 ServingImage        model/Dockerfile -> BuildKit -> private ECR (or config `imageUri`)
-InferenceEndpoint   model archive -> S3 -> SageMaker model (that image) -> Serverless endpoint
-ProxyApi            HTTP API POST /api/predict -> Lambda proxy -> the endpoint
+InferenceEndpoint   model archive -> S3 -> SageMaker model (that image) -> Serverless endpoint,
+                    one per model variant (config `variants`; `main` alone by default)
+PredictionsTable    DynamoDB: each prediction and users' feedback on it
+ProxyApi            HTTP API POST /api/predict -> Lambda proxy -> the variants' endpoints
 SiteCertificate     ACM certificate for the site's own domain (config `domainName`)
 WebFirewall         WAF web ACL in front of CloudFront (config `waf`)
 StaticSite          site/ -> private S3 -> CloudFront (OAC, security headers), /api/* -> ProxyApi
@@ -22,13 +24,15 @@ from typing import Any
 import pulumi
 
 from components.inference_endpoint import InferenceEndpoint, InferenceEndpointArgs
-from components.model_archive import read_model_archive
+from components.model_archive import ModelArchive, RegistryVersion, read_model_archive
+from components.model_variants import MAIN, VariantSettings, endpoint_name
 from components.monitoring import Monitoring, MonitoringArgs
-from components.proxy_api import ProxyApi, ProxyApiArgs
+from components.predictions_table import PredictionsTable, PredictionsTableArgs
+from components.proxy_api import EndpointVariant, ProxyApi, ProxyApiArgs
 from components.serving_image import ServingImage, ServingImageArgs
 from components.site_certificate import SiteCertificate, SiteCertificateArgs
 from components.site_config_file import SiteConfigFile, SiteConfigFileArgs
-from components.stack_config import StackSettings, config_keys, load_settings
+from components.stack_config import StackSettings, config_error, config_keys, load_settings
 from components.static_site import ApiOrigin, SiteDomain, StaticSite, StaticSiteArgs
 from components.web_firewall import WebFirewall, WebFirewallArgs
 from hosting.origin import API_PATH
@@ -48,8 +52,14 @@ class StackOutputs:
     execute_api_url: pulumi.Output[str]
     """The HTTP API's own URL with `/api`: direct calls, which need an API key."""
     endpoint_name: pulumi.Output[str]
+    """The variant `main`'s endpoint, as `model_version` and `model_weights` are its."""
     model_version: str
-    model_weights: str
+    model_weights: pulumi.Output[str]
+    variants: list[dict[str, pulumi.Input[Any]]]
+    """`[{name, weight, model_version, endpoint_name}]`, in the order that splits the
+    requests (`python -m model.registry list --serving` reads it)."""
+    predictions_table: pulumi.Output[str]
+    """The DynamoDB table of predictions and feedback (`python -m proxy.report --table`)."""
     endpoint_config_name: pulumi.Output[str]
     api_id: pulumi.Output[str]
     function_name: pulumi.Output[str]
@@ -86,7 +96,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
     cannot create, and StaticSite warns. Only the emulator test's program
     (tests/integration) passes it; `__main__.py` never does, and no config key reaches it.
     """
-    archive = read_model_archive(settings.model_archive)
+    models = _models(settings)
     image = ServingImage(
         "serving",
         ServingImageArgs(
@@ -97,18 +107,36 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             tags=settings.tags,
         ),
     )
-    endpoint = InferenceEndpoint(
-        "model",
-        InferenceEndpointArgs(
-            endpoint_name=settings.name_prefix,
-            region=settings.region,
-            archive=archive,
-            image_uri=image.image_uri,
-            image_repository_arn=image.repository_arn,
-            serverless=settings.serverless,
-            log_retention_days=settings.log_retention_days,
-            rollout_timeout_seconds=settings.rollout_timeout_seconds,
-            aws_session=settings.aws_session,
+    # `main` first: its endpoint creates the artifact bucket the others share, under the
+    # names a one-variant stack always had.
+    endpoints: dict[str, InferenceEndpoint] = {}
+    for variant in sorted(settings.variants, key=lambda v: v.name != MAIN):
+        main = endpoints.get(MAIN)
+        endpoints[variant.name] = InferenceEndpoint(
+            "model" if main is None else f"model-{variant.name}",
+            InferenceEndpointArgs(
+                endpoint_name=endpoint_name(settings.name_prefix, variant.name),
+                region=settings.region,
+                model=models[variant.name],
+                image_uri=image.image_uri,
+                image_repository_arn=image.repository_arn,
+                artifacts=None if main is None else main.artifacts,
+                serverless=replace(
+                    settings.serverless,
+                    memory_mb=variant.memory_mb or settings.serverless.memory_mb,
+                ),
+                log_retention_days=settings.log_retention_days,
+                rollout_timeout_seconds=settings.rollout_timeout_seconds,
+                aws_session=settings.aws_session,
+                tags=settings.tags,
+            ),
+        )
+    endpoint = endpoints[MAIN]
+    predictions = PredictionsTable(
+        "predictions",
+        PredictionsTableArgs(
+            table_name=f"{settings.name_prefix}-predictions",
+            deletion_protection=settings.predictions_deletion_protection,
             tags=settings.tags,
         ),
     )
@@ -122,7 +150,18 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             name_prefix=settings.name_prefix,
             source_dir=PROJECT_DIR / "proxy",
             endpoint_name=endpoint.endpoint_name,
-            endpoint_arn=endpoint.endpoint_arn,
+            variants=[
+                EndpointVariant(
+                    name=variant.name,
+                    weight=variant.weight,
+                    endpoint_name=endpoints[variant.name].endpoint_name,
+                    endpoint_arn=endpoints[variant.name].endpoint_arn,
+                )
+                for variant in settings.variants
+            ],
+            model_labels={served.model_version: served.labels for served in endpoints.values()},
+            predictions_table_name=predictions.table_name,
+            predictions_table_arn=predictions.table_arn,
             api_keys=settings.api_keys,
             memory_mb=settings.lambda_memory_mb,
             timeout_seconds=settings.lambda_timeout_seconds,
@@ -185,7 +224,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             distribution_id=site.distribution_id,
             api_url=API_PATH,
             environment=settings.stack,
-            model_version=archive.version,
+            model_version=endpoint.model_version,
             wait_for_invalidation=settings.wait_for_invalidation,
             aws_session=settings.aws_session,
         ),
@@ -198,8 +237,18 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         api_url=pulumi.Output.concat(site.url, API_PATH),
         execute_api_url=api.execute_api_url,
         endpoint_name=endpoint.endpoint_name,
-        model_version=archive.version,
-        model_weights=archive.weights,
+        model_version=endpoint.model_version,
+        model_weights=endpoint.weights,
+        variants=[
+            {
+                "name": variant.name,
+                "weight": variant.weight,
+                "model_version": endpoints[variant.name].model_version,
+                "endpoint_name": endpoints[variant.name].endpoint_name,
+            }
+            for variant in settings.variants
+        ],
+        predictions_table=predictions.table_name,
         endpoint_config_name=endpoint.endpoint_config_name,
         api_id=api.api_id,
         function_name=api.function_name,
@@ -224,6 +273,8 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             api_id=api.api_id,
             function_name=api.function_name,
             endpoint_name=endpoint.endpoint_name,
+            variants=[variant.name for variant in settings.variants],
+            baseline_variant=MAIN,
             alarm_email=settings.alarm_email,
             region=settings.region,
             monthly_budget_usd=settings.monthly_budget_usd,
@@ -235,6 +286,31 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         alarm_topic_arn=monitoring.alarm_topic_arn,
         dashboard_name=monitoring.dashboard_name,
     )
+
+
+def _models(settings: StackSettings) -> dict[str, ModelArchive | RegistryVersion]:
+    """What each variant serves, by name: local archives read (and so checked) before any
+    resource exists; two variants on one version refused (they would compare nothing,
+    bill twice and share one upload)."""
+    models = {variant.name: _model(variant) for variant in settings.variants}
+    served: dict[str, str] = {}
+    found = []
+    for name, model in models.items():
+        if model.slug in served:
+            found.append(
+                f"variants: {served[model.slug]} and {name} both serve model version "
+                f"{model.version}; keep one (a rollback target needs a version of its own)"
+            )
+        served.setdefault(model.slug, name)
+    if found:
+        raise config_error(settings.stack, found)
+    return models
+
+
+def _model(variant: VariantSettings) -> ModelArchive | RegistryVersion:
+    if variant.archive is not None:
+        return read_model_archive(variant.archive)
+    return RegistryVersion(str(variant.version))
 
 
 def engine_settings() -> StackSettings:

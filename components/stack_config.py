@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,13 @@ import pulumi
 
 from components.aws_session import AssumedRole, AwsSessionSettings, read_assume_roles
 from components.inference_endpoint import ServerlessConfig, serverless_problems
+from components.model_variants import (
+    DEFAULT_WEIGHT,
+    MAIN,
+    VariantSettings,
+    read_variants,
+    version_problem,
+)
 from components.monitoring import alarm_email_problem, budget_problem
 from components.proxy_api import proxy_problems
 from components.service_role import log_retention_problem
@@ -44,6 +51,8 @@ AWS_KEYS = (PROFILE, ASSUME_ROLES, LEGACY_ASSUME_ROLE)
 """The AWS provider's settings the dynamic providers follow too (`components.aws_session`)."""
 PROJECT_KEYS = {
     "modelArchive": "string",
+    "modelVersion": "string",
+    "variants": "objects",
     "imageUri": "string",
     "servingBaseImage": "string",
     "serverlessMemoryMb": "integer",
@@ -69,8 +78,12 @@ PROJECT_KEYS = {
     "waf": "boolean",
     "wafRateLimit": "integer",
     "apiKeys": "boolean",
+    "predictionsDeletionProtection": "boolean",
 }
-"""Every project key the program reads, with the type `Pulumi.yaml` declares for it."""
+"""Every project key the program reads, with the type `Pulumi.yaml` declares for it;
+`objects` is a list of objects, which a project cannot declare (its config types are
+string, integer, boolean and arrays of those), so `Pulumi.yaml` declares the key untyped
+and the loader checks it."""
 
 SERVING_IMAGE_KEYS = {"image_uri": "imageUri", "base_image": "servingBaseImage"}
 SERVERLESS_KEYS = {
@@ -102,7 +115,8 @@ class StackSettings:
     project: str
     stack: str
     region: str
-    model_archive: Path
+    variants: tuple[VariantSettings, ...]
+    """What the stack serves, in the order that splits the requests; `main` among them."""
     image_uri: str | None
     serving_base_image: str | None
     serverless: ServerlessConfig
@@ -127,6 +141,7 @@ class StackSettings:
     waf: bool
     waf_rate_limit: int
     api_keys: bool
+    predictions_deletion_protection: bool
     aws_session: AwsSessionSettings
     """The AWS provider's profile and assumed roles, for the dynamic providers."""
 
@@ -157,6 +172,16 @@ def _integer(text: str) -> int:
         raise ValueError(f"{text!r} is not an integer") from None
 
 
+def _objects(text: str) -> Any:
+    # How the engine passes an object-valued key: its JSON. Unset is the declared "".
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError(f"{text!r} is not a list of objects") from None
+
+
 def _boolean(text: str) -> bool:
     # How the engine writes a boolean, and all `pulumi.Config.get_bool` accepts.
     if text.lower() not in ("true", "false"):
@@ -168,6 +193,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "string": str,
     "integer": _integer,
     "boolean": _boolean,
+    "objects": _objects,
 }
 
 
@@ -187,10 +213,13 @@ class _Problems:
 
     def raise_any(self, stack: str) -> None:
         if self.found:
-            listed = "\n".join(f"  - {problem}" for problem in self.found)
-            raise StackConfigError(
-                f"invalid config for stack {stack!r}; nothing was created:\n{listed}"
-            )
+            raise config_error(stack, self.found)
+
+
+def config_error(stack: str, found: Sequence[str]) -> StackConfigError:
+    """Every problem of `found` (`key: problem`) as the one error the CLI prints."""
+    listed = "\n".join(f"  - {problem}" for problem in found)
+    return StackConfigError(f"invalid config for stack {stack!r}; nothing was created:\n{listed}")
 
 
 def _parsed(config: Mapping[str, str], project: str, problems: _Problems) -> dict[str, Any]:
@@ -285,13 +314,14 @@ def load_settings(
     }
     problems.add_by_field(domain_problems(**domain), DOMAIN_KEYS)
     problems.add("wafRateLimit", rate_limit_problem(value["wafRateLimit"]))
+    variants = _variants(value, project_dir, name_prefix(project, stack), capacity, problems)
     problems.raise_any(stack)
 
     return StackSettings(
         project=project,
         stack=stack,
         region=region,
-        model_archive=project_dir / value["modelArchive"],
+        variants=variants,
         image_uri=image["image_uri"],
         serving_base_image=image["base_image"],
         serverless=ServerlessConfig(**capacity),
@@ -314,5 +344,40 @@ def load_settings(
         waf=value["waf"],
         waf_rate_limit=value["wafRateLimit"],
         api_keys=value["apiKeys"],
+        predictions_deletion_protection=value["predictionsDeletionProtection"],
         aws_session=aws_session,
     )
+
+
+def _variants(
+    value: Mapping[str, Any],
+    project_dir: Path,
+    prefix: str,
+    capacity: Mapping[str, int],
+    problems: _Problems,
+) -> tuple[VariantSettings, ...]:
+    """`variants` when set, else the one variant `main` from `modelVersion` or
+    `modelArchive`; each variant's own memory checked as `serverlessMemoryMb` is."""
+    version = value["modelVersion"].strip()
+    if value["variants"] is None:
+        if version:
+            problems.add("modelVersion", version_problem(version))
+            return (VariantSettings(MAIN, DEFAULT_WEIGHT, version=version),)
+        return (VariantSettings(MAIN, DEFAULT_WEIGHT, archive=project_dir / value["modelArchive"]),)
+    if version:
+        problems.add(
+            "modelVersion",
+            "is set together with variants, where each variant names its own archive or "
+            "version; put it on the variant main",
+        )
+    variants, found = read_variants(
+        value["variants"], project_dir, prefix, capacity["provisioned_concurrency"]
+    )
+    for suffix, problem in found.items():
+        problems.add(f"variants{suffix}", problem)
+    # Indexes match the config's only when every entry was an object.
+    for index, variant in enumerate(variants if not found else ()):
+        if variant.memory_mb is not None:
+            memory = serverless_problems(**(dict(capacity) | {"memory_mb": variant.memory_mb}))
+            problems.add(f"variants[{index}].serverlessMemoryMb", memory.get("memory_mb"))
+    return variants

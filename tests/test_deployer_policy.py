@@ -52,6 +52,7 @@ IAM_ACTION_BY_OPERATION = {
 CHECKED_PREFIXES = {
     "acm": "acm",
     "cloudfront": "cloudfront",
+    "dynamodb": "dynamodb",
     "ecr": "ecr",
     "cloudwatch": "cloudwatch",
     "iam": "iam",
@@ -286,6 +287,21 @@ RESOURCE_ACTIONS: dict[str, set[str]] = {
         "cloudwatch:GetDashboard",
         "cloudwatch:DeleteDashboards",
     },
+    # The predictions table: TTL, point-in-time recovery and deletion protection are each
+    # a call of their own after CreateTable, and read back on refresh.
+    "dynamodb.Table": {
+        "dynamodb:CreateTable",
+        "dynamodb:DescribeTable",
+        "dynamodb:UpdateTable",
+        "dynamodb:UpdateTimeToLive",
+        "dynamodb:DescribeTimeToLive",
+        "dynamodb:UpdateContinuousBackups",
+        "dynamodb:DescribeContinuousBackups",
+        "dynamodb:TagResource",
+        "dynamodb:UntagResource",
+        "dynamodb:ListTagsOfResource",
+        "dynamodb:DeleteTable",
+    },
 }
 INVOKE_ACTIONS: dict[str, set[str]] = {
     # Data sources the program reads; the partition and region need no call.
@@ -295,6 +311,12 @@ INVOKE_ACTIONS: dict[str, set[str]] = {
     "get_partition_output": set(),
     "get_region": set(),
     "get_region_output": set(),
+    # A model version served from the registry (`modelVersion`): its folder listed, its
+    # sidecar metadata.json read, in the stack's artifact bucket.
+    "get_objects": {"s3:ListBucket"},
+    "get_objects_output": {"s3:ListBucket"},
+    "get_object": {"s3:GetObject"},
+    "get_object_output": {"s3:GetObject"},
     # The registry login pulumi-docker-build pushes with.
     "get_authorization_token": {"ecr:GetAuthorizationToken"},
     "get_authorization_token_output": {"ecr:GetAuthorizationToken"},

@@ -16,12 +16,16 @@ Fixtures (stable: the policy and monitoring tests in this folder rely on them)
   with the dev config plus `overrides` (fully qualified keys, values as the engine passes
   them: strings, JSON for lists). A failing program does not raise: the exception is in
   `StackRun.error` and `StackRun.resources` holds what got registered before it
-  (nothing, for a config error).
+  (nothing, for a config error; some without their `urn` and `parent`, for an error in
+  an `apply`).
 - `synthetic_archive` (session): a tiny `model.tar.gz` with the real layout
-  (`metadata.json` with `version` and `weights`, `model.onnx`, `code/`); no torch.
+  (`metadata.json` with `version`, `weights` and `labels`, `model.onnx`, `code/`); no torch.
+- `registry` (function): `REGISTRY`, the model versions the mocked artifact bucket holds
+  (version -> its `metadata.json` as a dict; `write_synthetic_archive`'s by default via
+  `registered(version)`), emptied after the test.
 
 `record(program)` runs any program (a callable returning its outputs, or None) the same
-way and returns its `StackRun`.
+way and returns its `StackRun`; `plain(inputs)` makes inputs with assets comparable.
 
 `StackRun`
 - `.resources`: every resource registered, in order, as `RegisteredResource`:
@@ -47,17 +51,24 @@ The mocks fill in what AWS would: ids, ARNs and domains; an ECR repository's
 ACM certificate's one DNS validation record (`VALIDATION_RECORD`), issued at once. A
 resource with its own `region` input gets ARNs in that region.
 
+The artifact bucket's objects are what `REGISTRY` says: `aws.s3.get_objects` lists
+`models/<version>/model.tar.gz` and `metadata.json` for each entry under the prefix asked
+for, `aws.s3.get_object` returns the sidecar's JSON as its `body`.
+
 `FakeClock` is the `clock` and `sleep` the dynamic providers' tests inject, `FakeSession`
 what their `session_factory` returns, and `aws_input(region)` their `aws` input.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import io
 import json
 import logging
 import tarfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -95,6 +106,8 @@ VALIDATION_RECORD = {
 """The one DNS validation record of every mocked ACM certificate."""
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
 """The hosted zone of every CloudFront distribution's domain (for Route 53 aliases)."""
+REGISTRY: dict[str, dict[str, Any]] = {}
+"""Model versions in the mocked artifact bucket: version -> its metadata.json."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +223,8 @@ def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> 
         state["fqdn"] = args.inputs["name"].rstrip(".")
     elif args.typ == "aws:wafv2/webAcl:WebAcl":
         state["arn"] = f"arn:aws:wafv2:{region}:{ACCOUNT}:global/webacl/{arn_name}/{resource_id}"
+    elif args.typ == "aws:dynamodb/table:Table":
+        state["arn"] = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{arn_name}"
     elif args.typ == "aws:iam/role:Role":
         state |= {"name": resource_id, "arn": f"arn:aws:iam::{ACCOUNT}:role/{resource_id}"}
     elif args.typ == "pulumi-python:dynamic/endpoint_rollout:EndpointRollout":
@@ -302,6 +317,29 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "aws:index/getRegion:getRegion":
             # The provider's region: the dev stack's `aws:region`.
             return {"region": REGION, "name": REGION, "id": REGION}
+        if args.token == "aws:s3/getObjects:getObjects":
+            prefix = args.args.get("prefix", "")
+            keys = [
+                f"models/{version}/{name}"
+                for version in sorted(REGISTRY)
+                for name in ("metadata.json", "model.tar.gz")
+            ]
+            return {
+                "bucket": args.args["bucket"],
+                "keys": [key for key in keys if key.startswith(prefix)],
+                "commonPrefixes": [],
+                "owners": [],
+                "id": args.args["bucket"],
+            }
+        if args.token == "aws:s3/getObject:getObject":
+            version = args.args["key"].split("/")[1]
+            return {
+                "bucket": args.args["bucket"],
+                "key": args.args["key"],
+                "body": json.dumps(REGISTRY[version]),
+                "contentType": "application/json",
+                "id": args.args["key"],
+            }
         if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
             return {
                 "authorizationToken": "QVdTOmVjci10b2tlbi1mb3ItdGVzdHM=",
@@ -366,6 +404,40 @@ def _names(resources: tuple[pulumi.Resource, ...]) -> tuple[str, ...]:
 pulumi.runtime.register_stack_transformation(_remember)
 
 
+async def _quiet() -> None:
+    """Let the event loop and the mocked monitor's threads run until no registration has
+    arrived for a quarter of a second."""
+    quiet, seen = 0, len(MOCKS.registered)
+    while quiet < 5:
+        await asyncio.sleep(0.05)
+        quiet = quiet + 1 if len(MOCKS.registered) == seen else 0
+        seen = len(MOCKS.registered)
+
+
+@pulumi.runtime.test
+def _settle() -> pulumi.Output[None]:
+    return pulumi.Output.from_input(_quiet())
+
+
+def _drop_failed_futures(run: StackRun) -> None:
+    """Collect a failed run's futures now, quietly: each holds `run.error` and a finalizer
+    that logs it when collected, which would otherwise happen later, anywhere (on Python
+    3.11, inside an `ast.parse` it makes that raise SystemError: AST constructor recursion
+    depth mismatch). What still reaches them goes first: the resources and the error's
+    traceback (the StackRun keeps what the tests read)."""
+    CONSTRUCTED.clear()
+    MOCKS.registered.clear()
+    if run.error is not None:
+        run.error = run.error.with_traceback(None)
+        run.error.__context__ = run.error.__cause__ = None
+    asyncio_log = logging.getLogger("asyncio")
+    disabled, asyncio_log.disabled = asyncio_log.disabled, True
+    try:
+        gc.collect()
+    finally:
+        asyncio_log.disabled = disabled
+
+
 def record(program: Callable[[], Mapping[str, pulumi.Input[Any]] | None]) -> StackRun:
     """Run `program` once under the mocks: what it registers, logs, returns or raises."""
     MOCKS.registered.clear()
@@ -395,12 +467,18 @@ def record(program: Callable[[], Mapping[str, pulumi.Input[Any]] | None]) -> Sta
         registered()
     except Exception as error:
         run.error = run.error or error
+        # The first failed registration ends the wait; the others still under way would
+        # otherwise land in the next run. They fail alike (or not at all): the run's error
+        # is the first one.
+        with contextlib.suppress(Exception):
+            _settle()
+    # A program that failed may leave some registrations without their URN.
     run.resources = [
         RegisteredResource(
             type=made.type,
             name=made.name,
-            urn=urns[(made.type, made.name)][0],
-            parent=urns[(made.type, made.name)][1],
+            urn=urns.get((made.type, made.name), ("", ""))[0],
+            parent=urns.get((made.type, made.name), ("", ""))[1],
             id=made.id,
             custom=made.custom,
             inputs=made.inputs,
@@ -413,7 +491,25 @@ def record(program: Callable[[], Mapping[str, pulumi.Input[Any]] | None]) -> Sta
         for made in MOCKS.registered
     ]
     run.warnings = list(WARNINGS.messages)
+    if run.error is not None:
+        _drop_failed_futures(run)
     return run
+
+
+def plain(value: Any) -> Any:
+    """`value` with each asset as what it holds (assets compare by identity): a file's path,
+    a string asset's text, an archive's members."""
+    if isinstance(value, pulumi.AssetArchive):
+        return {name: plain(asset) for name, asset in value.assets.items()}
+    if isinstance(value, pulumi.FileAsset):
+        return value.path
+    if isinstance(value, pulumi.StringAsset):
+        return value.text
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
 
 
 def engine_value(value: Any) -> str:
@@ -429,10 +525,11 @@ def stack_config(stack: str = STACK) -> dict[str, str]:
     """What the engine passes for `stack`: `Pulumi.yaml`'s defaults overlaid by
     `Pulumi.<stack>.yaml`, fully qualified."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    # A key declared in short form (`variants: ""`) is its default; such a key is untyped.
     config = {
-        f"{PROJECT}:{key}": engine_value(spec["default"])
+        f"{PROJECT}:{key}": engine_value(spec["default"] if isinstance(spec, dict) else spec)
         for key, spec in project.get("config", {}).items()
-        if "default" in spec
+        if not isinstance(spec, dict) or "default" in spec
     }
     stack_file = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     for key, value in (stack_file.get("config") or {}).items():
@@ -446,14 +543,19 @@ def run_build(config: Mapping[str, str]) -> StackRun:
     return record(lambda: build(load_settings(config, PROJECT, STACK, ROOT)).exports())
 
 
-def write_synthetic_archive(path: Path, version: str = ARCHIVE_VERSION, weights: str = "random"):
-    metadata = {
+def synthetic_metadata(version: str = ARCHIVE_VERSION, weights: str = "random") -> dict:
+    """What `model.package` writes into `metadata.json` (the parts the stack reads)."""
+    return {
         "name": "mobilenet_v2",
         "version": version,
         "weights": weights,
         "labels": [f"class {index}" for index in range(1000)],
         "preprocessing": {"resize": 256, "crop": 224},
     }
+
+
+def write_synthetic_archive(path: Path, version: str = ARCHIVE_VERSION, weights: str = "random"):
+    metadata = synthetic_metadata(version, weights)
     entries = {
         "model.onnx": b"not a real network",
         "metadata.json": json.dumps(metadata).encode(),
@@ -471,6 +573,13 @@ def write_synthetic_archive(path: Path, version: str = ARCHIVE_VERSION, weights:
 @pytest.fixture(scope="session")
 def synthetic_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_archive(tmp_path_factory.mktemp("model") / "model.tar.gz")
+
+
+@pytest.fixture
+def registry() -> Iterator[dict[str, dict[str, Any]]]:
+    """`REGISTRY`, emptied after the test."""
+    yield REGISTRY
+    REGISTRY.clear()
 
 
 @pytest.fixture(scope="session")

@@ -170,7 +170,13 @@ def test_dashboard_follows_the_request_and_lists_the_alarms(monitoring: Deployed
     assert set(alarms["properties"]["alarms"]) == alarm_arns
     graphs = [w for w in widgets if w["type"] == "metric"]
     assert {w["properties"]["region"] for w in graphs} == {"eu-west-1"}
-    plotted = {(row[0], row[1]) for w in graphs for row in w["properties"]["metrics"]}
+    # A metric row starts with its namespace and name; a metric math row is one object.
+    plotted = {
+        (row[0], row[1])
+        for w in graphs
+        for row in w["properties"]["metrics"]
+        if isinstance(row[0], str)
+    }
     for watched in (
         ("AWS/ApiGateway", "5xx"),
         ("AWS/ApiGateway", "Latency"),
@@ -351,7 +357,107 @@ def test_defaults_and_stack_outputs_name_the_real_resources(dev_stack: StackRun)
     }
 
 
-def test_every_alarm_links_to_an_existing_runbook(monitoring: Deployed):
+@pytest.fixture(scope="module")
+def with_variants() -> Deployed:
+    return Deployed(lambda: Monitoring("monitoring", args(variants=("main", "canary", "b"))))
+
+
+def test_each_variant_but_main_has_an_alarm_comparing_it_with_main(with_variants: Deployed):
+    from proxy.metrics import NAMESPACE, SERVICE_DIMENSION, VARIANT_DIMENSION
+
+    assert len(with_variants.of_type(ALARM)) == 7 + 2
+    for variant in ("canary", "b"):
+        alarm = with_variants.alarm(f"variant-{variant}-worse")
+        queries = {q["id"]: q for q in alarm["metricQueries"]}
+        for query_id, (metric, of, stat) in {
+            "variant_errors": ("Errors", variant, "Sum"),
+            "variant_requests": ("Requests", variant, "Sum"),
+            "variant_p95": ("Latency", variant, "p95"),
+            "baseline_errors": ("Errors", "main", "Sum"),
+            "baseline_requests": ("Requests", "main", "Sum"),
+            "baseline_p95": ("Latency", "main", "p95"),
+        }.items():
+            assert queries[query_id]["returnData"] is False
+            assert queries[query_id]["metric"] == {
+                "namespace": NAMESPACE,
+                "metricName": metric,
+                "dimensions": {
+                    SERVICE_DIMENSION: FUNCTION["FunctionName"],
+                    VARIANT_DIMENSION: of,
+                },
+                "period": 300,
+                "stat": stat,
+            }
+        assert queries["worse"]["returnData"] is True
+        assert queries["worse"]["expression"] == (
+            "IF(variant_requests >= 20 AND baseline_requests >= 20 AND (100 * "
+            "(variant_errors / variant_requests - baseline_errors / baseline_requests) > 5 "
+            "OR variant_p95 / baseline_p95 > 1.5), 1, 0)"
+        )
+        assert (alarm["threshold"], alarm["comparisonOperator"]) == (
+            1,
+            "GreaterThanOrEqualToThreshold",
+        )
+        assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (5, 3)
+        assert alarm["alarmActions"] == [with_variants.alarm_topic_arn]
+        assert "docs/operations.md#variant-worse-than-main" in alarm["alarmDescription"]
+
+
+def test_the_dashboard_compares_the_variants_from_the_proxys_metrics(with_variants: Deployed):
+    from proxy.metrics import NAMESPACE
+
+    widgets = {w["properties"].get("title"): w for w in with_variants.dashboard["widgets"]}
+    of = {
+        variant: {"Service": FUNCTION["FunctionName"], "Variant": variant}
+        for variant in ("main", "canary", "b")
+    }
+
+    def rows(title: str) -> list:
+        return widgets[title]["properties"]["metrics"]
+
+    split = widgets["Requests per variant (traffic split)"]
+    assert split["properties"]["stat"] == "Sum"
+    assert rows("Requests per variant (traffic split)") == [
+        [NAMESPACE, "Requests", "Service", of[v]["Service"], "Variant", v, {"label": v}] for v in of
+    ]
+    errors = widgets["Error rate per variant (5XX share, Errors average)"]
+    assert errors["properties"]["stat"] == "Average"
+    assert {row[1] for row in errors["properties"]["metrics"]} == {"Errors"}
+    latency = rows("Latency per variant (ms)")
+    assert {(row[5], row[6]["stat"]) for row in latency} == {
+        (v, stat) for v in of for stat in ("p50", "p95")
+    }
+    accuracy = rows("Accuracy users report per variant (%)")
+    expressions = [row[0] for row in accuracy if isinstance(row[0], dict)]
+    assert [e["expression"] for e in expressions] == [
+        f"100 * correct{i} / (correct{i} + wrong{i})" for i in range(3)
+    ]
+    assert [e["label"] for e in expressions] == list(of)
+    hidden = [row for row in accuracy if isinstance(row[0], str)]
+    assert {(row[1], row[5], row[6]["id"]) for row in hidden} == {
+        (metric, v, f"{prefix}{i}")
+        for i, v in enumerate(of)
+        for metric, prefix in (("FeedbackCorrect", "correct"), ("FeedbackWrong", "wrong"))
+    }
+    assert all(row[6]["visible"] is False for row in hidden)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"variants": ("canary",)}, "baseline_variant 'main' is not one of ['canary']"),
+        ({"variants": ("main", "main")}, "variants must be unique"),
+        ({"variant_latency_ratio": 1.0}, "variant_latency_ratio above 1"),
+        ({"variant_datapoints_to_alarm": 6}, "variant_datapoints_to_alarm must be 1 to"),
+        ({"variant_min_requests": 0}, "variant_min_requests must be at least 1"),
+    ],
+)
+def test_invalid_variant_args_fail_with_a_clear_message(overrides, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        args(**overrides)
+
+
+def test_every_alarm_links_to_an_existing_runbook(monitoring: Deployed, with_variants: Deployed):
     operations = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     # GitHub's anchors: lower case, spaces to dashes, punctuation dropped.
     anchors = {
@@ -359,7 +465,7 @@ def test_every_alarm_links_to_an_existing_runbook(monitoring: Deployed):
         for line in operations.splitlines()
         if line.startswith("## ")
     }
-    for alarm in monitoring.of_type(ALARM):
+    for alarm in [*monitoring.of_type(ALARM), *with_variants.of_type(ALARM)]:
         link = re.search(r"docs/operations\.md#([a-z0-9-]+)", alarm.inputs["alarmDescription"])
         assert link, alarm.name
         assert link.group(1) in anchors, (alarm.name, link.group(1))

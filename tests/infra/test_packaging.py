@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import zipfile
 import pulumi
 import pytest
 
-from components.proxy_api import HANDLER, lambda_code
+from components.proxy_api import HANDLER, labels_files, lambda_code
 from components.stack_config import name_prefix
 from components.static_site import content_type, site_files
 from hosting.content_security_policy import content_security_policy
@@ -34,6 +35,31 @@ def test_lambda_zip_holds_the_package_itself_without_bytecode(tmp_path):
     assert isinstance(archive, pulumi.AssetArchive)
     assert sorted(archive.assets) == ["proxy/__init__.py", "proxy/handler.py", "proxy/sub/part.py"]
     assert archive.assets["proxy/handler.py"].path == str(tmp_path / "proxy" / "handler.py")
+
+
+def test_lambda_zip_takes_generated_files_beside_the_package(tmp_path):
+    labels = labels_files({"0123abcd4567": ["cat", "chat"], "fedcba987654": ["dog"]})
+    archive = lambda_code(_package(tmp_path), labels)
+    assert sorted(archive.assets) == [
+        "model_labels/0123abcd4567.json",
+        "model_labels/fedcba987654.json",
+        "proxy/__init__.py",
+        "proxy/handler.py",
+        "proxy/sub/part.py",
+    ]
+    assert json.loads(archive.assets["model_labels/0123abcd4567.json"].text) == ["cat", "chat"]
+
+
+@pytest.mark.parametrize("member", ["proxy/labels.json", "/etc/passwd", "../up.json", "a//b"])
+def test_generated_files_stay_out_of_the_package_and_the_zip_root(tmp_path, member):
+    with pytest.raises(ValueError, match="generated files go beside the proxy/ package"):
+        lambda_code(_package(tmp_path), {member: pulumi.StringAsset("{}")})
+
+
+@pytest.mark.parametrize("version", ["", "a/b", ".hidden"])
+def test_a_version_that_cannot_name_a_file_is_refused(version):
+    with pytest.raises(ValueError, match="cannot name a file"):
+        labels_files({version: ["cat"]})
 
 
 def test_lambda_zip_needs_a_handler(tmp_path):

@@ -6,25 +6,10 @@ the program reads the same config from the engine and never leaves anything out.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pytest
 
-from tests.infra.conftest import PROJECT, ROOT, record, stack_config
-
-
-def plain(value: Any) -> Any:
-    """`value` with each asset as its path (assets compare by identity)."""
-    if isinstance(value, pulumi.AssetArchive):
-        return {name: plain(asset) for name, asset in value.assets.items()}
-    if isinstance(value, pulumi.FileAsset):
-        return value.path
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
+from tests.infra.conftest import PROJECT, ROOT, plain, record, stack_config
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])

@@ -30,7 +30,12 @@ def test_tracing_is_active_with_exactly_the_permission_it_needs(run_stack):
     assert run.error is None, run.error
     assert run.one(FUNCTION).inputs["tracingConfig"] == {"mode": "Active"}
     found = statements(run)
-    assert list(found) == ["InvokeTheEndpoint", "WriteTraces", "WriteItsOwnLogs"]
+    assert list(found) == [
+        "InvokeTheEndpoint",
+        "RecordPredictionsAndFeedback",
+        "WriteTraces",
+        "WriteItsOwnLogs",
+    ]
     assert found["WriteTraces"] == {
         "Sid": "WriteTraces",
         "Effect": "Allow",

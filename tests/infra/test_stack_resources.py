@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from hosting.config_js import SiteConfig, render_config_js
+from model.metadata import read_archive_metadata_bytes
 from tests.infra.conftest import (
     ACCOUNT,
     ARCHIVE_VERSION,
@@ -348,7 +349,10 @@ def test_lambda_runs_the_proxy_package(dev_stack):
     assert function["loggingConfig"]["logGroup"] == function_logs.inputs["name"]
     members = set(function["code"].assets)
     assert "proxy/handler.py" in members
-    assert all(member.startswith("proxy/") for member in members)
+    # The package, and beside it the labels of the version it serves (for feedback).
+    assert {m for m in members if not m.startswith("proxy/")} == {
+        f"model_labels/{ARCHIVE_VERSION}.json"
+    }
     assert not any("__pycache__" in member or member.endswith(".pyc") for member in members)
     sources = {
         path.relative_to(ROOT).as_posix()
@@ -395,9 +399,11 @@ def test_no_managed_or_attached_policies(dev_stack):
 def test_proxy_may_invoke_exactly_its_endpoint_and_write_its_logs(dev_stack):
     endpoint_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{PROJECT}-dev"
     logs = dev_stack.one(LOG_GROUP, "api-function-logs").state["arn"]
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{PROJECT}-dev-predictions"
     statements = _role_policy(dev_stack, "api-function-policy")
     assert [(s["Action"], s["Resource"]) for s in statements] == [
         ("sagemaker:InvokeEndpoint", endpoint_arn),
+        (["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], table),
         (["logs:CreateLogStream", "logs:PutLogEvents"], f"{logs}:*"),
     ]
     trust = json.loads(
@@ -429,14 +435,20 @@ def test_endpoint_role_reads_exactly_its_archive_pulls_its_image_writes_its_logs
 # -- SageMaker -----------------------------------------------------------------------------
 
 
-def test_archive_is_uploaded_under_its_content_version(dev_stack, synthetic_archive):
-    (archive,) = [
+def test_archive_is_uploaded_under_its_content_version_with_its_metadata(
+    dev_stack, synthetic_archive
+):
+    archive, metadata = (
         r
         for r in dev_stack.of_type(OBJECT)
         if r.inputs["bucket"] == dev_stack.outputs["artifact_bucket"]
-    ]
+    )
     assert archive.inputs["key"] == f"models/{ARCHIVE_VERSION}/model.tar.gz"
     assert Path(archive.inputs["source"].path) == synthetic_archive
+    # The sidecar the registry lists and a later `modelVersion` reads: the archive's own.
+    assert metadata.inputs["key"] == f"models/{ARCHIVE_VERSION}/metadata.json"
+    assert metadata.inputs["content"] == read_archive_metadata_bytes(synthetic_archive).decode()
+    assert metadata.inputs["contentType"] == "application/json"
 
 
 def test_model_serves_the_archive_with_the_stacks_serving_image(dev_stack):
@@ -469,14 +481,14 @@ def test_what_a_serving_endpoint_reads_is_never_deleted_by_pulumi(dev_stack):
     """The archive, the model and the config stay when Pulumi drops them (a replaced or
     pending-delete one may still serve, and the archive's delete would remove every
     version of its key); `EndpointRollout` retires them once no config in use needs them."""
-    (archive,) = [
+    archive, metadata = (
         r
         for r in dev_stack.of_type(OBJECT)
         if r.inputs["bucket"] == dev_stack.outputs["artifact_bucket"]
-    ]
+    )
     model = dev_stack.one("aws:sagemaker/model:Model")
     config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
-    for resource in (archive, model, config):
+    for resource in (archive, metadata, model, config):
         assert resource.retain_on_delete, resource.name
 
 
@@ -530,6 +542,7 @@ def test_components_have_project_type_tokens_and_own_every_resource(dev_stack):
         "image-classifier:private_bucket:PrivateBucket",
         "image-classifier:monitoring:Monitoring",
         "image-classifier:serving_image:ServingImage",
+        "image-classifier:predictions_table:PredictionsTable",
     }
     for component in components:
         _, module, _ = component.type.split(":")

@@ -26,6 +26,7 @@ ENDPOINT_SERVICES = (
     "apigatewayv2",
     "cloudfront",
     "cloudwatch",
+    "dynamodb",
     "ecr",
     "iam",
     "lambda",

@@ -1,0 +1,61 @@
+"""`PredictionsTable`: the DynamoDB table of prediction records and users' feedback.
+
+The proxy writes one item per answered prediction (which variant and model version
+answered, the top label, never the image) and updates it with the user's verdict;
+`python -m proxy.report --table <predictions_table>` compares the variants from it. The
+item layout is the proxy's (`proxy/predictions.py`); this component owns the table: its
+key and TTL attribute (a test keeps them equal to the proxy's), on-demand capacity (a
+record costs a fraction of a cent per thousand), point-in-time recovery, encryption with
+the AWS managed KMS key (`aws/dynamodb`, which the proxy's role needs no grant for), and
+optionally deletion protection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+TYPE = "image-classifier:predictions_table:PredictionsTable"
+PARTITION_KEY = "request_id"
+TTL_ATTRIBUTE = "expires_at"
+"""Unix seconds after which DynamoDB deletes the record (within a few days)."""
+RECORD_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+"""What the proxy does with the table: write a record, add feedback to it, read it."""
+
+
+@dataclass
+class PredictionsTableArgs:
+    table_name: str
+    """The table's name (the stack output `predictions_table`)."""
+    deletion_protection: pulumi.Input[bool] = False
+    """DynamoDB refuses to delete the table (and `pulumi destroy` fails) while it is on."""
+    tags: pulumi.Input[Mapping[str, str]] | None = None
+
+
+class PredictionsTable(pulumi.ComponentResource):
+    table_name: pulumi.Output[str]
+    table_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: PredictionsTableArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        table = aws.dynamodb.Table(
+            f"{name}-table",
+            name=args.table_name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=PARTITION_KEY,
+            attributes=[{"name": PARTITION_KEY, "type": "S"}],
+            ttl={"attribute_name": TTL_ATTRIBUTE, "enabled": True},
+            point_in_time_recovery={"enabled": True},
+            server_side_encryption={"enabled": True},
+            deletion_protection_enabled=args.deletion_protection,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.table_name = table.name
+        self.table_arn = table.arn
+        self.register_outputs({"table_name": self.table_name, "table_arn": self.table_arn})
