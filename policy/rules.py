@@ -70,6 +70,7 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ENDPOINT_CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+DYNAMODB_TABLE = "aws:dynamodb/table:Table"
 
 PUBLIC_CANNED_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
 PUBLIC_GRANTEE_URIS = frozenset(
@@ -589,6 +590,30 @@ def _validate_ecr_repository(args: ResourceValidationArgs, report: ReportViolati
         )
 
 
+# --- DynamoDB -------------------------------------------------------------------------------
+
+
+def _validate_dynamodb_table(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != DYNAMODB_TABLE:
+        return
+    recovery = args.props.get("pointInTimeRecovery") or {}
+    if not _is_truthy(recovery.get("enabled")):
+        report(
+            f"DynamoDB table '{args.name}' must have point-in-time recovery "
+            "(pointInTimeRecovery.enabled true): without it a bad write or a deleted item "
+            "cannot be brought back.",
+            None,
+        )
+    encryption = args.props.get("serverSideEncryption") or {}
+    if not _is_truthy(encryption.get("enabled")):
+        report(
+            f"DynamoDB table '{args.name}' must be encrypted with AWS KMS "
+            "(serverSideEncryption.enabled true: the AWS managed key aws/dynamodb or a "
+            "customer key, whose every use CloudTrail records).",
+            None,
+        )
+
+
 # --- the rules, in the order docs/operations.md lists them -------------------------------------
 
 s3_no_public_access = ResourceValidationPolicy(
@@ -703,6 +728,12 @@ waf_common_rules_admit_uploads = ResourceValidationPolicy(
     validate=_validate_waf_admits_uploads,
 )
 
+dynamodb_recoverable_and_encrypted = ResourceValidationPolicy(
+    name="dynamodb-pitr-and-encryption",
+    description="DynamoDB tables have point-in-time recovery and AWS KMS encryption at rest.",
+    validate=_validate_dynamodb_table,
+)
+
 POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     s3_no_public_access,
     s3_encryption_at_rest,
@@ -720,6 +751,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     serverless_capacity_in_range,
     api_stage_throttling,
     ecr_scanned_and_immutable,
+    dynamodb_recoverable_and_encrypted,
 ]
 
 PACK_NAME = "image-classifier-guardrails"

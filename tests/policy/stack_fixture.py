@@ -227,6 +227,17 @@ def good_resources() -> dict[str, Resource]:
             },
         ),
         Resource(
+            "aws:dynamodb/table:Table",
+            "predictions",
+            {
+                "name": "image-classifier-dev-predictions",
+                "billingMode": "PAY_PER_REQUEST",
+                "hashKey": "request_id",
+                "pointInTimeRecovery": {"enabled": True},
+                "serverSideEncryption": {"enabled": True},
+            },
+        ),
+        Resource(
             "aws:ecr/repository:Repository",
             "serving-repository",
             {

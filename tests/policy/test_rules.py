@@ -475,6 +475,24 @@ BAD_CASES = [
         set_props("serving-repository", imageTagMutability="MUTABLE"),
         "got 'MUTABLE'",
     ),
+    Bad(
+        "dynamodb-without-pitr",
+        rules.dynamodb_recoverable_and_encrypted,
+        set_props("predictions", pointInTimeRecovery={"enabled": False}),
+        "must have point-in-time recovery",
+    ),
+    Bad(
+        "dynamodb-pitr-left-out",
+        rules.dynamodb_recoverable_and_encrypted,
+        set_props("predictions", pointInTimeRecovery=None),
+        "must have point-in-time recovery",
+    ),
+    Bad(
+        "dynamodb-aws-owned-key-only",
+        rules.dynamodb_recoverable_and_encrypted,
+        set_props("predictions", serverSideEncryption=None),
+        "must be encrypted with AWS KMS",
+    ),
 ]
 
 
