@@ -194,3 +194,21 @@ def test_blocks_end_just_before_the_head(arch, last):
     found = [name for name, _ in blocks(network, set(head_parameters(arch)))]
     assert found[-1] == last
     assert len(found) == len(set(found)) > 3
+
+
+def test_without_the_pretrained_backbone_it_starts_random_and_says_so(tmp_path, monkeypatch):
+    """Offline, --backbone imagenet (the default) falls back within seconds."""
+    import torch
+
+    from model import weights
+    from model.finetune import finetune
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(weights, "_reachable", lambda _host, _port: False)
+    data = make_dataset(tmp_path / "photos", ("cat", "coffee"), 2)
+    lines: list[str] = []
+    result = finetune(data, tmp_path / "w.pt", epochs=1, log=lines.append)
+    assert result.backbone == "random"
+    said = "\n".join(lines)
+    assert "NO pretrained mobilenet_v2 backbone: --weights imagenet needs to download" in said
+    assert (tmp_path / "w.pt").is_file()
