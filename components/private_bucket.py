@@ -8,7 +8,7 @@ itself needs the bucket first (the site's CloudFront distribution).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -26,6 +26,9 @@ class PrivateBucketArgs:
     content the stack uploads itself and can upload again."""
     noncurrent_version_days: int = 90
     """Days a replaced object version is kept (for recovery) before it expires."""
+    expirations: Mapping[str, int] = field(default_factory=dict)
+    """Key prefix -> days after which its objects expire (a delete marker; the version
+    then goes as any replaced one). Empty by default: most buckets keep what they hold."""
     tags: Mapping[str, str] | None = None
 
 
@@ -89,7 +92,16 @@ class PrivateBucket(pulumi.ComponentResource):
                         "noncurrent_days": args.noncurrent_version_days
                     },
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-                }
+                },
+                *(
+                    {
+                        "id": f"expire-{prefix.strip('/')}",
+                        "status": "Enabled",
+                        "filter": {"prefix": prefix},
+                        "expiration": {"days": days},
+                    }
+                    for prefix, days in sorted(args.expirations.items())
+                ),
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )

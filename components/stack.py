@@ -10,6 +10,8 @@ WebFirewall         WAF web ACL in front of CloudFront (config `waf`)
 StaticSite          site/ -> private S3 -> CloudFront (OAC, security headers), /api/* -> ProxyApi
 SiteConfigFile      config.js from the outputs above, invalidated when it changes
 Monitoring          alarms to an SNS topic and one dashboard (config `monitoring`)
+BatchPipeline       s3 inbox/ -> EventBridge -> Step Functions -> batch Lambdas -> results/,
+                    review/ (SNS) or failed/ (config `batch`)
 
 `build` composes the components from plain settings, so tests run it under Pulumi's
 mocks with any settings; `deploy` is what the engine runs (`__main__.py`).
@@ -23,6 +25,7 @@ from typing import Any
 
 import pulumi
 
+from components.batch_pipeline import BatchPipeline, BatchPipelineArgs
 from components.inference_endpoint import InferenceEndpoint, InferenceEndpointArgs
 from components.model_archive import ModelArchive, RegistryVersion, read_model_archive
 from components.model_variants import MAIN, VariantSettings, endpoint_name
@@ -82,6 +85,12 @@ class StackOutputs:
     """With `waf`: the log group of the requests the web ACL blocked, in us-east-1."""
     alarm_topic_arn: pulumi.Output[str] | None = None
     dashboard_name: pulumi.Output[str] | None = None
+    batch_bucket: pulumi.Output[str] | None = None
+    """With `batch`: images go under its `inbox/`, outcomes come out beside it."""
+    batch_state_machine_arn: pulumi.Output[str] | None = None
+    batch_review_topic_arn: pulumi.Output[str] | None = None
+    batch_log_group: pulumi.Output[str] | None = None
+    """With `batch`: the workflow's execution log."""
 
     def exports(self) -> dict[str, pulumi.Input[Any]]:
         """Stack output name -> value, leaving out those this stack does not have."""
@@ -170,9 +179,31 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             log_retention_days=settings.log_retention_days,
             log_level=settings.log_level,
             tracing=settings.tracing,
+            environment=_review_environment(settings),
             tags=settings.tags,
         ),
     )
+    batch = None
+    if settings.batch:
+        batch = BatchPipeline(
+            "batch",
+            BatchPipelineArgs(
+                name_prefix=settings.name_prefix,
+                project_dir=PROJECT_DIR,
+                # The batch answers with main's model: its records are variant `batch`.
+                endpoint_name=endpoint.endpoint_name,
+                endpoint_arn=endpoint.endpoint_arn,
+                predictions_table_name=predictions.table_name,
+                predictions_table_arn=predictions.table_arn,
+                model_labels={endpoint.model_version: endpoint.labels},
+                environment=_review_environment(settings),
+                review_email=settings.review_email,
+                log_retention_days=settings.log_retention_days,
+                log_level=settings.log_level,
+                tracing=settings.tracing,
+                tags=settings.tags,
+            ),
+        )
 
     certificate = None
     domain = None
@@ -264,6 +295,10 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         certificate_validation_records=manual_dns.validation_records if manual_dns else None,
         distribution_domain=site.domain_name if manual_dns else None,
         waf_log_group=firewall.log_group_name if firewall is not None else None,
+        batch_bucket=batch.bucket_name if batch is not None else None,
+        batch_state_machine_arn=batch.state_machine_arn if batch is not None else None,
+        batch_review_topic_arn=batch.review_topic_arn if batch is not None else None,
+        batch_log_group=batch.log_group if batch is not None else None,
     )
     if not settings.monitoring:
         return outputs
@@ -286,6 +321,14 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         alarm_topic_arn=monitoring.alarm_topic_arn,
         dashboard_name=monitoring.dashboard_name,
     )
+
+
+def _review_environment(settings: StackSettings) -> dict[str, str]:
+    """One threshold for every Lambda that judges answers (the proxy's `needs_review`, the
+    batch's review/): `REVIEW_THRESHOLD`, unset for the proxy's own default."""
+    if settings.review_threshold is None:
+        return {}
+    return {"REVIEW_THRESHOLD": str(settings.review_threshold)}
 
 
 def _models(settings: StackSettings) -> dict[str, ModelArchive | RegistryVersion]:

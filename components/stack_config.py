@@ -79,6 +79,9 @@ PROJECT_KEYS = {
     "wafRateLimit": "integer",
     "apiKeys": "boolean",
     "predictionsDeletionProtection": "boolean",
+    "reviewThreshold": "string",
+    "batch": "boolean",
+    "reviewEmail": "string",
 }
 """Every project key the program reads, with the type `Pulumi.yaml` declares for it;
 `objects` is a list of objects, which a project cannot declare (its config types are
@@ -104,6 +107,8 @@ DOMAIN_KEYS = {
     "validated": "domainValidated",
 }
 ROLLOUT_TIMEOUT_MINUTES = (1, 1440)
+REVIEW_THRESHOLD_RANGE = (0.0, 1.0)
+"""What the proxy accepts as REVIEW_THRESHOLD (a top-1 probability)."""
 
 
 class StackConfigError(pulumi.RunError):
@@ -142,6 +147,11 @@ class StackSettings:
     waf_rate_limit: int
     api_keys: bool
     predictions_deletion_protection: bool
+    review_threshold: float | None
+    """Below it an answer needs review, for the API and the batch alike; None: the proxy's
+    own default."""
+    batch: bool
+    review_email: str | None
     aws_session: AwsSessionSettings
     """The AWS provider's profile and assumed roles, for the dynamic providers."""
 
@@ -314,6 +324,11 @@ def load_settings(
     }
     problems.add_by_field(domain_problems(**domain), DOMAIN_KEYS)
     problems.add("wafRateLimit", rate_limit_problem(value["wafRateLimit"]))
+    threshold = _review_threshold(value["reviewThreshold"], problems)
+    review_email = value["reviewEmail"].strip() or None
+    problems.add("reviewEmail", alarm_email_problem(review_email) if review_email else None)
+    if review_email and not value["batch"]:
+        problems.add("reviewEmail", "is set but batch is false; there is no review topic to mail")
     variants = _variants(value, project_dir, name_prefix(project, stack), capacity, problems)
     problems.raise_any(stack)
 
@@ -345,8 +360,26 @@ def load_settings(
         waf_rate_limit=value["wafRateLimit"],
         api_keys=value["apiKeys"],
         predictions_deletion_protection=value["predictionsDeletionProtection"],
+        review_threshold=threshold,
+        batch=value["batch"],
+        review_email=review_email,
         aws_session=aws_session,
     )
+
+
+def _review_threshold(text: str, problems: _Problems) -> float | None:
+    """`reviewThreshold` as a number, or None when it is empty (the proxy's default)."""
+    if not text.strip():
+        return None
+    low, high = REVIEW_THRESHOLD_RANGE
+    try:
+        threshold = float(text)
+    except ValueError:
+        threshold = None
+    if threshold is None or not low <= threshold <= high:
+        problems.add("reviewThreshold", f"{text!r} is not a number from {low:g} to {high:g}")
+        return None
+    return threshold
 
 
 def _variants(

@@ -67,6 +67,7 @@ HTTP_API_STAGE = "aws:apigatewayv2/stage:Stage"
 FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 ENDPOINT_CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
@@ -105,6 +106,8 @@ SERVERLESS_MAX_CONCURRENCY = 200
 LAMBDA_MIN_MEMORY_MB = 128
 LAMBDA_DEFAULT_MEMORY_MB = 128
 LAMBDA_MAX_MEMORY_MB = 10240
+STATE_MACHINE_LOG_LEVELS = frozenset({"ALL", "ERROR", "FATAL"})
+"""Step Functions log levels that record at least every failed execution (not OFF)."""
 
 
 # --- property helpers -------------------------------------------------------------------
@@ -489,6 +492,21 @@ def _validate_functions_have_log_groups(args: StackValidationArgs, report: Repor
             )
 
 
+def _validate_state_machine_logging(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != STATE_MACHINE:
+        return
+    logging = args.props.get("loggingConfiguration") or {}
+    level = logging.get("level")
+    if level not in STATE_MACHINE_LOG_LEVELS or not logging.get("logDestination"):
+        report(
+            f"State machine '{args.name}' must log its executions to a CloudWatch log group "
+            f"(loggingConfiguration: level one of {sorted(STATE_MACHINE_LOG_LEVELS)} and a "
+            f"logDestination), got level {level!r}: a failed execution would leave no trace "
+            "once its history expires.",
+            None,
+        )
+
+
 # --- serverless capacity ------------------------------------------------------------------
 
 
@@ -681,6 +699,13 @@ lambda_log_groups_managed = StackValidationPolicy(
     validate=_validate_functions_have_log_groups,
 )
 
+state_machines_log_executions = ResourceValidationPolicy(
+    name="stepfunctions-logging-enabled",
+    description="Step Functions state machines log their executions to CloudWatch Logs "
+    "(level ALL, ERROR or FATAL, with a log group).",
+    validate=_validate_state_machine_logging,
+)
+
 serverless_capacity_in_range = ResourceValidationPolicy(
     name="serverless-capacity-in-range",
     description="SageMaker Serverless memory is 1-6 GB in 1 GB steps with 1-200 concurrency "
@@ -748,6 +773,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     cors_no_wildcard,
     log_retention_set,
     lambda_log_groups_managed,
+    state_machines_log_executions,
     serverless_capacity_in_range,
     api_stage_throttling,
     ecr_scanned_and_immutable,

@@ -32,12 +32,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_PATH = ROOT / "docs" / "deployer-policy.json"
+BATCH_POLICY_PATH = ROOT / "docs" / "deployer-policy-batch.json"
+"""What config `batch` adds, attached beside the first as a customer managed policy: a
+role's inline policies hold 10,240 characters in all, which the first one nearly fills."""
 # Every module of the program (the top-level ones such as __main__.py, and components/);
 # globbed, never listed, because modules move and are renamed.
 PROGRAM_FILES = sorted([*ROOT.glob("*.py"), *(ROOT / "components").rglob("*.py")])
 
 INLINE_POLICY_LIMIT = 10_240
 """Characters (whitespace excluded) AWS allows in a role's inline policies."""
+MANAGED_POLICY_LIMIT = 6_144
+"""Characters (whitespace excluded) AWS allows in one customer managed policy."""
+POLICY_LIMITS = {POLICY_PATH: INLINE_POLICY_LIMIT, BATCH_POLICY_PATH: MANAGED_POLICY_LIMIT}
 
 # Where an IAM action prefix is not the service model's signing name.
 IAM_PREFIX_BY_SERVICE = {"cloudwatch": "cloudwatch"}
@@ -54,6 +60,7 @@ CHECKED_PREFIXES = {
     "cloudfront": "cloudfront",
     "dynamodb": "dynamodb",
     "ecr": "ecr",
+    "events": "events",
     "cloudwatch": "cloudwatch",
     "iam": "iam",
     "lambda": "lambda",
@@ -61,6 +68,7 @@ CHECKED_PREFIXES = {
     "route53": "route53",
     "sagemaker": "sagemaker",
     "sns": "sns",
+    "states": "stepfunctions",
     "sts": "sts",
     "wafv2": "wafv2",
 }
@@ -81,6 +89,8 @@ WRITES_WITHOUT_RESOURCE_LEVEL = {
     "logs:UpdateLogDelivery",
     "logs:DeleteLogDelivery",
     "logs:PutResourcePolicy",
+    # Checked while previewing a state machine's definition, which has no ARN yet.
+    "states:ValidateStateMachineDefinition",
     # A certificate's ARN exists only once ACM has created it.
     "acm:RequestCertificate",
     # SNS knows one resource type, the topic; subscriptions are addressed by their ARN.
@@ -89,6 +99,7 @@ WRITES_WITHOUT_RESOURCE_LEVEL = {
 }
 """Writes AWS cannot scope to a resource, so they may (must) use `"Resource": "*"`."""
 READ_VERBS = ("Get", "Describe", "List")
+BATCH_MODULE = "components/batch_pipeline.py"
 
 # What each pulumi-aws resource type needs beyond reading the stack's own config:
 # create, read (preview, refresh), update in place where the program does, delete.
@@ -267,6 +278,42 @@ RESOURCE_ACTIONS: dict[str, set[str]] = {
     "sns.TopicSubscription": {"sns:Subscribe", "sns:GetSubscriptionAttributes", "sns:Unsubscribe"},
     # Deleting it restores SNS's default policy.
     "sns.TopicPolicy": {"sns:GetTopicAttributes", "sns:SetTopicAttributes"},
+    # The batch pipeline: the inbox bucket's events to EventBridge, a rule and its target
+    # (with the role it passes), the state machine (its definition validated on preview,
+    # its versions read back, its execution logs a CloudWatch Logs delivery).
+    "s3.BucketNotification": {"s3:PutBucketNotification", "s3:GetBucketNotification"},
+    "cloudwatch.EventRule": {
+        "events:PutRule",
+        "events:DescribeRule",
+        "events:TagResource",
+        "events:ListTagsForResource",
+        "events:DeleteRule",
+    },
+    "cloudwatch.EventTarget": {
+        "events:PutTargets",
+        "events:ListTargetsByRule",
+        "events:RemoveTargets",
+        "iam:PassRole",
+    },
+    "sfn.StateMachine": {
+        "states:ValidateStateMachineDefinition",
+        "states:CreateStateMachine",
+        "states:DescribeStateMachine",
+        "states:ListStateMachineVersions",
+        "states:UpdateStateMachine",
+        "states:TagResource",
+        "states:ListTagsForResource",
+        "states:DeleteStateMachine",
+        "iam:PassRole",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    },
     # Budgets' IAM actions are not its API's: ModifyBudget creates, updates and deletes.
     "budgets.Budget": {
         "budgets:ModifyBudget",
@@ -339,7 +386,9 @@ IMAGE_PUSH_ACTIONS = {
 
 @cache
 def policy() -> dict[str, Any]:
-    return json.loads(POLICY_PATH.read_text())
+    """Both documents' statements: what the deploy role of a stack with `batch` on may do."""
+    documents = [json.loads(path.read_text()) for path in POLICY_LIMITS]
+    return {"Version": "2012-10-17", "Statement": [s for d in documents for s in d["Statement"]]}
 
 
 def as_list(value: str | list[str]) -> list[str]:
@@ -543,13 +592,22 @@ def test_the_roles_the_program_passes_may_only_go_to_their_service():
         assert as_list(statement["Action"]) == ["iam:PassRole"], statement["Sid"]
         assert "*" not in as_list(statement["Resource"]), statement["Sid"]
         services.add(statement["Condition"]["StringEquals"]["iam:PassedToService"])
-    assert services == {"sagemaker.amazonaws.com", "lambda.amazonaws.com"}
+    assert services == {
+        "sagemaker.amazonaws.com",
+        "lambda.amazonaws.com",
+        "states.amazonaws.com",
+        "events.amazonaws.com",
+    }
 
 
 def test_the_policy_is_a_well_formed_identity_policy():
+    for path, limit in POLICY_LIMITS.items():
+        document = json.loads(path.read_text())
+        assert set(document) == {"Version", "Statement"}, path.name
+        assert document["Version"] == "2012-10-17", path.name
+        compact = re.sub(r"\s", "", path.read_text())
+        assert len(compact) <= limit, f"{path.name} is too long for the role to hold"
     document = policy()
-    assert set(document) == {"Version", "Statement"}
-    assert document["Version"] == "2012-10-17"
     sids = [statement["Sid"] for statement in document["Statement"]]
     assert len(sids) == len(set(sids)), "Sids are unique"
     for statement in document["Statement"]:
@@ -565,8 +623,20 @@ def test_the_policy_is_a_well_formed_identity_policy():
         assert resources, statement["Sid"]
         for resource in resources:
             assert resource == "*" or resource.startswith("arn:aws:"), (statement["Sid"], resource)
-    compact = re.sub(r"\s", "", POLICY_PATH.read_text())
-    assert len(compact) <= INLINE_POLICY_LIMIT, "attachable as the role's inline policy"
+
+
+def test_a_stack_without_batch_needs_only_the_first_document():
+    resources, _ = pulumi_aws_usage()
+    batch_only = {kind for kind, files in resources.items() if files == {BATCH_MODULE}}
+    assert batch_only, "the batch pipeline's own resource types are found"
+    needed = set().union(*(RESOURCE_ACTIONS[kind] for kind in set(resources) - batch_only))
+    first = json.loads(POLICY_PATH.read_text())["Statement"]
+    missing = needed - {action for statement in first for action in as_list(statement["Action"])}
+    assert not missing, f"{POLICY_PATH.name} lacks {sorted(missing)}"
+    for statement in json.loads(BATCH_POLICY_PATH.read_text())["Statement"]:
+        for resource in as_list(statement["Resource"]):
+            batch = "batch-" in resource or "/vendedlogs/states/" in resource
+            assert batch or resource == "*", (statement["Sid"], resource)
 
 
 def test_no_wildcard_actions_and_no_wildcard_resource_for_a_write_that_can_be_scoped():

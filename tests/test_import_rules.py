@@ -31,7 +31,9 @@ RULES = {
             "components",
             "hosting",
         },
-        {"model.metadata", "model.image"},
+        # The batch pipeline's facts, each in one place: its folders and its state machine
+        # (both import the standard library and botocore only).
+        {"model.metadata", "model.image", "batch.storage", "batch.workflow"},
     ),
     "hosting": ({"hosting"}, set()),
     "model/metadata.py": (set(), set()),

@@ -29,6 +29,7 @@ JUDGED = {
     "cors-no-wildcard-origin": {rules.HTTP_API},
     "log-retention-set": {rules.LOG_GROUP},
     "lambda-log-groups-managed": {rules.LAMBDA_FUNCTION},
+    "stepfunctions-logging-enabled": {rules.STATE_MACHINE},
     "serverless-capacity-in-range": {rules.ENDPOINT_CONFIGURATION, rules.LAMBDA_FUNCTION},
     "api-stage-throttling": {rules.HTTP_API_STAGE},
     "ecr-scan-on-push-immutable-tags": {rules.ECR_REPOSITORY},
@@ -41,6 +42,7 @@ WITH_CONFIG = {
         "image-classifier:hostedZoneId": "Z0123456789ABCDEFGHIJ",
     },
     "waf-common-rules-admit-uploads": {"image-classifier:waf": "true"},
+    "stepfunctions-logging-enabled": {"image-classifier:batch": "true"},
 }
 
 

@@ -18,6 +18,9 @@ ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/image-classifi
 LOG_GROUP_ARN = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/proxy-dev"
 CERTIFICATE_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8091"
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+BATCH_LOG_GROUP_ARN = (
+    "arn:aws:logs:us-east-1:123456789012:log-group:/aws/vendedlogs/states/batch-dev"
+)
 
 
 def document(*statements: dict) -> str:
@@ -211,6 +214,18 @@ def good_resources() -> dict[str, Resource]:
                 "name": "proxy-dev",
                 "memorySize": 256.0,
                 "loggingConfig": {"logFormat": "JSON", "logGroup": "/aws/lambda/proxy-dev"},
+            },
+        ),
+        Resource(
+            "aws:sfn/stateMachine:StateMachine",
+            "batch-workflow",
+            {
+                "type": "STANDARD",
+                "loggingConfiguration": {
+                    "level": "ALL",
+                    "includeExecutionData": True,
+                    "logDestination": f"{BATCH_LOG_GROUP_ARN}:*",
+                },
             },
         ),
         Resource(

@@ -368,6 +368,24 @@ BAD_CASES = [
         "/aws/lambda/proxy-other",
     ),
     Bad(
+        "state-machine-logging-off",
+        rules.state_machines_log_executions,
+        set_props("batch-workflow", loggingConfiguration={"level": "OFF"}),
+        "got level 'OFF'",
+    ),
+    Bad(
+        "state-machine-logging-left-out",
+        rules.state_machines_log_executions,
+        set_props("batch-workflow", loggingConfiguration=None),
+        "got level None",
+    ),
+    Bad(
+        "state-machine-logging-nowhere",
+        rules.state_machines_log_executions,
+        set_props("batch-workflow", loggingConfiguration={"level": "ALL"}),
+        "and a logDestination",
+    ),
+    Bad(
         "serverless-memory-1500",
         rules.serverless_capacity_in_range,
         serverless(memorySizeInMb=1500.0, maxConcurrency=5.0),
