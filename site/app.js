@@ -79,13 +79,31 @@ function formatLatency(ms) {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
+// The torchvision architectures the model tools are tested with (model/weights.py), as
+// people write them; any other name (a custom one) is shown as given.
+const ARCHITECTURES = {
+  mobilenet_v2: "MobileNetV2",
+  mobilenet_v3_large: "MobileNetV3 Large",
+  resnet18: "ResNet-18",
+  resnet50: "ResNet-50",
+  efficientnet_b0: "EfficientNet-B0",
+  convnext_tiny: "ConvNeXt Tiny",
+};
+
 function describeModel(model) {
-  const name = model.name === "mobilenet_v2" ? "MobileNetV2" : model.name || "Unknown model";
+  // hasOwn: a custom model may well be called "constructor".
+  const name = Object.hasOwn(ARCHITECTURES, model.name ?? "") ? ARCHITECTURES[model.name] : String(model.name || "Unknown model");
   const weights = model.weights || "";
-  if (weights === "random") return `${name}, untrained (random weights)`;
-  if (weights.startsWith("IMAGENET")) return `${name}, trained on ImageNet`;
-  if (weights.startsWith("file:")) return `${name}, custom weights`;
-  return weights ? `${name}, ${weights}` : name;
+  let text = name;
+  if (weights === "random") text = `${name}, untrained (random weights)`;
+  else if (weights.startsWith("IMAGENET")) text = `${name}, trained on ImageNet`;
+  else if (weights.startsWith("file:")) text = `${name}, custom weights`;
+  else if (weights) text = `${name}, ${weights}`;
+  // Archives from before custom labels carry neither key: ImageNet's 1,000 classes.
+  if (model.label_set !== "custom") return text;
+  const classes = Number(model.num_classes);
+  if (!(classes > 0)) return `${text}, custom classes`;
+  return `${text}; knows ${count(classes)} ${classes === 1 ? "class" : "classes"}`;
 }
 
 function announce(text) {

@@ -16,7 +16,10 @@ from tests.e2e.conftest import PHONE
 from tests.e2e.support import (
     choose_file,
     count_predict_posts,
+    fulfill_json,
     is_predict_response,
+    layout_shift_since,
+    now,
     wait_for_results,
 )
 from tests.local.runtime import LocalRuntime
@@ -172,3 +175,72 @@ def test_an_untrained_model_learned_from_the_answer_is_said_in_the_answer(
     assert page.inner_text("#untrained-note") == (
         "Untrained model: these labels are random guesses."
     )
+
+
+def _answer(model: dict, predictions: list[tuple[str, float]]) -> dict:
+    return {
+        "predictions": [
+            {"label": label, "index": index, "probability": p}
+            for index, (label, p) in enumerate(predictions)
+        ],
+        "model": model,
+        "needs_review": False,
+        "request_id": "r-1",
+    }
+
+
+def _answering(body: dict):
+    """A route handler (Playwright passes the request too when a handler takes two)."""
+    return lambda route: fulfill_json(route, 200, body)
+
+
+def test_a_custom_model_with_three_classes_shows_three_rows_its_name_and_class_count(
+    open_page, images
+):
+    """A model trained on labels of its own answers with min(5, N) rows: three rows, no
+    empty bars, and the card keeps its reserved space (nothing below moves on a phone)."""
+    body = _answer(
+        {
+            "name": "my-parts-v2",
+            "version": "9c1d4e5b3f2a",
+            "weights": "file:0123456789ab",
+            "precision": "fp32",
+            "variant": "a",
+            "num_classes": 3,
+            "label_set": "custom",
+        },
+        [("bolt", 0.81), ("nut", 0.15), ("washer", 0.04)],
+    )
+    page = open_page(**PHONE)
+    page.route("**/predict", _answering(body))
+    started = now(page)
+    choose_file(page, images["cat"])
+    wait_for_results(page)
+
+    rows = page.locator("#predictions li")
+    assert rows.count() == 3
+    assert page.locator("#predictions .bar").count() == 3
+    assert page.locator(".prediction-label").all_inner_texts() == ["bolt", "nut", "washer"]
+    name = page.inner_text("#model-name")
+    assert name == "my-parts-v2, custom weights; knows 3 classes"
+    assert page.locator("#model-name *").count() == 0, "the name is text, never markup"
+    assert layout_shift_since(page, started) < 0.1
+
+
+def test_an_imagenet_model_shows_its_readable_name_and_no_class_count(open_page, images):
+    """`label_set` "imagenet", or no such keys at all (older archives): no class count."""
+    five = [("tabby", 0.6), ("tiger cat", 0.2), ("lynx", 0.1), ("Egyptian cat", 0.05), ("x", 0.05)]
+    new = {"name": "resnet50", "version": "v2", "weights": "IMAGENET1K_V2"}
+    new |= {"num_classes": 1000, "label_set": "imagenet"}
+    old = {"name": "mobilenet_v2", "version": "v1", "weights": "IMAGENET1K_V2"}
+    for model, expected in (
+        (new, "ResNet-50, trained on ImageNet"),
+        (old, "MobileNetV2, trained on ImageNet"),
+    ):
+        page = open_page()
+        page.route("**/predict", _answering(_answer(model, five)))
+        choose_file(page, images["cat"])
+        wait_for_results(page)
+        assert page.locator("#predictions li").count() == 5
+        assert page.inner_text("#model-name") == expected
+        assert "knows" not in page.inner_text("#results")
