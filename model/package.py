@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 CODE_DIR = Path(__file__).resolve().parent / "code"
-CODE_FILES = ("inference.py", "requirements.txt")
+CODE_FILES = ("inference.py",)
 # int8 by default: it is what meets the endpoint's latency target (docs/model.md,
 # "Precision"; ADR 8); fp32 is the exact export, for when int8 fails its check or is not
 # wanted. An imported ONNX model is kept as it is unless --precision says otherwise.

@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# ONNX Runtime (1.29+) sends usage telemetry from Linux unless this is set before it
+# initialises; a model server has no business calling out, and offline it cannot.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 from PIL import Image, ImageFile, ImageOps
 

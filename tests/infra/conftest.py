@@ -554,13 +554,21 @@ def synthetic_metadata(version: str = ARCHIVE_VERSION, weights: str = "random") 
     }
 
 
-def write_synthetic_archive(path: Path, version: str = ARCHIVE_VERSION, weights: str = "random"):
+def write_synthetic_archive(
+    path: Path,
+    version: str = ARCHIVE_VERSION,
+    weights: str = "random",
+    memory_mb_min: int | None = None,
+):
+    """An archive the stack reads as `model.package`'s; without `memory_mb_min`, one from
+    before archives recorded it."""
     metadata = synthetic_metadata(version, weights)
+    if memory_mb_min is not None:
+        metadata["memory_mb_min"] = memory_mb_min
     entries = {
         "model.onnx": b"not a real network",
         "metadata.json": json.dumps(metadata).encode(),
         "code/inference.py": b"def model_fn(model_dir):\n    return None\n",
-        "code/requirements.txt": b"onnxruntime\n",
     }
     with tarfile.open(path, "w:gz") as archive:
         for name, data in entries.items():

@@ -10,7 +10,7 @@ import pytest
 def test_model_artifact_is_a_sagemaker_archive(model_artifact):
     with tarfile.open(model_artifact) as tar:
         names = tar.getnames()
-    assert names == ["code/inference.py", "code/requirements.txt", "metadata.json", "model.onnx"]
+    assert names == ["code/inference.py", "metadata.json", "model.onnx"]
 
 
 @pytest.mark.slow

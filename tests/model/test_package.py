@@ -82,12 +82,10 @@ def test_layout_and_metadata(model_artifact):
     files = read_archive(model_artifact)
     assert sorted(files) == [
         "code/inference.py",
-        "code/requirements.txt",
         "metadata.json",
         "model.onnx",
     ]
-    for name in ("inference.py", "requirements.txt"):
-        assert files[f"code/{name}"] == (CODE_DIR / name).read_bytes()
+    assert files["code/inference.py"] == (CODE_DIR / "inference.py").read_bytes()
     metadata = json.loads(files["metadata.json"])
     reference = MobileNet_V2_Weights.IMAGENET1K_V2
     transforms = reference.transforms()

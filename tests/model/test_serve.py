@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -319,3 +322,25 @@ def test_extract_drops_set_id_and_shared_write_bits(extraction, tmp_path):
     archive = _tar_gz(tmp_path / "m.tar.gz", (_entry("run.sh", mode=0o6777), b"#!/bin/sh\n"))
     extract(archive, tmp_path / "out")
     assert (tmp_path / "out" / "run.sh").stat().st_mode & 0o7777 == 0o755
+
+
+def test_onnx_runtime_telemetry_is_off_wherever_the_model_runs():
+    """ONNX Runtime reads the switch once, when it starts: the packager and the handler
+    (loaded alone, as the serving image loads it) set it before they import it."""
+    handler = Path(__file__).resolve().parents[2] / "model" / "code" / "inference.py"
+    load_handler = (
+        "import importlib.util as u; "
+        f"s = u.spec_from_file_location('inference', {str(handler)!r}); "
+        "s.loader.exec_module(u.module_from_spec(s))"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    for importing in ("import model.export", load_handler):
+        script = f"import os; {importing}; print(os.environ.get('ORT_DISABLE_TELEMETRY'))"
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=environment,
+        )
+        assert done.stdout.strip() == "1", importing
