@@ -41,11 +41,38 @@ from components.model_archive import (
 )
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.service_role import ServiceRoleNames, service_role
+from model.metadata import ArchiveMetadataError, memory_mb_min
 
 TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
 
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
+
+
+class ModelMemoryError(pulumi.RunError):
+    """The model needs more memory than the endpoint has (or than Serverless offers); the
+    message names the config key to change."""
+
+
+def check_model_memory(
+    version: str, memory_mb: int, needed_mb: int | None, keys: Sequence[str]
+) -> None:
+    """Refuse to serve model `version` with `memory_mb` when its archive recorded, at
+    packaging time, that it needs `needed_mb` (None: an archive from before that, not
+    checked). `keys` are the config keys that set `memory_mb`, the one in effect first."""
+    if needed_mb is None:
+        return
+    if needed_mb > SERVERLESS_MEMORY_MB[-1]:
+        raise ModelMemoryError(
+            f"model version {version} needs {needed_mb} MB: it cannot be served on SageMaker "
+            f"Serverless, whose maximum is {SERVERLESS_MEMORY_MB[-1]} MB; package a smaller "
+            "model (or int8)"
+        )
+    if memory_mb < needed_mb:
+        raise ModelMemoryError(
+            f"{keys[0]}: {memory_mb} MB is too small for model version {version}: it needs "
+            f"at least {needed_mb} MB (set {' or '.join(keys)})"
+        )
 
 
 def serverless_problems(
@@ -126,6 +153,9 @@ class InferenceEndpointArgs:
     aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
     """How `EndpointRollout` reaches AWS: the stack's AWS provider settings."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
+    memory_keys: Sequence[str] = ("memory_mb",)
+    """The config keys that set `serverless.memory_mb`, named when a version from the
+    registry needs more (a local archive the stack checks before any resource exists)."""
 
 
 class InferenceEndpoint(pulumi.ComponentResource):
@@ -166,7 +196,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
         if isinstance(args.model, ModelArchive):
             key, data_key = self._upload(name, args.model, args.tags)
         else:
-            key = data_key = self._registered(args.model)
+            key = data_key = self._registered(args.model, args)
         object_arn = pulumi.Output.concat(self.artifacts.arn, "/", key)
 
         execution = service_role(
@@ -355,10 +385,13 @@ class InferenceEndpoint(pulumi.ComponentResource):
         self.labels = pulumi.Output.from_input(list(archive.labels))
         return key, artifact.key
 
-    def _registered(self, model: RegistryVersion) -> pulumi.Output[str]:
+    def _registered(
+        self, model: RegistryVersion, args: InferenceEndpointArgs
+    ) -> pulumi.Output[str]:
         """The archive key of a version the bucket already holds, once its archive and
-        sidecar are found (else a `ModelArchiveError` that says how to list the versions),
-        with the weights and labels the sidecar records."""
+        sidecar are found (else a `ModelArchiveError` that says how to list the versions)
+        and the memory the sidecar records fits (else a `ModelMemoryError`), with the
+        weights and labels it records."""
         invoke = pulumi.InvokeOutputOptions(parent=self)
         listing = aws.s3.get_objects_output(
             bucket=self.artifacts.name, prefix=f"{KEY_PREFIX}{model.slug}/", opts=invoke
@@ -380,7 +413,17 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 metadata_labels(found[1], f"s3://{found[0]}/{metadata_key(model.slug)}")
             )
         )
-        return key
+        fits = metadata.apply(
+            lambda meta: check_model_memory(
+                model.version,
+                args.serverless.memory_mb,
+                meta["memory_mb_min"],
+                args.memory_keys,
+            )
+        )
+        # The model and its config take the key only once the memory fits: a version the
+        # endpoint cannot hold is refused before either exists (in preview too).
+        return pulumi.Output.all(key, fits).apply(lambda found: found[0])
 
 
 def _registered_key(model: RegistryVersion, bucket: str, keys: Sequence[str]) -> str:
@@ -411,4 +454,7 @@ def _sidecar(model: RegistryVersion, bucket: str, body: str | None) -> dict[str,
         raise ModelArchiveError(
             f"{where} describes version {metadata.get('version')!r}, not {model.version}"
         )
-    return metadata
+    try:
+        return metadata | {"memory_mb_min": memory_mb_min(metadata, where)}
+    except ArchiveMetadataError as error:
+        raise ModelArchiveError(str(error)) from error

@@ -74,6 +74,8 @@ class ModelArchive:
     metadata_json: str = ""
     """Its `metadata.json` as packaged, uploaded as the sidecar."""
     labels: tuple[str, ...] = ()
+    memory_mb_min: int | None = None
+    """As `model.metadata.ArchiveMetadata.memory_mb_min` records it (None: not checked)."""
 
     @property
     def slug(self) -> str:
@@ -111,4 +113,5 @@ def read_model_archive(path: Path) -> ModelArchive:
         weights=metadata.weights,
         metadata_json=raw,
         labels=labels,
+        memory_mb_min=metadata.memory_mb_min,
     )

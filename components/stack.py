@@ -26,7 +26,11 @@ from typing import Any
 import pulumi
 
 from components.batch_pipeline import BatchPipeline, BatchPipelineArgs
-from components.inference_endpoint import InferenceEndpoint, InferenceEndpointArgs
+from components.inference_endpoint import (
+    InferenceEndpoint,
+    InferenceEndpointArgs,
+    check_model_memory,
+)
 from components.model_archive import ModelArchive, RegistryVersion, read_model_archive
 from components.model_variants import MAIN, VariantSettings, endpoint_name
 from components.monitoring import Monitoring, MonitoringArgs
@@ -130,10 +134,8 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
                 image_uri=image.image_uri,
                 image_repository_arn=image.repository_arn,
                 artifacts=None if main is None else main.artifacts,
-                serverless=replace(
-                    settings.serverless,
-                    memory_mb=variant.memory_mb or settings.serverless.memory_mb,
-                ),
+                serverless=replace(settings.serverless, memory_mb=_memory_mb(settings, variant)),
+                memory_keys=_memory_keys(settings, variant),
                 log_retention_days=settings.log_retention_days,
                 rollout_timeout_seconds=settings.rollout_timeout_seconds,
                 aws_session=settings.aws_session,
@@ -332,9 +334,9 @@ def _review_environment(settings: StackSettings) -> dict[str, str]:
 
 
 def _models(settings: StackSettings) -> dict[str, ModelArchive | RegistryVersion]:
-    """What each variant serves, by name: local archives read (and so checked) before any
-    resource exists; two variants on one version refused (they would compare nothing,
-    bill twice and share one upload)."""
+    """What each variant serves, by name: local archives read (and so checked, their memory
+    too) before any resource exists; two variants on one version refused (they would
+    compare nothing, bill twice and share one upload)."""
     models = {variant.name: _model(variant) for variant in settings.variants}
     served: dict[str, str] = {}
     found = []
@@ -347,7 +349,29 @@ def _models(settings: StackSettings) -> dict[str, ModelArchive | RegistryVersion
         served.setdefault(model.slug, name)
     if found:
         raise config_error(settings.stack, found)
+    # A registry version's memory is known once its sidecar is read: its endpoint checks it.
+    for variant in settings.variants:
+        model = models[variant.name]
+        if isinstance(model, ModelArchive):
+            check_model_memory(
+                model.version,
+                _memory_mb(settings, variant),
+                model.memory_mb_min,
+                _memory_keys(settings, variant),
+            )
     return models
+
+
+def _memory_mb(settings: StackSettings, variant: VariantSettings) -> int:
+    return variant.memory_mb or settings.serverless.memory_mb
+
+
+def _memory_keys(settings: StackSettings, variant: VariantSettings) -> tuple[str, ...]:
+    """The config keys that set the variant's memory, the one in effect first."""
+    own = f"variants[{settings.variants.index(variant)}].serverlessMemoryMb"
+    if variant.memory_mb is not None:
+        return (own,)
+    return ("serverlessMemoryMb", own) if len(settings.variants) > 1 else ("serverlessMemoryMb",)
 
 
 def _model(variant: VariantSettings) -> ModelArchive | RegistryVersion:

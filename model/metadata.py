@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_ARCH = "mobilenet_v2"
 """The architecture `python -m model.package --weights ...` builds unless `--arch` says."""
@@ -57,10 +59,16 @@ def read_archive_metadata(path: Path) -> ArchiveMetadata:
         raise ArchiveMetadataError(
             f"{path}: metadata.json lacks a non-empty string name, version and weights"
         )
+    return ArchiveMetadata(path=path, memory_mb_min=memory_mb_min(meta, str(path)), **fields)
+
+
+def memory_mb_min(meta: Mapping[str, Any], where: str) -> int | None:
+    """`memory_mb_min` of a parsed `metadata.json` (an archive's, or the sidecar the stack
+    reads from its registry), None when it predates it; `where` names the file in the error."""
     memory = meta.get("memory_mb_min")
     if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int)):
-        raise ArchiveMetadataError(f"{path}: metadata.json memory_mb_min is not a whole number")
-    return ArchiveMetadata(path=path, memory_mb_min=memory, **fields)
+        raise ArchiveMetadataError(f"{where}: metadata.json memory_mb_min is not a whole number")
+    return memory
 
 
 def read_archive_metadata_bytes(path: Path) -> bytes:
