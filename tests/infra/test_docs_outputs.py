@@ -18,11 +18,13 @@ LOG_GROUP_OUTPUTS = (
     "api_access_log_group",
     "endpoint_log_group",
     "waf_log_group",
+    "batch_log_group",
 )
 OPTIONAL_OUTPUTS_ON = {
     "image-classifier:domainName": "classify.classifier-team.io",
     "image-classifier:waf": "true",
     "image-classifier:apiKeys": "true",
+    "image-classifier:batch": "true",
 }
 """Config that adds every output the dev stack leaves out (a domain without its zone)."""
 
@@ -61,6 +63,7 @@ def test_log_group_names_are_stack_outputs(dev_stack: StackRun):
         "api_access_log_group": groups["api-access-logs"],
         "endpoint_log_group": groups["model-logs"],
         "waf_log_group": None,  # only with waf (tests/infra/test_edge_access.py)
+        "batch_log_group": None,  # only with batch (tests/infra/test_batch_pipeline.py)
     }
 
 
