@@ -27,6 +27,7 @@ from local.artifact import (
     shown,
 )
 from local.container import ContainerError, container_model_server
+from local.inbox import InboxWatcher
 from local.lambda_function import (
     PREDICTIONS_FILE_NAME,
     check_environment,
@@ -45,6 +46,8 @@ from proxy.predictions import StoreError as PredictionStoreError
 from proxy.predictions_sqlite import SqlitePredictionStore
 
 EXIT_USAGE = 2
+# Under --data-dir: where --inbox writes its results/, review/ and failed/.
+INBOX_OUTCOMES = "batch"
 EXIT_FAILURE = 1
 
 
@@ -90,6 +93,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="keep the prediction records and feedback (predictions.sqlite3, kept across "
         "runs) and the model's labels here (build/local-data)",
+    )
+    parser.add_argument(
+        "--inbox",
+        type=Path,
+        metavar="DIR",
+        help="classify every image put into DIR, as the batch pipeline's inbox does; the "
+        "outcomes go to batch/ in --data-dir (results, review, failed)",
     )
     parser.add_argument(
         "--weights",
@@ -282,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
 
     addresses = Addresses(args.host, site_sock.getsockname()[1], api_sock.getsockname()[1])
     model_server: ModelServer | None = None
+    inbox: InboxWatcher | None = None
     try:
         model = resolve_artifact(args.artifact, args.weights, say)
         _write_labels(model, data_dir)
@@ -296,6 +307,10 @@ def run(args: argparse.Namespace) -> int:
             handler_environment(model_server.url, origin_secret, api_keys, data_dir)
         )
         say(_describe(model, addresses, model_server, api_keys, key_count, data_dir))
+        if args.inbox is not None:
+            inbox = InboxWatcher(Path.cwd() / args.inbox, data_dir / INBOX_OUTCOMES, model.path)
+            say(inbox.describe())
+            inbox.start()
         if model.untrained:
             say(UNTRAINED_BANNER)
         ready = f"Ready: open {addresses.site_url()} in a browser. Press Ctrl-C to stop."
@@ -320,6 +335,8 @@ def run(args: argparse.Namespace) -> int:
         fail("interrupted")
         return 130
     finally:
+        if inbox is not None:
+            inbox.stop()
         if model_server is not None:
             model_server.stop()
         site_sock.close()
