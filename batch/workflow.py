@@ -84,6 +84,83 @@ def policy_for(error_name: str, retries: tuple[RetryPolicy, ...] = RETRIES) -> R
     return None
 
 
+RECORD_FAILURE_TIMEOUT_SECONDS = 30
+NOTIFY_RETRY = {
+    "ErrorEquals": ["States.ALL"],
+    "IntervalSeconds": 2,
+    "MaxAttempts": 3,
+    "BackoffRate": 2.0,
+    "JitterStrategy": "FULL",
+}
+
+
+def classify_state(arn: str, timeout_seconds: int, next_state: str) -> dict[str, Any]:
+    """The image is read, checked and classified; what is left after the retries is
+    caught, so no image is ever lost."""
+    return {
+        "Type": "Task",
+        "Comment": "Read the image, check it as the API does, classify it and write its "
+        "outcome to results/ or review/.",
+        "Resource": arn,
+        "TimeoutSeconds": timeout_seconds,
+        "Retry": [policy.as_state() for policy in RETRIES],
+        "Catch": [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}
+        ],
+        "Next": next_state,
+    }
+
+
+def record_failure_state(arn: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Comment": "Write the error's code and message to failed/.",
+        "Resource": arn,
+        "TimeoutSeconds": RECORD_FAILURE_TIMEOUT_SECONDS,
+        "Retry": [policy.as_state() for policy in FAILURE_RETRIES],
+        "Next": "Done",
+    }
+
+
+def routed_state() -> dict[str, Any]:
+    """Only a new review is announced: a duplicate event's image is already queued."""
+    return {
+        "Type": "Choice",
+        "Comment": "An image below the confidence threshold goes to a person.",
+        "Choices": [
+            {
+                "And": [
+                    {"Variable": "$.outcome", "StringEquals": "review"},
+                    {"Variable": "$.skipped", "BooleanEquals": False},
+                ],
+                "Next": "NotifyReview",
+            }
+        ],
+        "Default": "Done",
+    }
+
+
+def notify_review_state(topic_arn: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Comment": "Tell the reviewers that an image waits in review/.",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {
+            "TopicArn": topic_arn,
+            "Subject": "An image needs review",
+            "Message.$": "States.JsonToString($)",
+        },
+        "Retry": [NOTIFY_RETRY],
+        # The item is in review/ whatever happens to the message.
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "Done"}],
+        "Next": "Done",
+    }
+
+
+def done_state() -> dict[str, Any]:
+    return {"Type": "Succeed", "Comment": "The image has exactly one outcome."}
+
+
 def definition(
     classify_arn: str,
     record_failure_arn: str,
@@ -91,70 +168,21 @@ def definition(
     *,
     task_timeout_seconds: int = 120,
 ) -> dict[str, Any]:
-    """The Amazon States Language document of the workflow.
+    """The Amazon States Language document of the workflow, from the named states above.
 
     Its input is `{"bucket", "key"}` (an EventBridge input transformer's output) or the
     EventBridge event itself; both Lambda functions read either. With `review_topic_arn`,
     an image that needs review is published to the topic (the task's output as JSON).
     """
-    done = {"Type": "Succeed"}
+    after_classify = "Routed" if review_topic_arn else "Done"
     states: dict[str, Any] = {
-        "Classify": {
-            "Type": "Task",
-            "Resource": classify_arn,
-            "TimeoutSeconds": task_timeout_seconds,
-            "Retry": [policy.as_state() for policy in RETRIES],
-            "Catch": [
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "RecordFailure"}
-            ],
-            "Next": "Routed" if review_topic_arn else "Done",
-        },
-        "RecordFailure": {
-            "Type": "Task",
-            "Resource": record_failure_arn,
-            "TimeoutSeconds": 30,
-            "Retry": [policy.as_state() for policy in FAILURE_RETRIES],
-            "Next": "Done",
-        },
-        "Done": done,
+        "Classify": classify_state(classify_arn, task_timeout_seconds, after_classify),
+        "RecordFailure": record_failure_state(record_failure_arn),
+        "Done": done_state(),
     }
     if review_topic_arn:
-        states["Routed"] = {
-            "Type": "Choice",
-            "Choices": [
-                {
-                    "And": [
-                        {"Variable": "$.outcome", "StringEquals": "review"},
-                        {"Variable": "$.skipped", "BooleanEquals": False},
-                    ],
-                    "Next": "NotifyReview",
-                }
-            ],
-            "Default": "Done",
-        }
-        states["NotifyReview"] = {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": review_topic_arn,
-                "Subject": "An image needs review",
-                "Message.$": "States.JsonToString($)",
-            },
-            "Retry": [
-                {
-                    "ErrorEquals": ["States.ALL"],
-                    "IntervalSeconds": 2,
-                    "MaxAttempts": 3,
-                    "BackoffRate": 2.0,
-                    "JitterStrategy": "FULL",
-                }
-            ],
-            # The item is in review/ whatever happens to the message.
-            "Catch": [
-                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "Done"}
-            ],
-            "Next": "Done",
-        }
+        states["Routed"] = routed_state()
+        states["NotifyReview"] = notify_review_state(review_topic_arn)
     return {
         "Comment": "Classify an image of the inbox; route it to results/, review/ or failed/.",
         "StartAt": "Classify",

@@ -443,7 +443,8 @@ def test_a_new_review_is_published_to_the_topic_and_every_outcome_ends_done(batc
     assert notify["Parameters"]["TopicArn"] == arn(batch_stack, TOPIC, "batch-review")
     assert notify["Next"] == "Done"
     assert [c["Next"] for c in notify["Catch"]] == ["Done"], "review/ holds it anyway"
-    assert states["Done"] == {"Type": "Succeed"}
+    assert states["Done"]["Type"] == "Succeed"
+    assert all(state.get("Comment") for state in states.values()), "readable in the console"
     # Every state is reachable from the start, and every path ends in Done.
     seen, todo = set(), ["Classify"]
     while todo:
