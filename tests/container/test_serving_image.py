@@ -222,7 +222,5 @@ def test_archive_extraction_is_safe_on_the_images_python(serving_image, model_ar
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     listing, refused, _version = result.stdout.splitlines()
-    assert listing == str(
-        sorted(["code", "inference.py", "requirements.txt", "metadata.json", "model.onnx"])
-    )
+    assert listing == str(sorted(["code", "inference.py", "metadata.json", "model.onnx"]))
     assert refused.startswith("refused ")
