@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,19 +46,8 @@ def read_model_info(path: Path) -> ArchiveMetadata:
 
 def read_archive_labels(path: Path) -> list[str]:
     """The labels an archive answers with, in output order (its `metadata.json` `labels`)."""
-    try:
-        with tarfile.open(path, "r:gz") as archive:
-            for member in archive:
-                if member.name.removeprefix("./") == "metadata.json":
-                    stream = archive.extractfile(member)
-                    meta = json.load(stream) if stream is not None else None
-                    break
-            else:
-                meta = None
-    except (OSError, tarfile.TarError, ValueError) as error:
-        raise ArtifactError(f"{path} is not a model archive ({error})") from error
-    labels = meta.get("labels") if isinstance(meta, dict) else None
-    if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
+    labels = list(read_model_info(path).labels)
+    if not labels:
         raise ArtifactError(f"{path}: metadata.json has no list of labels")
     return labels
 

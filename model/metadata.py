@@ -36,6 +36,8 @@ class ArchiveMetadata:
     weights: str
     """torchvision's weights name (`IMAGENET_ID` for the default MobileNetV2), `RANDOM`
     (untrained), `file:<sha256 prefix>` or, for an imported model, `onnx:<sha256 prefix>`."""
+    labels: tuple[str, ...] = ()
+    """Its class names in output order (empty only in metadata written without them)."""
     memory_mb_min: int | None = None
     """The smallest SageMaker Serverless memory (MB, a multiple of 1024) the archive needs;
     None for archives built before it was recorded."""
@@ -48,18 +50,25 @@ class ArchiveMetadata:
 def read_archive_metadata(path: Path) -> ArchiveMetadata:
     """Read `metadata.json` from a model archive without extracting the rest."""
     try:
-        with tarfile.open(path, "r:gz") as archive:
-            meta = _metadata_json(archive)
-    except (OSError, tarfile.TarError, ValueError) as error:
+        meta = json.loads(read_archive_metadata_bytes(path))
+    except ValueError as error:
         raise ArchiveMetadataError(f"{path} is not a model archive ({error})") from error
-    if meta is None:
-        raise ArchiveMetadataError(f"{path} is not a model archive (it has no metadata.json)")
+    if not isinstance(meta, dict):
+        meta = {}
     fields = {key: meta.get(key) for key in ("name", "version", "weights")}
     if not all(isinstance(value, str) and value for value in fields.values()):
         raise ArchiveMetadataError(
             f"{path}: metadata.json lacks a non-empty string name, version and weights"
         )
-    return ArchiveMetadata(path=path, memory_mb_min=memory_mb_min(meta, str(path)), **fields)
+    labels = meta.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
+        raise ArchiveMetadataError(f"{path}: metadata.json labels is not a list of names")
+    return ArchiveMetadata(
+        path=path,
+        memory_mb_min=memory_mb_min(meta, str(path)),
+        labels=tuple(labels),
+        **fields,
+    )
 
 
 def memory_mb_min(meta: Mapping[str, Any], where: str) -> int | None:
@@ -84,13 +93,3 @@ def read_archive_metadata_bytes(path: Path) -> bytes:
     except (OSError, tarfile.TarError) as error:
         raise ArchiveMetadataError(f"{path} is not a model archive ({error})") from error
     raise ArchiveMetadataError(f"{path} is not a model archive (it has no metadata.json)")
-
-
-def _metadata_json(archive: tarfile.TarFile) -> dict | None:
-    for member in archive:
-        if member.name.removeprefix("./") == "metadata.json":
-            stream = archive.extractfile(member)
-            if stream is not None:
-                meta = json.load(stream)
-                return meta if isinstance(meta, dict) else {}
-    return None
