@@ -3,12 +3,16 @@
 It is separate from `StaticSite` because it changes on its own schedule: with every model
 version, while the site's files change with `site/`. It is uploaded once the distribution
 exists, and its CloudFront invalidation runs only when the rendered text changed.
+
+Its args carry every field of `hosting.config_js.SiteConfig` under the same name, so the
+file has the same keys as the local runtime's (tests/infra/test_site_config.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 
 import pulumi
 import pulumi_aws as aws
@@ -16,6 +20,7 @@ import pulumi_aws as aws
 from components.aws_session import AwsSessionSettings, provider_session
 from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
 from hosting.config_js import SiteConfig, render_config_js
+from model.metadata import RANDOM
 
 TYPE = "image-classifier:site_config_file:SiteConfigFile"
 KEY = "config.js"
@@ -28,9 +33,21 @@ class SiteConfigFileArgs:
     api_url: pulumi.Input[str]
     environment: pulumi.Input[str]
     model_version: pulumi.Input[str]
+    model_weights: pulumi.Input[str]
+    """The weights id the page is told (`weights_shown`): `random` shows its untrained notice."""
     wait_for_invalidation: pulumi.Input[bool] = False
     aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
     """How the invalidation reaches AWS: the stack's AWS provider settings."""
+
+
+def weights_shown(served: Sequence[tuple[float, str]]) -> str:
+    """The weights id `config.js` gives the page, from each variant's `(weight, weights id)`,
+    `main` first: `random` when any variant that takes requests serves random weights (the
+    visitor may get its answer, and cannot know which variant answers), else the weights of
+    the first that takes requests (`main`, unless it is held at weight 0). Each answer still
+    names the model that gave it, and the page notes an untrained one under it."""
+    taking = [weights for weight, weights in served if weight > 0]
+    return RANDOM if RANDOM in taking else taking[0]
 
 
 class SiteConfigFile(pulumi.ComponentResource):
@@ -41,8 +58,9 @@ class SiteConfigFile(pulumi.ComponentResource):
         self, name: str, args: SiteConfigFileArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        self.content = pulumi.Output.all(args.api_url, args.environment, args.model_version).apply(
-            lambda values: render_config_js(SiteConfig(*values))
+        names = [item.name for item in fields(SiteConfig)]
+        self.content = pulumi.Output.all(*(getattr(args, name) for name in names)).apply(
+            lambda values: render_config_js(SiteConfig(**dict(zip(names, values, strict=True))))
         )
         uploaded = aws.s3.BucketObjectv2(
             f"{name}-object",

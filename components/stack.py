@@ -38,7 +38,7 @@ from components.predictions_table import PredictionsTable, PredictionsTableArgs
 from components.proxy_api import EndpointVariant, ProxyApi, ProxyApiArgs
 from components.serving_image import ServingImage, ServingImageArgs
 from components.site_certificate import SiteCertificate, SiteCertificateArgs
-from components.site_config_file import SiteConfigFile, SiteConfigFileArgs
+from components.site_config_file import SiteConfigFile, SiteConfigFileArgs, weights_shown
 from components.stack_config import StackSettings, config_error, config_keys, load_settings
 from components.static_site import ApiOrigin, SiteDomain, StaticSite, StaticSiteArgs
 from components.web_firewall import WebFirewall, WebFirewallArgs
@@ -258,6 +258,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             api_url=API_PATH,
             environment=settings.stack,
             model_version=endpoint.model_version,
+            model_weights=_weights_shown(settings, endpoints),
             wait_for_invalidation=settings.wait_for_invalidation,
             aws_session=settings.aws_session,
         ),
@@ -322,6 +323,19 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         outputs,
         alarm_topic_arn=monitoring.alarm_topic_arn,
         dashboard_name=monitoring.dashboard_name,
+    )
+
+
+def _weights_shown(
+    settings: StackSettings, endpoints: dict[str, InferenceEndpoint]
+) -> pulumi.Output[str]:
+    """What the page is told of the weights (`weights_shown`), from every variant's archive
+    metadata, `main` first."""
+    ordered = sorted(settings.variants, key=lambda v: v.name != MAIN)
+    return pulumi.Output.all(*(endpoints[v.name].weights for v in ordered)).apply(
+        lambda weights: weights_shown(
+            [(v.weight, w) for v, w in zip(ordered, weights, strict=True)]
+        )
     )
 
 

@@ -1,31 +1,35 @@
 """The site's runtime configuration, rendered once for the cloud and the local runtime.
 
-`StaticSite` uploads the result as `config.js` (from stack outputs); `python -m local`
+`SiteConfigFile` uploads the result as `config.js` (from stack outputs); `python -m local`
 serves the same text from its own addresses, so the browser code never knows which
-one it talks to. Pure standard library: the local runtime imports it without Pulumi.
+one it talks to. `SiteConfig` is the one list of the fields: every one is required, so
+neither side can leave one out. Pure standard library: the local runtime imports it
+without Pulumi.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
 class SiteConfig:
-    """What the web UI needs to know about its deployment."""
+    """What the web UI needs to know about its deployment; each field's `key` metadata is
+    its name in `window.APP_CONFIG`."""
 
-    api_url: str
+    api_url: str = field(metadata={"key": "apiUrl"})
     """Base URL of the HTTP API, without a trailing slash; the UI posts to `{api_url}/predict`.
     Either a path on the page's own origin (`/api`, what CloudFront serves) or an http(s) URL."""
-    environment: str
+    environment: str = field(metadata={"key": "environment"})
     """Stack or runtime name, e.g. `dev`, `prod`, `local`; the page logs it to the console."""
-    model_version: str
+    model_version: str = field(metadata={"key": "modelVersion"})
     """Content version of the deployed model archive."""
-    model_weights: str | None = None
-    """The archive's weights id (`IMAGENET1K_V2`, `random`, `file:...`), when known: the
-    page warns about an untrained model on first load instead of after an upload."""
+    model_weights: str = field(metadata={"key": "modelWeights"})
+    """The archive's weights id (`IMAGENET1K_V2`, `random`, `file:...`), as its
+    metadata.json records it: `random` makes the page warn about an untrained model on
+    first load instead of after an upload."""
 
     def __post_init__(self) -> None:
         if not _is_api_url(self.api_url):
@@ -33,6 +37,11 @@ class SiteConfig:
                 "api_url must be an http(s) URL or a path on the site's own origin "
                 f"(starting with one '/'), got {self.api_url!r}"
             )
+
+
+def config_keys() -> tuple[str, ...]:
+    """The keys of `window.APP_CONFIG`, in `SiteConfig`'s order."""
+    return tuple(item.metadata["key"] for item in fields(SiteConfig))
 
 
 def _is_api_url(value: str) -> bool:
@@ -49,20 +58,11 @@ def _is_api_url(value: str) -> bool:
 
 
 def render_config_js(config: SiteConfig) -> str:
-    """Return the text of `config.js`: one frozen global, `window.APP_CONFIG`."""
-    fields = {
-        "apiUrl": config.api_url.rstrip("/"),
-        "environment": config.environment,
-        "modelVersion": config.model_version,
-    }
-    # Optional, and absent when unknown, so an existing deployment's file stays the same.
-    if config.model_weights is not None:
-        fields["modelWeights"] = config.model_weights
-    body = json.dumps(
-        fields,
-        indent=2,
-        sort_keys=True,
-    )
+    """Return the text of `config.js`: one frozen global, `window.APP_CONFIG`, with every
+    field of `config`."""
+    values = {item.metadata["key"]: getattr(config, item.name) for item in fields(config)}
+    values["apiUrl"] = config.api_url.rstrip("/")
+    body = json.dumps(values, indent=2, sort_keys=True)
     # json.dumps leaves "</script>" and U+2028/9 intact; escape them so the file is safe
     # to inline and to parse as a classic script.
     body = body.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")

@@ -42,12 +42,12 @@ def create_site_app(
     model_version: str,
     site_dir: Path = SITE_DIR,
     *,
-    model_weights: str | None = None,
+    model_weights: str,
 ) -> Starlette:
     """Serve `site_dir` with a `config.js` pointing at the API on the same origin.
 
     `model_weights` (the archive's weights id) lets the page warn about an untrained
-    model on first load."""
+    model on first load, as the cloud's `config.js` does."""
     text = render_config_js(
         SiteConfig(
             api_url=API_PATH,

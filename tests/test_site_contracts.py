@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hosting.config_js import SiteConfig, render_config_js
+from hosting.config_js import SiteConfig, config_keys, render_config_js
 from hosting.origin import API_KEY_HEADER, API_PATH, ORIGIN_HEADER
 from proxy import access as proxy_access
 
@@ -21,43 +21,53 @@ def _config_object(text: str) -> dict:
 
 def test_config_js_carries_the_outputs():
     text = render_config_js(
-        SiteConfig("https://abc.execute-api.eu-west-1.amazonaws.com/", "dev", "v1")
+        SiteConfig("https://abc.execute-api.eu-west-1.amazonaws.com/", "dev", "v1", "random")
     )
     assert _config_object(text) == {
         "apiUrl": "https://abc.execute-api.eu-west-1.amazonaws.com",
         "environment": "dev",
         "modelVersion": "v1",
+        "modelWeights": "random",
     }
 
 
-def test_config_js_carries_the_weights_only_when_known():
-    config = SiteConfig("https://abc.execute-api.eu-west-1.amazonaws.com", "dev", "v1", "random")
-    assert _config_object(render_config_js(config))["modelWeights"] == "random"
-    # Unknown: the key is absent, and an existing deployment's config.js is unchanged.
-    unknown = render_config_js(SiteConfig("https://abc.example", "dev", "v1"))
-    assert "modelWeights" not in _config_object(unknown)
+def test_config_js_has_exactly_the_keys_of_the_site_config():
+    """One list of fields: every one required (no side can leave one out), every one written."""
+    assert config_keys() == ("apiUrl", "environment", "modelVersion", "modelWeights")
+    config = SiteConfig("/api", "dev", "v1", "IMAGENET1K_V2")
+    assert tuple(sorted(_config_object(render_config_js(config)))) == tuple(sorted(config_keys()))
+    with pytest.raises(TypeError, match="model_weights"):
+        SiteConfig("/api", "dev", "v1")  # type: ignore[call-arg]
 
 
 def test_config_js_cannot_break_out_of_a_script():
-    text = render_config_js(SiteConfig("http://127.0.0.1:8001", "</script><script>x()", "v"))
+    text = render_config_js(
+        SiteConfig("http://127.0.0.1:8001", "</script><script>x()", "v", "random")
+    )
     assert "</script>" not in text
     assert _config_object(text)["environment"] == "</script><script>x()"
 
 
 def test_config_js_is_deterministic():
-    config = SiteConfig("http://127.0.0.1:8001", "local", "v")
+    config = SiteConfig("http://127.0.0.1:8001", "local", "v", "random")
     assert render_config_js(config) == render_config_js(config)
 
 
 def test_config_js_rejects_a_non_url():
     with pytest.raises(ValueError, match="api_url"):
-        SiteConfig("execute-api", "dev", "v")
+        SiteConfig("execute-api", "dev", "v", "random")
 
 
 def test_config_js_takes_a_path_on_the_sites_own_origin():
     # What the stack renders: the API under /api on the page's own origin.
-    assert _config_object(render_config_js(SiteConfig(API_PATH, "dev", "v")))["apiUrl"] == "/api"
-    assert _config_object(render_config_js(SiteConfig("/api/", "dev", "v")))["apiUrl"] == "/api"
+    assert (
+        _config_object(render_config_js(SiteConfig(API_PATH, "dev", "v", "random")))["apiUrl"]
+        == "/api"
+    )
+    assert (
+        _config_object(render_config_js(SiteConfig("/api/", "dev", "v", "random")))["apiUrl"]
+        == "/api"
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +87,7 @@ def test_config_js_takes_a_path_on_the_sites_own_origin():
 )
 def test_config_js_refuses_anything_but_an_http_url_or_an_own_path(api_url):
     with pytest.raises(ValueError, match="api_url"):
-        SiteConfig(api_url, "dev", "v")
+        SiteConfig(api_url, "dev", "v", "random")
 
 
 def test_the_access_headers_are_the_proxys():

@@ -65,7 +65,7 @@ def test_axe_finds_no_violation_in_any_state(open_page, runtime, images, axe_sou
     found["error"] = run_axe(page, axe_source)
 
     down = open_page(goto=False, **MODES[mode])
-    dead_api = SiteConfig(f"http://127.0.0.1:{free_port()}", "local", "v")
+    dead_api = SiteConfig(f"http://127.0.0.1:{free_port()}", "local", "v", "random")
     down.route(
         "**/config.js",
         lambda route: route.fulfill(

@@ -165,7 +165,7 @@ def test_the_api_being_down_is_said_plainly_with_a_retry(open_page, runtime, ima
         "**/config.js",
         lambda route: route.fulfill(
             content_type="text/javascript",
-            body=render_config_js(SiteConfig(dead_api, "local", "v")),
+            body=render_config_js(SiteConfig(dead_api, "local", "v", "random")),
         ),
     )
     page.goto(runtime.site_url)

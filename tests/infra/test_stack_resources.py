@@ -70,13 +70,14 @@ def test_outputs_are_exported(dev_stack):
 
 def test_config_js_is_rendered_from_the_outputs(dev_stack):
     outputs = dev_stack.outputs
-    expected = render_config_js(SiteConfig("/api", "dev", outputs["model_version"]))
+    expected = render_config_js(SiteConfig("/api", "dev", outputs["model_version"], "random"))
     assert outputs["config_js"] == expected
     assert _config_object(expected) == {
         # A path on the page's own origin: the same config.js whatever the site's address.
         "apiUrl": "/api",
         "environment": "dev",
         "modelVersion": ARCHIVE_VERSION,
+        "modelWeights": "random",
     }
     uploaded = [r for r in dev_stack.of_type(OBJECT) if r.inputs["key"] == "config.js"]
     assert len(uploaded) == 1

@@ -12,7 +12,9 @@ from local.site import SITE_DIR, create_site_app
 
 @pytest.fixture
 def client():
-    return TestClient(create_site_app("v123"), base_url="http://127.0.0.1:8000")
+    return TestClient(
+        create_site_app("v123", model_weights="IMAGENET1K_V2"), base_url="http://127.0.0.1:8000"
+    )
 
 
 def config_of(text: str) -> dict:
@@ -30,6 +32,7 @@ def test_config_js_points_at_the_api_on_the_sites_own_origin_and_is_never_cached
         "apiUrl": "/api",
         "environment": "local",
         "modelVersion": "v123",
+        "modelWeights": "IMAGENET1K_V2",
     }
 
 
