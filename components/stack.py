@@ -86,7 +86,8 @@ class StackOutputs:
     distribution_domain: pulumi.Output[str] | None = None
     """With `domainName` but no `hostedZoneId`: what the domain must point at (CNAME)."""
     waf_log_group: pulumi.Output[str] | None = None
-    """With `waf`: the log group of the requests the web ACL blocked, in us-east-1."""
+    """With `waf`: the log group of the requests the web ACL blocked (and the uploads a
+    counted body signature matched), in us-east-1."""
     alarm_topic_arn: pulumi.Output[str] | None = None
     dashboard_name: pulumi.Output[str] | None = None
     batch_bucket: pulumi.Output[str] | None = None

@@ -6,17 +6,23 @@ see `components/site_certificate.py`). Rules, cheapest and most certain first:
 1. `AWSManagedRulesAmazonIpReputationList`: addresses AWS threat intelligence knows as bad.
 2. A rate limit per client IP on the API path only (`/api/`): the model is what costs money,
    pages and scripts are cheap and cached.
-3. `AWSManagedRulesCommonRuleSet`, the OWASP-style core rules, with one exception: its
-   `SizeRestrictions_BODY` blocks every body over 8 KB, which is every image upload. It
-   only counts here (its label is still added), and rule 5 blocks such bodies again
-   everywhere but the API. The API keeps the other core rules and its own size limit (the
-   proxy refuses images over `MAX_IMAGE_BYTES` with a 413).
+3. `AWSManagedRulesCommonRuleSet`, the OWASP-style core rules, and
 4. `AWSManagedRulesKnownBadInputsRuleSet`: Log4j, Java deserialization and similar probes.
-5. Oversized bodies outside the API: the label of rule 3's counted match, off `/api/`.
+   Their rules that inspect the body (`BODY_RULES`) only count: they still add their
+   labels, and rules 5 and 6 block on those labels where a body is not an image
+   ([decision 14](../docs/decisions/0014-waf-body-rules-off-image-uploads.md)). An upload's
+   bytes are JPEG or PNG, which the signatures can match by chance, and
+   `SizeRestrictions_BODY` blocks every body over 8 KB, which is every photo.
+5. Oversized bodies outside the API: `SizeRestrictions_BODY`'s label, off `/api/`. The
+   API keeps its own size limit (the proxy refuses images over `MAX_IMAGE_BYTES`, 413).
+6. Body signatures everywhere but the upload path: any other body rule's label, unless
+   the path is exactly `PREDICT_PATH`. `/api/feedback` and the site keep them.
 
-Blocked requests are logged to `aws-waf-logs-<name_prefix>` (WAF requires that prefix),
-with the `x-api-key` header redacted: a key never lands in a log. Requests the web ACL
-lets through are in CloudFront's and the API's own metrics and logs.
+Requests are logged to `aws-waf-logs-<name_prefix>` (WAF requires that prefix) when
+blocked, or when a body signature matched an upload (its label, counted: what to watch
+before trusting a rule on uploads again), with the `x-api-key` header redacted: a key
+never lands in a log. Requests the web ACL lets through otherwise are in CloudFront's and
+the API's own metrics and logs.
 """
 
 from __future__ import annotations
@@ -28,21 +34,55 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.proxy_api import PREDICT_PATH
 from components.site_certificate import CLOUDFRONT_REGION
 from hosting.origin import API_KEY_HEADER, API_PATH
 
 TYPE = "image-classifier:web_firewall:WebFirewall"
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
-BODY_SIZE_RULE = "SizeRestrictions_BODY"
-"""The common rule set's rule that blocks bodies over 8 KB: counted, then re-applied off
-the API path."""
-BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
-"""The label `BODY_SIZE_RULE` adds to a request it matches, counted or not."""
+KNOWN_BAD_INPUTS_RULE_SET = "AWSManagedRulesKnownBadInputsRuleSet"
 MANAGED_RULE_GROUPS = (
     "AWSManagedRulesAmazonIpReputationList",
     COMMON_RULE_SET,
-    "AWSManagedRulesKnownBadInputsRuleSet",
+    KNOWN_BAD_INPUTS_RULE_SET,
 )
+LABEL_NAMESPACES = {
+    COMMON_RULE_SET: "awswaf:managed:aws:core-rule-set:",
+    KNOWN_BAD_INPUTS_RULE_SET: "awswaf:managed:aws:known-bad-inputs:",
+}
+BODY_SIZE_RULE = "SizeRestrictions_BODY"
+"""The common rule set's rule that blocks bodies over 8 KB: counted, then re-applied off
+the API path."""
+BODY_RULES = {
+    COMMON_RULE_SET: (
+        BODY_SIZE_RULE,
+        "EC2MetaDataSSRF_BODY",
+        "GenericLFI_BODY",
+        "GenericRFI_BODY",
+        "CrossSiteScripting_BODY",
+    ),
+    KNOWN_BAD_INPUTS_RULE_SET: ("JavaDeserializationRCE_BODY", "Log4JRCE_BODY", "ReactJSRCE_BODY"),
+}
+"""Every rule of the enabled groups that inspects the request body, as AWS's baseline rule
+groups page lists them (names are case-sensitive, and WAF silently ignores an override
+that names no rule of a managed group). The IP reputation list reads no body."""
+
+
+def body_label(group: str, rule: str) -> str:
+    """The label a body rule adds when it matches, counted or not: its namespace, then its
+    name with `_BODY` written `_Body` (`...:core-rule-set:CrossSiteScripting_Body`)."""
+    return f"{LABEL_NAMESPACES[group]}{rule.removesuffix('_BODY')}_Body"
+
+
+BODY_SIZE_LABEL = body_label(COMMON_RULE_SET, BODY_SIZE_RULE)
+SIGNATURE_LABELS = tuple(
+    body_label(group, rule)
+    for group, rules in BODY_RULES.items()
+    for rule in rules
+    if rule != BODY_SIZE_RULE
+)
+"""The labels of the body rules that match on what the bytes say: blocked everywhere but
+on `PREDICT_PATH`, and logged when they match there."""
 RATE_LIMIT = (10, 2_000_000_000)
 """What WAF accepts as a rate-based rule's limit, requests per evaluation window."""
 RATE_WINDOW_SECONDS = 300
@@ -65,21 +105,31 @@ def _visibility(metric_name: str) -> dict[str, Any]:
     }
 
 
-def _path_starts_with(prefix: str) -> dict[str, Any]:
+def _path_is(constraint: str, value: str) -> dict[str, Any]:
     return {
         "byte_match_statement": {
             "field_to_match": {"uri_path": {}},
-            "positional_constraint": "STARTS_WITH",
-            "search_string": prefix,
+            "positional_constraint": constraint,
+            "search_string": value,
             "text_transformations": [{"priority": 0, "type": "NONE"}],
         }
     }
 
 
+def _path_starts_with(prefix: str) -> dict[str, Any]:
+    return _path_is("STARTS_WITH", prefix)
+
+
+def _label(key: str) -> dict[str, Any]:
+    return {"label_match_statement": {"scope": "LABEL", "key": key}}
+
+
 def _managed(name: str, priority: int, metric_prefix: str) -> dict[str, Any]:
     group: dict[str, Any] = {"name": name, "vendor_name": "AWS"}
-    if name == COMMON_RULE_SET:
-        group["rule_action_overrides"] = [{"name": BODY_SIZE_RULE, "action_to_use": {"count": {}}}]
+    if name in BODY_RULES:
+        group["rule_action_overrides"] = [
+            {"name": rule, "action_to_use": {"count": {}}} for rule in BODY_RULES[name]
+        ]
     return {
         "name": name,
         "priority": priority,
@@ -118,12 +168,26 @@ def web_acl_rules(metric_prefix: str, rate_limit: int) -> list[dict[str, Any]]:
             "statement": {
                 "and_statement": {
                     "statements": [
-                        {"label_match_statement": {"scope": "LABEL", "key": BODY_SIZE_LABEL}},
+                        _label(BODY_SIZE_LABEL),
                         {"not_statement": {"statement": _path_starts_with(api_prefix)}},
                     ]
                 }
             },
             "visibility_config": _visibility(f"{metric_prefix}-oversized-body-outside-api"),
+        },
+        {
+            "name": "body-signatures-outside-uploads",
+            "priority": 5,
+            "action": {"block": {}},
+            "statement": {
+                "and_statement": {
+                    "statements": [
+                        {"or_statement": {"statements": [_label(k) for k in SIGNATURE_LABELS]}},
+                        {"not_statement": {"statement": _path_is("EXACTLY", PREDICT_PATH)}},
+                    ]
+                }
+            },
+            "visibility_config": _visibility(f"{metric_prefix}-body-signatures-outside-uploads"),
         },
     ]
 
@@ -180,7 +244,13 @@ class WebFirewall(pulumi.ComponentResource):
                     {
                         "behavior": "KEEP",
                         "requirement": "MEETS_ANY",
-                        "conditions": [{"action_condition": {"action": "BLOCK"}}],
+                        "conditions": [
+                            {"action_condition": {"action": "BLOCK"}},
+                            *(
+                                {"label_name_condition": {"label_name": label}}
+                                for label in SIGNATURE_LABELS
+                            ),
+                        ],
                     }
                 ],
             },

@@ -328,6 +328,7 @@ def test_the_web_acl_has_the_managed_rules_and_a_rate_limit_on_the_api(guarded: 
         "AWSManagedRulesCommonRuleSet",
         "AWSManagedRulesKnownBadInputsRuleSet",
         "oversized-body-outside-api",
+        "body-signatures-outside-uploads",
     ]
     for rule in found.values():
         assert rule["visibilityConfig"]["cloudwatchMetricsEnabled"] is True
@@ -357,6 +358,8 @@ def _matches(statement: Mapping[str, Any], path: str, labels: set[str]) -> bool:
     """The statements the body-size rules use, evaluated as WAF documents them."""
     if "andStatement" in statement:
         return all(_matches(s, path, labels) for s in statement["andStatement"]["statements"])
+    if "orStatement" in statement:
+        return any(_matches(s, path, labels) for s in statement["orStatement"]["statements"])
     if "notStatement" in statement:
         return not _matches(statement["notStatement"]["statement"], path, labels)
     if "labelMatchStatement" in statement:
