@@ -16,7 +16,10 @@ The certificate is validated by DNS, in one of two ways:
   refuses a certificate that is not issued yet. Once the operator has created the record,
   `validated` (config `domainValidated`) makes the next `pulumi up` wait for the issued
   certificate and attach it. No step of this runs unattended for long: the first `up`
-  never waits on DNS that someone else has to create.
+  never waits on DNS that someone else has to create. ACM waits `VALIDATION_WINDOW_HOURS`
+  for the record, then gives up for good (`VALIDATION_TIMED_OUT`): the way out is a new
+  certificate (`timed_out_problem` says how). A plain preview cannot see that (the state
+  keeps the status of the last read); a refresh reads it, and the program then warns.
 
 ACM renews the certificate by itself as long as the validation record stays in DNS.
 """
@@ -38,6 +41,12 @@ CLOUDFRONT_REGION = "us-east-1"
 MAX_DOMAIN_LENGTH = 64
 """ACM's limit for a certificate's first domain name (its subject's common name)."""
 VALIDATION_RECORD_TTL = 300
+VALIDATION_WINDOW_HOURS = 72
+"""How long ACM waits for a certificate's validation record before it stops trying
+(`VALIDATION_TIMED_OUT`): "Requests for ACM certificates time out if they are not
+validated within 72 hours" (ACM User Guide, troubleshooting certificate requests)."""
+TIMED_OUT = "VALIDATION_TIMED_OUT"
+OPERATIONS_SECTION = "docs/operations.md, Access at the edge"
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _DOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*\.(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})")
@@ -80,6 +89,20 @@ def domain_problems(
     return problems
 
 
+def timed_out_problem(domain: str, status: str | None, urn: str) -> str | None:
+    """What to do about a certificate ACM stopped validating (`status` as the state holds
+    it, fresh after a refresh); None for any other status."""
+    if status != TIMED_OUT:
+        return None
+    return (
+        f"The certificate for {domain} is {TIMED_OUT}: ACM stopped waiting for its validation "
+        f"record after {VALIDATION_WINDOW_HOURS} hours and will never issue it. Make sure the "
+        "record of `pulumi stack output certificate_validation_records` is in DNS (a new "
+        f"certificate for the same domain has the same record), then request a new one: "
+        f"`pulumi up --replace '{urn}'` ({OPERATIONS_SECTION})."
+    )
+
+
 def _is_reserved(domain: str) -> bool:
     # The same reserved names the alarm email is checked against, from one list.
     return domain.rpartition(".")[2] in RESERVED_TOP_LEVEL or any(
@@ -118,6 +141,9 @@ class SiteCertificate(pulumi.ComponentResource):
             region=CLOUDFRONT_REGION,
             tags=args.tags,
             opts=child,
+        )
+        pulumi.Output.all(certificate.status, certificate.urn).apply(
+            lambda found: self._warn_if_timed_out(args.domain_name, found[0], found[1])
         )
         # One domain, so exactly one validation option: known in shape before AWS answers,
         # so its record is created here, not inside an `apply`.
@@ -159,10 +185,17 @@ class SiteCertificate(pulumi.ComponentResource):
             pulumi.log.warn(
                 f"domainName {args.domain_name} has no hostedZoneId, so the site stays at its "
                 "CloudFront address for now. Create the DNS record of `pulumi stack output "
-                f"certificate_validation_records` where {args.domain_name} is served, then "
+                f"certificate_validation_records` where {args.domain_name} is served within "
+                f"{VALIDATION_WINDOW_HOURS} hours of the certificate's request (ACM then gives "
+                f"up: {TIMED_OUT}, see {OPERATIONS_SECTION}), then "
                 "`pulumi config set domainValidated true` and `pulumi up` again.",
                 resource=self,
             )
         self.register_outputs(
             {"certificate_arn": self.certificate_arn, "validation_records": self.validation_records}
         )
+
+    def _warn_if_timed_out(self, domain: str, status: str | None, urn: str) -> None:
+        problem = timed_out_problem(domain, status, urn)
+        if problem is not None:
+            pulumi.log.warn(problem, resource=self)
