@@ -34,6 +34,14 @@ PULUMI_ACTION = "pulumi/actions@"
 SECRET_SHAPES = {"lambda": "EnvironmentResponse", "cloudfront": "CustomHeaders"}
 """Where each service's API returns the secret: a function's environment variables, an
 origin's custom headers."""
+EVENT_HISTORY = {
+    "cloudtrail:LookupEvents": (
+        "CloudTrail's event history records each CreateDistribution and UpdateDistribution "
+        "with its request's parameters, the origins' custom headers among them, and AWS "
+        "documents no redaction of their values; a preview reads no event history"
+    ),
+}
+"""Reads whose answer is free text botocore's models cannot see into, denied by hand."""
 READ_PREFIXES = ("Get", "List", "Describe")
 """The operations `ReadOnlyAccess` allows (`Get*`, `List*`, `Describe*`); the writes that
 also echo the secret back are not the preview role's."""
@@ -139,7 +147,12 @@ def test_botocore_knows_the_reads_the_issue_named():
 def test_it_denies_exactly_the_reads_that_return_the_secret():
     """No fewer (each would leak it) and no more (a preview may need any other read)."""
     named = {action for s in policy()["Statement"] for action in _listed(s["Action"])}
-    assert named == secret_reads()
+    assert named == secret_reads() | set(EVENT_HISTORY)
+
+
+@pytest.mark.parametrize("action", sorted(EVENT_HISTORY))
+def test_the_event_history_is_denied_too(action):
+    assert denied(action, "*")
 
 
 @pytest.mark.parametrize("action", sorted(secret_reads()))
