@@ -3,12 +3,15 @@
     .venv/bin/python bench/serve_concurrency.py [--seconds 10] [--clients 1,2,4]
                                                 [--server-workers N] [--artifact PATH]
 
-Starts `python -m model.serve` on the archive (with `SAGEMAKER_MODEL_SERVER_WORKERS=N`
-when --server-workers is given; its default otherwise) and drives `POST /invocations`
-with each number of clients for --seconds, each client on its own kept-alive connection,
-as `python -m batch run --workers N` does. The photos are crops of scikit-image's, JPEG,
-320 to 1024 px on the long side. Prints images per second, p50 and p95 latency, and the
-ratios to one client, the baseline measured first in the same run. Exits 1 if any
+Starts two `python -m model.serve` on the archive: one with
+`SAGEMAKER_MODEL_SERVER_WORKERS=1` (one request at a time, as the server was before it ran
+requests concurrently) and one with its default (or --server-workers N). It drives
+`POST /invocations` on each with each number of clients, every client on its own
+kept-alive connection, as `python -m batch run --workers N` does. The photos are crops of
+scikit-image's, JPEG, 320 to 1024 px on the long side. The measurements run in short
+rounds, alternating servers and client counts, so load from other programs falls on all
+of them alike. Prints images per second, p50 and p95 latency, and the ratios to one
+client on the same server (the baseline, measured in the same run). Exits 1 if any
 request failed.
 """
 
@@ -119,10 +122,10 @@ def drive(url: str, bodies: list[bytes], clients: int, seconds: float) -> Run:
     return run
 
 
-def report(run: Run, baseline: Run | None) -> None:
+def report(label: str, run: Run, baseline: Run | None) -> None:
     line = (
-        f"{run.clients} client(s)  {len(run.latencies):>5} ok {run.errors:>3} errors  "
-        f"{run.throughput:6.1f} img/s  p50 {run.percentile(0.5):6.1f} ms  "
+        f"{label:<22} {run.clients} client(s)  {len(run.latencies):>5} ok {run.errors:>3} "
+        f"errors  {run.throughput:6.1f} img/s  p50 {run.percentile(0.5):6.1f} ms  "
         f"p95 {run.percentile(0.95):6.1f} ms"
     )
     if baseline is not None and baseline.throughput:
@@ -133,38 +136,61 @@ def report(run: Run, baseline: Run | None) -> None:
     print(line, flush=True)
 
 
+def start_server(artifact: Path, workers: int | None) -> ModelServer:
+    """A model server with `workers` (None: its default) in its environment."""
+    os.environ.pop(WORKERS_ENV, None)
+    if workers is not None:
+        os.environ[WORKERS_ENV] = str(workers)
+    server = ModelServer(artifact)
+    server.start()
+    return server
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per server and count")
+    parser.add_argument("--rounds", type=int, default=5, help="alternations per measurement")
     parser.add_argument("--clients", default="1,2,4", help="comma-separated client counts")
     parser.add_argument(
         "--server-workers",
         type=int,
-        help=f"the server's {WORKERS_ENV} (default: its own, from the CPUs)",
+        help=f"the second server's {WORKERS_ENV} (default: its own, from the CPUs)",
     )
     parser.add_argument("--artifact", type=Path, default=ROOT / "build" / "model.tar.gz")
     args = parser.parse_args()
     if not args.artifact.is_file():
         raise SystemExit(f"{args.artifact} is missing: run `make run` once, or pass --artifact")
     counts = sorted({int(part) for part in args.clients.split(",")})
-    if args.server_workers is not None:
-        os.environ[WORKERS_ENV] = str(args.server_workers)
     bodies = photos()
-    server = ModelServer(args.artifact)
-    server.start()
+    labels = ["one at a time", f"workers: {args.server_workers or 'default'}"]
+    servers: list[ModelServer] = []
     try:
-        url = f"{server.url}/invocations"
-        drive(url, bodies, 1, 1.0)  # warm-up
+        for workers in (1, args.server_workers):
+            servers.append(start_server(args.artifact, workers))
+        urls = [f"{server.url}/invocations" for server in servers]
+        for url in urls:
+            drive(url, bodies, 1, 1.0)  # warm-up
         print(
-            f"model.serve, {WORKERS_ENV}={os.environ.get(WORKERS_ENV, '(default)')}, "
-            f"{os.cpu_count()} CPUs; {len(bodies)} JPEGs, {args.seconds:.0f} s per count"
+            f"{os.cpu_count()} CPUs; {len(bodies)} JPEGs; {args.seconds:.0f} s per server and "
+            f"client count, in {args.rounds} rounds"
         )
-        runs = [drive(url, bodies, clients, args.seconds) for clients in counts]
+        runs = {(url, clients): Run(clients) for url in urls for clients in counts}
+        for _ in range(args.rounds):
+            for url in urls:
+                for clients in counts:
+                    part = drive(url, bodies, clients, args.seconds / args.rounds)
+                    total = runs[url, clients]
+                    total.latencies += part.latencies
+                    total.errors += part.errors
+                    total.seconds += part.seconds
     finally:
-        server.stop()
-    for run in runs:
-        report(run, runs[0] if run is not runs[0] else None)
-    return 1 if any(run.errors for run in runs) else 0
+        for server in servers:
+            server.stop()
+    for label, url in zip(labels, urls, strict=True):
+        for clients in counts:
+            baseline = runs[url, counts[0]] if clients != counts[0] else None
+            report(label, runs[url, clients], baseline)
+    return 1 if any(run.errors for run in runs.values()) else 0
 
 
 if __name__ == "__main__":
