@@ -12,9 +12,12 @@ serves two faces of the same handler:
   so a stock boto3 ``sagemaker-runtime`` client with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``
   pointed here works unchanged, handler errors arriving as ``ModelError``.
 
-Requests run one at a time, as on a SageMaker Serverless worker. The port is ``--port``,
-else ``SAGEMAKER_BIND_TO_PORT``, else 8080 (SageMaker's container contract). SIGTERM
-stops it: requests in flight finish, for at most a few seconds.
+Up to ``--workers`` requests run at once (else ``SAGEMAKER_MODEL_SERVER_WORKERS``, else
+as many as the CPUs, and the memory for the largest accepted image, allow), each on a
+thread of its own: ONNX Runtime's ``run`` is thread-safe, and decoding, resizing and
+inference release the GIL. The port is ``--port``, else ``SAGEMAKER_BIND_TO_PORT``, else
+8080 (SageMaker's container contract). SIGTERM stops it: requests in flight finish, for at
+most a few seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -73,6 +77,10 @@ LOG_STREAM_ARN = "arn:aws:logs:local:000000000000:log-group:/aws/sagemaker/Endpo
 # SageMaker tells the container which port to listen on with this variable.
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 DEFAULT_PORT = 8080
+# The SageMaker inference toolkit's name for how many requests a container serves at once
+# (there, worker processes; here, threads sharing one model).
+WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Requests in flight take milliseconds; this bounds a stop by a slow client to a few seconds.
 SHUTDOWN_GRACE_SECONDS = 3
 
@@ -85,9 +93,11 @@ class HandlerResult:
 
 
 class LoadedHandler:
-    """The user module and the model it loaded, called the way the toolkit calls them."""
+    """The user module and the model it loaded, called the way the toolkit calls them:
+    up to ``workers`` requests at once (default: ``default_workers`` for this machine and
+    the archive's recorded ``peak_rss_mb``)."""
 
-    def __init__(self, artifact: Path) -> None:
+    def __init__(self, artifact: Path, workers: int | None = None) -> None:
         artifact = Path(artifact)
         if artifact.is_dir():
             self._workdir = None
@@ -98,12 +108,18 @@ class LoadedHandler:
             extract(artifact, model_dir)
         self.module = import_user_module(model_dir / "code" / "inference.py")
         self.model = self.module.model_fn(str(model_dir))
-        self._lock = asyncio.Lock()
+        if workers is None:
+            workers = default_workers(
+                usable_cpus(), cgroup_memory_limit_mib(), _recorded_peak_rss_mib(model_dir)
+            )
+        self.workers = workers
+        # Requests beyond it wait here, in order, rather than in the thread pool.
+        self._slots = asyncio.Semaphore(workers)
 
     async def invoke(
         self, body: bytes, content_type: str | None, accept: str | None
     ) -> HandlerResult:
-        async with self._lock:
+        async with self._slots:
             return await run_in_threadpool(self._transform, body, content_type, accept)
 
     def _transform(
@@ -125,6 +141,68 @@ class LoadedHandler:
     def close(self) -> None:
         if self._workdir is not None:
             self._workdir.cleanup()
+
+
+def default_workers(cpus: int, memory_limit_mib: int | None, peak_rss_mib: int | None) -> int:
+    """How many requests to run at once: one per CPU (ONNX Runtime runs each on its own
+    thread, ``MODEL_INTRA_OP_THREADS=1``), but never more than the memory limit holds at
+    the archive's ``peak_rss_mb`` each, so a container sized to ``memory_mb_min`` (a
+    Serverless endpoint) still decodes the largest accepted image one at a time."""
+    workers = cpus
+    if memory_limit_mib is not None and peak_rss_mib:
+        workers = min(workers, memory_limit_mib // peak_rss_mib)
+    return max(1, workers)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on, within its container's CPU quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = cgroup_cpu_limit()
+    return max(1, min(cpus or 1, quota or cpus or 1))
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> int | None:
+    """The container's CPU quota in whole CPUs, rounded up (cgroup v2, else v1); None
+    without one."""
+    v2 = _read_words(root / "cpu.max")  # "QUOTA PERIOD", QUOTA "max" when unlimited
+    if v2 is not None and len(v2) == 2:
+        quota, period = v2
+    else:
+        quota = (_read_words(root / "cpu" / "cpu.cfs_quota_us") or ["-1"])[0]
+        period = (_read_words(root / "cpu" / "cpu.cfs_period_us") or ["100000"])[0]
+    if not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return None  # "max" or -1: no quota
+    return max(1, math.ceil(int(quota) / int(period)))
+
+
+def cgroup_memory_limit_mib(root: Path = CGROUP_ROOT) -> int | None:
+    """The container's memory limit in MiB (cgroup v2, else v1); None without one."""
+    words = _read_words(root / "memory.max") or _read_words(
+        root / "memory" / "memory.limit_in_bytes"
+    )
+    if not words or not words[0].isdigit():
+        return None
+    limit = int(words[0])
+    # cgroup v1 spells "no limit" as the largest page-aligned 64-bit value.
+    return None if limit >= 2**62 else limit // 2**20
+
+
+def _read_words(path: Path) -> list[str] | None:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return None
+
+
+def _recorded_peak_rss_mib(model_dir: Path) -> int | None:
+    """The archive's own bound on one process's peak memory (``metadata.json``
+    ``peak_rss_mb``, docs/model.md), when it records one."""
+    try:
+        metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    peak = metadata.get("peak_rss_mb") if isinstance(metadata, dict) else None
+    return peak if isinstance(peak, int) and peak > 0 else None
 
 
 def import_user_module(path: Path) -> ModuleType:
@@ -175,9 +253,10 @@ async def read_limited_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(artifact: Path) -> Starlette:
-    """Load the archive (or an extracted model directory) and build the ASGI app."""
-    handler = LoadedHandler(artifact)
+def create_app(artifact: Path, workers: int | None = None) -> Starlette:
+    """Load the archive (or an extracted model directory) and build the ASGI app, which
+    runs up to ``workers`` requests at once (default: ``default_workers``)."""
+    handler = LoadedHandler(artifact, workers)
 
     async def ping(_request: Request) -> Response:
         return Response(status_code=HTTPStatus.OK)
@@ -301,10 +380,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help=f"port to listen on (default: ${PORT_ENV} when set, else {DEFAULT_PORT})",
     )
+    parser.add_argument(
+        "--workers",
+        type=_worker_count,
+        help=f"requests to run at once (default: ${WORKERS_ENV} when set, else one per "
+        "CPU, as many as the memory holds at the archive's peak_rss_mb each)",
+    )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.port is None:
         args.port = _port_from_environment(parser)
+    if args.workers is None:
+        args.workers = _workers_from_environment(parser)
     if args.model_dir is None and args.artifact is None:
         args.artifact = Path("build/model.tar.gz")
     return args
@@ -317,6 +404,22 @@ def _port_from_environment(parser: argparse.ArgumentParser) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         parser.error(f"{PORT_ENV}={value!r} is not a TCP port (1 to 65535)")
     return int(value)
+
+
+def _worker_count(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
+
+
+def _workers_from_environment(parser: argparse.ArgumentParser) -> int | None:
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        return _worker_count(value)
+    except argparse.ArgumentTypeError:
+        parser.error(f"{WORKERS_ENV}={value!r} is not a whole number of at least 1")
 
 
 def _source_problem(args: argparse.Namespace) -> str | None:
@@ -345,7 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    app = create_app(args.model_dir or args.artifact)
+    app = create_app(args.model_dir or args.artifact, args.workers)
+    LOG.info("serving up to %d requests at once", app.state.handler.workers)
     uvicorn.run(
         app,
         host=args.host,

@@ -140,8 +140,10 @@ class Model:
 
 def _session_options() -> ort.SessionOptions:
     options = ort.SessionOptions()
-    # Serverless gives one request at a time to a small slice of CPU: extra threads only
-    # add spinning and memory. Both counts are explicit and tunable per deployment.
+    # One thread per request: model.serve runs a request per CPU at once, each calling
+    # run() (thread-safe) on its own thread, so more intra-op threads would oversubscribe
+    # the cores; on a small slice of CPU (Serverless) they only add spinning and memory.
+    # Both counts are explicit and tunable per deployment.
     options.intra_op_num_threads = _env_int("MODEL_INTRA_OP_THREADS", 1)
     options.inter_op_num_threads = _env_int("MODEL_INTER_OP_THREADS", 1)
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

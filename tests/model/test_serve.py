@@ -6,13 +6,16 @@ real ``python -m model.serve`` on the packaged archive, with httpx and with boto
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import boto3
@@ -154,6 +157,160 @@ def test_a_handler_crash_is_a_500_without_a_traceback(client, monkeypatch):
     assert response.json() == {
         "error": {"code": "internal_error", "message": "The model failed to process the request."}
     }
+
+
+def _post_at_once(app, count: int) -> list[httpx.Response]:
+    """`count` predictions sent together to the ASGI app, as concurrent clients do."""
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/invocations", content=JPEG.body, headers={"content-type": "image/jpeg"}
+                    )
+                    for _ in range(count)
+                )
+            )
+
+    return asyncio.run(send_all())
+
+
+def _meeting_predict_fn(module, parties: int, active: list[int]):
+    """A predict_fn that runs only once `parties` requests are inside it together (a
+    barrier: it fails, rather than waits forever, if they never are), and records the
+    largest number of requests it held at once."""
+    barrier = threading.Barrier(parties, timeout=10)
+    lock = threading.Lock()
+    inside = [0]
+    original = module.predict_fn
+
+    def predict_fn(data, model):
+        with lock:
+            inside[0] += 1
+            active.append(inside[0])
+        try:
+            barrier.wait()
+            return original(data, model)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    return predict_fn
+
+
+def test_requests_run_concurrently_up_to_the_workers(tiny_model_dir, monkeypatch):
+    app = serve.create_app(tiny_model_dir, workers=2)
+    active: list[int] = []
+    module = app.state.handler.module
+    monkeypatch.setattr(module, "predict_fn", _meeting_predict_fn(module, 2, active))
+    responses = _post_at_once(app, 4)
+    assert [response.status_code for response in responses] == [200] * 4
+    assert max(active) == 2, "two at a time, never more than the workers"
+
+
+def test_one_worker_runs_requests_one_at_a_time(tiny_model_dir, monkeypatch):
+    app = serve.create_app(tiny_model_dir, workers=1)
+    active: list[int] = []
+    module = app.state.handler.module
+    monkeypatch.setattr(module, "predict_fn", _meeting_predict_fn(module, 1, active))
+    responses = _post_at_once(app, 3)
+    assert [response.status_code for response in responses] == [200] * 3
+    assert max(active) == 1
+
+
+@pytest.mark.parametrize(
+    ("cpus", "memory_mib", "peak_rss_mib", "workers"),
+    [
+        (2, None, 1008, 2),  # no memory limit: the CPUs
+        (4, None, None, 4),
+        (2, 1024, 1008, 1),  # Serverless at the archive's memory_mb_min: one at a time
+        (4, 2048, 1008, 2),  # memory for two of the largest images, not four
+        (2, 6144, 1008, 2),
+        (1, 6144, 1008, 1),
+        (8, 512, 1008, 1),  # never fewer than one
+    ],
+)
+def test_default_workers_are_the_cpus_the_memory_holds(cpus, memory_mib, peak_rss_mib, workers):
+    assert serve.default_workers(cpus, memory_mib, peak_rss_mib) == workers
+
+
+def _cgroup(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("files", "cpus", "memory_mib"),
+    [
+        ({"cpu.max": "200000 100000", "memory.max": "2147483648"}, 2, 2048),
+        ({"cpu.max": "150000 100000", "memory.max": "1073741824"}, 2, 1024),
+        ({"cpu.max": "50000 100000"}, 1, None),
+        ({"cpu.max": "max 100000", "memory.max": "max"}, None, None),
+        (
+            {
+                "cpu/cpu.cfs_quota_us": "100000",
+                "cpu/cpu.cfs_period_us": "100000",
+                "memory/memory.limit_in_bytes": "3221225472",
+            },
+            1,
+            3072,
+        ),
+        (
+            {
+                "cpu/cpu.cfs_quota_us": "-1",
+                "cpu/cpu.cfs_period_us": "100000",
+                "memory/memory.limit_in_bytes": str(2**63 - 4096),
+            },
+            None,
+            None,
+        ),
+        ({}, None, None),
+    ],
+)
+def test_container_limits_from_cgroup_v2_and_v1(tmp_path, files, cpus, memory_mib):
+    root = _cgroup(tmp_path, files)
+    assert serve.cgroup_cpu_limit(root) == cpus
+    assert serve.cgroup_memory_limit_mib(root) == memory_mib
+
+
+def test_workers_are_the_flag_else_sagemaker_model_server_workers(monkeypatch):
+    monkeypatch.delenv(serve.WORKERS_ENV, raising=False)
+    assert serve.parse_args([]).workers is None  # chosen when the model is loaded
+    monkeypatch.setenv(serve.WORKERS_ENV, "3")
+    assert serve.parse_args([]).workers == 3
+    assert serve.parse_args(["--workers", "1"]).workers == 1
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-2", "1.5"])
+def test_a_bad_worker_count_is_a_usage_error(monkeypatch, capsys, value):
+    monkeypatch.setenv(serve.WORKERS_ENV, value)
+    with pytest.raises(SystemExit) as raised:
+        serve.parse_args([])
+    assert raised.value.code == 2
+    assert f"{serve.WORKERS_ENV}={value!r} is not a whole number of at least 1" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.delenv(serve.WORKERS_ENV)
+    with pytest.raises(SystemExit):
+        serve.parse_args(["--workers", value])
+    assert "--workers" in capsys.readouterr().err
+
+
+def test_an_archive_serves_as_many_requests_as_its_memory_holds(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(serve, "cgroup_memory_limit_mib", lambda: 1024)
+    monkeypatch.setattr(serve, "usable_cpus", lambda: 4)
+    assert serve.LoadedHandler(tiny_model_dir).workers == 4  # no peak_rss_mb recorded
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    (model_dir / "metadata.json").write_text(json.dumps(metadata | {"peak_rss_mb": 500}))
+    assert serve.LoadedHandler(model_dir).workers == 2
+    assert serve.LoadedHandler(model_dir, workers=3).workers == 3
 
 
 @pytest.mark.slow

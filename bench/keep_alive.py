@@ -1,0 +1,152 @@
+"""Kept-alive against fresh connections through the local runtime, loopback only.
+
+    .venv/bin/python bench/keep_alive.py [--requests 200] [--artifact PATH]
+
+Starts `python -m local` on free ports and times, one request at a time, each of:
+
+- `GET /` on the site's origin (a static file, no model);
+- `POST /api/predict` on the site's origin (the origin, the HTTP API emulation, the proxy
+  Lambda and the model server behind it);
+- `POST /invocations` on the model server alone (what the proxy calls).
+
+Each is measured twice in the same run, alternating, so background load hits both alike:
+on a new TCP connection per request (the baseline) and on one kept-alive connection.
+Prints p50 and p95 per request and the kept-alive/fresh ratios; a ratio near 1 (or
+below: no handshake) is the target, and about 40 ms more per request is the mark of
+Nagle's algorithm meeting delayed ACKs. Exits 1 if any request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from PIL import Image
+from skimage import data
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.local.runtime import local_runtime  # noqa: E402 (needs the repository root on the path)
+
+
+@dataclass
+class Timings:
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.seconds) * 1000
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    url: str
+    method: str = "GET"
+    body: bytes | None = None
+
+
+def photo() -> bytes:
+    """A real photo at the size the web UI uploads (longest side 1024 px, JPEG)."""
+    image = Image.fromarray(data.astronaut())
+    image.thumbnail((1024, 1024))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _request(connection: http.client.HTTPConnection, target: Target, path: str) -> bool:
+    headers = {"content-type": "image/jpeg"} if target.body is not None else {}
+    connection.request(target.method, path, body=target.body, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    return response.status == 200
+
+
+def measure(target: Target, requests: int) -> tuple[Timings, Timings]:
+    """(fresh, kept-alive) timings of `requests` requests each, interleaved."""
+    parts = urlsplit(target.url)
+    fresh, kept = Timings(f"{target.label}, fresh"), Timings(f"{target.label}, kept-alive")
+    alive = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        _request(alive, target, parts.path)  # warm-up: the connection and the server
+        for _ in range(requests):
+            for timings, connection in (
+                (fresh, None),
+                (kept, alive),
+            ):
+                started = time.perf_counter()
+                own = connection or http.client.HTTPConnection(parts.hostname, parts.port, 30)
+                try:
+                    ok = _request(own, target, parts.path)
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                finally:
+                    if connection is None:
+                        own.close()
+                elapsed = time.perf_counter() - started
+                if ok:
+                    timings.seconds.append(elapsed)
+                else:
+                    timings.errors += 1
+    finally:
+        alive.close()
+    return fresh, kept
+
+
+def report(timings: Timings, baseline: Timings | None) -> None:
+    line = (
+        f"{timings.label:<38} {len(timings.seconds):>4} ok {timings.errors:>3} errors  "
+        f"mean {timings.mean:6.1f} ms  p50 {timings.percentile(0.5):6.1f} ms  "
+        f"p95 {timings.percentile(0.95):6.1f} ms"
+    )
+    if baseline is not None:
+        line += (
+            f"  | x fresh: mean {timings.mean / baseline.mean:.2f}, "
+            f"p50 {timings.percentile(0.5) / baseline.percentile(0.5):.2f}"
+        )
+    print(line)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200, help="per target and kind")
+    parser.add_argument("--artifact", type=Path, default=ROOT / "build" / "model.tar.gz")
+    args = parser.parse_args()
+    if not args.artifact.is_file():
+        raise SystemExit(f"{args.artifact} is missing: run `make run` once, or pass --artifact")
+    body = photo()
+    print(f"{args.requests} requests per target and kind, one at a time; {len(body)} byte JPEG")
+    with local_runtime(args.artifact) as runtime:
+        model_url = re.search(r"^SageMaker\s+(http://\S+)", runtime.output, re.M).group(1)
+        targets = [
+            Target("site GET /", f"{runtime.site_url}/"),
+            Target("site POST /api/predict", f"{runtime.api_url}/predict", "POST", body),
+            Target("model server /invocations", f"{model_url}/invocations", "POST", body),
+        ]
+        results = [measure(target, args.requests) for target in targets]
+    failed = False
+    for fresh, kept in results:
+        report(fresh, None)
+        report(kept, fresh)
+        failed = failed or bool(fresh.errors or kept.errors)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
