@@ -41,10 +41,13 @@ REPOSITORY_ARN = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{REPOSITORY_NAME}"
 PRIVATE_IMAGE = f"111122223333.dkr.ecr.{REGION}.amazonaws.com/team/serving@sha256:" + "a" * 64
 
 
-def _pull_statement(stack) -> dict:
+def _execution_statements(stack) -> dict[str, dict]:
     policy = stack.one("aws:iam/rolePolicy:RolePolicy", "model-execution-policy")
-    statements = json.loads(policy.inputs["policy"])["Statement"]
-    return {s["Sid"]: s for s in statements}["PullTheServingImage"]
+    return {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+
+
+def _pull_statement(stack) -> dict:
+    return _execution_statements(stack)["PullTheServingImage"]
 
 
 def _ok(run):
@@ -161,6 +164,18 @@ def test_the_execution_role_may_pull_exactly_that_repository(dev_stack):
         "ecr:BatchGetImage",
         "ecr:GetDownloadUrlForLayer",
     ]
+
+
+def test_the_execution_role_may_publish_endpoint_metrics_in_sagemakers_namespace_only(dev_stack):
+    # AWS's minimum policy for a CreateModel execution role has cloudwatch:PutMetricData;
+    # PutMetricData has no resource, and cloudwatch:namespace narrows it to the one
+    # namespace SageMaker publishes an endpoint's container metrics to from the account.
+    metrics = _execution_statements(dev_stack)["PublishEndpointMetrics"]
+    assert metrics["Action"] == "cloudwatch:PutMetricData"
+    assert metrics["Resource"] == "*"
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}
+    }
 
 
 # -- an existing image ----------------------------------------------------------------------
