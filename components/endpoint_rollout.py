@@ -45,12 +45,13 @@ from botocore.exceptions import ClientError
 
 from components.aws_session import checked_session
 
-PROVIDER_VERSION = "5"
+PROVIDER_VERSION = "6"
 """Bump when the provider's behaviour changes, so every stack picks the new code up.
 2: the session follows the stack's AWS settings and account (the `aws` input).
 3: retiring a model retires the archive it read.
 4: what failed rollouts left (`ENDPOINT_TAG`) is retired after a rollout and on delete.
-5: archives are never retired (the registry; another variant's model may read one)."""
+5: archives are never retired (the registry; another variant's model may read one).
+6: only endpoints named like the stack's are described (ListEndpoints NameContains)."""
 
 ENDPOINT_TAG = "endpoint"
 """Tag on each config and model made for an endpoint, valued with its name."""
@@ -342,7 +343,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             candidates = (self._own_configs(client, inputs, also | {keep}) | also) - {keep}
             if not candidates:
                 return
-            in_use = self._configs_in_use(client)
+            in_use = self._configs_in_use(client, inputs)
             kept = (candidates & in_use) | ({keep} if keep else set())
             for config in sorted(candidates & in_use - {keep}):
                 self._say(f"keeping endpoint config {config}: an endpoint still uses it")
@@ -400,11 +401,20 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             raise
         return {variant["ModelName"] for variant in described["ProductionVariants"]}
 
-    def _configs_in_use(self, client: Any) -> set[str]:
-        """The config of every endpoint in the region (another stack's too)."""
+    def _configs_in_use(self, client: Any, inputs: EndpointInputs) -> set[str]:
+        """The configs of the endpoints that may use one made for this endpoint: those whose
+        names contain the configs' name prefix (the stack's own, variants included; listed
+        by name, not every endpoint of the region described)."""
         in_use = set()
-        for page in client.get_paginator("list_endpoints").paginate():
+        # Absent from state written before version 4: the endpoint's own name then.
+        name_filter = inputs.config_name_prefix.rstrip("-") or inputs.endpoint_name
+        pages = client.get_paginator("list_endpoints").paginate(NameContains=name_filter)
+        for page in pages:
             for endpoint in page["Endpoints"]:
+                # NameContains matches anywhere in the name; the stack's names start with it
+                # (and the deploy role may describe only those).
+                if not endpoint["EndpointName"].startswith(name_filter):
+                    continue
                 described = self._describe(client, endpoint["EndpointName"])
                 if described is not None:
                     in_use.add(described["EndpointConfigName"])

@@ -661,3 +661,13 @@ def test_every_action_exists():
             continue
         operations = set(service_model(CHECKED_PREFIXES[prefix]).operation_names)
         assert name in operations, f"{action} is not an operation of {prefix}"
+
+
+def test_the_rollout_describes_the_stacks_endpoints_only():
+    """It lists endpoints by name (ListEndpoints has no resource-level permissions) and
+    describes only those named like the stack's, never every endpoint of the region."""
+    for statement in policy()["Statement"]:
+        if "sagemaker:DescribeEndpoint" in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                assert resource.startswith("arn:aws:sagemaker:*:*:endpoint"), statement["Sid"]
+                assert resource.split("/", 1)[1].startswith("image-classifier-"), statement["Sid"]

@@ -34,6 +34,8 @@ ARN = f"{ARN_BASE}:endpoint/{NAME}"
 IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{NAME}-serving@sha256:" + "5e" * 32
 PREFIX = f"{NAME[:20]}-"
 """Configs are named `<endpoint, 20 characters>-<version>-<suffix>` (`InferenceEndpoint`)."""
+NAME_FILTER = NAME[:20]
+"""What every endpoint that may use one of those configs has in its name: the stack's."""
 OLD, NEW = f"{PREFIX}aaaaaaaaaaaa-111111", f"{PREFIX}bbbbbbbbbbbb-222222"
 OLD_MODEL, NEW_MODEL = "model-old", "model-new"
 BUCKET = "model-artifacts-0a1b2c3"
@@ -146,7 +148,8 @@ class Script:
         )
 
     def endpoints(self, *configs):
-        """ListEndpoints, then DescribeEndpoint of each: the configs in use."""
+        """ListEndpoints of the stack's endpoint names (`NAME_FILTER`), then DescribeEndpoint
+        of each: the configs in use."""
         names = [NAME if i == 0 else f"{NAME}-{i}" for i in range(len(configs))]
         self.stub.add_response(
             "list_endpoints",
@@ -162,7 +165,7 @@ class Script:
                     for name in names
                 ]
             },
-            {},
+            {"NameContains": NAME_FILTER},
         )
         for name, config in zip(names, configs, strict=True):
             response = {
@@ -469,7 +472,8 @@ def test_delete_against_moto_retires_the_config_and_model_and_keeps_the_archive(
 
 
 def test_delete_never_removes_a_config_another_endpoint_uses(sagemaker, s3):
-    sagemaker.create_endpoint(EndpointName="someone-else", EndpointConfigName=NEW)
+    # Another of the stack's endpoints (a variant's name starts with the same 20 characters).
+    sagemaker.create_endpoint(EndpointName=f"{NAME}-canary", EndpointConfigName=NEW)
     provider = _real_provider(FakeClock(), [])
     provider.create(props())
     provider.delete(NAME, props())
@@ -480,6 +484,35 @@ def test_delete_never_removes_a_config_another_endpoint_uses(sagemaker, s3):
     models = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
     assert NEW_MODEL in models
     assert archives(s3)[key_of(NEW_MODEL)] == {"versions": 1, "deleted": 0}
+
+
+class RecordedDescribes:
+    """moto's SageMaker client, remembering the name of every endpoint described."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.described: list[str] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def describe_endpoint(self, **kwargs):
+        self.described.append(kwargs["EndpointName"])
+        return self._client.describe_endpoint(**kwargs)
+
+
+def test_only_the_stacks_endpoints_are_described_when_retiring(sagemaker, s3):
+    """Not every endpoint of the region: ListEndpoints with NameContains, then only those."""
+    # Another team's endpoint may contain the stack's name too: listed, never described.
+    for other in ("someone-else", f"their-{NAME}"):
+        sagemaker.create_endpoint(EndpointName=other, EndpointConfigName=OLD)
+    sagemaker.create_endpoint(EndpointName=f"{NAME}-canary", EndpointConfigName=OLD)
+    recorded = RecordedDescribes(sagemaker)
+    provider = _played_provider(EndpointRolloutProvider, recorded, s3, FakeClock())
+    provider.create(props())
+    provider.delete(NAME, props())
+    assert set(recorded.described) == {NAME, f"{NAME}-canary"}
+    assert NEW not in configs_left(sagemaker)
 
 
 def test_delete_of_a_missing_endpoint_is_a_no_op(sagemaker):
