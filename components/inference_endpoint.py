@@ -331,6 +331,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 region=args.region,
                 aws=session,
                 timeout_seconds=args.rollout_timeout_seconds,
+                tags=args.tags,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[execution.log_group, execution.policy, cleanup]

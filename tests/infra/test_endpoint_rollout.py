@@ -47,7 +47,11 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLL = 15
 
 
-def props(config: str = NEW, timeout: int = 3600) -> dict:
+TAGS = {"project": "image-classifier", "stack": "test", "managed-by": "pulumi"}
+"""The stack's tags (`StackSettings.tags`), which the endpoint carries like the rest."""
+
+
+def props(config: str = NEW, timeout: int = 3600, tags: dict | None = None) -> dict:
     # As the engine hands them over: numbers are floats.
     return {
         "endpoint_name": NAME,
@@ -58,7 +62,12 @@ def props(config: str = NEW, timeout: int = 3600) -> dict:
         "poll_seconds": float(POLL),
         "version": PROVIDER_VERSION,
         "aws": aws_input(REGION),
+        "tags": TAGS if tags is None else tags,
     }
+
+
+def as_tag_list(tags: dict) -> list[dict]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
 def provider_for(client, s3, clock: FakeClock, log: list[str]) -> EndpointRolloutProvider:
@@ -116,8 +125,16 @@ class Script:
         self.stub.add_response(
             "create_endpoint",
             {"EndpointArn": ARN},
-            {"EndpointName": NAME, "EndpointConfigName": config},
+            {"EndpointName": NAME, "EndpointConfigName": config, "Tags": as_tag_list(TAGS)},
         )
+
+    def tagged(self, added: dict, removed: list[str]):
+        if added:
+            params = {"ResourceArn": ARN, "Tags": as_tag_list(added)}
+            self.stub.add_response("add_tags", {"Tags": as_tag_list(added)}, params)
+        if removed:
+            params = {"ResourceArn": ARN, "TagKeys": removed}
+            self.stub.add_response("delete_tags", {}, params)
 
     def update(self, config=NEW):
         self.stub.add_response(
@@ -262,6 +279,28 @@ def test_a_long_update_reports_progress_every_minute(script):
     script.provider.update(NAME, props(OLD), props(NEW))
     progress = [line for line in script.log if "still Updating" in line]
     assert progress == [f"endpoint {NAME}: still Updating after {s} s" for s in (60, 120)]
+
+
+def test_an_update_of_the_tags_only_retags_the_endpoint(script):
+    """Tags apply at once, not at the next rollout: AddTags and DeleteTags on the endpoint,
+    and no rollout (no UpdateEndpoint was scripted: the Stubber would refuse one)."""
+    before = {**TAGS, "team": "ml", "cost-centre": "42"}
+    after = {**TAGS, "team": "vision"}
+    script.described("InService", NEW)
+    script.tagged({"team": "vision"}, ["cost-centre"])
+    script.listed(NEW)
+    result = script.provider.update(NAME, props(NEW, tags=before), props(NEW, tags=after))
+    assert result.outs["tags"] == after
+    assert script.provider.diff(NAME, props(NEW, tags=before), props(NEW, tags=after)).changes
+
+
+def test_an_endpoint_from_before_tags_gets_them_at_the_next_up(script):
+    """State written by provider version 5 or older has no tags: all are added."""
+    old_state = {key: value for key, value in props(NEW).items() if key != "tags"}
+    script.described("InService", NEW)
+    script.tagged(TAGS, [])
+    script.listed(NEW)
+    script.provider.update(NAME, old_state, props(NEW))
 
 
 def test_update_that_sagemaker_rolls_back_fails_loudly_and_keeps_the_old_config(script):
@@ -444,6 +483,9 @@ def test_create_against_moto(sagemaker):
     assert described["EndpointConfigName"] == NEW
     assert result.outs["endpoint_arn"] == described["EndpointArn"]
     assert clock.sleeps == []
+    # Created with the stack's tags, so cost allocation sees the endpoint.
+    tags = sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"]
+    assert {tag["Key"]: tag["Value"] for tag in tags} == TAGS
 
 
 def test_create_adopts_an_endpoint_already_on_the_config(sagemaker):
@@ -451,6 +493,19 @@ def test_create_adopts_an_endpoint_already_on_the_config(sagemaker):
     result = _real_provider(FakeClock(), []).create(props())
     assert result.outs["endpoint_config_name"] == NEW
     assert len(sagemaker.list_endpoints()["Endpoints"]) == 1
+    tags = sagemaker.list_tags(ResourceArn=result.outs["endpoint_arn"])["Tags"]
+    assert {tag["Key"]: tag["Value"] for tag in tags} == TAGS
+
+
+def test_the_stacks_endpoint_and_config_carry_the_stacks_tags(dev_stack):
+    """Under Pulumi's mocks: the rollout creates the endpoint with the tags every other
+    resource of the stack has; the config (pulumi-aws) has them besides its own."""
+    stack_tags = dev_stack.one("aws:ecr/repository:Repository").inputs["tags"]
+    assert stack_tags == {"project": "image-classifier", "stack": "dev", "managed-by": "pulumi"}
+    rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
+    assert rollout.inputs["tags"] == stack_tags
+    config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert stack_tags.items() <= config.inputs["tags"].items()
 
 
 def test_delete_against_moto_retires_the_config_and_model_and_keeps_the_archive(sagemaker, s3):
