@@ -45,12 +45,14 @@ from botocore.exceptions import ClientError
 
 from components.aws_session import checked_session
 
-PROVIDER_VERSION = "5"
+PROVIDER_VERSION = "7"
 """Bump when the provider's behaviour changes, so every stack picks the new code up.
 2: the session follows the stack's AWS settings and account (the `aws` input).
 3: retiring a model retires the archive it read.
 4: what failed rollouts left (`ENDPOINT_TAG`) is retired after a rollout and on delete.
-5: archives are never retired (the registry; another variant's model may read one)."""
+5: archives are never retired (the registry; another variant's model may read one).
+6: only endpoints named like the stack's are described (ListEndpoints NameContains).
+7: the endpoint carries the stack's tags (`tags`), changed in place."""
 
 ENDPOINT_TAG = "endpoint"
 """Tag on each config and model made for an endpoint, valued with its name."""
@@ -110,10 +112,24 @@ class EndpointInputs:
 @dataclass(frozen=True)
 class RolloutInputs(EndpointInputs):
     endpoint_config_name: str
+    tags: dict[str, str]
+    """The endpoint's tags: the stack's (state before version 6 has none)."""
 
     @classmethod
     def from_props(cls, props: dict[str, Any]) -> RolloutInputs:
-        return cls(**cls.common(props), endpoint_config_name=str(props["endpoint_config_name"]))
+        return cls(
+            **cls.common(props),
+            endpoint_config_name=str(props["endpoint_config_name"]),
+            tags=tags_of(props),
+        )
+
+
+def tags_of(props: dict[str, Any]) -> dict[str, str]:
+    return {str(key): str(value) for key, value in (props.get("tags") or {}).items()}
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
 def _is_missing(error: ClientError) -> bool:
@@ -164,6 +180,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             "poll_seconds",
             # Delete and refresh use the session stored in the state: keep it current.
             "aws",
+            "tags",
         )
         changed = [key for key in (*keys, "version") if olds.get(key) != news.get(key)]
         replaces = [key for key in ("endpoint_name", "region") if key in changed]
@@ -173,7 +190,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
         inputs = RolloutInputs.from_props(props)
-        outs = self._converge(self._session(inputs), inputs, previous_config=None)
+        outs = self._converge(self._session(inputs), inputs, previous_config=None, tagged={})
         return pulumi.dynamic.CreateResult(id_=inputs.endpoint_name, outs=outs)
 
     def update(
@@ -181,9 +198,10 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
     ) -> pulumi.dynamic.UpdateResult:
         inputs = RolloutInputs.from_props(news)
         previous = olds.get("endpoint_config_name")
-        return pulumi.dynamic.UpdateResult(
-            outs=self._converge(self._session(inputs), inputs, previous_config=previous)
+        outs = self._converge(
+            self._session(inputs), inputs, previous_config=previous, tagged=tags_of(olds)
         )
+        return pulumi.dynamic.UpdateResult(outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> pulumi.dynamic.ReadResult:
         """`pulumi refresh`: the endpoint as it is, so drift (another config, a deleted
@@ -229,13 +247,19 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
 
     # -- the state machine
     def _converge(
-        self, session: Any, inputs: RolloutInputs, previous_config: str | None
+        self,
+        session: Any,
+        inputs: RolloutInputs,
+        previous_config: str | None,
+        tagged: Mapping[str, str],
     ) -> dict[str, Any]:
-        """Drive the endpoint to InService on `inputs.endpoint_config_name`, or raise."""
+        """Drive the endpoint to InService on `inputs.endpoint_config_name`, or raise; then
+        give it `inputs.tags` (`tagged`: the ones this provider gave it before)."""
         client = session.client("sagemaker")
         name, wanted = inputs.endpoint_name, inputs.endpoint_config_name
         deadline = self._now() + inputs.timeout_seconds
         recreated = False
+        created = False
         update_marker: Any = None  # LastModifiedTime seen when update_endpoint was called
         update_observed = False
         described = self._describe(client, name)
@@ -244,7 +268,9 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         while True:
             if described is None:
                 self._say(f"creating endpoint {name} with config {wanted}")
-                client.create_endpoint(EndpointName=name, EndpointConfigName=wanted)
+                tags = {"Tags": _tag_list(inputs.tags)} if inputs.tags else {}
+                client.create_endpoint(EndpointName=name, EndpointConfigName=wanted, **tags)
+                created = True
                 described = self._describe(client, name)
                 continue
             status = described["EndpointStatus"]
@@ -287,12 +313,25 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             client.update_endpoint(EndpointName=name, EndpointConfigName=wanted)
             described = self._describe(client, name)
         self._say(f"endpoint {name} is InService with {wanted}")
+        if not created:
+            self._retag(client, described["EndpointArn"], tagged, inputs.tags)
         self._retire(session, inputs, {previous_config} if previous_config else set(), wanted)
         return {
             **asdict(inputs),
             "endpoint_arn": described["EndpointArn"],
             "endpoint_status": "InService",
         }
+
+    @staticmethod
+    def _retag(client: Any, arn: str, before: Mapping[str, str], after: Mapping[str, str]) -> None:
+        """Tags changed (or an endpoint from before tags, or one adopted): at once, not at
+        the next rollout. Tags someone else added are left alone."""
+        added = {key: value for key, value in after.items() if before.get(key) != value}
+        removed = [key for key in before if key not in after]
+        if added:
+            client.add_tags(ResourceArn=arn, Tags=_tag_list(added))
+        if removed:
+            client.delete_tags(ResourceArn=arn, TagKeys=removed)
 
     def _pause(
         self, client: Any, inputs: EndpointInputs, described: dict[str, Any], deadline: float
@@ -342,7 +381,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             candidates = (self._own_configs(client, inputs, also | {keep}) | also) - {keep}
             if not candidates:
                 return
-            in_use = self._configs_in_use(client)
+            in_use = self._configs_in_use(client, inputs)
             kept = (candidates & in_use) | ({keep} if keep else set())
             for config in sorted(candidates & in_use - {keep}):
                 self._say(f"keeping endpoint config {config}: an endpoint still uses it")
@@ -400,11 +439,20 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             raise
         return {variant["ModelName"] for variant in described["ProductionVariants"]}
 
-    def _configs_in_use(self, client: Any) -> set[str]:
-        """The config of every endpoint in the region (another stack's too)."""
+    def _configs_in_use(self, client: Any, inputs: EndpointInputs) -> set[str]:
+        """The configs of the endpoints that may use one made for this endpoint: those whose
+        names contain the configs' name prefix (the stack's own, variants included; listed
+        by name, not every endpoint of the region described)."""
         in_use = set()
-        for page in client.get_paginator("list_endpoints").paginate():
+        # Absent from state written before version 4: the endpoint's own name then.
+        name_filter = inputs.config_name_prefix.rstrip("-") or inputs.endpoint_name
+        pages = client.get_paginator("list_endpoints").paginate(NameContains=name_filter)
+        for page in pages:
             for endpoint in page["Endpoints"]:
+                # NameContains matches anywhere in the name; the stack's names start with it
+                # (and the deploy role may describe only those).
+                if not endpoint["EndpointName"].startswith(name_filter):
+                    continue
                 described = self._describe(client, endpoint["EndpointName"])
                 if described is not None:
                     in_use.add(described["EndpointConfigName"])
@@ -479,6 +527,8 @@ class EndpointRolloutArgs:
     timeout_seconds: pulumi.Input[int] = 3600
     """Per create, update or delete; serverless rollouts take several minutes."""
     poll_seconds: pulumi.Input[int] = 15
+    tags: pulumi.Input[Mapping[str, str]] | None = None
+    """The endpoint's tags (the stack's); a change is applied in place, without a rollout."""
 
 
 class EndpointRollout(pulumi.dynamic.Resource, module="endpoint_rollout", name="EndpointRollout"):

@@ -45,6 +45,8 @@ from model.metadata import ArchiveMetadataError, memory_mb_min
 
 TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
 
+ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+"""Where SageMaker publishes an endpoint's container metrics with the execution role."""
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
 
@@ -234,6 +236,18 @@ class InferenceEndpoint(pulumi.ComponentResource):
                         "Action": "ecr:GetAuthorizationToken",
                         "Resource": "*",
                     },
+                    {
+                        # In AWS's minimum policy for a CreateModel execution role.
+                        # PutMetricData has no resource-level permissions; the condition
+                        # keeps it to SageMaker's namespace for endpoint container metrics.
+                        "Sid": "PublishEndpointMetrics",
+                        "Effect": "Allow",
+                        "Action": "cloudwatch:PutMetricData",
+                        "Resource": "*",
+                        "Condition": {
+                            "StringEquals": {"cloudwatch:namespace": ENDPOINT_METRICS_NAMESPACE}
+                        },
+                    },
                 ]
             ),
             extra_log_actions=("logs:DescribeLogStreams",),
@@ -317,6 +331,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 region=args.region,
                 aws=session,
                 timeout_seconds=args.rollout_timeout_seconds,
+                tags=args.tags,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[execution.log_group, execution.policy, cleanup]

@@ -3,9 +3,11 @@
 By default the stack builds `model/Dockerfile` (`python -m model.serve`, no install at
 start) with BuildKit and pushes it to a private ECR repository of its own. The tag is
 `model.image.image_tag`, a hash of every file the build reads and of the base image, and
-the provider rebuilds only when those files (its context hash) or its inputs change, so
-an unchanged image is never built or pushed again and the model, which names the image
-by digest, changes only when the image does.
+the provider rebuilds only when those files (its context hash, which also sees their
+modes) or its inputs change, so an unchanged image is never built or pushed again and
+the model, which names the image by digest, changes only when the image does. A rebuild
+under a tag the repository holds (other file modes, files reverted) pushes and moves the
+tag; the image it replaced stays, untagged, for a model that still runs it by digest.
 
 With `image_uri` set (built and pushed elsewhere, e.g. where Docker is available) nothing
 is built: the endpoint serves that image and its role may pull from that repository only.
@@ -89,10 +91,13 @@ def ecr_repository_arn(image_uri: str, partition: str = "aws") -> str:
 
 
 def lifecycle_policy(keep_images: int) -> str:
-    """The repository's lifecycle policy: expire all but the `keep_images` newest images.
+    """The repository's lifecycle policy: expire all but the `keep_images` newest images,
+    tagged or not.
 
-    The stack pushes only when the image changes, so the newest is the one serving and
-    the ones before it are those a rolled-back model still names by digest."""
+    The stack pushes only when the provider rebuilds, so the newest is the one serving and
+    the ones before it are those a model kept for a rollback, or one whose rollout failed,
+    may still run by digest. A tag that moved leaves its previous image untagged: it counts
+    like any other, never expired for being untagged or old."""
     rule = {
         "rulePriority": 1,
         "description": f"Keep the {keep_images} newest images",
@@ -159,8 +164,11 @@ class ServingImage(pulumi.ComponentResource):
         repository = aws.ecr.Repository(
             f"{name}-repository",
             name=args.repository_name,
-            # A tag names one image for good; the model pins the digest regardless.
-            image_tag_mutability="IMMUTABLE",
+            # A tag may move: the provider rebuilds when its context hash changes, which
+            # covers file modes the tag does not, and must then push under the same tag.
+            # The model runs the image by digest, so nothing that runs follows a tag
+            # (decision 12).
+            image_tag_mutability="MUTABLE",
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "AES256"}],
             # Holds only images this stack pushed (and can build again).

@@ -178,8 +178,9 @@ def _trust_host_certificates(scratch: Path) -> list[str]:
 
 
 class ContainerModelServer(ModelServer):
-    """The serving image as the model server: `serve`, the extracted archive mounted
-    read-only at /opt/ml/model, a read-only root filesystem with a tmpfs /tmp."""
+    """The serving image as the model server: `serve` as the image's unprivileged user,
+    the extracted archive mounted read-only at /opt/ml/model, a read-only root filesystem
+    with a tmpfs /tmp."""
 
     def __init__(self, engine: Engine, image: str, artifact: Path, host: str = "127.0.0.1"):
         super().__init__(artifact, host)
@@ -188,6 +189,9 @@ class ContainerModelServer(ModelServer):
         self.name = f"image-classifier-model-{self.port}"
         self.description = f"{image} in {engine.name}, as SageMaker runs it"
         self._model_dir = tempfile.TemporaryDirectory(prefix="model-")
+        # The image's user is not root (nor this user): it reads the model as "others", as
+        # it reads SageMaker's /opt/ml/model, so the directory may not stay private (0700).
+        Path(self._model_dir.name).chmod(0o755)
 
     def command(self) -> list[str]:
         # ",z": SELinux hosts (Fedora) relabel the directory so the container may read it.

@@ -599,13 +599,8 @@ def _validate_ecr_repository(args: ResourceValidationArgs, report: ReportViolati
             "(imageScanningConfiguration.scanOnPush true).",
             None,
         )
-    mutability = args.props.get("imageTagMutability")
-    if mutability != "IMMUTABLE":
-        report(
-            f"ECR repository '{args.name}' must keep its tags immutable "
-            f"(imageTagMutability 'IMMUTABLE'), got {mutability!r}.",
-            None,
-        )
+    # Tag mutability is not judged: the serving image's tag may move, since SageMaker runs
+    # it by digest (docs/decisions/0012-serving-image-mutable-tags-unprivileged-user.md).
 
 
 # --- DynamoDB -------------------------------------------------------------------------------
@@ -726,9 +721,9 @@ api_stage_throttling = ResourceValidationPolicy(
     validate=_validate_stage_throttling,
 )
 
-ecr_scanned_and_immutable = ResourceValidationPolicy(
-    name="ecr-scan-on-push-immutable-tags",
-    description="ECR repositories scan every image pushed and never move a tag to another image.",
+ecr_scanned_on_push = ResourceValidationPolicy(
+    name="ecr-scan-on-push",
+    description="ECR repositories scan every image pushed.",
     validate=_validate_ecr_repository,
 )
 
@@ -776,7 +771,7 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
     state_machines_log_executions,
     serverless_capacity_in_range,
     api_stage_throttling,
-    ecr_scanned_and_immutable,
+    ecr_scanned_on_push,
     dynamodb_recoverable_and_encrypted,
 ]
 

@@ -661,3 +661,23 @@ def test_every_action_exists():
             continue
         operations = set(service_model(CHECKED_PREFIXES[prefix]).operation_names)
         assert name in operations, f"{action} is not an operation of {prefix}"
+
+
+def test_the_rollout_describes_the_stacks_endpoints_only():
+    """It lists endpoints by name (ListEndpoints has no resource-level permissions) and
+    describes only those named like the stack's, never every endpoint of the region."""
+    for statement in policy()["Statement"]:
+        if "sagemaker:DescribeEndpoint" in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                assert resource.startswith("arn:aws:sagemaker:*:*:endpoint"), statement["Sid"]
+                assert resource.split("/", 1)[1].startswith("image-classifier-"), statement["Sid"]
+
+
+def test_the_rollout_may_tag_and_untag_the_stacks_endpoints():
+    """It creates the endpoint with the stack's tags and changes them in place."""
+    endpoint = "arn:aws:sagemaker:*:*:endpoint/image-classifier-*"
+    for action in ("sagemaker:AddTags", "sagemaker:DeleteTags", "sagemaker:CreateEndpoint"):
+        assert any(
+            action in as_list(statement["Action"]) and endpoint in as_list(statement["Resource"])
+            for statement in policy()["Statement"]
+        ), action

@@ -83,20 +83,23 @@ def model_dir(model_artifact: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="session")
 def start_container(serving_image: str, model_dir: Path) -> Iterator[StartContainer]:
-    """Start containers as SageMaker does: `IMAGE serve`, the model (``model_dir``, or
-    another extracted archive) read-only at /opt/ml/model, a read-only root with a tmpfs
-    /tmp; reachable from the host on a free port given in SAGEMAKER_BIND_TO_PORT, or with
-    no network at all."""
+    """Start containers as SageMaker does: `IMAGE serve` as the image's own (unprivileged)
+    user, the model (``model_dir``, or another extracted archive) read-only at
+    /opt/ml/model, and nothing writable at all: a read-only root and no tmpfs (podman's
+    --read-only would mount one on /tmp); reachable from the host on a free port given in
+    SAGEMAKER_BIND_TO_PORT, or with no network at all."""
     started: list[str] = []
 
     def start(network: str = "host", wait: bool = True, model: Path = model_dir) -> Container:
         port = free_port()
+        # Owned by another user than the server's, like SageMaker's /opt/ml/model; readable
+        # by others, like the archive's files (0644), which the image's user relies on.
+        model.chmod(0o755)
         result = podman(
             "run",
             "--detach",
             "--read-only",
-            "--tmpfs",
-            "/tmp",
+            "--read-only-tmpfs=false",
             "--volume",
             f"{model}:{MODEL_DIR}:ro",
             f"--network={network}",

@@ -39,7 +39,7 @@ class Container:
         return result.stdout + result.stderr
 
     def exec_python(self, code: str) -> subprocess.CompletedProcess[str]:
-        """Run Python inside the running container, as root, like the server."""
+        """Run Python inside the running container, as the image's user, like the server."""
         return podman("exec", self.id, "/opt/venv/bin/python", "-c", code)
 
 

@@ -49,6 +49,17 @@ def test_the_base_image_changes_the_tag(repo):
     assert image.image_tag(repo, "localhost/serving-base:bookworm") != image.image_tag(repo)
 
 
+def test_file_modes_do_not_change_the_tag(repo):
+    """Only bytes are hashed: a checkout made with umask 002 names the same image as one
+    made with 022 (pulumi-docker-build's own context hash sees the modes and rebuilds,
+    which is why the repository's tags may move: decision 12)."""
+    before = image.image_tag(repo)
+    for name in image.CONTEXT_FILES:
+        (repo / name).chmod(0o664)
+    (repo / image.DOCKERFILE).chmod(0o775)
+    assert image.image_tag(repo) == before
+
+
 def test_files_outside_the_image_do_not_change_the_tag(repo):
     before = image.image_tag(repo)
     (repo / "README.md").write_text("docs")

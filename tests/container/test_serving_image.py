@@ -1,7 +1,8 @@
 """The serving image, run exactly as SageMaker runs it, answers as `model.serve` does.
 
-Every container here is `IMAGE serve` with the extracted archive mounted read-only at
-/opt/ml/model and a read-only root filesystem with a tmpfs /tmp (see conftest.py).
+Every container here is `IMAGE serve` as the image's unprivileged user, with the extracted
+archive mounted read-only at /opt/ml/model and nothing writable at all: a read-only root
+filesystem and no tmpfs (see conftest.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ pytestmark = pytest.mark.slow
 SIGTERM_SECONDS = 5
 # Photos scikit-image ships (no download), besides the cat every image test uses.
 PHOTOS = ("astronaut", "coffee", "rocket", "chelsea")
+SERVING_USER = "10001:10001"
+"""The image's USER: not root, and no entry in /etc/passwd needed."""
 ENTRYPOINT = [
     "/opt/venv/bin/python",
     "-m",
@@ -74,7 +77,7 @@ def test_the_image_is_what_sagemaker_runs(serving_image):
     config = json.loads(podman("image", "inspect", serving_image).stdout)[0]["Config"]
     assert config["Entrypoint"] == ENTRYPOINT  # exec form: python is PID 1
     assert config["Cmd"] == ["serve"]
-    assert config.get("User", "") in ("", "root", "0")
+    assert config["User"] == SERVING_USER  # an unprivileged user, numeric: any base has it
     probe = podman(
         "run", "--rm", "--network=none", "--read-only", "--entrypoint", ENTRYPOINT[0],
         serving_image, "-c",
@@ -149,13 +152,35 @@ def test_a_stock_boto3_client_works_against_the_container(container, monkeypatch
     assert json.loads(error["OriginalMessage"])["error"]["code"] == empty.code
 
 
-def test_it_writes_nothing_even_to_tmp(container):
-    """The root is read-only; /tmp stays empty too (no bytecode, no ONNX Runtime
-    telemetry database), and nothing complained about a read-only file system."""
+def test_it_runs_as_the_images_unprivileged_user_and_reads_the_model(container):
+    """PID 1 is the image's user, not root, and that user reads every file SageMaker
+    extracted to /opt/ml/model (owned by another user, as there)."""
+    uid, gid = SERVING_USER.split(":")
+    status = podman("exec", container.id, "cat", "/proc/1/status").stdout
+    assert f"\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n" in status, status
+    assert f"\nGid:\t{gid}\t{gid}\t{gid}\t{gid}\n" in status, status
+    read = container.exec_python(
+        "import os, pathlib; files = [p for p in pathlib.Path('/opt/ml/model').rglob('*')"
+        " if p.is_file()]; assert files; [p.read_bytes() for p in files];"
+        " print(os.getuid(), len(files), pathlib.Path('/opt/ml/model').stat().st_uid)"
+    )
+    assert read.returncode == 0, read.stderr
+    reader, count, owner = read.stdout.split()
+    assert reader == uid
+    assert int(count) >= 3  # model.onnx, metadata.json, code/inference.py
+    assert owner != uid
+
+
+def test_it_writes_nothing_and_needs_no_writable_path(container):
+    """Nothing is writable, not even /tmp (podman mounts no tmpfs there), and the server
+    still answers: no bytecode, no ONNX Runtime telemetry database, no temporary files,
+    and nothing complained about a read-only file system."""
     with httpx.Client(base_url=container.url) as client:
         assert post(client, "/invocations", images.good_cases()[0]).status_code == 200
     listing = podman("exec", container.id, "find", "/tmp", "-mindepth", "1")
     assert (listing.returncode, listing.stdout) == (0, "")
+    probe = container.exec_python("open('/tmp/probe', 'w')")
+    assert "Read-only file system" in probe.stderr
     logs = container.logs()
     assert "Read-only file system" not in logs
     assert "telemetry" not in logs.lower()

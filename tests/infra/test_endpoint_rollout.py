@@ -34,6 +34,8 @@ ARN = f"{ARN_BASE}:endpoint/{NAME}"
 IMAGE = f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{NAME}-serving@sha256:" + "5e" * 32
 PREFIX = f"{NAME[:20]}-"
 """Configs are named `<endpoint, 20 characters>-<version>-<suffix>` (`InferenceEndpoint`)."""
+NAME_FILTER = NAME[:20]
+"""What every endpoint that may use one of those configs has in its name: the stack's."""
 OLD, NEW = f"{PREFIX}aaaaaaaaaaaa-111111", f"{PREFIX}bbbbbbbbbbbb-222222"
 OLD_MODEL, NEW_MODEL = "model-old", "model-new"
 BUCKET = "model-artifacts-0a1b2c3"
@@ -45,7 +47,11 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLL = 15
 
 
-def props(config: str = NEW, timeout: int = 3600) -> dict:
+TAGS = {"project": "image-classifier", "stack": "test", "managed-by": "pulumi"}
+"""The stack's tags (`StackSettings.tags`), which the endpoint carries like the rest."""
+
+
+def props(config: str = NEW, timeout: int = 3600, tags: dict | None = None) -> dict:
     # As the engine hands them over: numbers are floats.
     return {
         "endpoint_name": NAME,
@@ -56,7 +62,12 @@ def props(config: str = NEW, timeout: int = 3600) -> dict:
         "poll_seconds": float(POLL),
         "version": PROVIDER_VERSION,
         "aws": aws_input(REGION),
+        "tags": TAGS if tags is None else tags,
     }
+
+
+def as_tag_list(tags: dict) -> list[dict]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
 def provider_for(client, s3, clock: FakeClock, log: list[str]) -> EndpointRolloutProvider:
@@ -114,8 +125,16 @@ class Script:
         self.stub.add_response(
             "create_endpoint",
             {"EndpointArn": ARN},
-            {"EndpointName": NAME, "EndpointConfigName": config},
+            {"EndpointName": NAME, "EndpointConfigName": config, "Tags": as_tag_list(TAGS)},
         )
+
+    def tagged(self, added: dict, removed: list[str]):
+        if added:
+            params = {"ResourceArn": ARN, "Tags": as_tag_list(added)}
+            self.stub.add_response("add_tags", {"Tags": as_tag_list(added)}, params)
+        if removed:
+            params = {"ResourceArn": ARN, "TagKeys": removed}
+            self.stub.add_response("delete_tags", {}, params)
 
     def update(self, config=NEW):
         self.stub.add_response(
@@ -146,7 +165,8 @@ class Script:
         )
 
     def endpoints(self, *configs):
-        """ListEndpoints, then DescribeEndpoint of each: the configs in use."""
+        """ListEndpoints of the stack's endpoint names (`NAME_FILTER`), then DescribeEndpoint
+        of each: the configs in use."""
         names = [NAME if i == 0 else f"{NAME}-{i}" for i in range(len(configs))]
         self.stub.add_response(
             "list_endpoints",
@@ -162,7 +182,7 @@ class Script:
                     for name in names
                 ]
             },
-            {},
+            {"NameContains": NAME_FILTER},
         )
         for name, config in zip(names, configs, strict=True):
             response = {
@@ -259,6 +279,28 @@ def test_a_long_update_reports_progress_every_minute(script):
     script.provider.update(NAME, props(OLD), props(NEW))
     progress = [line for line in script.log if "still Updating" in line]
     assert progress == [f"endpoint {NAME}: still Updating after {s} s" for s in (60, 120)]
+
+
+def test_an_update_of_the_tags_only_retags_the_endpoint(script):
+    """Tags apply at once, not at the next rollout: AddTags and DeleteTags on the endpoint,
+    and no rollout (no UpdateEndpoint was scripted: the Stubber would refuse one)."""
+    before = {**TAGS, "team": "ml", "cost-centre": "42"}
+    after = {**TAGS, "team": "vision"}
+    script.described("InService", NEW)
+    script.tagged({"team": "vision"}, ["cost-centre"])
+    script.listed(NEW)
+    result = script.provider.update(NAME, props(NEW, tags=before), props(NEW, tags=after))
+    assert result.outs["tags"] == after
+    assert script.provider.diff(NAME, props(NEW, tags=before), props(NEW, tags=after)).changes
+
+
+def test_an_endpoint_from_before_tags_gets_them_at_the_next_up(script):
+    """State written by provider version 5 or older has no tags: all are added."""
+    old_state = {key: value for key, value in props(NEW).items() if key != "tags"}
+    script.described("InService", NEW)
+    script.tagged(TAGS, [])
+    script.listed(NEW)
+    script.provider.update(NAME, old_state, props(NEW))
 
 
 def test_update_that_sagemaker_rolls_back_fails_loudly_and_keeps_the_old_config(script):
@@ -441,6 +483,9 @@ def test_create_against_moto(sagemaker):
     assert described["EndpointConfigName"] == NEW
     assert result.outs["endpoint_arn"] == described["EndpointArn"]
     assert clock.sleeps == []
+    # Created with the stack's tags, so cost allocation sees the endpoint.
+    tags = sagemaker.list_tags(ResourceArn=described["EndpointArn"])["Tags"]
+    assert {tag["Key"]: tag["Value"] for tag in tags} == TAGS
 
 
 def test_create_adopts_an_endpoint_already_on_the_config(sagemaker):
@@ -448,6 +493,19 @@ def test_create_adopts_an_endpoint_already_on_the_config(sagemaker):
     result = _real_provider(FakeClock(), []).create(props())
     assert result.outs["endpoint_config_name"] == NEW
     assert len(sagemaker.list_endpoints()["Endpoints"]) == 1
+    tags = sagemaker.list_tags(ResourceArn=result.outs["endpoint_arn"])["Tags"]
+    assert {tag["Key"]: tag["Value"] for tag in tags} == TAGS
+
+
+def test_the_stacks_endpoint_and_config_carry_the_stacks_tags(dev_stack):
+    """Under Pulumi's mocks: the rollout creates the endpoint with the tags every other
+    resource of the stack has; the config (pulumi-aws) has them besides its own."""
+    stack_tags = dev_stack.one("aws:ecr/repository:Repository").inputs["tags"]
+    assert stack_tags == {"project": "image-classifier", "stack": "dev", "managed-by": "pulumi"}
+    rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
+    assert rollout.inputs["tags"] == stack_tags
+    config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    assert stack_tags.items() <= config.inputs["tags"].items()
 
 
 def test_delete_against_moto_retires_the_config_and_model_and_keeps_the_archive(sagemaker, s3):
@@ -469,7 +527,8 @@ def test_delete_against_moto_retires_the_config_and_model_and_keeps_the_archive(
 
 
 def test_delete_never_removes_a_config_another_endpoint_uses(sagemaker, s3):
-    sagemaker.create_endpoint(EndpointName="someone-else", EndpointConfigName=NEW)
+    # Another of the stack's endpoints (a variant's name starts with the same 20 characters).
+    sagemaker.create_endpoint(EndpointName=f"{NAME}-canary", EndpointConfigName=NEW)
     provider = _real_provider(FakeClock(), [])
     provider.create(props())
     provider.delete(NAME, props())
@@ -480,6 +539,35 @@ def test_delete_never_removes_a_config_another_endpoint_uses(sagemaker, s3):
     models = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
     assert NEW_MODEL in models
     assert archives(s3)[key_of(NEW_MODEL)] == {"versions": 1, "deleted": 0}
+
+
+class RecordedDescribes:
+    """moto's SageMaker client, remembering the name of every endpoint described."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.described: list[str] = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def describe_endpoint(self, **kwargs):
+        self.described.append(kwargs["EndpointName"])
+        return self._client.describe_endpoint(**kwargs)
+
+
+def test_only_the_stacks_endpoints_are_described_when_retiring(sagemaker, s3):
+    """Not every endpoint of the region: ListEndpoints with NameContains, then only those."""
+    # Another team's endpoint may contain the stack's name too: listed, never described.
+    for other in ("someone-else", f"their-{NAME}"):
+        sagemaker.create_endpoint(EndpointName=other, EndpointConfigName=OLD)
+    sagemaker.create_endpoint(EndpointName=f"{NAME}-canary", EndpointConfigName=OLD)
+    recorded = RecordedDescribes(sagemaker)
+    provider = _played_provider(EndpointRolloutProvider, recorded, s3, FakeClock())
+    provider.create(props())
+    provider.delete(NAME, props())
+    assert set(recorded.described) == {NAME, f"{NAME}-canary"}
+    assert NEW not in configs_left(sagemaker)
 
 
 def test_delete_of_a_missing_endpoint_is_a_no_op(sagemaker):

@@ -32,7 +32,7 @@ JUDGED = {
     "stepfunctions-logging-enabled": {rules.STATE_MACHINE},
     "serverless-capacity-in-range": {rules.ENDPOINT_CONFIGURATION, rules.LAMBDA_FUNCTION},
     "api-stage-throttling": {rules.HTTP_API_STAGE},
-    "ecr-scan-on-push-immutable-tags": {rules.ECR_REPOSITORY},
+    "ecr-scan-on-push": {rules.ECR_REPOSITORY},
     "dynamodb-pitr-and-encryption": {rules.DYNAMODB_TABLE},
 }
 # Rules about what only a config key creates, judged on the dev stack with that key on.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from components.serving_image import (
     KEEP_IMAGES,
     TYPE,
+    ServingImage,
     ServingImageArgs,
     base_image_problem,
     ecr_repository_arn,
@@ -20,7 +22,7 @@ from components.serving_image import (
     lifecycle_policy,
 )
 from components.stack_config import StackConfigError
-from model.image import DOCKERFILE, default_base_image, image_tag
+from model.image import CONTEXT_FILES, DOCKERFILE, default_base_image, image_tag
 from tests.infra.conftest import (
     ACCOUNT,
     ECR_PASSWORD,
@@ -29,6 +31,7 @@ from tests.infra.conftest import (
     PROJECT,
     REGION,
     ROOT,
+    record,
 )
 
 REPOSITORY = "aws:ecr/repository:Repository"
@@ -38,13 +41,17 @@ MODEL = "aws:sagemaker/model:Model"
 REPOSITORY_NAME = f"{PROJECT}-dev-serving"
 REPOSITORY_URL = f"{ECR_REGISTRY}/{REPOSITORY_NAME}"
 REPOSITORY_ARN = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{REPOSITORY_NAME}"
+TAGS = {"project": PROJECT, "stack": "dev", "managed-by": "pulumi"}
 PRIVATE_IMAGE = f"111122223333.dkr.ecr.{REGION}.amazonaws.com/team/serving@sha256:" + "a" * 64
 
 
-def _pull_statement(stack) -> dict:
+def _execution_statements(stack) -> dict[str, dict]:
     policy = stack.one("aws:iam/rolePolicy:RolePolicy", "model-execution-policy")
-    statements = json.loads(policy.inputs["policy"])["Statement"]
-    return {s["Sid"]: s for s in statements}["PullTheServingImage"]
+    return {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+
+
+def _pull_statement(stack) -> dict:
+    return _execution_statements(stack)["PullTheServingImage"]
 
 
 def _ok(run):
@@ -55,11 +62,13 @@ def _ok(run):
 # -- the repository ---------------------------------------------------------------------------
 
 
-def test_the_repository_is_private_scanned_immutable_and_encrypted(dev_stack):
+def test_the_repository_is_private_scanned_and_encrypted_and_its_tags_may_move(dev_stack):
     repository = dev_stack.one(REPOSITORY)
     assert repository.inputs["name"] == REPOSITORY_NAME
     assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
-    assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+    # A rebuild the provider decides on pushes under the tag it had (decision 12): the
+    # model runs the image by digest, so a tag that moves changes nothing that runs.
+    assert repository.inputs["imageTagMutability"] == "MUTABLE"
     assert repository.inputs["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
     # It holds only what the stack pushed: destroy may delete it with its images.
     assert repository.inputs["forceDelete"] is True
@@ -79,6 +88,16 @@ def test_the_lifecycle_policy_keeps_the_newest_images_only(dev_stack):
     }
     assert rule["action"] == {"type": "expire"}
     assert KEEP_IMAGES == 10
+
+
+def test_an_image_whose_tag_moved_is_kept_like_any_other():
+    """A rebuild under the same tag leaves the previous image untagged, and a model kept
+    for a rollback (or one whose rollout failed) may still run it by digest: no rule
+    selects untagged images, nor expires images by age; each one is kept until
+    KEEP_IMAGES newer ones were pushed."""
+    for rule in json.loads(lifecycle_policy(KEEP_IMAGES))["rules"]:
+        assert rule["selection"]["tagStatus"] == "any"
+        assert rule["selection"]["countType"] == "imageCountMoreThan"
 
 
 def test_the_lifecycle_policy_keeps_as_many_as_asked():
@@ -130,6 +149,26 @@ def test_a_pushed_image_outlives_its_resource_and_the_repository_cleans_up(dev_s
     assert not dev_stack.one(REPOSITORY).retain_on_delete
 
 
+def test_a_checkout_with_other_file_modes_gets_the_same_tag_and_may_push_it(tmp_path):
+    """The provider's context hash covers file modes (pulumi-docker-build's hashFile writes
+    fileMode.String()); the tag, a hash of the files' bytes, does not. So a checkout made
+    with another umask rebuilds under the same tag: the repository must take that push."""
+    checkout = tmp_path / "checkout"
+    for name in CONTEXT_FILES:
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, checkout / name)
+        (checkout / name).chmod(0o664)  # umask 002, where CI's checkout has 0644
+    assert image_tag(checkout) == image_tag(ROOT)
+
+    def program() -> None:
+        ServingImage("serving", ServingImageArgs(REPOSITORY_NAME, checkout, tags=TAGS))
+
+    run = _ok(record(program))
+    (image,) = run.of_type(IMAGE)
+    assert image.inputs["tags"] == [f"{REPOSITORY_URL}:{image_tag(ROOT)}"]
+    assert run.one(REPOSITORY).inputs["imageTagMutability"] == "MUTABLE"
+
+
 def test_a_base_image_is_a_build_arg_and_changes_the_tag(run_stack):
     base = "public.ecr.aws/docker/library/python:3.11.14-slim-trixie"
     image = _ok(run_stack({f"{PROJECT}:servingBaseImage": base})).one(IMAGE)
@@ -161,6 +200,18 @@ def test_the_execution_role_may_pull_exactly_that_repository(dev_stack):
         "ecr:BatchGetImage",
         "ecr:GetDownloadUrlForLayer",
     ]
+
+
+def test_the_execution_role_may_publish_endpoint_metrics_in_sagemakers_namespace_only(dev_stack):
+    # AWS's minimum policy for a CreateModel execution role has cloudwatch:PutMetricData;
+    # PutMetricData has no resource, and cloudwatch:namespace narrows it to the one
+    # namespace SageMaker publishes an endpoint's container metrics to from the account.
+    metrics = _execution_statements(dev_stack)["PublishEndpointMetrics"]
+    assert metrics["Action"] == "cloudwatch:PutMetricData"
+    assert metrics["Resource"] == "*"
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}
+    }
 
 
 # -- an existing image ----------------------------------------------------------------------

@@ -258,7 +258,7 @@ def good_resources() -> dict[str, Resource]:
             {
                 "name": "image-classifier-dev-serving",
                 "imageScanningConfiguration": {"scanOnPush": True},
-                "imageTagMutability": "IMMUTABLE",
+                "imageTagMutability": "MUTABLE",
                 "encryptionConfigurations": [{"encryptionType": "AES256"}],
             },
         ),

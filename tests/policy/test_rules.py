@@ -477,21 +477,15 @@ BAD_CASES = [
     ),
     Bad(
         "ecr-no-scan-on-push",
-        rules.ecr_scanned_and_immutable,
+        rules.ecr_scanned_on_push,
         set_props("serving-repository", imageScanningConfiguration={"scanOnPush": False}),
         "must scan every image on push",
     ),
     Bad(
         "ecr-no-scanning-configuration",
-        rules.ecr_scanned_and_immutable,
+        rules.ecr_scanned_on_push,
         set_props("serving-repository", imageScanningConfiguration=None),
         "must scan every image on push",
-    ),
-    Bad(
-        "ecr-mutable-tags",
-        rules.ecr_scanned_and_immutable,
-        set_props("serving-repository", imageTagMutability="MUTABLE"),
-        "got 'MUTABLE'",
     ),
     Bad(
         "dynamodb-without-pitr",
@@ -542,6 +536,15 @@ def test_only_the_targeted_rule_objects(case: Bad):
     }
     # Removing a bucket's policy also removes its TLS statement, which is the point of both.
     assert noisy <= {"s3-bucket-guards-present", "s3-tls-only"} - {case.policy.name}
+
+
+@pytest.mark.parametrize("mutability", ["MUTABLE", "IMMUTABLE"])
+def test_the_ecr_rule_lets_a_tag_move_or_not(mutability):
+    """Decision 12: the serving image's tag may move (SageMaker runs it by digest), so a
+    rebuild the provider decides on can always push; the rule keeps scan on push only."""
+    resources = good_resources()
+    set_props("serving-repository", imageTagMutability=mutability)(resources)
+    assert violations(rules.ecr_scanned_on_push, resources.values()) == []
 
 
 def test_every_rule_has_a_failing_case():
