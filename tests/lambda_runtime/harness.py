@@ -147,22 +147,43 @@ def start_function(
     awslambdaric in `workdir`, its AWS services at `endpoints` (service -> URL)."""
     resource = stack.one(FUNCTION, name)
     inputs = resource.inputs
-    task_root = workdir / "task"
-    unpack(inputs["code"], workdir / "function.zip", task_root)
-    function_name = resource.state.get("name") or name
-    api = RuntimeApi(
-        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}", inputs["timeout"]
-    )
-    environment = lambda_environment(
+    return start_zip(
+        inputs["code"],
+        inputs["handler"],
         inputs["environment"]["variables"],
-        task_root=task_root,
-        handler=inputs["handler"],
-        function_name=function_name,
+        function_name=resource.state.get("name") or name,
         memory_mb=inputs["memorySize"],
+        timeout_seconds=inputs["timeout"],
+        python=python,
+        workdir=workdir,
+        endpoints=endpoints,
+    )
+
+
+def start_zip(
+    archive: pulumi.AssetArchive,
+    handler: str,
+    variables: Mapping[str, str],
+    *,
+    function_name: str,
+    memory_mb: int,
+    timeout_seconds: int,
+    python: Path,
+    workdir: Path,
+    endpoints: Mapping[str, str],
+) -> LambdaFunction:
+    """A function of `archive` with `handler` and the stack's `variables`, started."""
+    task_root = workdir / "task"
+    unpack(archive, workdir / "function.zip", task_root)
+    api = RuntimeApi(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}", timeout_seconds)
+    environment = lambda_environment(
+        variables,
+        task_root=task_root,
+        handler=handler,
+        function_name=function_name,
+        memory_mb=memory_mb,
         runtime_api=api.address,
         python=python,
         endpoints=endpoints,
     )
-    return LambdaFunction(
-        python, task_root, inputs["handler"], environment, api, workdir / "function.log"
-    )
+    return LambdaFunction(python, task_root, handler, environment, api, workdir / "function.log")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import subprocess
 import threading
@@ -190,7 +191,8 @@ class LambdaFunction:
         self._sink = log.open("wb")
         self.started = time.monotonic()
         self.init_seconds: float | None = None
-        """Set by `wait_for_init`."""
+        self.init_cpu_seconds: float | None = None
+        """Both set by `wait_for_init`."""
         self.process = subprocess.Popen(
             [str(python), "-m", "awslambdaric", handler],
             cwd=task_root,
@@ -213,7 +215,16 @@ class LambdaFunction:
                 raise AssertionError(f"no /next within {timeout} s\n{self.output()}")
             time.sleep(0.01)
         self.init_seconds = self.api.first_next - self.started
+        self.init_cpu_seconds = self.cpu_seconds()
         return self.init_seconds
+
+    def cpu_seconds(self) -> float:
+        """CPU time the process has used (user and system, from /proc): its init's, while
+        it waits on `/next`, which the machine's load does not inflate as it does the
+        wall-clock time."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # After the command's name: state is field 3, utime 14 and stime 15 (proc(5)).
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def invoke(self, event: Any, timeout: float = 120.0) -> Invocation:
         try:
