@@ -57,7 +57,9 @@ Task contract
 - Out: `{"bucket", "key", "name", "outcome": "failed", "result_key":
   "failed/<name>.json", "request_id", "code", "retryable", "skipped": false}`. An error
   that is not one of the above (a Lambda timeout, a bug) is recorded as `internal_error`,
-  its name and cause in `detail`. When the image already has a result or review outcome
+  its name and cause in `detail`; one that waited out the batch's bound
+  (`Lambda.TooManyRequestsException` after `batch.workflow.WAIT_FOR_A_SLOT`) as
+  `batch_busy` (503, retryable). When the image already has a result or review outcome
   for the same bytes (a duplicate's late failure), that outcome stays and is returned
   with `"skipped": true`.
 - Errors: `StorageFailed` (retry), `InvalidEvent`.
@@ -88,6 +90,7 @@ from batch.storage import (
     Storage,
     StorageError,
 )
+from batch.workflow import LAMBDA_THROTTLED
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.logs import append_keys
 from proxy.predictions import Prediction, PredictionStore, StoreError, iso_time
@@ -441,7 +444,14 @@ def record_failure(
             # A late failure of a duplicate: the image has its outcome (perhaps a
             # person's decision), which a failure must not replace.
             return _output(job, *done, skipped=True)
-    if reported is None:
+    if name == LAMBDA_THROTTLED:
+        status, code, retryable = 503, "batch_busy", True
+        message = (
+            "The image waited about a day for a free slot of the batch (batchConcurrency) "
+            "and was not classified; put it again, or raise batchConcurrency."
+        )
+        detail = f"{name}: {str(cause or '')[:_MAX_DETAIL]}"
+    elif reported is None:
         status, code, retryable = 500, "internal_error", True
         message = "The batch task failed unexpectedly; run the image again."
         detail = f"{name or 'unknown error'}: {str(cause or '')[:_MAX_DETAIL]}"

@@ -497,3 +497,19 @@ def test_a_late_failure_of_a_duplicate_keeps_the_outcome(s3, bucket):
     output = record_failure(job, caught(error))
     assert (output["outcome"], output["skipped"]) == ("review", True)
     assert outcome_files(s3) == ["review/a.jpg.json"]
+
+
+def test_an_image_that_waited_out_the_batch_bound_says_so(s3, bucket):
+    """After `batch.workflow.WAIT_FOR_A_SLOT`'s day, the throttle itself is caught."""
+    put(s3, "inbox/a.jpg", photo())
+    error = {
+        "Error": "Lambda.TooManyRequestsException",
+        "Cause": "Rate Exceeded. (Service: Lambda, Status Code: 429, "
+        "Request ID: 0f3b2c1d-0000-4000-8000-000000000000)",
+    }
+    output = record_failure(inbox_job(bucket, "inbox/a.jpg"), error)
+    assert (output["code"], output["retryable"]) == ("batch_busy", True)
+    document = read(s3, "failed/a.jpg.json")
+    assert document["error"]["status"] == 503
+    assert "batchConcurrency" in document["error"]["message"]
+    assert document["detail"].startswith("Lambda.TooManyRequestsException: Rate Exceeded")
