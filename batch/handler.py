@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from batch.storage import S3Storage
-from batch.tasks import Classifier, TaskError, event_location, inbox_job
+from batch.tasks import Classifier, Job, TaskError, event_location, inbox_job, located_key
 from batch.tasks import classify as classify_task
 from batch.tasks import record_failure as record_failure_task
 from proxy.config import load_config
@@ -55,14 +55,20 @@ def _storage(bucket: str, clients: RuntimeClients) -> S3Storage:
     return stores[bucket]
 
 
+def _job(event: Any, clients: RuntimeClients) -> tuple[str, Job]:
+    """The event's bucket and the job of its object, under the key S3 meant."""
+    bucket, keys = event_location(event)
+    storage = _storage(bucket, clients)
+    return bucket, inbox_job(storage, located_key(storage, keys))
+
+
 def classify(event: dict[str, Any], context: Any) -> dict[str, Any]:
     classifier, clients = _runtime()
-    bucket, key = event_location(event)
-    job = inbox_job(_storage(bucket, clients), key)
+    bucket, job = _job(event, clients)
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     budget = remaining() / 1000 if callable(remaining) else _DEFAULT_BUDGET_SECONDS
     deadline = classifier.invoker.clock() + budget - RESERVE_SECONDS
-    with _logged("classify", job.request_id, bucket, key):
+    with _logged("classify", job.request_id, bucket, job.key):
         output = classify_task(job, classifier, deadline=deadline)
         append_keys(outcome=output["outcome"], skipped=output["skipped"])
     return {"bucket": bucket, **output}
@@ -70,9 +76,8 @@ def classify(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def record_failure(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _classifier, clients = _runtime()
-    bucket, key = event_location(event)
-    job = inbox_job(_storage(bucket, clients), key)
-    with _logged("record_failure", job.request_id, bucket, key):
+    bucket, job = _job(event, clients)
+    with _logged("record_failure", job.request_id, bucket, job.key):
         output = record_failure_task(job, event.get("error") or {})
         append_keys(outcome=output["outcome"], code=output["code"])
     return {"bucket": bucket, **output}

@@ -14,9 +14,12 @@ Task contract
 
 **classify** (`batch.handler.classify`)
 
-- In: `{"bucket": "B", "key": "inbox/cats/1.jpg"}`; an EventBridge S3 "Object Created"
-  event (`detail.bucket.name`, `detail.object.key`) is read the same way. The key must be
-  under `inbox/`; the rest of it is the image's *name* (`cats/1.jpg`).
+- In: `{"bucket": "B", "key": "inbox/cats/1.jpg"}`, the key as it is; or an EventBridge
+  S3 "Object Created" event (`detail.bucket.name`, `detail.object.key`), whose key S3
+  form-encodes (`inbox/holiday photo+1.jpg` arrives as `inbox/holiday+photo%2B1.jpg`)
+  and which is therefore decoded, unless only the key as sent exists (`event_location`,
+  `located_key`). The key must be under `inbox/`; the rest of it is the image's *name*
+  (`cats/1.jpg`), which names its outcome.
 - Out: `{"bucket", "key", "name", "outcome", "result_key", "request_id", "label",
   "probability", "model_version", "skipped"}`: `outcome` is `"result"` (written to
   `results/<name>.json`) or `"review"` (top-1 probability below the threshold, written
@@ -54,7 +57,9 @@ Task contract
 - Out: `{"bucket", "key", "name", "outcome": "failed", "result_key":
   "failed/<name>.json", "request_id", "code", "retryable", "skipped": false}`. An error
   that is not one of the above (a Lambda timeout, a bug) is recorded as `internal_error`,
-  its name and cause in `detail`. When the image already has a result or review outcome
+  its name and cause in `detail`; one that waited out the batch's bound
+  (`Lambda.TooManyRequestsException` after `batch.workflow.WAIT_FOR_A_SLOT`) as
+  `batch_busy` (503, retryable). When the image already has a result or review outcome
   for the same bytes (a duplicate's late failure), that outcome stays and is returned
   with `"skipped": true`.
 - Errors: `StorageFailed` (retry), `InvalidEvent`.
@@ -69,9 +74,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from batch.storage import (
     FAILED,
@@ -84,6 +90,7 @@ from batch.storage import (
     Storage,
     StorageError,
 )
+from batch.workflow import LAMBDA_THROTTLED
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.logs import append_keys
 from proxy.predictions import Prediction, PredictionStore, StoreError, iso_time
@@ -233,18 +240,41 @@ def inbox_job(storage: Storage, key: str) -> Job:
     return Job(storage, key, storage, name)
 
 
-def event_location(event: Any) -> tuple[str, str]:
-    """`(bucket, key)` of a task event: `{"bucket", "key"}` or an EventBridge S3 event."""
+def event_location(event: Any) -> tuple[str, tuple[str, ...]]:
+    """`(bucket, keys)` of a task event: `{"bucket", "key"}` or an EventBridge S3 event.
+
+    `keys` is the key of `{"bucket", "key"}` as it is. S3 sends an event's key URL-encoded
+    as a form value (AWS's Powertools decodes `detail.object.key` with `unquote_plus`), so
+    an EventBridge event gives the decoded key first, then the key as sent when that
+    differs: `located_key` takes the first that exists.
+    """
     if isinstance(event, Mapping):
         detail = event.get("detail")
         if isinstance(detail, Mapping):
             bucket = (detail.get("bucket") or {}).get("name")
             key = (detail.get("object") or {}).get("key")
+            encoded = True
         else:
-            bucket, key = event.get("bucket"), event.get("key")
+            bucket, key, encoded = event.get("bucket"), event.get("key"), False
         if isinstance(bucket, str) and bucket and isinstance(key, str) and key:
-            return bucket, key
+            decoded = unquote_plus(key) if encoded else key
+            return bucket, (decoded,) if decoded == key else (decoded, key)
     raise InvalidEvent(400, "invalid_request", 'The event has no "bucket" and "key".')
+
+
+def located_key(storage: Storage, keys: Sequence[str]) -> str:
+    """The first of `keys` whose object exists, else the first: a missing image is then
+    reported (and its failure named) under the key S3 meant. Looking up stops at an error
+    of the store, which the task itself then meets and reports."""
+    if len(keys) < 2:
+        return keys[0]  # nothing to choose: no request
+    for key in keys:
+        try:
+            if storage.info(key) is not None:
+                return key
+        except StorageError:
+            break
+    return keys[0]
 
 
 @dataclass
@@ -414,7 +444,14 @@ def record_failure(
             # A late failure of a duplicate: the image has its outcome (perhaps a
             # person's decision), which a failure must not replace.
             return _output(job, *done, skipped=True)
-    if reported is None:
+    if name == LAMBDA_THROTTLED:
+        status, code, retryable = 503, "batch_busy", True
+        message = (
+            "The image waited about a day for a free slot of the batch (batchConcurrency) "
+            "and was not classified; put it again, or raise batchConcurrency."
+        )
+        detail = f"{name}: {str(cause or '')[:_MAX_DETAIL]}"
+    elif reported is None:
         status, code, retryable = 500, "internal_error", True
         message = "The batch task failed unexpectedly; run the image again."
         detail = f"{name or 'unknown error'}: {str(cause or '')[:_MAX_DETAIL]}"

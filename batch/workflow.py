@@ -24,9 +24,12 @@ LAMBDA_SERVICE_ERRORS = (
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
 )
 """What AWS recommends retrying on every Lambda task: the service's own hiccups."""
+LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
+"""The function is at its concurrency: the classify function's reserved concurrency (the
+batch's bound, `batchConcurrency`) or the account's. AWS recommends retrying it too; here
+an image waits it out (`WAIT_FOR_A_SLOT`)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,14 @@ class RetryPolicy:
         }
 
 
+WAIT_FOR_A_SLOT = RetryPolicy((LAMBDA_THROTTLED,), interval=5, max_attempts=300, max_delay=600)
+"""A flood of uploads queues at the bound: each image retries for about a day (24.5 h on
+average, up to 10 minutes apart once backed off, so a freed slot is soon taken again)
+before it is recorded in `failed/` as retryable. Each retry is a billed state transition:
+about 12 an hour per waiting image."""
+
 RETRIES: tuple[RetryPolicy, ...] = (
+    WAIT_FOR_A_SLOT,
     # A serverless endpoint's cold start takes tens of seconds to a few minutes.
     RetryPolicy(("ModelNotReady",), interval=10, max_attempts=6, max_delay=120),
     RetryPolicy(("Throttled",), interval=2, max_attempts=8, max_delay=60),
@@ -70,6 +80,7 @@ RETRIES: tuple[RetryPolicy, ...] = (
 `ModelFailed`, `SourceMissing`, `InvalidEvent`, a bug, a Lambda timeout)."""
 
 FAILURE_RETRIES: tuple[RetryPolicy, ...] = (
+    WAIT_FOR_A_SLOT,
     RetryPolicy(("StorageFailed",), interval=2, max_attempts=4, max_delay=30),
     RetryPolicy(LAMBDA_SERVICE_ERRORS, interval=1, max_attempts=3, max_delay=10),
 )

@@ -20,7 +20,10 @@ what it does:
 - two Lambda functions on one zip (`proxy/` and `batch/`), each with its own role and log
   group: classify may read the image and its outcomes, write results/ and review/,
   invoke exactly the endpoint and put prediction records in exactly the predictions table;
-  record_failure may read the same, write failed/ and nothing else;
+  record_failure may read the same, write failed/ and nothing else. Classify's reserved
+  concurrency is the batch's bound (`concurrency`, config `batchConcurrency`): a flood of
+  uploads takes at most that many of the endpoint's slots and of the account's Lambda
+  concurrency, and the images beyond it wait (`batch.workflow.WAIT_FOR_A_SLOT`);
 - a STANDARD state machine (an image takes minutes when the endpoint starts cold, and each
   image is one execution whose history Step Functions keeps for 90 days) logging every
   event with its data to its own log group; its role may invoke exactly the two functions
@@ -96,6 +99,34 @@ WORKFLOW_TRACE_STATEMENT = {
     "Resource": "*",
 }
 """What a state machine with X-Ray tracing needs, as Step Functions documents it."""
+
+
+def batch_concurrency(setting: int, endpoint_max_concurrency: int) -> int:
+    """The batch's bound (config `batchConcurrency`): `setting`, or for 0 half of the
+    endpoint's max concurrency, at least 1, so that the API keeps the other half."""
+    return setting or max(1, endpoint_max_concurrency // 2)
+
+
+def batch_concurrency_problems(setting: int, endpoint_max_concurrency: int) -> dict[str, str]:
+    """What is wrong with the bound, by field (`concurrency`, `max_concurrency`): it must
+    leave the API at least one of the endpoint's slots."""
+    if setting < 0:
+        return {"concurrency": f"{setting} is not 0 (half of serverlessMaxConcurrency) or more"}
+    if endpoint_max_concurrency < 1:
+        return {}  # out of range: `serverless_problems` says so
+    if endpoint_max_concurrency == 1:
+        return {
+            "max_concurrency": "1 leaves no slot for the API while a batch runs; set 2 or more "
+            "for batch"
+        }
+    bound = batch_concurrency(setting, endpoint_max_concurrency)
+    if bound >= endpoint_max_concurrency:
+        return {
+            "concurrency": f"{setting} leaves the API none of the endpoint's "
+            f"serverlessMaxConcurrency ({endpoint_max_concurrency}); at most "
+            f"{endpoint_max_concurrency - 1}, or 0 for half"
+        }
+    return {}
 
 
 def inbox_event_pattern(bucket: str) -> dict[str, Any]:
@@ -176,6 +207,9 @@ class BatchPipelineArgs:
     """Extra environment of the classify task, as the proxy's (`REVIEW_THRESHOLD`, ...)."""
     review_email: str | None = None
     """Subscribed to the review topic (the address confirms it first)."""
+    concurrency: int = 1
+    """The classify function's reserved concurrency: at most this many images at once, so
+    at most this many calls on the endpoint (`batch_concurrency`)."""
     memory_mb: int = 512
     timeout_seconds: int = 90
     """Of the classify function; a cold endpoint answers within a minute or is retried."""
@@ -191,6 +225,9 @@ class BatchPipelineArgs:
     tags: pulumi.Input[Mapping[str, str]] | None = None
 
     def __post_init__(self) -> None:
+        # Lambda reads 0 as "never run": every image would wait a day, then fail.
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency {self.concurrency}: at least 1")
         if not 1 <= self.inbox_days <= self.outcome_days:
             raise ValueError(
                 f"inbox_days {self.inbox_days}, outcome_days {self.outcome_days}: an outcome "
@@ -288,6 +325,7 @@ class BatchPipeline(pulumi.ComponentResource):
             },
             memory_mb=args.memory_mb,
             timeout_seconds=args.timeout_seconds,
+            reserved_concurrency=args.concurrency,
         )
         record_failure = self._task(
             "record-failure",
@@ -431,6 +469,7 @@ class BatchPipeline(pulumi.ComponentResource):
         environment: Mapping[str, pulumi.Input[str]],
         memory_mb: int,
         timeout_seconds: int,
+        reserved_concurrency: int | None = None,
     ) -> aws.lambda_.Function:
         """One task's function, with its own role (`statements` plus writing its own log
         group) on the shared zip; both read the proxy's configuration (`proxy.config`)."""
@@ -457,6 +496,7 @@ class BatchPipeline(pulumi.ComponentResource):
             role=execution.role.arn,
             memory_size=memory_mb,
             timeout=timeout_seconds,
+            reserved_concurrent_executions=reserved_concurrency,
             environment={
                 "variables": {
                     "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,

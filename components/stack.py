@@ -201,6 +201,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
                 model_labels={endpoint.model_version: endpoint.labels},
                 environment=_review_environment(settings),
                 review_email=settings.review_email,
+                concurrency=settings.batch_concurrency,
                 log_retention_days=settings.log_retention_days,
                 log_level=settings.log_level,
                 tracing=settings.tracing,

@@ -26,6 +26,7 @@ from typing import Any
 import pulumi
 
 from components.aws_session import AssumedRole, AwsSessionSettings, read_assume_roles
+from components.batch_pipeline import batch_concurrency, batch_concurrency_problems
 from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.model_variants import (
     DEFAULT_WEIGHT,
@@ -82,6 +83,7 @@ PROJECT_KEYS = {
     "reviewThreshold": "string",
     "batch": "boolean",
     "reviewEmail": "string",
+    "batchConcurrency": "integer",
 }
 """Every project key the program reads, with the type `Pulumi.yaml` declares for it;
 `objects` is a list of objects, which a project cannot declare (its config types are
@@ -100,6 +102,10 @@ PROXY_KEYS = {
     "throttle_rate_limit": "throttleRateLimit",
     "throttle_burst_limit": "throttleBurstLimit",
     "log_level": "logLevel",
+}
+BATCH_CONCURRENCY_KEYS = {
+    "concurrency": "batchConcurrency",
+    "max_concurrency": "serverlessMaxConcurrency",
 }
 DOMAIN_KEYS = {
     "domain_name": "domainName",
@@ -152,6 +158,8 @@ class StackSettings:
     own default."""
     batch: bool
     review_email: str | None
+    batch_concurrency: int
+    """The batch's bound: the classify Lambda's reserved concurrency."""
     aws_session: AwsSessionSettings
     """The AWS provider's profile and assumed roles, for the dynamic providers."""
 
@@ -329,6 +337,13 @@ def load_settings(
     problems.add("reviewEmail", alarm_email_problem(review_email) if review_email else None)
     if review_email and not value["batch"]:
         problems.add("reviewEmail", "is set but batch is false; there is no review topic to mail")
+    if value["batch"]:
+        problems.add_by_field(
+            batch_concurrency_problems(value["batchConcurrency"], capacity["max_concurrency"]),
+            BATCH_CONCURRENCY_KEYS,
+        )
+    elif value["batchConcurrency"]:
+        problems.add("batchConcurrency", "is set but batch is false; there is no batch to bound")
     variants = _variants(value, project_dir, name_prefix(project, stack), capacity, problems)
     problems.raise_any(stack)
 
@@ -363,6 +378,7 @@ def load_settings(
         review_threshold=threshold,
         batch=value["batch"],
         review_email=review_email,
+        batch_concurrency=batch_concurrency(value["batchConcurrency"], capacity["max_concurrency"]),
         aws_session=aws_session,
     )
 

@@ -115,3 +115,81 @@ def test_a_store_that_fails_costs_the_record_not_the_image(s3, lambda_env, monke
     output = handler.classify({"bucket": BUCKET, "key": "inbox/a.jpg"}, Context())
     assert output["outcome"] == "result"
     assert "no-such-table" in log_lines(capsys)[0]["store_error"]
+
+
+# Real inbox names, and the key S3 puts in the EventBridge event for each: form-encoded
+# (a space as "+", a "+" as "%2B", UTF-8 bytes percent-encoded), "/" kept.
+ENCODED_KEYS = [
+    ("inbox/holiday photo+1.jpg", "inbox/holiday+photo%2B1.jpg"),
+    ("inbox/100% cat.jpg", "inbox/100%25+cat.jpg"),
+    ("inbox/chats noirs/café ü.jpg", "inbox/chats+noirs/caf%C3%A9+%C3%BC.jpg"),
+]
+
+
+def s3_event(key: str) -> dict:
+    """EventBridge's "Object Created" event from S3, `key` as S3 sent it."""
+    return {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": BUCKET}, "object": {"key": key, "size": 1}},
+    }
+
+
+@pytest.mark.parametrize(("key", "sent"), ENCODED_KEYS, ids=["space-plus", "percent", "utf8"])
+def test_an_encoded_event_key_names_the_real_object(s3, lambda_env, key, sent):
+    s3.put_object(Bucket=BUCKET, Key=key, Body=photo())
+    output = handler.classify(s3_event(sent), Context())
+    name = key.removeprefix("inbox/")
+    assert (output["key"], output["name"]) == (key, name)
+    assert (output["outcome"], output["result_key"]) == ("result", f"results/{name}.json")
+    document = json.loads(s3.get_object(Bucket=BUCKET, Key=f"results/{name}.json")["Body"].read())
+    assert document["source"]["key"] == key
+
+
+@pytest.mark.parametrize(("key", "sent"), ENCODED_KEYS, ids=["space-plus", "percent", "utf8"])
+def test_a_refused_encoded_key_fails_under_its_real_name(s3, lambda_env, key, sent):
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"notes, not a photo")
+    event = s3_event(sent)
+    with pytest.raises(ImageRefused) as raised:
+        handler.classify(event, Context())
+    output = handler.record_failure({**event, "error": caught(raised.value)}, Context())
+    name = key.removeprefix("inbox/")
+    assert (output["code"], output["result_key"]) == ("not_an_image", f"failed/{name}.json")
+    listing = s3.list_objects_v2(Bucket=BUCKET, Prefix="failed/")["Contents"]
+    assert [item["Key"] for item in listing] == [f"failed/{name}.json"]
+
+
+def test_a_key_sent_unencoded_is_still_found(s3, lambda_env):
+    """Should an event ever carry the key as it is, the object is not lost: `a+b.jpg`
+    decodes to `a b.jpg`, which does not exist, so the key as sent is used."""
+    s3.put_object(Bucket=BUCKET, Key="inbox/a+b.jpg", Body=photo())
+    output = handler.classify(s3_event("inbox/a+b.jpg"), Context())
+    assert (output["key"], output["result_key"]) == ("inbox/a+b.jpg", "results/a+b.jpg.json")
+
+
+def test_the_decoded_key_wins_when_both_exist(s3, lambda_env):
+    s3.put_object(Bucket=BUCKET, Key="inbox/a b.jpg", Body=photo())
+    s3.put_object(Bucket=BUCKET, Key="inbox/a+b.jpg", Body=b"another file")
+    output = handler.classify(s3_event("inbox/a+b.jpg"), Context())
+    assert (output["key"], output["outcome"]) == ("inbox/a b.jpg", "result")
+
+
+def test_a_vanished_encoded_key_fails_under_its_real_name(s3, lambda_env):
+    from batch.tasks import SourceMissing
+
+    event = s3_event("inbox/holiday+photo%2B1.jpg")
+    with pytest.raises(SourceMissing) as raised:
+        handler.classify(event, Context())
+    output = handler.record_failure({**event, "error": caught(raised.value)}, Context())
+    assert (output["code"], output["result_key"]) == (
+        "source_missing",
+        "failed/holiday photo+1.jpg.json",
+    )
+
+
+def test_a_task_event_key_is_taken_as_it_is(s3, lambda_env):
+    """`{"bucket", "key"}` (a person, the runner, a test) names the object itself."""
+    s3.put_object(Bucket=BUCKET, Key="inbox/100%25+a.jpg", Body=photo())
+    output = handler.classify({"bucket": BUCKET, "key": "inbox/100%25+a.jpg"}, Context())
+    assert output["result_key"] == "results/100%25+a.jpg.json"

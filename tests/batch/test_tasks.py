@@ -12,7 +12,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from batch import tasks
-from batch.storage import S3Storage
+from batch.storage import S3Storage, StorageError
 from batch.tasks import (
     ImageRefused,
     InvalidEvent,
@@ -23,6 +23,7 @@ from batch.tasks import (
     classify,
     event_location,
     inbox_job,
+    located_key,
     record_failure,
 )
 from proxy.config import DEFAULT_REVIEW_THRESHOLD
@@ -383,7 +384,64 @@ def test_storage_failures_are_retryable_task_errors(s3):
     ids=["task-event", "eventbridge"],
 )
 def test_both_event_shapes_name_the_object(event):
-    assert event_location(event) == (BUCKET, "inbox/cats/1.jpg")
+    assert event_location(event) == (BUCKET, ("inbox/cats/1.jpg",))
+
+
+def eventbridge(key: str) -> dict:
+    return {"detail": {"bucket": {"name": BUCKET}, "object": {"key": key}}}
+
+
+@pytest.mark.parametrize(
+    ("sent", "keys"),
+    [
+        (
+            "inbox/holiday+photo%2B1.jpg",
+            ("inbox/holiday photo+1.jpg", "inbox/holiday+photo%2B1.jpg"),
+        ),
+        ("inbox/100%25.jpg", ("inbox/100%.jpg", "inbox/100%25.jpg")),
+        ("inbox/caf%C3%A9.jpg", ("inbox/café.jpg", "inbox/caf%C3%A9.jpg")),
+        ("inbox/plain-name_1.jpg", ("inbox/plain-name_1.jpg",)),
+    ],
+)
+def test_an_s3_event_key_is_decoded_first(sent, keys):
+    assert event_location(eventbridge(sent)) == (BUCKET, keys)
+
+
+def test_a_task_event_key_is_not_decoded():
+    assert event_location({"bucket": BUCKET, "key": "inbox/a+b.jpg"}) == (
+        BUCKET,
+        ("inbox/a+b.jpg",),
+    )
+
+
+def test_the_located_key_is_the_first_that_exists(s3, bucket):
+    keys = ("inbox/a b.jpg", "inbox/a+b.jpg")
+    assert located_key(bucket, keys) == "inbox/a b.jpg"  # neither: the decoded one
+    put(s3, "inbox/a+b.jpg", b"x")
+    assert located_key(bucket, keys) == "inbox/a+b.jpg"
+    put(s3, "inbox/a b.jpg", b"x")
+    assert located_key(bucket, keys) == "inbox/a b.jpg"
+
+
+def test_a_store_error_while_locating_leaves_the_decoded_key():
+    """The task meets the error itself (StorageFailed, retried) under the real name."""
+    asked = []
+
+    class Failing:
+        def info(self, key):
+            asked.append(key)
+            raise StorageError(f"{key}: SlowDown")
+
+    assert located_key(Failing(), ("inbox/a b.jpg", "inbox/a+b.jpg")) == "inbox/a b.jpg"
+    assert asked == ["inbox/a b.jpg"]
+
+
+def test_a_single_key_is_located_without_a_request():
+    class Unreachable:
+        def info(self, key):
+            raise AssertionError("no request for a key with nothing to choose")
+
+    assert located_key(Unreachable(), ("inbox/a.jpg",)) == "inbox/a.jpg"
 
 
 @pytest.mark.parametrize(
@@ -439,3 +497,19 @@ def test_a_late_failure_of_a_duplicate_keeps_the_outcome(s3, bucket):
     output = record_failure(job, caught(error))
     assert (output["outcome"], output["skipped"]) == ("review", True)
     assert outcome_files(s3) == ["review/a.jpg.json"]
+
+
+def test_an_image_that_waited_out_the_batch_bound_says_so(s3, bucket):
+    """After `batch.workflow.WAIT_FOR_A_SLOT`'s day, the throttle itself is caught."""
+    put(s3, "inbox/a.jpg", photo())
+    error = {
+        "Error": "Lambda.TooManyRequestsException",
+        "Cause": "Rate Exceeded. (Service: Lambda, Status Code: 429, "
+        "Request ID: 0f3b2c1d-0000-4000-8000-000000000000)",
+    }
+    output = record_failure(inbox_job(bucket, "inbox/a.jpg"), error)
+    assert (output["code"], output["retryable"]) == ("batch_busy", True)
+    document = read(s3, "failed/a.jpg.json")
+    assert document["error"]["status"] == 503
+    assert "batchConcurrency" in document["error"]["message"]
+    assert document["detail"].startswith("Lambda.TooManyRequestsException: Rate Exceeded")

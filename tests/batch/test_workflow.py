@@ -23,7 +23,7 @@ TASK_ERROR_NAMES = {error.__name__ for error in tasks.TASK_ERRORS}
 def test_retriers_name_only_task_errors_and_lambdas_own():
     for policy in (*RETRIES, *FAILURE_RETRIES):
         for name in policy.errors:
-            assert name in TASK_ERROR_NAMES or name in LAMBDA_SERVICE_ERRORS, name
+            assert name in {*TASK_ERROR_NAMES, *LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED}, name
 
 
 @pytest.mark.parametrize("error", tasks.TASK_ERRORS, ids=lambda error: error.__name__)
@@ -134,3 +134,35 @@ def test_the_runner_records_a_bug_as_an_internal_error(job):
     document = job.out.read_json("failed/a.jpg.json")
     assert document["detail"].startswith("RuntimeError")
     assert "a bug" in document["detail"]
+
+
+LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
+"""What Step Functions raises when the classify function is at its reserved concurrency
+(`batchConcurrency`): the batch's bound, which an image waits out."""
+
+
+def expected_wait(policy: RetryPolicy) -> float:
+    """Seconds an execution waits through all of `policy`'s retries, on average."""
+    return sum(policy.delay(retry, lambda: 0.5) for retry in range(policy.max_attempts))
+
+
+@pytest.mark.parametrize("retries", [RETRIES, FAILURE_RETRIES], ids=["classify", "failure"])
+def test_an_image_waits_out_the_batch_bound_for_a_day(retries):
+    """A flood of uploads queues at the bound: every image retries until a slot is free,
+    for about a day (86,400 images at one slot and a second each), polling every few
+    minutes at most so that a freed slot is soon taken again."""
+    policy = workflow.policy_for(LAMBDA_THROTTLED, retries)
+    assert policy is not None
+    assert expected_wait(policy) >= 24 * 3600
+    assert policy.max_delay <= 600
+    assert policy.as_state()["JitterStrategy"] == "FULL"
+    # Each retry is a billed state transition: no more than a few per waiting minute.
+    assert policy.max_attempts / (expected_wait(policy) / 60) <= 0.25
+
+
+def test_the_service_errors_are_still_retried_briefly():
+    for name in LAMBDA_SERVICE_ERRORS:
+        policy = workflow.policy_for(name)
+        assert policy is not None
+        assert LAMBDA_THROTTLED not in policy.errors
+        assert expected_wait(policy) < 60

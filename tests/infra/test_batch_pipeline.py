@@ -45,6 +45,7 @@ ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 TOPIC = "aws:sns/topic:Topic"
+ENDPOINT_CONFIG = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
 RULE = "aws:cloudwatch/eventRule:EventRule"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"
@@ -710,6 +711,104 @@ def test_the_threshold_range_is_the_one_the_proxy_accepts():
     for refused in (low - 0.01, high + 0.01):
         with pytest.raises(ConfigError, match="REVIEW_THRESHOLD"):
             load_config({"SAGEMAKER_ENDPOINT_NAME": "e", "REVIEW_THRESHOLD": str(refused)})
+
+
+# -- the batch's bound (batchConcurrency) --------------------------------------------------
+
+
+def reserved(run: StackRun, task: str):
+    return run.one(FUNCTION, f"batch-{task}").inputs.get("reservedConcurrentExecutions")
+
+
+def test_the_classify_function_is_bounded_to_half_the_endpoint_by_default(batch_stack):
+    """Pulumi.dev.yaml's serverlessMaxConcurrency 2: the batch takes one slot, the API keeps
+    the other. Each classify invocation makes at most one endpoint call at a time, so the
+    function's concurrency bounds the batch's share of the endpoint and of the account."""
+    assert reserved(batch_stack, "classify") == 1
+    # record_failure runs after classify, at most as many at a time: not bounded twice.
+    assert reserved(batch_stack, "record-failure") is None
+    assert reserved(batch_stack, "classify") < int(
+        batch_stack.one(ENDPOINT_CONFIG).inputs["productionVariants"][0]["serverlessConfig"][
+            "maxConcurrency"
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "setting", "bound"),
+    [("5", "0", 2), ("20", "0", 10), ("5", "4", 4), ("3", "1", 1), ("200", "0", 100)],
+)
+def test_batch_concurrency_sets_the_bound(run_stack: RunStack, endpoint, setting, bound):
+    run = run_stack(
+        {
+            key("batch"): "true",
+            key("serverlessMaxConcurrency"): endpoint,
+            key("batchConcurrency"): setting,
+        }
+    )
+    assert run.error is None, run.error
+    assert reserved(run, "classify") == bound
+
+
+def test_a_throttled_classify_waits_for_a_slot_in_the_deployed_workflow(batch_stack):
+    states = definition(batch_stack)["States"]
+    for state in ("Classify", "RecordFailure"):
+        [first, *_] = states[state]["Retry"]
+        assert first == workflow.WAIT_FOR_A_SLOT.as_state()
+        assert first["ErrorEquals"] == ["Lambda.TooManyRequestsException"]
+
+
+def test_the_deployer_may_set_the_bound():
+    """The AWS provider sets reserved concurrency with PutFunctionConcurrency and removes it
+    with DeleteFunctionConcurrency (GetFunctionConcurrency reads it back)."""
+    document = json.loads((ROOT / "docs" / "deployer-policy-batch.json").read_text())
+    [functions] = [s for s in document["Statement"] if s["Sid"] == "ManageTheBatchFunctions"]
+    assert {
+        "lambda:PutFunctionConcurrency",
+        "lambda:DeleteFunctionConcurrency",
+        "lambda:GetFunctionConcurrency",
+    } <= set(functions["Action"])
+    assert "arn:aws:lambda:*:*:function:batch-classify-*" in functions["Resource"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"batch": "true", "batchConcurrency": "2"},
+            r"batchConcurrency: 2 leaves the API none of the endpoint's "
+            r"serverlessMaxConcurrency \(2\); at most 1",
+        ),
+        (
+            {"batch": "true", "batchConcurrency": "-1"},
+            r"batchConcurrency: -1 is not 0 \(half of serverlessMaxConcurrency\) or more",
+        ),
+        (
+            {"batch": "true", "serverlessMaxConcurrency": "1"},
+            r"serverlessMaxConcurrency: 1 leaves no slot for the API while a batch runs; "
+            r"set 2 or more for batch",
+        ),
+        ({"batchConcurrency": "1"}, r"batchConcurrency: is set but batch is false"),
+    ],
+)
+def test_a_bound_that_would_starve_the_api_is_refused(run_stack: RunStack, overrides, expected):
+    run = run_stack({key(name): value for name, value in overrides.items()})
+    assert isinstance(run.error, StackConfigError)
+    assert re.search(expected, str(run.error)), str(run.error)
+    assert run.resources == []
+
+
+def test_the_component_refuses_no_bound():
+    with pytest.raises(ValueError, match="concurrency 0: at least 1"):
+        BatchPipelineArgs(
+            name_prefix="p",
+            project_dir=ROOT,
+            endpoint_name="e",
+            endpoint_arn=ENDPOINT_ARN,
+            predictions_table_name="t",
+            predictions_table_arn=TABLE_ARN,
+            concurrency=0,
+        )
 
 
 # -- the policy pack's rule ------------------------------------------------------------------
