@@ -38,6 +38,11 @@ CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 ALL_VIEWER_EXCEPT_HOST_POLICY_ID = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 """AWS managed origin request policy `AllViewerExceptHostHeader`: the API gets every viewer
 header, query string and cookie, and a `Host` of its own (API Gateway routes by it)."""
+API_ORIGIN_READ_TIMEOUT_SECONDS = 60
+"""How long CloudFront waits for the API's answer: above API Gateway's 30 s integration
+limit, so whatever answers (the proxy's JSON, or API Gateway's own 503 at 30 s) reaches the
+visitor instead of CloudFront's HTML 504 at its default 30 s. 60 s is CloudFront's most
+without a quota increase (decision 6)."""
 API_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 """CloudFront's "all methods": the API, not CloudFront, answers each (405 or 404)."""
 MINIMUM_PROTOCOL_VERSION = "TLSv1.2_2021"
@@ -236,6 +241,7 @@ class StaticSite(pulumi.ComponentResource):
                         "https_port": 443,
                         "origin_protocol_policy": "https-only",
                         "origin_ssl_protocols": ["TLSv1.2"],
+                        "origin_read_timeout": API_ORIGIN_READ_TIMEOUT_SECONDS,
                     },
                     "custom_headers": [{"name": ORIGIN_HEADER, "value": args.api.origin_secret}],
                 },

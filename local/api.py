@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 
 from starlette.applications import Starlette
@@ -48,7 +49,7 @@ def _error(status: int, code: str, message: str) -> HttpResponse:
 def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Starlette:
     """An ASGI app that serves `handler` as the stack's HTTP API would."""
 
-    async def invoke(request: Request, body: bytes) -> HttpResponse:
+    async def invoke(request: Request, body: bytes, received: float) -> HttpResponse:
         client = request.client.host if request.client else "127.0.0.1"
         event = build_event(
             HttpRequest(
@@ -59,6 +60,7 @@ def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_
                 body=body,
                 source_ip=client,
                 host=request.headers.get("host", "localhost"),
+                received=received,
             ),
             route_key=f"{request.method} {request.url.path}",
         )
@@ -74,6 +76,7 @@ def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_
         return response
 
     async def dispatch(request: Request) -> Response:
+        received = time.time()
         if request.url.path not in ROUTED_PATHS or request.method not in ROUTED_METHODS:
             result = _error(404, "not_found", f"No route here; POST an image to {PREDICT_PATH}.")
         else:
@@ -84,7 +87,7 @@ def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_
                     413, "payload_too_large", f"The request is larger than {limit_mb} MB."
                 )
             else:
-                result = await invoke(request, body)
+                result = await invoke(request, body, received)
 
         response = Response(content=result.body, status_code=result.status)
         for name, value in result.headers:

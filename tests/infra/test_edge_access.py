@@ -15,6 +15,7 @@ from components.site_certificate import domain_problems
 from components.stack_config import StackConfigError
 from components.static_site import (
     ALL_VIEWER_EXCEPT_HOST_POLICY_ID,
+    API_ORIGIN_READ_TIMEOUT_SECONDS,
     CACHING_DISABLED_POLICY_ID,
 )
 from components.web_firewall import BODY_SIZE_LABEL
@@ -135,6 +136,15 @@ def test_the_api_origin_is_the_http_api_over_tls_1_2_only(dev_stack: StackRun):
     assert origin["customOriginConfig"]["originProtocolPolicy"] == "https-only"
     assert origin["customOriginConfig"]["originSslProtocols"] == ["TLSv1.2"]
     assert "originAccessControlId" not in origin
+
+
+def test_cloudfront_waits_longer_than_the_http_api_so_its_answer_always_arrives(dev_stack):
+    # API Gateway answers by 30 s (its integration limit); CloudFront's default read
+    # timeout, 30 s too, could cut that answer off with an HTML 504.
+    read_timeout = api_origin(dev_stack)["customOriginConfig"]["originReadTimeout"]
+    assert read_timeout == API_ORIGIN_READ_TIMEOUT_SECONDS == 60
+    integration = dev_stack.one("aws:apigatewayv2/integration:Integration").inputs
+    assert read_timeout > integration["timeoutMilliseconds"] / 1000 == 30
 
 
 def test_cloudfront_sends_the_origin_secret_the_proxy_requires(dev_stack: StackRun):
