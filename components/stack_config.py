@@ -63,6 +63,8 @@ PROJECT_KEYS = {
     "lambdaTimeoutSeconds": "integer",
     "throttleRateLimit": "integer",
     "throttleBurstLimit": "integer",
+    "directThrottleRateLimit": "integer",
+    "directThrottleBurstLimit": "integer",
     "logRetentionDays": "integer",
     "logLevel": "string",
     "priceClass": "string",
@@ -99,6 +101,8 @@ PROXY_KEYS = {
     "timeout_seconds": "lambdaTimeoutSeconds",
     "throttle_rate_limit": "throttleRateLimit",
     "throttle_burst_limit": "throttleBurstLimit",
+    "direct_throttle_rate_limit": "directThrottleRateLimit",
+    "direct_throttle_burst_limit": "directThrottleBurstLimit",
     "log_level": "logLevel",
 }
 DOMAIN_KEYS = {
@@ -130,6 +134,8 @@ class StackSettings:
     lambda_timeout_seconds: int
     throttle_rate_limit: int
     throttle_burst_limit: int
+    direct_throttle_rate_limit: int
+    direct_throttle_burst_limit: int
     log_retention_days: int
     log_level: str
     price_class: str
@@ -345,6 +351,8 @@ def load_settings(
         lambda_timeout_seconds=proxy["timeout_seconds"],
         throttle_rate_limit=proxy["throttle_rate_limit"],
         throttle_burst_limit=proxy["throttle_burst_limit"],
+        direct_throttle_rate_limit=proxy["direct_throttle_rate_limit"],
+        direct_throttle_burst_limit=proxy["direct_throttle_burst_limit"],
         log_retention_days=value["logRetentionDays"],
         log_level=proxy["log_level"],
         price_class=value["priceClass"],

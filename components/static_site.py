@@ -6,9 +6,10 @@ and a Content-Security-Policy. `config.js` is not part of the static files: it i
 rendered from stack outputs by `SiteConfigFile`.
 
 The same distribution serves the HTTP API under `/api/*` (one origin: no CORS, and a CSP
-of `connect-src 'self'`): never cached, every viewer header but `Host` forwarded, and the
+of `connect-src 'self'`): never cached, every viewer header but `Host` forwarded, the
 origin secret added as `x-origin-verify`, which CloudFront sets itself (a viewer's own
-header of that name is overwritten). Optionally the site has its own domain (an issued
+header of that name is overwritten), and every path put under the API's site stage (the
+origin path, a secret: decision 13). Optionally the site has its own domain (an issued
 ACM certificate, with alias records when its Route 53 zone is given) and a WAF web ACL.
 """
 
@@ -116,6 +117,9 @@ class ApiOrigin:
     """Its host, `<id>.execute-api.<region>.amazonaws.com`."""
     origin_secret: pulumi.Input[str]
     """Sent on every request forwarded to it, as `x-origin-verify` (keep it a Pulumi secret)."""
+    origin_path: pulumi.Input[str] | None = None
+    """Put before every forwarded path: `/<site stage>`, the API's stage only CloudFront
+    knows (keep it a Pulumi secret). None: the API's root (`$default`)."""
 
 
 @dataclass
@@ -236,6 +240,7 @@ class StaticSite(pulumi.ComponentResource):
                 {
                     "origin_id": api_origin_id,
                     "domain_name": args.api.domain_name,
+                    "origin_path": args.api.origin_path,
                     "custom_origin_config": {
                         "http_port": 80,
                         "https_port": 443,

@@ -1,10 +1,12 @@
 """The site's one origin: CloudFront's job in front of the site and the API.
 
-CloudFront serves the web UI and, under `/api/*`, forwards requests with their path to the
-HTTP API, adding the origin header with the stack's secret (`x-origin-verify`); a value a
-client sent in that header is replaced, never passed on. The proxy admits what carries
-the secret (`proxy/access.py`), so the page needs no CORS and a direct call to the API's
-own URL is refused. Here the secret is a random one per run.
+CloudFront serves the web UI and, under `/api/*`, forwards requests to the HTTP API with
+their path put under its origin path (`/<site stage>`: the API's stage only CloudFront
+knows, with a throttle budget of its own, decision 13), adding the origin header with the
+stack's secret (`x-origin-verify`); a value a client sent in that header is replaced, never
+passed on. The proxy admits what carries the secret (`proxy/access.py`), so the page needs
+no CORS and a direct call to the API's own URL is refused. Here the secret and the stage's
+name are random ones per run.
 """
 
 from __future__ import annotations
@@ -23,16 +25,20 @@ def is_api_path(path: str) -> bool:
     return path.startswith(API_PREFIX)
 
 
-def create_origin_app(site: ASGIApp, api: ASGIApp, origin_secret: str) -> ASGIApp:
-    """One ASGI app: `/api/*` goes to `api` with the origin header set to `origin_secret`,
-    everything else to `site`."""
+def create_origin_app(
+    site: ASGIApp, api: ASGIApp, origin_secret: str, origin_path: str = ""
+) -> ASGIApp:
+    """One ASGI app: `/api/*` goes to `api` under `origin_path` (`/<site stage>`, or the
+    API's root), with the origin header set to `origin_secret`; everything else to `site`."""
     secret = origin_secret.encode("ascii")
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_api_path(scope["path"]):
             headers = [(name, value) for name, value in scope["headers"] if name.lower() != _HEADER]
             headers.append((_HEADER, secret))
-            await api({**scope, "headers": headers}, receive, send)
+            path = f"{origin_path}{scope['path']}"
+            forwarded = {**scope, "headers": headers, "path": path, "raw_path": path.encode()}
+            await api(forwarded, receive, send)
         else:
             await site(scope, receive, send)
 

@@ -43,6 +43,11 @@ from proxy.responses import (
 from proxy.sagemaker import EndpointInvoker
 from proxy.variants import Variants, client_id_from
 
+DIRECT_STAGE = "$default"
+"""The HTTP API's stage at its own URL; any other is the site's, reached through CloudFront
+(decision 13)."""
+VIA_CLOUDFRONT = "cloudfront"
+VIA_EXECUTE_API = "execute-api"
 PREDICT = "predict"
 FEEDBACK = "feedback"
 LABELS = "labels"
@@ -148,6 +153,7 @@ class PredictProxy:
             request_id=request_id,
             lambda_request_id=getattr(context, "aws_request_id", None),
             route=route,
+            **_via(event),
         ):
             if waited is not None:
                 append_keys(before_handler_ms=_ms(waited))
@@ -320,13 +326,37 @@ def _route(event: Any) -> str:
 
 
 def _path(event: Any) -> str:
-    """A space and the request's own path, or nothing: the proxy serves whatever route the
-    HTTP API sends it (`/api/predict`, and `/predict` where a stack still routes it)."""
+    """A space and the request's own path as its caller wrote it, or nothing: the proxy
+    serves whatever route the HTTP API sends it (`/api/predict`, and `/predict` where a
+    stack still routes it). A named stage's segment, which API Gateway puts before the
+    path, is left out: the site stage's name is CloudFront's secret, not the visitor's."""
     try:
         path = event["requestContext"]["http"]["path"]
     except (KeyError, TypeError):
         return ""
-    return f" {path}" if isinstance(path, str) and path.startswith("/") and len(path) < 200 else ""
+    if not isinstance(path, str) or not path.startswith("/") or len(path) >= 200:
+        return ""
+    stage = _stage(event)
+    if stage not in (None, DIRECT_STAGE) and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    return f" {path}"
+
+
+def _stage(event: Any) -> str | None:
+    try:
+        stage = event["requestContext"]["stage"]
+    except (KeyError, TypeError):
+        return None
+    return stage if isinstance(stage, str) else None
+
+
+def _via(event: Any) -> dict[str, str]:
+    """`via` for the log: `execute-api` on the direct stage, `cloudfront` on another (the
+    site's, whose name is never logged); nothing for an event without a stage."""
+    stage = _stage(event)
+    if stage is None:
+        return {}
+    return {"via": VIA_EXECUTE_API if stage == DIRECT_STAGE else VIA_CLOUDFRONT}
 
 
 def _waited_seconds(event: Any, now: float) -> float | None:

@@ -28,12 +28,14 @@ from tests.infra.conftest import (
     ORIGIN_SECRET,
     PROJECT,
     REGION,
+    SITE_STAGE,
     VALIDATION_RECORD,
     StackRun,
 )
 from tests.policy.harness import Resource, violations
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+STAGE = "aws:apigatewayv2/stage:Stage"
 FUNCTION = "aws:lambda/function:Function"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 CERTIFICATE = "aws:acm/certificate:Certificate"
@@ -158,7 +160,7 @@ def test_cloudfront_sends_the_origin_secret_the_proxy_requires(dev_stack: StackR
 
 
 def test_the_origin_secret_is_random_long_plain_and_stable(dev_stack: StackRun):
-    password = dev_stack.one(PASSWORD)
+    password = dev_stack.one(PASSWORD, "api-origin-secret")
     assert password.inputs["length"] == 48
     assert password.inputs["special"] is False
     # No keepers: nothing but a deliberate replacement changes it between updates.
@@ -188,6 +190,65 @@ def test_by_default_there_is_no_domain_firewall_or_key(dev_stack: StackRun):
         "waf_log_group",
     }
     assert not absent & set(dev_stack.outputs)
+
+
+# -- traffic around CloudFront (decision 13) -----------------------------------------------
+
+
+def stages(run: StackRun) -> dict[str, Any]:
+    return {stage.name: stage for stage in run.of_type(STAGE)}
+
+
+def test_cloudfront_reaches_the_api_only_through_a_secret_stage_of_its_own(dev_stack):
+    site_stage = stages(dev_stack)["api-site-stage"]
+    assert site_stage.inputs["name"] == SITE_STAGE
+    assert api_origin(dev_stack)["originPath"] == f"/{SITE_STAGE}"
+    name = dev_stack.one(PASSWORD, "api-site-stage-name").inputs
+    assert name["length"] == 32
+    assert name["special"] is False
+    # Secrets both where they are set, so the state holds them encrypted; in no output.
+    assert "name" in site_stage.secrets
+    assert "origins" in dev_stack.one(DISTRIBUTION).secrets
+    for output, value in dev_stack.outputs.items():
+        assert SITE_STAGE not in json.dumps(value), output
+    for stage in stages(dev_stack).values():
+        assert SITE_STAGE not in stage.inputs["accessLogSettings"]["format"]
+
+
+def test_the_stacks_alarms_watch_every_stage_without_naming_the_secret_one(dev_stack):
+    api = dev_stack.one("aws:apigatewayv2/api:Api")
+    alarms = {a.name: a.inputs for a in dev_stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["monitoring-api-latency-p95"]["dimensions"] == {"ApiId": api.id}
+    for token in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/dashboard:Dashboard"):
+        for resource in dev_stack.of_type(token):
+            assert SITE_STAGE not in json.dumps(resource.inputs, default=str), resource.name
+
+
+def test_the_api_url_programs_get_is_the_direct_stage_on_a_budget_of_its_own(run_stack):
+    run = ok(run_stack(config(directThrottleRateLimit="3", directThrottleBurstLimit="4")))
+    direct = stages(run)["api-default-stage"].inputs
+    site = stages(run)["api-site-stage"].inputs
+    assert direct["name"] == "$default"
+    api = run.one("aws:apigatewayv2/api:Api")
+    assert run.outputs["execute_api_url"] == f"{api.state['apiEndpoint']}/api"
+    assert direct["defaultRouteSettings"] == {"throttlingRateLimit": 3, "throttlingBurstLimit": 4}
+    # The site's budget is the dev stack's throttleRateLimit, whatever programs do.
+    assert site["defaultRouteSettings"] == {"throttlingRateLimit": 5, "throttlingBurstLimit": 10}
+    assert {s["throttlingRateLimit"] for s in direct["routeSettings"]} == {3}
+    assert {s["throttlingRateLimit"] for s in site["routeSettings"]} == {5}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("directThrottleRateLimit", "0", "directThrottleRateLimit: 0 must be at least 1"),
+        ("directThrottleBurstLimit", "-1", "directThrottleBurstLimit: -1 must be at least 1"),
+    ],
+)
+def test_a_direct_budget_below_one_is_refused_naming_its_key(run_stack, key, value, message):
+    run = run_stack(config(**{key: value}))
+    assert isinstance(run.error, StackConfigError)
+    assert message in str(run.error)
 
 
 # -- custom domain -------------------------------------------------------------------------

@@ -420,7 +420,7 @@ def test_the_secret_and_the_keys_never_appear_in_logs_or_answers(tmp_path):
 # -- the Lambda's init -----------------------------------------------------------------------
 
 
-def run_init(code: str, **environ: str) -> subprocess.CompletedProcess:
+def run_init(code: str, stdin: str | None = None, **environ: str) -> subprocess.CompletedProcess:
     env = {
         "PATH": "/usr/bin:/bin",
         "AWS_DEFAULT_REGION": "eu-west-1",
@@ -435,6 +435,7 @@ def run_init(code: str, **environ: str) -> subprocess.CompletedProcess:
         [sys.executable, "-c", code],
         env=env,
         cwd=ROOT,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
