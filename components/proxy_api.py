@@ -64,6 +64,9 @@ request it forwards (its origin path). Requests that do not know it reach only `
 the direct stage, whose throttle budget is apart from the site's (decision 13)."""
 DIRECT_STAGE = "$default"
 """The stage at the API's root URL (`execute_api_url`): programs with an API key."""
+ORIGIN_SECRET_SLOTS = 2
+"""Origin secrets kept at once: the one CloudFront sends, and the one it sent before the
+last rotation, which the proxy still admits (`ORIGIN_SECRET_PREVIOUS`)."""
 ORIGIN_SECRET_LENGTH = 48
 """Characters of the origin secret: letters and digits only (a header value anywhere), far
 beyond guessing, within the 32-256 the proxy accepts."""
@@ -109,6 +112,18 @@ VIA_CLOUDFRONT = "cloudfront"
 VIA_EXECUTE_API = "execute-api"
 
 
+def origin_secret_keepers(slot: int, rotation: int) -> dict[str, str] | None:
+    """The keepers of origin secret `slot` at `rotation` (config `originSecretRotation`):
+    the last rotation that made the slot the current one, so each rotation regenerates only
+    the slot it makes current (`rotation % 2`) and keeps the other, the previous secret.
+    None for slot 0 until it is first regenerated: the secret a stack had before rotations
+    existed stays as it is."""
+    made = rotation - (rotation - slot) % ORIGIN_SECRET_SLOTS
+    if slot == 0 and made == 0:
+        return None
+    return {"rotation": str(made)}
+
+
 def api_keys_path(name_prefix: str) -> str:
     """The SSM Parameter Store path of a stack's API keys, one SecureString per key."""
     return f"/{name_prefix}/api-keys"
@@ -135,6 +150,7 @@ def proxy_problems(
     log_level: str,
     direct_throttle_rate_limit: int = 1,
     direct_throttle_burst_limit: int = 1,
+    origin_secret_rotation: int = 0,
 ) -> dict[str, str]:
     """What is wrong with the proxy's settings, by `ProxyApiArgs` field; empty when valid."""
     problems = {}
@@ -159,6 +175,10 @@ def proxy_problems(
     if direct_throttle_burst_limit < 1:
         problems["direct_throttle_burst_limit"] = (
             f"{direct_throttle_burst_limit} must be at least 1"
+        )
+    if origin_secret_rotation < 0:
+        problems["origin_secret_rotation"] = (
+            f"{origin_secret_rotation} must be 0 or more (add 1 to rotate the origin secret)"
         )
     if log_level not in LOG_LEVELS:
         problems["log_level"] = f"must be one of {', '.join(LOG_LEVELS)}"
@@ -248,6 +268,9 @@ class ProxyApiArgs:
     api_keys: bool = False
     """Admit direct callers with an API key from SSM Parameter Store, under
     `/<name_prefix>/api-keys` (`python -m proxy.api_keys` manages them; the stack does not)."""
+    origin_secret_rotation: int = 0
+    """Add 1 to rotate the origin secret: a new one for CloudFront, the current one still
+    admitted until the next rotation (docs/operations.md#rotate-the-origin-secret)."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Extra Lambda environment (MAX_IMAGE_BYTES, REVIEW_THRESHOLD, ...)."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
@@ -262,7 +285,10 @@ class ProxyApi(pulumi.ComponentResource):
     site_origin_path: pulumi.Output[str]
     """A Pulumi secret: `/<site stage>`, CloudFront's origin path for the API."""
     origin_secret: pulumi.Output[str]
-    """A Pulumi secret: CloudFront sends it in `x-origin-verify`, the proxy requires it."""
+    """A Pulumi secret: CloudFront sends it in `x-origin-verify`, the proxy requires it (or
+    the previous one, after a rotation)."""
+    function: aws.lambda_.Function
+    """The proxy, which must admit a new origin secret before CloudFront sends it."""
     api_keys_path: pulumi.Output[str] | None
     """The SSM path of the API keys, with `api_keys` on."""
     api_id: pulumi.Output[str]
@@ -277,15 +303,27 @@ class ProxyApi(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        # Stable across updates (no keepers): replacing it would refuse CloudFront's requests
-        # until the distribution had deployed the new value to every edge.
-        origin_secret = random.RandomPassword(
-            f"{name}-origin-secret",
-            length=ORIGIN_SECRET_LENGTH,
-            special=False,
-            opts=child,
+        # Two slots, stable but for a rotation: each rotation regenerates the slot it makes
+        # current and keeps the other, which the proxy still admits while CloudFront
+        # deploys the new one (a replaced secret alone would be refused until then).
+        rotation = args.origin_secret_rotation
+        slots = [
+            random.RandomPassword(
+                f"{name}-origin-secret" if slot == 0 else f"{name}-origin-secret-{slot}",
+                length=ORIGIN_SECRET_LENGTH,
+                special=False,
+                keepers=origin_secret_keepers(slot, rotation),
+                opts=child,
+            )
+            for slot in range(ORIGIN_SECRET_SLOTS)
+        ]
+        secret = pulumi.Output.secret(slots[rotation % ORIGIN_SECRET_SLOTS].result)
+        # Before the first rotation there is no previous secret to admit.
+        previous = (
+            {"ORIGIN_SECRET_PREVIOUS": pulumi.Output.secret(slots[(rotation + 1) % 2].result)}
+            if rotation
+            else {}
         )
-        secret = pulumi.Output.secret(origin_secret.result)
         keys_path = api_keys_path(args.name_prefix) if args.api_keys else None
         keys_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if keys_path is not None:
@@ -362,6 +400,7 @@ class ProxyApi(pulumi.ComponentResource):
                     "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
                     "LOG_LEVEL": args.log_level,
                     "ORIGIN_SECRET": secret,
+                    **previous,
                     **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),
                 }
             },
@@ -476,6 +515,7 @@ class ProxyApi(pulumi.ComponentResource):
             )
         )
         self.origin_secret = secret
+        self.function = function
         self.api_keys_path = pulumi.Output.from_input(keys_path) if keys_path else None
         self.api_id = api.id
         self.function_name = function.name

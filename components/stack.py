@@ -181,6 +181,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             throttle_burst_limit=settings.throttle_burst_limit,
             direct_throttle_rate_limit=settings.direct_throttle_rate_limit,
             direct_throttle_burst_limit=settings.direct_throttle_burst_limit,
+            origin_secret_rotation=settings.origin_secret_rotation,
             log_retention_days=settings.log_retention_days,
             log_level=settings.log_level,
             tracing=settings.tracing,
@@ -247,6 +248,8 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
                 domain_name=api.api_domain,
                 origin_secret=api.origin_secret,
                 origin_path=api.site_origin_path,
+                # A rotated secret is admitted before CloudFront starts sending it.
+                admitted_by=[api.function],
             ),
             domain=domain,
             web_acl_arn=firewall.web_acl_arn if firewall is not None else None,

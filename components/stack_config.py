@@ -65,6 +65,7 @@ PROJECT_KEYS = {
     "throttleBurstLimit": "integer",
     "directThrottleRateLimit": "integer",
     "directThrottleBurstLimit": "integer",
+    "originSecretRotation": "integer",
     "logRetentionDays": "integer",
     "logLevel": "string",
     "priceClass": "string",
@@ -103,6 +104,7 @@ PROXY_KEYS = {
     "throttle_burst_limit": "throttleBurstLimit",
     "direct_throttle_rate_limit": "directThrottleRateLimit",
     "direct_throttle_burst_limit": "directThrottleBurstLimit",
+    "origin_secret_rotation": "originSecretRotation",
     "log_level": "logLevel",
 }
 DOMAIN_KEYS = {
@@ -136,6 +138,7 @@ class StackSettings:
     throttle_burst_limit: int
     direct_throttle_rate_limit: int
     direct_throttle_burst_limit: int
+    origin_secret_rotation: int
     log_retention_days: int
     log_level: str
     price_class: str
@@ -353,6 +356,7 @@ def load_settings(
         throttle_burst_limit=proxy["throttle_burst_limit"],
         direct_throttle_rate_limit=proxy["direct_throttle_rate_limit"],
         direct_throttle_burst_limit=proxy["direct_throttle_burst_limit"],
+        origin_secret_rotation=proxy["origin_secret_rotation"],
         log_retention_days=value["logRetentionDays"],
         log_level=proxy["log_level"],
         price_class=value["priceClass"],

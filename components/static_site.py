@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,9 @@ class ApiOrigin:
     origin_path: pulumi.Input[str] | None = None
     """Put before every forwarded path: `/<site stage>`, the API's stage only CloudFront
     knows (keep it a Pulumi secret). None: the API's root (`$default`)."""
+    admitted_by: Sequence[pulumi.Resource] = ()
+    """What must admit `origin_secret` before the distribution sends it (the proxy, whose
+    environment holds the secrets): the distribution is updated only after them."""
 
 
 @dataclass
@@ -278,7 +281,7 @@ class StaticSite(pulumi.ComponentResource):
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.api.admitted_by)),
         )
         tls_only_bucket_policy(
             f"{name}-bucket-policy",

@@ -12,7 +12,7 @@ every path, so its program learns it at once. The rule, refusals first:
 | a well-formed key the store does not hold (unknown or revoked) | 403 `api_key_refused` |
 | a key while the store cannot be read (and no recent copy) | 503 `api_keys_unavailable` |
 | a valid key | admitted, `"access": "api_key"`, `"api_key": <name>` in the log |
-| the origin header with the secret | admitted, `"access": "origin"` |
+| the origin header with the secret, or the previous one (a rotation) | `"access": "origin"` |
 | neither, keys on | 401 `api_key_missing` (with `www-authenticate`) |
 | neither, keys off | 403 `forbidden` |
 | anything else, `ORIGIN_SECRET` unset (local runs, tests) | admitted, `"access": "open"` |
@@ -20,8 +20,10 @@ every path, so its program learns it at once. The rule, refusals first:
 With keys off, `x-api-key` is ignored: it neither admits nor refuses.
 
 Neither the secret nor a key is ever logged or echoed: the log says only which way a request
-came in, whether the origin header was missing or wrong, and a key's name. The secret is
-compared in constant time (`hmac.compare_digest`); a key is looked up by its SHA-256.
+came in, whether the origin header was missing or wrong, a key's name, and
+`"origin_secret": "previous"` for the previous secret of a rotation. Each secret is
+compared in constant time (`hmac.compare_digest`), all of them every time; a key is looked
+up by its SHA-256.
 
 `ORIGIN_HEADER` is a contract: the stack sets a custom header of that name on CloudFront's
 API origin (the stack cannot import `proxy`, so a test that reads both keeps the two names
@@ -60,9 +62,13 @@ class Access:
         self,
         origin_secret: str | None = None,
         keys: Callable[[], KeyVerifier] | None = None,
+        previous_secret: str | None = None,
     ) -> None:
-        """`keys` makes the key verifier when first needed; None turns API keys off."""
-        self._secret = None if origin_secret is None else origin_secret.encode("ascii")
+        """`keys` makes the key verifier when first needed; None turns API keys off.
+        `previous_secret`, during a rotation, is admitted as well as `origin_secret`."""
+        self._secrets = tuple(
+            secret.encode("ascii") for secret in (origin_secret, previous_secret) if secret
+        )
         self._make_keys = keys
         self._keys: KeyVerifier | None = None
 
@@ -88,7 +94,7 @@ class Access:
                 )
                 return KeyVerifier(store, config.api_keys_cache_seconds, clock)
 
-        return cls(config.origin_secret, keys)
+        return cls(config.origin_secret, keys, config.origin_secret_previous)
 
     def admit(self, event: Any) -> None:
         """Return if the request may go on (its way in appended to the log), else raise."""
@@ -98,15 +104,13 @@ class Access:
             if key is not None:
                 append_keys(access="api_key", api_key=self._name_of(key))
                 return
-        if self._secret is None:
+        if not self._secrets:
             append_keys(access="open")
             return
         presented = _header(headers, ORIGIN_HEADER)
-        # Bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
-        if presented is not None and hmac.compare_digest(
-            presented.encode("utf-8", "surrogatepass"), self._secret
-        ):
-            append_keys(access="origin")
+        matched = None if presented is None else self._match(presented)
+        if matched is not None:
+            append_keys(access="origin", **({"origin_secret": "previous"} if matched else {}))
             return
         append_keys(origin_header="missing" if presented is None else "wrong")
         if self._make_keys is None:
@@ -122,6 +126,14 @@ class Access:
             "site's address (/api/predict).",
             headers={"www-authenticate": WWW_AUTHENTICATE},
         )
+
+    def _match(self, presented: str) -> int | None:
+        """Which secret `presented` is (0 the current, 1 the previous), or None. Each is
+        compared, in constant time, whichever matches: the time says nothing about which."""
+        # Bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+        sent = presented.encode("utf-8", "surrogatepass")
+        matches = [hmac.compare_digest(sent, secret) for secret in self._secrets]
+        return matches.index(True) if True in matches else None
 
     def _name_of(self, key: str) -> str:
         from proxy.api_keys import StoreError, is_well_formed

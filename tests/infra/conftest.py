@@ -101,7 +101,9 @@ ORIGIN_SECRET = "0riginSecretF0rTests" + "x" * 28
 those of `RANDOM_RESULTS`."""
 SITE_STAGE = "s1teStageF0rTests" + "y" * 15
 """The `result` of the API's site stage name (32 characters)."""
-RANDOM_RESULTS = {"api-site-stage-name": SITE_STAGE}
+OTHER_ORIGIN_SECRET = "0therOriginSecretF0rTests" + "z" * 23
+"""The `result` of the origin secret's second slot (48 characters)."""
+RANDOM_RESULTS = {"api-site-stage-name": SITE_STAGE, "api-origin-secret-1": OTHER_ORIGIN_SECRET}
 VALIDATION_RECORD = {
     "resourceRecordName": "_3f9a1c2b4d5e.classify.classifier-team.io.",
     "resourceRecordType": "CNAME",

@@ -26,6 +26,7 @@ from tests.infra.conftest import (
     ACCOUNT,
     CLOUDFRONT_ZONE_ID,
     ORIGIN_SECRET,
+    OTHER_ORIGIN_SECRET,
     PROJECT,
     REGION,
     SITE_STAGE,
@@ -163,8 +164,41 @@ def test_the_origin_secret_is_random_long_plain_and_stable(dev_stack: StackRun):
     password = dev_stack.one(PASSWORD, "api-origin-secret")
     assert password.inputs["length"] == 48
     assert password.inputs["special"] is False
-    # No keepers: nothing but a deliberate replacement changes it between updates.
+    # No keepers until the first rotation that regenerates it: it stays as it always was.
     assert "keepers" not in password.inputs
+
+
+@pytest.mark.parametrize(
+    ("rotation", "current", "previous", "keepers"),
+    [
+        # Before any rotation: the secret a stack always had, alone.
+        ("0", ORIGIN_SECRET, None, (None, {"rotation": "-1"})),
+        # Each rotation regenerates the slot it makes current and keeps the other.
+        ("1", OTHER_ORIGIN_SECRET, ORIGIN_SECRET, (None, {"rotation": "1"})),
+        ("2", ORIGIN_SECRET, OTHER_ORIGIN_SECRET, ({"rotation": "2"}, {"rotation": "1"})),
+        ("3", OTHER_ORIGIN_SECRET, ORIGIN_SECRET, ({"rotation": "2"}, {"rotation": "3"})),
+    ],
+)
+def test_a_rotation_sends_a_new_secret_and_still_admits_the_previous(
+    run_stack, rotation, current, previous, keepers
+):
+    run = ok(run_stack(config(originSecretRotation=rotation)))
+    (header,) = api_origin(run)["customHeaders"]
+    assert header == {"name": PROXY_ORIGIN_HEADER, "value": current}
+    assert variables(run)["ORIGIN_SECRET"] == current
+    assert variables(run).get("ORIGIN_SECRET_PREVIOUS") == previous
+    slots = (run.one(PASSWORD, "api-origin-secret"), run.one(PASSWORD, "api-origin-secret-1"))
+    assert tuple(slot.inputs.get("keepers") for slot in slots) == keepers
+    # The proxy admits the new secret before CloudFront starts sending it.
+    assert "api-function" in run.one(DISTRIBUTION).depends_on
+    for output, value in run.outputs.items():
+        assert OTHER_ORIGIN_SECRET not in json.dumps(value), output
+
+
+def test_a_negative_rotation_is_refused_naming_its_key(run_stack):
+    run = run_stack(config(originSecretRotation="-1"))
+    assert isinstance(run.error, StackConfigError)
+    assert "originSecretRotation: -1 must be 0 or more" in str(run.error)
 
 
 def test_the_origin_secret_is_in_no_output_and_not_in_config_js(everything: StackRun):
