@@ -38,7 +38,12 @@ CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 """AWS managed cache policy `CachingDisabled`: every API request goes to the API."""
 ALL_VIEWER_EXCEPT_HOST_POLICY_ID = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 """AWS managed origin request policy `AllViewerExceptHostHeader`: the API gets every viewer
-header, query string and cookie, and a `Host` of its own (API Gateway routes by it)."""
+header, query string and cookie, and a `Host` of its own (API Gateway routes by it), plus
+CloudFront's own headers for the protocol, HTTP and TLS versions, device type and viewer
+location, `CloudFront-Viewer-Address` (the visitor's `ip:port`, which the proxy logs) among
+them (CloudFront Developer Guide, "Use managed origin request policies" and "Add CloudFront
+request headers"). A custom policy could not do both: `allViewerAndWhitelistCloudFront`
+also forwards the viewer's `Host`, which API Gateway refuses."""
 API_ORIGIN_READ_TIMEOUT_SECONDS = 60
 """How long CloudFront waits for the API's answer: above API Gateway's 30 s integration
 limit, so whatever answers (the proxy's JSON, or API Gateway's own 503 at 30 s) reaches the

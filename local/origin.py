@@ -3,10 +3,11 @@
 CloudFront serves the web UI and, under `/api/*`, forwards requests to the HTTP API with
 their path put under its origin path (`/<site stage>`: the API's stage only CloudFront
 knows, with a throttle budget of its own, decision 13), adding the origin header with the
-stack's secret (`x-origin-verify`); a value a client sent in that header is replaced, never
-passed on. The proxy admits what carries the secret (`proxy/access.py`), so the page needs
-no CORS and a direct call to the API's own URL is refused. Here the secret and the stage's
-name are random ones per run.
+stack's secret (`x-origin-verify`) and the client's `ip:port` (`cloudfront-viewer-address`,
+IPv6 unbracketed, as CloudFront writes it); a value a client sent in either header is
+replaced, never passed on. The proxy admits what carries the secret (`proxy/access.py`),
+so the page needs no CORS and a direct call to the API's own URL is refused. Here the
+secret and the stage's name are random ones per run.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hosting.origin import API_PATH
-from proxy.access import ORIGIN_HEADER
+from proxy.access import ORIGIN_HEADER, VIEWER_ADDRESS_HEADER
 
 _HEADER = ORIGIN_HEADER.encode("ascii")
+_VIEWER = VIEWER_ADDRESS_HEADER.encode("ascii")
 API_PREFIX = f"{API_PATH}/"
 """What CloudFront's `/api/*` behaviour matches: `/api` alone is the site's (a 404)."""
 
@@ -34,8 +36,15 @@ def create_origin_app(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_api_path(scope["path"]):
-            headers = [(name, value) for name, value in scope["headers"] if name.lower() != _HEADER]
+            headers = [
+                (name, value)
+                for name, value in scope["headers"]
+                if name.lower() not in (_HEADER, _VIEWER)
+            ]
             headers.append((_HEADER, secret))
+            client = scope.get("client")
+            if client:
+                headers.append((_VIEWER, f"{client[0]}:{client[1]}".encode()))
             path = f"{origin_path}{scope['path']}"
             forwarded = {**scope, "headers": headers, "path": path, "raw_path": path.encode()}
             await api(forwarded, receive, send)

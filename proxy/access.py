@@ -35,6 +35,7 @@ read only at the first request that carries a key, so the cold start does not gr
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,9 @@ ORIGIN_HEADER = "x-origin-verify"
 """The header CloudFront adds to every request it forwards, holding ORIGIN_SECRET."""
 API_KEY_HEADER = "x-api-key"
 """The header a program sends its API key in."""
+VIEWER_ADDRESS_HEADER = "cloudfront-viewer-address"
+"""The visitor's `ip:port`, which CloudFront adds (its origin request policy forwards it)."""
+_MAX_ADDRESS = 64
 WWW_AUTHENTICATE = f'ApiKey header="{API_KEY_HEADER}"'
 """The challenge of every 401 (RFC 9110 requires one)."""
 RETRY_AFTER_KEYS_UNAVAILABLE = 5
@@ -99,6 +103,17 @@ class Access:
     def admit(self, event: Any) -> None:
         """Return if the request may go on (its way in appended to the log), else raise."""
         headers = event.get("headers") if isinstance(event, dict) else None
+        presented = _header(headers, ORIGIN_HEADER)
+        matched = None if presented is None or not self._secrets else self._match(presented)
+        # Behind the secret the connection is CloudFront's edge, and the visitor is the one
+        # its header names; anywhere else a header anyone can send is not believed.
+        viewer = (
+            viewer_ip(_header(headers, VIEWER_ADDRESS_HEADER))
+            if matched is not None
+            else _source_ip(event)
+        )
+        if viewer is not None:
+            append_keys(viewer_ip=viewer)
         if self._make_keys is not None:
             key = _header(headers, API_KEY_HEADER)
             if key is not None:
@@ -107,8 +122,6 @@ class Access:
         if not self._secrets:
             append_keys(access="open")
             return
-        presented = _header(headers, ORIGIN_HEADER)
-        matched = None if presented is None else self._match(presented)
         if matched is not None:
             append_keys(access="origin", **({"origin_secret": "previous"} if matched else {}))
             return
@@ -164,6 +177,33 @@ class Access:
                 403, "api_key_refused", "This API key is not valid: it is unknown or revoked."
             )
         return name
+
+
+def viewer_ip(address: str | None) -> str | None:
+    """The IP address of CloudFront's `ip:port` (IPv6 unbracketed, as CloudFront writes
+    it, or bracketed), normalised; None for anything else."""
+    if address is None or len(address) > _MAX_ADDRESS:
+        return None
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else ip)
+
+
+def _source_ip(event: Any) -> str | None:
+    """API Gateway's `requestContext.http.sourceIp`: the connection's address."""
+    try:
+        source = event["requestContext"]["http"]["sourceIp"]
+    except (KeyError, TypeError):
+        return None
+    return source if isinstance(source, str) and len(source) <= _MAX_ADDRESS else None
 
 
 def _header(headers: Any, name: str) -> str | None:

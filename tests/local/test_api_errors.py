@@ -199,6 +199,19 @@ def test_the_site_and_the_direct_port_are_two_stages_and_the_log_tells_them_apar
         assert runtime.logged(request_id)
     lines = [json.loads(next(line for line in runtime.lines if i in line)) for i in ids]
     assert [line["via"] for line in lines] == ["cloudfront", "execute-api"]
+    # The visitor's address: from the origin's viewer header, or the connection's own.
+    assert [line["viewer_ip"] for line in lines] == ["127.0.0.1", "127.0.0.1"]
+
+
+def test_through_the_site_the_viewers_address_is_the_connections_not_one_sent(runtime):
+    response = post(
+        runtime, photo_jpeg(), "image/jpeg", **{"cloudfront-viewer-address": "198.51.100.7:1"}
+    )
+    assert response.status_code == 200, response.text
+    request_id = response.json()["request_id"]
+    assert runtime.logged(request_id)
+    line = json.loads(next(line for line in runtime.lines if request_id in line))
+    assert line["viewer_ip"] == "127.0.0.1"
 
 
 def test_the_direct_api_serves_only_what_the_stack_routes(runtime):

@@ -109,3 +109,20 @@ def test_the_direct_api_serves_both_stages_like_execute_api(handler):
     for path in (f"/{STAGE}x/api/predict", f"/{STAGE}", "/guess/api/predict"):
         assert direct.post(path, content=b"x").status_code == 404
     assert len(handler.calls) == 2
+
+
+def test_the_viewers_address_is_added_as_cloudfront_adds_it_and_a_sent_one_replaced(
+    client, handler
+):
+    client.post(
+        "/api/predict", content=b"x", headers={"cloudfront-viewer-address": "198.51.100.1:1"}
+    )
+    event = handler.calls[0][0]
+    # The connection's host and port: the test client's own, as CloudFront sees the viewer's.
+    assert event["headers"]["cloudfront-viewer-address"] == "testclient:50000"
+
+
+def test_the_direct_api_adds_no_viewer_address(handler):
+    direct = TestClient(create_api_app(handler))
+    direct.post("/api/predict", content=b"x", headers={"cloudfront-viewer-address": "x:1"})
+    assert handler.calls[0][0]["headers"]["cloudfront-viewer-address"] == "x:1"
