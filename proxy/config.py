@@ -23,8 +23,8 @@ DEFAULT_CONNECT_TIMEOUT = 1.0
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-# How long the proxy trusts its copy of the API keys. At most 30 s: when the store fails, the
-# copy is used for up to twice as long, and a revoked key must stop working within a minute.
+# How long the proxy trusts its copy of the API keys. The bound keeps the revocation delay
+# what docs/api.md#revocation-delay says (a failing store doubles it).
 DEFAULT_API_KEYS_CACHE_SECONDS = 30.0
 MAX_API_KEYS_CACHE_SECONDS = 30.0
 

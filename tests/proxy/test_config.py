@@ -178,6 +178,6 @@ def test_keys_come_from_ssm_or_a_file_not_both():
 
 @pytest.mark.parametrize("value", ["0", "0.5", "31", "60", "soon"])
 def test_the_key_cache_lasts_1_to_30_seconds(value):
-    """At most 30 s: a failing store doubles it, and revocation must hold within a minute."""
+    """At most 30 s: docs/api.md#revocation-delay holds (a failing store doubles it)."""
     with pytest.raises(ConfigError, match=r"^API_KEYS_CACHE_SECONDS"):
         load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "API_KEYS_CACHE_SECONDS": value})
