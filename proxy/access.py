@@ -35,7 +35,6 @@ read only at the first request that carries a key, so the cold start does not gr
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -189,6 +188,9 @@ def viewer_ip(address: str | None) -> str | None:
         return None
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    # Imported at the first address to parse, not at init: a refused request never needs it.
+    import ipaddress
+
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
