@@ -101,8 +101,9 @@ class MonitoringArgs:
 
     api_id: pulumi.Input[str]
     """ID of the HTTP API (dimension `ApiId`)."""
-    api_stage: pulumi.Input[str] = "$default"
-    """Stage of the HTTP API (dimension `Stage`)."""
+    api_stage: pulumi.Input[str] | None = "$default"
+    """Stage of the HTTP API (dimension `Stage`); None: the API's every stage (dimension
+    `ApiId` alone), for a stack whose site stage's name is a secret."""
     function_name: pulumi.Input[str]
     """Name of the proxy Lambda function."""
     endpoint_name: pulumi.Input[str]
@@ -221,7 +222,9 @@ class Monitoring(pulumi.ComponentResource):
             )
         self._topic_arn = topic.arn
 
-        api = {"ApiId": args.api_id, "Stage": args.api_stage}
+        api = {"ApiId": args.api_id}
+        if args.api_stage is not None:
+            api["Stage"] = args.api_stage
         function = {"FunctionName": args.function_name}
         endpoint = {"EndpointName": args.endpoint_name, "VariantName": args.variant_name}
         us = _MICROSECONDS_PER_MS

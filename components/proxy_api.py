@@ -6,7 +6,10 @@ the API has no CORS configuration: a browser on the site never makes a cross-ori
 request, and programs calling from elsewhere are no browsers (they send an API key). The
 proxy admits only requests with the origin secret, which this component generates and
 CloudFront adds (`origin_secret`), or, with `api_keys`, a valid `x-api-key` from SSM
-Parameter Store. Throttling protects the endpoint's concurrency and the bill.
+Parameter Store. Throttling protects the endpoint's concurrency and the bill, with two
+budgets on two stages of the same routes (decision 13): the site's, on a stage named by a
+random secret that CloudFront reaches as its origin path (`site_origin_path`), and the
+programs', on `$default` at the API's own URL (`execute_api_url`).
 
 The proxy shares the requests among the model variants by weight (env `VARIANTS`) and may
 invoke exactly their endpoints. It records each prediction, and users' feedback on it, in
@@ -54,6 +57,16 @@ LAMBDA_TASK_ROOT = "/var/task"
 MODEL_LABELS_DIR = "model_labels"
 """The zip's folder of `<model_version>.json` label lists, beside `proxy/` (the proxy's
 `proxy.labels.LABELS_DIR_IN_ZIP`)."""
+SITE_STAGE_LENGTH = 32
+"""Characters of the site stage's name, letters and digits (a stage name may hold up to 128
+of letters, digits, '-' and '_'): the secret path segment CloudFront puts before every
+request it forwards (its origin path). Requests that do not know it reach only `$default`,
+the direct stage, whose throttle budget is apart from the site's (decision 13)."""
+DIRECT_STAGE = "$default"
+"""The stage at the API's root URL (`execute_api_url`): programs with an API key."""
+ORIGIN_SECRET_SLOTS = 2
+"""Origin secrets kept at once: the one CloudFront sends, and the one it sent before the
+last rotation, which the proxy still admits (`ORIGIN_SECRET_PREVIOUS`)."""
 ORIGIN_SECRET_LENGTH = 48
 """Characters of the origin secret: letters and digits only (a header value anywhere), far
 beyond guessing, within the 32-256 the proxy accepts."""
@@ -74,23 +87,41 @@ TRACE_WRITER_STATEMENT = {
 """What active tracing needs, as Lambda documents it for the execution role (the proxy
 carries no X-Ray SDK, which would also read sampling rules)."""
 
-ACCESS_LOG_FORMAT = json.dumps(
-    {
-        "requestId": "$context.requestId",
-        "ip": "$context.identity.sourceIp",
-        "requestTime": "$context.requestTime",
-        "routeKey": "$context.routeKey",
-        "status": "$context.status",
-        "protocol": "$context.protocol",
-        "responseLength": "$context.responseLength",
-        "responseLatency": "$context.responseLatency",
-        "integrationLatency": "$context.integrationLatency",
-        "integrationStatus": "$context.integrationStatus",
-        "integrationError": "$context.integrationErrorMessage",
-        "errorMessage": "$context.error.message",
-    },
-    separators=(",", ":"),
-)
+
+def access_log_format(via: str) -> str:
+    """The stage's access log line: JSON, `via` telling the stages apart (the site stage's
+    name is a secret: never in a log)."""
+    return json.dumps({**ACCESS_LOG_FIELDS, "via": via}, separators=(",", ":"))
+
+
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "integrationError": "$context.integrationErrorMessage",
+    "errorMessage": "$context.error.message",
+}
+VIA_CLOUDFRONT = "cloudfront"
+VIA_EXECUTE_API = "execute-api"
+
+
+def origin_secret_keepers(slot: int, rotation: int) -> dict[str, str] | None:
+    """The keepers of origin secret `slot` at `rotation` (config `originSecretRotation`):
+    the last rotation that made the slot the current one, so each rotation regenerates only
+    the slot it makes current (`rotation % 2`) and keeps the other, the previous secret.
+    None for slot 0 until it is first regenerated: the secret a stack had before rotations
+    existed stays as it is."""
+    made = rotation - (rotation - slot) % ORIGIN_SECRET_SLOTS
+    if slot == 0 and made == 0:
+        return None
+    return {"rotation": str(made)}
 
 
 def api_keys_path(name_prefix: str) -> str:
@@ -117,6 +148,9 @@ def proxy_problems(
     throttle_rate_limit: int,
     throttle_burst_limit: int,
     log_level: str,
+    direct_throttle_rate_limit: int = 1,
+    direct_throttle_burst_limit: int = 1,
+    origin_secret_rotation: int = 0,
 ) -> dict[str, str]:
     """What is wrong with the proxy's settings, by `ProxyApiArgs` field; empty when valid."""
     problems = {}
@@ -134,6 +168,18 @@ def proxy_problems(
         )
     if throttle_burst_limit < 1:
         problems["throttle_burst_limit"] = f"{throttle_burst_limit} must be at least 1"
+    if direct_throttle_rate_limit < 1:
+        problems["direct_throttle_rate_limit"] = (
+            f"{direct_throttle_rate_limit} must be at least 1 request per second"
+        )
+    if direct_throttle_burst_limit < 1:
+        problems["direct_throttle_burst_limit"] = (
+            f"{direct_throttle_burst_limit} must be at least 1"
+        )
+    if origin_secret_rotation < 0:
+        problems["origin_secret_rotation"] = (
+            f"{origin_secret_rotation} must be 0 or more (add 1 to rotate the origin secret)"
+        )
     if log_level not in LOG_LEVELS:
         problems["log_level"] = f"must be one of {', '.join(LOG_LEVELS)}"
     return problems
@@ -209,8 +255,12 @@ class ProxyApiArgs:
     memory_mb: pulumi.Input[int] = 256
     timeout_seconds: pulumi.Input[int] = 30
     throttle_rate_limit: pulumi.Input[int] = 10
-    """Steady requests per second on `POST /api/predict`."""
+    """Steady requests per second on each route of the site's stage (through CloudFront)."""
     throttle_burst_limit: pulumi.Input[int] = 20
+    direct_throttle_rate_limit: pulumi.Input[int] = 5
+    """Steady requests per second on each route of the direct stage (`execute_api_url`):
+    API-key programs' budget, apart from the site's."""
+    direct_throttle_burst_limit: pulumi.Input[int] = 10
     log_retention_days: pulumi.Input[int] = 30
     log_level: pulumi.Input[str] = "INFO"
     tracing: bool = False
@@ -218,6 +268,9 @@ class ProxyApiArgs:
     api_keys: bool = False
     """Admit direct callers with an API key from SSM Parameter Store, under
     `/<name_prefix>/api-keys` (`python -m proxy.api_keys` manages them; the stack does not)."""
+    origin_secret_rotation: int = 0
+    """Add 1 to rotate the origin secret: a new one for CloudFront, the current one still
+    admitted until the next rotation (docs/operations.md#rotate-the-origin-secret)."""
     environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """Extra Lambda environment (MAX_IMAGE_BYTES, REVIEW_THRESHOLD, ...)."""
     tags: pulumi.Input[Mapping[str, str]] | None = None
@@ -225,11 +278,17 @@ class ProxyApiArgs:
 
 class ProxyApi(pulumi.ComponentResource):
     execute_api_url: pulumi.Output[str]
-    """The API's own URL with `/api`, for callers with a key: `{execute_api_url}/predict`."""
+    """The API's own URL with `/api` (the direct stage), for programs with a key:
+    `{execute_api_url}/predict`."""
     api_domain: pulumi.Output[str]
     """The host CloudFront forwards `/api/*` to (`<id>.execute-api.<region>.amazonaws.com`)."""
+    site_origin_path: pulumi.Output[str]
+    """A Pulumi secret: `/<site stage>`, CloudFront's origin path for the API."""
     origin_secret: pulumi.Output[str]
-    """A Pulumi secret: CloudFront sends it in `x-origin-verify`, the proxy requires it."""
+    """A Pulumi secret: CloudFront sends it in `x-origin-verify`, the proxy requires it (or
+    the previous one, after a rotation)."""
+    function: aws.lambda_.Function
+    """The proxy, which must admit a new origin secret before CloudFront sends it."""
     api_keys_path: pulumi.Output[str] | None
     """The SSM path of the API keys, with `api_keys` on."""
     api_id: pulumi.Output[str]
@@ -244,15 +303,27 @@ class ProxyApi(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        # Stable across updates (no keepers): replacing it would refuse CloudFront's requests
-        # until the distribution had deployed the new value to every edge.
-        origin_secret = random.RandomPassword(
-            f"{name}-origin-secret",
-            length=ORIGIN_SECRET_LENGTH,
-            special=False,
-            opts=child,
+        # Two slots, stable but for a rotation: each rotation regenerates the slot it makes
+        # current and keeps the other, which the proxy still admits while CloudFront
+        # deploys the new one (a replaced secret alone would be refused until then).
+        rotation = args.origin_secret_rotation
+        slots = [
+            random.RandomPassword(
+                f"{name}-origin-secret" if slot == 0 else f"{name}-origin-secret-{slot}",
+                length=ORIGIN_SECRET_LENGTH,
+                special=False,
+                keepers=origin_secret_keepers(slot, rotation),
+                opts=child,
+            )
+            for slot in range(ORIGIN_SECRET_SLOTS)
+        ]
+        secret = pulumi.Output.secret(slots[rotation % ORIGIN_SECRET_SLOTS].result)
+        # Before the first rotation there is no previous secret to admit.
+        previous = (
+            {"ORIGIN_SECRET_PREVIOUS": pulumi.Output.secret(slots[(rotation + 1) % 2].result)}
+            if rotation
+            else {}
         )
-        secret = pulumi.Output.secret(origin_secret.result)
         keys_path = api_keys_path(args.name_prefix) if args.api_keys else None
         keys_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if keys_path is not None:
@@ -329,6 +400,7 @@ class ProxyApi(pulumi.ComponentResource):
                     "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
                     "LOG_LEVEL": args.log_level,
                     "ORIGIN_SECRET": secret,
+                    **previous,
                     **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),
                 }
             },
@@ -375,24 +447,49 @@ class ProxyApi(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        throttling = {
-            "throttling_rate_limit": args.throttle_rate_limit,
-            "throttling_burst_limit": args.throttle_burst_limit,
-        }
-        stage = aws.apigatewayv2.Stage(
-            f"{name}-default-stage",
-            api_id=api.id,
-            name="$default",
-            auto_deploy=True,
-            default_route_settings=throttling,
-            route_settings=[{"route_key": key, **throttling} for key in ROUTE_KEYS],
-            access_log_settings={
-                "destination_arn": access_logs.arn,
-                "format": ACCESS_LOG_FORMAT,
-            },
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
+        # Two stages on the same routes, each with its own throttle buckets (decision 13):
+        # the site's, under a random name only CloudFront knows (its origin path), and the
+        # direct `$default` at the API's root URL, for programs with a key.
+        site_stage_name = random.RandomPassword(
+            f"{name}-site-stage-name",
+            length=SITE_STAGE_LENGTH,
+            special=False,
+            opts=child,
         )
+        stages = {}
+        for stage_name, via, rate, burst, resource in (
+            (
+                pulumi.Output.secret(site_stage_name.result),
+                VIA_CLOUDFRONT,
+                args.throttle_rate_limit,
+                args.throttle_burst_limit,
+                f"{name}-site-stage",
+            ),
+            (
+                DIRECT_STAGE,
+                VIA_EXECUTE_API,
+                args.direct_throttle_rate_limit,
+                args.direct_throttle_burst_limit,
+                # Its name from when it was the only stage.
+                f"{name}-default-stage",
+            ),
+        ):
+            throttling = {"throttling_rate_limit": rate, "throttling_burst_limit": burst}
+            stages[via] = aws.apigatewayv2.Stage(
+                resource,
+                api_id=api.id,
+                name=stage_name,
+                auto_deploy=True,
+                default_route_settings=throttling,
+                route_settings=[{"route_key": key, **throttling} for key in ROUTE_KEYS],
+                access_log_settings={
+                    "destination_arn": access_logs.arn,
+                    "format": access_log_format(via),
+                },
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
+            )
+        stage = stages[VIA_EXECUTE_API]
         # One per path, each on exactly its path (the first keeps its name from when the
         # API had only that one).
         for path in PATHS:
@@ -411,7 +508,14 @@ class ProxyApi(pulumi.ComponentResource):
         endpoint = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])
         self.execute_api_url = endpoint.apply(lambda url: f"{url}{API_PATH}")
         self.api_domain = endpoint.apply(lambda url: urlsplit(url).netloc)
+        # Once the site's stage exists, so CloudFront never forwards to a missing one.
+        self.site_origin_path = pulumi.Output.secret(
+            pulumi.Output.all(stages[VIA_CLOUDFRONT].id, site_stage_name.result).apply(
+                lambda values: f"/{values[1]}"
+            )
+        )
         self.origin_secret = secret
+        self.function = function
         self.api_keys_path = pulumi.Output.from_input(keys_path) if keys_path else None
         self.api_id = api.id
         self.function_name = function.name

@@ -57,7 +57,8 @@ class StackOutputs:
     api_url: pulumi.Output[str]
     """`<site_url>/api`: what the page and programs call (`{api_url}/predict`)."""
     execute_api_url: pulumi.Output[str]
-    """The HTTP API's own URL with `/api`: direct calls, which need an API key."""
+    """The HTTP API's own URL with `/api` (its direct stage): programs with an API key, on a
+    throttle budget of their own (`directThrottleRateLimit`)."""
     endpoint_name: pulumi.Output[str]
     """The variant `main`'s endpoint, as `model_version` and `model_weights` are its."""
     model_version: str
@@ -179,6 +180,9 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             timeout_seconds=settings.lambda_timeout_seconds,
             throttle_rate_limit=settings.throttle_rate_limit,
             throttle_burst_limit=settings.throttle_burst_limit,
+            direct_throttle_rate_limit=settings.direct_throttle_rate_limit,
+            direct_throttle_burst_limit=settings.direct_throttle_burst_limit,
+            origin_secret_rotation=settings.origin_secret_rotation,
             log_retention_days=settings.log_retention_days,
             log_level=settings.log_level,
             tracing=settings.tracing,
@@ -242,7 +246,13 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         "site",
         StaticSiteArgs(
             site_dir=PROJECT_DIR / "site",
-            api=ApiOrigin(domain_name=api.api_domain, origin_secret=api.origin_secret),
+            api=ApiOrigin(
+                domain_name=api.api_domain,
+                origin_secret=api.origin_secret,
+                origin_path=api.site_origin_path,
+                # A rotated secret is admitted before CloudFront starts sending it.
+                admitted_by=[api.function],
+            ),
             domain=domain,
             web_acl_arn=firewall.web_acl_arn if firewall is not None else None,
             price_class=settings.price_class,
@@ -311,6 +321,8 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         "monitoring",
         MonitoringArgs(
             api_id=api.api_id,
+            # Both stages: the site stage's name is a secret, and alarms are readable.
+            api_stage=None,
             function_name=api.function_name,
             endpoint_name=endpoint.endpoint_name,
             variants=[variant.name for variant in settings.variants],

@@ -64,6 +64,9 @@ PROJECT_KEYS = {
     "lambdaTimeoutSeconds": "integer",
     "throttleRateLimit": "integer",
     "throttleBurstLimit": "integer",
+    "directThrottleRateLimit": "integer",
+    "directThrottleBurstLimit": "integer",
+    "originSecretRotation": "integer",
     "logRetentionDays": "integer",
     "logLevel": "string",
     "priceClass": "string",
@@ -101,6 +104,9 @@ PROXY_KEYS = {
     "timeout_seconds": "lambdaTimeoutSeconds",
     "throttle_rate_limit": "throttleRateLimit",
     "throttle_burst_limit": "throttleBurstLimit",
+    "direct_throttle_rate_limit": "directThrottleRateLimit",
+    "direct_throttle_burst_limit": "directThrottleBurstLimit",
+    "origin_secret_rotation": "originSecretRotation",
     "log_level": "logLevel",
 }
 BATCH_CONCURRENCY_KEYS = {
@@ -136,6 +142,9 @@ class StackSettings:
     lambda_timeout_seconds: int
     throttle_rate_limit: int
     throttle_burst_limit: int
+    direct_throttle_rate_limit: int
+    direct_throttle_burst_limit: int
+    origin_secret_rotation: int
     log_retention_days: int
     log_level: str
     price_class: str
@@ -360,6 +369,9 @@ def load_settings(
         lambda_timeout_seconds=proxy["timeout_seconds"],
         throttle_rate_limit=proxy["throttle_rate_limit"],
         throttle_burst_limit=proxy["throttle_burst_limit"],
+        direct_throttle_rate_limit=proxy["direct_throttle_rate_limit"],
+        direct_throttle_burst_limit=proxy["direct_throttle_burst_limit"],
+        origin_secret_rotation=proxy["origin_secret_rotation"],
         log_retention_days=value["logRetentionDays"],
         log_level=proxy["log_level"],
         price_class=value["priceClass"],

@@ -6,9 +6,10 @@ and a Content-Security-Policy. `config.js` is not part of the static files: it i
 rendered from stack outputs by `SiteConfigFile`.
 
 The same distribution serves the HTTP API under `/api/*` (one origin: no CORS, and a CSP
-of `connect-src 'self'`): never cached, every viewer header but `Host` forwarded, and the
+of `connect-src 'self'`): never cached, every viewer header but `Host` forwarded, the
 origin secret added as `x-origin-verify`, which CloudFront sets itself (a viewer's own
-header of that name is overwritten). Optionally the site has its own domain (an issued
+header of that name is overwritten), and every path put under the API's site stage (the
+origin path, a secret: decision 13). Optionally the site has its own domain (an issued
 ACM certificate, with alias records when its Route 53 zone is given) and a WAF web ACL.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,17 @@ CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 """AWS managed cache policy `CachingDisabled`: every API request goes to the API."""
 ALL_VIEWER_EXCEPT_HOST_POLICY_ID = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 """AWS managed origin request policy `AllViewerExceptHostHeader`: the API gets every viewer
-header, query string and cookie, and a `Host` of its own (API Gateway routes by it)."""
+header, query string and cookie, and a `Host` of its own (API Gateway routes by it), plus
+CloudFront's own headers for the protocol, HTTP and TLS versions, device type and viewer
+location, `CloudFront-Viewer-Address` (the visitor's `ip:port`, which the proxy logs) among
+them (CloudFront Developer Guide, "Use managed origin request policies" and "Add CloudFront
+request headers"). A custom policy could not do both: `allViewerAndWhitelistCloudFront`
+also forwards the viewer's `Host`, which API Gateway refuses."""
+API_ORIGIN_READ_TIMEOUT_SECONDS = 60
+"""How long CloudFront waits for the API's answer: above API Gateway's 30 s integration
+limit, so whatever answers (the proxy's JSON, or API Gateway's own 503 at 30 s) reaches the
+visitor instead of CloudFront's HTML 504 at its default 30 s. 60 s is CloudFront's most
+without a quota increase (decision 6)."""
 API_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 """CloudFront's "all methods": the API, not CloudFront, answers each (405 or 404)."""
 MINIMUM_PROTOCOL_VERSION = "TLSv1.2_2021"
@@ -111,6 +122,12 @@ class ApiOrigin:
     """Its host, `<id>.execute-api.<region>.amazonaws.com`."""
     origin_secret: pulumi.Input[str]
     """Sent on every request forwarded to it, as `x-origin-verify` (keep it a Pulumi secret)."""
+    origin_path: pulumi.Input[str] | None = None
+    """Put before every forwarded path: `/<site stage>`, the API's stage only CloudFront
+    knows (keep it a Pulumi secret). None: the API's root (`$default`)."""
+    admitted_by: Sequence[pulumi.Resource] = ()
+    """What must admit `origin_secret` before the distribution sends it (the proxy, whose
+    environment holds the secrets): the distribution is updated only after them."""
 
 
 @dataclass
@@ -231,11 +248,13 @@ class StaticSite(pulumi.ComponentResource):
                 {
                     "origin_id": api_origin_id,
                     "domain_name": args.api.domain_name,
+                    "origin_path": args.api.origin_path,
                     "custom_origin_config": {
                         "http_port": 80,
                         "https_port": 443,
                         "origin_protocol_policy": "https-only",
                         "origin_ssl_protocols": ["TLSv1.2"],
+                        "origin_read_timeout": API_ORIGIN_READ_TIMEOUT_SECONDS,
                     },
                     "custom_headers": [{"name": ORIGIN_HEADER, "value": args.api.origin_secret}],
                 },
@@ -267,7 +286,7 @@ class StaticSite(pulumi.ComponentResource):
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.api.admitted_by)),
         )
         tls_only_bucket_policy(
             f"{name}-bucket-policy",

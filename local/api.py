@@ -3,14 +3,18 @@
 Like the stack's HTTP API (no CORS configuration: the site calls it on its own origin),
 it routes the methods `ProxyApi` routes on `/api/predict`, `/api/feedback` and
 `/api/labels`, refuses bodies over its limit, turns each request into a payload 2.0 event
-and calls the handler with a Lambda context. It adds no origin header: CloudFront's
-stand-in does (`local/origin.py`).
+and calls the handler with a Lambda context. Like the stack's, it has two stages on those
+routes (decision 13): `$default` at its root (the direct one, for programs with a key),
+and with `site_stage`, that stage under `/<site_stage>/`, where CloudFront's stand-in
+(`local/origin.py`) forwards the site's requests with the origin header. A named stage's
+segment leads the event's paths, as API Gateway sends it. It never throttles.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 
 from starlette.applications import Starlette
@@ -28,6 +32,7 @@ PREDICT_PATH = f"{API_PATH}/predict"
 FEEDBACK_PATH = f"{API_PATH}/feedback"
 LABELS_PATH = f"{API_PATH}/labels"
 ROUTED_PATHS = (PREDICT_PATH, FEEDBACK_PATH, LABELS_PATH)
+DIRECT_STAGE = "$default"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 """API Gateway HTTP APIs refuse request payloads above 10 MB before any integration runs."""
 
@@ -45,10 +50,23 @@ def _error(status: int, code: str, message: str) -> HttpResponse:
     return HttpResponse(status, [("content-type", "application/json")], body)
 
 
-def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> Starlette:
-    """An ASGI app that serves `handler` as the stack's HTTP API would."""
+def create_api_app(
+    handler: LambdaHandler,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    site_stage: str | None = None,
+) -> Starlette:
+    """An ASGI app that serves `handler` as the stack's HTTP API would: on `$default`, and
+    with `site_stage`, on that stage too."""
 
-    async def invoke(request: Request, body: bytes) -> HttpResponse:
+    def stage_of(path: str) -> tuple[str, str]:
+        """The stage a path is on, and the path past its segment."""
+        if site_stage is not None and path.startswith(f"/{site_stage}/"):
+            return site_stage, path[len(site_stage) + 1 :]
+        return DIRECT_STAGE, path
+
+    async def invoke(
+        request: Request, body: bytes, received: float, stage: str, route_path: str
+    ) -> HttpResponse:
         client = request.client.host if request.client else "127.0.0.1"
         event = build_event(
             HttpRequest(
@@ -59,8 +77,10 @@ def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_
                 body=body,
                 source_ip=client,
                 host=request.headers.get("host", "localhost"),
+                stage=stage,
+                received=received,
             ),
-            route_key=f"{request.method} {request.url.path}",
+            route_key=f"{request.method} {route_path}",
         )
         context = LambdaContext()
         try:
@@ -74,7 +94,9 @@ def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_
         return response
 
     async def dispatch(request: Request) -> Response:
-        if request.url.path not in ROUTED_PATHS or request.method not in ROUTED_METHODS:
+        received = time.time()
+        stage, route_path = stage_of(request.url.path)
+        if route_path not in ROUTED_PATHS or request.method not in ROUTED_METHODS:
             result = _error(404, "not_found", f"No route here; POST an image to {PREDICT_PATH}.")
         else:
             body = await read_limited_body(request, max_payload_bytes)
@@ -84,7 +106,7 @@ def create_api_app(handler: LambdaHandler, max_payload_bytes: int = MAX_PAYLOAD_
                     413, "payload_too_large", f"The request is larger than {limit_mb} MB."
                 )
             else:
-                result = await invoke(request, body)
+                result = await invoke(request, body, received, stage, route_path)
 
         response = Response(content=result.body, status_code=result.status)
         for name, value in result.headers:

@@ -263,6 +263,8 @@ def _write_labels(model: ArchiveMetadata, data_dir: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     origin_secret = secrets.token_urlsafe(32)
+    # The API's site stage, as CloudFront's origin path reaches it (decision 13).
+    site_stage = secrets.token_hex(16)
     api_keys = None if args.api_keys is None else Path.cwd() / args.api_keys
     data_dir = Path.cwd() / args.data_dir
     try:
@@ -314,12 +316,12 @@ def run(args: argparse.Namespace) -> int:
         if model.untrained:
             say(UNTRAINED_BANNER)
         ready = f"Ready: open {addresses.site_url()} in a browser. Press Ctrl-C to stop."
-        api = create_api_app(handler)
+        api = create_api_app(handler, site_stage=site_stage)
         site = create_site_app(model.version, model_weights=model.weights)
         code = asyncio.run(
             _serve(
                 [
-                    (create_origin_app(site, api, origin_secret), site_sock),
+                    (create_origin_app(site, api, origin_secret, f"/{site_stage}"), site_sock),
                     (api, api_sock),
                 ],
                 model_server,

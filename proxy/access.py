@@ -12,7 +12,7 @@ every path, so its program learns it at once. The rule, refusals first:
 | a well-formed key the store does not hold (unknown or revoked) | 403 `api_key_refused` |
 | a key while the store cannot be read (and no recent copy) | 503 `api_keys_unavailable` |
 | a valid key | admitted, `"access": "api_key"`, `"api_key": <name>` in the log |
-| the origin header with the secret | admitted, `"access": "origin"` |
+| the origin header with the secret, or the previous one (a rotation) | `"access": "origin"` |
 | neither, keys on | 401 `api_key_missing` (with `www-authenticate`) |
 | neither, keys off | 403 `forbidden` |
 | anything else, `ORIGIN_SECRET` unset (local runs, tests) | admitted, `"access": "open"` |
@@ -20,8 +20,10 @@ every path, so its program learns it at once. The rule, refusals first:
 With keys off, `x-api-key` is ignored: it neither admits nor refuses.
 
 Neither the secret nor a key is ever logged or echoed: the log says only which way a request
-came in, whether the origin header was missing or wrong, and a key's name. The secret is
-compared in constant time (`hmac.compare_digest`); a key is looked up by its SHA-256.
+came in, whether the origin header was missing or wrong, a key's name, and
+`"origin_secret": "previous"` for the previous secret of a rotation. Each secret is
+compared in constant time (`hmac.compare_digest`), all of them every time; a key is looked
+up by its SHA-256.
 
 `ORIGIN_HEADER` is a contract: the stack sets a custom header of that name on CloudFront's
 API origin (the stack cannot import `proxy`, so a test that reads both keeps the two names
@@ -48,6 +50,9 @@ ORIGIN_HEADER = "x-origin-verify"
 """The header CloudFront adds to every request it forwards, holding ORIGIN_SECRET."""
 API_KEY_HEADER = "x-api-key"
 """The header a program sends its API key in."""
+VIEWER_ADDRESS_HEADER = "cloudfront-viewer-address"
+"""The visitor's `ip:port`, which CloudFront adds (its origin request policy forwards it)."""
+_MAX_ADDRESS = 64
 WWW_AUTHENTICATE = f'ApiKey header="{API_KEY_HEADER}"'
 """The challenge of every 401 (RFC 9110 requires one)."""
 RETRY_AFTER_KEYS_UNAVAILABLE = 5
@@ -60,9 +65,13 @@ class Access:
         self,
         origin_secret: str | None = None,
         keys: Callable[[], KeyVerifier] | None = None,
+        previous_secret: str | None = None,
     ) -> None:
-        """`keys` makes the key verifier when first needed; None turns API keys off."""
-        self._secret = None if origin_secret is None else origin_secret.encode("ascii")
+        """`keys` makes the key verifier when first needed; None turns API keys off.
+        `previous_secret`, during a rotation, is admitted as well as `origin_secret`."""
+        self._secrets = tuple(
+            secret.encode("ascii") for secret in (origin_secret, previous_secret) if secret
+        )
         self._make_keys = keys
         self._keys: KeyVerifier | None = None
 
@@ -88,25 +97,32 @@ class Access:
                 )
                 return KeyVerifier(store, config.api_keys_cache_seconds, clock)
 
-        return cls(config.origin_secret, keys)
+        return cls(config.origin_secret, keys, config.origin_secret_previous)
 
     def admit(self, event: Any) -> None:
         """Return if the request may go on (its way in appended to the log), else raise."""
         headers = event.get("headers") if isinstance(event, dict) else None
+        presented = _header(headers, ORIGIN_HEADER)
+        matched = None if presented is None or not self._secrets else self._match(presented)
+        # Behind the secret the connection is CloudFront's edge, and the visitor is the one
+        # its header names; anywhere else a header anyone can send is not believed.
+        viewer = (
+            viewer_ip(_header(headers, VIEWER_ADDRESS_HEADER))
+            if matched is not None
+            else _source_ip(event)
+        )
+        if viewer is not None:
+            append_keys(viewer_ip=viewer)
         if self._make_keys is not None:
             key = _header(headers, API_KEY_HEADER)
             if key is not None:
                 append_keys(access="api_key", api_key=self._name_of(key))
                 return
-        if self._secret is None:
+        if not self._secrets:
             append_keys(access="open")
             return
-        presented = _header(headers, ORIGIN_HEADER)
-        # Bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
-        if presented is not None and hmac.compare_digest(
-            presented.encode("utf-8", "surrogatepass"), self._secret
-        ):
-            append_keys(access="origin")
+        if matched is not None:
+            append_keys(access="origin", **({"origin_secret": "previous"} if matched else {}))
             return
         append_keys(origin_header="missing" if presented is None else "wrong")
         if self._make_keys is None:
@@ -122,6 +138,14 @@ class Access:
             "site's address (/api/predict).",
             headers={"www-authenticate": WWW_AUTHENTICATE},
         )
+
+    def _match(self, presented: str) -> int | None:
+        """Which secret `presented` is (0 the current, 1 the previous), or None. Each is
+        compared, in constant time, whichever matches: the time says nothing about which."""
+        # Bytes: compare_digest refuses str with non-ASCII characters, which anyone can send.
+        sent = presented.encode("utf-8", "surrogatepass")
+        matches = [hmac.compare_digest(sent, secret) for secret in self._secrets]
+        return matches.index(True) if True in matches else None
 
     def _name_of(self, key: str) -> str:
         from proxy.api_keys import StoreError, is_well_formed
@@ -152,6 +176,36 @@ class Access:
                 403, "api_key_refused", "This API key is not valid: it is unknown or revoked."
             )
         return name
+
+
+def viewer_ip(address: str | None) -> str | None:
+    """The IP address of CloudFront's `ip:port` (IPv6 unbracketed, as CloudFront writes
+    it, or bracketed), normalised; None for anything else."""
+    if address is None or len(address) > _MAX_ADDRESS:
+        return None
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    # Imported at the first address to parse, not at init: a refused request never needs it.
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else ip)
+
+
+def _source_ip(event: Any) -> str | None:
+    """API Gateway's `requestContext.http.sourceIp`: the connection's address."""
+    try:
+        source = event["requestContext"]["http"]["sourceIp"]
+    except (KeyError, TypeError):
+        return None
+    return source if isinstance(source, str) and len(source) <= _MAX_ADDRESS else None
 
 
 def _header(headers: Any, name: str) -> str | None:

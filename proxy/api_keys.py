@@ -1,8 +1,12 @@
 """API keys for programs: the key format, the two stores, the proxy's cached view, the CLI.
 
-    python -m proxy.api_keys create NAME  (--ssm-path PATH [--region REGION] | --local FILE)
-    python -m proxy.api_keys list         (--ssm-path PATH [--region REGION] | --local FILE)
-    python -m proxy.api_keys revoke NAME  (--ssm-path PATH [--region REGION] | --local FILE)
+    python -m proxy.api_keys create NAME  (--ssm-path PATH --region REGION | --local FILE)
+    python -m proxy.api_keys list         (--ssm-path PATH --region REGION | --local FILE)
+    python -m proxy.api_keys revoke NAME  (--ssm-path PATH --region REGION | --local FILE)
+
+With `--ssm-path` the keys live in the stack's region: `--region`, else `AWS_REGION`, else
+the CLI refuses (exit 2) rather than write to the AWS config's default region, which is the
+operator's, not necessarily the stack's.
 
 A key is `ick_` and 43 URL-safe base64 characters: 256 random bits from `secrets`. `create`
 prints it once, on stdout, and stores only its SHA-256, the time it was created and its first
@@ -26,10 +30,9 @@ The stores (the `KeyStore` protocol), one record per key name:
   `{"version": 1, "keys": {"<name>": {"sha256": ..., "created": ..., "prefix": ...}}}`.
 
 `KeyVerifier` is the proxy's view: key hash -> name, reloaded from the store at most every
-`API_KEYS_CACHE_SECONDS` (30 s at most), so the store is never read per request and a
-revoked key stops working within that time. If a reload fails, the copy it would have
-replaced is used for up to the same time again (revocation still takes effect within a
-minute), and the store is tried again `RETRY_SECONDS` later.
+`API_KEYS_CACHE_SECONDS`, so the store is never read per request. If a reload fails, the
+copy it would have replaced is used for up to the same time again, and the store is tried
+again `RETRY_SECONDS` later. What that means for a revoked key: docs/api.md#revocation-delay.
 
 CLI exit status: 0 done, 1 the store failed (AWS error, credentials, permissions, an
 unreadable file), 2 bad usage (a flag, a name, a path), 3 `create` of a name that exists,
@@ -202,7 +205,7 @@ class SsmKeyStore:
         self._session = session
 
     def describe(self) -> str:
-        return f"SSM {self.path}"
+        return f"SSM {self.path}" + (f" ({self._region})" if self._region else "")
 
     def load(self) -> KeySet:
         keys: list[StoredKey] = []
@@ -437,6 +440,15 @@ def main(
         if problem:
             print(f"error: --ssm-path {args.ssm_path} {problem}", file=err)
             return EXIT_USAGE
+        args.region = args.region or os.environ.get("AWS_REGION", "").strip() or None
+        if args.region is None:
+            print(
+                "error: --ssm-path needs the stack's region, not the AWS config's default: pass "
+                '--region (in the stack\'s directory: --region "$(pulumi config get aws:region)") '
+                "or set AWS_REGION",
+                file=err,
+            )
+            return EXIT_USAGE
     elif args.region is not None:
         print("error: --region goes with --ssm-path, not --local", file=err)
         return EXIT_USAGE
@@ -463,8 +475,8 @@ def main(
         else:
             store.remove(name)
             print(
-                f"Revoked API key {name!r} in {where}. The proxy refuses it within a minute "
-                "(once its cached copy of the keys expires).",
+                f"Revoked API key {name!r} in {where}. The proxy refuses it once its copy of "
+                "the keys is renewed (docs/api.md#revocation-delay).",
                 file=err,
             )
     except KeyExists:
@@ -508,7 +520,11 @@ def _parser() -> Any:
         metavar="FILE",
         help=f"a local key file, as the local runtime reads (by convention {DEFAULT_LOCAL_FILE})",
     )
-    where.add_argument("--region", help="AWS region of --ssm-path (default: the AWS config's)")
+    where.add_argument(
+        "--region",
+        help="the stack's AWS region, where --ssm-path is (default: AWS_REGION; never the AWS "
+        "config's default region)",
+    )
     parser = argparse.ArgumentParser(
         prog="python -m proxy.api_keys",
         description="Create, list and revoke the API keys programs call the API with.",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,15 +43,27 @@ from proxy.responses import (
 from proxy.sagemaker import EndpointInvoker
 from proxy.variants import Variants, client_id_from
 
+DIRECT_STAGE = "$default"
+"""The HTTP API's stage at its own URL; any other is the site's, reached through CloudFront
+(decision 13)."""
+VIA_CLOUDFRONT = "cloudfront"
+VIA_EXECUTE_API = "execute-api"
 PREDICT = "predict"
 FEEDBACK = "feedback"
 LABELS = "labels"
 ROUTES = (PREDICT, FEEDBACK, LABELS)
 
-# The HTTP API answers the client itself after 30 s, whatever the Lambda timeout: a request
-# never plans beyond this (less a margin for API Gateway's own work), and it is the budget
-# when no Lambda context says how much time is left.
-HTTP_API_BUDGET_MS = 29_000
+# The HTTP API answers the client itself 30 s after it received the request, whatever the
+# Lambda timeout, and those 30 s also cover a cold start's init. So a request plans from
+# API Gateway's receipt (`requestContext.timeEpoch`), never beyond this (less a margin for
+# API Gateway's own work), and it is the budget when no Lambda context says how much time
+# is left.
+HTTP_API_TIMEOUT_MS = 30_000
+HTTP_API_MARGIN_MS = 1_000
+HTTP_API_BUDGET_MS = HTTP_API_TIMEOUT_MS - HTTP_API_MARGIN_MS
+# A `timeEpoch` further than this from the Lambda's clock is not this request's receipt
+# (no invocation lasts longer than Lambda's 15 minutes): the handler's start is used instead.
+MAX_RECEIPT_AGE_S = 900.0
 # Kept back from the deadline to build the response and write the log line.
 RESPONSE_RESERVE = 0.2
 
@@ -76,6 +89,8 @@ class PredictProxy:
     metrics: EmfMetrics | None = None
     rng: random.Random | None = None
     """Draws the variant of a request without a client id (the module's own by default)."""
+    wall_clock: Callable[[], float] = time.time
+    """Unix seconds, to tell how long ago API Gateway received the request."""
 
     @classmethod
     def create(
@@ -88,6 +103,7 @@ class PredictProxy:
         labels: ModelLabels | None = None,
         metrics: EmfMetrics | None = None,
         rng: random.Random | None = None,
+        wall_clock: Callable[[], float] = time.time,
         **invoker_options: Any,
     ) -> PredictProxy:
         """The proxy `config` describes; `clients(read_timeout)` returns a runtime client.
@@ -113,7 +129,7 @@ class PredictProxy:
             labels = ModelLabels(config.model_labels_dir)
         if metrics is None:
             metrics = EmfMetrics(config.metrics_service)
-        return cls(config, invokers, access, store, labels, metrics, rng)
+        return cls(config, invokers, access, store, labels, metrics, rng, wall_clock)
 
     @property
     def variants(self) -> Variants:
@@ -127,6 +143,9 @@ class PredictProxy:
     def handle(self, event: Any, context: Any) -> dict[str, Any]:
         clock = self.invoker.clock
         start = clock()
+        waited = _waited_seconds(event, self.wall_clock())
+        # When the answer must be out, as a `clock` value.
+        end = start + _budget_seconds(context, waited or 0.0)
         request_id = _request_id(event, context)
         route = _route(event)
         outcome = _Outcome()
@@ -134,7 +153,10 @@ class PredictProxy:
             request_id=request_id,
             lambda_request_id=getattr(context, "aws_request_id", None),
             route=route,
+            **_via(event),
         ):
+            if waited is not None:
+                append_keys(before_handler_ms=_ms(waited))
             bug: Exception | None = None
             try:
                 # Before anything else: a caller who may not use the API learns nothing more.
@@ -144,7 +166,7 @@ class PredictProxy:
                 elif route == LABELS:
                     response = self._labels(event, request_id)
                 else:
-                    response = self._predict(event, context, start, request_id, outcome)
+                    response = self._predict(event, start, end, request_id, outcome)
             except ApiError as error:
                 response = error_response(error, request_id)
                 append_keys(error=error.code)
@@ -167,7 +189,7 @@ class PredictProxy:
         return response
 
     def _predict(
-        self, event: Any, context: Any, start: float, request_id: str, outcome: _Outcome
+        self, event: Any, start: float, end: float, request_id: str, outcome: _Outcome
     ) -> dict[str, Any]:
         clock = self.invoker.clock
         method = request_method(event)
@@ -191,7 +213,7 @@ class PredictProxy:
         )
         outcome.variant = variant.name
         append_keys(variant=variant.name, endpoint=variant.endpoint)
-        deadline = start + _remaining_seconds(context) - RESPONSE_RESERVE
+        deadline = end - RESPONSE_RESERVE
         try:
             try:
                 payload = self.invokers[variant.name].invoke(
@@ -304,19 +326,60 @@ def _route(event: Any) -> str:
 
 
 def _path(event: Any) -> str:
-    """A space and the request's own path, or nothing: the proxy serves whatever route the
-    HTTP API sends it (`/api/predict`, and `/predict` where a stack still routes it)."""
+    """A space and the request's own path as its caller wrote it, or nothing: the proxy
+    serves whatever route the HTTP API sends it (`/api/predict`, and `/predict` where a
+    stack still routes it). A named stage's segment, which API Gateway puts before the
+    path, is left out: the site stage's name is CloudFront's secret, not the visitor's."""
     try:
         path = event["requestContext"]["http"]["path"]
     except (KeyError, TypeError):
         return ""
-    return f" {path}" if isinstance(path, str) and path.startswith("/") and len(path) < 200 else ""
+    if not isinstance(path, str) or not path.startswith("/") or len(path) >= 200:
+        return ""
+    stage = _stage(event)
+    if stage not in (None, DIRECT_STAGE) and path.startswith(f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    return f" {path}"
 
 
-def _remaining_seconds(context: Any) -> float:
+def _stage(event: Any) -> str | None:
+    try:
+        stage = event["requestContext"]["stage"]
+    except (KeyError, TypeError):
+        return None
+    return stage if isinstance(stage, str) else None
+
+
+def _via(event: Any) -> dict[str, str]:
+    """`via` for the log: `execute-api` on the direct stage, `cloudfront` on another (the
+    site's, whose name is never logged); nothing for an event without a stage."""
+    stage = _stage(event)
+    if stage is None:
+        return {}
+    return {"via": VIA_EXECUTE_API if stage == DIRECT_STAGE else VIA_CLOUDFRONT}
+
+
+def _waited_seconds(event: Any, now: float) -> float | None:
+    """How long ago API Gateway received the request (0 when its clock is ahead of ours),
+    or None when the event carries no usable `requestContext.timeEpoch` (Unix ms)."""
+    try:
+        received = event["requestContext"]["timeEpoch"]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(received, int) or isinstance(received, bool):
+        return None
+    waited = now - received / 1000
+    if abs(waited) > MAX_RECEIPT_AGE_S:
+        return None
+    return max(waited, 0.0)
+
+
+def _budget_seconds(context: Any, waited: float) -> float:
+    """The seconds from the handler's start until the answer must be out: what is left of
+    the HTTP API's budget after `waited`, and never more than the Lambda has left."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     milliseconds = remaining() if callable(remaining) else HTTP_API_BUDGET_MS
-    return min(milliseconds, HTTP_API_BUDGET_MS) / 1000
+    return min(milliseconds / 1000, HTTP_API_BUDGET_MS / 1000 - waited)
 
 
 def _level(status: int) -> int:

@@ -23,8 +23,8 @@ DEFAULT_CONNECT_TIMEOUT = 1.0
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-# How long the proxy trusts its copy of the API keys. At most 30 s: when the store fails, the
-# copy is used for up to twice as long, and a revoked key must stop working within a minute.
+# How long the proxy trusts its copy of the API keys. The bound keeps the revocation delay
+# what docs/api.md#revocation-delay says (a failing store doubles it).
 DEFAULT_API_KEYS_CACHE_SECONDS = 30.0
 MAX_API_KEYS_CACHE_SECONDS = 30.0
 
@@ -61,6 +61,8 @@ class ProxyConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     # Never in a repr, so never in a log line or a traceback's locals.
     origin_secret: str | None = field(default=None, repr=False)
+    origin_secret_previous: str | None = field(default=None, repr=False)
+    """The secret CloudFront sent before the last rotation, still admitted."""
     api_keys_path: str | None = None
     api_keys_file: str | None = None
     api_keys_cache_seconds: float = DEFAULT_API_KEYS_CACHE_SECONDS
@@ -84,6 +86,15 @@ class ProxyConfig:
     def records_predictions(self) -> bool:
         """Whether predictions are recorded (and feedback on them is taken)."""
         return self.predictions_table is not None or self.predictions_file is not None
+
+    @property
+    def origin_secrets(self) -> tuple[str, ...]:
+        """The secrets the origin header may carry: the current one, then the previous."""
+        return tuple(
+            secret
+            for secret in (self.origin_secret, self.origin_secret_previous)
+            if secret is not None
+        )
 
     @property
     def origin_check(self) -> bool:
@@ -152,6 +163,15 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
                 "PREDICTIONS_TABLE and PREDICTIONS_FILE are both set: predictions are recorded "
                 "in DynamoDB (the cloud) or in a local SQLite file, not both"
             )
+    origin_secret = _origin_secret("ORIGIN_SECRET", environ.get("ORIGIN_SECRET", ""))
+    previous_secret = _origin_secret(
+        "ORIGIN_SECRET_PREVIOUS", environ.get("ORIGIN_SECRET_PREVIOUS", "")
+    )
+    if previous_secret is not None and origin_secret is None:
+        raise ConfigError(
+            "ORIGIN_SECRET_PREVIOUS is set but ORIGIN_SECRET is not: the previous secret of "
+            "a rotation is admitted only beside the current one"
+        )
     service = environ.get("AWS_LAMBDA_FUNCTION_NAME", "").strip() or DEFAULT_METRICS_SERVICE
     if len(service) > MAX_METRICS_SERVICE_LENGTH:
         raise ConfigError(
@@ -174,7 +194,8 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
         connect_timeout=_number(
             environ, "SAGEMAKER_CONNECT_TIMEOUT_SECONDS", float, DEFAULT_CONNECT_TIMEOUT, 0.1, 60.0
         ),
-        origin_secret=_origin_secret(environ.get("ORIGIN_SECRET", "")),
+        origin_secret=origin_secret,
+        origin_secret_previous=previous_secret,
         api_keys_path=api_keys_path,
         api_keys_file=api_keys_file,
         api_keys_cache_seconds=_number(
@@ -201,18 +222,18 @@ def _variants(environ: Mapping[str, str]) -> Variants | None:
     return parse_variants(raw) if raw else None
 
 
-def _origin_secret(raw: str) -> str | None:
-    """The secret CloudFront sends, or None (the check off). Errors never quote the value."""
+def _origin_secret(name: str, raw: str) -> str | None:
+    """The secret CloudFront sends (variable `name`), or None. Errors never quote the value."""
     secret = raw.strip()
     if not secret:
         return None
     if not _ORIGIN_SECRET.match(secret):
         raise ConfigError(
-            "ORIGIN_SECRET must be visible ASCII characters without spaces (a header value)"
+            f"{name} must be visible ASCII characters without spaces (a header value)"
         )
     if not MIN_ORIGIN_SECRET_LENGTH <= len(secret) <= MAX_ORIGIN_SECRET_LENGTH:
         raise ConfigError(
-            f"ORIGIN_SECRET has {len(secret)} characters; it must have {MIN_ORIGIN_SECRET_LENGTH} "
+            f"{name} has {len(secret)} characters; it must have {MIN_ORIGIN_SECRET_LENGTH} "
             f"to {MAX_ORIGIN_SECRET_LENGTH} (the stack generates a random one)"
         )
     return secret

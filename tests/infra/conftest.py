@@ -97,7 +97,13 @@ IMAGE_DIGEST = "sha256:" + "5e" * 32
 ECR_PASSWORD = "ecr-token-for-tests"
 """The password `aws.ecr.get_authorization_token` answers."""
 ORIGIN_SECRET = "0riginSecretF0rTests" + "x" * 28
-"""The `result` of every `random:index/randomPassword:RandomPassword` (48 characters)."""
+"""The `result` of every `random:index/randomPassword:RandomPassword` (48 characters) but
+those of `RANDOM_RESULTS`."""
+SITE_STAGE = "s1teStageF0rTests" + "y" * 15
+"""The `result` of the API's site stage name (32 characters)."""
+OTHER_ORIGIN_SECRET = "0therOriginSecretF0rTests" + "z" * 23
+"""The `result` of the origin secret's second slot (48 characters)."""
+RANDOM_RESULTS = {"api-site-stage-name": SITE_STAGE, "api-origin-secret-1": OTHER_ORIGIN_SECRET}
 VALIDATION_RECORD = {
     "resourceRecordName": "_3f9a1c2b4d5e.classify.classifier-team.io.",
     "resourceRecordType": "CNAME",
@@ -208,7 +214,7 @@ def _computed_state(args: pulumi.runtime.MockResourceArgs, resource_id: str) -> 
     elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
         state["arn"] = f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{arn_name}"
     elif args.typ == "random:index/randomPassword:RandomPassword":
-        state["result"] = ORIGIN_SECRET
+        state["result"] = RANDOM_RESULTS.get(args.name, ORIGIN_SECRET)
     elif args.typ == "aws:acm/certificate:Certificate":
         state |= {
             "arn": f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{resource_id}",
@@ -276,7 +282,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         if args.typ == "aws:apigatewayv2/stage:Stage":
-            resource_id = args.inputs["name"]
+            # A stage's id is its name, in plain text even where the name is a secret.
+            name = args.inputs["name"]
+            resource_id = name["value"] if _is_secret(name) else name
         elif args.typ == "aws:cloudfront/distribution:Distribution":
             resource_id = "E111111ABCDEF8"
         elif args.typ == "aws:apigatewayv2/api:Api":

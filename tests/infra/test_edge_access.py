@@ -15,6 +15,7 @@ from components.site_certificate import domain_problems
 from components.stack_config import StackConfigError
 from components.static_site import (
     ALL_VIEWER_EXCEPT_HOST_POLICY_ID,
+    API_ORIGIN_READ_TIMEOUT_SECONDS,
     CACHING_DISABLED_POLICY_ID,
 )
 from components.web_firewall import BODY_SIZE_LABEL
@@ -25,14 +26,17 @@ from tests.infra.conftest import (
     ACCOUNT,
     CLOUDFRONT_ZONE_ID,
     ORIGIN_SECRET,
+    OTHER_ORIGIN_SECRET,
     PROJECT,
     REGION,
+    SITE_STAGE,
     VALIDATION_RECORD,
     StackRun,
 )
 from tests.policy.harness import Resource, violations
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+STAGE = "aws:apigatewayv2/stage:Stage"
 FUNCTION = "aws:lambda/function:Function"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 CERTIFICATE = "aws:acm/certificate:Certificate"
@@ -137,6 +141,15 @@ def test_the_api_origin_is_the_http_api_over_tls_1_2_only(dev_stack: StackRun):
     assert "originAccessControlId" not in origin
 
 
+def test_cloudfront_waits_longer_than_the_http_api_so_its_answer_always_arrives(dev_stack):
+    # API Gateway answers by 30 s (its integration limit); CloudFront's default read
+    # timeout, 30 s too, could cut that answer off with an HTML 504.
+    read_timeout = api_origin(dev_stack)["customOriginConfig"]["originReadTimeout"]
+    assert read_timeout == API_ORIGIN_READ_TIMEOUT_SECONDS == 60
+    integration = dev_stack.one("aws:apigatewayv2/integration:Integration").inputs
+    assert read_timeout > integration["timeoutMilliseconds"] / 1000 == 30
+
+
 def test_cloudfront_sends_the_origin_secret_the_proxy_requires(dev_stack: StackRun):
     assert ORIGIN_HEADER == PROXY_ORIGIN_HEADER
     (header,) = api_origin(dev_stack)["customHeaders"]
@@ -148,11 +161,44 @@ def test_cloudfront_sends_the_origin_secret_the_proxy_requires(dev_stack: StackR
 
 
 def test_the_origin_secret_is_random_long_plain_and_stable(dev_stack: StackRun):
-    password = dev_stack.one(PASSWORD)
+    password = dev_stack.one(PASSWORD, "api-origin-secret")
     assert password.inputs["length"] == 48
     assert password.inputs["special"] is False
-    # No keepers: nothing but a deliberate replacement changes it between updates.
+    # No keepers until the first rotation that regenerates it: it stays as it always was.
     assert "keepers" not in password.inputs
+
+
+@pytest.mark.parametrize(
+    ("rotation", "current", "previous", "keepers"),
+    [
+        # Before any rotation: the secret a stack always had, alone.
+        ("0", ORIGIN_SECRET, None, (None, {"rotation": "-1"})),
+        # Each rotation regenerates the slot it makes current and keeps the other.
+        ("1", OTHER_ORIGIN_SECRET, ORIGIN_SECRET, (None, {"rotation": "1"})),
+        ("2", ORIGIN_SECRET, OTHER_ORIGIN_SECRET, ({"rotation": "2"}, {"rotation": "1"})),
+        ("3", OTHER_ORIGIN_SECRET, ORIGIN_SECRET, ({"rotation": "2"}, {"rotation": "3"})),
+    ],
+)
+def test_a_rotation_sends_a_new_secret_and_still_admits_the_previous(
+    run_stack, rotation, current, previous, keepers
+):
+    run = ok(run_stack(config(originSecretRotation=rotation)))
+    (header,) = api_origin(run)["customHeaders"]
+    assert header == {"name": PROXY_ORIGIN_HEADER, "value": current}
+    assert variables(run)["ORIGIN_SECRET"] == current
+    assert variables(run).get("ORIGIN_SECRET_PREVIOUS") == previous
+    slots = (run.one(PASSWORD, "api-origin-secret"), run.one(PASSWORD, "api-origin-secret-1"))
+    assert tuple(slot.inputs.get("keepers") for slot in slots) == keepers
+    # The proxy admits the new secret before CloudFront starts sending it.
+    assert "api-function" in run.one(DISTRIBUTION).depends_on
+    for output, value in run.outputs.items():
+        assert OTHER_ORIGIN_SECRET not in json.dumps(value), output
+
+
+def test_a_negative_rotation_is_refused_naming_its_key(run_stack):
+    run = run_stack(config(originSecretRotation="-1"))
+    assert isinstance(run.error, StackConfigError)
+    assert "originSecretRotation: -1 must be 0 or more" in str(run.error)
 
 
 def test_the_origin_secret_is_in_no_output_and_not_in_config_js(everything: StackRun):
@@ -178,6 +224,65 @@ def test_by_default_there_is_no_domain_firewall_or_key(dev_stack: StackRun):
         "waf_log_group",
     }
     assert not absent & set(dev_stack.outputs)
+
+
+# -- traffic around CloudFront (decision 13) -----------------------------------------------
+
+
+def stages(run: StackRun) -> dict[str, Any]:
+    return {stage.name: stage for stage in run.of_type(STAGE)}
+
+
+def test_cloudfront_reaches_the_api_only_through_a_secret_stage_of_its_own(dev_stack):
+    site_stage = stages(dev_stack)["api-site-stage"]
+    assert site_stage.inputs["name"] == SITE_STAGE
+    assert api_origin(dev_stack)["originPath"] == f"/{SITE_STAGE}"
+    name = dev_stack.one(PASSWORD, "api-site-stage-name").inputs
+    assert name["length"] == 32
+    assert name["special"] is False
+    # Secrets both where they are set, so the state holds them encrypted; in no output.
+    assert "name" in site_stage.secrets
+    assert "origins" in dev_stack.one(DISTRIBUTION).secrets
+    for output, value in dev_stack.outputs.items():
+        assert SITE_STAGE not in json.dumps(value), output
+    for stage in stages(dev_stack).values():
+        assert SITE_STAGE not in stage.inputs["accessLogSettings"]["format"]
+
+
+def test_the_stacks_alarms_watch_every_stage_without_naming_the_secret_one(dev_stack):
+    api = dev_stack.one("aws:apigatewayv2/api:Api")
+    alarms = {a.name: a.inputs for a in dev_stack.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarms["monitoring-api-latency-p95"]["dimensions"] == {"ApiId": api.id}
+    for token in ("aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/dashboard:Dashboard"):
+        for resource in dev_stack.of_type(token):
+            assert SITE_STAGE not in json.dumps(resource.inputs, default=str), resource.name
+
+
+def test_the_api_url_programs_get_is_the_direct_stage_on_a_budget_of_its_own(run_stack):
+    run = ok(run_stack(config(directThrottleRateLimit="3", directThrottleBurstLimit="4")))
+    direct = stages(run)["api-default-stage"].inputs
+    site = stages(run)["api-site-stage"].inputs
+    assert direct["name"] == "$default"
+    api = run.one("aws:apigatewayv2/api:Api")
+    assert run.outputs["execute_api_url"] == f"{api.state['apiEndpoint']}/api"
+    assert direct["defaultRouteSettings"] == {"throttlingRateLimit": 3, "throttlingBurstLimit": 4}
+    # The site's budget is the dev stack's throttleRateLimit, whatever programs do.
+    assert site["defaultRouteSettings"] == {"throttlingRateLimit": 5, "throttlingBurstLimit": 10}
+    assert {s["throttlingRateLimit"] for s in direct["routeSettings"]} == {3}
+    assert {s["throttlingRateLimit"] for s in site["routeSettings"]} == {5}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("directThrottleRateLimit", "0", "directThrottleRateLimit: 0 must be at least 1"),
+        ("directThrottleBurstLimit", "-1", "directThrottleBurstLimit: -1 must be at least 1"),
+    ],
+)
+def test_a_direct_budget_below_one_is_refused_naming_its_key(run_stack, key, value, message):
+    run = run_stack(config(**{key: value}))
+    assert isinstance(run.error, StackConfigError)
+    assert message in str(run.error)
 
 
 # -- custom domain -------------------------------------------------------------------------

@@ -283,14 +283,23 @@ def test_the_api_answers_no_cors(dev_stack):
     assert "corsConfiguration" not in dev_stack.one("aws:apigatewayv2/api:Api").inputs
 
 
-def test_stage_throttles_and_writes_json_access_logs(dev_stack):
-    stage = dev_stack.one("aws:apigatewayv2/stage:Stage").inputs
-    assert stage["name"] == "$default"
+@pytest.mark.parametrize(
+    ("stage_resource", "rate", "burst", "via"),
+    [("api-site-stage", 5, 10, "cloudfront"), ("api-default-stage", 5, 10, "execute-api")],
+)
+def test_each_stage_throttles_and_writes_json_access_logs(
+    dev_stack, stage_resource, rate, burst, via
+):
+    stage = dev_stack.one("aws:apigatewayv2/stage:Stage", stage_resource).inputs
     assert stage["autoDeploy"] is True
-    assert stage["defaultRouteSettings"]["throttlingRateLimit"] == 5
-    assert stage["defaultRouteSettings"]["throttlingBurstLimit"] == 10
+    assert stage["defaultRouteSettings"]["throttlingRateLimit"] == rate
+    assert stage["defaultRouteSettings"]["throttlingBurstLimit"] == burst
     assert stage["routeSettings"] == [
-        {"routeKey": f"{method} /api/{path}", "throttlingRateLimit": 5, "throttlingBurstLimit": 10}
+        {
+            "routeKey": f"{method} /api/{path}",
+            "throttlingRateLimit": rate,
+            "throttlingBurstLimit": burst,
+        }
         for path in ("predict", "feedback", "labels")
         for method in ("POST", "GET", "PUT", "PATCH", "DELETE")
     ]
@@ -299,6 +308,7 @@ def test_stage_throttles_and_writes_json_access_logs(dev_stack):
     log_format = json.loads(stage["accessLogSettings"]["format"])
     assert log_format["requestId"] == "$context.requestId"
     assert log_format["status"] == "$context.status"
+    assert log_format["via"] == via
 
 
 def test_predict_route_uses_a_payload_v2_lambda_proxy(dev_stack):

@@ -28,7 +28,10 @@ def main() -> None:
     sock = listen("127.0.0.1", 0, "--port")
     secret = secrets.token_urlsafe(32)
     handler = load_handler(handler_environment(args.sagemaker_url, secret))
-    app = create_origin_app(Starlette(), create_api_app(handler), secret)
+    stage = secrets.token_hex(16)
+    app = create_origin_app(
+        Starlette(), create_api_app(handler, site_stage=stage), secret, f"/{stage}"
+    )
     print(f"API http://127.0.0.1:{sock.getsockname()[1]}/api", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
 

@@ -1,6 +1,8 @@
 """The local HTTP API around a stand-in handler: routing, limits, Lambda context, no CORS."""
 
+import asyncio
 import json
+import time
 
 import pytest
 from starlette.testclient import TestClient
@@ -162,3 +164,43 @@ def test_a_raising_handler_is_a_json_500_without_internals():
         "error": {"code": "internal_error", "message": "The service failed to process the request."}
     }
     assert "secret" not in response.text
+
+
+def test_time_epoch_is_when_the_request_arrived_not_when_its_body_had(handler):
+    # API Gateway stamps `timeEpoch` on receipt; the proxy's deadline starts there.
+    app = create_api_app(handler)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PREDICT_PATH,
+        "raw_path": PREDICT_PATH.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"127.0.0.1:8001"), (b"content-type", b"image/jpeg")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8001),
+    }
+    slow_body = 0.5
+
+    async def scenario() -> float:
+        parts = [{"type": "http.request", "body": b"\xff\xd8\xff", "more_body": False}]
+
+        async def receive():
+            if parts:
+                await asyncio.sleep(slow_body)
+                return parts.pop()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            pass
+
+        arrived = time.time()
+        await app(scope, receive, send)
+        return arrived
+
+    arrived_ms = asyncio.run(scenario()) * 1000
+    ((event, _, _),) = handler.calls
+    received_ms = event["requestContext"]["timeEpoch"]
+    assert arrived_ms - 5 <= received_ms < arrived_ms + slow_body * 1000 / 2

@@ -185,6 +185,35 @@ def test_through_the_site_a_header_the_client_sends_is_replaced(runtime):
     assert json.loads(line)["access"] == "origin"
 
 
+def test_the_site_and_the_direct_port_are_two_stages_and_the_log_tells_them_apart(runtime):
+    """As in the cloud (decision 13): the site's requests reach the API's secret stage,
+    direct ones `$default`; each log line says which, never the stage's name."""
+    through_site = post(runtime, photo_jpeg(), "image/jpeg")
+    assert through_site.status_code == 200, through_site.text
+    direct = httpx.post(
+        f"{runtime.direct_url}/predict", content=b"x", headers={"content-type": "image/jpeg"}
+    )
+    assert_error(direct, 403, "forbidden")
+    ids = [through_site.json()["request_id"], direct.headers["x-request-id"]]
+    for request_id in ids:
+        assert runtime.logged(request_id)
+    lines = [json.loads(next(line for line in runtime.lines if i in line)) for i in ids]
+    assert [line["via"] for line in lines] == ["cloudfront", "execute-api"]
+    # The visitor's address: from the origin's viewer header, or the connection's own.
+    assert [line["viewer_ip"] for line in lines] == ["127.0.0.1", "127.0.0.1"]
+
+
+def test_through_the_site_the_viewers_address_is_the_connections_not_one_sent(runtime):
+    response = post(
+        runtime, photo_jpeg(), "image/jpeg", **{"cloudfront-viewer-address": "198.51.100.7:1"}
+    )
+    assert response.status_code == 200, response.text
+    request_id = response.json()["request_id"]
+    assert runtime.logged(request_id)
+    line = json.loads(next(line for line in runtime.lines if request_id in line))
+    assert line["viewer_ip"] == "127.0.0.1"
+
+
 def test_the_direct_api_serves_only_what_the_stack_routes(runtime):
     assert_error(httpx.post(f"{runtime.direct_url}/classify", content=b"x"), 404, "not_found")
     base = runtime.direct_url.removesuffix("/api")

@@ -112,3 +112,9 @@ def test_a_bare_result_is_a_json_200():
     response = to_http_response({"ok": True})
     assert (response.status, response.body) == (200, b'{"ok": true}')
     assert response.headers == [("content-type", "application/json")]
+
+
+def test_time_and_time_epoch_are_when_the_request_was_received():
+    event = build_event(request(received=1795238183.2207), "POST /api/predict")
+    assert event["requestContext"]["timeEpoch"] == 1795238183220
+    assert event["requestContext"]["time"] == "21/Nov/2026:05:16:23 +0000"

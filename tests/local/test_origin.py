@@ -76,3 +76,53 @@ def test_the_direct_api_adds_no_header_and_passes_the_clients_on(handler):
     direct.post("/api/predict", content=b"x", headers={ORIGIN_HEADER: "guess"})
     assert ORIGIN_HEADER not in handler.calls[0][0]["headers"]
     assert handler.calls[1][0]["headers"][ORIGIN_HEADER] == "guess"
+
+
+STAGE = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture
+def staged(handler):
+    api = create_api_app(handler, site_stage=STAGE)
+    return TestClient(create_origin_app(_site(), api, SECRET, f"/{STAGE}"))
+
+
+def test_the_site_reaches_the_api_on_its_own_stage_as_through_cloudfronts_origin_path(
+    staged, handler
+):
+    response = staged.post("/api/feedback", content=b"{}")
+    assert response.status_code == 200
+    event = handler.calls[0][0]
+    # As API Gateway sends a named stage's request: its segment leads the paths only.
+    assert event["requestContext"]["stage"] == STAGE
+    assert event["rawPath"] == f"/{STAGE}/api/feedback"
+    assert event["requestContext"]["http"]["path"] == f"/{STAGE}/api/feedback"
+    assert event["routeKey"] == event["requestContext"]["routeKey"] == "POST /api/feedback"
+
+
+def test_the_direct_api_serves_both_stages_like_execute_api(handler):
+    direct = TestClient(create_api_app(handler, site_stage=STAGE))
+    assert direct.post("/api/predict", content=b"x").status_code == 200
+    assert handler.calls[-1][0]["requestContext"]["stage"] == "$default"
+    assert direct.post(f"/{STAGE}/api/predict", content=b"x").status_code == 200
+    assert handler.calls[-1][0]["requestContext"]["stage"] == STAGE
+    for path in (f"/{STAGE}x/api/predict", f"/{STAGE}", "/guess/api/predict"):
+        assert direct.post(path, content=b"x").status_code == 404
+    assert len(handler.calls) == 2
+
+
+def test_the_viewers_address_is_added_as_cloudfront_adds_it_and_a_sent_one_replaced(
+    client, handler
+):
+    client.post(
+        "/api/predict", content=b"x", headers={"cloudfront-viewer-address": "198.51.100.1:1"}
+    )
+    event = handler.calls[0][0]
+    # The connection's host and port: the test client's own, as CloudFront sees the viewer's.
+    assert event["headers"]["cloudfront-viewer-address"] == "testclient:50000"
+
+
+def test_the_direct_api_adds_no_viewer_address(handler):
+    direct = TestClient(create_api_app(handler))
+    direct.post("/api/predict", content=b"x", headers={"cloudfront-viewer-address": "x:1"})
+    assert handler.calls[0][0]["headers"]["cloudfront-viewer-address"] == "x:1"

@@ -229,6 +229,7 @@ def build_proxy(
     store: Any = None,
     labels: Any = None,
     rng: Any = None,
+    wall_clock: Callable[[], float] | None = None,
     **config: Any,
 ) -> PredictProxy:
     settings = ProxyConfig(endpoint_name=ENDPOINT, **{"metrics_service": SERVICE, **config})
@@ -238,6 +239,7 @@ def build_proxy(
         store=store,
         labels=labels,
         rng=rng,
+        **({"wall_clock": wall_clock} if wall_clock is not None else {}),
         metrics=EmfMetrics(settings.metrics_service, clock=lambda: METRICS_EPOCH),
         clock=clock,
         sleep=sleep,

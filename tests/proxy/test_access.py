@@ -420,7 +420,7 @@ def test_the_secret_and_the_keys_never_appear_in_logs_or_answers(tmp_path):
 # -- the Lambda's init -----------------------------------------------------------------------
 
 
-def run_init(code: str, **environ: str) -> subprocess.CompletedProcess:
+def run_init(code: str, stdin: str | None = None, **environ: str) -> subprocess.CompletedProcess:
     env = {
         "PATH": "/usr/bin:/bin",
         "AWS_DEFAULT_REGION": "eu-west-1",
@@ -435,6 +435,7 @@ def run_init(code: str, **environ: str) -> subprocess.CompletedProcess:
         [sys.executable, "-c", code],
         env=env,
         cwd=ROOT,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
@@ -467,3 +468,67 @@ def test_on_aws_a_function_without_the_secret_says_so_at_init():
     assert run_init(code, AWS_EXECUTION_ENV="x", ORIGIN_SECRET=ORIGIN_SECRET).stdout == ""
     # The local runtime and tests run without the secret, and without the warning.
     assert run_init(code).stdout == ""
+
+
+# -- rotating the origin secret ---------------------------------------------------------------
+
+PREVIOUS_SECRET = "pR3v10usS3cretOfTheLastRotationXy7-_"
+
+
+@pytest.fixture
+def rotating(tmp_path):
+    """A proxy during a rotation: CloudFront sends the new secret, or still the previous."""
+    harness = Harness(tmp_path, keys=False)
+    harness.proxy = build_proxy(
+        harness.runtime,
+        harness.clock,
+        harness.clock.sleep,
+        origin_secret=ORIGIN_SECRET,
+        origin_secret_previous=PREVIOUS_SECRET,
+    )
+    return harness
+
+
+def test_during_a_rotation_both_secrets_are_admitted(rotating):
+    assert rotating.call(via_cloudfront(photo()))["statusCode"] == 200
+    assert rotating.record()["access"] == "origin"
+    assert "origin_secret" not in rotating.record()
+    assert rotating.call(via_cloudfront(photo(), PREVIOUS_SECRET))["statusCode"] == 200
+    # The runbook's sign that an edge still sends the previous one.
+    assert (rotating.record()["access"], rotating.record()["origin_secret"]) == (
+        "origin",
+        "previous",
+    )
+    for secret in (ORIGIN_SECRET, PREVIOUS_SECRET):
+        assert secret not in rotating.logs.text
+
+
+@pytest.mark.parametrize(
+    "third",
+    [
+        "Zq3v9Xb1LkP0sW7tYc2NfR8mHd5GjA4eUo6iTx_+",
+        PREVIOUS_SECRET[:-1],
+        f"{ORIGIN_SECRET},{PREVIOUS_SECRET}",
+    ],
+)
+def test_during_a_rotation_a_third_secret_is_refused(rotating, third):
+    assert error_of(rotating.call(via_cloudfront(photo(), third))) == (403, "forbidden")
+    assert rotating.record()["origin_header"] == "wrong"
+
+
+def test_every_secret_is_compared_in_constant_time_whichever_matches(rotating, monkeypatch):
+    import proxy.access
+
+    compared = []
+    real = proxy.access.hmac.compare_digest
+
+    def recording(presented, secret):
+        compared.append(secret)
+        return real(presented, secret)
+
+    monkeypatch.setattr(proxy.access.hmac, "compare_digest", recording)
+    for sent in (ORIGIN_SECRET, PREVIOUS_SECRET, "a-guess-" * 5):
+        compared.clear()
+        rotating.call(via_cloudfront(photo(), sent))
+        # Both, each time: which one matched takes no less time than a miss.
+        assert compared == [ORIGIN_SECRET.encode(), PREVIOUS_SECRET.encode()]

@@ -96,6 +96,42 @@ def test_the_secret_is_not_in_the_configs_repr():
     assert SECRET not in str(config)
 
 
+PREVIOUS = "pR3v10usS3cretOfTheLastRotationXy7-_"
+
+
+def test_the_previous_secret_of_a_rotation_is_read_and_never_shown():
+    config = load_config(
+        {
+            "SAGEMAKER_ENDPOINT_NAME": "ep",
+            "ORIGIN_SECRET": SECRET,
+            "ORIGIN_SECRET_PREVIOUS": PREVIOUS,
+        }
+    )
+    assert config.origin_secrets == (SECRET, PREVIOUS)
+    assert PREVIOUS not in repr(config)
+    alone = load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "ORIGIN_SECRET": SECRET})
+    assert alone.origin_secrets == (SECRET,)
+
+
+def test_a_previous_secret_without_a_current_one_is_refused():
+    with pytest.raises(
+        ConfigError, match=r"^ORIGIN_SECRET_PREVIOUS is set but ORIGIN_SECRET is not"
+    ):
+        load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "ORIGIN_SECRET_PREVIOUS": PREVIOUS})
+
+
+def test_a_bad_previous_secret_is_refused_by_its_name_without_quoting_it():
+    with pytest.raises(ConfigError, match=r"^ORIGIN_SECRET_PREVIOUS has 5 characters") as error:
+        load_config(
+            {
+                "SAGEMAKER_ENDPOINT_NAME": "ep",
+                "ORIGIN_SECRET": SECRET,
+                "ORIGIN_SECRET_PREVIOUS": "t1ny!",
+            }
+        )
+    assert "t1ny!" not in str(error.value)
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -142,6 +178,6 @@ def test_keys_come_from_ssm_or_a_file_not_both():
 
 @pytest.mark.parametrize("value", ["0", "0.5", "31", "60", "soon"])
 def test_the_key_cache_lasts_1_to_30_seconds(value):
-    """At most 30 s: a failing store doubles it, and revocation must hold within a minute."""
+    """At most 30 s: docs/api.md#revocation-delay holds (a failing store doubles it)."""
     with pytest.raises(ConfigError, match=r"^API_KEYS_CACHE_SECONDS"):
         load_config({"SAGEMAKER_ENDPOINT_NAME": "ep", "API_KEYS_CACHE_SECONDS": value})

@@ -165,6 +165,8 @@ def test_the_log_line_says_what_was_judged_with_valid_feedback_metrics(harness):
         "event": "request",
         "request_id": "FbKaXmPLvHcESHB=",
         "lambda_request_id": "c6af9ac6-7b61-11e6-9a41-93e812345678",
+        "via": "execute-api",
+        "viewer_ip": "203.0.113.7",
         "route": "feedback",
         "access": "open",
         "method": "POST",
