@@ -42,6 +42,18 @@ EVENT_HISTORY = {
     ),
 }
 """Reads whose answer is free text botocore's models cannot see into, denied by hand."""
+STAGE_READS = {
+    "apigateway:GET": (
+        "the HTTP API's stages are read with `apigateway:GET` on `/apis/<id>/stages` and "
+        "`/apis/<id>/stages/<name>`; the site stage's name is CloudFront's secret origin "
+        "path (decision 13), so knowing it reaches the site's throttle budget directly"
+    ),
+}
+"""API Gateway's IAM names a read by its HTTP method and path, not by its operation."""
+STAGE_ARNS = (
+    "arn:aws:apigateway:eu-west-1::/apis/a1b2c3d4e5/stages",
+    "arn:aws:apigateway:eu-west-1::/apis/a1b2c3d4e5/stages/Xy12secretStageName",
+)
 READ_PREFIXES = ("Get", "List", "Describe")
 """The operations `ReadOnlyAccess` allows (`Get*`, `List*`, `Describe*`); the writes that
 also echo the secret back are not the preview role's."""
@@ -147,7 +159,7 @@ def test_botocore_knows_the_reads_the_issue_named():
 def test_it_denies_exactly_the_reads_that_return_the_secret():
     """No fewer (each would leak it) and no more (a preview may need any other read)."""
     named = {action for s in policy()["Statement"] for action in _listed(s["Action"])}
-    assert named == secret_reads() | set(EVENT_HISTORY)
+    assert named == secret_reads() | set(EVENT_HISTORY) | set(STAGE_READS)
 
 
 @pytest.mark.parametrize("action", sorted(EVENT_HISTORY))
@@ -161,6 +173,15 @@ def test_each_such_read_is_denied_on_every_function_and_distribution(action):
     arns = FUNCTION_ARNS if service == "lambda" else DISTRIBUTION_ARNS
     for arn in arns:
         assert denied(action, arn), (action, arn)
+
+
+@pytest.mark.parametrize("resource", STAGE_ARNS)
+def test_the_apis_stages_are_denied(resource):
+    assert denied("apigateway:GET", resource)
+
+
+def test_the_apis_other_reads_stay_allowed():
+    assert not denied("apigateway:GET", "arn:aws:apigateway:eu-west-1::/apis/a1b2c3d4e5/routes")
 
 
 @pytest.mark.parametrize(("action", "resource"), PREVIEW_READS)
