@@ -91,6 +91,9 @@ def test_every_file_ends_in_exactly_one_place_and_a_second_pass_does_nothing(tmp
         assert where(out.root, name) == ["failed"]
         assert out.read_json(f"failed/{name}.json")["error"]["code"] == code
     assert where(out.root, ".DS_Store") == []
+    # A file, not a request: the message says what is wrong with it.
+    empty = out.read_json("failed/empty.jpg.json")["error"]["message"]
+    assert empty == "The file is empty (0 bytes)."
     calls = len(runtime.calls)
 
     again = process_new(source, out, classifier(runtime))
