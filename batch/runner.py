@@ -416,7 +416,8 @@ def run(
         try:
             model_labels.save(out_dir, artifact)
         except (model_labels.LabelsError, OSError, ValueError) as error:
-            raise RunError(f"{artifact}: {error}") from None
+            said = str(error)  # most already name the archive: say it once
+            raise RunError(said if str(artifact) in said else f"{artifact}: {said}") from None
     found = scan(source, out)
     if not found.todo:  # all done: no model server to start
         done = Pass(skipped=found.skipped)

@@ -249,3 +249,15 @@ def test_usage_errors_exit_2(tmp_path):
     assert no_archive.returncode == 2
     assert "no model archive" in no_archive.stderr
     assert batch_cli("run", str(tmp_path), "--out", str(tmp_path), "--workers", "0").returncode == 2
+
+
+def test_a_file_that_is_no_archive_is_named_once(tmp_path):
+    (tmp_path / "in").mkdir()
+    bogus = tmp_path / "notes.tar.gz"
+    bogus.write_text("not an archive")
+    refused = batch_cli(
+        "run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--artifact", str(bogus)
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {bogus} is not a model archive")
+    assert len(refused.stderr.splitlines()) == 1
