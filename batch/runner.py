@@ -19,7 +19,15 @@ Progress goes to stderr.
 
 Exit status: 0 every file has its outcome (failures included); 1 the model server could
 not start or stopped, or outcomes could not be written (files left without one are
-counted as `pending`; run again); 2 bad usage.
+counted as `pending`; run again); 2 bad usage; 130 stopped by Ctrl-C (SIGINT), 143 by
+SIGTERM.
+
+Ctrl-C or SIGTERM stops in order: no image starts, the images in flight finish (a retry's
+wait ends at once, and the image stays pending), `summary.json` is written with what is
+pending (`"interrupted"` names the signal), the model server started here is stopped, and
+the last line is "stopped: N done, M pending; run again to resume". A second one stops at
+once (the model server killed, `summary.json` not rewritten). The model server never
+outlives the command, even killed (see `local.model_server`).
 
 `process_new` is the one-pass core: a watcher (`python -m local --inbox DIR`, later)
 can call it every few seconds on the same folders, with `settle_seconds` so that files
@@ -29,8 +37,10 @@ still being copied in wait for the next pass.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -68,11 +78,85 @@ LOCAL_BUDGET_SECONDS = 60.0
 ENDPOINT_NAME = "local-model-server"
 """Any valid endpoint name: the local model server answers whatever the name."""
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGNALLED = 128
+"""Plus the signal's number: 130 after Ctrl-C (SIGINT), 143 after SIGTERM, as shells say."""
 _COUNTED = {RESULTS: "results", REVIEW: "review", FAILED: "failed"}
 
 
 class RunError(Exception):
     """The run cannot go on (exit status 1); the message says why."""
+
+
+class Stopped(Exception):
+    """The run is stopping: the image in hand stays pending, no outcome written."""
+
+
+class Stop:
+    """A run's stop request, shared by its threads: once set, no image starts, and a
+    retry's wait (`sleep`) ends at once with `Stopped`."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal: signal.Signals | None = None
+        self._at_abort: list[Callable[[], None]] = []
+
+    def set(self, sig: signal.Signals | None = None) -> None:
+        if not self._event.is_set():
+            self.signal = sig
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+    def sleep(self, seconds: float) -> None:
+        if self._event.wait(seconds):
+            raise Stopped
+
+    @contextmanager
+    def on_abort(self, action: Callable[[], None]) -> Iterator[None]:
+        """Run `action` if the process must end at once (`abort`) meanwhile."""
+        self._at_abort.append(action)
+        try:
+            yield
+        finally:
+            self._at_abort.remove(action)
+
+    def abort(self) -> None:
+        for action in list(self._at_abort):
+            with contextlib.suppress(Exception):
+                action()
+
+
+@contextmanager
+def stopped_by_signals(stop: Stop, stderr: TextIO) -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run: the first in order (`stop`), a second at once."""
+
+    def handle(number: int, _frame: object) -> None:
+        sig = signal.Signals(number)
+        if stop.is_set():
+            stop.abort()
+            _line(stderr, "stopped at once; run again to resume")
+            os._exit(EXIT_SIGNALLED + number)
+        stop.set(sig)
+        again = "Ctrl-C" if sig == signal.SIGINT else sig.name
+        _line(stderr, f"stopping: the images in flight finish ({again} again stops at once)")
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _line(stream: TextIO, text: str) -> None:
+    """`text` on a line of its own, also after a terminal's progress bar."""
+    start = "\n" if stream.isatty() else ""
+    stream.write(f"{start}{text}\n")
+    stream.flush()
 
 
 @dataclass
@@ -167,6 +251,8 @@ def run_job(
     while True:
         try:
             return classify(job, classifier, deadline=classifier.invoker.clock() + budget)
+        except Stopped:
+            raise  # not the image's failure: it stays pending
         except Exception as exc:  # what Catch States.ALL catches: bugs too
             policy = policy_for(type(exc).__name__, retries) if isinstance(exc, TaskError) else None
             if policy is not None and used[policy] < policy.max_attempts:
@@ -230,10 +316,11 @@ def process(
     progress: TextIO | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
+    report: Callable[[dict[str, Any]], None] | None = None,
     **job_options: Any,
 ) -> Pass:
     """Run the scanned files' jobs on `workers` threads; `should_stop()` is asked before
-    each file (e.g. whether the model server died)."""
+    each file (a stop, or whether the model server died); `report` gets each output."""
     started = clock()
     result = Pass(skipped=found.skipped, waiting=found.waiting)
     bar = Progress(len(found.todo), progress, clock)
@@ -246,6 +333,9 @@ def process(
         begun = clock()
         try:
             output = run_job(job, classifier, **job_options)
+        except Stopped:
+            result.stopped = True
+            return
         except Exception as exc:  # not even failed/ could be written: the file stays pending
             with lock:
                 result.unrecorded.append(f"{job.key}: {type(exc).__name__}: {exc}")
@@ -256,6 +346,8 @@ def process(
             if not output["skipped"]:
                 result.latencies.append(elapsed)
         bar.update(output["outcome"])
+        if report is not None:
+            report(output)
 
     if found.todo:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
@@ -362,20 +454,24 @@ def runtime_environment(url: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def local_classifier(threshold: float, max_image_bytes: int) -> Classifier:
-    """The proxy's invoker with its default timeouts and attempts, for a local server."""
+def local_classifier(
+    threshold: float, max_image_bytes: int, sleep: Callable[[float], None] = time.sleep
+) -> Classifier:
+    """The proxy's invoker with its default timeouts and attempts, for a local server;
+    `sleep` waits between its attempts."""
     config = ProxyConfig(
         endpoint_name=ENDPOINT_NAME, max_image_bytes=max_image_bytes, review_threshold=threshold
     )
     clients = RuntimeClients(config.read_timeout, config.connect_timeout)
-    return Classifier.from_config(config, clients)
+    return Classifier.from_config(config, clients, sleep=sleep)
 
 
 @contextmanager
 def model_server(
-    url: str | None, artifact: Path | None, log_path: Path
+    url: str | None, artifact: Path | None, log_path: Path, stop: Stop
 ) -> Iterator[tuple[str, Callable[[], bool]]]:
-    """`(url, stopped)`: the server at `url`, or one started on `artifact`."""
+    """`(url, stopped)`: the server at `url`, or one started on `artifact` (`Stopped` if
+    the run is stopped while it starts)."""
     if url is not None:
         yield url.rstrip("/"), lambda: False
         return
@@ -383,11 +479,13 @@ def model_server(
 
     assert artifact is not None
     server = ModelServer(artifact)
-    with log_path.open("ab") as log:
+    with log_path.open("ab") as log, stop.on_abort(server.kill):
         try:
-            server.start(output=log)
+            server.start(output=log, cancelled=stop.is_set)
         except ModelServerError as error:
             server.stop()
+            if stop.is_set():
+                raise Stopped from None
             raise RunError(f"{error}; its output is in {log_path}") from None
         try:
             yield server.url, lambda: server.exit_code is not None
@@ -405,9 +503,12 @@ def run(
     workers: int = DEFAULT_WORKERS,
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     progress: TextIO | None = None,
+    stop: Stop | None = None,
     **job_options: Any,
 ) -> dict[str, Any]:
-    """Process `input_dir` into `out_dir` and write `summary.json`; its content."""
+    """Process `input_dir` into `out_dir` and write `summary.json`; its content. A `stop`
+    set meanwhile leaves the files not done pending (`"interrupted"` says by what)."""
+    stop = stop or Stop()
     out_dir.mkdir(parents=True, exist_ok=True)
     source = LocalStorage(input_dir, exclude=out_dir)
     out = LocalStorage(out_dir)
@@ -419,22 +520,24 @@ def run(
             said = str(error)  # most already name the archive: say it once
             raise RunError(said if str(artifact) in said else f"{artifact}: {said}") from None
     found = scan(source, out)
-    if not found.todo:  # all done: no model server to start
-        done = Pass(skipped=found.skipped)
-    else:
-        with (
-            model_server(model_server_url, artifact, out_dir / SERVER_LOG) as (url, stopped),
-            runtime_environment(url),
-        ):
-            classifier = local_classifier(threshold, max_image_bytes)
-            done = process(
-                found,
-                classifier,
-                workers=workers,
-                progress=progress,
-                should_stop=stopped,
-                **job_options,
-            )
+    done = Pass(skipped=found.skipped)
+    if found.todo:  # all done: no model server to start
+        serving = model_server(model_server_url, artifact, out_dir / SERVER_LOG, stop)
+        try:
+            with serving as (url, died), runtime_environment(url):
+                classifier = local_classifier(threshold, max_image_bytes, sleep=stop.sleep)
+                done = process(
+                    found,
+                    classifier,
+                    workers=workers,
+                    progress=progress,
+                    should_stop=lambda: stop.is_set() or died(),
+                    sleep=stop.sleep,
+                    **job_options,
+                )
+        except Stopped:
+            done = Pass(skipped=found.skipped, stopped=True)
+    interrupted = stop.signal.name if stop.signal else "stop" if stop.is_set() else None
     document = summary(
         source,
         out,
@@ -447,10 +550,11 @@ def run(
             "workers": workers,
             "started_at": iso_time(started_at),
             "finished_at": iso_time(time.time()),
+            "interrupted": interrupted,
         },
     )
     out.write_json(SUMMARY, document)
-    if done.stopped:
+    if done.stopped and interrupted is None:
         raise RunError(
             f"the model server stopped during the run (its output: {out_dir / SERVER_LOG}); "
             f"{document['counts']['pending']} file(s) are pending: run again"
@@ -461,7 +565,10 @@ def run(
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, metavar="DIR", help="the folder of images")
     parser.add_argument(
-        "--out", type=Path, required=True, help="where results/, review/, failed/ go"
+        "--out",
+        type=Path,
+        required=True,
+        help="where results/, review/, failed/ go",
     )
     parser.add_argument(
         "--threshold",
@@ -506,23 +613,33 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 f"{artifact}: no model archive; run `make run` once (it builds "
                 "build/model.tar.gz), or pass --artifact PATH or --model-server URL",
             )
+    stop = Stop()
     try:
-        document = run(
-            args.dir,
-            args.out,
-            model_server_url=args.model_server,
-            artifact=artifact,
-            threshold=args.threshold,
-            workers=args.workers,
-            max_image_bytes=args.max_image_bytes,
-            progress=None if args.quiet else stderr,
-        )
+        with stopped_by_signals(stop, stderr):
+            document = run(
+                args.dir,
+                args.out,
+                model_server_url=args.model_server,
+                artifact=artifact,
+                threshold=args.threshold,
+                workers=args.workers,
+                max_image_bytes=args.max_image_bytes,
+                progress=None if args.quiet else stderr,
+                stop=stop,
+            )
     except (RunError, StorageError) as error:
         print(f"error: {error}", file=stderr)
         return EXIT_FAILED
     for problem in document["this_run"]["unrecorded"]:
         print(f"error: no outcome written for {problem}", file=stderr)
     counts, this_run = document["counts"], document["this_run"]
+    if stop.is_set():
+        done = counts["results"] + counts["review"] + counts["failed"]
+        print(
+            f"stopped: {done} done, {counts['pending']} pending; run again to resume",
+            file=stderr,
+        )
+        return EXIT_SIGNALLED + (stop.signal or signal.SIGINT)
     print(
         f"{document['files']} files: {counts['results']} results, {counts['review']} to "
         f"review, {counts['failed']} failed, {counts['pending']} pending "
