@@ -5,7 +5,8 @@
 
 Every file under DIR (hidden ones aside) goes through the same task functions as the
 cloud's workflow (`batch.tasks`), against a local model server: `--model-server URL` (a
-running `python -m model.serve`), or one started here on `--artifact` (by default the
+running `python -m model.serve`, asked `GET /ping` before any work: a dead URL fails at
+once), or one started here on `--artifact` (by default the
 local runtime's `build/model.tar.gz`). It plays the part of Step Functions too: the task
 errors are retried as `batch.workflow.RETRIES` says, and whatever is not retried is
 recorded in `failed/` by the failure task. So each file ends in exactly one of
@@ -44,6 +45,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -65,6 +67,7 @@ from batch.tasks import (
 )
 from batch.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
 from local.artifact import DEFAULT_ARCHIVE, shown
+from local.model_server import ping
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.predictions import iso_time
 from proxy.sagemaker import RuntimeClients
@@ -466,6 +469,18 @@ def local_classifier(
     return Classifier.from_config(config, clients, sleep=sleep)
 
 
+def check_model_server(url: str) -> str:
+    """`url` without a trailing slash, once it answers `GET /ping`; `RunError` else."""
+    url = url.rstrip("/")
+    problem = ping(url)
+    if problem is not None:
+        raise RunError(
+            f"--model-server {url}: {problem}; is python -m model.serve running there? "
+            "(without --model-server, one is started here)"
+        )
+    return url
+
+
 @contextmanager
 def model_server(
     url: str | None, artifact: Path | None, log_path: Path, stop: Stop
@@ -473,7 +488,7 @@ def model_server(
     """`(url, stopped)`: the server at `url`, or one started on `artifact` (`Stopped` if
     the run is stopped while it starts)."""
     if url is not None:
-        yield url.rstrip("/"), lambda: False
+        yield url, lambda: False
         return
     from local.model_server import ModelServer, ModelServerError
 
@@ -509,6 +524,8 @@ def run(
     """Process `input_dir` into `out_dir` and write `summary.json`; its content. A `stop`
     set meanwhile leaves the files not done pending (`"interrupted"` says by what)."""
     stop = stop or Stop()
+    if model_server_url is not None:  # before any work: a wrong URL is said at once
+        model_server_url = check_model_server(model_server_url)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = LocalStorage(input_dir, exclude=out_dir)
     out = LocalStorage(out_dir)
@@ -581,7 +598,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workers", type=_workers, default=DEFAULT_WORKERS, help="images in flight (threads)"
     )
     server = parser.add_mutually_exclusive_group()
-    server.add_argument("--model-server", metavar="URL", help="a running python -m model.serve")
+    server.add_argument(
+        "--model-server",
+        metavar="URL",
+        help="a running python -m model.serve (http://HOST:PORT; must answer GET /ping)",
+    )
     server.add_argument(
         "--artifact",
         type=Path,
@@ -604,6 +625,12 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
         return _usage(stderr, "--out must not be DIR itself (a folder inside it is fine)")
     if not 1 <= args.max_image_bytes <= 4 * 1024 * 1024:
         return _usage(stderr, "--max-image-bytes must be between 1 and 4194304")
+    if args.model_server is not None:
+        parts = urllib.parse.urlsplit(args.model_server)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return _usage(
+                stderr, f"--model-server {args.model_server}: not a URL like http://HOST:PORT"
+            )
     artifact = args.artifact
     if args.model_server is None:
         artifact = artifact or DEFAULT_ARCHIVE

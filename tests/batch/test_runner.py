@@ -16,6 +16,8 @@ import pytest
 from batch.labels import labels_path
 from batch.runner import Progress, outcome_counts, process_new, summary
 from batch.storage import LocalStorage
+from local.ports import free_port
+from tests.batch.standin import stand_in
 from tests.batch.support import (
     FakeRuntime,
     answer,
@@ -261,3 +263,34 @@ def test_a_file_that_is_no_archive_is_named_once(tmp_path):
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"error: {bogus} is not a model archive")
     assert len(refused.stderr.splitlines()) == 1
+
+
+def a_few_photos(folder: Path) -> Path:
+    return write(
+        folder, {"a.jpg": photo(), "b.jpg": photo("coffee"), "c.png": photo("rocket", "PNG")}
+    )
+
+
+def test_a_dead_model_server_is_said_before_any_work(tmp_path):
+    folder, out = a_few_photos(tmp_path / "in"), tmp_path / "out"
+    closed = f"http://127.0.0.1:{free_port('127.0.0.1')}"
+    with stand_in(ping_status=503) as failing:
+        for url, said in ((closed, "Connection refused"), (failing.url, "answered 503, not 200")):
+            refused = batch_cli("run", str(folder), "--out", str(out), "--model-server", url)
+            assert refused.returncode == 1
+            assert refused.stderr.startswith(f"error: --model-server {url}: "), refused.stderr
+            assert said in refused.stderr
+            assert len(refused.stderr.splitlines()) == 1
+            assert not failing.called.is_set()
+            assert not (out / "summary.json").exists()
+    typo = batch_cli("run", str(folder), "--out", str(out), "--model-server", "localhost:8080")
+    assert typo.returncode == 2
+    assert "--model-server localhost:8080: not a URL like http://HOST:PORT" in typo.stderr
+
+
+def test_a_run_against_a_stand_in_model_server(tmp_path):
+    folder, out = a_few_photos(tmp_path / "in"), tmp_path / "out"
+    with stand_in() as model:
+        done = batch_cli("run", str(folder), "--out", str(out), "--model-server", model.url + "/")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "summary.json").read_text())["counts"]["review"] == 3

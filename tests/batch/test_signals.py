@@ -12,17 +12,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.batch.support import answer
+from tests.batch.standin import stand_in
 from tests.batch.test_runner import batch_cli
 from tests.conftest import ROOT
 
@@ -159,54 +155,11 @@ def test_the_model_server_ends_with_a_killed_cli(tmp_path, model_artifact):
     assert run.leftovers() == []
 
 
-class SlowModel(BaseHTTPRequestHandler):
-    """Answers /ping at once, an image after `delay` seconds with `status`."""
-
-    delay = 0.0
-    status = 200
-    called: threading.Event
-
-    def do_GET(self) -> None:
-        self.send_response(200 if self.path == "/ping" else 404)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.called.set()
-        time.sleep(self.delay)
-        body = answer(0.5) if self.status == 200 else b'{"message": "unavailable"}'
-        self.send_response(self.status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def slow_model(delay: float, status: int = 200) -> Iterator[tuple[str, threading.Event]]:
-    """A stand-in model server's URL, and an event set by its first image."""
-    called = threading.Event()
-    handler = type("Handler", (SlowModel,), {"delay": delay, "status": status, "called": called})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", called
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
     folder, out = small_images(tmp_path / "in", 40), tmp_path / "out"
-    with slow_model(delay=30.0) as (url, called):
-        run = Run(str(folder), "--out", str(out), "--model-server", url)
-        assert called.wait(EXIT_SECONDS)  # two images in flight, for 30 s
+    with stand_in(delay=30.0) as model:
+        run = Run(str(folder), "--out", str(out), "--model-server", model.url)
+        assert model.called.wait(EXIT_SECONDS)  # two images in flight, for 30 s
         run.ctrl_c()
         time.sleep(0.5)
         assert run.process.poll() is None, "the first Ctrl-C waits for the images in flight"
@@ -220,9 +173,9 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
 
 def test_a_stop_gives_up_the_retries_of_a_failing_model(tmp_path):
     folder, out = small_images(tmp_path / "in", 10), tmp_path / "out"
-    with slow_model(delay=0.0, status=503) as (url, called):
-        run = Run(str(folder), "--out", str(out), "--model-server", url)
-        assert called.wait(EXIT_SECONDS)
+    with stand_in(status=503) as model:
+        run = Run(str(folder), "--out", str(out), "--model-server", model.url)
+        assert model.called.wait(EXIT_SECONDS)
         time.sleep(1)  # into the retries: several seconds per image before it fails
         run.process.send_signal(signal.SIGTERM)
         code, stderr, _seconds = run.finish()
