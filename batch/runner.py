@@ -3,11 +3,13 @@
     python -m batch run DIR --out OUT [--threshold 0.93] [--workers 2]
                         [--model-server URL | --artifact PATH] [--quiet]
 
-Every file under DIR (hidden ones aside) goes through the same task functions as the
-cloud's workflow (`batch.tasks`), against a local model server: `--model-server URL` (a
+Every file under DIR goes through the same task functions as the cloud's workflow
+(`batch.tasks`), except hidden ones and outcome folders: OUT, and any other folder where
+a run wrote its outcomes (marked `.batch-outcomes`, or with a run's `summary.json`), so
+OUT may lie inside DIR. They run against a local model server: `--model-server URL` (a
 running `python -m model.serve`, asked `GET /ping` before any work: a dead URL fails at
-once), or one started here on `--artifact` (by default the
-local runtime's `build/model.tar.gz`). It plays the part of Step Functions too: the task
+once), or one started here on `--artifact` (by default the local runtime's
+`build/model.tar.gz`). It plays the part of Step Functions too: the task
 errors are retried as `batch.workflow.RETRIES` says, and whatever is not retried is
 recorded in `failed/` by the failure task. So each file ends in exactly one of
 `OUT/results/`, `OUT/review/`, `OUT/failed/` (as `<path>.json`), and bad files (not
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
 import signal
@@ -83,6 +86,8 @@ ENDPOINT_NAME = "local-model-server"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGNALLED = 128
 """Plus the signal's number: 130 after Ctrl-C (SIGINT), 143 after SIGTERM, as shells say."""
+OUTCOMES_MARK = ".batch-outcomes"
+"""Written in OUT: a folder holding it is another run's outcomes, never input."""
 _COUNTED = {RESULTS: "results", REVIEW: "review", FAILED: "failed"}
 
 
@@ -276,9 +281,35 @@ def run_job(
 
 
 def folder_jobs(source: LocalStorage, out: LocalStorage) -> Iterator[Job]:
-    """A job for each file of `source`, its outcomes in `out` under its own path."""
+    """A job for each file of `source`, its outcomes in `out` under its own path; files in
+    the outcome folders of runs (`is_outcomes`) are not images to classify."""
+    outcomes: dict[str, bool] = {}
+
+    def inside_outcomes(key: str) -> bool:
+        folders = key.split("/")[:-1]
+        for depth in range(1, len(folders) + 1):
+            folder = "/".join(folders[:depth])
+            if folder not in outcomes:
+                outcomes[folder] = is_outcomes(source.root / folder)
+            if outcomes[folder]:
+                return True
+        return False
+
     for key in source.iter_keys():
-        yield Job(source, key, out, key)
+        if not inside_outcomes(key):
+            yield Job(source, key, out, key)
+
+
+def is_outcomes(folder: Path) -> bool:
+    """Whether `folder` is where a run wrote its outcomes: it has the mark, or (a run of
+    an earlier version) a `summary.json` of a run."""
+    if (folder / OUTCOMES_MARK).is_file():
+        return True
+    try:
+        document = json.loads((folder / SUMMARY).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and {"counts", "this_run"} <= document.keys()
 
 
 @dataclass
@@ -527,6 +558,7 @@ def run(
     if model_server_url is not None:  # before any work: a wrong URL is said at once
         model_server_url = check_model_server(model_server_url)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / OUTCOMES_MARK).write_text("python -m batch run's outcomes, never its input\n")
     source = LocalStorage(input_dir, exclude=out_dir)
     out = LocalStorage(out_dir)
     started_at = time.time()
@@ -585,7 +617,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         required=True,
-        help="where results/, review/, failed/ go",
+        help="where results/, review/, failed/ go (inside DIR is fine: it is not input)",
     )
     parser.add_argument(
         "--threshold",

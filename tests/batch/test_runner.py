@@ -294,3 +294,26 @@ def test_a_run_against_a_stand_in_model_server(tmp_path):
         done = batch_cli("run", str(folder), "--out", str(out), "--model-server", model.url + "/")
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "summary.json").read_text())["counts"]["review"] == 3
+
+
+def test_outcome_folders_inside_the_input_are_never_input(tmp_path):
+    folder = a_few_photos(tmp_path / "in")
+    with stand_in() as model:
+
+        def run_into(out: str) -> dict:
+            done = batch_cli(
+                "run", str(folder), "--out", str(folder / out), "--model-server", model.url
+            )
+            assert done.returncode == 0, done.stderr
+            return json.loads((folder / out / "summary.json").read_text())
+
+        assert run_into("out")["this_run"]["processed"] == 3
+        again = run_into("out")
+        assert (again["files"], again["this_run"]["processed"]) == (3, 0)
+        # Another --out: the first run's JSON files and log are not images to classify.
+        other = run_into("other")
+        assert (other["files"], other["counts"]["failed"]) == (3, 0)
+        # Nor are those of a run before the folders were marked: its summary.json says so.
+        (folder / "out" / ".batch-outcomes").unlink()
+        (folder / "other" / ".batch-outcomes").unlink()
+        assert run_into("third")["files"] == 3
