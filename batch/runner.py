@@ -1,7 +1,7 @@
 """`python -m batch run`: the batch workflow over a folder, on one machine, with no cloud.
 
     python -m batch run DIR --out OUT [--threshold 0.93] [--workers 2]
-                        [--model-server URL | --artifact PATH] [--quiet]
+                        [--model-server URL | --artifact PATH] [--reclassify] [--quiet]
 
 Every file under DIR goes through the same task functions as the cloud's workflow
 (`batch.tasks`), except hidden ones and outcome folders: OUT, and any other folder where
@@ -16,13 +16,18 @@ recorded in `failed/` by the failure task. So each file ends in exactly one of
 images, truncated, too large) carry the API's error codes.
 
 It resumes: a file whose outcome is recorded for its current size and modification time
-is skipped, except for failures that may pass another time (`"retryable": true`).
-`OUT/summary.json` has the counts over all of DIR, and this run's latency and throughput.
+is skipped, except for failures that may pass another time (`"retryable": true`). A run
+whose model is not the one of the outcomes in OUT (its version: the archive's, or what
+`--model-server` answers to a small grey image) is refused before any work, naming both
+versions; `--reclassify` classifies those files again (people's decisions are kept).
+`OUT/summary.json` has the counts over all of DIR, the model version, and this run's
+latency and throughput.
 Progress goes to stderr.
 
 Exit status: 0 every file has its outcome (failures included); 1 the model server could
 not start or stopped, or outcomes could not be written (files left without one are
-counted as `pending`; run again); 2 bad usage; 130 stopped by Ctrl-C (SIGINT), 143 by
+counted as `pending`; run again); 2 bad usage (also outcomes of another model without
+`--reclassify`); 130 stopped by Ctrl-C (SIGINT), 143 by
 SIGTERM.
 
 Ctrl-C or SIGTERM stops in order: no image starts, the images in flight finish (a retry's
@@ -45,10 +50,12 @@ import json
 import os
 import random
 import signal
+import struct
 import sys
 import threading
 import time
 import urllib.parse
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -60,6 +67,8 @@ from typing import Any, TextIO
 from batch import labels as model_labels
 from batch.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
 from batch.tasks import (
+    RESULT,
+    REVIEW_OUTCOME,
     Classifier,
     Job,
     TaskError,
@@ -73,6 +82,7 @@ from local.artifact import DEFAULT_ARCHIVE, shown
 from local.model_server import ping
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.predictions import iso_time
+from proxy.responses import ApiError
 from proxy.sagemaker import RuntimeClients
 
 DEFAULT_WORKERS = 2
@@ -93,6 +103,10 @@ _COUNTED = {RESULTS: "results", REVIEW: "review", FAILED: "failed"}
 
 class RunError(Exception):
     """The run cannot go on (exit status 1); the message says why."""
+
+
+class ModelChanged(RunError):
+    """OUT holds outcomes of another model version, and `--reclassify` was not given."""
 
 
 class Stopped(Exception):
@@ -183,6 +197,8 @@ class Pass:
     """Seconds per processed file, retries included."""
     seconds: float = 0.0
     stopped: bool = False
+    versions: Counter = field(default_factory=Counter)
+    """Model versions of this pass's classifications."""
 
     @property
     def count(self) -> int:
@@ -319,6 +335,19 @@ class Scan:
     todo: list[Job] = field(default_factory=list)
     skipped: int = 0
     waiting: int = 0
+    classified: dict[str, list[Job]] = field(default_factory=dict)
+    """The files done, by the model version that classified them (results and review;
+    not failures, nor a person's decisions)."""
+    redo: set[str] = field(default_factory=set)
+    """Keys in `todo` whose outcome of another model is replaced (`--reclassify`)."""
+
+    def reclassify(self, version: str) -> None:
+        """Put the files classified by other model versions than `version` back to do."""
+        for other in [v for v in self.classified if v != version]:
+            jobs = self.classified.pop(other)
+            self.todo.extend(jobs)
+            self.redo.update(job.key for job in jobs)
+            self.skipped -= len(jobs)
 
 
 def scan(source: LocalStorage, out: LocalStorage, settle_seconds: float = 0.0) -> Scan:
@@ -330,11 +359,15 @@ def scan(source: LocalStorage, out: LocalStorage, settle_seconds: float = 0.0) -
         try:
             stat = source.path(job.key).stat()
             info = source.info(job.key)
-            done = info is not None and existing_outcome(job, info.etag) is not None
+            outcome = None if info is None else existing_outcome(job, info.etag)
         except (OSError, StorageError, TaskError):
-            done, stat = False, None  # the task itself will say what is wrong
-        if done:
+            outcome, stat = None, None  # the task itself will say what is wrong
+        if outcome is not None:
             found.skipped += 1
+            document = outcome[1]
+            version = (document.get("model") or {}).get("version")
+            if document.get("outcome") in (RESULT, REVIEW_OUTCOME) and isinstance(version, str):
+                found.classified.setdefault(version, []).append(job)
         elif stat is not None and now - stat.st_mtime < settle_seconds:
             found.waiting += 1
         else:
@@ -366,6 +399,9 @@ def process(
             return
         begun = clock()
         try:
+            if job.key in found.redo:  # the outcome of another model goes: it is done again
+                for folder in (RESULTS, REVIEW):
+                    job.out.delete(job.outcome_key(folder))
             output = run_job(job, classifier, **job_options)
         except Stopped:
             result.stopped = True
@@ -379,6 +415,8 @@ def process(
             result.processed[output["outcome"]] += 1
             if not output["skipped"]:
                 result.latencies.append(elapsed)
+            if output.get("model_version"):
+                result.versions[output["model_version"]] += 1
         bar.update(output["outcome"])
         if report is not None:
             report(output)
@@ -500,6 +538,29 @@ def local_classifier(
     return Classifier.from_config(config, clients, sleep=sleep)
 
 
+def served_version(classifier: Classifier, url: str) -> str:
+    """The version of the model at `url`: its answer to a small grey image names it."""
+    deadline = classifier.invoker.clock() + LOCAL_BUDGET_SECONDS
+    try:
+        answer = json.loads(classifier.invoker.invoke(_grey_png(), "image/png", deadline))
+        version = answer["model"]["version"]
+    except ApiError as error:
+        raise RunError(f"--model-server {url}: no model version: {error.message}") from None
+    except (ValueError, KeyError, TypeError):
+        raise RunError(f"--model-server {url}: its answer names no model version") from None
+    return str(version)
+
+
+def _grey_png(side: int = 8) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    rows = (b"\x00" + b"\x80" * side) * side
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+
+
 def check_model_server(url: str) -> str:
     """`url` without a trailing slash, once it answers `GET /ping`; `RunError` else."""
     url = url.rstrip("/")
@@ -549,6 +610,7 @@ def run(
     workers: int = DEFAULT_WORKERS,
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     progress: TextIO | None = None,
+    reclassify: bool = False,
     stop: Stop | None = None,
     **job_options: Any,
 ) -> dict[str, Any]:
@@ -562,19 +624,26 @@ def run(
     source = LocalStorage(input_dir, exclude=out_dir)
     out = LocalStorage(out_dir)
     started_at = time.time()
+    version = None
     if artifact is not None:
         try:
-            model_labels.save(out_dir, artifact)
+            version = model_labels.save(out_dir, artifact).version
         except (model_labels.LabelsError, OSError, ValueError) as error:
             said = str(error)  # most already name the archive: say it once
             raise RunError(said if str(artifact) in said else f"{artifact}: {said}") from None
     found = scan(source, out)
+    if version is not None:
+        _check_version(found, version, reclassify, out_dir)
     done = Pass(skipped=found.skipped)
-    if found.todo:  # all done: no model server to start
+    # No model server to start when all is done, unless only it can say its version.
+    if found.todo or (version is None and found.classified):
         serving = model_server(model_server_url, artifact, out_dir / SERVER_LOG, stop)
         try:
             with serving as (url, died), runtime_environment(url):
                 classifier = local_classifier(threshold, max_image_bytes, sleep=stop.sleep)
+                if version is None and found.classified:
+                    version = served_version(classifier, url)
+                    _check_version(found, version, reclassify, out_dir)
                 done = process(
                     found,
                     classifier,
@@ -595,6 +664,7 @@ def run(
             "input": str(source.root),
             "out": str(out.root),
             "model_server": model_server_url or f"started on {artifact and artifact.resolve()}",
+            "model_version": version or next(iter(done.versions), None),
             "threshold": threshold,
             "workers": workers,
             "started_at": iso_time(started_at),
@@ -609,6 +679,23 @@ def run(
             f"{document['counts']['pending']} file(s) are pending: run again"
         )
     return document
+
+
+def _check_version(found: Scan, version: str, reclassify: bool, out_dir: Path) -> None:
+    """Outcomes of other model versions are classified again with `--reclassify`; without
+    it they stop the run before any work (`ModelChanged`)."""
+    others = {v: len(jobs) for v, jobs in found.classified.items() if v != version}
+    if not others:
+        return
+    if reclassify:
+        found.reclassify(version)
+        return
+    held = ", ".join(f"{count} of model version {v}" for v, count in sorted(others.items()))
+    raise ModelChanged(
+        f"{out_dir} holds outcomes of another model ({held}); this run's model is version "
+        f"{version}. Pass --reclassify to classify those files again with it, or choose "
+        "another --out"
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -645,6 +732,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MAX_IMAGE_BYTES,
         help="largest image accepted, as the API's MAX_IMAGE_BYTES",
+    )
+    parser.add_argument(
+        "--reclassify",
+        action="store_true",
+        help="classify again the files whose outcome is another model version's (without "
+        "it, such a run is refused); people's decisions are kept",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -684,8 +777,11 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 workers=args.workers,
                 max_image_bytes=args.max_image_bytes,
                 progress=None if args.quiet else stderr,
+                reclassify=args.reclassify,
                 stop=stop,
             )
+    except ModelChanged as error:
+        return _usage(stderr, str(error))
     except (RunError, StorageError) as error:
         print(f"error: {error}", file=stderr)
         return EXIT_FAILED

@@ -17,8 +17,11 @@ from batch.labels import labels_path
 from batch.runner import Progress, outcome_counts, process_new, summary
 from batch.storage import LocalStorage
 from local.ports import free_port
+from proxy.labels import write_labels_file
 from tests.batch.standin import stand_in
 from tests.batch.support import (
+    LABELS,
+    VERSION,
     FakeRuntime,
     answer,
     classifier,
@@ -238,6 +241,7 @@ def test_run_against_the_real_model_server(tmp_path, model_server_url, model_art
     assert latest["counts"] == {"results": 1, "review": 5, "failed": 5, "pending": 0}
     assert where(out, "later.jpg") == ["results"]
     version = json.loads((out / "results" / "later.jpg.json").read_text())["model"]["version"]
+    assert latest["model_version"] == document["model_version"] == version
     assert len(json.loads(labels_path(out, version).read_text())) == 1000
 
 
@@ -317,3 +321,54 @@ def test_outcome_folders_inside_the_input_are_never_input(tmp_path):
         (folder / "out" / ".batch-outcomes").unlink()
         (folder / "other" / ".batch-outcomes").unlink()
         assert run_into("third")["files"] == 3
+
+
+def test_a_rerun_with_another_model_is_refused_until_reclassify(tmp_path):
+    folder, out = a_few_photos(tmp_path / "in"), tmp_path / "out"
+    new = "0123456789ab"
+
+    def run(model_url: str, *flags: str) -> subprocess.CompletedProcess:
+        return batch_cli("run", str(folder), "--out", str(out), "--model-server", model_url, *flags)
+
+    with stand_in() as old_model:
+        assert run(old_model.url).returncode == 0
+    assert json.loads((out / "summary.json").read_text())["model_version"] == VERSION
+    write_labels_file(out / "model_labels", VERSION, LABELS)
+    resolved = batch_cli("review", "resolve", "a.jpg", "--label", "lynx", "--out", str(out))
+    assert resolved.returncode == 0, resolved.stderr
+    before = snapshot(out)
+
+    with stand_in(version=new) as new_model:
+        refused = run(new_model.url)
+        assert refused.returncode == 2
+        assert refused.stderr == (
+            f"error: {out} holds outcomes of another model (2 of model version {VERSION}); "
+            f"this run's model is version {new}. Pass --reclassify to classify those files "
+            "again with it, or choose another --out\n"
+        )
+        assert snapshot(out) == before
+
+        redone = run(new_model.url, "--reclassify")
+    assert redone.returncode == 0, redone.stderr
+    document = json.loads((out / "summary.json").read_text())
+    assert document["model_version"] == new
+    assert document["this_run"]["processed"] == 2
+    for name in ("b.jpg", "c.png"):
+        assert json.loads((out / "review" / f"{name}.json").read_text())["model"]["version"] == new
+    # A person's decision is not the model's outcome: it stays.
+    assert json.loads((out / "results" / "a.jpg.json").read_text())["reviewed"]["label"] == "lynx"
+
+
+@pytest.mark.slow
+def test_another_archive_is_refused_before_its_server_starts(tmp_path, model_artifact):
+    folder, out = a_few_photos(tmp_path / "in"), tmp_path / "out"
+    with stand_in() as model:
+        assert (
+            batch_cli("run", str(folder), "--out", str(out), "--model-server", model.url).returncode
+            == 0
+        )
+    refused = batch_cli("run", str(folder), "--out", str(out), "--artifact", str(model_artifact))
+    assert refused.returncode == 2
+    assert f"(3 of model version {VERSION})" in refused.stderr
+    assert "--reclassify" in refused.stderr
+    assert not (out / "model-server.log").exists()
