@@ -20,10 +20,16 @@ from local.ports import free_port
 START_TIMEOUT_SECONDS = 120
 PING_TIMEOUT_SECONDS = 2.0
 
-# Runs before the server's own command, in the same process (exec): the kernel sends the
-# server SIGTERM when its parent dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG, = 1).
-# A shim rather than subprocess's preexec_fn, which is unsafe once threads exist. It fires
-# when the thread that started the server ends: start servers from the main thread.
+# How the server ends with us, whatever ends us:
+# - our Ctrl-C or SIGTERM: our handler stops it in order (`stop`, to its process group);
+# - our SIGKILL or a crash, which no handler sees: the kernel sends it SIGTERM (Linux's
+#   PR_SET_PDEATHSIG, = 1), set by this shim, which then execs the server's command in
+#   the same process. A pipe the server watches would work too, but needs the server's
+#   cooperation (model.serve, and the serving image's `serve`); this needs none. A shim
+#   rather than subprocess's preexec_fn, which is unsafe once threads exist. It fires when
+#   the thread that started the server ends: start servers from the main thread.
+# Sharing our process group instead would not do: a SIGTERM or SIGKILL to our pid alone
+# still orphans it, and a terminal's Ctrl-C would kill it under the requests in flight.
 _DIE_WITH_PARENT = """\
 import ctypes, os, signal, sys
 ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
@@ -95,9 +101,7 @@ class ModelServer:
         """Start the server and wait until `GET /ping` answers 200 (or `cancelled()`, which
         stops it). Its output goes to `output` (a file), or to this process's own."""
         # Its own process group: Ctrl-C in the terminal reaches only us, so the requests in
-        # flight can finish before we stop the server, in order (a server in our group
-        # would die under them). Our SIGTERM is ours to pass on (`stop`); our death by
-        # SIGKILL or a crash, which no handler sees, ends it through `dying_with_us`.
+        # flight can finish before we stop the server (see `_DIE_WITH_PARENT` for the rest).
         self._process = subprocess.Popen(  # noqa: S603
             dying_with_us(self.command()),
             cwd=REPO_ROOT,
