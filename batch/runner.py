@@ -27,8 +27,7 @@ Progress goes to stderr.
 Exit status: 0 every file has its outcome (failures included); 1 the model server could
 not start or stopped, or outcomes could not be written (files left without one are
 counted as `pending`; run again); 2 bad usage (also outcomes of another model without
-`--reclassify`); 130 stopped by Ctrl-C (SIGINT), 143 by
-SIGTERM.
+`--reclassify`); 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM.
 
 Ctrl-C or SIGTERM stops in order: no image starts, the images in flight finish (a retry's
 wait ends at once, and the image stays pending), `summary.json` is written with what is
@@ -79,7 +78,7 @@ from batch.tasks import (
 )
 from batch.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
 from local.artifact import DEFAULT_ARCHIVE, shown
-from local.model_server import ping
+from local.model_server import ModelServer, ModelServerError, ping
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.predictions import iso_time
 from proxy.responses import ApiError
@@ -582,8 +581,6 @@ def model_server(
     if url is not None:
         yield url, lambda: False
         return
-    from local.model_server import ModelServer, ModelServerError
-
     assert artifact is not None
     server = ModelServer(artifact)
     with log_path.open("ab") as log, stop.on_abort(server.kill):
@@ -655,6 +652,8 @@ def run(
                 )
         except Stopped:
             done = Pass(skipped=found.skipped, stopped=True)
+    if version is None and done.versions:  # not asked of --model-server: as it answered
+        version = done.versions.most_common(1)[0][0]
     interrupted = stop.signal.name if stop.signal else "stop" if stop.is_set() else None
     document = summary(
         source,
@@ -664,7 +663,7 @@ def run(
             "input": str(source.root),
             "out": str(out.root),
             "model_server": model_server_url or f"started on {artifact and artifact.resolve()}",
-            "model_version": version or next(iter(done.versions), None),
+            "model_version": version,
             "threshold": threshold,
             "workers": workers,
             "started_at": iso_time(started_at),
