@@ -765,8 +765,9 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 "build/model.tar.gz), or pass --artifact PATH or --model-server URL",
             )
     stop = Stop()
-    try:
-        with stopped_by_signals(stop, stderr):
+    # Up to the last line: a signal after the run's end changes nothing, no traceback.
+    with stopped_by_signals(stop, stderr):
+        try:
             document = run(
                 args.dir,
                 args.out,
@@ -779,29 +780,29 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 reclassify=args.reclassify,
                 stop=stop,
             )
-    except ModelChanged as error:
-        return _usage(stderr, str(error))
-    except (RunError, StorageError) as error:
-        print(f"error: {error}", file=stderr)
-        return EXIT_FAILED
-    for problem in document["this_run"]["unrecorded"]:
-        print(f"error: no outcome written for {problem}", file=stderr)
-    counts, this_run = document["counts"], document["this_run"]
-    if stop.is_set():
-        done = counts["results"] + counts["review"] + counts["failed"]
+        except ModelChanged as error:
+            return _usage(stderr, str(error))
+        except (RunError, StorageError) as error:
+            print(f"error: {error}", file=stderr)
+            return EXIT_FAILED
+        for problem in document["this_run"]["unrecorded"]:
+            print(f"error: no outcome written for {problem}", file=stderr)
+        counts, this_run = document["counts"], document["this_run"]
+        if document["interrupted"]:
+            done = counts["results"] + counts["review"] + counts["failed"]
+            print(
+                f"stopped: {done} done, {counts['pending']} pending; run again to resume",
+                file=stderr,
+            )
+            return EXIT_SIGNALLED + (stop.signal or signal.SIGINT)
         print(
-            f"stopped: {done} done, {counts['pending']} pending; run again to resume",
+            f"{document['files']} files: {counts['results']} results, {counts['review']} to "
+            f"review, {counts['failed']} failed, {counts['pending']} pending "
+            f"({this_run['processed']} processed now, {this_run['skipped']} already done); "
+            f"{args.out / SUMMARY}",
             file=stderr,
         )
-        return EXIT_SIGNALLED + (stop.signal or signal.SIGINT)
-    print(
-        f"{document['files']} files: {counts['results']} results, {counts['review']} to "
-        f"review, {counts['failed']} failed, {counts['pending']} pending "
-        f"({this_run['processed']} processed now, {this_run['skipped']} already done); "
-        f"{args.out / SUMMARY}",
-        file=stderr,
-    )
-    return EXIT_FAILED if counts["pending"] else EXIT_OK
+        return EXIT_FAILED if counts["pending"] else EXIT_OK
 
 
 def _usage(stderr: TextIO, message: str) -> int:
