@@ -28,5 +28,6 @@ folder, or its key without `inbox/`), JSON objects with `"schema": 1`:
 
 Beside them: `model_labels/<version>.json` (the model's labels, a JSON array, as
 `proxy.labels` reads them; `run` writes it from the archive it serves) and, locally,
-`summary.json` and `model-server.log`.
+`summary.json` (docs/contracts.md), `model-server.log` and `.batch-outcomes` (the mark
+that keeps a run over a parent folder from reading them as images).
 """

@@ -17,7 +17,7 @@ maps each folder to its label and lists every file with the item it came from. D
 be new, empty, or an earlier export (whose files are then replaced).
 
 Exit status: 0 done; 1 an image or outcome could not be read (the others are exported);
-2 bad usage (DIR holds other files).
+2 bad usage (DIR holds other files, no `--from` folder).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
-from batch.review import open_outcomes
+from batch.review import ReviewError, open_outcomes
 from batch.storage import RESULTS, LocalStorage, Storage, StorageError, open_location
 from batch.tasks import READ_CAP
 
@@ -218,9 +218,14 @@ def command(
     args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
-    outcomes = open_outcomes(
-        argparse.Namespace(bucket=args.bucket, out=args.outcomes, region=args.region)
-    )
+    try:
+        outcomes = open_outcomes(
+            argparse.Namespace(bucket=args.bucket, out=args.outcomes, region=args.region),
+            "--from",
+        )
+    except ReviewError as error:
+        print(f"error: {error}", file=stderr)
+        return error.status
     images = open_location(args.images) if args.images else None
     if isinstance(images, LocalStorage) and not images.root.is_dir():
         print(f"error: --images {args.images}: no such folder", file=stderr)

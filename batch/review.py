@@ -21,8 +21,8 @@ they come from; `--labels-from` names a source). It then
 A resolve that failed half-way can be run again. WHO defaults to the login name.
 
 Exit status: 0 done; 1 the outcomes or the store could not be read or written; 2 bad
-usage (a label the model does not have, no labels known for its version); 3 NAME is not
-waiting for review.
+usage (an `--out` folder that does not exist, a label the model does not have, no labels
+known for its version); 3 NAME is not waiting for review.
 """
 
 from __future__ import annotations
@@ -144,7 +144,10 @@ def resolve(
     except StorageError as error:
         raise ReviewError(str(error), EXIT_FAILED) from None
     if label not in known.labels:
-        close = difflib.get_close_matches(label, known.labels, n=3)
+        # ImageNet's synonym lists ("tabby, tabby cat") hold the model's name for a class.
+        synonyms = [part.strip() for part in label.split(",")]
+        close = [part for part in synonyms if part in known.labels][:3]
+        close = close or difflib.get_close_matches(label, known.labels, n=3)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ReviewError(
             f"{label!r} is not one of the {len(known.labels)} labels of model "
@@ -207,9 +210,13 @@ def _prediction(item: dict[str, Any], now: float) -> Prediction:
     )
 
 
-def open_outcomes(args: argparse.Namespace) -> Storage:
+def open_outcomes(args: argparse.Namespace, flag: str = "--out") -> Storage:
+    """The outcomes `args` name: `--bucket`, or the folder of `flag`, which must exist (a
+    typo is not an empty queue)."""
     if args.bucket:
         return S3Storage(args.bucket, region=getattr(args, "region", None))
+    if not Path(args.out).is_dir():
+        raise ReviewError(f"{flag} {args.out}: no such folder", EXIT_USAGE)
     return LocalStorage(args.out)
 
 
@@ -255,7 +262,11 @@ def command(
     args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
-    out = open_outcomes(args)
+    try:
+        out = open_outcomes(args)
+    except ReviewError as error:
+        print(f"error: {error}", file=stderr)
+        return error.status
     if args.action == "list":
         try:
             items = pending(out)

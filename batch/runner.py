@@ -1,25 +1,40 @@
 """`python -m batch run`: the batch workflow over a folder, on one machine, with no cloud.
 
     python -m batch run DIR --out OUT [--threshold 0.93] [--workers 2]
-                        [--model-server URL | --artifact PATH] [--quiet]
+                        [--model-server URL | --artifact PATH] [--reclassify] [--quiet]
 
-Every file under DIR (hidden ones aside) goes through the same task functions as the
-cloud's workflow (`batch.tasks`), against a local model server: `--model-server URL` (a
-running `python -m model.serve`), or one started here on `--artifact` (by default the
-local runtime's `build/model.tar.gz`). It plays the part of Step Functions too: the task
+Every file under DIR goes through the same task functions as the cloud's workflow
+(`batch.tasks`), except hidden ones and outcome folders: OUT, and any other folder where
+a run wrote its outcomes (marked `.batch-outcomes`, or with a run's `summary.json`), so
+OUT may lie inside DIR. They run against a local model server: `--model-server URL` (a
+running `python -m model.serve`, asked `GET /ping` before any work: a dead URL fails at
+once), or one started here on `--artifact` (by default the local runtime's
+`build/model.tar.gz`). It plays the part of Step Functions too: the task
 errors are retried as `batch.workflow.RETRIES` says, and whatever is not retried is
 recorded in `failed/` by the failure task. So each file ends in exactly one of
 `OUT/results/`, `OUT/review/`, `OUT/failed/` (as `<path>.json`), and bad files (not
 images, truncated, too large) carry the API's error codes.
 
 It resumes: a file whose outcome is recorded for its current size and modification time
-is skipped, except for failures that may pass another time (`"retryable": true`).
-`OUT/summary.json` has the counts over all of DIR, and this run's latency and throughput.
+is skipped, except for failures that may pass another time (`"retryable": true`). A run
+whose model is not the one of the outcomes in OUT (its version: the archive's, or what
+`--model-server` answers to a small grey image) is refused before any work, naming both
+versions; `--reclassify` classifies those files again (people's decisions are kept).
+`OUT/summary.json` has the counts over all of DIR, the model version, and this run's
+latency and throughput.
 Progress goes to stderr.
 
 Exit status: 0 every file has its outcome (failures included); 1 the model server could
 not start or stopped, or outcomes could not be written (files left without one are
-counted as `pending`; run again); 2 bad usage.
+counted as `pending`; run again); 2 bad usage (also outcomes of another model without
+`--reclassify`); 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM.
+
+Ctrl-C or SIGTERM stops in order: no image starts, the images in flight finish (a retry's
+wait ends at once, and the image stays pending), `summary.json` is written with what is
+pending (`"interrupted"` names the signal), the model server started here is stopped, and
+the last line is "stopped: N done, M pending; run again to resume". A second one stops at
+once (the model server killed, `summary.json` not rewritten). The model server never
+outlives the command, even killed (see `local.model_server`).
 
 `process_new` is the one-pass core: a watcher (`python -m local --inbox DIR`, later)
 can call it every few seconds on the same folders, with `settle_seconds` so that files
@@ -29,11 +44,17 @@ still being copied in wait for the next pass.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import random
+import signal
+import struct
 import sys
 import threading
 import time
+import urllib.parse
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -45,6 +66,8 @@ from typing import Any, TextIO
 from batch import labels as model_labels
 from batch.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
 from batch.tasks import (
+    RESULT,
+    REVIEW_OUTCOME,
     Classifier,
     Job,
     TaskError,
@@ -55,8 +78,10 @@ from batch.tasks import (
 )
 from batch.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
 from local.artifact import DEFAULT_ARCHIVE, shown
+from local.model_server import ModelServer, ModelServerError, ping
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.predictions import iso_time
+from proxy.responses import ApiError
 from proxy.sagemaker import RuntimeClients
 
 DEFAULT_WORKERS = 2
@@ -68,11 +93,91 @@ LOCAL_BUDGET_SECONDS = 60.0
 ENDPOINT_NAME = "local-model-server"
 """Any valid endpoint name: the local model server answers whatever the name."""
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGNALLED = 128
+"""Plus the signal's number: 130 after Ctrl-C (SIGINT), 143 after SIGTERM, as shells say."""
+OUTCOMES_MARK = ".batch-outcomes"
+"""Written in OUT: a folder holding it is another run's outcomes, never input."""
 _COUNTED = {RESULTS: "results", REVIEW: "review", FAILED: "failed"}
 
 
 class RunError(Exception):
     """The run cannot go on (exit status 1); the message says why."""
+
+
+class ModelChanged(RunError):
+    """OUT holds outcomes of another model version, and `--reclassify` was not given."""
+
+
+class Stopped(Exception):
+    """The run is stopping: the image in hand stays pending, no outcome written."""
+
+
+class Stop:
+    """A run's stop request, shared by its threads: once set, no image starts, and a
+    retry's wait (`sleep`) ends at once with `Stopped`."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal: signal.Signals | None = None
+        self._at_abort: list[Callable[[], None]] = []
+
+    def set(self, sig: signal.Signals | None = None) -> None:
+        if not self._event.is_set():
+            self.signal = sig
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        return self._event.wait(seconds)
+
+    def sleep(self, seconds: float) -> None:
+        if self._event.wait(seconds):
+            raise Stopped
+
+    @contextmanager
+    def on_abort(self, action: Callable[[], None]) -> Iterator[None]:
+        """Run `action` if the process must end at once (`abort`) meanwhile."""
+        self._at_abort.append(action)
+        try:
+            yield
+        finally:
+            self._at_abort.remove(action)
+
+    def abort(self) -> None:
+        for action in list(self._at_abort):
+            with contextlib.suppress(Exception):
+                action()
+
+
+@contextmanager
+def stopped_by_signals(stop: Stop, stderr: TextIO) -> Iterator[None]:
+    """SIGINT and SIGTERM stop the run: the first in order (`stop`), a second at once."""
+
+    def handle(number: int, _frame: object) -> None:
+        sig = signal.Signals(number)
+        if stop.is_set():
+            stop.abort()
+            _line(stderr, "stopped at once; run again to resume")
+            os._exit(EXIT_SIGNALLED + number)
+        stop.set(sig)
+        again = "Ctrl-C" if sig == signal.SIGINT else sig.name
+        _line(stderr, f"stopping: the images in flight finish ({again} again stops at once)")
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _line(stream: TextIO, text: str) -> None:
+    """`text` on a line of its own, also after a terminal's progress bar."""
+    start = "\n" if stream.isatty() else ""
+    stream.write(f"{start}{text}\n")
+    stream.flush()
 
 
 @dataclass
@@ -91,6 +196,8 @@ class Pass:
     """Seconds per processed file, retries included."""
     seconds: float = 0.0
     stopped: bool = False
+    versions: Counter = field(default_factory=Counter)
+    """Model versions of this pass's classifications."""
 
     @property
     def count(self) -> int:
@@ -167,6 +274,8 @@ def run_job(
     while True:
         try:
             return classify(job, classifier, deadline=classifier.invoker.clock() + budget)
+        except Stopped:
+            raise  # not the image's failure: it stays pending
         except Exception as exc:  # what Catch States.ALL catches: bugs too
             policy = policy_for(type(exc).__name__, retries) if isinstance(exc, TaskError) else None
             if policy is not None and used[policy] < policy.max_attempts:
@@ -187,9 +296,35 @@ def run_job(
 
 
 def folder_jobs(source: LocalStorage, out: LocalStorage) -> Iterator[Job]:
-    """A job for each file of `source`, its outcomes in `out` under its own path."""
+    """A job for each file of `source`, its outcomes in `out` under its own path; files in
+    the outcome folders of runs (`is_outcomes`) are not images to classify."""
+    outcomes: dict[str, bool] = {}
+
+    def inside_outcomes(key: str) -> bool:
+        folders = key.split("/")[:-1]
+        for depth in range(1, len(folders) + 1):
+            folder = "/".join(folders[:depth])
+            if folder not in outcomes:
+                outcomes[folder] = is_outcomes(source.root / folder)
+            if outcomes[folder]:
+                return True
+        return False
+
     for key in source.iter_keys():
-        yield Job(source, key, out, key)
+        if not inside_outcomes(key):
+            yield Job(source, key, out, key)
+
+
+def is_outcomes(folder: Path) -> bool:
+    """Whether `folder` is where a run wrote its outcomes: it has the mark, or (a run of
+    an earlier version) a `summary.json` of a run."""
+    if (folder / OUTCOMES_MARK).is_file():
+        return True
+    try:
+        document = json.loads((folder / SUMMARY).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and {"counts", "this_run"} <= document.keys()
 
 
 @dataclass
@@ -199,6 +334,19 @@ class Scan:
     todo: list[Job] = field(default_factory=list)
     skipped: int = 0
     waiting: int = 0
+    classified: dict[str, list[Job]] = field(default_factory=dict)
+    """The files done, by the model version that classified them (results and review;
+    not failures, nor a person's decisions)."""
+    redo: set[str] = field(default_factory=set)
+    """Keys in `todo` whose outcome of another model is replaced (`--reclassify`)."""
+
+    def reclassify(self, version: str) -> None:
+        """Put the files classified by other model versions than `version` back to do."""
+        for other in [v for v in self.classified if v != version]:
+            jobs = self.classified.pop(other)
+            self.todo.extend(jobs)
+            self.redo.update(job.key for job in jobs)
+            self.skipped -= len(jobs)
 
 
 def scan(source: LocalStorage, out: LocalStorage, settle_seconds: float = 0.0) -> Scan:
@@ -210,11 +358,15 @@ def scan(source: LocalStorage, out: LocalStorage, settle_seconds: float = 0.0) -
         try:
             stat = source.path(job.key).stat()
             info = source.info(job.key)
-            done = info is not None and existing_outcome(job, info.etag) is not None
+            outcome = None if info is None else existing_outcome(job, info.etag)
         except (OSError, StorageError, TaskError):
-            done, stat = False, None  # the task itself will say what is wrong
-        if done:
+            outcome, stat = None, None  # the task itself will say what is wrong
+        if outcome is not None:
             found.skipped += 1
+            document = outcome[1]
+            version = (document.get("model") or {}).get("version")
+            if document.get("outcome") in (RESULT, REVIEW_OUTCOME) and isinstance(version, str):
+                found.classified.setdefault(version, []).append(job)
         elif stat is not None and now - stat.st_mtime < settle_seconds:
             found.waiting += 1
         else:
@@ -230,10 +382,11 @@ def process(
     progress: TextIO | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
+    report: Callable[[dict[str, Any]], None] | None = None,
     **job_options: Any,
 ) -> Pass:
     """Run the scanned files' jobs on `workers` threads; `should_stop()` is asked before
-    each file (e.g. whether the model server died)."""
+    each file (a stop, or whether the model server died); `report` gets each output."""
     started = clock()
     result = Pass(skipped=found.skipped, waiting=found.waiting)
     bar = Progress(len(found.todo), progress, clock)
@@ -245,7 +398,13 @@ def process(
             return
         begun = clock()
         try:
+            if job.key in found.redo:  # the outcome of another model goes: it is done again
+                for folder in (RESULTS, REVIEW):
+                    job.out.delete(job.outcome_key(folder))
             output = run_job(job, classifier, **job_options)
+        except Stopped:
+            result.stopped = True
+            return
         except Exception as exc:  # not even failed/ could be written: the file stays pending
             with lock:
                 result.unrecorded.append(f"{job.key}: {type(exc).__name__}: {exc}")
@@ -255,7 +414,11 @@ def process(
             result.processed[output["outcome"]] += 1
             if not output["skipped"]:
                 result.latencies.append(elapsed)
+            if output.get("model_version"):
+                result.versions[output["model_version"]] += 1
         bar.update(output["outcome"])
+        if report is not None:
+            report(output)
 
     if found.todo:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch") as pool:
@@ -362,32 +525,71 @@ def runtime_environment(url: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def local_classifier(threshold: float, max_image_bytes: int) -> Classifier:
-    """The proxy's invoker with its default timeouts and attempts, for a local server."""
+def local_classifier(
+    threshold: float, max_image_bytes: int, sleep: Callable[[float], None] = time.sleep
+) -> Classifier:
+    """The proxy's invoker with its default timeouts and attempts, for a local server;
+    `sleep` waits between its attempts."""
     config = ProxyConfig(
         endpoint_name=ENDPOINT_NAME, max_image_bytes=max_image_bytes, review_threshold=threshold
     )
     clients = RuntimeClients(config.read_timeout, config.connect_timeout)
-    return Classifier.from_config(config, clients)
+    return Classifier.from_config(config, clients, sleep=sleep)
+
+
+def served_version(classifier: Classifier, url: str) -> str:
+    """The version of the model at `url`: its answer to a small grey image names it."""
+    deadline = classifier.invoker.clock() + LOCAL_BUDGET_SECONDS
+    try:
+        answer = json.loads(classifier.invoker.invoke(_grey_png(), "image/png", deadline))
+        version = answer["model"]["version"]
+    except ApiError as error:
+        raise RunError(f"--model-server {url}: no model version: {error.message}") from None
+    except (ValueError, KeyError, TypeError):
+        raise RunError(f"--model-server {url}: its answer names no model version") from None
+    return str(version)
+
+
+def _grey_png(side: int = 8) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    rows = (b"\x00" + b"\x80" * side) * side
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+
+
+def check_model_server(url: str) -> str:
+    """`url` without a trailing slash, once it answers `GET /ping`; `RunError` else."""
+    url = url.rstrip("/")
+    problem = ping(url)
+    if problem is not None:
+        raise RunError(
+            f"--model-server {url}: {problem}; is python -m model.serve running there? "
+            "(without --model-server, one is started here)"
+        )
+    return url
 
 
 @contextmanager
 def model_server(
-    url: str | None, artifact: Path | None, log_path: Path
+    url: str | None, artifact: Path | None, log_path: Path, stop: Stop
 ) -> Iterator[tuple[str, Callable[[], bool]]]:
-    """`(url, stopped)`: the server at `url`, or one started on `artifact`."""
+    """`(url, stopped)`: the server at `url`, or one started on `artifact` (`Stopped` if
+    the run is stopped while it starts)."""
     if url is not None:
-        yield url.rstrip("/"), lambda: False
+        yield url, lambda: False
         return
-    from local.model_server import ModelServer, ModelServerError
-
     assert artifact is not None
     server = ModelServer(artifact)
-    with log_path.open("ab") as log:
+    with log_path.open("ab") as log, stop.on_abort(server.kill):
         try:
-            server.start(output=log)
+            server.start(output=log, cancelled=stop.is_set)
         except ModelServerError as error:
             server.stop()
+            if stop.is_set():
+                raise Stopped from None
             raise RunError(f"{error}; its output is in {log_path}") from None
         try:
             yield server.url, lambda: server.exit_code is not None
@@ -405,35 +607,54 @@ def run(
     workers: int = DEFAULT_WORKERS,
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     progress: TextIO | None = None,
+    reclassify: bool = False,
+    stop: Stop | None = None,
     **job_options: Any,
 ) -> dict[str, Any]:
-    """Process `input_dir` into `out_dir` and write `summary.json`; its content."""
+    """Process `input_dir` into `out_dir` and write `summary.json`; its content. A `stop`
+    set meanwhile leaves the files not done pending (`"interrupted"` says by what)."""
+    stop = stop or Stop()
+    if model_server_url is not None:  # before any work: a wrong URL is said at once
+        model_server_url = check_model_server(model_server_url)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / OUTCOMES_MARK).write_text("python -m batch run's outcomes, never its input\n")
     source = LocalStorage(input_dir, exclude=out_dir)
     out = LocalStorage(out_dir)
     started_at = time.time()
+    version = None
     if artifact is not None:
         try:
-            model_labels.save(out_dir, artifact)
+            version = model_labels.save(out_dir, artifact).version
         except (model_labels.LabelsError, OSError, ValueError) as error:
-            raise RunError(f"{artifact}: {error}") from None
+            said = str(error)  # most already name the archive: say it once
+            raise RunError(said if str(artifact) in said else f"{artifact}: {said}") from None
     found = scan(source, out)
-    if not found.todo:  # all done: no model server to start
-        done = Pass(skipped=found.skipped)
-    else:
-        with (
-            model_server(model_server_url, artifact, out_dir / SERVER_LOG) as (url, stopped),
-            runtime_environment(url),
-        ):
-            classifier = local_classifier(threshold, max_image_bytes)
-            done = process(
-                found,
-                classifier,
-                workers=workers,
-                progress=progress,
-                should_stop=stopped,
-                **job_options,
-            )
+    if version is not None:
+        _check_version(found, version, reclassify, out_dir)
+    done = Pass(skipped=found.skipped)
+    # No model server to start when all is done, unless only it can say its version.
+    if found.todo or (version is None and found.classified):
+        serving = model_server(model_server_url, artifact, out_dir / SERVER_LOG, stop)
+        try:
+            with serving as (url, died), runtime_environment(url):
+                classifier = local_classifier(threshold, max_image_bytes, sleep=stop.sleep)
+                if version is None and found.classified:
+                    version = served_version(classifier, url)
+                    _check_version(found, version, reclassify, out_dir)
+                done = process(
+                    found,
+                    classifier,
+                    workers=workers,
+                    progress=progress,
+                    should_stop=lambda: stop.is_set() or died(),
+                    sleep=stop.sleep,
+                    **job_options,
+                )
+        except Stopped:
+            done = Pass(skipped=found.skipped, stopped=True)
+    if version is None and done.versions:  # not asked of --model-server: as it answered
+        version = done.versions.most_common(1)[0][0]
+    interrupted = stop.signal.name if stop.signal else "stop" if stop.is_set() else None
     document = summary(
         source,
         out,
@@ -442,14 +663,16 @@ def run(
             "input": str(source.root),
             "out": str(out.root),
             "model_server": model_server_url or f"started on {artifact and artifact.resolve()}",
+            "model_version": version,
             "threshold": threshold,
             "workers": workers,
             "started_at": iso_time(started_at),
             "finished_at": iso_time(time.time()),
+            "interrupted": interrupted,
         },
     )
     out.write_json(SUMMARY, document)
-    if done.stopped:
+    if done.stopped and interrupted is None:
         raise RunError(
             f"the model server stopped during the run (its output: {out_dir / SERVER_LOG}); "
             f"{document['counts']['pending']} file(s) are pending: run again"
@@ -457,10 +680,30 @@ def run(
     return document
 
 
+def _check_version(found: Scan, version: str, reclassify: bool, out_dir: Path) -> None:
+    """Outcomes of other model versions are classified again with `--reclassify`; without
+    it they stop the run before any work (`ModelChanged`)."""
+    others = {v: len(jobs) for v, jobs in found.classified.items() if v != version}
+    if not others:
+        return
+    if reclassify:
+        found.reclassify(version)
+        return
+    held = ", ".join(f"{count} of model version {v}" for v, count in sorted(others.items()))
+    raise ModelChanged(
+        f"{out_dir} holds outcomes of another model ({held}); this run's model is version "
+        f"{version}. Pass --reclassify to classify those files again with it, or choose "
+        "another --out"
+    )
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, metavar="DIR", help="the folder of images")
     parser.add_argument(
-        "--out", type=Path, required=True, help="where results/, review/, failed/ go"
+        "--out",
+        type=Path,
+        required=True,
+        help="where results/, review/, failed/ go (inside DIR is fine: it is not input)",
     )
     parser.add_argument(
         "--threshold",
@@ -473,7 +716,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--workers", type=_workers, default=DEFAULT_WORKERS, help="images in flight (threads)"
     )
     server = parser.add_mutually_exclusive_group()
-    server.add_argument("--model-server", metavar="URL", help="a running python -m model.serve")
+    server.add_argument(
+        "--model-server",
+        metavar="URL",
+        help="a running python -m model.serve (http://HOST:PORT; must answer GET /ping)",
+    )
     server.add_argument(
         "--artifact",
         type=Path,
@@ -484,6 +731,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MAX_IMAGE_BYTES,
         help="largest image accepted, as the API's MAX_IMAGE_BYTES",
+    )
+    parser.add_argument(
+        "--reclassify",
+        action="store_true",
+        help="classify again the files whose outcome is another model version's (without "
+        "it, such a run is refused); people's decisions are kept",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -496,6 +749,12 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
         return _usage(stderr, "--out must not be DIR itself (a folder inside it is fine)")
     if not 1 <= args.max_image_bytes <= 4 * 1024 * 1024:
         return _usage(stderr, "--max-image-bytes must be between 1 and 4194304")
+    if args.model_server is not None:
+        parts = urllib.parse.urlsplit(args.model_server)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return _usage(
+                stderr, f"--model-server {args.model_server}: not a URL like http://HOST:PORT"
+            )
     artifact = args.artifact
     if args.model_server is None:
         artifact = artifact or DEFAULT_ARCHIVE
@@ -505,31 +764,45 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 f"{artifact}: no model archive; run `make run` once (it builds "
                 "build/model.tar.gz), or pass --artifact PATH or --model-server URL",
             )
-    try:
-        document = run(
-            args.dir,
-            args.out,
-            model_server_url=args.model_server,
-            artifact=artifact,
-            threshold=args.threshold,
-            workers=args.workers,
-            max_image_bytes=args.max_image_bytes,
-            progress=None if args.quiet else stderr,
+    stop = Stop()
+    # Up to the last line: a signal after the run's end changes nothing, no traceback.
+    with stopped_by_signals(stop, stderr):
+        try:
+            document = run(
+                args.dir,
+                args.out,
+                model_server_url=args.model_server,
+                artifact=artifact,
+                threshold=args.threshold,
+                workers=args.workers,
+                max_image_bytes=args.max_image_bytes,
+                progress=None if args.quiet else stderr,
+                reclassify=args.reclassify,
+                stop=stop,
+            )
+        except ModelChanged as error:
+            return _usage(stderr, str(error))
+        except (RunError, StorageError) as error:
+            print(f"error: {error}", file=stderr)
+            return EXIT_FAILED
+        for problem in document["this_run"]["unrecorded"]:
+            print(f"error: no outcome written for {problem}", file=stderr)
+        counts, this_run = document["counts"], document["this_run"]
+        if document["interrupted"]:
+            done = counts["results"] + counts["review"] + counts["failed"]
+            print(
+                f"stopped: {done} done, {counts['pending']} pending; run again to resume",
+                file=stderr,
+            )
+            return EXIT_SIGNALLED + (stop.signal or signal.SIGINT)
+        print(
+            f"{document['files']} files: {counts['results']} results, {counts['review']} to "
+            f"review, {counts['failed']} failed, {counts['pending']} pending "
+            f"({this_run['processed']} processed now, {this_run['skipped']} already done); "
+            f"{args.out / SUMMARY}",
+            file=stderr,
         )
-    except (RunError, StorageError) as error:
-        print(f"error: {error}", file=stderr)
-        return EXIT_FAILED
-    for problem in document["this_run"]["unrecorded"]:
-        print(f"error: no outcome written for {problem}", file=stderr)
-    counts, this_run = document["counts"], document["this_run"]
-    print(
-        f"{document['files']} files: {counts['results']} results, {counts['review']} to "
-        f"review, {counts['failed']} failed, {counts['pending']} pending "
-        f"({this_run['processed']} processed now, {this_run['skipped']} already done); "
-        f"{args.out / SUMMARY}",
-        file=stderr,
-    )
-    return EXIT_FAILED if counts["pending"] else EXIT_OK
+        return EXIT_FAILED if counts["pending"] else EXIT_OK
 
 
 def _usage(stderr: TextIO, message: str) -> int:

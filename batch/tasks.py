@@ -323,6 +323,8 @@ def read_image(job: Job, max_image_bytes: int) -> tuple[ImageUpload, Blob]:
             f"The image is {blob.size / (1024 * 1024):.1f} MB; the limit is "
             f"{max_image_bytes / (1024 * 1024):.1f} MB.",
         )
+    if not blob.data:  # the API's code, but a file has no request body to speak of
+        raise ImageRefused(400, "empty_body", "The file is empty (0 bytes).")
     event = {"headers": {"content-type": _RAW}, "body": blob.data, "isBase64Encoded": False}
     try:
         return parse_upload(event, max_image_bytes), blob

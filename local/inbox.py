@@ -2,8 +2,10 @@
 
 Every image dropped into DIR is classified by the batch task code (`batch.runner`) against
 the runtime's own model server, and lands in exactly one of `results/`, `review/` or
-`failed/` under the outcomes folder, as `python -m batch run` writes them. One thread
-polls the folder; a file still being written waits for the next pass.
+`failed/` under the outcomes folder, as `python -m batch run` writes them, and a line
+says where. One thread polls the folder; a file still being written waits for the next
+pass. A stop (the runtime's Ctrl-C or SIGTERM) lets the image in flight finish, gives up
+its retries (it stays for the next start) and starts no other, as `batch run` does.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 from batch import labels as model_labels
-from batch.runner import local_classifier, process_new
+from batch.runner import Stop, local_classifier, process_new
 from batch.storage import LocalStorage
 from local.artifact import shown
 from proxy.config import load_config
@@ -35,7 +38,7 @@ class InboxWatcher:
         self.inbox = inbox
         self.out = out
         self.archive = archive
-        self._stopping = threading.Event()
+        self._stop = Stop()
         self._thread = threading.Thread(target=self._watch, name="inbox", daemon=True)
 
     def describe(self) -> str:
@@ -51,22 +54,33 @@ class InboxWatcher:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+
+    def _report(self, output: dict[str, Any]) -> None:
+        if output["outcome"] == "failed":
+            detail = output.get("code")
+        else:
+            detail = f"{output.get('label')}, {output.get('probability', 0.0):.3f}"
+        print(f"inbox: {output['name']} -> {output['result_key']} ({detail})", flush=True)
 
     def _watch(self) -> None:
         source = LocalStorage(self.inbox, exclude=self.out)
         out = LocalStorage(self.out)
         config = load_config(os.environ)
-        classifier = local_classifier(config.review_threshold, config.max_image_bytes)
-        while not self._stopping.is_set():
+        classifier = local_classifier(
+            config.review_threshold, config.max_image_bytes, sleep=self._stop.sleep
+        )
+        while not self._stop.is_set():
             process_new(
                 source,
                 out,
                 classifier,
                 settle_seconds=SETTLE_SECONDS,
                 workers=1,
-                should_stop=self._stopping.is_set,
+                should_stop=self._stop.is_set,
+                sleep=self._stop.sleep,
+                report=self._report,
             )
-            self._stopping.wait(POLL_SECONDS)
+            self._stop.wait(POLL_SECONDS)

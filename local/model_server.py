@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -14,10 +18,50 @@ from local.artifact import REPO_ROOT
 from local.ports import free_port
 
 START_TIMEOUT_SECONDS = 120
+PING_TIMEOUT_SECONDS = 2.0
+
+# How the server ends with us, whatever ends us:
+# - our Ctrl-C or SIGTERM: our handler stops it in order (`stop`, to its process group);
+# - our SIGKILL or a crash, which no handler sees: the kernel sends it SIGTERM (Linux's
+#   PR_SET_PDEATHSIG, = 1), set by this shim, which then execs the server's command in
+#   the same process. A pipe the server watches would work too, but needs the server's
+#   cooperation (model.serve, and the serving image's `serve`); this needs none. A shim
+#   rather than subprocess's preexec_fn, which is unsafe once threads exist. It fires when
+#   the thread that started the server ends: start servers from the main thread.
+# Sharing our process group instead would not do: a SIGTERM or SIGKILL to our pid alone
+# still orphans it, and a terminal's Ctrl-C would kill it under the requests in flight.
+_DIE_WITH_PARENT = """\
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)  # the parent was already gone before prctl
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
 
 
 class ModelServerError(Exception):
     """The model server did not start or stopped on its own."""
+
+
+def ping(url: str, timeout: float = PING_TIMEOUT_SECONDS) -> str | None:
+    """None when `GET url/ping` answers 200; else what went wrong, in a few words."""
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=timeout) as response:  # noqa: S310
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except urllib.error.URLError as error:
+        return f"no answer to GET /ping ({getattr(error.reason, 'strerror', None) or error.reason})"
+    except (OSError, ValueError) as error:
+        return f"no answer to GET /ping ({error})"
+    return None if status == 200 else f"GET /ping answered {status}, not 200"
+
+
+def dying_with_us(command: list[str]) -> list[str]:
+    """`command`, run so that it ends when this process does (on Linux)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
 
 
 class ModelServer:
@@ -49,14 +93,21 @@ class ModelServer:
         ]
 
     def start(
-        self, timeout: float = START_TIMEOUT_SECONDS, output: IO[bytes] | None = None
+        self,
+        timeout: float = START_TIMEOUT_SECONDS,
+        output: IO[bytes] | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
-        """Start the server and wait until `GET /ping` answers 200. Its output goes to
-        `output` (a file), or to this process's own."""
-        # Its own process group: Ctrl-C in the terminal reaches only us, and we stop
-        # the server in order, after the API has stopped sending it requests.
+        """Start the server and wait until `GET /ping` answers 200 (or `cancelled()`, which
+        stops it). Its output goes to `output` (a file), or to this process's own."""
+        # Its own process group: Ctrl-C in the terminal reaches only us, so the requests in
+        # flight can finish before we stop the server (see `_DIE_WITH_PARENT` for the rest).
         self._process = subprocess.Popen(  # noqa: S603
-            self.command(), cwd=REPO_ROOT, process_group=0, stdout=output, stderr=output
+            dying_with_us(self.command()),
+            cwd=REPO_ROOT,
+            process_group=0,
+            stdout=output,
+            stderr=output,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -64,18 +115,14 @@ class ModelServer:
                 raise ModelServerError(
                     f"the model server exited with code {self._process.returncode} (see above)"
                 )
-            if self._ping():
+            if cancelled():
+                self.stop()
+                raise ModelServerError("stopped while the model server was starting")
+            if ping(self.url) is None:
                 return
             time.sleep(0.1)
         self.stop()
         raise ModelServerError(f"the model server did not answer /ping within {timeout:.0f} s")
-
-    def _ping(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as response:  # noqa: S310
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
 
     @property
     def exit_code(self) -> int | None:
@@ -83,11 +130,23 @@ class ModelServer:
         return None if self._process is None else self._process.poll()
 
     def stop(self, grace: float = 10) -> None:
+        """SIGTERM (it finishes what it is doing), SIGKILL after `grace` seconds: to its
+        whole process group, so that processes of its own (workers) end with it."""
         if self._process is None or self._process.poll() is not None:
             return
-        self._process.terminate()
+        self._signal(signal.SIGTERM)
         try:
             self._process.wait(grace)
         except subprocess.TimeoutExpired:
-            self._process.kill()
+            self.kill()
+
+    def kill(self) -> None:
+        """End it at once (SIGKILL), without waiting for anything."""
+        if self._process is not None and self._process.poll() is None:
+            self._signal(signal.SIGKILL)
             self._process.wait()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self._process is not None
+        with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+            os.killpg(self._process.pid, sig)

@@ -330,3 +330,28 @@ def test_labels_from_any_of_the_models_sources(out, tmp_path, capsys, form):
         "--labels-from", str(spec),
     )  # fmt: skip
     assert status == 0, err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("review", "list", "--out"),
+        ("review", "resolve", "b.png", "--label", "lynx", "--out"),
+        ("export", "--out", "{tmp}/export", "--from"),
+    ],
+    ids=["list", "resolve", "export"],
+)
+def test_a_mistyped_outcomes_folder_is_said_not_taken_for_an_empty_queue(args, tmp_path, capsys):
+    typo = tmp_path / "ot"
+    status, stdout, err = cli(capsys, *(a.format(tmp=tmp_path) for a in args), str(typo))
+    assert status == 2
+    assert err == f"error: {args[-1]} {typo}: no such folder\n"
+    assert stdout == ""
+
+
+def test_an_imagenet_synonym_list_points_at_the_models_label(out, capsys):
+    status, _, err = cli(
+        capsys, "review", "resolve", "b.png", "--label", "tabby, tabby cat", "--out", str(out)
+    )
+    assert status == 2
+    assert "did you mean 'tabby'" in err

@@ -16,7 +16,12 @@ import pytest
 from batch.labels import labels_path
 from batch.runner import Progress, outcome_counts, process_new, summary
 from batch.storage import LocalStorage
+from local.ports import free_port
+from proxy.labels import write_labels_file
+from tests.batch.standin import stand_in
 from tests.batch.support import (
+    LABELS,
+    VERSION,
     FakeRuntime,
     answer,
     classifier,
@@ -91,6 +96,9 @@ def test_every_file_ends_in_exactly_one_place_and_a_second_pass_does_nothing(tmp
         assert where(out.root, name) == ["failed"]
         assert out.read_json(f"failed/{name}.json")["error"]["code"] == code
     assert where(out.root, ".DS_Store") == []
+    # A file, not a request: the message says what is wrong with it.
+    empty = out.read_json("failed/empty.jpg.json")["error"]["message"]
+    assert empty == "The file is empty (0 bytes)."
     calls = len(runtime.calls)
 
     again = process_new(source, out, classifier(runtime))
@@ -233,6 +241,7 @@ def test_run_against_the_real_model_server(tmp_path, model_server_url, model_art
     assert latest["counts"] == {"results": 1, "review": 5, "failed": 5, "pending": 0}
     assert where(out, "later.jpg") == ["results"]
     version = json.loads((out / "results" / "later.jpg.json").read_text())["model"]["version"]
+    assert latest["model_version"] == document["model_version"] == version
     assert len(json.loads(labels_path(out, version).read_text())) == 1000
 
 
@@ -246,3 +255,120 @@ def test_usage_errors_exit_2(tmp_path):
     assert no_archive.returncode == 2
     assert "no model archive" in no_archive.stderr
     assert batch_cli("run", str(tmp_path), "--out", str(tmp_path), "--workers", "0").returncode == 2
+
+
+def test_a_file_that_is_no_archive_is_named_once(tmp_path):
+    (tmp_path / "in").mkdir()
+    bogus = tmp_path / "notes.tar.gz"
+    bogus.write_text("not an archive")
+    refused = batch_cli(
+        "run", str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--artifact", str(bogus)
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: {bogus} is not a model archive")
+    assert len(refused.stderr.splitlines()) == 1
+
+
+def a_few_photos(folder: Path) -> Path:
+    return write(
+        folder, {"a.jpg": photo(), "b.jpg": photo("coffee"), "c.png": photo("rocket", "PNG")}
+    )
+
+
+def test_a_dead_model_server_is_said_before_any_work(tmp_path):
+    folder, out = a_few_photos(tmp_path / "in"), tmp_path / "out"
+    closed = f"http://127.0.0.1:{free_port('127.0.0.1')}"
+    with stand_in(ping_status=503) as failing:
+        for url, said in ((closed, "Connection refused"), (failing.url, "answered 503, not 200")):
+            refused = batch_cli("run", str(folder), "--out", str(out), "--model-server", url)
+            assert refused.returncode == 1
+            assert refused.stderr.startswith(f"error: --model-server {url}: "), refused.stderr
+            assert said in refused.stderr
+            assert len(refused.stderr.splitlines()) == 1
+            assert not failing.called.is_set()
+            assert not (out / "summary.json").exists()
+    typo = batch_cli("run", str(folder), "--out", str(out), "--model-server", "localhost:8080")
+    assert typo.returncode == 2
+    assert "--model-server localhost:8080: not a URL like http://HOST:PORT" in typo.stderr
+
+
+def test_a_run_against_a_stand_in_model_server(tmp_path):
+    folder, out = a_few_photos(tmp_path / "in"), tmp_path / "out"
+    with stand_in() as model:
+        done = batch_cli("run", str(folder), "--out", str(out), "--model-server", model.url + "/")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "summary.json").read_text())["counts"]["review"] == 3
+
+
+def test_outcome_folders_inside_the_input_are_never_input(tmp_path):
+    folder = a_few_photos(tmp_path / "in")
+    with stand_in() as model:
+
+        def run_into(out: str) -> dict:
+            done = batch_cli(
+                "run", str(folder), "--out", str(folder / out), "--model-server", model.url
+            )
+            assert done.returncode == 0, done.stderr
+            return json.loads((folder / out / "summary.json").read_text())
+
+        assert run_into("out")["this_run"]["processed"] == 3
+        again = run_into("out")
+        assert (again["files"], again["this_run"]["processed"]) == (3, 0)
+        # Another --out: the first run's JSON files and log are not images to classify.
+        other = run_into("other")
+        assert (other["files"], other["counts"]["failed"]) == (3, 0)
+        # Nor are those of a run before the folders were marked: its summary.json says so.
+        (folder / "out" / ".batch-outcomes").unlink()
+        (folder / "other" / ".batch-outcomes").unlink()
+        assert run_into("third")["files"] == 3
+
+
+def test_a_rerun_with_another_model_is_refused_until_reclassify(tmp_path):
+    folder, out = a_few_photos(tmp_path / "in"), tmp_path / "out"
+    new = "0123456789ab"
+
+    def run(model_url: str, *flags: str) -> subprocess.CompletedProcess:
+        return batch_cli("run", str(folder), "--out", str(out), "--model-server", model_url, *flags)
+
+    with stand_in() as old_model:
+        assert run(old_model.url).returncode == 0
+    assert json.loads((out / "summary.json").read_text())["model_version"] == VERSION
+    write_labels_file(out / "model_labels", VERSION, LABELS)
+    resolved = batch_cli("review", "resolve", "a.jpg", "--label", "lynx", "--out", str(out))
+    assert resolved.returncode == 0, resolved.stderr
+    before = snapshot(out)
+
+    with stand_in(version=new) as new_model:
+        refused = run(new_model.url)
+        assert refused.returncode == 2
+        assert refused.stderr == (
+            f"error: {out} holds outcomes of another model (2 of model version {VERSION}); "
+            f"this run's model is version {new}. Pass --reclassify to classify those files "
+            "again with it, or choose another --out\n"
+        )
+        assert snapshot(out) == before
+
+        redone = run(new_model.url, "--reclassify")
+    assert redone.returncode == 0, redone.stderr
+    document = json.loads((out / "summary.json").read_text())
+    assert document["model_version"] == new
+    assert document["this_run"]["processed"] == 2
+    for name in ("b.jpg", "c.png"):
+        assert json.loads((out / "review" / f"{name}.json").read_text())["model"]["version"] == new
+    # A person's decision is not the model's outcome: it stays.
+    assert json.loads((out / "results" / "a.jpg.json").read_text())["reviewed"]["label"] == "lynx"
+
+
+@pytest.mark.slow
+def test_another_archive_is_refused_before_its_server_starts(tmp_path, model_artifact):
+    folder, out = a_few_photos(tmp_path / "in"), tmp_path / "out"
+    with stand_in() as model:
+        assert (
+            batch_cli("run", str(folder), "--out", str(out), "--model-server", model.url).returncode
+            == 0
+        )
+    refused = batch_cli("run", str(folder), "--out", str(out), "--artifact", str(model_artifact))
+    assert refused.returncode == 2
+    assert f"(3 of model version {VERSION})" in refused.stderr
+    assert "--reclassify" in refused.stderr
+    assert not (out / "model-server.log").exists()

@@ -156,7 +156,6 @@ def test_the_proxys_threshold_routes_to_review(s3, bucket, top1, threshold, outc
 
 BAD_FILES = [
     pytest.param(b"just some notes\n", "not_an_image", 422, id="text"),
-    pytest.param(b"", "empty_body", 400, id="empty"),
     pytest.param(oversized_jpeg(), "payload_too_large", 413, id="over-3MB"),
     pytest.param(b"BM" + bytes(64), "unsupported_image_format", 415, id="bmp"),
     pytest.param(b"%PDF-1.7\n" + bytes(32), "unsupported_image_format", 415, id="pdf"),

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from batch.runner import ENDPOINT_NAME, runtime_environment
+from local.inbox import InboxWatcher
+from tests.batch.standin import stand_in
 from tests.local.runtime import local_runtime
 from tests.proxy.photos import encoded
 
@@ -47,3 +50,21 @@ def test_images_dropped_into_the_inbox_land_in_exactly_one_outcome(model_artifac
     notes_folder, notes = outcomes["notes.txt"]
     assert notes_folder == "failed"
     assert notes["error"]["code"] == "not_an_image"  # the API's code for it
+    # One line per file, with its outcome.
+    assert runtime.logged("inbox: notes.txt -> failed/notes.txt.json (not_an_image)")
+    assert runtime.logged(f"inbox: cat.jpg -> {cat_folder}/cat.jpg.json (")
+
+
+def test_a_stop_gives_up_the_retries_in_flight(model_artifact, tmp_path, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_ENDPOINT_NAME", ENDPOINT_NAME)
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    with stand_in(status=503) as model, runtime_environment(model.url):
+        watcher = InboxWatcher(inbox, out, model_artifact)
+        watcher.start()
+        (inbox / "cat.jpg").write_bytes(encoded("chelsea"))
+        assert model.called.wait(WAIT_SECONDS)
+        started = time.monotonic()
+        watcher.stop()
+        # Not the minute of retries a failing model gets before its image fails.
+        assert time.monotonic() - started < 10
+    assert _outcome(out, "cat.jpg") is None  # pending: the next start classifies it

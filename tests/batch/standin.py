@@ -1,0 +1,63 @@
+"""A stand-in model server on loopback for `python -m batch run --model-server URL`: it
+answers `GET /ping` and every image as told (a delay, a status, a model version)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.batch.support import VERSION, answer
+
+
+@dataclass
+class StandIn:
+    url: str = ""
+    ping_status: int = 200
+    status: int = 200
+    """An image's answer: 200 (unsure, for review) or this error status."""
+    delay: float = 0.0
+    version: str = VERSION
+    called: threading.Event = field(default_factory=threading.Event)
+    """Set by the first image."""
+
+
+@contextmanager
+def stand_in(**options: object) -> Iterator[StandIn]:
+    model = StandIn(**options)  # type: ignore[arg-type]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._send(model.ping_status if self.path == "/ping" else 404, b"")
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            model.called.set()
+            time.sleep(model.delay)
+            if model.status == 200:
+                self._send(200, answer(0.5, version=model.version))
+            else:
+                self._send(model.status, b'{"message": "unavailable"}')
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    model.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield model
+    finally:
+        server.shutdown()
+        server.server_close()
