@@ -48,11 +48,12 @@ def _stop(_signum: int, _frame: object) -> None:
 
 
 if __name__ == "__main__":
-    # As a container's PID 1, a signal without a handler is dropped, and SIGTERM would
-    # never stop a server that is still starting. This handler covers the time until
-    # uvicorn takes SIGTERM over (finishing requests in flight) and after it hands it back
-    # (it re-raises the signal once stopped, which ends here). Set before the imports
-    # below, which take a few hundred milliseconds.
+    # A stop while starting exits 0 and removes what it extracted (--artifact) rather
+    # than dying by the signal. This handler covers the time until uvicorn takes SIGTERM
+    # over (finishing requests in flight) and after it hands it back (it re-raises the
+    # signal once stopped, which ends here). Set before the imports below, which take a
+    # few hundred milliseconds. In the image python is not PID 1 (model/Dockerfile), so a
+    # SIGTERM before this line still stops it.
     signal.signal(signal.SIGTERM, _stop)
 
 from starlette.applications import Starlette  # noqa: E402
