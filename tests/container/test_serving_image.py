@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from PIL import Image
 
+from local.container import MODEL_DIR
 from model import serve
 from tests.container.containers import Container, StartContainer, podman
 from tests.model import images
@@ -176,6 +178,23 @@ def test_it_runs_as_the_images_unprivileged_user_and_reads_the_model(container):
     assert reader == uid
     assert int(count) >= 3  # model.onnx, metadata.json, code/inference.py
     assert owner != uid
+
+
+def test_a_model_the_images_user_cannot_read_is_one_clear_line(
+    start_container: StartContainer, model_dir: Path, tmp_path: Path
+):
+    """Should SageMaker extract a file the image's user may not read (decision 12's risk),
+    the container stops at once with one line saying which file and what to do."""
+    private = shutil.copytree(model_dir, tmp_path / "model")
+    (private / "model.onnx").chmod(0o600)
+    failing = start_container(network="none", wait=False, model=private)
+    waited = podman("wait", failing.id)
+    assert waited.stdout.strip() == "2", failing.logs()
+    assert failing.logs().strip() == (
+        f"error: cannot read {MODEL_DIR}/model.onnx as uid {SERVING_USER.split(':')[0]}: "
+        "make the model directory and its files readable by others (chmod -R a+rX), or "
+        "run the image as root (USER root in model/Dockerfile)"
+    )
 
 
 def test_it_writes_nothing_and_needs_no_writable_path(container):
