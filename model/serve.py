@@ -467,8 +467,8 @@ def _load_problem(source: Path, error: Exception) -> str:
     """The handler's own error while loading ``source``, in one line."""
     detail = " ".join(str(error).split()) or type(error).__name__
     return (
-        f"cannot load the model in {source}: {detail}; check that it is an archive built by "
-        "`python -m model.package` (--log-level debug shows the traceback)"
+        f"cannot load the model in {source}: {detail}; check that it comes from an archive "
+        "built by `python -m model.package` (--log-level debug shows the traceback)"
     )
 
 

@@ -442,7 +442,7 @@ def test_an_unreadable_model_dir_is_one_line(shared_dir, unreadable):
     result = serve_as_another_user("--model-dir", str(model_dir))
     assert result.returncode == 2
     line = one_line_error(result.stderr)
-    assert f"cannot read {target.resolve() if unreadable == '.' else target}" in line
+    assert f"cannot read {target}" in line
     assert "chmod -R a+rX" in line
     assert "USER root" in line
 
