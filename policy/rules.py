@@ -420,19 +420,18 @@ def _label_block(statement: Mapping[str, Any]) -> tuple[set[str], set[tuple[str,
     """The labels a statement matches and the URI paths it exempts, for the shapes a
     label rule takes: a label, any of several labels, either AND NOT path matches; None
     for any other statement (which this rule cannot vouch for)."""
-    if "labelMatchStatement" in statement:
-        match = statement["labelMatchStatement"] or {}
+    if match := statement.get("labelMatchStatement"):
         return ({str(match.get("key"))}, set()) if match.get("scope") == "LABEL" else None
-    if "orStatement" in statement:
+    if any_of := statement.get("orStatement"):
         labels: set[str] = set()
-        for part in _as_list((statement["orStatement"] or {}).get("statements")):
+        for part in _as_list(any_of.get("statements")):
             found = _label_block(part)
             if found is None or found[1]:
                 return None
             labels |= found[0]
         return labels, set()
-    if "andStatement" in statement:
-        parts = _as_list((statement["andStatement"] or {}).get("statements"))
+    if all_of := statement.get("andStatement"):
+        parts = _as_list(all_of.get("statements"))
         exempt = [_path_exemption(part) for part in parts]
         label_parts = [part for part, path in zip(parts, exempt, strict=True) if path is None]
         found = _label_block(label_parts[0]) if len(label_parts) == 1 else None

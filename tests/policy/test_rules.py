@@ -329,6 +329,12 @@ BAD_CASES = [
         "off everywhere: awswaf:managed:aws:core-rule-set:SizeRestrictions_Body.",
     ),
     Bad(
+        "waf-whole-group-counted-without-the-label-rules",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(group_overrides(COMMON, None, overrideAction={"count": {}}), BAD_INPUTS),
+        "counts body rules of AWSManagedRulesCommonRuleSet that no later rule blocks",
+    ),
+    Bad(
         "waf-label-rule-before-the-groups",
         rules.waf_common_rules_admit_uploads,
         web_acl_rules(COMMON, BAD_INPUTS, OVERSIZED, SIGNATURES | {"priority": 1.0}),
