@@ -254,7 +254,7 @@ def test_sigterm_at_any_moment_of_the_start_stops_it(
     start_container: StartContainer, busy_cpus: None, delay: float
 ):
     """A stop is never lost, wherever in the start it lands, on a loaded machine: from the
-    runtime's exec (PID 1 a minimal init that handles SIGTERM from its first instructions)
+    runtime's exec (PID 1 a minimal init that takes signals over within microseconds)
     through python's imports and the model load to serving. A clean stop exits 0."""
     starting = start_container(network="none", wait=False)
     time.sleep(delay)
