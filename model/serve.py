@@ -48,11 +48,12 @@ def _stop(_signum: int, _frame: object) -> None:
 
 
 if __name__ == "__main__":
-    # As a container's PID 1, a signal without a handler is dropped, and SIGTERM would
-    # never stop a server that is still starting. This handler covers the time until
-    # uvicorn takes SIGTERM over (finishing requests in flight) and after it hands it back
-    # (it re-raises the signal once stopped, which ends here). Set before the imports
-    # below, which take a few hundred milliseconds.
+    # A stop while starting exits 0 and removes what it extracted (--artifact) rather
+    # than dying by the signal. This handler covers the time until uvicorn takes SIGTERM
+    # over (finishing requests in flight) and after it hands it back (it re-raises the
+    # signal once stopped, which ends here). Set before the imports below, which take a
+    # few hundred milliseconds. In the image python is not PID 1 (model/Dockerfile), so a
+    # SIGTERM before this line still stops it.
     signal.signal(signal.SIGTERM, _stop)
 
 from starlette.applications import Starlette  # noqa: E402
@@ -425,18 +426,50 @@ def _workers_from_environment(parser: argparse.ArgumentParser) -> int | None:
 def _source_problem(args: argparse.Namespace) -> str | None:
     """Why the model to serve cannot be loaded, in one line, or None."""
     if args.model_dir is not None:
-        if not (args.model_dir / "code" / "inference.py").is_file():
-            return (
-                f"{args.model_dir} has no code/inference.py: give --model-dir the directory "
-                "a model.tar.gz was extracted to"
-            )
-        return None
+        return _model_dir_problem(args.model_dir)
     if not args.artifact.is_file():
         return (
             f"{args.artifact} does not exist; build it with "
             "`python -m model.package --weights random --out build/model.tar.gz`"
         )
     return None
+
+
+def _model_dir_problem(model_dir: Path) -> str | None:
+    """What keeps this user from loading ``model_dir``: missing, unreadable (SageMaker
+    extracts it as another user than the image's, decision 12), or no model in it."""
+    give = "give --model-dir the directory a model.tar.gz was extracted to"
+    try:
+        if not model_dir.exists():
+            return f"{model_dir} does not exist: {give}"
+        if not model_dir.is_dir():
+            return f"{model_dir} is not a directory: {give}"
+        for directory, _dirs, files in os.walk(model_dir, onerror=_raise):
+            for name in files:
+                with open(os.path.join(directory, name), "rb"):
+                    pass
+    except PermissionError as error:
+        return (
+            f"cannot read {error.filename} as uid {os.getuid()}: make the model directory "
+            "and its files readable by others (chmod -R a+rX), or run the image as root "
+            "(USER root in model/Dockerfile)"
+        )
+    if not (model_dir / "code" / "inference.py").is_file():
+        return f"{model_dir} holds no model (no code/inference.py): {give}"
+    return None
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _load_problem(source: Path, error: Exception) -> str:
+    """The handler's own error while loading ``source``, in one line."""
+    detail = " ".join(str(error).split()) or type(error).__name__
+    return (
+        f"cannot load the model in {source}: {detail}; check that it comes from an archive "
+        "built by `python -m model.package` (--log-level debug shows the traceback)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -448,7 +481,13 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    app = create_app(args.model_dir or args.artifact, args.workers)
+    source = args.model_dir or args.artifact
+    try:
+        app = create_app(source, args.workers)
+    except Exception as error:  # the archive's own handler: anything may fail to load
+        LOG.debug("loading %s failed", source, exc_info=True)
+        print(f"error: {_load_problem(source, error)}", file=sys.stderr)
+        return 1
     LOG.info("serving up to %d requests at once", app.state.handler.workers)
     uvicorn.run(
         app,

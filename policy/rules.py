@@ -97,9 +97,29 @@ CUSTOM_DOMAIN_TLS_POLICIES = frozenset({"TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3
 """CloudFront security policies no older than TLS 1.2 with strong ciphers (2021)."""
 LEGACY_TTL_DEFAULTS = {"minTtl": 0.0, "defaultTtl": 86400.0, "maxTtl": 31536000.0}
 """What CloudFront assumes for a cache behaviour without a cache policy or TTLs."""
+PREDICT_PATH = f"{API_PATH_PREFIX}/predict"
+"""Where photos are uploaded (`components/proxy_api.py`, `PREDICT_PATH`)."""
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
+KNOWN_BAD_INPUTS_RULE_SET = "AWSManagedRulesKnownBadInputsRuleSet"
 BODY_SIZE_RULE = "SizeRestrictions_BODY"
 """The common rule set's rule that blocks every body over 8 KB: every image upload."""
+BODY_RULES = {
+    COMMON_RULE_SET: (
+        BODY_SIZE_RULE,
+        "EC2MetaDataSSRF_BODY",
+        "GenericLFI_BODY",
+        "GenericRFI_BODY",
+        "CrossSiteScripting_BODY",
+    ),
+    KNOWN_BAD_INPUTS_RULE_SET: ("JavaDeserializationRCE_BODY", "Log4JRCE_BODY", "ReactJSRCE_BODY"),
+}
+"""The managed rules that inspect the body, by group, and the namespaces of their labels:
+copies of `components/web_firewall.py`'s (decision 14), which the pack cannot import (its
+environment has no pulumi_aws); a test keeps them equal."""
+LABEL_NAMESPACES = {
+    COMMON_RULE_SET: "awswaf:managed:aws:core-rule-set:",
+    KNOWN_BAD_INPUTS_RULE_SET: "awswaf:managed:aws:known-bad-inputs:",
+}
 # SageMaker Serverless accepts exactly these memory sizes (1 GB steps) and 1..200 concurrency.
 SERVERLESS_MEMORY_SIZES_MB = frozenset(range(1024, 6145, 1024))
 SERVERLESS_MAX_CONCURRENCY = 200
@@ -382,22 +402,121 @@ def _validate_custom_domain_tls(args: ResourceValidationArgs, report: ReportViol
 # --- WAF ----------------------------------------------------------------------------------
 
 
+def body_label(group: str, rule: str) -> str:
+    """The label a managed body rule adds when it matches (`..._BODY` -> `..._Body`)."""
+    return f"{LABEL_NAMESPACES[group]}{rule.removesuffix('_BODY')}_Body"
+
+
+def _allowed_exemptions(rule: str) -> frozenset[tuple[str, str]]:
+    """Where a counted body rule's label may go unblocked: signatures on uploads only,
+    the size limit on the whole API (the proxy enforces its own)."""
+    uploads = ("EXACTLY", PREDICT_PATH)
+    if rule == BODY_SIZE_RULE:
+        return frozenset({uploads, ("STARTS_WITH", f"{API_PATH_PREFIX}/")})
+    return frozenset({uploads})
+
+
+def _label_block(statement: Mapping[str, Any]) -> tuple[set[str], set[tuple[str, str]]] | None:
+    """The labels a statement matches and the URI paths it exempts, for the shapes a
+    label rule takes: a label, any of several labels, either AND NOT path matches; None
+    for any other statement (which this rule cannot vouch for)."""
+    if match := statement.get("labelMatchStatement"):
+        return ({str(match.get("key"))}, set()) if match.get("scope") == "LABEL" else None
+    if any_of := statement.get("orStatement"):
+        labels: set[str] = set()
+        for part in _as_list(any_of.get("statements")):
+            found = _label_block(part)
+            if found is None or found[1]:
+                return None
+            labels |= found[0]
+        return labels, set()
+    if all_of := statement.get("andStatement"):
+        parts = _as_list(all_of.get("statements"))
+        exempt = [_path_exemption(part) for part in parts]
+        label_parts = [part for part, path in zip(parts, exempt, strict=True) if path is None]
+        found = _label_block(label_parts[0]) if len(label_parts) == 1 else None
+        if found is None:
+            return None
+        return found[0], found[1] | {path for path in exempt if path is not None}
+    return None
+
+
+def _path_exemption(statement: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(constraint, path) for `NOT uri path <constraint> <path>` matched as sent."""
+    inner = ((statement.get("notStatement") or {}).get("statement")) or {}
+    match = inner.get("byteMatchStatement") or {}
+    transformations = {t.get("type") for t in _as_list(match.get("textTransformations"))}
+    if "uriPath" not in (match.get("fieldToMatch") or {}) or transformations - {"NONE"}:
+        return None
+    return str(match.get("positionalConstraint")), str(match.get("searchString"))
+
+
+def _label_blocked(
+    acl_rules: list[Any], label: str, after: float, allowed: frozenset[tuple[str, str]]
+) -> bool:
+    """Whether a rule evaluated after priority `after` (labels are visible only to later
+    rules) blocks `label` everywhere but the `allowed` paths."""
+    for rule in acl_rules:
+        priority = _number(rule.get("priority"))
+        if "block" not in (rule.get("action") or {}) or priority is None or priority <= after:
+            continue
+        found = _label_block(rule.get("statement") or {})
+        if found is not None and label in found[0] and found[1] <= allowed:
+            return True
+    return False
+
+
 def _validate_waf_admits_uploads(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != WEB_ACL:
         return
-    for rule in _as_list(args.props.get("rules")):
+    acl_rules = _as_list(args.props.get("rules"))
+    for rule in acl_rules:
         group = (rule.get("statement") or {}).get("managedRuleGroupStatement") or {}
-        if group.get("name") != COMMON_RULE_SET:
+        name = group.get("name")
+        if name not in BODY_RULES:
             continue
+        whole_group_counts = "count" in (rule.get("overrideAction") or {})
         overrides = {
             str(o.get("name")): o.get("actionToUse") or {}
             for o in _as_list(group.get("ruleActionOverrides"))
         }
-        if "count" not in overrides.get(BODY_SIZE_RULE, {}):
+        blocking = [
+            body_rule
+            for body_rule in BODY_RULES[name]
+            if not whole_group_counts and "count" not in overrides.get(body_rule, {})
+        ]
+        if blocking:
+            size = (
+                f" ({BODY_SIZE_RULE} blocks every body over 8 KB, so every image upload)"
+                if BODY_SIZE_RULE in blocking
+                else ""
+            )
             report(
-                f"Rule '{rule.get('name')}' of web ACL '{args.name}' uses {COMMON_RULE_SET} "
-                f"without overriding {BODY_SIZE_RULE} to count: it blocks every body over 8 KB, "
-                "so every image upload to the API.",
+                f"Rule '{rule.get('name')}' of web ACL '{args.name}' uses {name} without "
+                f"overriding {', '.join(blocking)} to count: body rules block image uploads to "
+                f"{PREDICT_PATH} whose bytes they happen to match{size}. Count them and block "
+                "their labels elsewhere with a later rule (decision 14).",
+                None,
+            )
+        priority = _number(rule.get("priority"))
+        unguarded = [
+            body_label(name, body_rule)
+            for body_rule in BODY_RULES[name]
+            if body_rule not in blocking
+            and not _label_blocked(
+                acl_rules,
+                body_label(name, body_rule),
+                priority if priority is not None else float("inf"),
+                _allowed_exemptions(body_rule),
+            )
+        ]
+        if unguarded:
+            report(
+                f"Rule '{rule.get('name')}' of web ACL '{args.name}' counts body rules of {name} "
+                f"that no later rule blocks outside {PREDICT_PATH} (outside {API_PATH_PREFIX}/ "
+                f"for {BODY_SIZE_RULE}), so they are off everywhere: {', '.join(unguarded)}. "
+                "Add a block rule after the group on those labels, AND NOT the upload path, "
+                "as the stack's body-signatures-outside-uploads (decision 14).",
                 None,
             )
 
@@ -743,8 +862,8 @@ cloudfront_custom_domain_tls = ResourceValidationPolicy(
 
 waf_common_rules_admit_uploads = ResourceValidationPolicy(
     name="waf-common-rules-admit-uploads",
-    description=f"A web ACL with {COMMON_RULE_SET} overrides its {BODY_SIZE_RULE} rule to count, "
-    "so image uploads are not blocked.",
+    description="A web ACL's managed body rules (decision 14) count, so image uploads are not "
+    "blocked, and a later rule blocks their labels everywhere but the upload path.",
     validate=_validate_waf_admits_uploads,
 )
 

@@ -99,3 +99,46 @@ def test_a_tampered_stack_resource_is_caught(dev_stack: StackRun):
         for r in resources
     ]
     assert violations(rules.cors_no_wildcard, tampered)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (
+            lambda acl_rules: [
+                r for r in acl_rules if r["name"] != "body-signatures-outside-uploads"
+            ],
+            "no later rule blocks outside /api/predict",
+        ),
+        (
+            lambda acl_rules: [
+                {
+                    **r,
+                    "statement": {
+                        "managedRuleGroupStatement": {
+                            **r["statement"]["managedRuleGroupStatement"],
+                            "ruleActionOverrides": None,
+                        }
+                    },
+                }
+                if r["name"] == rules.KNOWN_BAD_INPUTS_RULE_SET
+                else r
+                for r in acl_rules
+            ],
+            "without overriding JavaDeserializationRCE_BODY, Log4JRCE_BODY, ReactJSRCE_BODY",
+        ),
+    ],
+    ids=["counted-without-the-label-rule", "body-rules-block-uploads"],
+)
+def test_the_stacks_web_acl_fails_the_waf_rule_when_tampered(run_stack, tamper, expected):
+    """Decision 14's shape, as the program registers it, judged both ways: it passes
+    (above), and loses its label rule or its overrides only to fail."""
+    stack = run_stack(WITH_CONFIG["waf-common-rules-admit-uploads"])
+    policy = rules.waf_common_rules_admit_uploads
+    resources = [
+        Resource(r.type, r.name, {**r.props, "rules": tamper(r.props["rules"])})
+        if r.type == rules.WEB_ACL
+        else r
+        for r in analyzed(stack, policy)
+    ]
+    assert any(expected in message for message in violations(policy, resources))

@@ -15,7 +15,9 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -28,8 +30,10 @@ from model import serve
 from model.archive import UnsafeArchiveError, extract, write_reproducible_tar_gz
 from tests.model import images
 from tests.model.asgi import TestClient
+from tests.model.conftest import write_tiny_model_dir
 
 JPEG = images.good_cases()[0]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -370,9 +374,77 @@ def test_cli_explains_a_missing_artifact(tmp_path, capsys):
     assert "python -m model.package" in capsys.readouterr().err
 
 
-def test_cli_explains_a_directory_without_the_handler(tmp_path, capsys):
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory every user may reach (pytest's own are private to their owner)."""
+    with tempfile.TemporaryDirectory(prefix="model-serve-") as name:
+        Path(name).chmod(0o755)
+        yield Path(name)
+
+
+def serve_as_another_user(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m model.serve ARGS` as a user that owns nothing in `shared_dir`, as the
+    image's user owns nothing in SageMaker's /opt/ml/model (root reads everything, so
+    root drops to nobody)."""
+    command = [sys.executable, "-m", "model.serve", *args]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, check=False, cwd=REPO_ROOT
+    )
+
+
+def one_line_error(err: str) -> str:
+    assert "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: "), line
+    return line
+
+
+def test_a_missing_model_dir_is_one_line(tmp_path, capsys):
+    assert serve.main(["--model-dir", str(tmp_path / "absent")]) == 2
+    assert one_line_error(capsys.readouterr().err) == (
+        f"error: {tmp_path / 'absent'} does not exist: give --model-dir the directory a "
+        "model.tar.gz was extracted to"
+    )
+
+
+def test_a_model_dir_holding_no_model_is_one_line(tmp_path, capsys):
+    (tmp_path / "README").write_text("not a model")
     assert serve.main(["--model-dir", str(tmp_path)]) == 2
-    assert "has no code/inference.py" in capsys.readouterr().err
+    line = one_line_error(capsys.readouterr().err)
+    assert f"{tmp_path} holds no model (no code/inference.py)" in line
+    assert "--model-dir" in line
+
+
+@pytest.mark.parametrize("missing", ["metadata.json", "model.onnx"])
+def test_a_model_dir_missing_a_model_file_is_one_line(tmp_path, capsys, missing):
+    model_dir = write_tiny_model_dir(tmp_path)
+    (model_dir / missing).unlink()
+    assert serve.main(["--model-dir", str(model_dir)]) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert f"cannot load the model in {model_dir}" in line
+    assert missing in line
+    assert "--log-level debug" in line
+
+
+@pytest.mark.parametrize("unreadable", [".", "code", "model.onnx"])
+def test_an_unreadable_model_dir_is_one_line(shared_dir, unreadable):
+    """The server's user cannot read what SageMaker extracted: say which path, and what
+    to do (make it readable, or run the image as root)."""
+    model_dir = shared_dir / "model"
+    model_dir.mkdir()
+    write_tiny_model_dir(model_dir)
+    for path in [model_dir, *model_dir.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    target = model_dir / unreadable
+    target.chmod(0o700 if target.is_dir() else 0o600)
+    result = serve_as_another_user("--model-dir", str(model_dir))
+    assert result.returncode == 2
+    line = one_line_error(result.stderr)
+    assert f"cannot read {target}" in line
+    assert "chmod -R a+rX" in line
+    assert "USER root" in line
 
 
 def test_port_is_sagemaker_bind_to_port_else_8080(monkeypatch):

@@ -27,6 +27,74 @@ def document(*statements: dict) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
+COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
+BAD_INPUTS_RULE_SET = "AWSManagedRulesKnownBadInputsRuleSet"
+COMMON_BODY_RULES = [
+    "SizeRestrictions_BODY",
+    "EC2MetaDataSSRF_BODY",
+    "GenericLFI_BODY",
+    "GenericRFI_BODY",
+    "CrossSiteScripting_BODY",
+]
+BAD_INPUTS_BODY_RULES = ["JavaDeserializationRCE_BODY", "Log4JRCE_BODY", "ReactJSRCE_BODY"]
+SIGNATURE_LABELS = [
+    "awswaf:managed:aws:core-rule-set:EC2MetaDataSSRF_Body",
+    "awswaf:managed:aws:core-rule-set:GenericLFI_Body",
+    "awswaf:managed:aws:core-rule-set:GenericRFI_Body",
+    "awswaf:managed:aws:core-rule-set:CrossSiteScripting_Body",
+    "awswaf:managed:aws:known-bad-inputs:JavaDeserializationRCE_Body",
+    "awswaf:managed:aws:known-bad-inputs:Log4JRCE_Body",
+    "awswaf:managed:aws:known-bad-inputs:ReactJSRCE_Body",
+]
+
+
+def managed_group(priority: float, group: str, counted: list[str]) -> dict:
+    """A managed rule group whose `counted` rules are overridden to count."""
+    return {
+        "name": group,
+        "priority": priority,
+        "overrideAction": {"none": {}},
+        "statement": {
+            "managedRuleGroupStatement": {
+                "name": group,
+                "vendorName": "AWS",
+                "ruleActionOverrides": [
+                    {"name": rule, "actionToUse": {"count": {}}} for rule in counted
+                ],
+            }
+        },
+    }
+
+
+def label_rule(name: str, priority: float, labels: list[str], where: str, path: str) -> dict:
+    """Block a request carrying any of `labels` unless its path is `where` `path`."""
+    matches = [{"labelMatchStatement": {"scope": "LABEL", "key": label}} for label in labels]
+    return {
+        "name": name,
+        "priority": priority,
+        "action": {"block": {}},
+        "statement": {
+            "andStatement": {
+                "statements": [
+                    matches[0] if len(matches) == 1 else {"orStatement": {"statements": matches}},
+                    {
+                        "notStatement": {
+                            "statement": {
+                                "byteMatchStatement": {
+                                    "fieldToMatch": {"uriPath": {}},
+                                    "positionalConstraint": where,
+                                    "searchString": path,
+                                    "textTransformations": [{"priority": 0.0, "type": "NONE"}],
+                                }
+                            }
+                        }
+                    },
+                ]
+            }
+        },
+    }
+
+
 TLS_DENY = {
     "Sid": "DenyInsecureTransport",
     "Effect": "Deny",
@@ -126,19 +194,22 @@ def good_resources() -> dict[str, Resource]:
             {
                 "scope": "CLOUDFRONT",
                 "rules": [
-                    {
-                        "name": "common",
-                        "priority": 0.0,
-                        "statement": {
-                            "managedRuleGroupStatement": {
-                                "name": "AWSManagedRulesCommonRuleSet",
-                                "vendorName": "AWS",
-                                "ruleActionOverrides": [
-                                    {"name": "SizeRestrictions_BODY", "actionToUse": {"count": {}}}
-                                ],
-                            }
-                        },
-                    }
+                    managed_group(2.0, COMMON_RULE_SET, COMMON_BODY_RULES),
+                    managed_group(3.0, BAD_INPUTS_RULE_SET, BAD_INPUTS_BODY_RULES),
+                    label_rule(
+                        "oversized-body-outside-api",
+                        4.0,
+                        ["awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"],
+                        "STARTS_WITH",
+                        "/api/",
+                    ),
+                    label_rule(
+                        "body-signatures-outside-uploads",
+                        5.0,
+                        SIGNATURE_LABELS,
+                        "EXACTLY",
+                        "/api/predict",
+                    ),
                 ],
             },
         ),

@@ -14,9 +14,12 @@ from tests.policy.harness import Resource, violations
 from tests.policy.stack_fixture import (
     BUCKET,
     CLOUDFRONT_READ,
+    COMMON_BODY_RULES,
+    SIGNATURE_LABELS,
     TLS_DENY,
     document,
     good_resources,
+    label_rule,
 )
 
 Mutation = Callable[[dict[str, Resource]], None]
@@ -66,7 +69,8 @@ class Bad:
 ORIGIN = {"originId": "site", "domainName": f"{BUCKET}.s3.us-east-1.amazonaws.com"}
 CDN = good_resources()["site-cdn"].props
 API_BEHAVIOR = CDN["orderedCacheBehaviors"][1]
-COMMON_RULES = good_resources()["web-acl"].props["rules"][0]
+WEB_ACL_RULES = good_resources()["web-acl"].props["rules"]
+COMMON, BAD_INPUTS, OVERSIZED, SIGNATURES = WEB_ACL_RULES
 
 
 def api_behavior(**changes: Any) -> Mutation:
@@ -76,11 +80,31 @@ def api_behavior(**changes: Any) -> Mutation:
     )
 
 
-def common_rules(**group_changes: Any) -> Mutation:
-    group = COMMON_RULES["statement"]["managedRuleGroupStatement"] | group_changes
-    return set_props(
-        "web-acl", rules=[COMMON_RULES | {"statement": {"managedRuleGroupStatement": group}}]
+def web_acl_rules(*acl_rules: dict[str, Any]) -> Mutation:
+    return set_props("web-acl", rules=list(acl_rules))
+
+
+def group_overrides(group: dict[str, Any], counted: list[str] | None, **changes: Any) -> dict:
+    """`group` with only the `counted` rules overridden to count (None: no overrides)."""
+    statement = group["statement"]["managedRuleGroupStatement"]
+    overrides = (
+        None
+        if counted is None
+        else [{"name": rule, "actionToUse": {"count": {}}} for rule in counted]
     )
+    return (
+        group
+        | changes
+        | {
+            "statement": {
+                "managedRuleGroupStatement": statement | {"ruleActionOverrides": overrides}
+            }
+        }
+    )
+
+
+def label_statement(labels: list[str], where: str, path: str) -> dict[str, Any]:
+    return label_rule("x", 0.0, labels, where, path)["statement"]
 
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -268,16 +292,82 @@ BAD_CASES = [
     Bad(
         "waf-common-rules-block-uploads",
         rules.waf_common_rules_admit_uploads,
-        common_rules(ruleActionOverrides=None),
-        "without overriding SizeRestrictions_BODY to count",
+        web_acl_rules(group_overrides(COMMON, None), BAD_INPUTS, OVERSIZED, SIGNATURES),
+        "without overriding SizeRestrictions_BODY, EC2MetaDataSSRF_BODY, GenericLFI_BODY, "
+        "GenericRFI_BODY, CrossSiteScripting_BODY to count",
     ),
     Bad(
         "waf-body-size-overridden-to-block",
         rules.waf_common_rules_admit_uploads,
-        common_rules(
-            ruleActionOverrides=[{"name": "SizeRestrictions_BODY", "actionToUse": {"block": {}}}]
+        web_acl_rules(
+            group_overrides(COMMON, COMMON_BODY_RULES[1:]), BAD_INPUTS, OVERSIZED, SIGNATURES
         ),
         "every image upload",
+    ),
+    Bad(
+        "waf-a-signature-rule-blocks-uploads",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(
+            COMMON,
+            group_overrides(BAD_INPUTS, ["JavaDeserializationRCE_BODY", "ReactJSRCE_BODY"]),
+            OVERSIZED,
+            SIGNATURES,
+        ),
+        "uses AWSManagedRulesKnownBadInputsRuleSet without overriding Log4JRCE_BODY to count",
+    ),
+    Bad(
+        "waf-signatures-counted-without-the-label-rule",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(COMMON, BAD_INPUTS, OVERSIZED),
+        "known-bad-inputs:JavaDeserializationRCE_Body, "
+        "awswaf:managed:aws:known-bad-inputs:Log4JRCE_Body",
+    ),
+    Bad(
+        "waf-size-counted-without-its-label-rule",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(COMMON, BAD_INPUTS, SIGNATURES),
+        "off everywhere: awswaf:managed:aws:core-rule-set:SizeRestrictions_Body.",
+    ),
+    Bad(
+        "waf-whole-group-counted-without-the-label-rules",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(group_overrides(COMMON, None, overrideAction={"count": {}}), BAD_INPUTS),
+        "counts body rules of AWSManagedRulesCommonRuleSet that no later rule blocks",
+    ),
+    Bad(
+        "waf-label-rule-before-the-groups",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(COMMON, BAD_INPUTS, OVERSIZED, SIGNATURES | {"priority": 1.0}),
+        "core-rule-set:EC2MetaDataSSRF_Body",
+    ),
+    Bad(
+        "waf-label-rule-only-counts",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(COMMON, BAD_INPUTS, OVERSIZED, SIGNATURES | {"action": {"count": {}}}),
+        "no later rule blocks outside /api/predict",
+    ),
+    Bad(
+        "waf-label-rule-misses-a-label",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(
+            COMMON,
+            BAD_INPUTS,
+            OVERSIZED,
+            SIGNATURES
+            | {"statement": label_statement(SIGNATURE_LABELS[:-1], "EXACTLY", "/api/predict")},
+        ),
+        "off everywhere: awswaf:managed:aws:known-bad-inputs:ReactJSRCE_Body.",
+    ),
+    Bad(
+        "waf-label-rule-spares-the-whole-api",
+        rules.waf_common_rules_admit_uploads,
+        web_acl_rules(
+            COMMON,
+            BAD_INPUTS,
+            OVERSIZED,
+            SIGNATURES | {"statement": label_statement(SIGNATURE_LABELS, "STARTS_WITH", "/api/")},
+        ),
+        "awswaf:managed:aws:core-rule-set:CrossSiteScripting_Body",
     ),
     Bad(
         "service-wildcard-action",
@@ -553,14 +643,43 @@ def test_every_rule_has_a_failing_case():
 
 def test_the_pack_names_what_the_program_deploys():
     """The pack runs without the program, so its copies of the program's facts are checked."""
+    from components import web_firewall
+    from components.proxy_api import PREDICT_PATH
     from components.static_site import CACHING_DISABLED_POLICY_ID, MINIMUM_PROTOCOL_VERSION
-    from components.web_firewall import BODY_SIZE_RULE, COMMON_RULE_SET
     from hosting.origin import API_PATH
 
     assert rules.CACHING_DISABLED_POLICY_ID == CACHING_DISABLED_POLICY_ID
     assert rules.API_PATH_PREFIX == API_PATH
+    assert rules.PREDICT_PATH == PREDICT_PATH
     assert MINIMUM_PROTOCOL_VERSION in rules.CUSTOM_DOMAIN_TLS_POLICIES
-    assert (rules.COMMON_RULE_SET, rules.BODY_SIZE_RULE) == (COMMON_RULE_SET, BODY_SIZE_RULE)
+    assert (rules.COMMON_RULE_SET, rules.BODY_SIZE_RULE) == (
+        web_firewall.COMMON_RULE_SET,
+        web_firewall.BODY_SIZE_RULE,
+    )
+    assert rules.KNOWN_BAD_INPUTS_RULE_SET == web_firewall.KNOWN_BAD_INPUTS_RULE_SET
+    assert rules.BODY_RULES == web_firewall.BODY_RULES
+    assert rules.LABEL_NAMESPACES == web_firewall.LABEL_NAMESPACES
+    labels = {rules.body_label(g, r) for g, names in rules.BODY_RULES.items() for r in names}
+    assert labels == {web_firewall.BODY_SIZE_LABEL, *web_firewall.SIGNATURE_LABELS}
+
+
+def test_the_fixtures_web_acl_is_the_components():
+    """The hand-written web ACL the rule cases start from has the component's rules, names
+    and labels (the rule tests then break it one way at a time)."""
+    from components import web_firewall
+
+    fixture = good_resources()["web-acl"].props["rules"]
+    counted = {
+        rule["statement"]["managedRuleGroupStatement"]["name"]: tuple(
+            o["name"] for o in rule["statement"]["managedRuleGroupStatement"]["ruleActionOverrides"]
+        )
+        for rule in fixture
+        if "managedRuleGroupStatement" in rule["statement"]
+    }
+    assert counted == web_firewall.BODY_RULES
+    assert tuple(SIGNATURE_LABELS) == web_firewall.SIGNATURE_LABELS
+    component = {rule["name"] for rule in web_firewall.web_acl_rules("dev", 300)}
+    assert {rule["name"] for rule in fixture} <= component
 
 
 def test_rule_names_are_unique_and_the_pack_is_mandatory():
