@@ -45,6 +45,13 @@ def _camera_page(browser, runtime: LocalRuntime, errors: list[str], **options):
     context = browser.new_context(**{**DESKTOP, **options})
     page = context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The CSP stays as strict as it is: a live preview needs no media-src or blob: for it.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     page.add_init_script(STREAMS)
     page.goto(runtime.site_url)
     return page
