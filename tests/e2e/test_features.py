@@ -59,6 +59,7 @@ def test_a_phone_gets_a_take_photo_button_that_opens_the_camera(open_page, image
     assert phone.is_visible("#take-photo")
     assert phone.is_hidden("#use-camera"), "a phone uses its own camera app"
     # A phone is not told to drop, click or paste.
+    assert not re.search(r"\b(drop|click|paste)\b", phone.inner_text("header"), re.I)
     assert phone.locator("#dropzone-empty p:visible").all_inner_texts() == [
         "Tap to choose a photo",
         "or take one with your camera",

@@ -113,6 +113,7 @@ def test_a_slow_answer_counts_seconds_and_says_why_on_the_photo_and_in_the_card(
         "If the classifier has been idle, starting it takes up to half a minute."
     )
     assert page.inner_text("#busy") == overlay, "the card says the same"
+    # Whole, on the photo: in view wherever the card is (below it on a phone).
     wait_in_view(page, ".stage-busy")
     # One calm line, said once to screen readers (not every second).
     assert page.inner_text("#announcer").startswith("Still classifying. If the classifier")
