@@ -81,7 +81,9 @@ def camera_page(camera_browsers, runtime) -> Iterator:
     assert not errors, errors
 
 
-def test_a_desktop_takes_a_photo_with_its_camera_and_it_is_classified(camera_page, axe_source):
+def test_a_desktop_takes_a_photo_with_its_camera_and_it_is_classified(
+    camera_page, axe_source, artifacts_dir
+):
     page = camera_page
     assert page.is_visible("#use-camera")
     assert page.is_hidden("#take-photo"), "the phone's camera button stays a phone's"
@@ -92,8 +94,14 @@ def test_a_desktop_takes_a_photo_with_its_camera_and_it_is_classified(camera_pag
     assert page.evaluate("document.getElementById('camera-video').videoWidth") == 1280
     assert page.evaluate("document.activeElement.id") == "camera-capture"
     assert page.locator("#dropzone").bounding_box() == stage_before, "the preview moves nothing"
+    # The preview and its buttons fit inside the drop zone's box.
+    for part in ("#camera-video", "#camera-capture", "#camera-close"):
+        box = page.locator(part).bounding_box()
+        assert box["y"] >= stage_before["y"], part
+        assert box["y"] + box["height"] <= stage_before["y"] + stage_before["height"], part
     assert page.evaluate(LIVE_TRACKS) == 1
     assert run_axe(page, axe_source) == [], "the live preview and its buttons"
+    page.screenshot(path=str(artifacts_dir / "camera-desktop.png"))
 
     with page.expect_request(is_predict_post) as sent:
         page.click("#camera-capture")
