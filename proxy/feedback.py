@@ -7,6 +7,9 @@ prediction is read from the store first: its model version says which labels a `
 must be one of (`proxy.labels`), and an unknown or expired id is a 404 before anything is
 written. A second verdict on the same prediction replaces the first.
 
+The label `SOMETHING_ELSE` says the image is none of the model's labels (the web UI's
+"Something else"); it is taken for any model version and stored as it is.
+
 `GET /api/labels?version=<model_version>` lists a version's labels for the page's "What is
 it?" picker. A version's labels never change, so the browser may keep the answer.
 """
@@ -37,6 +40,8 @@ RETRY_AFTER_STORE = 5
 LABELS_CACHE_CONTROL = "private, max-age=31536000, immutable"
 """A version's labels never change; `private`: the answer passed the access check, so no
 shared cache should hand it on."""
+SOMETHING_ELSE = "(something else)"
+"""The label for "none of the model's labels"; no model's label list is checked for it."""
 _HOW = '{"request_id": "<a prediction\'s request_id>", "verdict": "correct" or "wrong"}'
 
 
@@ -127,7 +132,9 @@ def take_feedback(
 
 
 def _check_label(label: str, version: str, labels: ModelLabels | None) -> None:
-    """A 400 unless `label` is one of the labels of model `version`."""
+    """A 400 unless `label` is one of the labels of model `version` (or `SOMETHING_ELSE`)."""
+    if label == SOMETHING_ELSE:
+        return
     known = _labels_of(version, labels)
     if known is None:
         raise ApiError(
@@ -201,4 +208,5 @@ def _too_large() -> ApiError:
         413,
         "payload_too_large",
         f"Feedback is at most {MAX_FEEDBACK_BYTES} bytes of JSON: {_HOW}.",
+        limit_bytes=MAX_FEEDBACK_BYTES,
     )

@@ -197,6 +197,7 @@ def _too_large(size: int, max_bytes: int) -> ApiError:
         "payload_too_large",
         f"The image is about {_megabytes(size)}; the limit is {_megabytes(max_bytes)}. "
         "Send a smaller image (a JPEG about 2000 pixels on its longest side is plenty).",
+        limit_bytes=max_bytes,
     )
 
 

@@ -27,6 +27,7 @@ class ApiError(Exception):
         *,
         retry_after: int | None = None,
         headers: dict[str, str] | None = None,
+        limit_bytes: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -34,6 +35,8 @@ class ApiError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.headers = headers
+        self.limit_bytes = limit_bytes
+        """A 413's limit: the body says it, so a client can word its message from it."""
         self.variant: str | None = None
         """The model variant that failed, when the failure is one's: the body names it."""
 
@@ -105,6 +108,8 @@ def error_response(error: ApiError, request_id: str) -> dict[str, Any]:
         "error": {"code": error.code, "message": error.message},
         "request_id": request_id,
     }
+    if error.limit_bytes is not None:
+        body["error"]["limit_bytes"] = error.limit_bytes
     if error.variant is not None:
         body["variant"] = error.variant
     return json_response(error.status, body, request_id, extra)

@@ -63,6 +63,8 @@ function problemOf(response, data, extra = {}) {
     requestId: (data && data.request_id) || response.headers.get("x-request-id") || "",
     // API Gateway's own answers are {"message": ...}; ours are {"error": {...}}.
     serverMessage: error.message || (data && data.message) || `HTTP ${response.status}`,
+    // A 413's limit, from the server that applies it (absent from API Gateway's own 413).
+    limitBytes: Number(error.limit_bytes) || 0,
     ...extra,
   });
 }

@@ -1,5 +1,6 @@
 // Wires the page: pick an image (drop, picker, camera, paste, sample) -> check and prepare
-// -> classify -> render, remember it for this visit. Each new image supersedes the one in
+// -> classify -> render, remember it for this visit. Whatever comes (an answer, an error,
+// a slow start) ends in view, on a phone too. Each new image supersedes the one in
 // flight, so any number of images in a row works; only the last one is answered.
 
 import { classify, endpoint } from "./api.js";
@@ -10,13 +11,15 @@ import { curlSnippet, pythonSnippet } from "./snippets.js";
 
 const config = window.APP_CONFIG;
 const HISTORY_SIZE = 8;
-// After this long a request is probably waiting for a cold start: say so.
-const SLOW_MS = 3000;
+// While waiting, a counter of seconds; after SLOW_MS one calm line about cold starts (the
+// wait may just as well be a slow upload, so it says "if").
+const COUNT_FROM_MS = 1000;
+const SLOW_MS = 4000;
+const SLOW_TEXT = "If the classifier has been idle, starting it takes up to half a minute.";
+const COPIED_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  untrainedNotice: $("untrained-notice"),
-  unavailableNotice: $("unavailable-notice"),
   dropzone: $("dropzone"),
   empty: $("dropzone-empty"),
   figure: $("preview-figure"),
@@ -25,6 +28,10 @@ const ui = {
   caption: $("preview-caption"),
   choose: $("choose"),
   takePhoto: $("take-photo"),
+  useCamera: $("use-camera"),
+  busyMain: $("stage-busy-main"),
+  busySlowStage: $("stage-busy-slow"),
+  busySlow: $("busy-slow"),
   fileInput: $("file-input"),
   cameraInput: $("camera-input"),
   samples: document.querySelectorAll("[data-sample]"),
@@ -36,9 +43,14 @@ const ui = {
   skeleton: $("skeleton"),
   error: $("error"),
   errorTitle: $("error-title"),
+  answerThumb: $("answer-thumb"),
+  answerName: $("answer-name"),
+  tryAnother: $("try-another"),
+  inputHeading: $("input-heading"),
   errorMessage: $("error-message"),
   errorDetail: $("error-detail"),
   retry: $("retry"),
+  errorAnother: $("error-another"),
   results: $("results"),
   untrainedNote: $("untrained-note"),
   smallNote: $("small-note"),
@@ -51,6 +63,8 @@ const ui = {
   downloadJson: $("download-json"),
   historyEmpty: $("history-empty"),
   history: $("history"),
+  historyClear: $("history-clear"),
+  knows: $("knows"),
   code: $("code"),
   snippetCurl: $("snippet-curl"),
   snippetPython: $("snippet-python"),
@@ -61,9 +75,10 @@ const ui = {
 
 let generation = 0; // which image is current; stale work checks it and stops
 let inFlight = null; // AbortController of the current request
-let slowTimer = 0;
+let busyTimer = 0;
 let current = null; // the image on screen: {name, prepared, url, result?, feedback?}
 let feedback = null; // "Is this right?" under the answer (feedback.js)
+let camera = null; // camera.js, loaded the first time the camera is asked for
 const history = []; // this visit's answered images, newest first; never stored anywhere
 
 const count = (value) => value.toLocaleString("en-US");
@@ -119,25 +134,50 @@ function show(view) {
   ui.skeleton.hidden = view !== "idle" && view !== "busy";
   ui.card.setAttribute("aria-busy", String(view === "busy"));
   ui.dropzone.classList.toggle("is-busy", view === "busy");
-  clearTimeout(slowTimer);
+  clearInterval(busyTimer);
+}
+
+/** The same words in the card and on the photo's overlay (in view on a phone). */
+function busyText(main, slow) {
+  ui.busyText.textContent = ui.busyMain.textContent = main;
+  ui.busySlow.textContent = ui.busySlowStage.textContent = slow;
+  ui.busySlow.hidden = ui.busySlowStage.hidden = !slow;
 }
 
 function startBusy(name) {
   show("busy");
-  ui.busyText.textContent = "Classifying…";
+  busyText("Classifying…", "");
   announce(`Classifying ${name}…`);
-  slowTimer = setTimeout(() => {
-    const text = "Still working: the classifier may be waking up, which can take up to half a minute.";
-    ui.busyText.textContent = text;
-    announce(text);
-  }, SLOW_MS);
+  const started = performance.now();
+  let slow = false;
+  busyTimer = setInterval(() => {
+    const elapsed = performance.now() - started;
+    if (elapsed < COUNT_FROM_MS) return;
+    if (!slow && elapsed >= SLOW_MS) {
+      slow = true;
+      announce(`Still classifying. ${SLOW_TEXT}`);
+    }
+    busyText(`Classifying… ${Math.floor(elapsed / 1000)} s`, slow ? SLOW_TEXT : "");
+  }, 250);
 }
 
-/** Scroll the answer into view when its top label is off screen (a phone, a zoomed page). */
-function reveal() {
-  const top = ui.predictions.firstElementChild?.getBoundingClientRect();
-  if (!top || (top.top >= 0 && top.bottom <= window.innerHeight)) return;
-  ui.card.scrollIntoView({ block: "start", behavior: reducedMotion() ? "auto" : "smooth" });
+const scrollBehavior = () => (reducedMotion() ? "auto" : "smooth");
+
+function inView(element) {
+  const box = element.getBoundingClientRect();
+  return box.height > 0 && box.top >= 0 && box.bottom <= window.innerHeight;
+}
+
+/**
+ * Bring the results card to the top of the screen when `target` is not in view (a phone,
+ * where the card is below the photo; a page scrolled to an earlier answer), and move focus
+ * there when it had to move, so the next Tab continues from what is on screen.
+ */
+function reveal(target, focus) {
+  if (inView(target)) return false;
+  ui.card.scrollIntoView({ block: "start", behavior: scrollBehavior() });
+  focus?.focus({ preventScroll: true });
+  return true;
 }
 
 function showPreview(entry) {
@@ -204,7 +244,7 @@ function renderPredictions(predictions) {
   ui.predictions.replaceChildren(...items);
 }
 
-function renderResult(entry) {
+function renderResult(entry, { keepFocus = false } = {}) {
   const { body, latencyMs } = entry.result;
   const model = body.model || {};
   const untrained = model.weights === "random";
@@ -214,6 +254,9 @@ function renderResult(entry) {
   ui.latency.textContent = formatLatency(latencyMs);
   ui.review.hidden = !body.needs_review;
   ui.untrainedNote.hidden = !untrained;
+  ui.answerThumb.src = entry.url;
+  ui.answerName.textContent = entry.name;
+  ui.answerName.title = entry.name;
   const { source, small } = entry.prepared;
   ui.smallNote.hidden = !small;
   ui.smallNote.textContent = small
@@ -226,7 +269,8 @@ function renderResult(entry) {
   const review = body.needs_review ? " Needs review." : "";
   const noise = untrained ? " Untrained model: the labels are random." : "";
   announce(`${entry.name}: top label ${top.label}, ${percent(top.probability)}.${review}${noise}`);
-  reveal();
+  const label = ui.predictions.querySelector(".prediction-row");
+  if (label) reveal(label, keepFocus ? null : ui.heading);
 }
 
 function renderError(problem) {
@@ -240,11 +284,16 @@ function renderError(problem) {
   }
   ui.errorTitle.textContent = text.title;
   ui.errorMessage.textContent = text.message;
-  ui.errorDetail.textContent = text.reference ? `Reference for support: ${text.reference}` : "";
+  ui.errorDetail.textContent = text.reference ? `Reference: ${text.reference} (it finds this request in the classifier’s logs)` : "";
   ui.errorDetail.hidden = !text.reference;
   ui.retry.hidden = !(text.retry && current && !current.result);
+  // Nothing to try again: the way back to the inputs (far above the card on a phone).
+  ui.errorAnother.hidden = !ui.retry.hidden;
   show("error");
   announce(`${text.title}. ${text.message}`);
+  // The title is what must be seen; focus goes to it, so the next Tab reaches "Try again".
+  reveal(ui.errorTitle);
+  ui.errorTitle.focus({ preventScroll: true });
 }
 
 function remember(entry) {
@@ -270,7 +319,12 @@ function renderHistory() {
     const detail = document.createElement("span");
     detail.className = "history-detail";
     detail.textContent = `${percent(top.probability)} · ${entry.name}`;
-    button.append(thumb, label, detail);
+    const showing = document.createElement("span");
+    showing.className = "history-showing";
+    showing.textContent = "Showing";
+    // Cut off with an ellipsis: the whole name (and label) on hover.
+    button.title = `${top.label} (${percent(top.probability)}), ${entry.name}`;
+    button.append(thumb, label, detail, showing);
     button.addEventListener("click", () => showAgain(entry));
     const item = document.createElement("li");
     item.append(button);
@@ -279,7 +333,19 @@ function renderHistory() {
   ui.history.replaceChildren(...items);
   ui.history.hidden = !history.length;
   ui.historyEmpty.hidden = Boolean(history.length);
+  ui.historyClear.hidden = !history.length;
   markCurrent();
+}
+
+function clearHistory() {
+  for (const entry of history.splice(0)) {
+    if (entry !== current) URL.revokeObjectURL(entry.url);
+  }
+  renderHistory();
+  // The button is gone: focus stays in the same card.
+  ui.historyEmpty.setAttribute("tabindex", "-1");
+  ui.historyEmpty.focus();
+  announce("This visit’s images are cleared.");
 }
 
 /** Which entry is on screen; updated in place so a focused entry keeps its focus. */
@@ -294,7 +360,8 @@ function showAgain(entry) {
   generation += 1;
   inFlight?.abort();
   setCurrent(entry);
-  renderResult(entry);
+  // Focus stays on the entry, so the next one is a Tab away: comparing answers.
+  renderResult(entry, { keepFocus: true });
 }
 
 async function send(entry) {
@@ -308,7 +375,9 @@ async function send(entry) {
     remember(entry);
     renderResult(entry);
   } catch (error) {
-    if (!controller.signal.aborted) renderError(error);
+    if (controller.signal.aborted) return;
+    if (error instanceof Problem) Object.assign(error.facts, { name: entry.name, originalSize: entry.originalSize });
+    renderError(error);
   } finally {
     if (inFlight === controller) inFlight = null;
   }
@@ -322,25 +391,27 @@ function refuse(name, problem) {
 }
 
 /** Prepare an image (check, decode, encode) and classify it, unless another one came. */
-async function take(name, prepare) {
+async function take(name, prepare, originalSize = 0) {
   const mine = ++generation;
   inFlight?.abort();
+  camera?.close({ focus: false });
   startBusy(name);
   let prepared;
   try {
     prepared = await prepare();
   } catch (problem) {
+    if (problem instanceof Problem) Object.assign(problem.facts, { name: problem.facts.name ?? name, originalSize });
     if (mine === generation) refuse(name, problem);
     return;
   }
   if (mine !== generation) return;
-  const entry = { name, prepared, url: URL.createObjectURL(prepared.blob) };
+  const entry = { name, prepared, originalSize, url: URL.createObjectURL(prepared.blob) };
   setCurrent(entry);
   await send(entry);
 }
 
-function takeFile(file) {
-  if (file) take(file.name || "Pasted image", () => prepareFile(file));
+function takeFile(file, name) {
+  if (file) take(name || file.name || "Pasted image", () => prepareFile(file), file.size);
 }
 
 function takeSample(button) {
@@ -364,13 +435,44 @@ function pick(files) {
   return list.find((file) => file.type.startsWith("image/")) || list[0] || null;
 }
 
-async function copy(text, what) {
+/** Copy, and say so on the button itself for a moment (and to screen readers). */
+async function copy(button, text, what) {
+  const label = button.querySelector(".copy-label");
+  label.dataset.text ||= label.textContent;
   try {
     await navigator.clipboard.writeText(text);
+    label.textContent = "Copied";
     announce(`Copied ${what}.`);
   } catch {
+    label.textContent = "Not copied";
     announce("This browser did not allow copying. Select the text and copy it instead.");
   }
+  clearTimeout(Number(button.dataset.timer));
+  button.dataset.timer = String(setTimeout(() => (label.textContent = label.dataset.text), COPIED_MS));
+}
+
+/** Back to the inputs (far above the answer on a phone), focus on the first of them. */
+function tryAnother() {
+  ui.inputHeading.closest("section").scrollIntoView({ block: "start", behavior: scrollBehavior() });
+  ui.choose.focus({ preventScroll: true });
+}
+
+async function openCamera() {
+  camera ||= await import("./camera.js");
+  camera.open({
+    onPhoto(file) {
+      takeFile(file, file.name);
+    },
+    onProblem(problem) {
+      // What the stage shows stays; the card says why there is no camera.
+      generation += 1;
+      inFlight?.abort();
+      renderError(problem);
+    },
+    onClose() {
+      ui.useCamera.focus();
+    },
+  });
 }
 
 function downloadJson() {
@@ -403,8 +505,17 @@ function wireInputs() {
     startBusy(current.name);
     send(current);
   });
-  ui.copyJson.addEventListener("click", () => copy(`${JSON.stringify(current.result.body, null, 2)}\n`, "the result as JSON"));
+  ui.copyJson.addEventListener("click", () => copy(ui.copyJson, `${JSON.stringify(current.result.body, null, 2)}\n`, "the result as JSON"));
   ui.downloadJson.addEventListener("click", downloadJson);
+  ui.tryAnother.addEventListener("click", tryAnother);
+  ui.errorAnother.addEventListener("click", tryAnother);
+  ui.historyClear.addEventListener("click", clearHistory);
+  ui.useCamera.addEventListener("click", openCamera);
+  ui.knows.addEventListener("toggle", async () => {
+    if (!ui.knows.open) return;
+    const { showModelLabels } = await import("./knows.js");
+    showModelLabels(config.apiUrl, config.modelVersion);
+  });
 
   // The whole window accepts a drop, so nobody has to aim at the box.
   let depth = 0;
@@ -452,18 +563,19 @@ function start() {
       "window.APP_CONFIG.apiUrl is missing: config.js did not load. It is generated per " +
         "deployment (SiteConfigFile in the stack, or python -m local); redeploy the site.",
     );
-    ui.unavailableNotice.hidden = false;
+    // boot.js already showed the notice and dimmed the drop zone, before the first paint.
+    ui.dropzone.dataset.state = "unavailable";
     ui.code.hidden = true;
-    for (const control of [ui.choose, ui.takePhoto, ...ui.samples]) control.disabled = true;
+    ui.knows.closest("section").hidden = true;
+    for (const control of [ui.choose, ui.takePhoto, ui.useCamera, ...ui.samples]) control.disabled = true;
     return;
   }
   console.info(`Image classifier: environment ${config.environment}, API ${config.apiUrl}, model ${config.modelVersion}`);
-  ui.untrainedNotice.hidden = config.modelWeights !== "random";
   const url = endpoint(config.apiUrl);
   ui.snippetCurl.textContent = curlSnippet(url);
   ui.snippetPython.textContent = pythonSnippet(url);
-  ui.copyCurl.addEventListener("click", () => copy(ui.snippetCurl.textContent, "the curl command"));
-  ui.copyPython.addEventListener("click", () => copy(ui.snippetPython.textContent, "the Python code"));
+  ui.copyCurl.addEventListener("click", () => copy(ui.copyCurl, ui.snippetCurl.textContent, "the curl command"));
+  ui.copyPython.addEventListener("click", () => copy(ui.copyPython, ui.snippetPython.textContent, "the Python code"));
   feedback = createFeedback(config.apiUrl, announce);
   wireInputs();
 }

@@ -1,11 +1,17 @@
-// "Is this right?" under an answer: 👍 or 👎, and after 👎 an optional "What is it?" picker
+// "Is this right?" under an answer: Yes or No, and after No an optional "What is it?" picker
 // of the model's own labels (fetched when first needed), sent to POST /api/feedback for the
-// answer's request_id. Each answer keeps its own feedback, so going back to one in the
+// answer's request_id. A word that is not a label gets the model's nearest labels to pick
+// from, and "Something else" says the image is none of them. Each answer keeps its own feedback, so going back to one in the
 // history shows what was said about it. A failed call is said here, and the answer above
 // stays as it is.
 
 import { modelLabels, sendFeedback } from "./api.js";
 import { describeFeedback } from "./messages.js";
+import { exactLabel, matching } from "./words.js";
+
+// The label that means "none of the model's labels" (proxy/feedback.py SOMETHING_ELSE).
+export const SOMETHING_ELSE = "(something else)";
+const SUGGESTIONS = 6;
 
 const $ = (id) => document.getElementById(id);
 const count = (value) => value.toLocaleString("en-US");
@@ -20,7 +26,10 @@ export function createFeedback(apiUrl, announce) {
     input: $("feedback-label"),
     options: $("feedback-labels"),
     hint: $("feedback-hint"),
+    check: $("feedback-check"),
     invalid: $("feedback-invalid"),
+    suggestions: $("feedback-suggestions"),
+    other: $("feedback-other"),
     skip: $("feedback-skip"),
     status: $("feedback-status"),
     retry: $("feedback-retry"),
@@ -37,6 +46,7 @@ export function createFeedback(apiUrl, announce) {
 
   function thanks(feedback) {
     if (feedback.verdict === "correct") return "Thanks! Glad it got this one right.";
+    if (feedback.label === SOMETHING_ELSE) return "Thanks! Noted: it is something the model does not know.";
     if (feedback.label) return `Thanks! Noted: it is “${feedback.label}”.`;
     return "Thanks! Noted that this answer is wrong.";
   }
@@ -130,16 +140,42 @@ export function createFeedback(apiUrl, announce) {
     } catch {
       if (listed === version) {
         listed = "";
-        ui.hint.textContent = "The model’s labels could not be loaded. Your 👎 is noted; skip this step.";
+        ui.hint.textContent = "The model’s labels could not be loaded. Your “No” is noted; skip this step, or choose “Something else”.";
       }
     }
   }
 
-  function invalid(text) {
+  /** Say why the word was not sent, above the field (a phone's keyboard covers what is
+   * below it), offer the nearest labels, and speak it through the page's live region. */
+  function invalid(text, nearest = []) {
     ui.invalid.textContent = text;
-    ui.invalid.hidden = !text;
-    if (text) ui.input.setAttribute("aria-invalid", "true");
-    else ui.input.removeAttribute("aria-invalid");
+    ui.check.hidden = !text;
+    const buttons = nearest.map((label) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button button-small suggestion";
+      button.textContent = label;
+      button.addEventListener("click", () => sendLabel(label));
+      const item = document.createElement("li");
+      item.append(button);
+      return item;
+    });
+    ui.suggestions.replaceChildren(...buttons);
+    ui.suggestions.hidden = !buttons.length;
+    if (text) {
+      ui.input.setAttribute("aria-invalid", "true");
+      ui.check.scrollIntoView({ block: "nearest" });
+      const list = nearest.length ? ` Nearest labels: ${nearest.join(", ")}.` : "";
+      announce(`${text}${list}`);
+    } else {
+      ui.input.removeAttribute("aria-invalid");
+    }
+  }
+
+  function sendLabel(label) {
+    if (!shown) return;
+    invalid("");
+    submit(shown, { request_id: requestId(shown), verdict: "wrong", label });
   }
 
   function finishWithout(entry) {
@@ -179,16 +215,28 @@ export function createFeedback(apiUrl, announce) {
       return;
     }
     const labels = entry.labels || [];
-    const label = labels.find((known) => known === typed) || labels.find((known) => known.toLowerCase() === typed.toLowerCase());
+    const label = exactLabel(labels, typed);
     if (!label) {
-      invalid(labels.length ? `“${typed}” is not one of the model’s labels. Choose one from the list, or skip.` : "The labels are not loaded, so none can be sent. Skip this step.");
+      if (!labels.length) {
+        invalid("The labels are not loaded, so none can be sent. Skip this step, or choose “Something else”.");
+      } else {
+        const nearest = matching(labels, typed, SUGGESTIONS);
+        invalid(
+          nearest.length
+            ? `“${typed}” is not one of the model’s labels. Is it one of these, or something else?`
+            : `“${typed}” is not one of the model’s labels, and none is close. Is it something else?`,
+          nearest,
+        );
+      }
       ui.input.focus();
       return;
     }
-    invalid("");
-    submit(entry, { request_id: requestId(entry), verdict: "wrong", label });
+    sendLabel(label);
   });
-  ui.input.addEventListener("input", () => invalid(""));
+  ui.input.addEventListener("input", () => {
+    if (!ui.check.hidden) invalid("");
+  });
+  ui.other.addEventListener("click", () => sendLabel(SOMETHING_ELSE));
   ui.skip.addEventListener("click", () => {
     if (shown) finishWithout(shown);
   });

@@ -172,7 +172,7 @@ async function encode(bitmap) {
   const blob = await toBlob(canvas);
   canvas.width = canvas.height = 0; // release the backing store right away
   if (!blob) throw new Problem("unexpected");
-  if (blob.size > MAX_UPLOAD_BYTES) throw new Problem("payload_too_large", { size: blob.size });
+  if (blob.size > MAX_UPLOAD_BYTES) throw new Problem("payload_too_large", { size: blob.size, limitBytes: MAX_UPLOAD_BYTES });
 
   // The square the model keeps, as fractions of the uploaded image.
   const side = Math.min(out.width, out.height) * CROP_FRACTION;

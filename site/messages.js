@@ -24,7 +24,11 @@ export class Problem extends Error {
 }
 
 const count = (value) => value.toLocaleString("en-US");
-const megabytes = (bytes) => `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+/** 2.4 MB, 180 KB: never "0.0 MB" for a small upload. */
+export function fileSize(bytes) {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+}
 const quoted = (name) => (name ? `“${name}”` : "This file");
 
 const SOMETHING_BROKE = {
@@ -32,9 +36,15 @@ const SOMETHING_BROKE = {
   message: "Your image is fine. Try again; if it keeps failing, please come back later.",
   retry: true,
 };
+// 429 and SageMaker's throttling: many requests at once, nothing to do with a cold start.
 const BUSY = {
-  title: "The classifier is busy or starting up",
-  message: "It can take a few seconds to wake up after a quiet spell. Try again in a moment.",
+  title: "The classifier is busy",
+  message: "Many images are being classified right now. Try again in a moment.",
+  retry: true,
+};
+const STARTING = {
+  title: "The classifier is starting up",
+  message: "After a quiet spell it takes up to half a minute to start. Try again in a moment.",
   retry: true,
 };
 const PAGE_OUT_OF_DATE = {
@@ -59,9 +69,14 @@ const FILE_TEXT = {
     title: "This image is too large",
     message: `The image${f.width ? ` (${count(f.width)}×${count(f.height)})` : ""} has more than ${count(MAX_PIXELS)} pixels. Choose a smaller image.`,
   }),
+  // The page scales images down before sending, so a 413 means the server's limit is lower
+  // than the page's: quote the visitor's own file and the server's limit, when it says one.
   payload_too_large: (f) => ({
     title: "This image is too large",
-    message: `The image is ${f.size ? `about ${megabytes(f.size)}` : "too large"}; the limit is ${megabytes(MAX_UPLOAD_BYTES)}. Choose a smaller image.`,
+    message:
+      `${quoted(f.name)}${f.originalSize ? ` (${fileSize(f.originalSize)})` : ""} is too large for the classifier` +
+      `${f.size ? `, even scaled down to ${fileSize(f.size)}` : ""}` +
+      `${f.limitBytes > 0 ? `: it takes images up to ${fileSize(f.limitBytes)}` : ""}. Choose a smaller image.`,
   }),
   invalid_dimensions: () => ({
     title: "This image cannot be classified",
@@ -71,16 +86,30 @@ const FILE_TEXT = {
     title: "Nothing to classify",
     message: "The clipboard holds no image. Copy an image itself (not a link to it), then paste again.",
   }),
+  camera_denied: () => ({
+    title: "The camera is blocked",
+    message: "This page may not use the camera. Allow it in the browser’s site settings, or choose a file instead.",
+  }),
+  camera_missing: () => ({
+    title: "No camera found",
+    message: "This device has no camera the browser can use. Choose a file instead.",
+  }),
+  camera_busy: () => ({
+    title: "The camera cannot start",
+    message: "Another app may be using it. Close that app and try again, or choose a file instead.",
+  }),
 };
 
 // The service's answers, by the API's codes (docs/contracts.md), then by HTTP status.
 const SERVICE_TEXT = {
-  network: { title: "Can’t reach the classifier", message: "Check your internet connection, then try again.", retry: true },
+  // The browser online but the request failed: the service is down, not the visitor's line.
+  network: { title: "Can’t reach the classifier", message: "It may be down for a moment. Try again in a little while.", retry: true },
+  offline: { title: "You’re offline", message: "Check your internet connection, then try again.", retry: true },
   timeout: { title: "The classifier did not answer in time", message: "It may be starting up. Try again in a moment.", retry: true },
-  model_not_ready: BUSY,
+  model_not_ready: STARTING,
   model_busy: BUSY,
-  model_unavailable: BUSY,
-  model_timeout: BUSY,
+  model_unavailable: STARTING,
+  model_timeout: STARTING,
   endpoint_not_found: { title: "The classifier is not available right now", message: "Please try again later.", retry: true },
   internal_error: SOMETHING_BROKE,
   model_error: SOMETHING_BROKE,
@@ -90,7 +119,8 @@ const SERVICE_TEXT = {
 };
 
 function byStatus(status) {
-  if (status === 429 || status === 503 || status === 504) return BUSY;
+  if (status === 429) return BUSY;
+  if (status === 503 || status === 504) return STARTING;
   if (status >= 500 || status === 0) return SOMETHING_BROKE;
   // Any other refusal means this page sent something the API does not take (a wrong
   // Content-Type, a stale page against a newer API): not the visitor's doing.
@@ -100,7 +130,8 @@ function byStatus(status) {
 /** @returns {{title: string, message: string, retry: boolean, reference: string}} */
 export function describe(problem) {
   const facts = problem instanceof Problem ? problem.facts : {};
-  const code = problem instanceof Problem ? problem.code : "unexpected";
+  let code = problem instanceof Problem ? problem.code : "unexpected";
+  if (code === "network" && navigator.onLine === false) code = "offline";
   const reference = facts.requestId || "";
   if (FILE_TEXT[code]) return { ...FILE_TEXT[code](facts), retry: false, reference };
   const text = SERVICE_TEXT[code] || byStatus(facts.status ?? 0);
@@ -116,7 +147,7 @@ export function describe(problem) {
 const FEEDBACK_TEXT = {
   feedback_disabled: { message: "This classifier is not collecting feedback right now.", retry: false },
   prediction_not_found: { message: "This answer can no longer take feedback.", retry: false },
-  unknown_label: { message: "That label is not one of the model’s. Choose one from the list.", retry: false },
+  unknown_label: { message: "That label is not one of the model’s. Choose one from the list, or “Something else”.", retry: false },
   labels_unavailable: { message: "The label could not be checked, so it was not saved.", retry: false },
 };
 
@@ -127,7 +158,7 @@ export function describeFeedback(problem) {
   if (FEEDBACK_TEXT[code]) return FEEDBACK_TEXT[code];
   const status = facts.status ?? 0;
   if (code === "network" || code === "timeout" || status === 0 || status === 429 || status >= 500) {
-    return { message: "Your feedback could not be sent. Check your connection, then try again.", retry: true };
+    return { message: "Your feedback could not be sent. Try again in a moment.", retry: true };
   }
   return { message: "Your feedback could not be sent.", retry: false };
 }

@@ -32,10 +32,18 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {
     "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
+    "device_scale_factor": 3,
     "is_mobile": True,
     "has_touch": True,
 }
+VIEWPORTS = {
+    "phone-390x844": PHONE,
+    "small-320x568": {"viewport": {"width": 320, "height": 568}},
+    "landscape-844x390": {"viewport": {"width": 844, "height": 390}},
+    "desktop-1440x900": {"viewport": {"width": 1440, "height": 900}},
+}
+"""The sizes every state is checked at: a phone (touch, scale 3), a small phone, a phone
+on its side, a desktop."""
 
 
 def _missing(reason: str) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from hosting.config_js import SiteConfig, render_config_js
 from local.ports import free_port
+from tests.e2e.conftest import PHONE
 from tests.e2e.support import (
     choose_file,
     hold_predictions,
@@ -35,6 +36,8 @@ def test_axe_finds_no_violation_in_any_state(open_page, runtime, images, axe_sou
     choose_file(page, images["cat"])
     wait_until_held(page, held)
     found["busy"] = run_axe(page, axe_source)
+    page.wait_for_function("() => !document.getElementById('busy-slow').hidden", timeout=6000)
+    found["slow, with the counter and the cold-start line"] = run_axe(page, axe_source)
 
     held[0].continue_()
     wait_for_results(page)
@@ -44,9 +47,10 @@ def test_axe_finds_no_violation_in_any_state(open_page, runtime, images, axe_sou
 
     page.click("#feedback-no")
     page.wait_for_function("() => document.querySelectorAll('#feedback-labels option').length > 0")
-    page.fill("#feedback-label", "not a label")
+    page.fill("#feedback-label", "cat")
     page.click("#feedback-send")
-    found["feedback picker, invalid"] = run_axe(page, axe_source)
+    page.wait_for_selector("#feedback-suggestions button")
+    found["feedback picker, nearest labels"] = run_axe(page, axe_source)
     page.click("#feedback-skip")
     page.wait_for_selector("#feedback-status:not([hidden])")
     found["feedback thanks"] = run_axe(page, axe_source)
@@ -64,6 +68,12 @@ def test_axe_finds_no_violation_in_any_state(open_page, runtime, images, axe_sou
     wait_for_error(page)
     found["error"] = run_axe(page, axe_source)
 
+    page.click("#history-clear")
+    page.click("#knows summary")
+    page.wait_for_selector("#knows-list li")
+    page.fill("#knows-search", "cat")
+    found["history cleared, the model's labels searched"] = run_axe(page, axe_source)
+
     down = open_page(goto=False, **MODES[mode])
     dead_api = SiteConfig(f"http://127.0.0.1:{free_port()}", "local", "v", "random")
     down.route(
@@ -78,4 +88,31 @@ def test_axe_finds_no_violation_in_any_state(open_page, runtime, images, axe_sou
     found["API down"] = run_axe(down, axe_source)
 
     violations = {state: found[state] for state in found if found[state]}
+    print(f"{mode}: axe violations per state: { {state: len(found[state]) for state in found} }")
     assert not violations, violations
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_axe_finds_no_violation_on_a_phone(open_page, images, axe_source, mode):
+    """The phone's own states: its wording, the answer's thumbnail and "Try another"."""
+    found = {}
+    page = open_page(**PHONE, **MODES[mode])
+    found["idle"] = run_axe(page, axe_source)
+    choose_file(page, images["cat"])
+    wait_for_results(page)
+    found["answer"] = run_axe(page, axe_source)
+    page.click("#feedback-no")
+    found["feedback picker"] = run_axe(page, axe_source)
+    choose_file(page, images["png-bomb"])
+    wait_for_error(page)
+    found["error"] = run_axe(page, axe_source)
+    violations = {state: found[state] for state in found if found[state]}
+    print(f"phone, {mode}: axe violations per state: { {s: len(found[s]) for s in found} }")
+    assert not violations, violations
+
+
+def test_axe_finds_no_violation_without_a_camera(open_page, axe_source):
+    page = open_page(permissions=["camera"])
+    page.click("#use-camera")
+    wait_for_error(page)
+    assert run_axe(page, axe_source) == []

@@ -35,6 +35,10 @@ def test_first_load_is_small_and_compressed(open_page, runtime):
         f"{len(samples)} requests, {sum(e['transfer'] for e in samples) / 1024:.1f} KB"
     )
     assert transferred <= FIRST_LOAD_BYTES
+    assert any(e["url"].endswith("/boot.js") for e in site)
+    # The camera, the model's labels and their page come when asked for, not before.
+    on_demand = ("/camera.js", "/knows.js", "/api/labels")
+    assert not [e for e in entries if any(part in e["url"] for part in on_demand)]
     assert all("/samples/" in e["url"] and e["url"].endswith("-thumb.jpg") for e in samples)
 
     # The local server compresses text as CloudFront does (compress: True).

@@ -49,9 +49,20 @@ def test_a_sample_is_one_click_and_loads_only_when_asked_for(page):
 def test_a_phone_gets_a_take_photo_button_that_opens_the_camera(open_page, images):
     desktop = open_page()
     assert desktop.is_hidden("#take-photo")
+    assert desktop.locator("#dropzone-empty p:visible").all_inner_texts() == [
+        "Drop an image here",
+        "click to choose one, or paste it",
+    ]
 
     phone = open_page(**PHONE)
     assert phone.is_visible("#take-photo")
+    assert phone.is_hidden("#use-camera"), "a phone uses its own camera app"
+    # A phone is not told to drop, click or paste.
+    assert not re.search(r"\b(drop|click|paste)\b", phone.inner_text("header"), re.I)
+    assert phone.locator("#dropzone-empty p:visible").all_inner_texts() == [
+        "Tap to choose a photo",
+        "or take one with your camera",
+    ]
     assert phone.get_attribute("#camera-input", "capture") == "environment"
     with phone.expect_file_chooser() as chooser:
         phone.click("#take-photo")
@@ -72,6 +83,11 @@ def test_the_result_can_be_copied_and_downloaded_as_json(open_page, images, tmp_
         "() => document.getElementById('announcer').textContent === 'Copied the result as JSON.'"
     )
     assert json.loads(page.evaluate("navigator.clipboard.readText()")) == expected
+    # Seen on the button itself, for a moment.
+    assert page.inner_text("#copy-json") == "Copied"
+    page.wait_for_function(
+        "() => document.getElementById('copy-json').textContent === 'Copy JSON'", timeout=4000
+    )
 
     with page.expect_download() as download:
         page.click("#download-json")
@@ -86,14 +102,37 @@ def _snippets(page) -> tuple[str, str]:
     return page.inner_text("#snippet-curl"), page.inner_text("#snippet-python")
 
 
+def test_the_snippet_copy_buttons_say_copied(open_page):
+    page = open_page(permissions=["clipboard-read", "clipboard-write"])
+    curl, _ = _snippets(page)
+    page.click("#copy-curl")
+    page.wait_for_function(
+        "() => document.querySelector('#copy-curl .copy-label').textContent === 'Copied'"
+    )
+    assert page.evaluate("navigator.clipboard.readText()") == curl
+    assert page.get_by_role("button", name="Copy the Python code").is_visible()
+
+
+def test_on_a_phone_the_snippets_wrap_instead_of_scrolling_sideways(open_page):
+    page = open_page(**PHONE)
+    _snippets(page)
+    for block in page.locator(".snippet pre").all():
+        assert block.evaluate("e => e.scrollWidth <= e.clientWidth"), block.inner_text()
+
+
 def test_the_code_snippets_call_the_real_api_and_work(page, images, runtime, tmp_path):
     curl, python = _snippets(page)
     endpoint = f"{runtime.api_url}/predict"
     assert f"'{endpoint}'" in curl
     assert f'"{endpoint}"' in python
+    # True of any image the API reads (it reads the format from the bytes), not only JPEG.
+    assert "image/jpeg" not in curl + python
+    assert "application/octet-stream" in curl
+    assert "application/octet-stream" in python
 
+    # A PNG under the snippets' name: the same commands work for it.
     photo = tmp_path / "photo.jpg"
-    shutil.copy(images["cat"], photo)
+    shutil.copy(images["transparent"], photo)
     ran = subprocess.run(
         [sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
@@ -121,10 +160,18 @@ def test_this_visits_images_can_be_compared_without_asking_again(page, images):
         page.wait_for_function(
             "n => document.querySelectorAll('#history li').length === n", arg=count
         )
+    assert page.inner_text("#history-heading") == "This visit\u2019s images"
     items = page.locator("#history button")
     assert items.count() == 2
     assert "coffee.jpg" in items.nth(0).inner_text()
     assert items.nth(0).get_attribute("aria-current") == "true"
+    # The one on screen says so in words; its border is no second focus ring.
+    assert items.nth(0).locator(".history-showing").is_visible()
+    assert not items.nth(1).locator(".history-showing").is_visible()
+    borders = [item.evaluate("e => getComputedStyle(e).borderColor") for item in items.all()]
+    assert borders[0] == borders[1]
+    # A name cut off with an ellipsis is whole in the tooltip.
+    assert items.nth(0).get_attribute("title").endswith(", coffee.jpg")
 
     cat_top = items.nth(1).locator(".history-label").inner_text()
     items.nth(1).focus()
@@ -139,13 +186,20 @@ def test_this_visits_images_can_be_compared_without_asking_again(page, images):
     assert page.evaluate("() => Object.keys(localStorage)") == ["image-classifier:client-id"]
     assert page.evaluate("() => sessionStorage.length") == 0
 
+    page.click("#history-clear")
+    assert page.locator("#history li").count() == 0
+    assert page.is_visible("#history-empty")
+    assert page.is_hidden("#history-clear")
+    assert page.evaluate("document.activeElement.id") == "history-empty"
+    assert page.locator("#predictions li").count() == 5, "the answer on screen stays"
+
 
 def test_needs_review_is_explained_in_one_line(page, images):
     choose_file(page, images["cat"])
     wait_for_results(page)
     assert page.inner_text("#review-badge .badge").split() == ["●", "Needs", "review"]
     assert page.inner_text("#review-badge .review-why") == (
-        "The model is not confident about this image: a person should check the answer."
+        "The model is not sure about this image: treat its labels as guesses, not as an answer."
     )
 
 

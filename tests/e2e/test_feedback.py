@@ -10,6 +10,7 @@ import sqlite3
 
 import pytest
 
+from tests.e2e.conftest import PHONE
 from tests.e2e.support import (
     RESULT_TIMEOUT_MS,
     choose_file,
@@ -114,21 +115,89 @@ def test_thumbs_up_by_keyboard_and_the_client_id_the_page_keeps(open_page, image
     assert theirs.value.headers["x-client-id"] != client_id
 
 
-def test_a_label_that_is_not_the_models_is_refused_on_the_page(page, images):
-    predict(page, images["cat"])
+def test_a_common_word_gets_the_models_nearest_labels_through_the_live_region(
+    page, images, runtime
+):
+    body = predict(page, images["cat"])
     page.get_by_role("button", name="No").click()
     page.wait_for_function("() => document.querySelectorAll('#feedback-labels option').length > 0")
     sent: list = []
     page.on("request", lambda r: sent.append(r) if is_feedback_post(r) else None)
-    page.fill("#feedback-label", "hot dog")
+    page.fill("#feedback-label", "cat")
     page.click("#feedback-send")
-    assert page.is_visible("#feedback-invalid")
-    assert "not one of the model\u2019s labels" in page.inner_text("#feedback-invalid")
+    assert page.inner_text("#feedback-invalid") == (
+        "\u201ccat\u201d is not one of the model\u2019s labels. "
+        "Is it one of these, or something else?"
+    )
+    suggestions = page.locator("#feedback-suggestions button").all_inner_texts()
+    assert suggestions[:5] == [
+        "tiger cat",
+        "Persian cat",
+        "Siamese cat",
+        "Egyptian cat",
+        "Madagascar cat",
+    ]
+    # Spoken, not only shown: the page's live region says it and the labels.
+    page.wait_for_function(
+        "() => document.getElementById('announcer').textContent"
+        ".includes('Nearest labels: tiger cat')"
+    )
     assert page.get_attribute("#feedback-label", "aria-invalid") == "true"
     assert page.evaluate("document.activeElement.id") == "feedback-label"
-    assert sent == []
+    # Above the field: a phone's keyboard covers what is below it.
+    check = page.locator("#feedback-check").bounding_box()
+    field = page.locator("#feedback-label").bounding_box()
+    assert check["y"] + check["height"] <= field["y"]
+    assert sent == [], "a word that is no label is not sent"
+
+    with page.expect_request(is_feedback_post) as labelled:
+        page.get_by_role("button", name="Persian cat").click()
+    assert json.loads(labelled.value.post_data)["label"] == "Persian cat"
+    wait_for_status(page, "Thanks! Noted: it is \u201cPersian cat\u201d.")
+    assert stored(runtime, body["request_id"]) == ("wrong", "Persian cat", "main")
+
+
+def test_something_else_says_it_is_none_of_the_models_labels(page, images, runtime):
+    body = predict(page, images["coffee"])
+    page.get_by_role("button", name="No").click()
+    with page.expect_request(
+        lambda r: is_feedback_post(r) and "label" in json.loads(r.post_data)
+    ) as labelled:
+        page.get_by_role("button", name="Something else").click()
+    assert json.loads(labelled.value.post_data)["label"] == "(something else)"
+    wait_for_status(page, "Thanks! Noted: it is something the model does not know.")
+    assert stored(runtime, body["request_id"]) == ("wrong", "(something else)", "main")
+
+
+def test_a_word_with_no_near_label_offers_something_else_and_skip_still_works(page, images):
+    predict(page, images["cat"])
+    page.get_by_role("button", name="No").click()
+    page.wait_for_function("() => document.querySelectorAll('#feedback-labels option').length > 0")
+    page.fill("#feedback-label", "qqqxzzz")
+    page.click("#feedback-send")
+    assert "none is close. Is it something else?" in page.inner_text("#feedback-invalid")
+    assert page.locator("#feedback-suggestions button").count() == 0
+    page.fill("#feedback-label", "qqq")
+    assert page.is_hidden("#feedback-check"), "typing again clears the message"
     page.click("#feedback-skip")
     wait_for_status(page, "Thanks! Noted that this answer is wrong.")
+
+
+def test_on_a_phone_the_check_is_in_view_and_no_emoji_is_needed(open_page, images, artifacts_dir):
+    page = open_page(**PHONE)
+    predict(page, images["cat"])
+    assert not re.search("[\U0001f300-\U0001faff]", page.inner_text("#feedback"))
+    assert page.locator("#feedback-no svg").count() == 1
+    page.get_by_role("button", name="No", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('#feedback-labels option').length > 0")
+    page.fill("#feedback-label", "cat")
+    page.click("#feedback-send")
+    page.wait_for_function(
+        """() => { const b = document.getElementById('feedback-check').getBoundingClientRect();
+                   return b.height > 0 && b.top >= 0 && b.bottom <= window.innerHeight; }"""
+    )
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifacts_dir / "phone-feedback.png"))
 
 
 def test_a_failed_call_is_shown_and_sent_again_without_losing_the_answer(page, images, runtime):

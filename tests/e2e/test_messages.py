@@ -44,6 +44,20 @@ def test_without_config_js_the_page_says_it_is_unavailable_not_why(open_page, ru
     )
     assert page.is_hidden("#error"), "no image was chosen, so no image failed"
     assert page.is_disabled("#choose")
+    # The drop zone no longer invites a drop or a click.
+    assert page.locator("#dropzone-empty p:visible").all_inner_texts() == [
+        "Images can\u2019t be classified right now"
+    ]
+    stage = page.evaluate(
+        "() => { const s = getComputedStyle(document.getElementById('dropzone'));"
+        " return [s.cursor, s.borderStyle]; }"
+    )
+    assert stage == ["default", "solid"]
+    opened: list = []
+    page.on("filechooser", lambda chooser: opened.append(chooser))
+    page.click("#dropzone")
+    page.wait_for_timeout(300)
+    assert not opened
     assert not JARGON.search(visible_text(page))
     assert any("redeploy" in line for line in console), console
 
@@ -65,7 +79,10 @@ def test_a_server_error_blames_nobody_and_offers_a_retry(page, images):
         "Your image is fine. Try again; if it keeps failing, please come back later."
     )
     assert page.is_visible("#retry")
-    assert page.inner_text("#error-detail") == "Reference for support: req-500"
+    # No promise of a support desk the page cannot name: what the reference is for.
+    assert page.inner_text("#error-detail") == (
+        "Reference: req-500 (it finds this request in the classifier\u2019s logs)"
+    )
     assert api_message not in visible_text(page)
     assert any(api_message in line and "req-500" in line for line in console), console
 
@@ -105,12 +122,14 @@ def test_a_cold_start_is_announced_and_its_retry_works(page, images):
     wait_until_held(page, held)
     assert page.inner_text("#announcer") == "Classifying chelsea.jpg…"
     assert page.get_attribute("#results-card", "aria-busy") == "true"
-    # Past a few seconds a silent spinner looks broken: say what is going on.
+    # Past a few seconds a silent spinner looks broken: say what may be going on.
     page.wait_for_function(
-        "() => document.getElementById('announcer').textContent.startsWith('Still working')",
-        timeout=5000,
+        "() => document.getElementById('announcer').textContent.startsWith('Still classifying')",
+        timeout=6000,
     )
-    assert page.inner_text("#busy-text").startswith("Still working: the classifier may be waking")
+    assert page.inner_text("#busy-slow") == (
+        "If the classifier has been idle, starting it takes up to half a minute."
+    )
 
     fulfill_json(
         held[0],
@@ -122,13 +141,13 @@ def test_a_cold_start_is_announced_and_its_retry_works(page, images):
         **{"retry-after": "2"},
     )
     assert wait_for_error(page) == (
-        "The classifier is busy or starting up\n"
-        "It can take a few seconds to wake up after a quiet spell. Try again in a moment. "
+        "The classifier is starting up\n"
+        "After a quiet spell it takes up to half a minute to start. Try again in a moment. "
         "The classifier suggests waiting 2 seconds."
     )
     page.wait_for_function(
         "() => document.getElementById('announcer').textContent"
-        ".startsWith('The classifier is busy or starting up.')"
+        ".startsWith('The classifier is starting up.')"
     )
 
     # Keyboard: Try again, and focus lands somewhere visible next to what comes.
@@ -170,10 +189,61 @@ def test_the_api_being_down_is_said_plainly_with_a_retry(open_page, runtime, ima
     )
     page.goto(runtime.site_url)
     choose_file(page, images["cat"])
+    # The visitor's connection works (the page loaded): the service is down, not their line.
     assert wait_for_error(page) == (
-        "Can\u2019t reach the classifier\nCheck your internet connection, then try again."
+        "Can\u2019t reach the classifier\nIt may be down for a moment. Try again in a little while."
     )
     assert page.is_visible("#retry")
+
+
+def test_only_an_offline_browser_is_told_to_check_its_connection(page, images):
+    page.context.set_offline(True)
+    choose_file(page, images["cat"])
+    assert wait_for_error(page) == (
+        "You\u2019re offline\nCheck your internet connection, then try again."
+    )
+    page.context.set_offline(False)
+    page.click("#retry")
+    wait_for_results(page)
+
+
+def test_a_429_says_busy_not_waking_up(page, images):
+    page.route(PREDICT, lambda route: fulfill_json(route, 429, {"message": "Too Many Requests"}))
+    choose_file(page, images["cat"])
+    assert wait_for_error(page) == (
+        "The classifier is busy\nMany images are being classified right now. Try again in a moment."
+    )
+
+
+def test_a_413_quotes_the_visitors_file_and_the_servers_limit(page, images):
+    """The page sends a scaled-down JPEG; a server with a lower limit than the page's says
+    its own (error.limit_bytes), and the page words it from the file the visitor chose."""
+    page.route(
+        PREDICT,
+        lambda route: fulfill_json(
+            route,
+            413,
+            {
+                "error": {
+                    "code": "payload_too_large",
+                    "message": "The image is about 0.2 MB; the limit is 0.1 MB.",
+                    "limit_bytes": 100 * 1024,
+                },
+                "request_id": "r",
+            },
+        ),
+    )
+    original = images["large"].stat().st_size
+    choose_file(page, images["large"])
+    shown = wait_for_error(page)
+    sent = re.search(r"even scaled down to (\d+) KB", shown)
+    assert sent, shown
+    assert shown == (
+        "This image is too large\n"
+        f"\u201cphone-photo.jpg\u201d ({original / 1024 / 1024:.1f} MB) is too large for the "
+        f"classifier, even scaled down to {sent[1]} KB: it takes images up to 100 KB. "
+        "Choose a smaller image."
+    )
 
 
 def test_the_page_is_headed_by_the_product_and_the_footer_keeps_internals_out(page):

@@ -143,7 +143,9 @@ def test_every_response_has_the_contract_headers_and_no_cors(harness, event):
     assert body["request_id"] == headers["x-request-id"]
     if response["statusCode"] != 200:
         assert set(body) == {"error", "request_id"}
-        assert set(body["error"]) == {"code", "message"}
+        # A 413 also says its limit (docs/api.md#errors).
+        limit = {"limit_bytes"} if response["statusCode"] == 413 else set()
+        assert set(body["error"]) == {"code", "message"} | limit
         assert 400 <= response["statusCode"] < 500
 
 

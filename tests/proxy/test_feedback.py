@@ -19,7 +19,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from proxy.config import ConfigError, ProxyConfig, load_config
-from proxy.feedback import LABELS_CACHE_CONTROL, MAX_FEEDBACK_BYTES
+from proxy.feedback import LABELS_CACHE_CONTROL, MAX_FEEDBACK_BYTES, SOMETHING_ELSE
 from proxy.labels import (
     LABELS_DIR_IN_ZIP,
     LabelsUnavailable,
@@ -220,6 +220,18 @@ def test_a_label_the_model_does_not_have_is_400_unknown_label(harness):
     assert harness.store.get(PREDICTED).verdict is None
 
 
+@pytest.mark.parametrize("labels", [True, False], ids=["with-labels", "without-labels"])
+def test_something_else_is_taken_for_any_model(tmp_path, labels):
+    """The web UI's "Something else": the image is none of the model's labels."""
+    harness = Harness(tmp_path, labels=labels)
+    harness.predict()
+    document = {"request_id": PREDICTED, "verdict": "wrong", "label": SOMETHING_ELSE}
+    response = harness.call(feedback_event(document))
+    assert body_of(response)["feedback"] == document
+    assert harness.store.get(PREDICTED).feedback_label == "(something else)"
+    harness.store.close()
+
+
 def test_without_the_versions_labels_file_a_label_is_refused_and_logged(tmp_path):
     harness = Harness(tmp_path)
     harness.runtime.script = [prediction_payload(version="999999999999")]
@@ -263,7 +275,8 @@ def test_a_body_that_is_not_json_is_400(harness, body, code):
 
 def test_an_oversized_body_is_413_before_it_is_read(harness):
     document = {"request_id": PREDICTED, "verdict": "wrong", "label": "x" * MAX_FEEDBACK_BYTES}
-    assert_error(harness.call(feedback_event(document)), 413, "payload_too_large")
+    body = assert_error(harness.call(feedback_event(document)), 413, "payload_too_large")
+    assert body["error"]["limit_bytes"] == MAX_FEEDBACK_BYTES, "a client words its message from it"
     raw = json.dumps(document).encode()
     event = feedback_event(base64.b64encode(raw).decode(), base64_encoded=True)
     assert_error(harness.call(event), 413, "payload_too_large")

@@ -136,6 +136,7 @@ def test_too_large_is_refused_before_decoding():
     error = rejected(event)
     assert (error.status, error.code) == (413, "payload_too_large")
     assert "3.0 MB" in error.message
+    assert error.limit_bytes == LIMIT, "the 413 body says the limit (error.limit_bytes)"
 
 
 @pytest.mark.parametrize("form", ["raw", "json"])
