@@ -59,8 +59,22 @@ def test_metadata_is_read_from_the_archive(tmp_path):
 def test_not_an_archive_is_a_clear_error(tmp_path):
     path = tmp_path / "model.tar.gz"
     path.write_bytes(b"junk")
-    with pytest.raises(ArtifactError, match="not a model archive"):
+    with pytest.raises(ArtifactError, match="not a model archive") as raised:
         read_model_info(path)
+    assert str(raised.value) == f"{path} is not a model archive (not a gzip file)", "said once"
+
+
+def test_an_archive_whose_metadata_is_not_json(tmp_path):
+    path = tmp_path / "model.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("metadata.json")
+        info.size = 3
+        archive.addfile(info, io.BytesIO(b"{x]"))
+    with pytest.raises(ArtifactError) as raised:
+        read_model_info(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: metadata.json is not JSON (")
+    assert message.count(str(path)) == 1
 
 
 def test_first_run_offline_falls_back_to_random_loudly(tmp_path, packager):
