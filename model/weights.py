@@ -156,11 +156,17 @@ def _from_file(path: Path, arch: str, num_classes: int | None) -> Network:
         raise WeightsError(
             f"--weights {path}: no such file; pass 'imagenet', 'random' or a state_dict file"
         )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise WeightsError(f"--weights {path}: cannot read it ({error.strerror})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"--weights {path}: not a PyTorch state_dict ({error})") from error
+    except Exception as error:  # torch.load raises many types on files it cannot read
+        raise WeightsError(
+            f"--weights {path}: not a PyTorch state_dict ({_load_failure(error)}); save one "
+            "with torch.save(model.state_dict(), PATH)"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -191,6 +197,18 @@ def _from_file(path: Path, arch: str, num_classes: int | None) -> Network:
         detail = " ".join(str(error).split())
         raise WeightsError(f"--weights {path}: not a {arch} state_dict ({detail})") from error
     return Network(module.eval(), f"file:{digest[:12]}", outputs or IMAGENET_CLASSES)
+
+
+def _load_failure(error: Exception) -> str:
+    """torch.load's reason in one line: its weights-only refusals are paragraphs about
+    PyTorch 2.6 around a line that names the cause (an unsupported object, a bad opcode)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if "WeightsUnpickler error:" in str(error):
+        marker = next(i for i, line in enumerate(lines) if "WeightsUnpickler error:" in line)
+        cause = lines[marker].split("WeightsUnpickler error:", 1)[1].strip()
+        lines = [cause] if cause else lines[marker + 1 : marker + 2]
+    first = " ".join((lines or [type(error).__name__])[0].split())
+    return first.split(". ", 1)[0].removesuffix(".")[:200]
 
 
 def _keys(keys: list[str], kind: str) -> str:
