@@ -415,25 +415,34 @@ def _run_epoch(
     return total_loss / seen, correct / seen
 
 
+# argparse names a type function in its own message when it raises ValueError
+# ("invalid _positive value"), so each raises ArgumentTypeError with a message of its own.
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction from 0 up to (not) 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction from 0 up to (not) 1")
+    return value
+
+
+def _whole(text: str, least: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
     return value
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number of at least 1")
-    return value
+    return _whole(text, 1, "a whole number of at least 1")
 
 
 def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
+    return _whole(text, 0, "a whole number of 0 or more")
 
 
 def main(argv: list[str] | None = None) -> int:
