@@ -210,5 +210,6 @@ def test_without_the_pretrained_backbone_it_starts_random_and_says_so(tmp_path, 
     result = finetune(data, tmp_path / "w.pt", epochs=1, log=lines.append)
     assert result.backbone == "random"
     said = "\n".join(lines)
-    assert "NO pretrained mobilenet_v2 backbone: --weights imagenet needs to download" in said
+    assert "NO pretrained mobilenet_v2 backbone: --backbone imagenet needs to download" in said
+    assert "--weights" not in said, "model.package's flag; model.finetune has --backbone"
     assert (tmp_path / "w.pt").is_file()
