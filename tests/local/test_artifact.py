@@ -149,3 +149,28 @@ def test_other_build_failures_are_not_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(artifact.subprocess, "run", run)
     assert not artifact._build("imagenet", tmp_path / "model.tar.gz", print)
     assert len(commands) == 1
+
+
+def test_the_packagers_errors_say_whose_flags_they_name(tmp_path, monkeypatch, capsys):
+    """`python -m local --weights` with a fine-tuned state_dict: model.package asks for
+    --labels, which local has not; its line says it is model.package's, and local says
+    how to serve such weights."""
+    refusal = (
+        "error: --weights my weights.pt: its classifier has 3 outputs, so it needs your own "
+        "class names: pass --labels with 3 labels, one per line\n"
+    )
+
+    def run(command, **kwargs):
+        assert kwargs["stderr"] == subprocess.PIPE
+        return subprocess.CompletedProcess(command, 2, stderr=refusal)
+
+    monkeypatch.setattr(artifact.subprocess, "run", run)
+    with pytest.raises(ArtifactError) as raised:
+        resolve_artifact(None, "my weights.pt", print, out=tmp_path / "model.tar.gz")
+    assert capsys.readouterr().err == f"model.package: {refusal}"
+    message = str(raised.value)
+    assert "\n" not in message
+    assert (
+        "python -m model.package --weights 'my weights.pt' --labels labels.txt --out "
+        "build/mine.tar.gz; then --artifact build/mine.tar.gz"
+    ) in message
