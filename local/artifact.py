@@ -115,8 +115,9 @@ def resolve_artifact(
                 ""
                 if weights in (IMAGENET, RANDOM)
                 else ". For a state_dict of classes of your own, package it with its labels "
-                f"and serve that: python -m model.package --weights {shlex.quote(weights)} --labels "
-                f"labels.txt --out build/mine.tar.gz; then --artifact build/mine.tar.gz"
+                "and serve that: python -m model.package --weights "
+                f"{shlex.quote(weights)} --labels labels.txt --out build/mine.tar.gz; then "
+                "--artifact build/mine.tar.gz"
             )
             raise ArtifactError(
                 f"could not build the model archive with --weights {weights} (model.package's "
