@@ -370,6 +370,11 @@ def _preprocessing(args: argparse.Namespace) -> Preprocessing:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        check_output_path(args.out)  # before torch loads, which alone takes seconds
+    except OutputPathError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
 
     from model.export import ExportMismatchError
     from model.onnx_import import OnnxImportError
