@@ -1,8 +1,9 @@
 """Every `--flag` a CLI's help or messages name exists in the parser of the CLI it names.
 
 The rule:
-- a command, `python -m X [SUBCOMMAND...] ... --flag` (or `make run ARGS="--flag"`, which
-  is `python -m local`), anywhere in the sources' strings or in a help text, is checked
+- a command, `python -m X [SUBCOMMAND...] ... --flag`, or `X [SUBCOMMAND] --flag` with X
+  a CLI's module name (`local --container`), or `make run ARGS="--flag"` (`python -m
+  local`), anywhere in the sources' strings or in a help text, is checked
   against X's parser, its subcommands' flags included once the command names them;
 - a bare `--flag` in the strings of a CLI's own modules (`MESSAGE_SOURCES`: the modules
   whose messages that CLI prints) or in its help must exist somewhere in that CLI's
@@ -21,8 +22,11 @@ import argparse
 import ast
 import contextlib
 import importlib
+import importlib.util
+import inspect
 import io
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +44,14 @@ CLIS = (
     "batch",
     "proxy.api_keys",
     "proxy.report",
+    "bench.batch",
+    "bench.cold_start",
+    "bench.inference",
+    "bench.local_load",
     "bench.proxy",
+    ".github/scripts/smoke_test.py",
 )
+"""Each CLI by its module (`python -m X`), or by its file for a script run by path."""
 ENTRY = {"local": "local.cli", "batch": "batch.__main__"}
 """Where the `main` of a CLI that is a package is."""
 # The modules whose messages (and docstrings, which are also help) each CLI shows.
@@ -68,13 +78,22 @@ MESSAGE_SOURCES = {
     ),
     "proxy.api_keys": ("proxy/api_keys.py",),
     "proxy.report": ("proxy/report.py",),
+    **{name: (f"{name.replace('.', '/')}.py",) for name in CLIS if name.startswith("bench.")},
+    ".github/scripts/smoke_test.py": (".github/scripts/smoke_test.py",),
 }
 # Flags of programs other than ours, with a word of the string that shows whose they are.
 OTHER_PROGRAMS = {
     "podman": {"--cgroup-manager", "--network", "--read-only", "--tmpfs", "--rm"},
     "buildx": {"--platform", "--provenance", "--output"},
 }
-COMMAND = re.compile(r'(?:(?<![\w-])-m\s+([A-Za-z_][\w.]*)|make run ARGS=["\']?)')
+NAMES = "|".join(re.escape(name) for name in CLIS if not name.endswith(".py"))
+# A CLI named without `python -m` counts when a flag follows at once, or after one
+# subcommand: `local --container`, `batch run --out`, not "in batch X: lower --lr".
+COMMAND = re.compile(
+    r"(?:(?<![\w-])-m\s+([A-Za-z_][\w.]*)"
+    rf"|(?<![\w./-])({NAMES})(?=\s+(?:[a-z]+\s+)?--[A-Za-z])"
+    r"""|make run ARGS=["']?)"""
+)
 FLAG = re.compile(r"(?<![\w-])--[A-Za-z][\w-]*")
 
 
@@ -111,7 +130,14 @@ class Cli:
 
 def cli_of(module: str) -> Cli:
     """The parsers `module`'s main builds, subcommands included (the parse never runs)."""
-    main: Callable[..., object] = importlib.import_module(ENTRY.get(module, module)).main
+    if module.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(Path(module).stem, ROOT / module)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = loaded  # its dataclasses look their module up there
+        spec.loader.exec_module(loaded)
+    else:
+        loaded = importlib.import_module(ENTRY.get(module, module))
+    main: Callable[..., object] = loaded.main
     children: dict[int, dict[str, argparse.ArgumentParser]] = {}
     add_subparsers = argparse.ArgumentParser.add_subparsers
 
@@ -134,7 +160,7 @@ def cli_of(module: str) -> Cli:
         patch.setattr(argparse.ArgumentParser, "add_subparsers", recording_subparsers)
         patch.setattr(argparse.ArgumentParser, "parse_args", intercept)
         with pytest.raises(_Parsed) as parsed:
-            main([]) if module != "bench.proxy" else main(None)
+            main(*([[]] if inspect.signature(main).parameters else []))
 
     def tree(name: str, parser: argparse.ArgumentParser) -> Cli:
         subs = children.get(id(parser), {})
@@ -182,7 +208,7 @@ def command_mentions(
     offset = 0
     for number, line in enumerate(lines):
         for match in COMMAND.finditer(line):
-            cli = match.group(1) or "local"
+            cli = match.group(1) or match.group(2) or "local"
             rest = line[match.end() :]
             indent = len(line) - len(line.lstrip())
             for following in lines[number + 1 :]:
@@ -263,11 +289,11 @@ def source_findings(clis: dict[str, Cli]) -> list[str]:
     for name, sources in MESSAGE_SOURCES.items():
         for source in sources:
             owners.setdefault(source, []).append(clis[name])
-    files = sorted(
-        path
-        for folder in ("model", "local", "batch", "proxy", "components", "hosting", "bench")
-        for path in (ROOT / folder).rglob("*.py")
-    )
+    folders = ("model", "local", "batch", "proxy", "components", "hosting", "bench")
+    files = [
+        *sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py")),
+        ROOT / ".github" / "scripts" / "smoke_test.py",
+    ]
     findings = []
     for path in files:
         relative = str(path.relative_to(ROOT))
@@ -321,6 +347,11 @@ def test_the_rule_catches_what_it_should(clis):
         "--labels is not a flag of python -m local"
     ]
     assert check_text("--out", [finetune], clis) == [], "a flag's own name"
+    assert check_text("default: as local --container", [], clis) == []
+    assert check_text("as local --labels does", [], clis) == [
+        "--labels is not a flag of python -m local"
+    ]
+    assert check_text("the loss in batch 3: lower --lr", [finetune], clis) == []
 
 
 def test_no_type_function_leaks_its_name(clis):
