@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable
@@ -62,12 +63,22 @@ def _build(weights: str, out: Path, say: Callable[[str], None]) -> bool:
     """Run the packager in a child process, so torch never stays in this one. Where the
     int8 model fails its agreement check with these weights, build the exact fp32 one."""
     command = [sys.executable, "-m", "model.package", "--weights", weights, "--out", str(out)]
-    status = subprocess.run(command, cwd=REPO_ROOT, check=False).returncode  # noqa: S603
+    status = _package(command)
     if status == EXIT_INT8_REFUSED:
         say("The int8 model disagrees with fp32 on these weights; building fp32 instead.")
-        fp32 = [*command, "--precision", "fp32"]
-        status = subprocess.run(fp32, cwd=REPO_ROOT, check=False).returncode  # noqa: S603
+        status = _package([*command, "--precision", "fp32"])
     return status == 0
+
+
+def _package(command: list[str]) -> int:
+    """The packager's exit status. Its errors name its own flags, not this CLI's, so each
+    line of them says whose it is."""
+    result = subprocess.run(  # noqa: S603
+        command, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True, check=False
+    )
+    for line in (result.stderr or "").splitlines():
+        print(f"model.package: {line}", file=sys.stderr, flush=True)
+    return result.returncode
 
 
 def resolve_artifact(
@@ -100,8 +111,17 @@ def resolve_artifact(
     if weights is not None:
         say(f"Building {shown(out)} with --weights {weights} ...")
         if not _build(weights, out, say):
+            advice = (
+                ""
+                if weights in (IMAGENET, RANDOM)
+                else ". For a state_dict of classes of your own, package it with its labels "
+                "and serve that: python -m model.package --weights "
+                f"{shlex.quote(weights)} --labels labels.txt --out build/mine.tar.gz; then "
+                "--artifact build/mine.tar.gz"
+            )
             raise ArtifactError(
-                f"could not build the model archive with --weights {weights} (see above)"
+                f"could not build the model archive with --weights {weights} (model.package's "
+                f"error above){advice}"
             )
         return read_model_info(out)
 

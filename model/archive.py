@@ -9,14 +9,16 @@ import os
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from model.output import write_whole
 
 
 def write_reproducible_tar_gz(files: Mapping[str, bytes], out: Path) -> None:
     """Write ``files`` so that the same contents always give the same bytes.
 
     Entries are sorted, owned by root, mode 0644, dated 1970; gzip carries no name and
-    mtime 0. The file is written next to ``out`` and renamed, so a reader never sees a
-    half-written archive.
+    mtime 0. Written whole or not at all (`model.output.write_whole`).
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     tar_bytes = io.BytesIO()
@@ -30,11 +32,12 @@ def write_reproducible_tar_gz(files: Mapping[str, bytes], out: Path) -> None:
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(data))
-    # A name of its own per process: concurrent builds of one path never mix bytes.
-    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    with partial.open("wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as gz:
-        gz.write(tar_bytes.getvalue())
-    partial.replace(out)
+
+    def write(raw: BinaryIO) -> None:
+        with gzip.GzipFile("", "wb", 9, raw, mtime=0) as gz:
+            gz.write(tar_bytes.getvalue())
+
+    write_whole(out, write)
 
 
 class UnsafeArchiveError(tarfile.TarError):

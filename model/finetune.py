@@ -41,6 +41,7 @@ from torchvision.transforms import InterpolationMode
 
 from model.labels import write_labels
 from model.metadata import DEFAULT_ARCH, IMAGENET, RANDOM
+from model.output import OutputPathError, check_output_path, write_whole
 from model.weights import (
     Network,
     WeightsError,
@@ -244,7 +245,10 @@ def finetune(
     log: Callable[[str], None] = lambda _message: None,
 ) -> FinetuneResult:
     """Train and write ``out`` (the state_dict) and ``labels.txt`` beside it. Raises
-    `DataError`, `WeightsError` (an unknown --arch) or `DivergedError`."""
+    `OutputPathError` (checked first), `DataError`, `WeightsError` (an unknown --arch) or
+    `DivergedError`."""
+    for path in (out, out.with_name(LABELS_FILE)):
+        check_output_path(path)
     check_arch(arch)
     prep = preprocessing(arch)
     photos = load_photos(data, val_fraction, seed, 2 * prep.resize_size)
@@ -361,8 +365,7 @@ def finetune(
             f"{train_accuracy:.3f}{held_out}  ({stats.seconds:.1f} s)"
         )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(module.state_dict(), out)
+    write_whole(out, functools.partial(torch.save, module.state_dict()))
     write_labels(list(classes), result.labels)
     return result
 
@@ -412,25 +415,34 @@ def _run_epoch(
     return total_loss / seen, correct / seen
 
 
+# argparse names a type function in its own message when it raises ValueError
+# ("invalid _positive value"), so each raises ArgumentTypeError with a message of its own.
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
     if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction from 0 up to (not) 1")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction from 0 up to (not) 1")
+    return value
+
+
+def _whole(text: str, least: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
     return value
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a whole number of at least 1")
-    return value
+    return _whole(text, 1, "a whole number of at least 1")
 
 
 def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
+    return _whole(text, 0, "a whole number of 0 or more")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -492,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             log=log,
         )
-    except (DataError, WeightsError) as error:
+    except (OutputPathError, DataError, WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DATA
     except DivergedError as error:

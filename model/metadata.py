@@ -49,10 +49,11 @@ class ArchiveMetadata:
 
 def read_archive_metadata(path: Path) -> ArchiveMetadata:
     """Read `metadata.json` from a model archive without extracting the rest."""
+    raw = read_archive_metadata_bytes(path)
     try:
-        meta = json.loads(read_archive_metadata_bytes(path))
+        meta = json.loads(raw)
     except ValueError as error:
-        raise ArchiveMetadataError(f"{path} is not a model archive ({error})") from error
+        raise ArchiveMetadataError(f"{path}: metadata.json is not JSON ({error})") from error
     if not isinstance(meta, dict):
         meta = {}
     fields = {key: meta.get(key) for key in ("name", "version", "weights")}

@@ -4,6 +4,7 @@ column per label. Every refusal says what is wrong and what to change."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,9 @@ class OnnxImportError(ValueError):
 @dataclass(frozen=True)
 class ImportedModel:
     model: bytes
-    """The file's bytes, unchanged."""
+    """The model as one file: the file's bytes unchanged, or for a model whose weights are
+    in external data files (torch's default exporter writes `model.onnx.data`), the model
+    with those weights inlined, serialized deterministically."""
     input_name: str
     output_name: str
     opset: int
@@ -52,15 +55,15 @@ def check_classifier(path: Path, preprocessing: Preprocessing, num_labels: int) 
         raise OnnxImportError(f"{where}: cannot read it ({error})") from error
     try:
         proto = onnx.load_from_string(model)
+    except Exception as error:  # the parser raises many types
+        raise OnnxImportError(f"{where}: not a valid ONNX model ({error})") from error
+    if any(onnx.external_data_helper.uses_external_data(t) for t in _tensors(proto.graph)):
+        model = _inline_external_data(where, path, proto)
+    try:
         onnx.checker.check_model(proto)
-    except Exception as error:  # the parser and the checker raise many types
+    except Exception as error:  # the checker raises many types
         raise OnnxImportError(f"{where}: not a valid ONNX model ({error})") from error
     graph = proto.graph
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer):
-        raise OnnxImportError(
-            f"{where}: its weights are in separate files; save it as one file "
-            "(onnx.save_model(model, path, save_as_external_data=False))"
-        )
     weights = {tensor.name for tensor in graph.initializer}
     inputs = [value for value in graph.input if value.name not in weights]
     if len(inputs) != 1:
@@ -82,6 +85,41 @@ def check_classifier(path: Path, preprocessing: Preprocessing, num_labels: int) 
     )
     quantized = any(node.op_type in QUANTIZED_OPS for node in graph.node)
     return ImportedModel(model, network_input.name, output_name, opset, quantized)
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph holds: initializers and node attributes, subgraphs' included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            for subgraph in (
+                *([attribute.g] if attribute.HasField("g") else []),
+                *attribute.graphs,
+            ):
+                yield from _tensors(subgraph)
+
+
+def _inline_external_data(where: str, path: Path, proto: onnx.ModelProto) -> bytes:
+    """The model with the weights of its external data files (named relative to its own
+    folder, as ONNX defines them) inlined: the archive holds one `model.onnx`."""
+    try:
+        onnx.load_external_data_for_model(proto, str(path.parent))
+    except Exception as error:  # onnx raises many types for missing or bad data files
+        detail = " ".join(str(error).split())
+        raise OnnxImportError(
+            f"{where}: its weights are in separate files, which cannot be read from "
+            f"{path.parent} ({detail}); keep them beside it as exported, or save the model "
+            "as one file (onnx.save_model(model, path, save_as_external_data=False))"
+        ) from None
+    try:
+        return proto.SerializeToString(deterministic=True)
+    except ValueError as error:  # protobuf's limit for one message is 2 GiB
+        raise OnnxImportError(
+            f"{where}: with its external weights it is too large for one file ({error})"
+        ) from None
 
 
 def _check_input(where: str, value: onnx.ValueInfoProto, crop_size: int) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from model.labels import LabelsError, label_set, read_labels
 from model.metadata import DEFAULT_ARCH
+from model.output import OutputPathError, check_output_path
 from model.preprocessing import (
     FIELDS,
     IMAGENET_DEFAULTS,
@@ -50,8 +51,9 @@ CODE_FILES = ("inference.py",)
 PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
 EXIT_UNUSABLE = 2
-"""Exit status for unusable inputs: weights, labels, an ONNX file, preprocessing, or an
-export that disagrees with torch (argparse's usage errors exit 2 too)."""
+"""Exit status for unusable inputs: weights, labels, an ONNX file, preprocessing, an
+`--out` that cannot be written, or an export that disagrees with torch (argparse's usage
+errors exit 2 too)."""
 EXIT_INT8_REFUSED = 3
 """Exit status when the int8 model fails its agreement check (2: any other build error),
 so a caller can fall back to `--precision fp32`."""
@@ -88,12 +90,13 @@ def build_archive(
     """Export a torchvision architecture, verify and package it.
 
     ``labels`` is a file with one class name per line, for a head of that many outputs
-    (None: ImageNet's 1000 classes). Raises ``WeightsError``, ``LabelsError``,
-    ``PackageError``, ``ExportMismatchError`` (the fp32 export disagrees with torch,
-    checked for every precision) or ``QuantizationError`` (the int8 model disagrees with
-    the fp32 one).
+    (None: ImageNet's 1000 classes). Raises ``OutputPathError`` (``out`` cannot be
+    written, checked first), ``WeightsError``, ``LabelsError``, ``PackageError``,
+    ``ExportMismatchError`` (the fp32 export disagrees with torch, checked for every
+    precision) or ``QuantizationError`` (the int8 model disagrees with the fp32 one).
     """
     _check_precision(precision)
+    check_output_path(Path(out))
     name = _checked_name(arch if name is None else name)
     class_names = read_labels(labels) if labels is not None else None
     # Torch loads only here, so `python -m model.package --help` and serving stay fast.
@@ -142,11 +145,12 @@ def import_onnx(
 
     ``precision`` None keeps the model as it is (recorded as int8 if it is already
     quantized, else fp32); "int8" quantizes an fp32 model with the same check as an
-    export. Raises ``OnnxImportError``, ``LabelsError``, ``PackageError`` or
-    ``QuantizationError``.
+    export. Raises ``OutputPathError``, ``OnnxImportError``, ``LabelsError``,
+    ``PackageError`` or ``QuantizationError``.
     """
     if precision is not None:
         _check_precision(precision)
+    check_output_path(Path(out))
     onnx_path = Path(onnx_path)
     if name is None:
         name = _checked_name(onnx_path.stem, "the ONNX file's name; pass --name")
@@ -250,7 +254,10 @@ def _write(
         files[f"code/{code_file}"] = (CODE_DIR / code_file).read_bytes()
     version = content_version(files, metadata)
     files["metadata.json"] = _json_bytes({**metadata, "version": version})
-    write_reproducible_tar_gz(files, out)
+    try:
+        write_reproducible_tar_gz(files, out)
+    except OSError as error:
+        raise PackageError(f"--out {out}: cannot write it ({error.strerror or error})") from None
     info = ArchiveInfo(
         path=out,
         size=out.stat().st_size,
@@ -363,6 +370,11 @@ def _preprocessing(args: argparse.Namespace) -> Preprocessing:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        check_output_path(args.out)  # before torch loads, which alone takes seconds
+    except OutputPathError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
 
     from model.export import ExportMismatchError
     from model.onnx_import import OnnxImportError
@@ -397,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INT8_REFUSED
     except (
+        OutputPathError,
         WeightsError,
         LabelsError,
         PackageError,

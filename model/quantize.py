@@ -78,10 +78,10 @@ class Bounds:
     """
 
     min_top1_agreement: float = 0.80  # int8's top-1 is fp32's on at least 80 % of views
-    # fp32's top-1 is among int8's five answers on all views but, at most, one in twenty
+    # fp32's top-1 is among int8's k answers on all views but, at most, one in twenty
     # (an unsure fp32 top-1 of a few percent may fall to sixth place).
-    min_top1_in_top5: float = 0.95
-    min_top5_overlap: float = 0.70  # on average at least 3.5 of the five classes agree
+    min_top1_in_topk: float = 0.95
+    min_topk_overlap: float = 0.70  # on average 70 % of the top k agree (3.5 of five)
     # Probabilities: a trained model's confident answer must not move by more than 0.2.
     # (Random weights give flat probabilities, about 0.001 each, where this is vacuous.)
     max_dp: float = 0.20
@@ -93,22 +93,30 @@ class Bounds:
 
 
 BOUNDS = Bounds()
+TOP_K = 5
+"""The rankings compare the top k = min(TOP_K, classes) classes, what the handler answers
+with: every bound is reachable for any class count. With 5 classes or fewer both top-k
+checks hold by construction, and top-1 agreement, the probabilities and the logit error
+decide."""
 
 
 @dataclass(frozen=True)
 class Agreement:
     views: int
+    k: int
+    """The rankings' depth: min(`TOP_K`, classes)."""
     top1_agreement: float
-    top1_in_top5: float
-    top5_overlap: float
+    top1_in_topk: float
+    topk_overlap: float
     max_dp: float
     relative_logit_error: float
 
     def failures(self, bounds: Bounds) -> list[str]:
+        k = self.k
         checks = [
             ("top-1 agreement", self.top1_agreement, ">=", bounds.min_top1_agreement),
-            ("fp32 top-1 in int8 top-5", self.top1_in_top5, ">=", bounds.min_top1_in_top5),
-            ("top-5 overlap", self.top5_overlap, ">=", bounds.min_top5_overlap),
+            (f"fp32 top-1 in int8 top-{k}", self.top1_in_topk, ">=", bounds.min_top1_in_topk),
+            (f"top-{k} overlap", self.topk_overlap, ">=", bounds.min_topk_overlap),
             ("max |dp|", self.max_dp, "<=", bounds.max_dp),
             (
                 "relative logit error",
@@ -125,7 +133,8 @@ class Agreement:
 
     def summary(self) -> str:
         return ", ".join(
-            f"{field.name.replace('_', ' ')} {getattr(self, field.name):.3g}"
+            f"{field.name.replace('_', ' ').replace('topk', f'top{self.k}')} "
+            f"{getattr(self, field.name):.3g}"
             for field in fields(self)
         )
 
@@ -198,16 +207,17 @@ def verify_int8(
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> Agreement:
     """Agreement of ``candidate`` logits with ``reference`` logits, one row per view."""
-    top5_ref = np.argsort(-reference, axis=1, kind="stable")[:, :5]
-    top5_new = np.argsort(-candidate, axis=1, kind="stable")[:, :5]
+    k = min(TOP_K, reference.shape[1])
+    topk_ref = np.argsort(-reference, axis=1, kind="stable")[:, :k]
+    topk_new = np.argsort(-candidate, axis=1, kind="stable")[:, :k]
+    pairs = list(zip(topk_ref, topk_new, strict=True))
     centered = reference - reference.mean(axis=1, keepdims=True)
     return Agreement(
         views=len(reference),
-        top1_agreement=float(np.mean(top5_ref[:, 0] == top5_new[:, 0])),
-        top1_in_top5=float(np.mean([r[0] in n for r, n in zip(top5_ref, top5_new, strict=True)])),
-        top5_overlap=float(
-            np.mean([len(set(r) & set(n)) / 5 for r, n in zip(top5_ref, top5_new, strict=True)])
-        ),
+        k=k,
+        top1_agreement=float(np.mean(topk_ref[:, 0] == topk_new[:, 0])),
+        top1_in_topk=float(np.mean([r[0] in n for r, n in pairs])),
+        topk_overlap=float(np.mean([len(set(r) & set(n)) / k for r, n in pairs])),
         max_dp=float(np.abs(softmax(candidate) - softmax(reference)).max()),
         relative_logit_error=float(
             np.sqrt(np.mean((candidate - reference) ** 2) / np.mean(centered**2))

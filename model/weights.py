@@ -34,6 +34,8 @@ TESTED_ARCHS = (
 """Architectures the test suite packages, checks and serves; any other name of the
 registry builds through the same checks."""
 NETWORK_PROBE_SECONDS = 3.0
+PACKAGE_ADVICE = "; pass a local state_dict file (--weights PATH) or --weights random"
+"""What `python -m model.package` can do instead of downloading pretrained weights."""
 # Every DEFAULT weights of the registry is an ImageNet-1k classifier (the same categories,
 # `model.labels.imagenet_labels()`): a head of any other size is a fine-tuned one.
 IMAGENET_CLASSES = 1000
@@ -122,8 +124,9 @@ def random_network(arch: str, num_classes: int) -> Network:
 
 def pretrained_backbone(arch: str, num_classes: int) -> Network:
     """The pretrained network with a fresh, seeded head of ``num_classes`` outputs: the
-    starting point of fine-tuning. Raises `WeightsError` when the weights cannot be had."""
-    pretrained = _pretrained(arch, None)
+    starting point of fine-tuning. Raises `WeightsError` when the weights cannot be had
+    (its message names fine-tuning's `--backbone`)."""
+    pretrained = _pretrained(arch, None, flag="--backbone imagenet", advice="")
     torch.manual_seed(0)
     module = get_model(arch, weights=None, num_classes=num_classes)
     heads = head_parameters(arch)
@@ -132,7 +135,14 @@ def pretrained_backbone(arch: str, num_classes: int) -> Network:
     return Network(module.eval(), pretrained.weights_id, num_classes)
 
 
-def _pretrained(arch: str, num_classes: int | None) -> Network:
+def _pretrained(
+    arch: str,
+    num_classes: int | None,
+    flag: str = "--weights imagenet",
+    advice: str = PACKAGE_ADVICE,
+) -> Network:
+    """``flag`` and ``advice`` are the caller's (the packager's by default): what asked for
+    the weights, and what to do instead."""
     weights = default_weights(arch)
     if num_classes not in (None, IMAGENET_CLASSES):
         raise WeightsError(
@@ -140,13 +150,12 @@ def _pretrained(arch: str, num_classes: int | None) -> Network:
             f"{num_classes}; for classes of your own, fine-tune first (python -m "
             "model.finetune) and pass its weights file"
         )
-    _require_download_or_cache(weights)
+    _require_download_or_cache(weights, flag, advice)
     try:
         module = get_model(arch, weights=weights)
     except (URLError, OSError, RuntimeError) as error:
         raise WeightsError(
-            f"--weights imagenet: downloading {arch} {weights.name} failed ({error}); pass a "
-            "local state_dict file (--weights PATH) or --weights random"
+            f"{flag}: downloading {arch} {weights.name} failed ({error}){advice}"
         ) from error
     return Network(module.eval(), weights.name, IMAGENET_CLASSES)
 
@@ -156,11 +165,17 @@ def _from_file(path: Path, arch: str, num_classes: int | None) -> Network:
         raise WeightsError(
             f"--weights {path}: no such file; pass 'imagenet', 'random' or a state_dict file"
         )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise WeightsError(f"--weights {path}: cannot read it ({error.strerror})") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"--weights {path}: not a PyTorch state_dict ({error})") from error
+    except Exception as error:  # torch.load raises many types on files it cannot read
+        raise WeightsError(
+            f"--weights {path}: not a PyTorch state_dict ({_load_failure(error)}); save one "
+            "with torch.save(model.state_dict(), PATH)"
+        ) from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -193,6 +208,18 @@ def _from_file(path: Path, arch: str, num_classes: int | None) -> Network:
     return Network(module.eval(), f"file:{digest[:12]}", outputs or IMAGENET_CLASSES)
 
 
+def _load_failure(error: Exception) -> str:
+    """torch.load's reason in one line: its weights-only refusals are paragraphs about
+    PyTorch 2.6 around a line that names the cause (an unsupported object, a bad opcode)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if "WeightsUnpickler error:" in str(error):
+        marker = next(i for i, line in enumerate(lines) if "WeightsUnpickler error:" in line)
+        cause = lines[marker].split("WeightsUnpickler error:", 1)[1].strip()
+        lines = [cause] if cause else lines[marker + 1 : marker + 2]
+    first = " ".join((lines or [type(error).__name__])[0].split())
+    return first.split(". ", 1)[0].removesuffix(".")[:200]
+
+
 def _keys(keys: list[str], kind: str) -> str:
     shown = f" such as {keys[0]!r}" if keys else ""
     return f"{len(keys)} {kind} entries{shown}"
@@ -208,7 +235,9 @@ def _head_outputs(state: dict[str, object], arch: str) -> int | None:
     return None
 
 
-def _require_download_or_cache(weights: torchvision.models.WeightsEnum) -> None:
+def _require_download_or_cache(
+    weights: torchvision.models.WeightsEnum, flag: str, advice: str
+) -> None:
     """Fail in seconds, not after a long hang, when the weights cannot be fetched."""
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
     if cached.is_file():
@@ -216,8 +245,7 @@ def _require_download_or_cache(weights: torchvision.models.WeightsEnum) -> None:
     host = urlparse(weights.url).hostname or "download.pytorch.org"
     if not _reachable(host, 443):
         raise WeightsError(
-            f"--weights imagenet needs to download {weights.name} from {host}, which is "
-            "unreachable: pass a local state_dict file (--weights PATH) or --weights random"
+            f"{flag} needs to download {weights.name} from {host}, which is unreachable{advice}"
         )
 
 

@@ -59,8 +59,22 @@ def test_metadata_is_read_from_the_archive(tmp_path):
 def test_not_an_archive_is_a_clear_error(tmp_path):
     path = tmp_path / "model.tar.gz"
     path.write_bytes(b"junk")
-    with pytest.raises(ArtifactError, match="not a model archive"):
+    with pytest.raises(ArtifactError, match="not a model archive") as raised:
         read_model_info(path)
+    assert str(raised.value) == f"{path} is not a model archive (not a gzip file)", "said once"
+
+
+def test_an_archive_whose_metadata_is_not_json(tmp_path):
+    path = tmp_path / "model.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("metadata.json")
+        info.size = 3
+        archive.addfile(info, io.BytesIO(b"{x]"))
+    with pytest.raises(ArtifactError) as raised:
+        read_model_info(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: metadata.json is not JSON (")
+    assert message.count(str(path)) == 1
 
 
 def test_first_run_offline_falls_back_to_random_loudly(tmp_path, packager):
@@ -135,3 +149,28 @@ def test_other_build_failures_are_not_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(artifact.subprocess, "run", run)
     assert not artifact._build("imagenet", tmp_path / "model.tar.gz", print)
     assert len(commands) == 1
+
+
+def test_the_packagers_errors_say_whose_flags_they_name(tmp_path, monkeypatch, capsys):
+    """`python -m local --weights` with a fine-tuned state_dict: model.package asks for
+    --labels, which local has not; its line says it is model.package's, and local says
+    how to serve such weights."""
+    refusal = (
+        "error: --weights my weights.pt: its classifier has 3 outputs, so it needs your own "
+        "class names: pass --labels with 3 labels, one per line\n"
+    )
+
+    def run(command, **kwargs):
+        assert kwargs["stderr"] == subprocess.PIPE
+        return subprocess.CompletedProcess(command, 2, stderr=refusal)
+
+    monkeypatch.setattr(artifact.subprocess, "run", run)
+    with pytest.raises(ArtifactError) as raised:
+        resolve_artifact(None, "my weights.pt", print, out=tmp_path / "model.tar.gz")
+    assert capsys.readouterr().err == f"model.package: {refusal}"
+    message = str(raised.value)
+    assert "\n" not in message
+    assert (
+        "python -m model.package --weights 'my weights.pt' --labels labels.txt --out "
+        "build/mine.tar.gz; then --artifact build/mine.tar.gz"
+    ) in message

@@ -26,13 +26,12 @@ CLASSES = ("cat", "coffee", "rocket")
 EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)  train loss ([\d.]+) accuracy ([\d.]+)  val loss")
 
 
-@pytest.fixture(scope="module")
-def finetuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def run_finetune(root: Path, classes: tuple[str, ...], damaged: bool = False) -> tuple[Path, str]:
     """The CLI run as a user runs it: weights.pt, and its output."""
-    root = tmp_path_factory.mktemp("finetune")
-    data = make_dataset(root / "photos", CLASSES, per_class=8)
-    (data / "cat" / "damaged.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
-    (data / "cat" / "notes.txt").write_text("not an image: ignored, as ImageFolder does")
+    data = make_dataset(root / "photos", classes, per_class=8)
+    if damaged:
+        (data / "cat" / "damaged.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
+        (data / "cat" / "notes.txt").write_text("not an image: ignored, as ImageFolder does")
     out = root / "out" / "weights.pt"
     result = subprocess.run(
         [sys.executable, "-m", "model.finetune", "--data", str(data), "--out", str(out),
@@ -42,6 +41,16 @@ def finetuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return out, result.stdout
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return run_finetune(tmp_path_factory.mktemp("finetune"), CLASSES, damaged=True)
+
+
+@pytest.fixture(scope="module")
+def finetuned_two(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return run_finetune(tmp_path_factory.mktemp("finetune-2"), CLASSES[:2])
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +80,26 @@ def test_it_trains_and_reports_each_epoch(finetuned):
         f"next: python -m model.package --arch mobilenet_v2 --weights {weights} "
         f"--labels {weights.with_name('labels.txt')} --out build/model.tar.gz"
     )
+
+
+@pytest.mark.parametrize("fixture", ["finetuned_two", "finetuned"])
+def test_the_next_step_it_prints_packages_at_int8(request, tmp_path, fixture):
+    """The "next:" command, run as printed (int8, the default): 2 and 3 classes pass the
+    int8 check, whose rankings are min(5, classes) deep."""
+    _weights, output = request.getfixturevalue(fixture)
+    command = output.strip().splitlines()[-1].removeprefix("next: python ").split()
+    out = tmp_path / "model.tar.gz"
+    command[-1] = str(out)
+    result = subprocess.run(
+        [sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr
+    (agreement,) = [line for line in result.stdout.splitlines() if "int8 agrees" in line]
+    classes = 2 if fixture == "finetuned_two" else 3
+    assert f"k {classes}, top1 agreement " in agreement
+    with __import__("tarfile").open(out) as tar:
+        metadata = json.loads(tar.extractfile("metadata.json").read())
+    assert (metadata["precision"], metadata["num_classes"]) == ("int8", classes)
 
 
 def test_only_the_head_and_the_unfrozen_block_changed(finetuned):
@@ -210,5 +239,6 @@ def test_without_the_pretrained_backbone_it_starts_random_and_says_so(tmp_path, 
     result = finetune(data, tmp_path / "w.pt", epochs=1, log=lines.append)
     assert result.backbone == "random"
     said = "\n".join(lines)
-    assert "NO pretrained mobilenet_v2 backbone: --weights imagenet needs to download" in said
+    assert "NO pretrained mobilenet_v2 backbone: --backbone imagenet needs to download" in said
+    assert "--weights" not in said, "model.package's flag; model.finetune has --backbone"
     assert (tmp_path / "w.pt").is_file()

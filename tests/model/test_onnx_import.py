@@ -243,3 +243,64 @@ def test_a_torchvision_export_round_trip(tmp_path):
     for prediction in predictions:
         assert prediction["label"] == ["apple", "banana", "cherry", "date"][prediction["index"]]
         assert prediction["probability"] == pytest.approx(expected[prediction["index"]], abs=1e-4)
+
+
+def save_with_external_data(model: onnx.ModelProto, path: Path) -> None:
+    """As torch's default exporter saves a model: its weights in `<name>.data` beside it."""
+    onnx.save_model(
+        model,
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=f"{path.name}.data",
+        size_threshold=0,
+    )
+
+
+def test_weights_in_an_external_data_file_are_packaged_in_one_file(tmp_path):
+    """The data file is read from the model's folder, wherever the build runs (the tests
+    run in the repository), and the archive holds one model.onnx that answers as the
+    single-file model does, byte-reproducibly."""
+    one_file, labels_path = write(tmp_path, classifier(["n", 3, 224, 224]))
+    exported = tmp_path / "export" / "model.onnx"
+    exported.parent.mkdir()
+    save_with_external_data(classifier(["n", 3, 224, 224]), exported)
+    assert (tmp_path / "export" / "model.onnx.data").is_file()
+
+    archives = [import_onnx(exported, labels_path, tmp_path / f"{n}.tar.gz") for n in (1, 2)]
+    assert archives[0].path.read_bytes() == archives[1].path.read_bytes()
+    with tarfile.open(archives[0].path) as tar:
+        packaged = onnx.load_from_string(tar.extractfile("model.onnx").read())
+        assert sorted(tar.getnames()) == ["code/inference.py", "metadata.json", "model.onnx"]
+    assert not any(
+        onnx.external_data_helper.uses_external_data(t) for t in packaged.graph.initializer
+    )
+    digest = __import__("hashlib").sha256(packaged.SerializeToString(deterministic=True))
+    assert metadata_of(archives[0].path)["weights"] == f"onnx:{digest.hexdigest()[:12]}"
+
+    single = import_onnx(one_file, labels_path, tmp_path / "single.tar.gz", name="model")
+    answers = []
+    for archive in (archives[0].path, single.path):
+        loaded = LoadedHandler(archive)
+        try:
+            image = loaded.module.input_fn(images.good_cases()[0].body, "image/jpeg")
+            answers.append(loaded.module.predict_fn(image, loaded.model)["predictions"])
+        finally:
+            loaded.close()
+    assert answers[0] == answers[1]
+
+
+def test_a_missing_external_data_file_is_one_line(tmp_path, capsys):
+    exported = tmp_path / "model.onnx"
+    save_with_external_data(classifier(["n", 3, 224, 224]), exported)
+    (tmp_path / "model.onnx.data").unlink()
+    labels_path = tmp_path / "labels.txt"
+    labels_path.write_text("a\nb\nc\nd\n")
+    out = tmp_path / "m.tar.gz"
+    assert main(["--onnx", str(exported), "--labels", str(labels_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: --onnx {exported}: its weights are in separate files, which ")
+    assert "model.onnx.data" in err
+    assert "save_as_external_data=False" in err
+    assert not out.exists()

@@ -34,13 +34,36 @@ def test_compare_measures_agreement():
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(4, 1000)) * 3
     same = compare(reference, reference)
-    assert (same.top1_agreement, same.top1_in_top5, same.top5_overlap) == (1, 1, 1)
-    assert (same.max_dp, same.relative_logit_error, same.views) == (0, 0, 4)
+    assert (same.top1_agreement, same.top1_in_topk, same.topk_overlap) == (1, 1, 1)
+    assert (same.max_dp, same.relative_logit_error, same.views, same.k) == (0, 0, 4, 5)
     assert same.failures(Bounds()) == []
     shuffled = compare(reference, np.roll(reference, 1, axis=1))
-    assert shuffled.top1_agreement == shuffled.top1_in_top5 == 0
+    assert shuffled.top1_agreement == shuffled.top1_in_topk == 0
     assert shuffled.relative_logit_error > 1
     assert len(shuffled.failures(Bounds())) == 5
+
+
+@pytest.mark.parametrize("classes", [2, 3, 4, 5, 6, 1000])
+def test_every_bound_is_reachable_for_any_class_count(classes):
+    """The rankings are k = min(5, classes) deep: a model of 3 classes that int8 leaves
+    exactly as it was agrees fully (a fixed depth of 5 gave it 0.6 top-5 overlap)."""
+    reference = np.random.default_rng(classes).normal(size=(30, classes)) * 3
+    same = compare(reference, reference)
+    assert same.k == min(5, classes)
+    assert (same.top1_agreement, same.top1_in_topk, same.topk_overlap) == (1, 1, 1)
+    assert same.failures(Bounds()) == []
+    if classes <= 5:
+        assert f"top{classes} overlap 1" in same.summary()
+
+
+def test_with_few_classes_top1_decides():
+    """3 classes, and int8 swaps a close first two on 10 of 30 views: top-3 overlap is
+    whole by construction, so top-1 agreement (0.667) is what fails, and says so."""
+    reference = np.tile([2.1, 2.0, 0.0], (30, 1))
+    candidate = reference.copy()
+    candidate[:10] = [2.0, 2.1, 0.0]
+    failures = compare(reference, candidate).failures(Bounds())
+    assert failures == ["top-1 agreement 0.667 (needs >= 0.80)"]
 
 
 def test_calibration_and_held_out_photos_are_disjoint():
