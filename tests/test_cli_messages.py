@@ -236,8 +236,8 @@ def command_end(rest: str) -> int:
             depth -= 1
         elif (
             char in ';`"'
-            or rest.startswith(("&&", ". "), index)
-            or rest[index:] == "."
+            or rest.startswith(("&&", ". ", "? ", "! "), index)
+            or rest[index:] in {".", "?", "!"}
             or (rest.startswith(" | ", index) and depth == 0)
         ):
             return index
