@@ -127,10 +127,12 @@ REMOVED_KEYS = {
         "config.js (the smoke test waits for the new config.js)"
     ),
     "requireAlarmEmail": (
-        "replaced by production: a production stack refuses to deploy without alarmEmail"
+        "replaced by production (`pulumi config set production true`): a production stack "
+        "refuses to deploy without alarmEmail"
     ),
     "predictionsDeletionProtection": (
-        "replaced by production: a production stack's predictions table has deletion protection"
+        "replaced by production (`pulumi config set production true`): a production stack's "
+        "predictions table has deletion protection"
     ),
 }
 """Keys this program read once, each with what replaced it: a stack that still sets one

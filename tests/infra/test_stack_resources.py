@@ -460,7 +460,7 @@ def test_archive_is_uploaded_under_its_content_version_with_its_metadata(
     )
     assert archive.inputs["key"] == f"models/{ARCHIVE_VERSION}/model.tar.gz"
     assert Path(archive.inputs["source"].path) == synthetic_archive
-    # The sidecar the registry lists and a later `modelVersion` reads: the archive's own.
+    # The sidecar the registry lists and a later `model: <version>` reads: the archive's own.
     assert metadata.inputs["key"] == f"models/{ARCHIVE_VERSION}/metadata.json"
     assert metadata.inputs["content"] == read_archive_metadata_bytes(synthetic_archive).decode()
     assert metadata.inputs["contentType"] == "application/json"
