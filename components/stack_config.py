@@ -119,8 +119,8 @@ REMOVED_KEYS = {
         f"derived from directThrottleRateLimit: the burst is {BURST_PER_RATE} times the rate"
     ),
     "wafRateLimit": (
-        "derived from throttleRateLimit: one client IP may make a "
-        f"{WAF_SHARE_OF_RATE}th of the site's rate over WAF's 5 minutes"
+        f"derived from throttleRateLimit: one client IP may make 1/{WAF_SHARE_OF_RATE} of "
+        "the requests it allows in WAF's 5 minutes"
     ),
     "waitForInvalidation": (
         "no longer a choice: `pulumi up` does not wait for CloudFront's invalidation of "

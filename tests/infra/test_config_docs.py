@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 import yaml
 
-from components.stack_config import PROJECT_KEYS, REMOVED_KEYS
+from components.stack_config import (
+    BURST_PER_RATE,
+    PROJECT_KEYS,
+    REMOVED_KEYS,
+    WAF_SHARE_OF_RATE,
+)
 from tests.infra.conftest import ROOT
 
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
@@ -157,3 +162,12 @@ def test_no_stale_mention_of_a_removed_key():
         if found := sorted(set(pattern.findall(text))):
             stale[name] = found
     assert stale == {}
+
+
+def test_the_derived_values_are_described_as_the_code_derives_them():
+    """The docs say "twice the rate" and "a tenth": true only while the constants are."""
+    said = "\n".join(path.read_text() for path in [*DOCS, ROOT / "Pulumi.yaml"])
+    if re.search(r"twice (?:the|its) rate|burst is twice", said):
+        assert BURST_PER_RATE == 2
+    if "a tenth of the requests" in said:
+        assert WAF_SHARE_OF_RATE == 10
