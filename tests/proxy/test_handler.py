@@ -135,12 +135,10 @@ def test_the_deployed_handler_admits_a_key_from_ssm_and_refuses_a_direct_call(aw
     aws_env.setenv("API_KEYS_PATH", path)
     out = io.StringIO()
     with mock_aws():
-        assert (
-            api_keys_cli(
-                ["create", "ci-bot", "--ssm-path", path, "--region", "eu-west-1"], stdout=out
-            )
-            == 0
+        created = api_keys_cli(
+            ["create", "ci-bot", "--ssm-path", path, "--region", "eu-west-1"], stdout=out
         )
+        assert created == 0
         key = out.getvalue().strip()
         sys.modules.pop("proxy.handler", None)
         try:
