@@ -59,9 +59,10 @@ def _same_weights(recorded: str, requested: str) -> bool:
     return recorded == requested or (requested == IMAGENET and recorded == IMAGENET_ID)
 
 
-def _build(weights: str, out: Path, say: Callable[[str], None]) -> bool:
-    """Run the packager in a child process, so torch never stays in this one. Where the
-    int8 model fails its agreement check with these weights, build the exact fp32 one."""
+def build_archive(weights: str, out: Path, say: Callable[[str], None]) -> bool:
+    """Whether `python -m model.package` built `out` with `weights`. It runs in a child
+    process, so torch never stays in this one. Where the int8 model fails its agreement
+    check with these weights, the exact fp32 one is built instead."""
     command = [sys.executable, "-m", "model.package", "--weights", weights, "--out", str(out)]
     status = _package(command)
     if status == EXIT_INT8_REFUSED:
@@ -110,7 +111,7 @@ def resolve_artifact(
     out.parent.mkdir(parents=True, exist_ok=True)
     if weights is not None:
         say(f"Building {shown(out)} with --weights {weights} ...")
-        if not _build(weights, out, say):
+        if not build_archive(weights, out, say):
             advice = (
                 ""
                 if weights in (IMAGENET, RANDOM)
@@ -126,12 +127,12 @@ def resolve_artifact(
         return read_model_info(out)
 
     say(f"Building {shown(out)} with the pretrained ImageNet weights ...")
-    if not _build(IMAGENET, out, say):
+    if not build_archive(IMAGENET, out, say):
         say(
             "The pretrained weights cannot be had here (see above). Building with RANDOM, "
             "UNTRAINED weights instead: predictions will be meaningless. Pass "
             "--weights PATH (a MobileNetV2 state_dict) for a real classifier."
         )
-        if not _build(RANDOM, out, say):
+        if not build_archive(RANDOM, out, say):
             raise ArtifactError("could not build the model archive, even with random weights")
     return read_model_info(out)

@@ -243,13 +243,15 @@ def _require_download_or_cache(
     if cached.is_file():
         return
     host = urlparse(weights.url).hostname or "download.pytorch.org"
-    if not _reachable(host, 443):
+    if not reachable(host, 443):
         raise WeightsError(
             f"{flag} needs to download {weights.name} from {host}, which is unreachable{advice}"
         )
 
 
-def _reachable(host: str, port: int) -> bool:
+def reachable(host: str, port: int) -> bool:
+    """Whether `host` accepts a TCP connection on `port` within `NETWORK_PROBE_SECONDS`:
+    the check before a download, so that offline it fails in seconds, not after a hang."""
     # Name resolution has no timeout of its own, so the probe runs in a thread we stop
     # waiting for.
     reached = threading.Event()

@@ -56,8 +56,11 @@ def _build_proxy() -> PredictProxy:
     return PredictProxy.create(config, clients, access=access, store=store)
 
 
-_PROXY = _build_proxy()
+PROXY = _build_proxy()
+"""The container's proxy, built at init: `handler` hands it every event. Public so that
+tests reach the parts it was built with (`PROXY.invoker.clients`, `PROXY.access`,
+`PROXY.store`) as Lambda built them."""
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return _PROXY.handle(event, context)
+    return PROXY.handle(event, context)

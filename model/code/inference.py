@@ -71,7 +71,7 @@ RESAMPLING = {
     "hamming": Image.Resampling.HAMMING,
     "lanczos": Image.Resampling.LANCZOS,
 }
-# Beyond this aspect ratio the crop is resampled alone (see _resize_center_crop).
+# Beyond this aspect ratio the crop is resampled alone (see resize_center_crop).
 MAX_RESIZED_ASPECT = 4
 
 
@@ -255,8 +255,8 @@ def preprocess(image: Image.Image, model: Model) -> np.ndarray:
     """torchvision's ``ImageClassification`` (resize short side, center crop, normalize)."""
     image_format = image.format or "image"
     try:
-        rgb = _decode_rgb(image, model.resize_size)
-        crop = _resize_center_crop(rgb, model.resize_size, model.crop_size, model.resample)
+        rgb = decode_rgb(image, model.resize_size)
+        crop = resize_center_crop(rgb, model.resize_size, model.crop_size, model.resample)
     except Image.DecompressionBombError as error:
         raise _too_large() from error
     except MemoryError:
@@ -270,7 +270,7 @@ def preprocess(image: Image.Image, model: Model) -> np.ndarray:
     return batch
 
 
-def _decode_rgb(image: Image.Image, resize_size: int) -> Image.Image:
+def decode_rgb(image: Image.Image, resize_size: int) -> Image.Image:
     """Decode to upright 8-bit RGB. Large photos shrink early by a whole factor, keeping
     at least twice the resize target so the resize filter still does the final
     antialiasing; photos up to 4x the target (928 px short side for a 232 resize) are
@@ -308,7 +308,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _resize_center_crop(
+def resize_center_crop(
     image: Image.Image, resize_size: int, crop_size: int, resample: Image.Resampling
 ) -> Image.Image:
     """Resize the short side to ``resize_size``, then center-crop: torchvision's sizes

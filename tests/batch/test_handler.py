@@ -3,6 +3,7 @@ environment the proxy's, one JSON log line per task."""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -22,10 +23,16 @@ class Context:
 
 
 @pytest.fixture
-def lambda_env(s3, monkeypatch):
+def cold_start() -> None:
+    """A new container: the module run afresh, as Lambda's init runs it, so nothing an
+    earlier test's invocations set up (clients, config, stores) carries over."""
+    importlib.reload(handler)
+
+
+@pytest.fixture
+def lambda_env(s3, monkeypatch, cold_start):
     monkeypatch.setenv("SAGEMAKER_ENDPOINT_NAME", ENDPOINT)
     monkeypatch.setenv("REVIEW_THRESHOLD", "0.8")
-    monkeypatch.setattr(handler, "_state", {})
     runtime = scripted(answer(0.9))
     monkeypatch.setattr(handler, "RuntimeClients", lambda *_args: runtime)
     return runtime
@@ -73,9 +80,8 @@ def test_the_eventbridge_event_itself_is_accepted(s3, lambda_env):
     assert handler.classify(event, Context())["outcome"] == "result"
 
 
-def test_a_bad_environment_names_the_variable(s3, monkeypatch):
+def test_a_bad_environment_names_the_variable(s3, monkeypatch, cold_start):
     monkeypatch.delenv("SAGEMAKER_ENDPOINT_NAME", raising=False)
-    monkeypatch.setattr(handler, "_state", {})
     with pytest.raises(ConfigError, match="SAGEMAKER_ENDPOINT_NAME"):
         handler.classify({"bucket": BUCKET, "key": "inbox/a.jpg"}, Context())
 

@@ -76,14 +76,10 @@ from typing import Any, NamedTuple
 import pulumi
 import pytest
 import yaml
-from pulumi_policy.deserialize import (
-    SPECIAL_SECRET_SIG,
-    SPECIAL_SIG_KEY,
-    deserialize_properties,
-)
 
 from components.stack import build
 from components.stack_config import load_settings
+from tests.policy_sdk_adapter import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY, deserialize_properties
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "image-classifier"

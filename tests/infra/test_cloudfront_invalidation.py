@@ -11,7 +11,6 @@ import dill
 import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
-from pulumi.dynamic.dynamic import serialize_provider
 
 from components.cloudfront_invalidation import (
     PREVIOUS_TYPE,
@@ -20,6 +19,7 @@ from components.cloudfront_invalidation import (
     InvalidationTimeoutError,
 )
 from tests.infra.conftest import FakeClock, FakeSession, StackRun, aws_input
+from tests.infra.stored_providers import stored_provider
 
 INVALIDATION = "pulumi-python:dynamic/cloudfront_invalidation:CloudFrontInvalidation"
 PICKLED_BEFORE_THE_RENAME = (
@@ -186,9 +186,9 @@ def test_delete_does_nothing():
     CloudFrontInvalidationProvider(session_factory=no_session).delete("I1", props("E1"))
 
 
-def test_provider_survives_the_pickle_round_trip_pulumi_uses(cloudfront):
+def test_provider_survives_the_pickle_round_trip_pulumi_uses(cloudfront, dev_stack: StackRun):
     client, distribution = cloudfront
-    restored = dill.loads(base64.b64decode(serialize_provider(CloudFrontInvalidationProvider())))
+    restored = stored_provider(dev_stack, INVALIDATION, "site-files-invalidation")
     assert type(restored) is CloudFrontInvalidationProvider
     restored.create(props(distribution))
     assert len(invalidations(client, distribution)) == 1

@@ -5,15 +5,12 @@ at once). A fake clock makes every wait instant."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 
 import boto3
-import dill
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
-from pulumi.dynamic.dynamic import serialize_provider
 
 from components.aws_session import WrongAccountError
 from components.endpoint_rollout import (
@@ -24,7 +21,8 @@ from components.endpoint_rollout import (
     RolloutError,
     RolloutTimeoutError,
 )
-from tests.infra.conftest import FakeClock, FakeSession, aws_input
+from tests.infra.conftest import FakeClock, FakeSession, StackRun, aws_input
+from tests.infra.stored_providers import stored_provider
 
 REGION = "eu-west-1"
 NAME = "image-classifier-test"
@@ -38,6 +36,8 @@ NAME_FILTER = NAME[:20]
 """What every endpoint that may use one of those configs has in its name: the stack's."""
 OLD, NEW = f"{PREFIX}aaaaaaaaaaaa-111111", f"{PREFIX}bbbbbbbbbbbb-222222"
 OLD_MODEL, NEW_MODEL = "model-old", "model-new"
+ROLLOUT = "pulumi-python:dynamic/endpoint_rollout:EndpointRollout"
+CLEANUP = "pulumi-python:dynamic/endpoint_rollout:EndpointCleanup"
 BUCKET = "model-artifacts-0a1b2c3"
 ARCHIVE = {
     OLD_MODEL: f"s3://{BUCKET}/models/aaaaaaaaaaaa/model.tar.gz",
@@ -502,7 +502,7 @@ def test_the_stacks_endpoint_and_config_carry_the_stacks_tags(dev_stack):
     resource of the stack has; the config (pulumi-aws) has them besides its own."""
     stack_tags = dev_stack.one("aws:ecr/repository:Repository").inputs["tags"]
     assert stack_tags == {"project": "image-classifier", "stack": "dev", "managed-by": "pulumi"}
-    rollout = dev_stack.one("pulumi-python:dynamic/endpoint_rollout:EndpointRollout")
+    rollout = dev_stack.one(ROLLOUT)
     assert rollout.inputs["tags"] == stack_tags
     config = dev_stack.one("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
     assert stack_tags.items() <= config.inputs["tags"].items()
@@ -752,15 +752,15 @@ def test_diff():
     assert not new_code.replaces
 
 
-def test_provider_survives_the_pickle_round_trip_pulumi_uses(sagemaker):
-    restored = dill.loads(base64.b64decode(serialize_provider(EndpointRolloutProvider())))
+def test_provider_survives_the_pickle_round_trip_pulumi_uses(sagemaker, dev_stack: StackRun):
+    restored = stored_provider(dev_stack, ROLLOUT)
     assert type(restored) is EndpointRolloutProvider
     result = restored.create(props())
     assert result.outs["endpoint_status"] == "InService"
 
 
-def test_the_cleanup_provider_survives_the_pickle_round_trip_too(sagemaker):
-    restored = dill.loads(base64.b64decode(serialize_provider(EndpointCleanupProvider())))
+def test_the_cleanup_provider_survives_the_pickle_round_trip_too(sagemaker, dev_stack: StackRun):
+    restored = stored_provider(dev_stack, CLEANUP)
     assert type(restored) is EndpointCleanupProvider
     restored.create(cleanup_props())
     restored.delete(NAME, cleanup_props())

@@ -501,7 +501,25 @@ def test_the_variant_rules_are_the_proxys():
 
     assert model_variants.MAX_VARIANTS == proxy_variants.MAX_VARIANTS
     assert model_variants.MAIN == proxy_variants.DEFAULT_VARIANT == registry.DEFAULT_VARIANT
-    assert model_variants.NAME.pattern == proxy_variants._NAME.pattern
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["main", "canary-2", "0", "a" * 32, "a" * 33, "-a", "Canary", "can_ary", "", "a b", "café"],
+)
+def test_the_variant_names_are_the_proxys(name):
+    """Each name the program accepts, the proxy accepts, and each it refuses, the proxy
+    refuses."""
+    from components import model_variants
+    from proxy.variants import Variant, Variants, VariantsError
+
+    try:
+        Variants((Variant(name, 1, "image-classifier-dev"),))
+    except VariantsError:
+        proxy_accepts = False
+    else:
+        proxy_accepts = True
+    assert bool(model_variants.NAME.fullmatch(name)) is proxy_accepts
 
 
 def test_the_registry_layout_is_the_registry_clis():

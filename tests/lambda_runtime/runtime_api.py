@@ -85,7 +85,8 @@ class RuntimeApi:
         self._server.shutdown()
         self._server.server_close()
 
-    def _next(self) -> tuple[str, bytes] | None:
+    def next_event(self) -> tuple[str, bytes] | None:
+        """`/next`: the next event and its request id, waiting for one; None once closed."""
         if self.first_next is None:
             self.first_next = time.monotonic()
         while not self._closed.is_set():
@@ -95,7 +96,8 @@ class RuntimeApi:
                 continue
         return None
 
-    def _answer(self, request_id: str, kind: str, body: Any) -> bool:
+    def answered(self, request_id: str, kind: str, body: Any) -> bool:
+        """`/response` or `/error`: hand it to the waiting `invoke`; False for an unknown id."""
         answer = self._answers.pop(request_id, None)
         if answer is None:
             return False
@@ -115,7 +117,7 @@ class RuntimeApi:
                 if self.path != f"{PREFIX}/invocation/next":
                     self._send(404, {"errorMessage": f"no route {self.path}"})
                     return
-                handed = api._next()
+                handed = api.next_event()
                 if handed is None:  # closing: the function is gone or going
                     self.close_connection = True
                     return
@@ -150,7 +152,7 @@ class RuntimeApi:
                         "error",
                     )
                 ):
-                    if api._answer(parts[1], parts[2], body):
+                    if api.answered(parts[1], parts[2], body):
                         self._send(202, {"status": "OK"})
                     else:
                         self._send(400, {"errorMessage": f"unknown request id {parts[1]}"})

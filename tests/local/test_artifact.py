@@ -40,7 +40,7 @@ class Packager:
 @pytest.fixture
 def packager(monkeypatch):
     stub = Packager(unavailable=("imagenet",))
-    monkeypatch.setattr(artifact, "_build", stub)
+    monkeypatch.setattr(artifact, "build_archive", stub)
     return stub
 
 
@@ -133,7 +133,7 @@ def test_a_refused_int8_build_falls_back_to_fp32(tmp_path, monkeypatch):
 
     monkeypatch.setattr(artifact.subprocess, "run", run)
     said: list[str] = []
-    assert artifact._build("imagenet", tmp_path / "model.tar.gz", said.append)
+    assert artifact.build_archive("imagenet", tmp_path / "model.tar.gz", said.append)
     assert [command[-2:] for command in commands][1] == ["--precision", "fp32"]
     assert len(commands) == 2
     assert any("building fp32 instead" in line for line in said)
@@ -147,7 +147,7 @@ def test_other_build_failures_are_not_retried(tmp_path, monkeypatch):
         return subprocess.CompletedProcess(command, 2)
 
     monkeypatch.setattr(artifact.subprocess, "run", run)
-    assert not artifact._build("imagenet", tmp_path / "model.tar.gz", print)
+    assert not artifact.build_archive("imagenet", tmp_path / "model.tar.gz", print)
     assert len(commands) == 1
 
 

@@ -233,7 +233,7 @@ def test_without_the_pretrained_backbone_it_starts_random_and_says_so(tmp_path, 
     from model.finetune import finetune
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(weights, "_reachable", lambda _host, _port: False)
+    monkeypatch.setattr(weights, "reachable", lambda _host, _port: False)
     data = make_dataset(tmp_path / "photos", ("cat", "coffee"), 2)
     lines: list[str] = []
     result = finetune(data, tmp_path / "w.pt", epochs=1, log=lines.append)

@@ -27,14 +27,14 @@ def decoded(handler, body: bytes) -> Image.Image:
     """What the handler makes of the bytes before resizing: upright 8-bit RGB."""
     module = handler.module
     image = module.input_fn(body, "application/octet-stream")
-    return module._decode_rgb(image, handler.model.resize_size)
+    return module.decode_rgb(image, handler.model.resize_size)
 
 
 def full_resolution(handler, body: bytes) -> np.ndarray:
     """Preprocessing from every decoded pixel, with no early shrinking."""
     model = handler.model
     full = Image.open(io.BytesIO(body)).convert("RGB")
-    crop = handler.module._resize_center_crop(
+    crop = handler.module.resize_center_crop(
         full, model.resize_size, model.crop_size, model.resample
     )
     return np.asarray(crop).transpose(2, 0, 1)[np.newaxis] * model.scale + model.offset

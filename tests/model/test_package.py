@@ -249,7 +249,7 @@ def test_imagenet_offline_fails_fast_with_advice(tmp_path, monkeypatch, capsys):
     from model import weights
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(weights, "_reachable", lambda _host, _port: False)
+    monkeypatch.setattr(weights, "reachable", lambda _host, _port: False)
     assert main(["--weights", "imagenet", "--out", str(tmp_path / "m.tar.gz")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -263,7 +263,7 @@ def test_network_probe_gives_up_quickly():
     from model import weights
 
     started = time.monotonic()
-    weights._reachable("192.0.2.1", 443)  # TEST-NET-1: never routed
+    weights.reachable("192.0.2.1", 443)  # TEST-NET-1: never routed
     assert time.monotonic() - started < weights.NETWORK_PROBE_SECONDS + 1
 
 

@@ -20,7 +20,8 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import unknown_checking_proxy
+
+from tests.policy_sdk_adapter import unknown_checking_proxy
 
 
 @dataclass(frozen=True)

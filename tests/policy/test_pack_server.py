@@ -18,10 +18,10 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from policy import rules
 from tests.policy.stack_fixture import good_resources
+from tests.policy_sdk_adapter import analyzer_pb2, analyzer_pb2_grpc
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policy"
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from policy import rules
 from tests.policy.harness import Resource, violations
@@ -21,6 +20,7 @@ from tests.policy.stack_fixture import (
     good_resources,
     label_rule,
 )
+from tests.policy_sdk_adapter import UNKNOWN_STRING_VALUE, UnknownValueError
 
 Mutation = Callable[[dict[str, Resource]], None]
 

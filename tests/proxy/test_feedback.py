@@ -509,7 +509,7 @@ def test_the_handler_records_to_predictions_file_and_takes_feedback(aws_env, tmp
     aws_env.setenv("MODEL_LABELS_DIR", str(tmp_path / "model_labels"))
     write_labels_file(tmp_path / "model_labels", VERSION, LABELS)
     module = _import_handler(aws_env)
-    client = module._PROXY.invoker.clients(20.0)
+    client = module.PROXY.invoker.clients(20.0)
     data = prediction_payload()
     with Stubber(client) as stubber:
         stubber.add_response(
@@ -520,6 +520,6 @@ def test_the_handler_records_to_predictions_file_and_takes_feedback(aws_env, tmp
     document = {"request_id": request_id, "verdict": "wrong", "label": "lynx"}
     answer = module.handler(feedback_event(document), LambdaContext(time.monotonic))
     assert answer["statusCode"] == 200, answer
-    module._PROXY.store.close()
+    module.PROXY.store.close()
     with SqlitePredictionStore(path) as store:
         assert store.get(request_id).feedback_label == "lynx"

@@ -37,7 +37,7 @@ def handler_module(aws_env):
 
 
 def test_handler_serves_a_request_with_its_cold_start_client(handler_module):
-    client = handler_module._PROXY.invoker.clients(20.0)
+    client = handler_module.PROXY.invoker.clients(20.0)
     data = prediction_payload()
     with Stubber(client) as stubber:
         stubber.add_response(
@@ -69,9 +69,14 @@ def test_log_level_and_stdout_come_from_the_environment(aws_env, capsys, caplog)
     assert caplog.records == []
 
 
-def test_the_cold_start_client_exists_before_the_first_request(handler_module):
-    clients = handler_module._PROXY.invoker.clients
-    assert list(clients._clients) == [20.0]
+def test_the_cold_start_client_exists_before_the_first_request(handler_module, aws_env):
+    clients = handler_module.PROXY.invoker.clients
+
+    def create_client(*_args, **_kwargs):
+        raise AssertionError("a client was made after the init")
+
+    aws_env.setattr(clients.session, "create_client", create_client)
+    assert clients(20.0).meta.config.read_timeout == 20.0
 
 
 @pytest.mark.parametrize(
@@ -140,7 +145,16 @@ def test_the_deployed_handler_admits_a_key_from_ssm_and_refuses_a_direct_call(aw
             module = importlib.import_module("proxy.handler")
         finally:
             sys.modules.pop("proxy.handler", None)
-        client = module._PROXY.invoker.clients(20.0)
+        clients = module.PROXY.invoker.clients
+        made: list[str] = []
+        create_client = clients.session.create_client
+
+        def recorded(service_name, *args, **kwargs):
+            made.append(service_name)
+            return create_client(service_name, *args, **kwargs)
+
+        aws_env.setattr(clients.session, "create_client", recorded)
+        client = clients(20.0)
         data = prediction_payload()
         direct = http_event(encoded("chelsea"), path="/api/predict")
         with Stubber(client) as stubber:
@@ -153,4 +167,4 @@ def test_the_deployed_handler_admits_a_key_from_ssm_and_refuses_a_direct_call(aw
     assert refused["statusCode"] == 401
     assert body_of(refused)["error"]["code"] == "api_key_missing"
     # The SSM client came from the container's session, the SageMaker client's.
-    assert module._PROXY.access._keys._store._session is module._PROXY.invoker.clients.session
+    assert made == ["ssm"]
