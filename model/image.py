@@ -17,7 +17,12 @@ from pathlib import Path
 DOCKERFILE = "model/Dockerfile"
 DOCKERIGNORE = ".dockerignore"
 LOCK_FILE = "model/requirements-image.lock"
-SERVING_CODE = ("model/__init__.py", "model/archive.py", "model/serve.py")
+SERVING_CODE = (
+    "model/__init__.py",
+    "model/archive.py",
+    "model/output.py",
+    "model/serve.py",
+)
 # Relative to the repository root, the build context. Every file the build reads.
 CONTEXT_FILES = (DOCKERFILE, DOCKERIGNORE, LOCK_FILE, *SERVING_CODE)
 # Bump to give every image a new tag when the way the tag is computed changes.

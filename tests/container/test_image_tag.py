@@ -93,6 +93,17 @@ def test_the_hashed_files_are_exactly_what_the_build_reads():
     assert _dockerignore_includes() == copied
 
 
+def test_the_image_holds_every_module_of_ours_the_server_imports():
+    wanted, seen = {"model/serve.py"}, set()
+    while wanted - seen:
+        name = (wanted - seen).pop()
+        seen.add(name)
+        for node in ast.walk(ast.parse((ROOT / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("model."):
+                wanted.add(node.module.replace(".", "/") + ".py")
+    assert seen <= set(image.SERVING_CODE)
+
+
 def test_the_lock_pins_every_serving_requirement_by_hash():
     lock = (ROOT / image.LOCK_FILE).read_text()
     pins = {
