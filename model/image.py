@@ -20,6 +20,7 @@ LOCK_FILE = "model/requirements-image.lock"
 SERVING_CODE = (
     "model/__init__.py",
     "model/archive.py",
+    "model/batch_transform.py",
     "model/output.py",
     "model/serve.py",
 )

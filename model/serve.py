@@ -7,13 +7,16 @@ It loads the model as SageMaker does (extract the archive, or take the directory
 SageMaker extracted it to; import ``code/inference.py``; call ``model_fn`` once) and
 serves two faces of the same handler:
 
-* the container contract: ``GET /ping`` and ``POST /invocations``;
+* the container contract: ``GET /ping`` and ``POST /invocations``, plus Batch Transform's
+  ``GET /execution-parameters``; under ``SAGEMAKER_BATCH=true`` a record the model cannot
+  use answers 200 with its error (``model.batch_transform``);
 * the SageMaker Runtime ``InvokeEndpoint`` wire API, ``POST /endpoints/{name}/invocations``,
   so a stock boto3 ``sagemaker-runtime`` client with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``
   pointed here works unchanged, handler errors arriving as ``ModelError``.
 
 Up to ``--workers`` requests run at once (else ``SAGEMAKER_MODEL_SERVER_WORKERS``, else
-as many as the CPUs, and the memory for the largest accepted image, allow), each on a
+as many as the CPUs, and the memory for the largest accepted image, allow, and no more
+than a transform job's ``SAGEMAKER_MAX_CONCURRENT_TRANSFORMS``), each on a
 thread of its own: ONNX Runtime's ``run`` is thread-safe, and decoding, resizing and
 inference release the GIL. The port is ``--port``, else ``SAGEMAKER_BIND_TO_PORT``, else
 8080 (SageMaker's container contract). SIGTERM stops it: requests in flight finish, for at
@@ -63,6 +66,12 @@ from starlette.responses import JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from model.archive import extract  # noqa: E402
+from model.batch_transform import (  # noqa: E402
+    BatchSettingError,
+    BatchSettings,
+    execution_parameters,
+    record_error,
+)
 
 LOG = logging.getLogger("model.serve")
 JSON = "application/json"
@@ -95,10 +104,12 @@ class HandlerResult:
 
 class LoadedHandler:
     """The user module and the model it loaded, called the way the toolkit calls them:
-    up to ``workers`` requests at once (default: ``default_workers`` for this machine and
-    the archive's recorded ``peak_rss_mb``)."""
+    up to ``workers`` requests at once (default: its ``capacity``, ``default_workers`` for
+    this machine and the archive's recorded ``peak_rss_mb``, or ``at_most`` if fewer)."""
 
-    def __init__(self, artifact: Path, workers: int | None = None) -> None:
+    def __init__(
+        self, artifact: Path, workers: int | None = None, at_most: int | None = None
+    ) -> None:
         artifact = Path(artifact)
         if artifact.is_dir():
             self._workdir = None
@@ -109,10 +120,11 @@ class LoadedHandler:
             extract(artifact, model_dir)
         self.module = import_user_module(model_dir / "code" / "inference.py")
         self.model = self.module.model_fn(str(model_dir))
+        self.capacity = default_workers(
+            usable_cpus(), cgroup_memory_limit_mib(), _recorded_peak_rss_mib(model_dir)
+        )
         if workers is None:
-            workers = default_workers(
-                usable_cpus(), cgroup_memory_limit_mib(), _recorded_peak_rss_mib(model_dir)
-            )
+            workers = self.capacity if at_most is None else min(at_most, self.capacity)
         self.workers = workers
         # Requests beyond it wait here, in order, rather than in the thread pool.
         self._slots = asyncio.Semaphore(workers)
@@ -254,21 +266,35 @@ async def read_limited_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(artifact: Path, workers: int | None = None) -> Starlette:
+def create_app(
+    artifact: Path, workers: int | None = None, batch: BatchSettings | None = None
+) -> Starlette:
     """Load the archive (or an extracted model directory) and build the ASGI app, which
-    runs up to ``workers`` requests at once (default: ``default_workers``)."""
-    handler = LoadedHandler(artifact, workers)
+    runs up to ``workers`` requests at once (default: ``default_workers``, within the
+    transform job's ``batch.max_concurrent``) and, under ``batch.enabled``, answers a
+    record the model cannot use with 200 and its error (``model.batch_transform``)."""
+    batch = batch or BatchSettings()
+    handler = LoadedHandler(artifact, workers, batch.max_concurrent)
+    body_limit = batch.body_limit(MAX_BODY_BYTES)
 
     async def ping(_request: Request) -> Response:
         return Response(status_code=HTTPStatus.OK)
 
+    async def execution_parameters_route(_request: Request) -> Response:
+        return JSONResponse(execution_parameters(handler.workers, body_limit))
+
     async def invocations(request: Request) -> Response:
-        body = await read_limited_body(request, MAX_BODY_BYTES)
+        body = await read_limited_body(request, body_limit)
         if body is None:
-            return _too_large_container()
-        result = await handler.invoke(
-            body, request.headers.get("content-type"), request.headers.get("accept")
-        )
+            result = _too_large_container(body_limit)
+        else:
+            result = await handler.invoke(
+                body, request.headers.get("content-type"), request.headers.get("accept")
+            )
+        if batch.enabled:
+            record = record_error(result.status, result.body)
+            if record is not None:
+                result = HandlerResult(HTTPStatus.OK, record, JSON)
         return Response(result.body, status_code=result.status, media_type=result.content_type)
 
     async def invoke_endpoint(request: Request) -> Response:
@@ -304,6 +330,7 @@ def create_app(artifact: Path, workers: int | None = None) -> Starlette:
         routes=[
             Route("/ping", ping, methods=["GET"]),
             Route("/invocations", invocations, methods=["POST"]),
+            Route("/execution-parameters", execution_parameters_route, methods=["GET"]),
             Route("/endpoints/{name}/invocations", invoke_endpoint, methods=["POST"]),
         ],
         exception_handlers={ClientDisconnect: _client_disconnected},
@@ -313,11 +340,11 @@ def create_app(artifact: Path, workers: int | None = None) -> Starlette:
     return app
 
 
-def _too_large_container() -> Response:
-    return Response(
-        _error_json("payload_too_large", f"The request body exceeds {MAX_BODY_BYTES} bytes."),
-        status_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-        media_type=JSON,
+def _too_large_container(limit: int) -> HandlerResult:
+    return HandlerResult(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        _error_json("payload_too_large", f"The request body exceeds {limit} bytes."),
+        JSON,
     )
 
 
@@ -393,6 +420,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.port = _port_from_environment(parser)
     if args.workers is None:
         args.workers = _workers_from_environment(parser)
+    try:
+        args.batch = BatchSettings.from_environment(os.environ)
+    except BatchSettingError as error:
+        parser.error(str(error))
     if args.model_dir is None and args.artifact is None:
         args.artifact = Path("build/model.tar.gz")
     return args
@@ -483,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     source = args.model_dir or args.artifact
     try:
-        app = create_app(source, args.workers)
+        app = create_app(source, args.workers, args.batch)
     except Exception as error:  # the archive's own handler: anything may fail to load
         LOG.debug("loading %s failed", source, exc_info=True)
         print(f"error: {_load_problem(source, error)}", file=sys.stderr)
