@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -87,10 +87,16 @@ def start_container(serving_image: str, model_dir: Path) -> Iterator[StartContai
     user, the model (``model_dir``, or another extracted archive) read-only at
     /opt/ml/model, and nothing writable at all: a read-only root and no tmpfs (podman's
     --read-only would mount one on /tmp); reachable from the host on a free port given in
-    SAGEMAKER_BIND_TO_PORT, or with no network at all."""
+    SAGEMAKER_BIND_TO_PORT, or with no network at all; ``options`` are more `podman run`
+    options (e.g. the environment of a transform job, a memory limit)."""
     started: list[str] = []
 
-    def start(network: str = "host", wait: bool = True, model: Path = model_dir) -> Container:
+    def start(
+        network: str = "host",
+        wait: bool = True,
+        model: Path = model_dir,
+        options: Sequence[str] = (),
+    ) -> Container:
         port = free_port()
         # Owned by another user than the server's, like SageMaker's /opt/ml/model; readable
         # by others, like the archive's files (0644), which the image's user relies on.
@@ -105,6 +111,7 @@ def start_container(serving_image: str, model_dir: Path) -> Iterator[StartContai
             f"--network={network}",
             "--env",
             f"{PORT_ENV}={port}",
+            *options,
             serving_image,
             "serve",
         )

@@ -44,5 +44,5 @@ class Container:
 
 
 StartContainer = Callable[..., Container]
-"""`start_container(network="host", wait=True, model=<the default archive, extracted>)`:
-a new container of the serving image."""
+"""`start_container(network="host", wait=True, model=<the default archive, extracted>,
+options=())`: a new container of the serving image, with more `podman run` options."""
