@@ -39,6 +39,7 @@ from typing import Any, TextIO
 from batch.review import ReviewError, open_outcomes
 from batch.storage import RESULTS, LocalStorage, Storage, StorageError, open_location
 from batch.tasks import READ_CAP
+from model.output import OutputPathError, check_output_folder
 
 MANIFEST = "batch-export.json"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -226,6 +227,11 @@ def command(
     except ReviewError as error:
         print(f"error: {error}", file=stderr)
         return error.status
+    try:
+        check_output_folder(args.out)
+    except OutputPathError as error:
+        print(f"error: {error}", file=stderr)
+        return EXIT_USAGE
     images = open_location(args.images) if args.images else None
     if isinstance(images, LocalStorage) and not images.root.is_dir():
         print(f"error: --images {args.images}: no such folder", file=stderr)

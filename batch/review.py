@@ -215,7 +215,10 @@ def open_outcomes(args: argparse.Namespace, flag: str = "--out") -> Storage:
     typo is not an empty queue)."""
     if args.bucket:
         return S3Storage(args.bucket, region=getattr(args, "region", None))
-    if not Path(args.out).is_dir():
+    folder = Path(args.out)
+    if folder.exists() and not folder.is_dir():
+        raise ReviewError(f"{flag} {args.out}: is a file, not a folder", EXIT_USAGE)
+    if not folder.is_dir():
         raise ReviewError(f"{flag} {args.out}: no such folder", EXIT_USAGE)
     return LocalStorage(args.out)
 

@@ -79,6 +79,7 @@ from batch.tasks import (
 from batch.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
 from local.artifact import DEFAULT_ARCHIVE, shown
 from local.model_server import ModelServer, ModelServerError, ping
+from model.output import OutputPathError, check_output_folder
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.predictions import iso_time
 from proxy.responses import ApiError
@@ -749,6 +750,10 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
         return _usage(stderr, "--out must not be DIR itself (a folder inside it is fine)")
     if not 1 <= args.max_image_bytes <= 4 * 1024 * 1024:
         return _usage(stderr, "--max-image-bytes must be between 1 and 4194304")
+    try:  # before any work or model server: a typo costs nothing
+        check_output_folder(args.out)
+    except OutputPathError as error:
+        return _usage(stderr, str(error))
     if args.model_server is not None:
         parts = urllib.parse.urlsplit(args.model_server)
         if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -1,5 +1,5 @@
-"""Output files of the model CLIs: the path checked before the work starts, and the file
-written whole or not at all."""
+"""Output files of the model CLIs (and output folders of `batch`): the path checked before
+the work starts, and the file written whole or not at all."""
 
 from __future__ import annotations
 
@@ -23,7 +23,19 @@ def check_output_path(out: Path, flag: str = "--out") -> None:
         raise OutputPathError(f"{where}: is a folder; give the path of a file in it")
     if out.exists() and not out.is_file():
         raise OutputPathError(f"{where}: is not a regular file; give the path of a file")
-    folder = out.parent
+    _writable_folder(out.parent, where)
+
+
+def check_output_folder(out: Path, flag: str = "--out") -> None:
+    """Raise `OutputPathError` unless files can be written in the folder ``out``: it is not
+    a file, and it exists (it is created here if missing) and takes a new file."""
+    where = f"{flag} {out}"
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{where}: is a file, not a folder; give a folder")
+    _writable_folder(out, where)
+
+
+def _writable_folder(folder: Path, where: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:

@@ -43,10 +43,11 @@ RULES = {
     "model/registry.py": ({"boto3", "botocore"}, set()),
     "proxy": ({"boto3", "botocore", "proxy"}, set()),
     # The batch Lambda's zip is proxy/ and batch/; its command line (run, review, export)
-    # also reads archives' labels and starts a local model server, as the local runtime.
+    # also reads archives' labels and starts a local model server, as the local runtime,
+    # and checks its output folders as the model CLIs check theirs (model.output: stdlib).
     "batch": (
         {"boto3", "botocore", "proxy", "batch"},
-        {"model.metadata", "local.model_server", "local.artifact"},
+        {"model.metadata", "model.output", "local.model_server", "local.artifact"},
     ),
     # What the batch Lambda imports: nothing beyond its zip.
     "batch/handler.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
