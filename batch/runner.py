@@ -4,9 +4,9 @@
                         [--model-server URL | --artifact PATH] [--reclassify] [--quiet]
 
 Every file under DIR goes through the same task functions as the cloud's workflow
-(`batch.tasks`), except hidden ones and outcome folders: OUT, and any other folder where
-a run wrote its outcomes (marked `.batch-outcomes`, or with a run's `summary.json`), so
-OUT may lie inside DIR. They run against a local model server: `--model-server URL` (a
+(`batch.tasks`), except hidden ones and outcomes: OUT, and what a run wrote in any folder
+marked as its OUT (`.batch-outcomes`, or a run's `summary.json`) along a file's path, DIR
+included. So OUT may lie inside DIR; DIR itself or a folder holding it is refused. They run against a local model server: `--model-server URL` (a
 running `python -m model.serve`, asked `GET /ping` before any work: a dead URL fails at
 once), or one started here on `--artifact` (by default the local runtime's
 `build/model.tar.gz`). It plays the part of Step Functions too: the task
@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from batch import labels as model_labels
+from batch.labels import LABELS_DIR
 from batch.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
 from batch.tasks import (
     RESULT,
@@ -99,6 +100,11 @@ EXIT_SIGNALLED = 128
 OUTCOMES_MARK = ".batch-outcomes"
 """Written in OUT: a folder holding it is another run's outcomes, never input."""
 _COUNTED = {RESULTS: "results", REVIEW: "review", FAILED: "failed"}
+OUTCOME_ENTRIES = frozenset(
+    {*(folder.rstrip("/") for folder in OUTCOME_FOLDERS), SUMMARY, SERVER_LOG, LABELS_DIR}
+)
+"""What a run writes in OUT: in a folder that `is_outcomes`, none of these is input (its
+other entries are: an earlier version let OUT hold DIR)."""
 
 
 class RunError(Exception):
@@ -297,17 +303,18 @@ def run_job(
 
 
 def folder_jobs(source: LocalStorage, out: LocalStorage) -> Iterator[Job]:
-    """A job for each file of `source`, its outcomes in `out` under its own path; files in
-    the outcome folders of runs (`is_outcomes`) are not images to classify."""
+    """A job for each file of `source`, its outcomes in `out` under its own path; what a
+    run wrote (`OUTCOME_ENTRIES` of a folder that `is_outcomes`, wherever it sits along a
+    file's path from `source`'s root, the root included) is not an image to classify."""
     outcomes: dict[str, bool] = {}
 
     def inside_outcomes(key: str) -> bool:
-        folders = key.split("/")[:-1]
-        for depth in range(1, len(folders) + 1):
-            folder = "/".join(folders[:depth])
+        parts = key.split("/")
+        for depth in range(len(parts)):  # each folder from the root, and its entry
+            folder = "/".join(parts[:depth])
             if folder not in outcomes:
                 outcomes[folder] = is_outcomes(source.root / folder)
-            if outcomes[folder]:
+            if outcomes[folder] and parts[depth] in OUTCOME_ENTRIES:
                 return True
         return False
 
@@ -704,7 +711,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         required=True,
-        help="where results/, review/, failed/ go (inside DIR is fine: it is not input)",
+        help="where results/, review/, failed/ go (inside DIR is fine: it is not input; a "
+        "folder holding DIR is refused)",
     )
     parser.add_argument(
         "--threshold",
@@ -746,8 +754,12 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
     stderr = stderr or sys.stderr
     if not args.dir.is_dir():
         return _usage(stderr, f"{args.dir}: no such folder")
-    if args.out.resolve() == args.dir.resolve():
-        return _usage(stderr, "--out must not be DIR itself (a folder inside it is fine)")
+    if args.out.resolve() in (args.dir.resolve(), *args.dir.resolve().parents):
+        return _usage(
+            stderr,
+            f"--out {args.out}: holds DIR, so its outcomes would be input of a later run over "
+            "it; give a folder beside DIR or inside it",
+        )
     if not 1 <= args.max_image_bytes <= 4 * 1024 * 1024:
         return _usage(stderr, "--max-image-bytes must be between 1 and 4194304")
     try:  # before any work or model server: a typo costs nothing

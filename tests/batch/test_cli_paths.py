@@ -3,6 +3,7 @@ written, outcome folders around the input, messages that point the right way."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from local.ports import free_port
+from tests.batch.standin import stand_in
 from tests.batch.support import photo, write
 from tests.conftest import ROOT
 
@@ -62,3 +64,41 @@ def test_review_says_a_file_is_not_a_folder(tmp_path, command):
     refused = batch_cli("review", *command, "--out", str(taken))
     assert refused.returncode == 2
     assert one_line(refused) == f"error: --out {taken}: is a file, not a folder\n"
+
+
+@pytest.mark.parametrize("out", [".", ".."])
+def test_run_refuses_an_out_that_holds_dir(tmp_path, out):
+    folder = write(tmp_path / "imgs" / "sub dir", {"a.jpg": photo()})
+    refused = batch_cli("run", str(folder), "--out", str(folder / out))
+    assert refused.returncode == 2
+    assert one_line(refused).startswith(f"error: --out {folder / out}: holds DIR")
+    assert not (tmp_path / "imgs" / "summary.json").exists()
+
+
+def test_outcomes_a_run_wrote_around_the_input_are_never_input(tmp_path):
+    """A run of an earlier version wrote into a parent of its DIR: in DIR itself (and any
+    folder along a file's path) the marked folder's outcome entries are not images, its
+    other files are."""
+    imgs = write(
+        tmp_path / "imgs",
+        {
+            "sub dir/a.jpg": photo(),
+            "results/sub dir/a.jpg.json": b"{}",
+            "failed/sub dir/b.jpg.json": b"{}",
+            "model_labels/0123.json": b"[]",
+            "summary.json": b"{}",
+            "model-server.log": b"started",
+            ".batch-outcomes": b"",
+            "deeper/c.jpg": photo(),
+            "deeper/.batch-outcomes": b"",
+            "deeper/review/c.jpg.json": b"{}",
+        },
+    )
+    with stand_in() as model:
+        done = batch_cli(
+            "run", str(imgs), "--out", str(tmp_path / "out5"), "--model-server", model.url
+        )
+    assert done.returncode == 0, done.stderr
+    document = json.loads((tmp_path / "out5" / "summary.json").read_text())
+    assert (document["files"], document["counts"]["review"]) == (2, 2)
+    assert not (tmp_path / "out5" / "failed").exists()
