@@ -184,6 +184,8 @@ class LocalStorage:
             try:
                 with os.fdopen(handle, "wb") as file:
                     file.write(dumps(document))
+                    # mkstemp's 0600, before the rename: outcomes read as any file written.
+                    os.fchmod(file.fileno(), 0o644)
                 os.replace(temporary, path)
             except BaseException:
                 with contextlib.suppress(OSError):

@@ -4,6 +4,7 @@ written, outcome folders around the input, messages that point the right way."""
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,13 @@ def test_outcomes_a_run_wrote_around_the_input_are_never_input(tmp_path):
     document = json.loads((tmp_path / "out5" / "summary.json").read_text())
     assert (document["files"], document["counts"]["review"]) == (2, 2)
     assert not (tmp_path / "out5" / "failed").exists()
+
+
+def test_outcome_files_are_readable_by_others_like_any_file(tmp_path):
+    from batch.storage import LocalStorage
+
+    out = LocalStorage(tmp_path)
+    out.write_json("summary.json", {"counts": {}})
+    out.write_json("results/a.jpg.json", {})
+    for name in ("summary.json", "results/a.jpg.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
