@@ -504,11 +504,10 @@ def _print_list(keys: KeySet, where: str, out: TextIO, err: TextIO) -> None:
         print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip(), file=out)
 
 
-def _parser() -> Any:
-    import argparse
-
-    target = argparse.ArgumentParser(add_help=False)
-    where = target.add_argument_group("where the keys are (one of)")
+def _where(command: Any) -> None:
+    """Where the keys are, on each command (argparse's `parents` would list a mutually
+    exclusive group's flags under "options", away from its title)."""
+    where = command.add_argument_group("where the keys are (one of)")
     choice = where.add_mutually_exclusive_group(required=True)
     choice.add_argument(
         "--ssm-path",
@@ -520,23 +519,30 @@ def _parser() -> Any:
         metavar="FILE",
         help=f"a local key file, as the local runtime reads (by convention {DEFAULT_LOCAL_FILE})",
     )
-    where.add_argument(
+    command.add_argument_group("with --ssm-path").add_argument(
         "--region",
         help="the stack's AWS region, where --ssm-path is (default: AWS_REGION; never the AWS "
         "config's default region)",
     )
+
+
+def _parser() -> Any:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="python -m proxy.api_keys",
         description="Create, list and revoke the API keys programs call the API with.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    create = commands.add_parser("create", parents=[target], help="create a key and print it, once")
+    create = commands.add_parser("create", help="create a key and print it, once")
     create.add_argument("name", metavar="NAME", help="who or what the key is for, e.g. ci-bot")
-    commands.add_parser(
-        "list", parents=[target], help="names, creation times and key prefixes (never keys)"
+    listing = commands.add_parser(
+        "list", help="names, creation times and key prefixes (never keys)"
     )
-    revoke = commands.add_parser("revoke", parents=[target], help="delete a key")
+    revoke = commands.add_parser("revoke", help="delete a key")
     revoke.add_argument("name", metavar="NAME")
+    for command in (create, listing, revoke):
+        _where(command)
     return parser
 
 

@@ -591,3 +591,20 @@ def test_python_m_proxy_api_keys_round_trip(tmp_path):
 
 def test_the_local_runtimes_file_is_under_build():
     assert DEFAULT_LOCAL_FILE.as_posix() == "build/api-keys.json"
+
+
+def test_help_puts_region_beside_the_choice_not_in_it():
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "proxy.api_keys", "create", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    choice = shown.split("where the keys are (one of):")[1].split("\n\n")[0]
+    assert "--ssm-path" in choice
+    assert "--local" in choice
+    assert "--region" not in choice
+    assert "with --ssm-path:\n  --region REGION" in shown
