@@ -28,10 +28,11 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import sys
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
@@ -52,6 +53,10 @@ _RESERVED = frozenset(
     | {f"com{n}" for n in range(1, 10)}
     | {f"lpt{n}" for n in range(1, 10)}
 )
+
+
+TRAINED = "build/finetuned/weights.pt"
+"""Where the printed training command writes its weights (model.finetune's example)."""
 
 
 class ExportError(Exception):
@@ -200,6 +205,30 @@ def export(out: Storage, target: Path, images: Storage | None = None) -> Export:
     return done
 
 
+def next_step(args: argparse.Namespace) -> Callable[[int], str]:
+    """What to do with an export of so many class folders: the training command, whole
+    and quoted as a shell reads it, or (fewer than model.finetune's 2) more decisions."""
+    where = (
+        f"--bucket {shlex.quote(args.bucket)}"
+        if args.bucket
+        else (f"--out {shlex.quote(str(args.outcomes))}")
+    )
+
+    def said(classes: int) -> str:
+        if classes < 2:
+            return (
+                f"{classes} class; model.finetune needs at least 2: resolve items of another "
+                f"label (python -m batch review list {where}, then python -m batch review "
+                f"resolve NAME --label LABEL {where}) and export again"
+            )
+        return (
+            f"train with: python -m model.finetune --data {shlex.quote(str(args.out))} "
+            f"--out {TRAINED}"
+        )
+
+    return said
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="the ImageFolder to write"
@@ -248,7 +277,7 @@ def command(
         print(f"skipped {skipped['name']}: {skipped['why']}", file=stderr)
     print(
         f"{len(done.files)} image(s) in {len(done.folders)} class folder(s) in {args.out}; "
-        f"train with: python -m model.finetune --data {args.out}",
+        f"{next_step(args)(len(done.folders))}",
         file=stdout,
     )
     return EXIT_FAILED if done.unreadable else EXIT_OK

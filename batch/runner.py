@@ -6,14 +6,14 @@
 Every file under DIR goes through the same task functions as the cloud's workflow
 (`batch.tasks`), except hidden ones and outcomes: OUT, and what a run wrote in any folder
 marked as its OUT (`.batch-outcomes`, or a run's `summary.json`) along a file's path, DIR
-included. So OUT may lie inside DIR; DIR itself or a folder holding it is refused. They run against a local model server: `--model-server URL` (a
-running `python -m model.serve`, asked `GET /ping` before any work: a dead URL fails at
-once), or one started here on `--artifact` (by default the local runtime's
-`build/model.tar.gz`). It plays the part of Step Functions too: the task
-errors are retried as `batch.workflow.RETRIES` says, and whatever is not retried is
-recorded in `failed/` by the failure task. So each file ends in exactly one of
-`OUT/results/`, `OUT/review/`, `OUT/failed/` (as `<path>.json`), and bad files (not
-images, truncated, too large) carry the API's error codes.
+included. So OUT may lie inside DIR; DIR itself or a folder holding it is refused. They
+run against a local model server: `--model-server URL` (a running `python -m model.serve`,
+asked `GET /ping` before any work: a dead URL fails at once), or one started here on
+`--artifact` (by default the local runtime's `build/model.tar.gz`). It plays the part of
+Step Functions too: the task errors are retried as `batch.workflow.RETRIES` says, and
+whatever is not retried is recorded in `failed/` by the failure task. So each file ends
+in exactly one of `OUT/results/`, `OUT/review/`, `OUT/failed/` (as `<path>.json`), and
+bad files (not images, truncated, too large) carry the API's error codes.
 
 It resumes: a file whose outcome is recorded for its current size and modification time
 is skipped, except for failures that may pass another time (`"retryable": true`). A run

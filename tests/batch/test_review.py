@@ -355,3 +355,27 @@ def test_an_imagenet_synonym_list_points_at_the_models_label(out, capsys):
     )
     assert status == 2
     assert "did you mean 'tabby'" in err
+
+
+def test_the_export_prints_a_training_command_that_runs_as_printed(out, tmp_path, capsys):
+    import shlex
+
+    from batch.review import resolve
+
+    target = LocalStorage(out)
+    resolve(target, "cats/a.jpg", "tabby", "ana")
+    train = tmp_path / "my train+1"
+    status, printed, _ = cli(capsys, "export", "--from", str(out), "--out", str(train))
+    assert status == 0
+    # One class: no command model.finetune would refuse, but what to do instead.
+    assert "train with" not in printed
+    assert "1 class; model.finetune needs at least 2: resolve items of another label" in printed
+    assert "python -m batch review resolve" in printed
+
+    resolve(target, "b.png", ODD_LABEL, "ana")
+    status, printed, _ = cli(capsys, "export", "--from", str(out), "--out", str(train))
+    assert status == 0
+    command = shlex.split(printed.split("train with: ")[1])
+    assert command[:3] == ["python", "-m", "model.finetune"]
+    assert command[command.index("--data") + 1] == str(train)
+    assert command[command.index("--out") + 1] == "build/finetuned/weights.pt"
