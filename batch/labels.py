@@ -20,6 +20,10 @@ would be other classes.
 from __future__ import annotations
 
 import json
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,3 +193,61 @@ def find(
         f"no labels known for model version {version}: pass --labels-from with its archive "
         "(model.tar.gz), its metadata.json or a labels directory"
     )
+
+
+def nearest(labels: Sequence[str], typed: str, limit: int = 4) -> list[str]:
+    """The labels `typed` most likely means, best first, as the web page's feedback picker
+    ranks them (site/words.js): the same words ("cats" finds "tiger cat"), words that
+    start so, the text within a label, then a typo (1 edit in a short word, 2 in a longer)."""
+    wanted = _fold(typed)
+    terms = [_singular(word) for word in _words(typed)]
+    typos = 1 if len(wanted) < 5 else 2
+
+    def rank(label: str) -> float:
+        whole, own = _fold(label), [_singular(word) for word in _words(label)]
+        if not wanted:
+            return math.inf
+        if whole == wanted:
+            return 0
+        if terms and all(term in own for term in terms):
+            return 1 + len(own) / 100
+        if terms and all(any(word.startswith(term) for word in own) for term in terms):
+            return 2
+        if wanted in whole:
+            return 3
+        edits = min(_distance(text, wanted) for text in (whole, *own))
+        return 4 + edits if edits <= typos else math.inf
+
+    ranked = sorted((rank(label), index, label) for index, label in enumerate(labels))
+    return [label for score, _, label in ranked if score != math.inf][:limit]
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
+
+
+def _words(text: str) -> list[str]:
+    return [word for word in re.split(r"[^a-z0-9]+", _fold(text)) if word]
+
+
+def _singular(word: str) -> str:
+    """ "cats" -> "cat", "boxes" -> "box", "puppies" -> "puppy"; short words stay."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and re.search(r"(s|x|z|ch|sh)es$", word):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance."""
+    previous = list(range(len(b) + 1))
+    for i, left in enumerate(a, 1):
+        row = [i]
+        for j, right in enumerate(b, 1):
+            row.append(min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (left != right)))
+        previous = row
+    return previous[-1]

@@ -28,7 +28,6 @@ known for its version); 3 NAME is not waiting for review.
 from __future__ import annotations
 
 import argparse
-import difflib
 import getpass
 import json
 import sys
@@ -147,7 +146,7 @@ def resolve(
         # ImageNet's synonym lists ("tabby, tabby cat") hold the model's name for a class.
         synonyms = [part.strip() for part in label.split(",")]
         close = [part for part in synonyms if part in known.labels][:3]
-        close = close or difflib.get_close_matches(label, known.labels, n=3)
+        close = close or model_labels.nearest(known.labels, label)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ReviewError(
             f"{label!r} is not one of the {len(known.labels)} labels of model "

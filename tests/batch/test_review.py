@@ -379,3 +379,18 @@ def test_the_export_prints_a_training_command_that_runs_as_printed(out, tmp_path
     assert command[:3] == ["python", "-m", "model.finetune"]
     assert command[command.index("--data") + 1] == str(train)
     assert command[command.index("--out") + 1] == "build/finetuned/weights.pt"
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("cat", "did you mean 'tiger cat' or 'Egyptian cat' or 'Persian cat'?"),
+        ("Cats", "did you mean 'tiger cat' or 'Egyptian cat' or 'Persian cat'?"),
+        ("egyp", "did you mean 'Egyptian cat'?"),
+        ("lynks", "did you mean 'lynx'?"),
+    ],
+)
+def test_suggestions_match_words_within_labels_first_as_the_web_page_does(out, capsys, typed, said):
+    status, _, err = cli(capsys, "review", "resolve", "b.png", "--label", typed, "--out", str(out))
+    assert status == 2
+    assert said in err
