@@ -70,6 +70,7 @@ from batch.tasks import (
     RESULT,
     REVIEW_OUTCOME,
     Classifier,
+    ImageRefused,
     Job,
     TaskError,
     caught,
@@ -81,7 +82,12 @@ from batch.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
 from local.artifact import DEFAULT_ARCHIVE, shown
 from local.model_server import ModelServer, ModelServerError, ping
 from model.output import OutputPathError, check_output_folder
-from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
+from proxy.config import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_REVIEW_THRESHOLD,
+    SAGEMAKER_PAYLOAD_CAP,
+    ProxyConfig,
+)
 from proxy.predictions import iso_time
 from proxy.responses import ApiError
 from proxy.sagemaker import RuntimeClients
@@ -274,13 +280,24 @@ def run_job(
     budget: float = LOCAL_BUDGET_SECONDS,
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
+    too_large: Callable[[int, int], str] | None = None,
 ) -> dict[str, Any]:
     """One image through the workflow as Step Functions runs it: classify with its
-    retries, and on any error left the failure task (with its own retries)."""
+    retries, and on any error left the failure task (with its own retries). `too_large`
+    (size, limit) is the advice for an image over the limit of a command whose flag
+    raises it, instead of the API's."""
     used: Counter = Counter()
     while True:
         try:
-            return classify(job, classifier, deadline=classifier.invoker.clock() + budget)
+            try:
+                return classify(job, classifier, deadline=classifier.invoker.clock() + budget)
+            except ImageRefused as refused:
+                if too_large is None or refused.code != "payload_too_large":
+                    raise
+                info = job.source.info(job.key)
+                size = info.size if info is not None else 0
+                advice = too_large(size, classifier.max_image_bytes)
+                raise ImageRefused(refused.status, refused.code, advice) from None
         except Stopped:
             raise  # not the image's failure: it stays pending
         except Exception as exc:  # what Catch States.ALL catches: bugs too
@@ -652,6 +669,7 @@ def run(
                 done = process(
                     found,
                     classifier,
+                    too_large=too_large_advice,
                     workers=workers,
                     progress=progress,
                     should_stop=lambda: stop.is_set() or died(),
@@ -686,6 +704,26 @@ def run(
             f"{document['counts']['pending']} file(s) are pending: run again"
         )
     return document
+
+
+def too_large_advice(size: int, limit: int) -> str:
+    """`batch run`'s word on an image over `--max-image-bytes`: its flag can raise the limit
+    to what a SageMaker endpoint takes (the cloud's batch has the same cap), no further."""
+    said = f"The image is about {_megabytes(size)}; the limit is {_megabytes(limit)}."
+    scale = "scale it down (a JPEG about 2000 pixels on its longest side is plenty)"
+    if size <= SAGEMAKER_PAYLOAD_CAP:
+        return (
+            f"{said} To classify it as it is, pass --max-image-bytes up to "
+            f"{SAGEMAKER_PAYLOAD_CAP} (what a SageMaker endpoint takes), or {scale}."
+        )
+    return (
+        f"{said} That is more than --max-image-bytes allows ({SAGEMAKER_PAYLOAD_CAP}, what a "
+        f"SageMaker endpoint takes): {scale}."
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
 
 
 def _check_version(found: Scan, version: str, reclassify: bool, out_dir: Path) -> None:
@@ -739,7 +777,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-image-bytes",
         type=int,
         default=DEFAULT_MAX_IMAGE_BYTES,
-        help="largest image accepted, as the API's MAX_IMAGE_BYTES",
+        help=f"largest image accepted, as the API's MAX_IMAGE_BYTES (default "
+        f"{DEFAULT_MAX_IMAGE_BYTES}, at most {SAGEMAKER_PAYLOAD_CAP}: what a SageMaker endpoint "
+        "takes); larger images are failed/ with payload_too_large, not scaled",
     )
     parser.add_argument(
         "--reclassify",
@@ -760,8 +800,8 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
             f"--out {args.out}: holds DIR, so its outcomes would be input of a later run over "
             "it; give a folder beside DIR or inside it",
         )
-    if not 1 <= args.max_image_bytes <= 4 * 1024 * 1024:
-        return _usage(stderr, "--max-image-bytes must be between 1 and 4194304")
+    if not 1 <= args.max_image_bytes <= SAGEMAKER_PAYLOAD_CAP:
+        return _usage(stderr, f"--max-image-bytes must be between 1 and {SAGEMAKER_PAYLOAD_CAP}")
     try:  # before any work or model server: a typo costs nothing
         check_output_folder(args.out)
     except OutputPathError as error:

@@ -13,7 +13,7 @@ import pytest
 
 from local.ports import free_port
 from tests.batch.standin import stand_in
-from tests.batch.support import photo, write
+from tests.batch.support import oversized_jpeg, photo, write
 from tests.conftest import ROOT
 
 
@@ -113,3 +113,23 @@ def test_outcome_files_are_readable_by_others_like_any_file(tmp_path):
     out.write_json("results/a.jpg.json", {})
     for name in ("summary.json", "results/a.jpg.json"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("size", "said"),
+    [
+        (3 * 1024 * 1024 + 10, "pass --max-image-bytes up to 4194304"),
+        (5 * 1024 * 1024, "more than --max-image-bytes allows (4194304"),
+    ],
+)
+def test_a_photo_over_the_limit_names_the_flag_that_raises_it(tmp_path, size, said):
+    folder = write(tmp_path / "in", {"big.jpg": oversized_jpeg(size)})
+    with stand_in() as model:
+        done = batch_cli(
+            "run", str(folder), "--out", str(tmp_path / "out"), "--model-server", model.url
+        )
+    assert done.returncode == 0, done.stderr
+    failure = json.loads((tmp_path / "out" / "failed" / "big.jpg.json").read_text())
+    assert failure["error"]["code"] == "payload_too_large"
+    assert said in failure["error"]["message"]
+    assert "scale it down" in failure["error"]["message"]
