@@ -133,3 +133,27 @@ def test_a_photo_over_the_limit_names_the_flag_that_raises_it(tmp_path, size, sa
     assert failure["error"]["code"] == "payload_too_large"
     assert said in failure["error"]["message"]
     assert "scale it down" in failure["error"]["message"]
+
+
+def test_run_says_errors_in_one_style_as_model_package_does(tmp_path):
+    """argparse's own usage errors carry its prefix after the usage; every other error
+    (the folders, the flags' values, the model server) is one line `error: …`."""
+    folder = write(tmp_path / "in", {"a.jpg": photo()})
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    dead = f"http://127.0.0.1:{free_port('127.0.0.1')}"
+    for args in (
+        [str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+        [str(folder), "--out", str(taken)],
+        [str(folder), "--out", str(tmp_path / "o"), "--max-image-bytes", "0"],
+        [str(folder), "--out", str(tmp_path / "o"), "--model-server", dead],
+        [str(folder), "--out", str(tmp_path / "o"), "--artifact", str(taken)],
+    ):
+        refused = batch_cli("run", *args)
+        assert refused.returncode in (1, 2)
+        assert one_line(refused).startswith("error: "), refused.stderr
+    parsing = batch_cli("run", str(folder), "--out", str(tmp_path / "o"), "--workers", "0")
+    assert parsing.returncode == 2
+    assert parsing.stderr.splitlines()[-1].startswith(
+        "python -m batch run: error: argument --workers"
+    )
