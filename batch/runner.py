@@ -16,7 +16,8 @@ in exactly one of `OUT/results/`, `OUT/review/`, `OUT/failed/` (as `<path>.json`
 bad files (not images, truncated, too large) carry the API's error codes.
 
 It resumes: a file whose outcome is recorded for its current size and modification time
-is skipped, except for failures that may pass another time (`"retryable": true`). A run
+is skipped, except for failures that may pass another time (`"retryable": true`, or
+`payload_too_large` of a file that this run's `--max-image-bytes` takes). A run
 whose model is not the one of the outcomes in OUT (its version: the archive's, or what
 `--model-server` answers to a small grey image) is refused before any work, naming both
 versions; `--reclassify` classifies those files again (people's decisions are kept).
@@ -67,6 +68,7 @@ from batch import labels as model_labels
 from batch.labels import LABELS_DIR
 from batch.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
 from batch.tasks import (
+    FAILED_OUTCOME,
     RESULT,
     REVIEW_OUTCOME,
     Classifier,
@@ -363,6 +365,8 @@ class Scan:
     """The files done, by the model version that classified them (results and review;
     not failures, nor a person's decisions)."""
     redo: set[str] = field(default_factory=set)
+    refused_as_too_large: set[str] = field(default_factory=set)
+    """Keys in `todo` whose `payload_too_large` failure goes: the limit is higher now."""
     """Keys in `todo` whose outcome of another model is replaced (`--reclassify`)."""
 
     def reclassify(self, version: str) -> None:
@@ -374,9 +378,15 @@ class Scan:
             self.skipped -= len(jobs)
 
 
-def scan(source: LocalStorage, out: LocalStorage, settle_seconds: float = 0.0) -> Scan:
-    """Which files have no outcome yet (or a retryable failure): only a stat and a look at
-    the outcome files each, no image is read."""
+def scan(
+    source: LocalStorage,
+    out: LocalStorage,
+    settle_seconds: float = 0.0,
+    max_image_bytes: int | None = None,
+) -> Scan:
+    """Which files have no outcome yet (or a retryable failure, or, with `max_image_bytes`,
+    a refusal as too large for a lower limit than it): only a stat and a look at the
+    outcome files each, no image is read."""
     found = Scan()
     now = time.time()
     for job in folder_jobs(source, out):
@@ -386,7 +396,10 @@ def scan(source: LocalStorage, out: LocalStorage, settle_seconds: float = 0.0) -
             outcome = None if info is None else existing_outcome(job, info.etag)
         except (OSError, StorageError, TaskError):
             outcome, stat = None, None  # the task itself will say what is wrong
-        if outcome is not None:
+        if outcome is not None and _fits_now(outcome[1], stat, max_image_bytes):
+            found.todo.append(job)
+            found.refused_as_too_large.add(job.key)
+        elif outcome is not None:
             found.skipped += 1
             document = outcome[1]
             version = (document.get("model") or {}).get("version")
@@ -397,6 +410,18 @@ def scan(source: LocalStorage, out: LocalStorage, settle_seconds: float = 0.0) -
         else:
             found.todo.append(job)
     return found
+
+
+def _fits_now(document: dict[str, Any], stat: os.stat_result | None, limit: int | None) -> bool:
+    """Whether an outcome is a refusal as too large of an image that `limit` now takes."""
+    error = document.get("error") if document.get("outcome") == FAILED_OUTCOME else None
+    return (
+        limit is not None
+        and stat is not None
+        and isinstance(error, dict)
+        and error.get("code") == "payload_too_large"
+        and stat.st_size <= limit
+    )
 
 
 def process(
@@ -426,6 +451,8 @@ def process(
             if job.key in found.redo:  # the outcome of another model goes: it is done again
                 for folder in (RESULTS, REVIEW):
                     job.out.delete(job.outcome_key(folder))
+            if job.key in found.refused_as_too_large:
+                job.out.delete(job.outcome_key(FAILED))
             output = run_job(job, classifier, **job_options)
         except Stopped:
             result.stopped = True
@@ -653,7 +680,7 @@ def run(
         except (model_labels.LabelsError, OSError, ValueError) as error:
             said = str(error)  # most already name the archive: say it once
             raise RunError(said if str(artifact) in said else f"{artifact}: {said}") from None
-    found = scan(source, out)
+    found = scan(source, out, max_image_bytes=max_image_bytes)
     if version is not None:
         _check_version(found, version, reclassify, out_dir)
     done = Pass(skipped=found.skipped)

@@ -157,3 +157,18 @@ def test_run_says_errors_in_one_style_as_model_package_does(tmp_path):
     assert parsing.stderr.splitlines()[-1].startswith(
         "python -m batch run: error: argument --workers"
     )
+
+
+def test_the_advice_for_a_large_photo_works_as_given(tmp_path):
+    folder = write(tmp_path / "in", {"big.jpg": oversized_jpeg(), "a.jpg": photo()})
+    out = tmp_path / "out"
+    with stand_in() as model:
+        run = ("run", str(folder), "--out", str(out), "--model-server", model.url)
+        assert batch_cli(*run).returncode == 0
+        assert (out / "failed" / "big.jpg.json").is_file()
+        again = batch_cli(*run, "--max-image-bytes", "4194304")
+    assert again.returncode == 0, again.stderr
+    document = json.loads((out / "summary.json").read_text())
+    assert document["this_run"]["processed"] == 1
+    assert (out / "review" / "big.jpg.json").is_file()
+    assert not (out / "failed" / "big.jpg.json").exists()
