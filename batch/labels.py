@@ -232,7 +232,7 @@ def _words(text: str) -> list[str]:
 
 
 def _singular(word: str) -> str:
-    """ "cats" -> "cat", "boxes" -> "box", "puppies" -> "puppy"; short words stay."""
+    """The singular of an English plural (cats, boxes, puppies); short words stay."""
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 4 and re.search(r"(s|x|z|ch|sh)es$", word):
