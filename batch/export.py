@@ -218,7 +218,7 @@ def next_step(args: argparse.Namespace) -> Callable[[int], str]:
         if classes < 2:
             return (
                 f"{classes} class; model.finetune needs at least 2: resolve items of another "
-                f"label (python -m batch review list {where}, then python -m batch review "
+                f"label (python -m batch review list {where}; python -m batch review "
                 f"resolve NAME --label LABEL {where}) and export again"
             )
         return (
