@@ -279,7 +279,6 @@ function renderResult(entry, { keepFocus = false } = {}) {
   ui.untrainedNote.hidden = !untrained;
   ui.answerThumb.src = entry.url;
   ui.answerName.textContent = entry.name;
-  ui.answerName.title = entry.name;
   const { source, small } = entry.prepared;
   ui.smallNote.hidden = !small;
   ui.smallNote.textContent = small

@@ -192,6 +192,38 @@ def test_on_a_phone_the_answer_has_a_thumbnail_and_try_another_beside_it(
     assert page.evaluate("document.activeElement.id") == "choose"
 
 
+LONG_NAME = "Ein Foto von unserer Katze Mimi im Garten, Sommer 2026 (bearbeitet).jpg"
+WHOLE = """(selector) => {
+  const element = document.querySelector(selector);
+  const box = element.getBoundingClientRect();
+  return element.scrollWidth <= element.clientWidth && element.scrollHeight <= element.clientHeight
+    && box.left >= 0 && box.right <= window.innerWidth;
+}"""
+
+
+@pytest.mark.parametrize("viewport", ["small-320x568", "phone-390x844"])
+def test_a_long_file_name_shows_in_full_beside_the_answer(
+    open_page, images, tmp_path, viewport, artifacts_dir
+):
+    """A phone cannot show a tooltip: the whole name wraps, and nothing scrolls sideways."""
+    named = tmp_path / LONG_NAME
+    named.write_bytes(images["cat"].read_bytes())
+    page = open_page(**VIEWPORTS[viewport])
+    started = now(page)
+    choose_file(page, named)
+    wait_for_results(page)
+    wait_for_top_label_in_view(page)
+    page.wait_for_timeout(400)
+    assert page.inner_text("#answer-name") == LONG_NAME
+    assert page.evaluate(WHOLE, "#answer-name"), "no ellipsis, nothing clipped"
+    wait_in_view(page, "#try-another")
+    width = VIEWPORTS[viewport]["viewport"]["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert layout_shift_since(page, started) == 0
+    if viewport == "small-320x568":
+        page.screenshot(path=str(artifacts_dir / "small-answer-long-name.png"))
+
+
 def test_on_a_desktop_the_photo_is_beside_the_answer_so_no_thumbnail(open_page, images):
     page = open_page(**VIEWPORTS["desktop-1440x900"])
     page.focus("#choose")
