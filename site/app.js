@@ -154,11 +154,15 @@ function startBusy(name) {
   busyTimer = setInterval(() => {
     const elapsed = performance.now() - started;
     if (elapsed < COUNT_FROM_MS) return;
-    if (!slow && elapsed >= SLOW_MS) {
+    const slowNow = !slow && elapsed >= SLOW_MS;
+    if (slowNow) {
       slow = true;
       announce(`Still classifying. ${SLOW_TEXT}`);
     }
     busyText(`Classifying… ${Math.floor(elapsed / 1000)} s`, slow ? SLOW_TEXT : "");
+    // The grown overlay can end below a short screen (a phone on its side, under a banner).
+    const overlay = ui.busyMain.closest(".stage-busy");
+    if (slowNow && !inView(overlay)) overlay.scrollIntoView({ block: "nearest", behavior: scrollBehavior() });
   }, 250);
 }
 
