@@ -75,6 +75,7 @@ class _Outcome:
     variant: str | None = None
     needs_review: bool | None = None
     verdict: str | None = None
+    previous_verdict: str | None = None
 
 
 @dataclass
@@ -259,6 +260,7 @@ class PredictProxy:
         taken = take_feedback(event, self.store, self.labels)
         outcome.variant = taken.prediction.variant
         outcome.verdict = taken.prediction.verdict
+        outcome.previous_verdict = taken.previous_verdict
         return json_response(200, {**taken.body(), "request_id": request_id}, request_id)
 
     def _labels(self, event: Any, request_id: str) -> dict[str, Any]:
@@ -294,7 +296,9 @@ class PredictProxy:
                 needs_review=outcome.needs_review if status == 200 else None,
             )
         if route == FEEDBACK and outcome.verdict is not None and status == 200:
-            return self.metrics.feedback(outcome.variant, outcome.verdict)
+            return self.metrics.feedback(
+                outcome.variant, outcome.verdict, previous=outcome.previous_verdict
+            )
         return {}
 
 

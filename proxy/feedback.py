@@ -47,9 +47,11 @@ _HOW = '{"request_id": "<a prediction\'s request_id>", "verdict": "correct" or "
 
 @dataclass(frozen=True)
 class FeedbackTaken:
-    """A verdict stored: the prediction as it now is."""
+    """A verdict stored: the prediction as it now is, and the verdict it had before (None:
+    none), which the feedback metrics need to count each prediction once."""
 
     prediction: Prediction
+    previous_verdict: str | None = None
 
     def body(self) -> dict[str, Any]:
         return {
@@ -128,7 +130,7 @@ def take_feedback(
             "Feedback cannot be recorded right now; try again in a few seconds.",
             retry_after=RETRY_AFTER_STORE,
         ) from None
-    return FeedbackTaken(updated)
+    return FeedbackTaken(updated, prediction.verdict)
 
 
 def _check_label(label: str, version: str, labels: ModelLabels | None) -> None:

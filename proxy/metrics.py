@@ -18,8 +18,13 @@ and `Variant`:
   else 0: its Average is the error rate), `Latency` (Milliseconds, the whole request), and
   for an answered prediction `NeedsReview` (Count, 1 or 0: its Average is the share sent to
   a person). Requests refused before a variant is picked (access, validation) have none.
-- feedback on a prediction: `FeedbackCorrect` and `FeedbackWrong` (Count, one 1 and one 0:
-  the Average of `FeedbackCorrect` is the accuracy users report).
+- feedback on a prediction: `FeedbackCorrect` and `FeedbackWrong` (Count) count each
+  prediction's verdict once, as the store keeps only its last: a first verdict is a 1 and a
+  0, a changed one moves the count (-1 from the old, +1 to the new), and a repeated one
+  (the page's "wrong" and then "wrong" with the label) has none. The Sums therefore count
+  the predictions judged correct and wrong, and `FeedbackCorrect / (FeedbackCorrect +
+  FeedbackWrong)` of the Sums is the accuracy users report, as `python -m proxy.report`
+  gives it.
 
 Only the per-variant dimension set: each set is billed as custom metrics of its own, and a
 service total is the sum of its variants in metric math (a dashboard's or an alarm's).
@@ -31,6 +36,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from proxy.predictions import VERDICTS
 
 NAMESPACE = "ImageClassifier"
 SERVICE_DIMENSION = "Service"
@@ -83,13 +90,22 @@ class EmfMetrics:
             metrics.append(("NeedsReview", COUNT, 1 if needs_review else 0))
         return self._members(variant, metrics)
 
-    def feedback(self, variant: str, verdict: str) -> dict[str, Any]:
-        """A verdict (`correct` or `wrong`) on a prediction `variant` made."""
-        if verdict not in ("correct", "wrong"):
-            raise ValueError(f"verdict must be 'correct' or 'wrong', not {verdict!r}")
-        correct = 1 if verdict == "correct" else 0
+    def feedback(self, variant: str, verdict: str, previous: str | None = None) -> dict[str, Any]:
+        """A verdict (`correct` or `wrong`) on a prediction `variant` made, which had the
+        verdict `previous` before (None: none); no members when the verdict is unchanged."""
+        if verdict not in VERDICTS or previous not in (None, *VERDICTS):
+            raise ValueError(
+                f"verdicts must be 'correct' or 'wrong', not {verdict!r} after {previous!r}"
+            )
+        if verdict == previous:
+            return {}
+        counts = {name: int(name == verdict) - int(name == previous) for name in VERDICTS}
         return self._members(
-            variant, [("FeedbackCorrect", COUNT, correct), ("FeedbackWrong", COUNT, 1 - correct)]
+            variant,
+            [
+                ("FeedbackCorrect", COUNT, counts["correct"]),
+                ("FeedbackWrong", COUNT, counts["wrong"]),
+            ],
         )
 
     def _members(self, variant: str, metrics: list[tuple[str, str, float]]) -> dict[str, Any]:

@@ -131,6 +131,7 @@ function announce(text) {
 
 function show(view) {
   for (const name of ["idle", "busy", "error", "results"]) ui[name].hidden = name !== view;
+  ui.card.classList.remove("is-fitted");
   ui.skeleton.hidden = view !== "idle" && view !== "busy";
   ui.card.setAttribute("aria-busy", String(view === "busy"));
   ui.dropzone.classList.toggle("is-busy", view === "busy");
@@ -153,11 +154,15 @@ function startBusy(name) {
   busyTimer = setInterval(() => {
     const elapsed = performance.now() - started;
     if (elapsed < COUNT_FROM_MS) return;
-    if (!slow && elapsed >= SLOW_MS) {
+    const slowNow = !slow && elapsed >= SLOW_MS;
+    if (slowNow) {
       slow = true;
       announce(`Still classifying. ${SLOW_TEXT}`);
     }
     busyText(`Classifying… ${Math.floor(elapsed / 1000)} s`, slow ? SLOW_TEXT : "");
+    // The grown overlay can end below a short screen (a phone on its side, under a banner).
+    const overlay = ui.busyMain.closest(".stage-busy");
+    if (slowNow && !inView(overlay)) overlay.scrollIntoView({ block: "nearest", behavior: scrollBehavior() });
   }, 250);
 }
 
@@ -178,6 +183,28 @@ function reveal(target, focus) {
   ui.card.scrollIntoView({ block: "start", behavior: scrollBehavior() });
   focus?.focus({ preventScroll: true });
   return true;
+}
+
+/**
+ * The card keeps room for a whole answer; under an error that room is only empty card (a
+ * phone's screen of it). Drop the room and bring the card's end to the bottom of the screen,
+ * the photo above it, when that keeps the error's title in view and all that the room held
+ * up below the screen (so nothing visible moves); otherwise keep it. Jumps, not smooth: the
+ * scroll and the smaller card must reach the screen in one frame.
+ */
+function fitError() {
+  const scrolled = window.scrollY;
+  ui.card.classList.add("is-fitted");
+  const card = ui.card.getBoundingClientRect();
+  const title = ui.errorTitle.getBoundingClientRect();
+  const by = card.bottom - window.innerHeight;
+  if (card.bottom - title.top <= window.innerHeight && scrolled + by >= 0) {
+    window.scrollTo({ top: scrolled + by, behavior: "instant" });
+    if (Math.abs(ui.card.getBoundingClientRect().bottom - window.innerHeight) < 1) return true;
+  }
+  ui.card.classList.remove("is-fitted");
+  window.scrollTo({ top: scrolled, behavior: "instant" });
+  return false;
 }
 
 function showPreview(entry) {
@@ -256,7 +283,6 @@ function renderResult(entry, { keepFocus = false } = {}) {
   ui.untrainedNote.hidden = !untrained;
   ui.answerThumb.src = entry.url;
   ui.answerName.textContent = entry.name;
-  ui.answerName.title = entry.name;
   const { source, small } = entry.prepared;
   ui.smallNote.hidden = !small;
   ui.smallNote.textContent = small
@@ -287,12 +313,11 @@ function renderError(problem) {
   ui.errorDetail.textContent = text.reference ? `Reference: ${text.reference} (it finds this request in the classifier’s logs)` : "";
   ui.errorDetail.hidden = !text.reference;
   ui.retry.hidden = !(text.retry && current && !current.result);
-  // Nothing to try again: the way back to the inputs (far above the card on a phone).
-  ui.errorAnother.hidden = !ui.retry.hidden;
   show("error");
   announce(`${text.title}. ${text.message}`);
-  // The title is what must be seen; focus goes to it, so the next Tab reaches "Try again".
-  reveal(ui.errorTitle);
+  // The title is what must be seen; focus goes to it, so the next Tab reaches "Try again",
+  // then "Try another image" (the way back to the inputs, far above the card on a phone).
+  if (!fitError()) reveal(ui.errorTitle);
   ui.errorTitle.focus({ preventScroll: true });
 }
 

@@ -3,25 +3,31 @@
 // stays small.
 
 import { modelLabels } from "./api.js";
-import { matching } from "./words.js";
+import { search } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
 const count = (value) => value.toLocaleString("en-US");
 const ui = { search: $("knows-search"), status: $("knows-status"), list: $("knows-list") };
 let labels = null;
 
+const quoted = (names) => names.map((name) => `“${name}”`).join(", ").replace(/, ([^,]*)$/, " or $1");
+
 function render() {
   const query = ui.search.value.trim();
-  const shown = query ? matching(labels, query) : labels;
-  const items = shown.map((label) => {
+  const { matches, suggestions } = query ? search(labels, query) : { matches: labels, suggestions: [] };
+  const items = matches.map((label) => {
     const item = document.createElement("li");
     item.textContent = label;
     return item;
   });
   ui.list.replaceChildren(...items);
-  if (!query) ui.status.textContent = `It knows ${count(labels.length)} ${labels.length === 1 ? "label" : "labels"}; an answer lists up to five of them, most likely first.`;
-  else if (!shown.length) ui.status.textContent = `No label matches “${query}”.`;
-  else ui.status.textContent = `${count(shown.length)} of ${count(labels.length)} labels match “${query}”.`;
+  let status;
+  if (!query) status = `It knows ${count(labels.length)} ${labels.length === 1 ? "label" : "labels"}; an answer lists up to five of them, most likely first.`;
+  else if (!matches.length) status = `No label matches “${query}”.`;
+  else status = `${count(matches.length)} of ${count(labels.length)} labels ${matches.length === 1 ? "matches" : "match"} “${query}”.`;
+  // Close spellings are offered, never counted as matches: "cat" is not "cab".
+  if (suggestions.length) status += ` Did you mean ${quoted(suggestions)}?`;
+  ui.status.textContent = status;
 }
 
 export async function showModelLabels(apiUrl, version) {

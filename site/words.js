@@ -1,6 +1,7 @@
 // Matching what a visitor types against a model's labels: "cat" finds "tiger cat" and
 // "Persian cat", "cats" finds them too, "tabbby" finds "tabby". Used by the feedback
-// picker (the nearest labels to a word that is not one) and by "What this model knows".
+// picker (the nearest labels to a word that is not one) and by "What this model knows"
+// (which tells matches from close spellings).
 
 const fold = (text) => text.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "").trim();
 const words = (text) => fold(text).split(/[^a-z0-9]+/).filter(Boolean);
@@ -30,6 +31,10 @@ function distance(a, b, limit) {
   return previous[b.length];
 }
 
+/** Ranks below this are matches (the label has the words or the text); from it on, close
+ * spellings. */
+const CLOSE_SPELLING = 4;
+
 /** How well `label` matches `query` (lower is better), or Infinity for no match. */
 function rank(label, query) {
   const wanted = fold(query);
@@ -44,17 +49,32 @@ function rank(label, query) {
   // A typo: one edit in a short word, two in a longer one.
   const limit = wanted.length < 5 ? 1 : 2;
   const closest = Math.min(distance(whole, wanted, limit), ...own.map((word) => distance(word, wanted, limit)));
-  return closest <= limit ? 4 + closest : Infinity;
+  return closest <= limit ? CLOSE_SPELLING + closest : Infinity;
 }
 
-/** The labels matching `query`, best first (ties keep the model's order). */
-export function matching(labels, query, limit = Infinity) {
+function ranked(labels, query) {
   return labels
     .map((label, index) => ({ label, index, score: rank(label, query) }))
     .filter((entry) => entry.score !== Infinity)
-    .sort((a, b) => a.score - b.score || a.index - b.index)
+    .sort((a, b) => a.score - b.score || a.index - b.index);
+}
+
+/** The labels matching `query`, close spellings too, best first (ties keep the model's order). */
+export function matching(labels, query, limit = Infinity) {
+  return ranked(labels, query)
     .slice(0, limit)
     .map((entry) => entry.label);
+}
+
+/** The labels that have `query`'s words or text (`matches`), and, only when there are
+ * fewer than `few` and none is `query` itself, up to `few` close spellings that do not
+ * (`suggestions`). */
+export function search(labels, query, few = 3) {
+  const found = ranked(labels, query);
+  const matches = found.filter((entry) => entry.score < CLOSE_SPELLING).map((entry) => entry.label);
+  const close = found.filter((entry) => entry.score >= CLOSE_SPELLING).map((entry) => entry.label);
+  const suggest = matches.length < few && found[0]?.score !== 0;
+  return { matches, suggestions: suggest ? close.slice(0, few) : [] };
 }
 
 /** The model's own spelling of `typed`, if it is one of its labels (any case). */

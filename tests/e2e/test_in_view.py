@@ -14,6 +14,8 @@ from tests.e2e.support import (
     choose_file,
     fulfill_json,
     hold_predictions,
+    layout_shift_since,
+    now,
     wait_for_error,
     wait_for_results,
     wait_for_top_label_in_view,
@@ -98,6 +100,48 @@ def test_an_error_after_an_earlier_answer_is_not_cut_off(open_page, images, arti
     assert page.evaluate("document.activeElement.id") == "choose"
 
 
+CARD_ROOM = """() => {
+  const card = document.getElementById("results-card").getBoundingClientRect();
+  const alert = document.getElementById("error").getBoundingClientRect();
+  return card.bottom - alert.bottom;
+}"""
+
+
+def test_on_a_phone_an_error_leaves_no_empty_card_and_offers_both_ways_on(
+    open_page, images, artifacts_dir
+):
+    """The answer's reserved room is no empty card under an error; "Try again" and "Try
+    another image" are both there, in view, with the inputs above them."""
+    page = open_page(**PHONE)
+    _refuse_every_upload(page)
+    started = now(page)
+    choose_file(page, images["cat"])
+    wait_for_error(page)
+    for selector in ("#error-title", "#retry", "#error-another"):
+        wait_in_view(page, selector)
+    page.wait_for_timeout(400)
+    assert page.evaluate(CARD_ROOM) < 40, "at most the card's padding under the alert"
+    assert page.evaluate(IN_VIEW, "#choose"), "the card's end at the screen's, inputs above"
+    assert layout_shift_since(page, started) == 0
+    page.screenshot(path=str(artifacts_dir / "phone-error-try-again.png"))
+    page.tap("#error-another")
+    wait_in_view(page, "#choose")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_from_upload_to_an_error_nothing_shifts(open_page, images, viewport):
+    page = open_page(**VIEWPORTS[viewport])
+    _refuse_every_upload(page)
+    started = now(page)
+    choose_file(page, images["cat"])
+    wait_for_error(page)
+    wait_in_view(page, "#error-title")
+    page.wait_for_timeout(400)
+    shift = layout_shift_since(page, started)
+    print(f"{viewport}: layout shift from upload to an error: {shift:.4f}")
+    assert shift == 0
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_a_slow_answer_counts_seconds_and_says_why_on_the_photo_and_in_the_card(
     open_page, images, artifacts_dir, viewport
@@ -146,6 +190,38 @@ def test_on_a_phone_the_answer_has_a_thumbnail_and_try_another_beside_it(
     wait_in_view(page, "#choose")
     wait_in_view(page, "#dropzone")
     assert page.evaluate("document.activeElement.id") == "choose"
+
+
+LONG_NAME = "Ein Foto von unserer Katze Mimi im Garten, Sommer 2026 (bearbeitet).jpg"
+WHOLE = """(selector) => {
+  const element = document.querySelector(selector);
+  const box = element.getBoundingClientRect();
+  return element.scrollWidth <= element.clientWidth && element.scrollHeight <= element.clientHeight
+    && box.left >= 0 && box.right <= window.innerWidth;
+}"""
+
+
+@pytest.mark.parametrize("viewport", ["small-320x568", "phone-390x844"])
+def test_a_long_file_name_shows_in_full_beside_the_answer(
+    open_page, images, tmp_path, viewport, artifacts_dir
+):
+    """A phone cannot show a tooltip: the whole name wraps, and nothing scrolls sideways."""
+    named = tmp_path / LONG_NAME
+    named.write_bytes(images["cat"].read_bytes())
+    page = open_page(**VIEWPORTS[viewport])
+    started = now(page)
+    choose_file(page, named)
+    wait_for_results(page)
+    wait_for_top_label_in_view(page)
+    page.wait_for_timeout(400)
+    assert page.inner_text("#answer-name") == LONG_NAME
+    assert page.evaluate(WHOLE, "#answer-name"), "no ellipsis, nothing clipped"
+    wait_in_view(page, "#try-another")
+    width = VIEWPORTS[viewport]["viewport"]["width"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert layout_shift_since(page, started) == 0
+    if viewport == "small-320x568":
+        page.screenshot(path=str(artifacts_dir / "small-answer-long-name.png"))
 
 
 def test_on_a_desktop_the_photo_is_beside_the_answer_so_no_thumbnail(open_page, images):

@@ -181,6 +181,40 @@ def test_the_log_line_says_what_was_judged_with_valid_feedback_metrics(harness):
     assert (record["Variant"], record["Service"]) == ("main", "image-classifier-dev-proxy")
 
 
+def feedback_sums(harness: Harness) -> dict[str, float]:
+    """The feedback metrics of every log line, summed as the dashboard's metric math does."""
+    sums = {"FeedbackCorrect": 0.0, "FeedbackWrong": 0.0}
+    for record in harness.records():
+        for name in sums:
+            sums[name] += record.get(name, 0)
+    return sums
+
+
+def test_a_label_after_no_counts_the_prediction_once(harness):
+    """The page sends "wrong" on No and "wrong" again with the label: one wrong prediction."""
+    harness.call(feedback_event({"request_id": PREDICTED, "verdict": "wrong"}))
+    harness.call(feedback_event({"request_id": PREDICTED, "verdict": "wrong", "label": "lynx"}))
+    harness.call(
+        feedback_event({"request_id": PREDICTED, "verdict": "wrong", "label": SOMETHING_ELSE})
+    )
+    assert feedback_sums(harness) == {"FeedbackCorrect": 0, "FeedbackWrong": 1}
+    assert all(emf_problems(record) == [] for record in harness.records() if "_aws" in record)
+
+
+def test_a_changed_verdict_moves_the_count_as_the_store_replaces_it(harness):
+    harness.call(feedback_event({"request_id": PREDICTED, "verdict": "correct"}))
+    assert feedback_sums(harness) == {"FeedbackCorrect": 1, "FeedbackWrong": 0}
+    harness.call(feedback_event({"request_id": PREDICTED, "verdict": "wrong", "label": "lynx"}))
+    assert metric_values(harness.records()[-1]) == {
+        "FeedbackCorrect": ("Count", -1),
+        "FeedbackWrong": ("Count", 1),
+    }
+    assert feedback_sums(harness) == {"FeedbackCorrect": 0, "FeedbackWrong": 1}
+    harness.call(feedback_event({"request_id": PREDICTED, "verdict": "correct"}))
+    assert feedback_sums(harness) == {"FeedbackCorrect": 1, "FeedbackWrong": 0}
+    assert harness.store.get(PREDICTED).verdict == "correct"
+
+
 # -- refusals -------------------------------------------------------------------------------
 
 

@@ -217,6 +217,24 @@ def test_feedback(metrics, verdict, correct):
     }
 
 
+@pytest.mark.parametrize(
+    ("verdict", "previous", "counts"),
+    [("wrong", "correct", (-1, 1)), ("correct", "wrong", (1, -1))],
+)
+def test_a_changed_verdict_moves_the_count(metrics, verdict, previous, counts):
+    members = metrics.feedback("main", verdict, previous=previous)
+    assert emf_problems(members) == []
+    assert metric_values(members) == {
+        "FeedbackCorrect": ("Count", counts[0]),
+        "FeedbackWrong": ("Count", counts[1]),
+    }
+
+
+@pytest.mark.parametrize("verdict", ["correct", "wrong"])
+def test_a_repeated_verdict_counts_nothing(metrics, verdict):
+    assert metrics.feedback("main", verdict, previous=verdict) == {}
+
+
 def test_the_request_log_line_is_an_emf_document(metrics):
     """Appended to the request's keys, the members make the proxy's own line valid EMF."""
     logs = LogLines()
@@ -243,3 +261,5 @@ def test_bad_settings_and_inputs_are_refused():
         EmfMetrics("svc").request("", status=200, latency_ms=1)
     with pytest.raises(ValueError, match="verdict"):
         EmfMetrics("svc").feedback("main", "maybe")
+    with pytest.raises(ValueError, match="verdict"):
+        EmfMetrics("svc").feedback("main", "wrong", previous="maybe")
