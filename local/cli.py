@@ -204,8 +204,8 @@ async def _serve(
             stop(signal.SIGTERM)
         await asyncio.sleep(0.2)
     for task in tasks:
-        if task.exception() is not None:
-            raise task.exception()
+        if (error := task.exception()) is not None:
+            raise error
     return exit_code
 
 
