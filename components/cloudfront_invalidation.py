@@ -115,7 +115,7 @@ class CloudFrontInvalidationProvider(pulumi.dynamic.ResourceProvider):
                 raise InvalidationTimeoutError(
                     f"CloudFront invalidation {invalidation_id} of {props['paths']} is still "
                     f"{got['Invalidation']['Status']} after {timeout} s; it will finish on its "
-                    "own (set waitForInvalidation to false to stop waiting)"
+                    "own"
                 )
             sleep(max(1, int(props["poll_seconds"])))
 

@@ -13,7 +13,7 @@ rollout the old ones are still serving). This provider retires configs and model
 only after the new config is active: a config no endpoint uses, then each model only
 retired configs used. Archives it never deletes: they are the stack's model registry
 (`models/<version>/`, shared by every variant's endpoint), from which a later deployment
-may serve any version again without its file (`modelVersion`); `pulumi destroy` empties
+may serve any version again without its file (config `model`); `pulumi destroy` empties
 the bucket.
 
 What failed rollouts made is retired too: every config tagged `ENDPOINT_TAG` with this
@@ -356,7 +356,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             raise RolloutTimeoutError(
                 f"endpoint {inputs.endpoint_name} is still {status} after "
                 f"{inputs.timeout_seconds} s; SageMaker carries on: run `pulumi up` again to "
-                "wait for it, or raise rolloutTimeoutMinutes"
+                "wait for it"
             )
 
     @staticmethod

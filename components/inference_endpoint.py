@@ -451,7 +451,7 @@ def _registered_key(model: RegistryVersion, bucket: str, keys: Sequence[str]) ->
             f"model version {model.version} is not in this stack's registry: "
             f"s3://{bucket} has no {' and no '.join(missing)}. The versions it can serve: "
             f"`python -m model.registry list --bucket {bucket}`; or deploy the version from "
-            "its archive file (modelArchive, or archive in variants)"
+            "its archive file (model, or archive in a variant)"
         )
     return archive_key(model.slug)
 

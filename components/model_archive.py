@@ -99,7 +99,7 @@ def read_model_archive(path: Path) -> ModelArchive:
     if not path.is_file():
         raise ModelArchiveError(
             f"model archive {path} not found; build it first with `{BUILD_COMMAND}` "
-            "(or set modelArchive, or serve a version already deployed with modelVersion)"
+            "(or set config model to another archive, or to a version already deployed)"
         )
     try:
         metadata = read_archive_metadata(path)

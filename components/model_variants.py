@@ -1,4 +1,4 @@
-"""The model variants a stack serves, as its config `variants` lists them.
+"""The model variants a stack serves, as its config `model` lists them.
 
 SageMaker Serverless endpoints cannot host several production variants, so each variant is
 a model version on a Serverless endpoint of its own, and the proxy shares the requests
@@ -8,8 +8,8 @@ among them by weight (its env `VARIANTS`, `proxy/variants.py`). A canary is weig
 
 The variant `main` is always there: it is the stack's own endpoint (`<project>-<stack>`,
 the stack outputs `endpoint_name` and `model_version`), the baseline every other variant's
-alarm compares with, and, without `variants`, the only one. Every other variant's endpoint
-is `<project>-<stack>-<name>`.
+alarm compares with, and, where `model` names one archive or version, the only one. Every
+other variant's endpoint is `<project>-<stack>-<name>`.
 
 The proxy's image of the same rules (`proxy/variants.py`) cannot be imported here (the
 program's environment is not the Lambda's); tests keep the two equal.
@@ -29,7 +29,10 @@ from components.model_archive import version_slug
 MAIN = "main"
 MAX_VARIANTS = 4
 DEFAULT_WEIGHT = 100
-"""The weight of `main` in a stack without `variants`: every request."""
+"""The weight of `main` in a stack that serves one model: every request."""
+ARCHIVE_SUFFIX = ".tar.gz"
+"""What ends a model archive's path in config `model` (`python -m model.package` writes
+one); anything else there is a version from the registry."""
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 """A variant's name: a metric dimension, a record attribute and part of its endpoint's name."""
 ENDPOINT_NAME_LIMIT = 63

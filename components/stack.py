@@ -2,7 +2,7 @@
 
 ServingImage        model/Dockerfile -> BuildKit -> private ECR (or config `imageUri`)
 InferenceEndpoint   model archive -> S3 -> SageMaker model (that image) -> Serverless endpoint,
-                    one per model variant (config `variants`; `main` alone by default)
+                    one per model variant (config `model`; `main` alone by default)
 PredictionsTable    DynamoDB: each prediction and users' feedback on it
 ProxyApi            HTTP API POST /api/predict -> Lambda proxy -> the variants' endpoints
 SiteCertificate     ACM certificate for the site's own domain (config `domainName`)
@@ -118,7 +118,6 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             repository_name=f"{settings.name_prefix}-serving",
             context_dir=PROJECT_DIR,
             image_uri=settings.image_uri,
-            base_image=settings.serving_base_image,
             tags=settings.tags,
         ),
     )
@@ -149,7 +148,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         "predictions",
         PredictionsTableArgs(
             table_name=f"{settings.name_prefix}-predictions",
-            deletion_protection=settings.predictions_deletion_protection,
+            deletion_protection=settings.production,
             tags=settings.tags,
         ),
     )
@@ -176,15 +175,12 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             predictions_table_name=predictions.table_name,
             predictions_table_arn=predictions.table_arn,
             api_keys=settings.api_keys,
-            memory_mb=settings.lambda_memory_mb,
-            timeout_seconds=settings.lambda_timeout_seconds,
             throttle_rate_limit=settings.throttle_rate_limit,
             throttle_burst_limit=settings.throttle_burst_limit,
             direct_throttle_rate_limit=settings.direct_throttle_rate_limit,
             direct_throttle_burst_limit=settings.direct_throttle_burst_limit,
             origin_secret_rotation=settings.origin_secret_rotation,
             log_retention_days=settings.log_retention_days,
-            log_level=settings.log_level,
             tracing=settings.tracing,
             environment=_review_environment(settings),
             tags=settings.tags,
@@ -207,7 +203,6 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
                 review_email=settings.review_email,
                 concurrency=settings.batch_concurrency,
                 log_retention_days=settings.log_retention_days,
-                log_level=settings.log_level,
                 tracing=settings.tracing,
                 tags=settings.tags,
             ),
@@ -271,7 +266,6 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             environment=settings.stack,
             model_version=endpoint.model_version,
             model_weights=_weights_shown(settings, endpoints),
-            wait_for_invalidation=settings.wait_for_invalidation,
             aws_session=settings.aws_session,
         ),
     )
@@ -371,7 +365,7 @@ def _models(settings: StackSettings) -> dict[str, ModelArchive | RegistryVersion
     for name, model in models.items():
         if model.slug in served:
             found.append(
-                f"variants: {served[model.slug]} and {name} both serve model version "
+                f"model: variants {served[model.slug]} and {name} both serve model version "
                 f"{model.version}; keep one (a rollback target needs a version of its own)"
             )
         served.setdefault(model.slug, name)
@@ -396,7 +390,7 @@ def _memory_mb(settings: StackSettings, variant: VariantSettings) -> int:
 
 def _memory_keys(settings: StackSettings, variant: VariantSettings) -> tuple[str, ...]:
     """The config keys that set the variant's memory, the one in effect first."""
-    own = f"variants[{settings.variants.index(variant)}].serverlessMemoryMb"
+    own = f"model[{settings.variants.index(variant)}].serverlessMemoryMb"
     if variant.memory_mb is not None:
         return (own,)
     return ("serverlessMemoryMb", own) if len(settings.variants) > 1 else ("serverlessMemoryMb",)

@@ -9,8 +9,8 @@ build the same mapping the way the engine does (the dev and prod stack files ove
 
 Each rule lives beside what it validates (`serverless_problems`, `proxy_problems`,
 `log_retention_problem`, ...); this module maps their findings to config keys, adds the
-rules that exist only for the config (a region is set, the rollout timeout in minutes, no
-alarm email without monitoring) and reports every problem at once as one
+rules that exist only for the config (a region is set, no removed key is set, no alarm
+email without monitoring) and reports every problem at once as one
 `StackConfigError` (a `pulumi.RunError`: the CLI prints the message, not a traceback).
 """
 
@@ -29,6 +29,7 @@ from components.aws_session import AssumedRole, AwsSessionSettings, read_assume_
 from components.batch_pipeline import batch_concurrency, batch_concurrency_problems
 from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.model_variants import (
+    ARCHIVE_SUFFIX,
     DEFAULT_WEIGHT,
     MAIN,
     VariantSettings,
@@ -36,12 +37,12 @@ from components.model_variants import (
     version_problem,
 )
 from components.monitoring import alarm_email_problem, budget_problem
-from components.proxy_api import proxy_problems
+from components.proxy_api import ProxyApiArgs, proxy_problems
 from components.service_role import log_retention_problem
-from components.serving_image import serving_image_problems
+from components.serving_image import image_uri_problem
 from components.site_certificate import domain_problems
 from components.static_site import price_class_problem
-from components.web_firewall import rate_limit_problem
+from components.web_firewall import RATE_LIMIT, RATE_WINDOW_SECONDS
 
 REGION = "aws:region"
 PROFILE = "aws:profile"
@@ -50,64 +51,102 @@ LEGACY_ASSUME_ROLE = "aws:assumeRole"
 """pulumi-aws 6's single role; pulumi-aws 7 ignores it, so a stack that sets it is refused."""
 AWS_KEYS = (PROFILE, ASSUME_ROLES, LEGACY_ASSUME_ROLE)
 """The AWS provider's settings the dynamic providers follow too (`components.aws_session`)."""
+BURST_PER_RATE = 2
+"""API Gateway's burst on each stage, per request per second of its steady rate: a page's
+few requests at once pass, a flood waits on the rate."""
+WAF_SHARE_OF_RATE = 10
+"""With `waf`, one client IP may make a tenth of the site stage's steady rate, averaged
+over WAF's 5-minute window, before WAF blocks it."""
+ROLLOUT_TIMEOUT_MINUTES = 90
+"""How long a create or update of an endpoint may take before `pulumi up` fails; SageMaker
+carries on, and the next `pulumi up` waits for it again. Long enough for the largest
+memory with warm instances: a timeout only decides when a stuck rollout is reported."""
 PROJECT_KEYS = {
-    "modelArchive": "string",
-    "modelVersion": "string",
-    "variants": "objects",
+    "model": "model",
     "imageUri": "string",
-    "servingBaseImage": "string",
     "serverlessMemoryMb": "integer",
     "serverlessMaxConcurrency": "integer",
     "serverlessProvisionedConcurrency": "integer",
-    "rolloutTimeoutMinutes": "integer",
-    "lambdaMemoryMb": "integer",
-    "lambdaTimeoutSeconds": "integer",
     "throttleRateLimit": "integer",
-    "throttleBurstLimit": "integer",
     "directThrottleRateLimit": "integer",
-    "directThrottleBurstLimit": "integer",
+    "apiKeys": "boolean",
     "originSecretRotation": "integer",
-    "logRetentionDays": "integer",
-    "logLevel": "string",
-    "priceClass": "string",
-    "waitForInvalidation": "boolean",
-    "monitoring": "boolean",
-    "alarmEmail": "string",
-    "requireAlarmEmail": "boolean",
-    "monthlyBudgetUsd": "integer",
     "tracing": "boolean",
+    "priceClass": "string",
     "domainName": "string",
     "hostedZoneId": "string",
     "domainValidated": "boolean",
     "waf": "boolean",
-    "wafRateLimit": "integer",
-    "apiKeys": "boolean",
-    "predictionsDeletionProtection": "boolean",
-    "reviewThreshold": "string",
+    "logRetentionDays": "integer",
+    "monitoring": "boolean",
+    "alarmEmail": "string",
+    "monthlyBudgetUsd": "integer",
+    "production": "boolean",
     "batch": "boolean",
-    "reviewEmail": "string",
     "batchConcurrency": "integer",
+    "reviewThreshold": "string",
+    "reviewEmail": "string",
 }
 """Every project key the program reads, with the type `Pulumi.yaml` declares for it;
-`objects` is a list of objects, which a project cannot declare (its config types are
-string, integer, boolean and arrays of those), so `Pulumi.yaml` declares the key untyped
-and the loader checks it."""
+`model` is a string or a list of objects, which a project cannot declare (its config types
+are string, integer, boolean and arrays of those), so `Pulumi.yaml` declares it untyped and
+the loader checks it."""
+REMOVED_KEYS = {
+    "modelArchive": "replaced by model, set to the archive's path (`model: build/model.tar.gz`)",
+    "modelVersion": "replaced by model, set to the version (`model: 3f9a1c2b4d5e`)",
+    "variants": "replaced by model, set to the same list of variants",
+    "servingBaseImage": (
+        "replaced by imageUri: build model/Dockerfile with `--build-arg BASE_IMAGE=...`, "
+        "push it to this region's ECR and set imageUri to it"
+    ),
+    "rolloutTimeoutMinutes": (
+        f"no longer a choice: a rollout may take {ROLLOUT_TIMEOUT_MINUTES} minutes, and the "
+        "next `pulumi up` waits for one still under way"
+    ),
+    "lambdaMemoryMb": f"no longer a choice: the proxy Lambda has {ProxyApiArgs.memory_mb} MB",
+    "lambdaTimeoutSeconds": (
+        f"no longer a choice: the proxy Lambda's timeout is {ProxyApiArgs.timeout_seconds} s, "
+        "the HTTP API's own limit (decision 6)"
+    ),
+    "logLevel": (
+        "no longer a choice: every request's line is logged at INFO, failures at WARNING "
+        "and ERROR (DEBUG logged nothing more)"
+    ),
+    "throttleBurstLimit": (
+        f"derived from throttleRateLimit: the burst is {BURST_PER_RATE} times the rate"
+    ),
+    "directThrottleBurstLimit": (
+        f"derived from directThrottleRateLimit: the burst is {BURST_PER_RATE} times the rate"
+    ),
+    "wafRateLimit": (
+        f"derived from throttleRateLimit: one client IP may make 1/{WAF_SHARE_OF_RATE} of "
+        "the requests it allows in WAF's 5 minutes"
+    ),
+    "waitForInvalidation": (
+        "no longer a choice: `pulumi up` does not wait for CloudFront's invalidation of "
+        "config.js (the smoke test waits for the new config.js)"
+    ),
+    "requireAlarmEmail": (
+        "replaced by production (`pulumi config set production true`): a production stack "
+        "refuses to deploy without alarmEmail"
+    ),
+    "predictionsDeletionProtection": (
+        "replaced by production (`pulumi config set production true`): a production stack's "
+        "predictions table has deletion protection"
+    ),
+}
+"""Keys this program read once, each with what replaced it: a stack that still sets one
+is refused before anything is created (docs/operations.md, Upgrading a stack)."""
 
-SERVING_IMAGE_KEYS = {"image_uri": "imageUri", "base_image": "servingBaseImage"}
 SERVERLESS_KEYS = {
     "memory_mb": "serverlessMemoryMb",
     "max_concurrency": "serverlessMaxConcurrency",
     "provisioned_concurrency": "serverlessProvisionedConcurrency",
 }
 PROXY_KEYS = {
-    "memory_mb": "lambdaMemoryMb",
-    "timeout_seconds": "lambdaTimeoutSeconds",
     "throttle_rate_limit": "throttleRateLimit",
-    "throttle_burst_limit": "throttleBurstLimit",
     "direct_throttle_rate_limit": "directThrottleRateLimit",
-    "direct_throttle_burst_limit": "directThrottleBurstLimit",
     "origin_secret_rotation": "originSecretRotation",
-    "log_level": "logLevel",
 }
 BATCH_CONCURRENCY_KEYS = {
     "concurrency": "batchConcurrency",
@@ -118,7 +157,6 @@ DOMAIN_KEYS = {
     "hosted_zone_id": "hostedZoneId",
     "validated": "domainValidated",
 }
-ROLLOUT_TIMEOUT_MINUTES = (1, 1440)
 REVIEW_THRESHOLD_RANGE = (0.0, 1.0)
 """What the proxy accepts as REVIEW_THRESHOLD (a top-1 probability)."""
 
@@ -135,20 +173,12 @@ class StackSettings:
     variants: tuple[VariantSettings, ...]
     """What the stack serves, in the order that splits the requests; `main` among them."""
     image_uri: str | None
-    serving_base_image: str | None
     serverless: ServerlessConfig
-    rollout_timeout_seconds: int
-    lambda_memory_mb: int
-    lambda_timeout_seconds: int
     throttle_rate_limit: int
-    throttle_burst_limit: int
     direct_throttle_rate_limit: int
-    direct_throttle_burst_limit: int
     origin_secret_rotation: int
     log_retention_days: int
-    log_level: str
     price_class: str
-    wait_for_invalidation: bool
     monitoring: bool
     alarm_email: str | None
     monthly_budget_usd: int
@@ -159,9 +189,9 @@ class StackSettings:
     hosted_zone_id: str | None
     domain_validated: bool
     waf: bool
-    waf_rate_limit: int
     api_keys: bool
-    predictions_deletion_protection: bool
+    production: bool
+    """Its predictions table has deletion protection, and its alarms must reach someone."""
     review_threshold: float | None
     """Below it an answer needs review, for the API and the batch alike; None: the proxy's
     own default."""
@@ -171,6 +201,25 @@ class StackSettings:
     """The batch's bound: the classify Lambda's reserved concurrency."""
     aws_session: AwsSessionSettings
     """The AWS provider's profile and assumed roles, for the dynamic providers."""
+
+    @property
+    def throttle_burst_limit(self) -> int:
+        return BURST_PER_RATE * self.throttle_rate_limit
+
+    @property
+    def direct_throttle_burst_limit(self) -> int:
+        return BURST_PER_RATE * self.direct_throttle_rate_limit
+
+    @property
+    def waf_rate_limit(self) -> int:
+        """Requests one client IP may make to /api/ in WAF's window (within WAF's range)."""
+        low, high = RATE_LIMIT
+        share = self.throttle_rate_limit * RATE_WINDOW_SECONDS // WAF_SHARE_OF_RATE
+        return min(max(share, low), high)
+
+    @property
+    def rollout_timeout_seconds(self) -> int:
+        return ROLLOUT_TIMEOUT_MINUTES * 60
 
     @property
     def name_prefix(self) -> str:
@@ -188,8 +237,10 @@ def name_prefix(project: str, stack: str) -> str:
 
 
 def config_keys(project: str) -> list[str]:
-    """The fully qualified keys `load_settings` reads."""
-    return [REGION, *AWS_KEYS, *(f"{project}:{key}" for key in PROJECT_KEYS)]
+    """The fully qualified keys `load_settings` reads, the removed ones too (to refuse
+    them)."""
+    keys = (*PROJECT_KEYS, *REMOVED_KEYS)
+    return [REGION, *AWS_KEYS, *(f"{project}:{key}" for key in keys)]
 
 
 def _integer(text: str) -> int:
@@ -199,14 +250,14 @@ def _integer(text: str) -> int:
         raise ValueError(f"{text!r} is not an integer") from None
 
 
-def _objects(text: str) -> Any:
-    # How the engine passes an object-valued key: its JSON. Unset is the declared "".
-    if not text.strip():
-        return None
+def _model(text: str) -> Any:
+    # How the engine passes a list: its JSON. A string (a path, a version) comes as it is.
+    if not text.strip().startswith(("[", "{")):
+        return text.strip()
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
-        raise ValueError(f"{text!r} is not a list of objects") from None
+        raise ValueError(f"{text!r} is not a list of variants") from None
 
 
 def _boolean(text: str) -> bool:
@@ -220,7 +271,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "string": str,
     "integer": _integer,
     "boolean": _boolean,
-    "objects": _objects,
+    "model": _model,
 }
 
 
@@ -250,7 +301,11 @@ def config_error(stack: str, found: Sequence[str]) -> StackConfigError:
 
 
 def _parsed(config: Mapping[str, str], project: str, problems: _Problems) -> dict[str, Any]:
-    """Each project key's value as the type `PROJECT_KEYS` gives it."""
+    """Each project key's value as the type `PROJECT_KEYS` gives it; every removed key
+    still set named with its replacement."""
+    for key, replacement in REMOVED_KEYS.items():
+        if config.get(f"{project}:{key}") is not None:
+            problems.add(key, f"removed, {replacement}; then `pulumi config rm {key}`")
     values = {}
     for key, kind in PROJECT_KEYS.items():
         text = config.get(f"{project}:{key}")
@@ -300,29 +355,33 @@ def load_settings(
     # each against the type Pulumi.yaml declares before the program starts.
     problems.raise_any(stack)
 
-    image = {name: value[key].strip() or None for name, key in SERVING_IMAGE_KEYS.items()}
-    problems.add_by_field(serving_image_problems(**image), SERVING_IMAGE_KEYS)
+    image_uri = value["imageUri"].strip() or None
+    problems.add("imageUri", image_uri_problem(image_uri) if image_uri else None)
     capacity = {field_name: value[key] for field_name, key in SERVERLESS_KEYS.items()}
     problems.add_by_field(serverless_problems(**capacity), SERVERLESS_KEYS)
-    low, high = ROLLOUT_TIMEOUT_MINUTES
-    rollout_minutes = value["rolloutTimeoutMinutes"]
-    if not low <= rollout_minutes <= high:
-        problems.add("rolloutTimeoutMinutes", f"must be {low}-{high}")
     proxy = {field_name: value[key] for field_name, key in PROXY_KEYS.items()}
-    proxy["log_level"] = proxy["log_level"].upper()
-    problems.add_by_field(proxy_problems(**proxy), PROXY_KEYS)
+    # The fixed and derived values hold whenever the rates do: only the rates' problems.
+    found = proxy_problems(
+        memory_mb=ProxyApiArgs.memory_mb,
+        timeout_seconds=ProxyApiArgs.timeout_seconds,
+        throttle_burst_limit=BURST_PER_RATE * proxy["throttle_rate_limit"],
+        direct_throttle_burst_limit=BURST_PER_RATE * proxy["direct_throttle_rate_limit"],
+        log_level=ProxyApiArgs.log_level,
+        **proxy,
+    )
+    problems.add_by_field({f: p for f, p in found.items() if f in PROXY_KEYS}, PROXY_KEYS)
     problems.add("logRetentionDays", log_retention_problem(value["logRetentionDays"]))
     problems.add("priceClass", price_class_problem(value["priceClass"]))
     alarm_email = value["alarmEmail"].strip() or None
     problems.add("alarmEmail", alarm_email_problem(alarm_email) if alarm_email else None)
     if alarm_email and not value["monitoring"]:
         problems.add("alarmEmail", "is set but monitoring is false; no alarm would ever reach it")
-    if value["requireAlarmEmail"] and not value["monitoring"]:
-        problems.add("requireAlarmEmail", "is true but monitoring is false; there are no alarms")
-    elif value["requireAlarmEmail"] and not alarm_email:
+    if value["production"] and not value["monitoring"]:
+        problems.add("production", "is true but monitoring is false; its alarms must exist")
+    elif value["production"] and not alarm_email:
         problems.add(
             "alarmEmail",
-            "this stack requires it (requireAlarmEmail) so that its alarms reach someone: "
+            "a production stack requires it so that its alarms reach someone: "
             "`pulumi config set alarmEmail oncall@<your domain>`",
         )
     budget = value["monthlyBudgetUsd"]
@@ -340,7 +399,6 @@ def load_settings(
         "validated": value["domainValidated"],
     }
     problems.add_by_field(domain_problems(**domain), DOMAIN_KEYS)
-    problems.add("wafRateLimit", rate_limit_problem(value["wafRateLimit"]))
     threshold = _review_threshold(value["reviewThreshold"], problems)
     review_email = value["reviewEmail"].strip() or None
     problems.add("reviewEmail", alarm_email_problem(review_email) if review_email else None)
@@ -353,7 +411,9 @@ def load_settings(
         )
     elif value["batchConcurrency"]:
         problems.add("batchConcurrency", "is set but batch is false; there is no batch to bound")
-    variants = _variants(value, project_dir, name_prefix(project, stack), capacity, problems)
+    variants = _variants(
+        value["model"], project_dir, name_prefix(project, stack), capacity, problems
+    )
     problems.raise_any(stack)
 
     return StackSettings(
@@ -361,21 +421,13 @@ def load_settings(
         stack=stack,
         region=region,
         variants=variants,
-        image_uri=image["image_uri"],
-        serving_base_image=image["base_image"],
+        image_uri=image_uri,
         serverless=ServerlessConfig(**capacity),
-        rollout_timeout_seconds=rollout_minutes * 60,
-        lambda_memory_mb=proxy["memory_mb"],
-        lambda_timeout_seconds=proxy["timeout_seconds"],
         throttle_rate_limit=proxy["throttle_rate_limit"],
-        throttle_burst_limit=proxy["throttle_burst_limit"],
         direct_throttle_rate_limit=proxy["direct_throttle_rate_limit"],
-        direct_throttle_burst_limit=proxy["direct_throttle_burst_limit"],
         origin_secret_rotation=proxy["origin_secret_rotation"],
         log_retention_days=value["logRetentionDays"],
-        log_level=proxy["log_level"],
         price_class=value["priceClass"],
-        wait_for_invalidation=value["waitForInvalidation"],
         monitoring=value["monitoring"],
         alarm_email=alarm_email,
         monthly_budget_usd=budget,
@@ -384,9 +436,8 @@ def load_settings(
         hosted_zone_id=domain["hosted_zone_id"],
         domain_validated=domain["validated"],
         waf=value["waf"],
-        waf_rate_limit=value["wafRateLimit"],
         api_keys=value["apiKeys"],
-        predictions_deletion_protection=value["predictionsDeletionProtection"],
+        production=value["production"],
         review_threshold=threshold,
         batch=value["batch"],
         review_email=review_email,
@@ -411,34 +462,30 @@ def _review_threshold(text: str, problems: _Problems) -> float | None:
 
 
 def _variants(
-    value: Mapping[str, Any],
+    model: Any,
     project_dir: Path,
     prefix: str,
     capacity: Mapping[str, int],
     problems: _Problems,
 ) -> tuple[VariantSettings, ...]:
-    """`variants` when set, else the one variant `main` from `modelVersion` or
-    `modelArchive`; each variant's own memory checked as `serverlessMemoryMb` is."""
-    version = value["modelVersion"].strip()
-    if value["variants"] is None:
-        if version:
-            problems.add("modelVersion", version_problem(version))
-            return (VariantSettings(MAIN, DEFAULT_WEIGHT, version=version),)
-        return (VariantSettings(MAIN, DEFAULT_WEIGHT, archive=project_dir / value["modelArchive"]),)
-    if version:
-        problems.add(
-            "modelVersion",
-            "is set together with variants, where each variant names its own archive or "
-            "version; put it on the variant main",
-        )
-    variants, found = read_variants(
-        value["variants"], project_dir, prefix, capacity["provisioned_concurrency"]
-    )
+    """What `model` says serves: an archive (a path ending in `ARCHIVE_SUFFIX`) or a
+    registry version as the one variant `main`, or the list of variants; each variant's own
+    memory checked as `serverlessMemoryMb` is."""
+    if isinstance(model, str):
+        if model.endswith(ARCHIVE_SUFFIX):
+            return (VariantSettings(MAIN, DEFAULT_WEIGHT, archive=project_dir / model),)
+        problem = version_problem(model)
+        if problem:
+            problems.add(
+                "model", f"{problem}, nor a model archive (a path ending in {ARCHIVE_SUFFIX})"
+            )
+        return (VariantSettings(MAIN, DEFAULT_WEIGHT, version=model),)
+    variants, found = read_variants(model, project_dir, prefix, capacity["provisioned_concurrency"])
     for suffix, problem in found.items():
-        problems.add(f"variants{suffix}", problem)
+        problems.add(f"model{suffix}", problem)
     # Indexes match the config's only when every entry was an object.
     for index, variant in enumerate(variants if not found else ()):
         if variant.memory_mb is not None:
             memory = serverless_problems(**(dict(capacity) | {"memory_mb": variant.memory_mb}))
-            problems.add(f"variants[{index}].serverlessMemoryMb", memory.get("memory_mb"))
+            problems.add(f"model[{index}].serverlessMemoryMb", memory.get("memory_mb"))
     return variants

@@ -202,6 +202,10 @@ class WebFirewallArgs:
     log_retention_days: pulumi.Input[int] = 30
     tags: pulumi.Input[Mapping[str, str]] | None = None
 
+    def __post_init__(self) -> None:
+        if problem := rate_limit_problem(self.rate_limit):
+            raise ValueError(f"rate_limit {problem}")
+
 
 class WebFirewall(pulumi.ComponentResource):
     web_acl_arn: pulumi.Output[str]

@@ -358,7 +358,7 @@ INVOKE_ACTIONS: dict[str, set[str]] = {
     "get_partition_output": set(),
     "get_region": set(),
     "get_region_output": set(),
-    # A model version served from the registry (`modelVersion`): its folder listed, its
+    # A model version served from the registry (config `model` set to one): its folder listed, its
     # sidecar metadata.json read, in the stack's artifact bucket.
     "get_objects": {"s3:ListBucket"},
     "get_objects_output": {"s3:ListBucket"},

@@ -10,7 +10,7 @@ Fixtures (stable: the policy and monitoring tests in this folder rely on them)
 
 - `dev_stack` (session): a `StackRun` of `components.stack.build` with the dev stack's
   settings, i.e. `load_settings` of the defaults declared in `Pulumi.yaml` overlaid by
-  `Pulumi.dev.yaml` (what the engine passes), with `modelArchive` pointing at
+  `Pulumi.dev.yaml` (what the engine passes), with `model` pointing at
   `synthetic_archive`.
 - `run_stack` (session): `run_stack(overrides: dict[str, str]) -> StackRun` runs it again
   with the dev config plus `overrides` (fully qualified keys, values as the engine passes
@@ -533,7 +533,7 @@ def stack_config(stack: str = STACK) -> dict[str, str]:
     """What the engine passes for `stack`: `Pulumi.yaml`'s defaults overlaid by
     `Pulumi.<stack>.yaml`, fully qualified."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    # A key declared in short form (`variants: ""`) is its default; such a key is untyped.
+    # A key declared in short form (`model: ...`) is its default; such a key is untyped.
     config = {
         f"{PROJECT}:{key}": engine_value(spec["default"] if isinstance(spec, dict) else spec)
         for key, spec in project.get("config", {}).items()
@@ -601,7 +601,7 @@ def registry() -> Iterator[dict[str, dict[str, Any]]]:
 @pytest.fixture(scope="session")
 def run_stack(synthetic_archive: Path) -> Callable[[dict[str, str]], StackRun]:
     def run(overrides: dict[str, str] | None = None) -> StackRun:
-        config = stack_config() | {f"{PROJECT}:modelArchive": str(synthetic_archive)}
+        config = stack_config() | {f"{PROJECT}:model": str(synthetic_archive)}
         return run_build(config | (overrides or {}))
 
     return run

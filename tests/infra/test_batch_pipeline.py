@@ -581,12 +581,12 @@ def test_the_tasks_are_configured_as_the_proxy_is(batch_stack):
     endpoint = batch_stack.outputs["endpoint_name"]
     assert classify == {
         "SAGEMAKER_ENDPOINT_NAME": endpoint,
-        "LOG_LEVEL": "DEBUG",  # Pulumi.dev.yaml's logLevel
+        "LOG_LEVEL": "INFO",
         "SAGEMAKER_MAX_ATTEMPTS": "2",
         "PREDICTIONS_TABLE": batch_stack.outputs["predictions_table"],
         "REVIEW_THRESHOLD": "0.8",
     }
-    assert record == {"SAGEMAKER_ENDPOINT_NAME": endpoint, "LOG_LEVEL": "DEBUG"}
+    assert record == {"SAGEMAKER_ENDPOINT_NAME": endpoint, "LOG_LEVEL": "INFO"}
     # One config key: the API's needs_review and the batch's review/ agree.
     assert proxy["REVIEW_THRESHOLD"] == classify["REVIEW_THRESHOLD"]
     for variables in (classify, record):

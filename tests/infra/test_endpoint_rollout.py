@@ -321,7 +321,7 @@ def test_update_that_sagemaker_rolls_back_fails_loudly_and_keeps_the_old_config(
 
 def test_retiring_a_model_leaves_its_archive_in_the_registry(script):
     """The archive may be read by another variant's model, or served again later from the
-    registry (`modelVersion`): a rollout retires the old config and model only."""
+    registry (config `model` set to a version): a rollout retires the old config and model only."""
     script.described("InService", OLD)
     script.update()
     script.described("InService", NEW, modified=T0 + timedelta(minutes=5))
@@ -519,7 +519,7 @@ def test_delete_against_moto_retires_the_config_and_model_and_keeps_the_archive(
     assert configs == {OLD}
     models = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
     assert models == {OLD_MODEL}
-    # Both archives stay in the registry, for a later `modelVersion` or another variant.
+    # Both archives stay in the registry, for a later `model: <version>` or another variant.
     assert archives(s3) == {
         key_of(NEW_MODEL): {"versions": 1, "deleted": 0},
         key_of(OLD_MODEL): {"versions": 1, "deleted": 0},

@@ -52,15 +52,13 @@ def canary(tmp_path: Path, **fields: Any) -> dict[str, str]:
         {"name": "canary", "weight": 5, "archive": archive(tmp_path, 3072, CANARY_VERSION)}
         | fields,
     ]
-    return {key("variants"): json.dumps(entries)}
+    return {key("model"): json.dumps(entries)}
 
 
 def test_too_little_memory_is_refused_with_what_it_needs_and_nothing_is_created(
     run_stack: RunStack, tmp_path: Path
 ):
-    run = run_stack(
-        {key("modelArchive"): archive(tmp_path, 2048), key("serverlessMemoryMb"): "1024"}
-    )
+    run = run_stack({key("model"): archive(tmp_path, 2048), key("serverlessMemoryMb"): "1024"})
     assert isinstance(run.error, ModelMemoryError)
     assert isinstance(run.error, pulumi.RunError), "the CLI prints it without a traceback"
     assert str(run.error) == (
@@ -76,7 +74,7 @@ def test_enough_memory_or_an_archive_from_before_the_record_is_served(
 ):
     run = run_stack(
         {
-            key("modelArchive"): archive(tmp_path, memory_mb_min),
+            key("model"): archive(tmp_path, memory_mb_min),
             key("serverlessMemoryMb"): str(memory_mb),
         }
     )
@@ -84,9 +82,7 @@ def test_enough_memory_or_an_archive_from_before_the_record_is_served(
 
 
 def test_a_model_larger_than_serverless_is_refused(run_stack: RunStack, tmp_path: Path):
-    run = run_stack(
-        {key("modelArchive"): archive(tmp_path, 7168), key("serverlessMemoryMb"): "6144"}
-    )
+    run = run_stack({key("model"): archive(tmp_path, 7168), key("serverlessMemoryMb"): "6144"})
     assert isinstance(run.error, ModelMemoryError)
     assert str(run.error).startswith(
         f"model version {ARCHIVE_VERSION} needs 7168 MB: it cannot be served on SageMaker "
@@ -107,8 +103,8 @@ def test_each_variant_is_checked_with_its_own_memory(run_stack: RunStack, tmp_pa
     run = run_stack(canary(tmp_path, serverlessMemoryMb=2048))
     assert isinstance(run.error, ModelMemoryError)
     assert str(run.error) == (
-        f"variants[1].serverlessMemoryMb: 2048 MB is too small for model version "
-        f"{CANARY_VERSION}: it needs at least 3072 MB (set variants[1].serverlessMemoryMb)"
+        f"model[1].serverlessMemoryMb: 2048 MB is too small for model version "
+        f"{CANARY_VERSION}: it needs at least 3072 MB (set model[1].serverlessMemoryMb)"
     )
     assert run.resources == []
 
@@ -117,7 +113,7 @@ def test_a_variant_on_the_stacks_memory_names_both_keys(run_stack: RunStack, tmp
     run = run_stack(canary(tmp_path))
     assert isinstance(run.error, ModelMemoryError)
     assert str(run.error).endswith(
-        "it needs at least 3072 MB (set serverlessMemoryMb or variants[1].serverlessMemoryMb)"
+        "it needs at least 3072 MB (set serverlessMemoryMb or model[1].serverlessMemoryMb)"
     )
     assert run.resources == []
 
@@ -126,7 +122,7 @@ def test_a_registered_version_is_checked_with_the_memory_its_sidecar_records(
     run_stack: RunStack, registry: dict[str, dict[str, Any]]
 ):
     registry[REGISTERED_VERSION] = synthetic_metadata(REGISTERED_VERSION) | {"memory_mb_min": 4096}
-    run = run_stack({key("modelVersion"): REGISTERED_VERSION})
+    run = run_stack({key("model"): REGISTERED_VERSION})
     assert isinstance(run.error, ModelMemoryError)
     assert str(run.error) == (
         f"serverlessMemoryMb: 2048 MB is too small for model version {REGISTERED_VERSION}: "
@@ -135,7 +131,7 @@ def test_a_registered_version_is_checked_with_the_memory_its_sidecar_records(
     # Read in preview too, before the model or its endpoint exists.
     assert not [r for r in run.resources if r.type in (MODEL, CONFIG, ROLLOUT)]
 
-    run = run_stack({key("modelVersion"): REGISTERED_VERSION, key("serverlessMemoryMb"): "4096"})
+    run = run_stack({key("model"): REGISTERED_VERSION, key("serverlessMemoryMb"): "4096"})
     served(run, 4096)
 
 
@@ -145,6 +141,6 @@ def test_a_sidecar_memory_that_is_not_a_number_is_refused(
     registry[REGISTERED_VERSION] = synthetic_metadata(REGISTERED_VERSION) | {
         "memory_mb_min": "2048"
     }
-    run = run_stack({key("modelVersion"): REGISTERED_VERSION})
+    run = run_stack({key("model"): REGISTERED_VERSION})
     assert isinstance(run.error, ModelArchiveError)
     assert "memory_mb_min is not a whole number" in str(run.error)

@@ -77,7 +77,6 @@ def largest_stack(run_stack) -> StackRun:
             "image-classifier:serverlessMemoryMb": "6144",
             "image-classifier:serverlessMaxConcurrency": "200",
             "image-classifier:serverlessProvisionedConcurrency": "200",
-            "image-classifier:lambdaMemoryMb": "10240",
         }
     )
     assert run.error is None

@@ -16,7 +16,7 @@ from tests.infra.conftest import PROJECT, ROOT, plain, record, stack_config
 def test_the_program_builds_the_stack_from_the_engines_config(stack, run_stack, synthetic_archive):
     # What the engine passes: Pulumi.yaml's defaults and the stack file (with an archive
     # that exists without torch); `run_stack` loads the same mapping itself.
-    config = stack_config(stack) | {f"{PROJECT}:modelArchive": str(synthetic_archive)}
+    config = stack_config(stack) | {f"{PROJECT}:model": str(synthetic_archive)}
     if stack == "prod":
         config[f"{PROJECT}:alarmEmail"] = "oncall@classifier-team.io"  # its operator sets it
     expected = run_stack(config)

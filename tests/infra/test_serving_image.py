@@ -169,9 +169,15 @@ def test_a_checkout_with_other_file_modes_gets_the_same_tag_and_may_push_it(tmp_
     assert run.one(REPOSITORY).inputs["imageTagMutability"] == "MUTABLE"
 
 
-def test_a_base_image_is_a_build_arg_and_changes_the_tag(run_stack):
+def test_a_base_image_is_a_build_arg_and_changes_the_tag():
+    """A component input (the stack builds on the Dockerfile's own base: another one is an
+    image built elsewhere, config imageUri)."""
     base = "public.ecr.aws/docker/library/python:3.11.14-slim-trixie"
-    image = _ok(run_stack({f"{PROJECT}:servingBaseImage": base})).one(IMAGE)
+
+    def program() -> None:
+        ServingImage("serving", ServingImageArgs(REPOSITORY_NAME, ROOT, base_image=base, tags=TAGS))
+
+    image = _ok(record(program)).one(IMAGE)
     assert image.inputs["buildArgs"] == {"BASE_IMAGE": base}
     assert image.inputs["tags"] == [f"{REPOSITORY_URL}:{image_tag(ROOT, base)}"]
     assert image_tag(ROOT, base) != image_tag(ROOT)
@@ -228,15 +234,18 @@ def test_with_an_image_uri_nothing_is_built_and_that_image_is_served(run_stack):
     )
 
 
+def test_a_base_image_with_an_image_uri_is_refused():
+    with pytest.raises(ValueError, match="is set, but so is the image URI"):
+        ServingImageArgs(
+            REPOSITORY_NAME, ROOT, image_uri=PRIVATE_IMAGE, base_image="python:3.11-slim"
+        )
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
         ({"imageUri": "ghcr.io/me/serving:1"}, r"imageUri: .* is not an ECR image"),
-        ({"servingBaseImage": "not an image"}, r"servingBaseImage: .* is not an image reference"),
-        (
-            {"imageUri": PRIVATE_IMAGE, "servingBaseImage": "python:3.11-slim"},
-            r"servingBaseImage: is set, but so is the image URI",
-        ),
+        ({"imageUri": "not an image"}, r"imageUri: .* is not an ECR image"),
     ],
 )
 def test_config_that_cannot_give_an_image_stops_before_anything_is_created(

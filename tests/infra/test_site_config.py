@@ -49,7 +49,7 @@ def served_locally(archive: Path) -> dict[str, Any]:
 
 
 def variants(*entries: dict[str, Any]) -> dict[str, str]:
-    return {f"{PROJECT}:variants": json.dumps(list(entries))}
+    return {f"{PROJECT}:model": json.dumps(list(entries))}
 
 
 def test_the_cloud_and_the_local_config_js_have_the_same_keys(dev_stack, synthetic_archive):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pulumi
 import pytest
@@ -12,7 +13,13 @@ from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.model_archive import ModelArchiveError, read_model_archive
 from components.monitoring import alarm_email_problem
 from components.proxy_api import LOG_LEVELS
-from components.stack_config import PROJECT_KEYS, StackConfigError, load_settings
+from components.stack_config import (
+    PROJECT_KEYS,
+    REMOVED_KEYS,
+    StackConfigError,
+    config_keys,
+    load_settings,
+)
 from proxy.config import LOG_LEVELS as PROXY_LOG_LEVELS
 from tests.infra.conftest import (
     PROJECT,
@@ -45,15 +52,11 @@ def key(name: str) -> str:
         ),
         ({"serverlessProvisionedConcurrency": "-1"}, r"provisioned concurrency -1 is negative"),
         ({"serverlessMemoryMb": "lots"}, r"serverlessMemoryMb: .*int"),
-        ({"lambdaTimeoutSeconds": "60"}, r"lambdaTimeoutSeconds: 60 is out of range 1-30"),
-        ({"lambdaMemoryMb": "64"}, r"lambdaMemoryMb: 64 is out of range"),
         ({"throttleRateLimit": "0"}, r"throttleRateLimit: 0 must be at least 1"),
         ({"throttleRateLimit": "2.5"}, r"throttleRateLimit: '2.5' is not an integer"),
-        ({"throttleBurstLimit": "0"}, r"throttleBurstLimit: 0 must be at least 1"),
+        ({"directThrottleRateLimit": "0"}, r"directThrottleRateLimit: 0 must be at least 1"),
         ({"logRetentionDays": "10"}, r"logRetentionDays: 10 is not a value CloudWatch accepts"),
-        ({"logLevel": "LOUD"}, r"logLevel: must be one of"),
         ({"priceClass": "PriceClass_Cheap"}, r"priceClass: must be one of"),
-        ({"rolloutTimeoutMinutes": "0"}, r"rolloutTimeoutMinutes: must be 1-1440"),
         ({"imageUri": "docker.io/pytorch/pytorch:latest"}, r"imageUri: .* is not an ECR image"),
         ({"alarmEmail": "oncall"}, r"alarmEmail: 'oncall' is not an email address"),
         (
@@ -65,7 +68,10 @@ def key(name: str) -> str:
             r"alarmEmail: 'oncall@example.com' is at example.com, a domain reserved for "
             r"examples and tests \(RFC 2606, RFC 6761\)",
         ),
-        ({"requireAlarmEmail": "true"}, r"alarmEmail: this stack requires it .*pulumi config set"),
+        (
+            {"production": "true"},
+            r"alarmEmail: a production stack requires it .*pulumi config set",
+        ),
         ({"monthlyBudgetUsd": "-1"}, r"monthlyBudgetUsd: must be 0 \(no budget\) or more"),
         (
             {"monthlyBudgetUsd": "10", "monitoring": "false"},
@@ -73,8 +79,8 @@ def key(name: str) -> str:
             r"topic",
         ),
         (
-            {"requireAlarmEmail": "true", "monitoring": "false", "alarmEmail": ""},
-            r"requireAlarmEmail: is true but monitoring is false",
+            {"production": "true", "monitoring": "false", "alarmEmail": ""},
+            r"production: is true but monitoring is false",
         ),
     ],
 )
@@ -85,6 +91,59 @@ def test_invalid_config_fails_before_any_resource(run_stack, overrides, expected
     assert "nothing was created" in str(run.error)
     assert re.search(expected, str(run.error)), str(run.error)
     assert run.resources == []
+
+
+OLD_VALUES = {
+    "modelArchive": "build/model.tar.gz",
+    "modelVersion": "3f9a1c2b4d5e",
+    "variants": '[{"name": "main", "weight": 1, "version": "3f9a1c2b4d5e"}]',
+    "servingBaseImage": "python:3.11-slim",
+    "rolloutTimeoutMinutes": "90",
+    "lambdaMemoryMb": "512",
+    "lambdaTimeoutSeconds": "30",
+    "logLevel": "DEBUG",
+    "throttleBurstLimit": "10",
+    "directThrottleBurstLimit": "10",
+    "wafRateLimit": "300",
+    "waitForInvalidation": "true",
+    "requireAlarmEmail": "true",
+    "predictionsDeletionProtection": "true",
+}
+"""A value each removed key took, as a stack file from before set it."""
+
+
+def test_every_removed_key_has_an_old_value_here():
+    assert set(OLD_VALUES) == set(REMOVED_KEYS)
+    assert not set(REMOVED_KEYS) & set(PROJECT_KEYS)
+
+
+@pytest.mark.parametrize("name", sorted(OLD_VALUES))
+def test_a_removed_key_is_refused_with_its_replacement(run_stack, name):
+    run = run_stack({key(name): OLD_VALUES[name]})
+    assert isinstance(run.error, StackConfigError), run.error
+    message = str(run.error)
+    assert "nothing was created" in message
+    (line,) = [line for line in message.splitlines() if line.startswith(f"  - {name}:")]
+    assert line == f"  - {name}: removed, {REMOVED_KEYS[name]}; then `pulumi config rm {name}`"
+    # A replacement key it names is one the program reads.
+    named = re.match(r"(?:replaced by|derived from) (\w+)", REMOVED_KEYS[name])
+    assert named is None or named[1] in PROJECT_KEYS, REMOVED_KEYS[name]
+    assert run.resources == []
+
+
+def test_every_removed_key_set_is_listed_at_once(run_stack):
+    run = run_stack({key(name): value for name, value in OLD_VALUES.items()})
+    message = str(run.error)
+    for name in OLD_VALUES:
+        assert f"  - {name}: removed, " in message
+    assert run.resources == []
+
+
+def test_the_engine_passes_the_removed_keys_to_the_program():
+    """`engine_settings` asks the engine for each key `config_keys` lists: the removed ones
+    too, or a stack that sets one would deploy without a word."""
+    keys = config_keys(PROJECT)
+    assert {key(name) for name in (*PROJECT_KEYS, *REMOVED_KEYS)} <= set(keys)
 
 
 def test_every_problem_is_reported_at_once(run_stack):
@@ -108,7 +167,7 @@ def test_missing_region_is_a_config_error(run_stack):
 
 
 def test_missing_model_archive_gives_the_build_command(run_stack, tmp_path):
-    run = run_stack({key("modelArchive"): str(tmp_path / "missing.tar.gz")})
+    run = run_stack({key("model"): str(tmp_path / "missing.tar.gz")})
     assert isinstance(run.error, ModelArchiveError)
     assert isinstance(run.error, pulumi.RunError)
     message = str(run.error)
@@ -151,6 +210,17 @@ def test_serverless_config_validates_on_construction():
 
 # -- Pulumi.yaml ---------------------------------------------------------------------------
 
+MAX_KEYS = 24
+"""Issue 21: at most 24 config keys, each one a decision a user makes."""
+GROUPS = ("Model", "Serving", "API", "Site and edge", "Operations", "Batch")
+
+
+def test_the_project_has_at_most_24_keys_under_their_group_headings():
+    text = (ROOT / "Pulumi.yaml").read_text()
+    assert len(declared()) <= MAX_KEYS
+    headings = re.findall(r"^  # ---- ([^:]+):", text, re.M)
+    assert tuple(headings) == GROUPS
+
 
 def test_pulumi_yaml_uses_its_own_light_virtualenv():
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
@@ -171,7 +241,7 @@ def declared() -> dict[str, dict]:
     return yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
 
 
-UNTYPED = {name for name, kind in PROJECT_KEYS.items() if kind == "objects"}
+UNTYPED = {name for name, kind in PROJECT_KEYS.items() if kind == "model"}
 
 
 def test_every_declared_key_has_a_type_description_and_default():
@@ -186,25 +256,25 @@ def test_every_declared_key_has_a_type_description_and_default():
     assert "leaveOut" not in declared(), "an emulator switch has no place in a stack's config"
 
 
-def test_a_list_of_objects_is_declared_untyped_with_its_description_beside_it():
+def test_a_string_or_list_is_declared_untyped_with_its_description_beside_it():
     """A project's config types are string, integer, boolean and arrays of those: a key
-    whose value is a list of objects is declared in short form (its default, no type, so
-    the engine passes any value through) and the loader checks it."""
+    whose value may be a list of objects is declared in short form (its default, no type,
+    so the engine passes any value through) and the loader checks it."""
     text = (ROOT / "Pulumi.yaml").read_text()
-    for name in UNTYPED:
-        assert declared()[name] == ""
-        assert re.search(rf"^  # {name}: \S", text, re.M), f"describe {name} in a comment"
+    assert {"model"} == UNTYPED
+    assert declared()["model"] == "build/model.tar.gz"
+    assert re.search(r"^  # model: \S", text, re.M), "describe model in a comment"
 
 
 def test_the_program_reads_each_declared_key_as_its_declared_type():
     assert {
-        name: "objects" if name in UNTYPED else spec["type"] for name, spec in declared().items()
+        name: "model" if name in UNTYPED else spec["type"] for name, spec in declared().items()
     } == PROJECT_KEYS
 
 
 @pytest.mark.parametrize("name", sorted(k for k, kind in PROJECT_KEYS.items() if kind != "string"))
 def test_a_value_of_another_type_is_refused(name):
-    wrong = {"integer": "1.5", "boolean": "maybe", "objects": "[{"}[PROJECT_KEYS[name]]
+    wrong = {"integer": "1.5", "boolean": "maybe", "model": "[{"}[PROJECT_KEYS[name]]
     with pytest.raises(StackConfigError, match=rf"  - {name}: {re.escape(repr(wrong))} is not"):
         load_settings(stack_config() | {key(name): wrong}, PROJECT, "dev", ROOT)
 
@@ -218,10 +288,25 @@ def test_the_declared_defaults_alone_are_valid_settings():
     (main,) = settings.variants
     assert (main.name, main.version) == ("main", None)
     assert main.archive == ROOT / "build" / "model.tar.gz"
-    assert settings.predictions_deletion_protection is False
+    assert settings.production is False
     assert settings.throttle_rate_limit == 10
+    assert settings.throttle_burst_limit == 20
     assert settings.image_uri is None
     assert settings.alarm_email is None
+
+
+@pytest.mark.parametrize(
+    ("model", "archive", "version"),
+    [
+        ("build/model.tar.gz", ROOT / "build" / "model.tar.gz", None),
+        ("/models/with space+plus.tar.gz", Path("/models/with space+plus.tar.gz"), None),
+        ("3f9a1c2b4d5e", None, "3f9a1c2b4d5e"),
+    ],
+)
+def test_model_is_one_line_for_an_archive_or_a_version(model, archive, version):
+    settings = load_settings(stack_config() | {key("model"): model}, PROJECT, "dev", ROOT)
+    (main,) = settings.variants
+    assert (main.name, main.weight, main.archive, main.version) == ("main", 100, archive, version)
 
 
 def test_a_key_the_engine_did_not_pass_is_named():
@@ -247,7 +332,7 @@ def test_prod_refuses_to_deploy_until_its_alarms_reach_someone():
     with pytest.raises(StackConfigError) as refused:
         load_settings(stack_config("prod"), PROJECT, "prod", ROOT)
     message = str(refused.value)
-    assert "alarmEmail: this stack requires it" in message
+    assert "alarmEmail: a production stack requires it" in message
     assert "pulumi config set alarmEmail" in message
 
 

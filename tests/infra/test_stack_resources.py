@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from components.stack_config import ROLLOUT_TIMEOUT_MINUTES
 from hosting.config_js import SiteConfig, render_config_js
 from model.metadata import read_archive_metadata_bytes
 from tests.infra.conftest import (
@@ -355,7 +356,7 @@ def test_lambda_runs_the_proxy_package(dev_stack):
     assert function["timeout"] == 30
     variables = function["environment"]["variables"]
     assert variables["SAGEMAKER_ENDPOINT_NAME"] == dev_stack.outputs["endpoint_name"]
-    assert variables["LOG_LEVEL"] == "DEBUG"
+    assert variables["LOG_LEVEL"] == "INFO"
     function_logs = dev_stack.one(LOG_GROUP, "api-function-logs")
     assert function["loggingConfig"]["logGroup"] == function_logs.inputs["name"]
     members = set(function["code"].assets)
@@ -459,7 +460,7 @@ def test_archive_is_uploaded_under_its_content_version_with_its_metadata(
     )
     assert archive.inputs["key"] == f"models/{ARCHIVE_VERSION}/model.tar.gz"
     assert Path(archive.inputs["source"].path) == synthetic_archive
-    # The sidecar the registry lists and a later `modelVersion` reads: the archive's own.
+    # The sidecar the registry lists and a later `model: <version>` reads: the archive's own.
     assert metadata.inputs["key"] == f"models/{ARCHIVE_VERSION}/metadata.json"
     assert metadata.inputs["content"] == read_archive_metadata_bytes(synthetic_archive).decode()
     assert metadata.inputs["contentType"] == "application/json"
@@ -538,7 +539,7 @@ def test_endpoint_is_rolled_out_by_the_dynamic_provider(dev_stack):
     assert rollout.inputs["endpoint_config_name"] == config.state["name"]
     assert rollout.inputs["endpoint_config_name"].startswith(config.inputs["namePrefix"])
     assert rollout.inputs["region"] == REGION
-    assert rollout.inputs["timeout_seconds"] == 3600
+    assert rollout.inputs["timeout_seconds"] == ROLLOUT_TIMEOUT_MINUTES * 60
     assert rollout.inputs["version"]
     assert not dev_stack.of_type("aws:sagemaker/endpoint:Endpoint")
 
@@ -567,13 +568,13 @@ def test_components_have_project_type_tokens_and_own_every_resource(dev_stack):
             assert resource.parent in component_urns, f"{resource.type} {resource.name}"
 
 
-def test_prod_stack_keeps_a_warm_instance_and_waits_for_invalidations(run_stack):
+def test_prod_stack_keeps_a_warm_instance_and_protects_its_data(run_stack):
     from tests.infra.conftest import stack_config
 
-    # The prod file's own keys over the dev run's, whose modelArchive is a synthetic archive,
-    # and the alarm email its operator sets.
+    # The prod file's own keys over the dev run's, whose model is a synthetic archive, and
+    # the alarm email its operator sets.
     prod = run_stack(
-        {k: v for k, v in stack_config("prod").items() if "modelArchive" not in k}
+        {k: v for k, v in stack_config("prod").items() if k != f"{PROJECT}:model"}
         | {f"{PROJECT}:alarmEmail": "oncall@classifier-team.io"}
     )
     assert prod.error is None, prod.error
@@ -583,7 +584,9 @@ def test_prod_stack_keeps_a_warm_instance_and_waits_for_invalidations(run_stack)
         "maxConcurrency": 20,
         "provisionedConcurrency": 1,
     }
-    assert prod.one(INVALIDATION, "site-config-invalidation").inputs["wait"] is True
+    # `pulumi up` never waits for CloudFront: the smoke test waits for the new config.js.
+    assert prod.one(INVALIDATION, "site-config-invalidation").inputs["wait"] is False
+    assert prod.one("aws:dynamodb/table:Table").inputs["deletionProtectionEnabled"] is True
     assert prod.one(DISTRIBUTION).inputs["priceClass"] == "PriceClass_All"
     assert all(g.inputs["retentionInDays"] == 90 for g in prod.of_type(LOG_GROUP))
     assert not prod.warnings

@@ -56,8 +56,8 @@ def key(name: str) -> str:
 
 
 def variants(*entries: dict[str, Any]) -> dict[str, str]:
-    """The config `variants` as the engine passes an object-valued key: its JSON."""
-    return {key("variants"): json.dumps(list(entries))}
+    """The config `model` as a list of variants, as the engine passes a list: its JSON."""
+    return {key("model"): json.dumps(list(entries))}
 
 
 def endpoint_arn(name: str) -> str:
@@ -234,7 +234,7 @@ def test_the_predictions_table_is_on_demand_recoverable_encrypted_and_expiring(d
 
 def test_the_prod_example_protects_its_table_from_deletion(run_stack: RunStack):
     prod = run_stack(
-        {k: v for k, v in stack_config("prod").items() if "modelArchive" not in k}
+        {k: v for k, v in stack_config("prod").items() if k != key("model")}
         | {key("alarmEmail"): "oncall@classifier-team.io"}
     )
     assert prod.error is None, prod.error
@@ -334,12 +334,7 @@ def test_removing_a_variant_removes_its_endpoint_and_its_alarm_only(canary, dev_
 
 def test_model_version_serves_a_registered_version_without_its_archive(run_stack, registry):
     registry[REGISTERED_VERSION] = synthetic_metadata(REGISTERED_VERSION, "IMAGENET1K_V2")
-    run = run_stack(
-        {
-            key("modelArchive"): "/nowhere/model.tar.gz",  # neither read nor uploaded
-            key("modelVersion"): REGISTERED_VERSION,
-        }
-    )
+    run = run_stack({key("model"): REGISTERED_VERSION})
     assert run.error is None, run.error
     bucket = run.outputs["artifact_bucket"]
     assert not [r for r in run.of_type(OBJECT) if r.inputs["bucket"] == bucket]
@@ -377,7 +372,7 @@ def test_a_canary_may_come_from_the_registry(run_stack, registry, synthetic_arch
 
 def test_a_version_not_in_the_registry_is_refused_with_how_to_list_them(run_stack, registry):
     registry["0badc0ffee00"] = synthetic_metadata("0badc0ffee00")
-    run = run_stack({key("modelVersion"): REGISTERED_VERSION})
+    run = run_stack({key("model"): REGISTERED_VERSION})
     assert isinstance(run.error, ModelArchiveError)
     assert isinstance(run.error, pulumi.RunError), "the CLI prints it without a traceback"
     message = str(run.error)
@@ -390,7 +385,7 @@ def test_a_version_not_in_the_registry_is_refused_with_how_to_list_them(run_stac
 
 def test_a_sidecar_of_another_version_is_refused(run_stack, registry):
     registry[REGISTERED_VERSION] = synthetic_metadata("somethingelse")
-    run = run_stack({key("modelVersion"): REGISTERED_VERSION})
+    run = run_stack({key("model"): REGISTERED_VERSION})
     assert isinstance(run.error, ModelArchiveError)
     assert "describes version 'somethingelse'" in str(run.error)
 
@@ -409,15 +404,15 @@ def canary_with(**fields: Any) -> dict[str, Any]:
     [
         (
             variants(MAIN, canary_with(name="main")),
-            r"variants\[1\]\.name: two variants are named 'main'; names must be unique",
+            r"model\[1\]\.name: two variants are named 'main'; names must be unique",
         ),
         (
             variants(MAIN | {"weight": 0}, canary_with(weight=0)),
-            r"variants: every weight is 0: at least one variant must receive the requests",
+            r"model: every weight is 0: at least one variant must receive the requests",
         ),
         (
             variants(MAIN, *(canary_with(name=f"c{i}") for i in range(4))),
-            r"variants: 5 variants, at most 4: each is a SageMaker Serverless endpoint of its "
+            r"model: 5 variants, at most 4: each is a SageMaker Serverless endpoint of its "
             r"own, with its own cold starts",
         ),
         (
@@ -427,41 +422,42 @@ def canary_with(**fields: Any) -> dict[str, Any]:
         ),
         (
             variants(MAIN, canary_with(name="Canary!")),
-            r"variants\[1\]\.name: 'Canary!' must be 1 to 32 lower-case letters",
+            r"model\[1\]\.name: 'Canary!' must be 1 to 32 lower-case letters",
         ),
         (
             variants(MAIN, canary_with(archive="build/canary.tar.gz")),
-            r"variants\[1\]: needs exactly one of archive .* and version",
+            r"model\[1\]: needs exactly one of archive .* and version",
         ),
         (
             variants(MAIN, {"name": "canary", "weight": 5}),
-            r"variants\[1\]: needs exactly one of archive",
+            r"model\[1\]: needs exactly one of archive",
         ),
         (
             variants(MAIN, canary_with(version="v1.2")),
-            r"variants\[1\]\.version: 'v1\.2' is not a model version .*python -m model\.registry "
+            r"model\[1\]\.version: 'v1\.2' is not a model version .*python -m model\.registry "
             r"list",
         ),
         (
             variants(canary_with()),
-            r"variants: must include the variant 'main': the stack's own endpoint",
+            r"model: must include the variant 'main': the stack's own endpoint",
         ),
-        (variants(MAIN, canary_with(weight=-5)), r"variants\[1\]\.weight: -5 must be a number"),
-        (variants(MAIN, canary_with(share=5)), r"variants\[1\]: unknown field\(s\) share"),
+        (variants(MAIN, canary_with(weight=-5)), r"model\[1\]\.weight: -5 must be a number"),
+        (variants(MAIN, canary_with(share=5)), r"model\[1\]: unknown field\(s\) share"),
         (
             variants(MAIN, canary_with(serverlessMemoryMb=1500)),
-            r"variants\[1\]\.serverlessMemoryMb: memory 1500 MB is not allowed",
+            r"model\[1\]\.serverlessMemoryMb: memory 1500 MB is not allowed",
         ),
         (
-            {key("variants"): json.dumps({"name": "main"})},
-            r"variants: must be a non-empty list of variants",
+            {key("model"): json.dumps({"name": "main"})},
+            r"model: must be a non-empty list of variants",
         ),
         (
-            variants(MAIN) | {key("modelVersion"): CANARY_VERSION},
-            r"modelVersion: is set together with variants",
+            {key("model"): "Not-A-Version"},
+            r"model: 'Not-A-Version' is not a model version .*, nor a model archive \(a path "
+            r"ending in \.tar\.gz\)",
         ),
-        ({key("modelVersion"): "Not-A-Version"}, r"modelVersion: 'Not-A-Version' is not a model"),
-        ({key("variants"): "[{"}, r"variants: '\[\{' is not a list of objects"),
+        ({key("model"): "build/model.zip"}, r"model: 'build/model\.zip' is not a model version"),
+        ({key("model"): "[{"}, r"model: '\[\{' is not a list of variants"),
     ],
 )
 def test_a_bad_variants_config_is_refused_before_anything_exists(run_stack, overrides, expected):

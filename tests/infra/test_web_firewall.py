@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from components.web_firewall import WebFirewallArgs
 from tests.infra.conftest import PROJECT, StackRun
 
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
@@ -186,3 +187,17 @@ def test_the_log_keeps_blocked_requests_and_uploads_a_body_rule_matched(guarded:
     assert {"actionCondition": {"action": "BLOCK"}} in conditions
     labels = {c["labelNameCondition"]["labelName"] for c in conditions if "labelNameCondition" in c}
     assert labels == {BODY_RULES[group][rule] for group, rule in CONTENT_RULES}
+
+
+@pytest.mark.parametrize("rate_limit", [9, 2_000_000_001])
+def test_a_rate_limit_waf_refuses_is_refused_by_the_component(rate_limit):
+    with pytest.raises(ValueError, match=r"rate_limit must be 10-2000000000 requests per client"):
+        WebFirewallArgs(name_prefix="p", rate_limit=rate_limit)
+
+
+@pytest.mark.parametrize(("site_rate", "per_ip"), [(1, 30), (10, 300), (50, 1500)])
+def test_the_stack_derives_the_per_ip_limit_from_the_site_rate(run_stack, site_rate, per_ip):
+    run = run_stack({f"{PROJECT}:waf": "true", f"{PROJECT}:throttleRateLimit": str(site_rate)})
+    assert run.error is None, run.error
+    (rule,) = [r for r in run.one(WEB_ACL).inputs["rules"] if r["name"] == "api-rate-limit-per-ip"]
+    assert rule["statement"]["rateBasedStatement"]["limit"] == per_ip

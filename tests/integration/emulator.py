@@ -57,7 +57,7 @@ def emulator_config(endpoint_url: str, model_archive: str) -> dict[str, ConfigVa
         "aws:skipMetadataApiCheck": ConfigValue("true"),
         "aws:skipRegionValidation": ConfigValue("true"),
         "aws:s3UsePathStyle": ConfigValue("true"),
-        f"{PROJECT}:modelArchive": ConfigValue(model_archive),
+        f"{PROJECT}:model": ConfigValue(model_archive),
         f"{PROJECT}:imageUri": ConfigValue(IMAGE_URI),
     }
     for service in ENDPOINT_SERVICES:

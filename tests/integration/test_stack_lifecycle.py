@@ -155,6 +155,8 @@ def test_stack_lifecycle_against_moto(stack, moto_url: str, model_artifact: Path
         for s in _aws("apigatewayv2", moto_url).get_stages(ApiId=api["ApiId"])["Items"]
     ]
     assert [s["DefaultRouteSettings"]["ThrottlingRateLimit"] for s in stages] == [7.0]
+    # The burst follows the rate (twice it): no key of its own to forget.
+    assert [s["DefaultRouteSettings"]["ThrottlingBurstLimit"] for s in stages] == [14]
 
     # 4. Destroy removes every resource; the stack itself goes too.
     gone = stack.destroy(on_output=print)

@@ -69,9 +69,7 @@ def lambda_venv(build: Path = ROOT / "build") -> Path:
 
 
 def batch_stack(archive: Path) -> StackRun:
-    run = run_build(
-        stack_config() | {f"{PROJECT}:modelArchive": str(archive), f"{PROJECT}:batch": "true"}
-    )
+    run = run_build(stack_config() | {f"{PROJECT}:model": str(archive), f"{PROJECT}:batch": "true"})
     if run.error is not None:
         raise run.error
     return run

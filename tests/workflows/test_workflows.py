@@ -233,7 +233,7 @@ def test_model_archive_is_built_once_per_source_hash_where_the_program_reads_it(
 
     # The program reads the archive from the path the artifact is downloaded to.
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    archive = Path(project["config"]["modelArchive"]["default"])
+    archive = Path(project["config"]["model"])
     for file, job_name in (("preview.yml", "preview"), ("deploy.yml", "up")):
         download = step_using(load(file)["jobs"][job_name], "actions/download-artifact")["with"]
         assert download["name"] == "model-archive"
