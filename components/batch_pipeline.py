@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,11 @@ def batch_code(project_dir: Path) -> pulumi.AssetArchive:
     return pulumi.AssetArchive(assets)
 
 
+def _labels_json(version: str, names: Sequence[str]) -> str:
+    """The labels file of `version`, as the proxy's zip carries it."""
+    return labels_files({version: names})[f"{MODEL_LABELS_DIR}/{version}.json"].text
+
+
 @dataclass
 class BatchPipelineArgs:
     name_prefix: str
@@ -271,9 +277,7 @@ class BatchPipeline(pulumi.ComponentResource):
                 f"{name}-labels-{version}",
                 bucket=inbox.name,
                 key=key,
-                content=pulumi.Output.from_input(labels).apply(
-                    lambda names, version=version, key=key: labels_files({version: names})[key].text
-                ),
+                content=pulumi.Output.from_input(labels).apply(partial(_labels_json, version)),
                 content_type="application/json",
                 tags=args.tags,
                 # Kept when the model changes: older outcomes are reviewed with their labels.

@@ -37,6 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -183,7 +184,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             "tags",
         )
         changed = [key for key in (*keys, "version") if olds.get(key) != news.get(key)]
-        replaces = [key for key in ("endpoint_name", "region") if key in changed]
+        replaces: list[str] = [key for key in ("endpoint_name", "region") if key in changed]
         return pulumi.dynamic.DiffResult(
             changes=bool(changed), replaces=replaces, delete_before_replace=False
         )
@@ -378,7 +379,8 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         the rollout itself is done, so a failure here is reported, never raised."""
         client = session.client("sagemaker")
         try:
-            candidates = (self._own_configs(client, inputs, also | {keep}) | also) - {keep}
+            known: set[str | None] = {*also, keep}
+            candidates = (self._own_configs(client, inputs, known) | also) - {keep}
             if not candidates:
                 return
             in_use = self._configs_in_use(client, inputs)
@@ -392,9 +394,9 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             models: set[str] = set()
             for config in retiring:
                 models |= self._config_models(client, config)
-                self._gone_ok(lambda c=config: client.delete_endpoint_config(EndpointConfigName=c))
+                self._gone_ok(partial(client.delete_endpoint_config, EndpointConfigName=config))
             for model in sorted(models - kept_models):
-                self._gone_ok(lambda m=model: client.delete_model(ModelName=m))
+                self._gone_ok(partial(client.delete_model, ModelName=model))
             self._say(
                 f"retired endpoint config {', '.join(retiring)} and models "
                 f"{sorted(models - kept_models)}"
@@ -467,7 +469,7 @@ class EndpointCleanupProvider(EndpointRolloutProvider):
         self, _id: str, olds: dict[str, Any], news: dict[str, Any]
     ) -> pulumi.dynamic.DiffResult:
         changed = [key for key in news if olds.get(key) != news.get(key)]
-        replaces = [key for key in ("endpoint_name", "region") if key in changed]
+        replaces: list[str] = [key for key in ("endpoint_name", "region") if key in changed]
         return pulumi.dynamic.DiffResult(
             changes=bool(changed), replaces=replaces, delete_before_replace=False
         )

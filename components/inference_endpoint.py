@@ -49,6 +49,7 @@ ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 """Where SageMaker publishes an endpoint's container metrics with the execution role."""
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
+_VariantServerless = aws.sagemaker.EndpointConfigurationProductionVariantServerlessConfigArgsDict
 
 
 class ModelMemoryError(pulumi.RunError):
@@ -195,6 +196,8 @@ class InferenceEndpoint(pulumi.ComponentResource):
             self.artifacts = ArtifactBucket(name=bucket.name, arn=bucket.arn, resource=bucket)
         else:
             self.artifacts = args.artifacts
+        key: pulumi.Input[str]
+        data_key: pulumi.Input[str]
         if isinstance(args.model, ModelArchive):
             key, data_key = self._upload(name, args.model, args.tags)
         else:
@@ -283,7 +286,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
             ),
         )
         serverless = args.serverless
-        serverless_config: dict[str, int] = {
+        serverless_config: _VariantServerless = {
             "memory_size_in_mb": serverless.memory_mb,
             "max_concurrency": serverless.max_concurrency,
         }

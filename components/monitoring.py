@@ -357,10 +357,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{self._name}-alarms-policy",
             arn=topic.arn,
             policy=pulumi.Output.all(topic.arn, account, partition).apply(
-                lambda values: policy_document(
-                    _publisher("AlarmsOfThisAccount", "cloudwatch", *values, "alarm:*"),
-                    _publisher("BudgetsOfThisAccount", "budgets", *values, "*"),
-                )
+                lambda values: _alarm_topic_policy(*values)
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -483,6 +480,15 @@ class Monitoring(pulumi.ComponentResource):
                 ),
             },
         ]
+
+
+def _alarm_topic_policy(topic_arn: str, account: str, partition: str) -> str:
+    """CloudWatch alarms and budgets of this account may publish to the alarm topic."""
+    where = (topic_arn, account, partition)
+    return policy_document(
+        _publisher("AlarmsOfThisAccount", "cloudwatch", *where, "alarm:*"),
+        _publisher("BudgetsOfThisAccount", "budgets", *where, "*"),
+    )
 
 
 def _publisher(

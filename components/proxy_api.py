@@ -76,6 +76,11 @@ LAMBDA_TIMEOUT_SECONDS = (1, 30)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 """What the proxy accepts as LOG_LEVEL. `proxy/config.py` refuses any other at cold start;
 the Lambda zip cannot import `components`, so a test keeps the two lists equal."""
+# The function's fixed size and timeout (the HTTP API gives up after 30 s), and its default
+# log level.
+FUNCTION_MEMORY_MB = 256
+FUNCTION_TIMEOUT_SECONDS = 30
+DEFAULT_LOG_LEVEL = "INFO"
 
 TRACE_WRITER_STATEMENT = {
     "Sid": "WriteTraces",
@@ -212,6 +217,16 @@ def lambda_code(
     return pulumi.AssetArchive(assets | dict(generated or {}))
 
 
+def resolved_labels(
+    labels: Mapping[str, pulumi.Input[Sequence[str]]],
+) -> pulumi.Output[dict[str, Sequence[str]]]:
+    """Each model version's labels, once all of them are known."""
+    versions = list(labels)
+    return pulumi.Output.all(*labels.values()).apply(
+        lambda names: dict(zip(versions, names, strict=True))
+    )
+
+
 def labels_files(labels: Mapping[str, Sequence[str]]) -> dict[str, pulumi.StringAsset]:
     """Each model version's labels as the zip's `model_labels/<version>.json`: a JSON list
     in the model's output order."""
@@ -252,8 +267,8 @@ class ProxyApiArgs:
     predictions_table_name: pulumi.Input[str]
     predictions_table_arn: pulumi.Input[str]
     """The one table the function may record predictions and feedback in."""
-    memory_mb: pulumi.Input[int] = 256
-    timeout_seconds: pulumi.Input[int] = 30
+    memory_mb: pulumi.Input[int] = FUNCTION_MEMORY_MB
+    timeout_seconds: pulumi.Input[int] = FUNCTION_TIMEOUT_SECONDS
     throttle_rate_limit: pulumi.Input[int] = 10
     """Steady requests per second on each route of the site's stage (through CloudFront)."""
     throttle_burst_limit: pulumi.Input[int] = 20
@@ -262,7 +277,7 @@ class ProxyApiArgs:
     API-key programs' budget, apart from the site's."""
     direct_throttle_burst_limit: pulumi.Input[int] = 10
     log_retention_days: pulumi.Input[int] = 30
-    log_level: pulumi.Input[str] = "INFO"
+    log_level: pulumi.Input[str] = DEFAULT_LOG_LEVEL
     tracing: bool = False
     """Active X-Ray tracing of the function (a plain value: it decides the role's policy)."""
     api_keys: bool = False
@@ -317,9 +332,11 @@ class ProxyApi(pulumi.ComponentResource):
             )
             for slot in range(ORIGIN_SECRET_SLOTS)
         ]
-        secret = pulumi.Output.secret(slots[rotation % ORIGIN_SECRET_SLOTS].result)
+        secret: pulumi.Output[str] = pulumi.Output.secret(
+            slots[rotation % ORIGIN_SECRET_SLOTS].result
+        )
         # Before the first rotation there is no previous secret to admit.
-        previous = (
+        previous: dict[str, pulumi.Output[str]] = (
             {"ORIGIN_SECRET_PREVIOUS": pulumi.Output.secret(slots[(rotation + 1) % 2].result)}
             if rotation
             else {}
@@ -376,7 +393,7 @@ class ProxyApi(pulumi.ComponentResource):
             runtime="python3.12",
             architectures=["arm64"],
             handler=HANDLER,
-            code=pulumi.Output.from_input(args.model_labels).apply(
+            code=resolved_labels(args.model_labels).apply(
                 lambda labels: lambda_code(args.source_dir, labels_files(labels))
             ),
             role=execution.role.arn,
@@ -404,7 +421,9 @@ class ProxyApi(pulumi.ComponentResource):
                     **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),
                 }
             },
-            logging_config={"log_format": "Text", "log_group": execution.log_group.name},
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="Text", log_group=execution.log_group.name
+            ),
             # Explicit either way: leaving it out would not turn active tracing off again.
             tracing_config={"mode": "Active" if args.tracing else "PassThrough"},
             tags=args.tags,
@@ -457,9 +476,10 @@ class ProxyApi(pulumi.ComponentResource):
             opts=child,
         )
         stages = {}
+        site_stage: pulumi.Output[str] = pulumi.Output.secret(site_stage_name.result)
         for stage_name, via, rate, burst, resource in (
             (
-                pulumi.Output.secret(site_stage_name.result),
+                site_stage,
                 VIA_CLOUDFRONT,
                 args.throttle_rate_limit,
                 args.throttle_burst_limit,
@@ -474,18 +494,26 @@ class ProxyApi(pulumi.ComponentResource):
                 f"{name}-default-stage",
             ),
         ):
-            throttling = {"throttling_rate_limit": rate, "throttling_burst_limit": burst}
             stages[via] = aws.apigatewayv2.Stage(
                 resource,
                 api_id=api.id,
                 name=stage_name,
                 auto_deploy=True,
-                default_route_settings=throttling,
-                route_settings=[{"route_key": key, **throttling} for key in ROUTE_KEYS],
-                access_log_settings={
-                    "destination_arn": access_logs.arn,
-                    "format": access_log_format(via),
+                default_route_settings={
+                    "throttling_rate_limit": rate,
+                    "throttling_burst_limit": burst,
                 },
+                route_settings=[
+                    {
+                        "route_key": key,
+                        "throttling_rate_limit": rate,
+                        "throttling_burst_limit": burst,
+                    }
+                    for key in ROUTE_KEYS
+                ],
+                access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
+                    destination_arn=access_logs.arn, format=access_log_format(via)
+                ),
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
             )

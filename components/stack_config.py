@@ -37,7 +37,12 @@ from components.model_variants import (
     version_problem,
 )
 from components.monitoring import alarm_email_problem, budget_problem
-from components.proxy_api import ProxyApiArgs, proxy_problems
+from components.proxy_api import (
+    DEFAULT_LOG_LEVEL,
+    FUNCTION_MEMORY_MB,
+    FUNCTION_TIMEOUT_SECONDS,
+    proxy_problems,
+)
 from components.service_role import log_retention_problem
 from components.serving_image import image_uri_problem
 from components.site_certificate import domain_problems
@@ -103,9 +108,9 @@ REMOVED_KEYS = {
         f"no longer a choice: a rollout may take {ROLLOUT_TIMEOUT_MINUTES} minutes, and the "
         "next `pulumi up` waits for one still under way"
     ),
-    "lambdaMemoryMb": f"no longer a choice: the proxy Lambda has {ProxyApiArgs.memory_mb} MB",
+    "lambdaMemoryMb": f"no longer a choice: the proxy Lambda has {FUNCTION_MEMORY_MB} MB",
     "lambdaTimeoutSeconds": (
-        f"no longer a choice: the proxy Lambda's timeout is {ProxyApiArgs.timeout_seconds} s, "
+        f"no longer a choice: the proxy Lambda's timeout is {FUNCTION_TIMEOUT_SECONDS} s, "
         "the HTTP API's own limit (decision 6)"
     ),
     "logLevel": (
@@ -362,11 +367,11 @@ def load_settings(
     proxy = {field_name: value[key] for field_name, key in PROXY_KEYS.items()}
     # The fixed and derived values hold whenever the rates do: only the rates' problems.
     found = proxy_problems(
-        memory_mb=ProxyApiArgs.memory_mb,
-        timeout_seconds=ProxyApiArgs.timeout_seconds,
+        memory_mb=FUNCTION_MEMORY_MB,
+        timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
         throttle_burst_limit=BURST_PER_RATE * proxy["throttle_rate_limit"],
         direct_throttle_burst_limit=BURST_PER_RATE * proxy["direct_throttle_rate_limit"],
-        log_level=ProxyApiArgs.log_level,
+        log_level=DEFAULT_LOG_LEVEL,
         **proxy,
     )
     problems.add_by_field({f: p for f, p in found.items() if f in PROXY_KEYS}, PROXY_KEYS)

@@ -20,7 +20,6 @@ import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -222,13 +221,57 @@ class StaticSite(pulumi.ComponentResource):
         origin_id = "site-bucket"
         api_origin_id = "http-api"
         domain = args.domain
-        viewer_certificate: dict[str, pulumi.Input[Any]] = {"cloudfront_default_certificate": True}
+        viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = {
+            "cloudfront_default_certificate": True
+        }
         if domain is not None:
             viewer_certificate = {
                 "acm_certificate_arn": domain.certificate_arn,
                 "ssl_support_method": "sni-only",
                 "minimum_protocol_version": MINIMUM_PROTOCOL_VERSION,
             }
+        origins: list[aws.cloudfront.DistributionOriginArgsDict] = [
+            {
+                "origin_id": origin_id,
+                "domain_name": bucket.regional_domain_name,
+                "origin_access_control_id": access_control.id,
+            },
+            {
+                "origin_id": api_origin_id,
+                "domain_name": args.api.domain_name,
+                "origin_path": args.api.origin_path,
+                "custom_origin_config": {
+                    "http_port": 80,
+                    "https_port": 443,
+                    "origin_protocol_policy": "https-only",
+                    "origin_ssl_protocols": ["TLSv1.2"],
+                    "origin_read_timeout": API_ORIGIN_READ_TIMEOUT_SECONDS,
+                },
+                "custom_headers": [{"name": ORIGIN_HEADER, "value": args.api.origin_secret}],
+            },
+        ]
+        default_behavior: aws.cloudfront.DistributionDefaultCacheBehaviorArgsDict = {
+            "target_origin_id": origin_id,
+            "viewer_protocol_policy": "redirect-to-https",
+            "allowed_methods": ["GET", "HEAD"],
+            "cached_methods": ["GET", "HEAD"],
+            "compress": True,
+            "cache_policy_id": CACHING_OPTIMIZED_POLICY_ID,
+            "response_headers_policy_id": headers_policy_id,
+        }
+        api_behavior: aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict = {
+            "path_pattern": f"{API_PATH}/*",
+            "target_origin_id": api_origin_id,
+            # Not a redirect: a client would follow it with a GET and lose the image.
+            "viewer_protocol_policy": "https-only",
+            "allowed_methods": API_METHODS,
+            "cached_methods": ["GET", "HEAD"],
+            # Answers are small JSON, and CachingDisabled turns compression off anyway.
+            "compress": False,
+            "cache_policy_id": CACHING_DISABLED_POLICY_ID,
+            "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_POLICY_ID,
+            "response_headers_policy_id": headers_policy_id,
+        }
         distribution = aws.cloudfront.Distribution(
             f"{name}-cdn",
             comment=f"{name}: image classifier web UI",
@@ -239,50 +282,9 @@ class StaticSite(pulumi.ComponentResource):
             default_root_object="index.html",
             aliases=[domain.name] if domain is not None else None,
             web_acl_id=args.web_acl_arn,
-            origins=[
-                {
-                    "origin_id": origin_id,
-                    "domain_name": bucket.regional_domain_name,
-                    "origin_access_control_id": access_control.id,
-                },
-                {
-                    "origin_id": api_origin_id,
-                    "domain_name": args.api.domain_name,
-                    "origin_path": args.api.origin_path,
-                    "custom_origin_config": {
-                        "http_port": 80,
-                        "https_port": 443,
-                        "origin_protocol_policy": "https-only",
-                        "origin_ssl_protocols": ["TLSv1.2"],
-                        "origin_read_timeout": API_ORIGIN_READ_TIMEOUT_SECONDS,
-                    },
-                    "custom_headers": [{"name": ORIGIN_HEADER, "value": args.api.origin_secret}],
-                },
-            ],
-            default_cache_behavior={
-                "target_origin_id": origin_id,
-                "viewer_protocol_policy": "redirect-to-https",
-                "allowed_methods": ["GET", "HEAD"],
-                "cached_methods": ["GET", "HEAD"],
-                "compress": True,
-                "cache_policy_id": CACHING_OPTIMIZED_POLICY_ID,
-                "response_headers_policy_id": headers_policy_id,
-            },
-            ordered_cache_behaviors=[
-                {
-                    "path_pattern": f"{API_PATH}/*",
-                    "target_origin_id": api_origin_id,
-                    # Not a redirect: a client would follow it with a GET and lose the image.
-                    "viewer_protocol_policy": "https-only",
-                    "allowed_methods": API_METHODS,
-                    "cached_methods": ["GET", "HEAD"],
-                    # Answers are small JSON, and CachingDisabled turns compression off anyway.
-                    "compress": False,
-                    "cache_policy_id": CACHING_DISABLED_POLICY_ID,
-                    "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_POLICY_ID,
-                    "response_headers_policy_id": headers_policy_id,
-                }
-            ],
+            origins=origins,
+            default_cache_behavior=default_behavior,
+            ordered_cache_behaviors=[api_behavior],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate,
             tags=args.tags,
