@@ -741,29 +741,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
-    stderr = stderr or sys.stderr
+def _arguments_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line before any work, if anything."""
     if not args.dir.is_dir():
-        return _usage(stderr, f"{args.dir}: no such folder")
+        return f"{args.dir}: no such folder"
     if args.out.resolve() == args.dir.resolve():
-        return _usage(stderr, "--out must not be DIR itself (a folder inside it is fine)")
+        return "--out must not be DIR itself (a folder inside it is fine)"
     if not 1 <= args.max_image_bytes <= 4 * 1024 * 1024:
-        return _usage(stderr, "--max-image-bytes must be between 1 and 4194304")
+        return "--max-image-bytes must be between 1 and 4194304"
     if args.model_server is not None:
         parts = urllib.parse.urlsplit(args.model_server)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            return _usage(
-                stderr, f"--model-server {args.model_server}: not a URL like http://HOST:PORT"
-            )
-    artifact = args.artifact
-    if args.model_server is None:
-        artifact = artifact or DEFAULT_ARCHIVE
-        if not artifact.is_file():
-            return _usage(
-                stderr,
-                f"{artifact}: no model archive; run `make run` once (it builds "
-                "build/model.tar.gz), or pass --artifact PATH or --model-server URL",
-            )
+            return f"--model-server {args.model_server}: not a URL like http://HOST:PORT"
+    elif not (args.artifact or DEFAULT_ARCHIVE).is_file():
+        return (
+            f"{args.artifact or DEFAULT_ARCHIVE}: no model archive; run `make run` once (it "
+            "builds build/model.tar.gz), or pass --artifact PATH or --model-server URL"
+        )
+    return None
+
+
+def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
+    stderr = stderr or sys.stderr
+    if problem := _arguments_problem(args):
+        return _usage(stderr, problem)
+    artifact = args.artifact if args.model_server is not None else args.artifact or DEFAULT_ARCHIVE
     stop = Stop()
     # Up to the last line: a signal after the run's end changes nothing, no traceback.
     with stopped_by_signals(stop, stderr):

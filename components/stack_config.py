@@ -344,6 +344,53 @@ def _aws_session(config: Mapping[str, str], problems: _Problems) -> AwsSessionSe
     return AwsSessionSettings(profile=config.get(PROFILE) or None, assume_roles=roles)
 
 
+def _alarm_email(value: Mapping[str, Any], problems: _Problems) -> str | None:
+    """The alarm email, checked against monitoring and production."""
+    alarm_email = value["alarmEmail"].strip() or None
+    problems.add("alarmEmail", alarm_email_problem(alarm_email) if alarm_email else None)
+    if alarm_email and not value["monitoring"]:
+        problems.add("alarmEmail", "is set but monitoring is false; no alarm would ever reach it")
+    if value["production"] and not value["monitoring"]:
+        problems.add("production", "is true but monitoring is false; its alarms must exist")
+    elif value["production"] and not alarm_email:
+        problems.add(
+            "alarmEmail",
+            "a production stack requires it so that its alarms reach someone: "
+            "`pulumi config set alarmEmail oncall@<your domain>`",
+        )
+    return alarm_email
+
+
+def _check_budget(value: Mapping[str, Any], problems: _Problems) -> None:
+    """The budget goes with monitoring: it notifies the alarm topic."""
+    budget = value["monthlyBudgetUsd"]
+    problems.add("monthlyBudgetUsd", budget_problem(budget))
+    if budget > 0 and not value["monitoring"]:
+        problems.add(
+            "monthlyBudgetUsd",
+            "is set but monitoring is false; the budget notifies the alarm topic, which "
+            "monitoring creates",
+        )
+
+
+def _review_email(
+    value: Mapping[str, Any], max_concurrency: int, problems: _Problems
+) -> str | None:
+    """The review email, checked against batch (and the batch's concurrency)."""
+    review_email = value["reviewEmail"].strip() or None
+    problems.add("reviewEmail", alarm_email_problem(review_email) if review_email else None)
+    if review_email and not value["batch"]:
+        problems.add("reviewEmail", "is set but batch is false; there is no review topic to mail")
+    if value["batch"]:
+        problems.add_by_field(
+            batch_concurrency_problems(value["batchConcurrency"], max_concurrency),
+            BATCH_CONCURRENCY_KEYS,
+        )
+    elif value["batchConcurrency"]:
+        problems.add("batchConcurrency", "is set but batch is false; there is no batch to bound")
+    return review_email
+
+
 def load_settings(
     config: Mapping[str, str], project: str, stack: str, project_dir: Path
 ) -> StackSettings:
@@ -377,26 +424,8 @@ def load_settings(
     problems.add_by_field({f: p for f, p in found.items() if f in PROXY_KEYS}, PROXY_KEYS)
     problems.add("logRetentionDays", log_retention_problem(value["logRetentionDays"]))
     problems.add("priceClass", price_class_problem(value["priceClass"]))
-    alarm_email = value["alarmEmail"].strip() or None
-    problems.add("alarmEmail", alarm_email_problem(alarm_email) if alarm_email else None)
-    if alarm_email and not value["monitoring"]:
-        problems.add("alarmEmail", "is set but monitoring is false; no alarm would ever reach it")
-    if value["production"] and not value["monitoring"]:
-        problems.add("production", "is true but monitoring is false; its alarms must exist")
-    elif value["production"] and not alarm_email:
-        problems.add(
-            "alarmEmail",
-            "a production stack requires it so that its alarms reach someone: "
-            "`pulumi config set alarmEmail oncall@<your domain>`",
-        )
-    budget = value["monthlyBudgetUsd"]
-    problems.add("monthlyBudgetUsd", budget_problem(budget))
-    if budget > 0 and not value["monitoring"]:
-        problems.add(
-            "monthlyBudgetUsd",
-            "is set but monitoring is false; the budget notifies the alarm topic, which "
-            "monitoring creates",
-        )
+    alarm_email = _alarm_email(value, problems)
+    _check_budget(value, problems)
     # DNS names are case-insensitive; ACM and CloudFront keep them in lower case.
     domain = {
         "domain_name": value["domainName"].strip().lower().rstrip(".") or None,
@@ -405,17 +434,7 @@ def load_settings(
     }
     problems.add_by_field(domain_problems(**domain), DOMAIN_KEYS)
     threshold = _review_threshold(value["reviewThreshold"], problems)
-    review_email = value["reviewEmail"].strip() or None
-    problems.add("reviewEmail", alarm_email_problem(review_email) if review_email else None)
-    if review_email and not value["batch"]:
-        problems.add("reviewEmail", "is set but batch is false; there is no review topic to mail")
-    if value["batch"]:
-        problems.add_by_field(
-            batch_concurrency_problems(value["batchConcurrency"], capacity["max_concurrency"]),
-            BATCH_CONCURRENCY_KEYS,
-        )
-    elif value["batchConcurrency"]:
-        problems.add("batchConcurrency", "is set but batch is false; there is no batch to bound")
+    review_email = _review_email(value, capacity["max_concurrency"], problems)
     variants = _variants(
         value["model"], project_dir, name_prefix(project, stack), capacity, problems
     )
@@ -435,7 +454,7 @@ def load_settings(
         price_class=value["priceClass"],
         monitoring=value["monitoring"],
         alarm_email=alarm_email,
-        monthly_budget_usd=budget,
+        monthly_budget_usd=value["monthlyBudgetUsd"],
         tracing=value["tracing"],
         domain_name=domain["domain_name"],
         hosted_zone_id=domain["hosted_zone_id"],
