@@ -51,7 +51,7 @@ from batch.workflow import definition as workflow_definition
 from components.iam_policy import policy_document, service_trust_policy
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.proxy_api import MODEL_LABELS_DIR, TRACE_WRITER_STATEMENT, labels_files, lambda_code
-from components.service_role import ServiceRoleNames, service_role
+from components.service_role import ServiceLogs, ServiceRoleNames, service_role
 
 TYPE = "image-classifier:batch_pipeline:BatchPipeline"
 PACKAGES = ("proxy", "batch")
@@ -484,8 +484,9 @@ class BatchPipeline(pulumi.ComponentResource):
                 log_group=f"{name}-logs", role=f"{name}-role", policy=f"{name}-policy"
             ),
             service="lambda.amazonaws.com",
-            log_group_name=f"/aws/lambda/{args.name_prefix}-batch-{task}",
-            retention_days=args.log_retention_days,
+            logs=ServiceLogs(
+                f"/aws/lambda/{args.name_prefix}-batch-{task}", args.log_retention_days
+            ),
             statements=pulumi.Output.from_input(statements).apply(
                 lambda found: [*found, *([TRACE_WRITER_STATEMENT] if args.tracing else [])]
             ),

@@ -40,7 +40,7 @@ from components.model_archive import (
     metadata_labels,
 )
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
-from components.service_role import ServiceRoleNames, service_role
+from components.service_role import ServiceLogs, ServiceRoleNames, service_role
 from model.metadata import ArchiveMetadataError, memory_mb_min
 
 TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
@@ -212,8 +212,11 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 policy=f"{name}-execution-policy",
             ),
             service="sagemaker.amazonaws.com",
-            log_group_name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
-            retention_days=args.log_retention_days,
+            logs=ServiceLogs(
+                f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+                args.log_retention_days,
+                extra_actions=("logs:DescribeLogStreams",),
+            ),
             statements=pulumi.Output.all(object_arn, args.image_repository_arn).apply(
                 lambda arns: [
                     {
@@ -253,7 +256,6 @@ class InferenceEndpoint(pulumi.ComponentResource):
                     },
                 ]
             ),
-            extra_log_actions=("logs:DescribeLogStreams",),
             source_account=account,
             tags=args.tags,
         )

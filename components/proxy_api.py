@@ -32,7 +32,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.predictions_table import RECORD_ACTIONS
-from components.service_role import ServiceRoleNames, service_role
+from components.service_role import ServiceLogs, ServiceRoleNames, service_role
 from hosting.origin import API_PATH
 
 TYPE = "image-classifier:proxy_api:ProxyApi"
@@ -361,8 +361,7 @@ class ProxyApi(pulumi.ComponentResource):
                 policy=f"{name}-function-policy",
             ),
             service="lambda.amazonaws.com",
-            log_group_name=f"/aws/lambda/{args.name_prefix}-proxy",
-            retention_days=args.log_retention_days,
+            logs=ServiceLogs(f"/aws/lambda/{args.name_prefix}-proxy", args.log_retention_days),
             statements=pulumi.Output.all(
                 [variant.endpoint_arn for variant in args.variants],
                 args.predictions_table_arn,
