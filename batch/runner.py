@@ -597,19 +597,25 @@ def model_server(
             server.stop()
 
 
+@dataclass(frozen=True)
+class Classifying:
+    """How a run classifies: the review threshold, the images in flight, the largest image."""
+
+    threshold: float = DEFAULT_REVIEW_THRESHOLD
+    workers: int = DEFAULT_WORKERS
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+
+
 def run(
     input_dir: Path,
     out_dir: Path,
     *,
     model_server_url: str | None = None,
     artifact: Path | None = None,
-    threshold: float = DEFAULT_REVIEW_THRESHOLD,
-    workers: int = DEFAULT_WORKERS,
-    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    classifying: Classifying = Classifying(),
     progress: TextIO | None = None,
     reclassify: bool = False,
     stop: Stop | None = None,
-    **job_options: Any,
 ) -> dict[str, Any]:
     """Process `input_dir` into `out_dir` and write `summary.json`; its content. A `stop`
     set meanwhile leaves the files not done pending (`"interrupted"` says by what)."""
@@ -637,18 +643,19 @@ def run(
         serving = model_server(model_server_url, artifact, out_dir / SERVER_LOG, stop)
         try:
             with serving as (url, died), runtime_environment(url):
-                classifier = local_classifier(threshold, max_image_bytes, sleep=stop.sleep)
+                classifier = local_classifier(
+                    classifying.threshold, classifying.max_image_bytes, sleep=stop.sleep
+                )
                 if version is None and found.classified:
                     version = served_version(classifier, url)
                     _check_version(found, version, reclassify, out_dir)
                 done = process(
                     found,
                     classifier,
-                    workers=workers,
+                    workers=classifying.workers,
                     progress=progress,
                     should_stop=lambda: stop.is_set() or died(),
                     sleep=stop.sleep,
-                    **job_options,
                 )
         except Stopped:
             done = Pass(skipped=found.skipped, stopped=True)
@@ -664,8 +671,8 @@ def run(
             "out": str(out.root),
             "model_server": model_server_url or f"started on {artifact and artifact.resolve()}",
             "model_version": version,
-            "threshold": threshold,
-            "workers": workers,
+            "threshold": classifying.threshold,
+            "workers": classifying.workers,
             "started_at": iso_time(started_at),
             "finished_at": iso_time(time.time()),
             "interrupted": interrupted,
@@ -775,9 +782,7 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 args.out,
                 model_server_url=args.model_server,
                 artifact=artifact,
-                threshold=args.threshold,
-                workers=args.workers,
-                max_image_bytes=args.max_image_bytes,
+                classifying=Classifying(args.threshold, args.workers, args.max_image_bytes),
                 progress=None if args.quiet else stderr,
                 reclassify=args.reclassify,
                 stop=stop,
