@@ -32,7 +32,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.predictions_table import RECORD_ACTIONS
-from components.service_role import ServiceLogs, ServiceRoleNames, service_role
+from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
 from hosting.origin import API_PATH
 
 TYPE = "image-classifier:proxy_api:ProxyApi"
@@ -316,19 +316,72 @@ class ProxyApi(pulumi.ComponentResource):
         self, name: str, args: ProxyApiArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        secret, previous = self._origin_secrets(name, args.origin_secret_rotation)
+        keys_path = api_keys_path(args.name_prefix) if args.api_keys else None
+        keys_arn = self._keys_arn(keys_path)
+        execution = self._execution_role(name, args, keys_arn)
+        environment = {
+            **_environment(args),
+            "ORIGIN_SECRET": secret,
+            **previous,
+            **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),
+        }
+        function = self._function(name, args, execution, environment)
+        api, routes = self._http_api(name, args, function)
+        access_logs = aws.cloudwatch.LogGroup(
+            f"{name}-access-logs",
+            name=f"/aws/apigateway/{args.name_prefix}-http-api",
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        site_stage_name, stages = self._stages(name, args, api, routes, access_logs)
+        stage = stages[VIA_EXECUTE_API]
+        self._invoke_permissions(name, function, api)
 
+        # The $default stage is served at the API's root URL (once the stage exists).
+        endpoint = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])
+        self.execute_api_url = endpoint.apply(lambda url: f"{url}{API_PATH}")
+        self.api_domain = endpoint.apply(lambda url: urlsplit(url).netloc)
+        # Once the site's stage exists, so CloudFront never forwards to a missing one.
+        self.site_origin_path = pulumi.Output.secret(
+            pulumi.Output.all(stages[VIA_CLOUDFRONT].id, site_stage_name.result).apply(
+                lambda values: f"/{values[1]}"
+            )
+        )
+        self.origin_secret = secret
+        self.function = function
+        self.api_keys_path = pulumi.Output.from_input(keys_path) if keys_path else None
+        self.api_id = api.id
+        self.function_name = function.name
+        self.function_log_group = execution.log_group.name
+        self.access_log_group = access_logs.name
+        self.register_outputs(
+            {
+                "execute_api_url": self.execute_api_url,
+                "api_domain": self.api_domain,
+                "api_keys_path": self.api_keys_path,
+                "api_id": self.api_id,
+                "function_name": self.function_name,
+                "function_log_group": self.function_log_group,
+                "access_log_group": self.access_log_group,
+            }
+        )
+
+    def _origin_secrets(
+        self, name: str, rotation: int
+    ) -> tuple[pulumi.Output[str], dict[str, pulumi.Output[str]]]:
+        """The current origin secret, and the previous one's environment after a rotation."""
         # Two slots, stable but for a rotation: each rotation regenerates the slot it makes
         # current and keeps the other, which the proxy still admits while CloudFront
         # deploys the new one (a replaced secret alone would be refused until then).
-        rotation = args.origin_secret_rotation
         slots = [
             random.RandomPassword(
                 f"{name}-origin-secret" if slot == 0 else f"{name}-origin-secret-{slot}",
                 length=ORIGIN_SECRET_LENGTH,
                 special=False,
                 keepers=origin_secret_keepers(slot, rotation),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             for slot in range(ORIGIN_SECRET_SLOTS)
         ]
@@ -341,19 +394,27 @@ class ProxyApi(pulumi.ComponentResource):
             if rotation
             else {}
         )
-        keys_path = api_keys_path(args.name_prefix) if args.api_keys else None
-        keys_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
-        if keys_path is not None:
-            invoke = pulumi.InvokeOutputOptions(parent=self)
-            keys_arn = pulumi.Output.format(
-                "arn:{0}:ssm:{1}:{2}:parameter{3}",
-                aws.get_partition_output(opts=invoke).partition,
-                aws.get_region_output(opts=invoke).region,
-                aws.get_caller_identity_output(opts=invoke).account_id,
-                keys_path,
-            )
+        return secret, previous
 
-        execution = service_role(
+    def _keys_arn(self, keys_path: str | None) -> pulumi.Output[str | None]:
+        """The SSM parameter ARN of the API keys (None without them)."""
+        if keys_path is None:
+            return pulumi.Output.from_input(None)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        return pulumi.Output.format(
+            "arn:{0}:ssm:{1}:{2}:parameter{3}",
+            aws.get_partition_output(opts=invoke).partition,
+            aws.get_region_output(opts=invoke).region,
+            aws.get_caller_identity_output(opts=invoke).account_id,
+            keys_path,
+        )
+
+    def _execution_role(
+        self, name: str, args: ProxyApiArgs, keys_arn: pulumi.Output[str | None]
+    ) -> ServiceRole:
+        """The function's log group and role: invoke exactly the variants' endpoints,
+        record in the one table, read the keys (and write traces)."""
+        return service_role(
             self,
             ServiceRoleNames(
                 log_group=f"{name}-function-logs",
@@ -387,7 +448,15 @@ class ProxyApi(pulumi.ComponentResource):
             ),
             tags=args.tags,
         )
-        function = aws.lambda_.Function(
+
+    def _function(
+        self,
+        name: str,
+        args: ProxyApiArgs,
+        execution: ServiceRole,
+        environment: Mapping[str, pulumi.Input[str]],
+    ) -> aws.lambda_.Function:
+        return aws.lambda_.Function(
             f"{name}-function",
             runtime="python3.12",
             architectures=["arm64"],
@@ -398,28 +467,7 @@ class ProxyApi(pulumi.ComponentResource):
             role=execution.role.arn,
             memory_size=args.memory_mb,
             timeout=args.timeout_seconds,
-            environment={
-                "variables": {
-                    **args.environment,
-                    "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,
-                    "VARIANTS": pulumi.Output.json_dumps(
-                        [
-                            {
-                                "name": variant.name,
-                                "weight": variant.weight,
-                                "endpoint": variant.endpoint_name,
-                            }
-                            for variant in args.variants
-                        ]
-                    ),
-                    "PREDICTIONS_TABLE": args.predictions_table_name,
-                    "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
-                    "LOG_LEVEL": args.log_level,
-                    "ORIGIN_SECRET": secret,
-                    **previous,
-                    **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),
-                }
-            },
+            environment={"variables": environment},
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="Text", log_group=execution.log_group.name
             ),
@@ -429,6 +477,11 @@ class ProxyApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[execution.policy]),
         )
 
+    def _http_api(
+        self, name: str, args: ProxyApiArgs, function: aws.lambda_.Function
+    ) -> tuple[aws.apigatewayv2.Api, list[aws.apigatewayv2.Route]]:
+        """The HTTP API, its Lambda integration and every routed method of every path."""
+        child = pulumi.ResourceOptions(parent=self)
         api = aws.apigatewayv2.Api(
             f"{name}-http-api",
             protocol_type="HTTP",
@@ -458,13 +511,17 @@ class ProxyApi(pulumi.ComponentResource):
             for path in PATHS
             for method in ROUTED_METHODS
         ]
-        access_logs = aws.cloudwatch.LogGroup(
-            f"{name}-access-logs",
-            name=f"/aws/apigateway/{args.name_prefix}-http-api",
-            retention_in_days=args.log_retention_days,
-            tags=args.tags,
-            opts=child,
-        )
+        return api, routes
+
+    def _stages(
+        self,
+        name: str,
+        args: ProxyApiArgs,
+        api: aws.apigatewayv2.Api,
+        routes: list[aws.apigatewayv2.Route],
+        access_logs: aws.cloudwatch.LogGroup,
+    ) -> tuple[random.RandomPassword, dict[str, aws.apigatewayv2.Stage]]:
+        """The site stage's secret name, and both stages by who calls them."""
         # Two stages on the same routes, each with its own throttle buckets (decision 13):
         # the site's, under a random name only CloudFront knows (its origin path), and the
         # direct `$default` at the API's root URL, for programs with a key.
@@ -472,7 +529,7 @@ class ProxyApi(pulumi.ComponentResource):
             f"{name}-site-stage-name",
             length=SITE_STAGE_LENGTH,
             special=False,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         stages = {}
         site_stage: pulumi.Output[str] = pulumi.Output.secret(site_stage_name.result)
@@ -516,9 +573,13 @@ class ProxyApi(pulumi.ComponentResource):
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
             )
-        stage = stages[VIA_EXECUTE_API]
-        # One per path, each on exactly its path (the first keeps its name from when the
-        # API had only that one).
+        return site_stage_name, stages
+
+    def _invoke_permissions(
+        self, name: str, function: aws.lambda_.Function, api: aws.apigatewayv2.Api
+    ) -> None:
+        """One per path, each on exactly its path (the first keeps its name from when the
+        API had only that one)."""
         for path in PATHS:
             aws.lambda_.Permission(
                 f"{name}-invoke-permission"
@@ -528,34 +589,26 @@ class ProxyApi(pulumi.ComponentResource):
                 function=function.name,
                 principal="apigateway.amazonaws.com",
                 source_arn=pulumi.Output.concat(api.execution_arn, "/*/*", f"{API_PATH}/{path}"),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
 
-        # The $default stage is served at the API's root URL (once the stage exists).
-        endpoint = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])
-        self.execute_api_url = endpoint.apply(lambda url: f"{url}{API_PATH}")
-        self.api_domain = endpoint.apply(lambda url: urlsplit(url).netloc)
-        # Once the site's stage exists, so CloudFront never forwards to a missing one.
-        self.site_origin_path = pulumi.Output.secret(
-            pulumi.Output.all(stages[VIA_CLOUDFRONT].id, site_stage_name.result).apply(
-                lambda values: f"/{values[1]}"
-            )
-        )
-        self.origin_secret = secret
-        self.function = function
-        self.api_keys_path = pulumi.Output.from_input(keys_path) if keys_path else None
-        self.api_id = api.id
-        self.function_name = function.name
-        self.function_log_group = execution.log_group.name
-        self.access_log_group = access_logs.name
-        self.register_outputs(
-            {
-                "execute_api_url": self.execute_api_url,
-                "api_domain": self.api_domain,
-                "api_keys_path": self.api_keys_path,
-                "api_id": self.api_id,
-                "function_name": self.function_name,
-                "function_log_group": self.function_log_group,
-                "access_log_group": self.access_log_group,
-            }
-        )
+
+def _environment(args: ProxyApiArgs) -> dict[str, pulumi.Input[str]]:
+    """The function's environment but its secrets."""
+    return {
+        **args.environment,
+        "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,
+        "VARIANTS": pulumi.Output.json_dumps(
+            [
+                {
+                    "name": variant.name,
+                    "weight": variant.weight,
+                    "endpoint": variant.endpoint_name,
+                }
+                for variant in args.variants
+            ]
+        ),
+        "PREDICTIONS_TABLE": args.predictions_table_name,
+        "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
+        "LOG_LEVEL": args.log_level,
+    }
