@@ -255,11 +255,31 @@ class BatchPipeline(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         self._name = name
         self._args = args
-        child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
+        inbox = self._inbox(name, args)
+        topic = self._review_topic(name, args)
+        classify, record_failure = self._tasks(args, inbox)
+        machine, log_group = self._workflow(name, args, account, (classify, record_failure), topic)
+        self._inbox_trigger(name, args, account, inbox, machine)
 
+        self.bucket_name = inbox.name
+        self.state_machine_arn = machine.arn
+        self.review_topic_arn = topic.arn
+        self.log_group = log_group.name
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "state_machine_arn": self.state_machine_arn,
+                "review_topic_arn": self.review_topic_arn,
+                "log_group": self.log_group,
+            }
+        )
+
+    def _inbox(self, name: str, args: BatchPipelineArgs) -> PrivateBucket:
+        """The bucket (inbox/ in, outcomes out) and each served model version's labels."""
+        child = pulumi.ResourceOptions(parent=self)
         inbox = PrivateBucket(
             f"{name}-inbox",
             PrivateBucketArgs(
@@ -283,7 +303,11 @@ class BatchPipeline(pulumi.ComponentResource):
                 # Kept when the model changes: older outcomes are reviewed with their labels.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
+        return inbox
 
+    def _review_topic(self, name: str, args: BatchPipelineArgs) -> aws.sns.Topic:
+        """Where images to review are announced (and mailed, with a review email)."""
+        child = pulumi.ResourceOptions(parent=self)
         topic = aws.sns.Topic(
             f"{name}-review",
             display_name="Images to review",
@@ -299,7 +323,12 @@ class BatchPipeline(pulumi.ComponentResource):
                 endpoint=args.review_email,
                 opts=child,
             )
+        return topic
 
+    def _tasks(
+        self, args: BatchPipelineArgs, inbox: PrivateBucket
+    ) -> tuple[aws.lambda_.Function, aws.lambda_.Function]:
+        """The workflow's two task functions: classify an image, record a failure."""
         classify = self._task(
             "classify",
             CLASSIFY_HANDLER,
@@ -339,7 +368,19 @@ class BatchPipeline(pulumi.ComponentResource):
             memory_mb=args.memory_mb,
             timeout_seconds=RECORD_FAILURE_TIMEOUT_SECONDS,
         )
+        return classify, record_failure
 
+    def _workflow(
+        self,
+        name: str,
+        args: BatchPipelineArgs,
+        account: pulumi.Output[str],
+        tasks: tuple[aws.lambda_.Function, aws.lambda_.Function],
+        topic: aws.sns.Topic,
+    ) -> tuple[aws.sfn.StateMachine, aws.cloudwatch.LogGroup]:
+        """The state machine, its role and its log group."""
+        child = pulumi.ResourceOptions(parent=self)
+        classify, record_failure = tasks
         # Under /aws/vendedlogs/: CloudWatch Logs then needs no resource policy per log group
         # (its size is limited), as AWS advises for vended logs.
         log_group = aws.cloudwatch.LogGroup(
@@ -407,7 +448,18 @@ class BatchPipeline(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[workflow_policy]),
         )
+        return machine, log_group
 
+    def _inbox_trigger(
+        self,
+        name: str,
+        args: BatchPipelineArgs,
+        account: pulumi.Output[str],
+        inbox: PrivateBucket,
+        machine: aws.sfn.StateMachine,
+    ) -> None:
+        """An object created under inbox/ starts one execution, through EventBridge."""
+        child = pulumi.ResourceOptions(parent=self)
         events_role = aws.iam.Role(
             f"{name}-events-role",
             assume_role_policy=account.apply(
@@ -449,19 +501,6 @@ class BatchPipeline(pulumi.ComponentResource):
         )
         aws.s3.BucketNotification(
             f"{name}-inbox-notification", bucket=inbox.name, eventbridge=True, opts=child
-        )
-
-        self.bucket_name = inbox.name
-        self.state_machine_arn = machine.arn
-        self.review_topic_arn = topic.arn
-        self.log_group = log_group.name
-        self.register_outputs(
-            {
-                "bucket_name": self.bucket_name,
-                "state_machine_arn": self.state_machine_arn,
-                "review_topic_arn": self.review_topic_arn,
-                "log_group": self.log_group,
-            }
         )
 
     def _task(
