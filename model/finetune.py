@@ -519,23 +519,30 @@ def main(argv: list[str] | None = None) -> int:
         help="start from the pretrained ImageNet backbone (default; random, with a warning, "
         "when it cannot be had) or from random weights",
     )
-    parser.add_argument("--epochs", type=_positive, default=5)
+    defaults = Training()
+    parser.add_argument("--epochs", type=_positive, default=defaults.epochs)
     parser.add_argument(
         "--unfreeze",
         type=_count,
-        default=0,
-        help="also train the last N blocks before the head (default 0: the head only)",
+        default=defaults.unfreeze,
+        help=f"also train the last N blocks before the head (default {defaults.unfreeze}: "
+        "the head only)",
     )
     parser.add_argument(
         "--val-fraction",
         type=_fraction,
-        default=0.2,
-        help="share of each class's photos held out to measure accuracy (default 0.2)",
+        default=defaults.val_fraction,
+        help="share of each class's photos held out to measure accuracy "
+        f"(default {defaults.val_fraction})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="the split, order and head init")
-    parser.add_argument("--batch-size", type=_positive, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3, help="the head's learning rate")
-    parser.add_argument("--workers", type=_count, default=0, help="data loading processes")
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="the split, order and head init"
+    )
+    parser.add_argument("--batch-size", type=_positive, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="the head's learning rate")
+    parser.add_argument(
+        "--workers", type=_count, default=defaults.workers, help="data loading processes"
+    )
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
