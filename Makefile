@@ -16,6 +16,7 @@ run: $(VENV)/.installed-local
 test: $(VENV)/.installed-dev $(NODE_DEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed-dev
@@ -24,6 +25,7 @@ test-fast: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 venv: $(VENV)/.installed-dev
 

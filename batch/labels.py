@@ -153,6 +153,24 @@ def _from_directory(directory: ModelLabels, version: str) -> KnownLabels | None:
     return KnownLabels(version, found.labels, str(directory.directory))
 
 
+def _from_storage(out: Storage, version: str) -> KnownLabels | None:
+    """The labels file the stack wrote beside the outcomes, if there is one."""
+    if isinstance(out, LocalStorage):
+        return _from_directory(ModelLabels(out.root / LABELS_DIR), version)
+    key = f"{LABELS_DIR}/{version}.json"
+    try:
+        blob = out.read(key, MAX_LABELS_FILE_BYTES)
+    except ObjectMissing:
+        return None  # none there: look further
+    if blob is None or blob.data is None:
+        return None
+    try:
+        labels = json.loads(blob.data)
+    except ValueError as error:
+        raise LabelsError(f"{out.describe()}/{key}: {error}") from None
+    return KnownLabels(version, _checked(labels, key), f"{out.describe()}/{key}")
+
+
 def find(
     out: Storage,
     version: str,
@@ -164,22 +182,9 @@ def find(
         return given.get(version)
     if not is_model_version(version):
         raise LabelsError(f"{version!r} is not a model version")
-    if isinstance(out, LocalStorage):
-        found = _from_directory(ModelLabels(out.root / LABELS_DIR), version)
-        if found is not None:
-            return found
-    else:
-        key = f"{LABELS_DIR}/{version}.json"
-        try:
-            blob = out.read(key, MAX_LABELS_FILE_BYTES)
-        except ObjectMissing:
-            blob = None  # none there: look further
-        if blob is not None and blob.data is not None:
-            try:
-                labels = json.loads(blob.data)
-            except ValueError as error:
-                raise LabelsError(f"{out.describe()}/{key}: {error}") from None
-            return KnownLabels(version, _checked(labels, key), f"{out.describe()}/{key}")
+    found = _from_storage(out, version)
+    if found is not None:
+        return found
     for source in local:
         if source.is_dir():
             found = _from_directory(ModelLabels(source), version)

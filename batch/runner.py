@@ -424,6 +424,16 @@ def _fits_now(document: dict[str, Any], stat: os.stat_result | None, limit: int 
     )
 
 
+def _clear_replaced_outcomes(job: Job, found: Scan) -> None:
+    """The outcomes a new attempt replaces: another model's (the file is done again), and a
+    refusal as too large that a higher --max-image-bytes lifts."""
+    if job.key in found.redo:
+        for folder in (RESULTS, REVIEW):
+            job.out.delete(job.outcome_key(folder))
+    if job.key in found.refused_as_too_large:
+        job.out.delete(job.outcome_key(FAILED))
+
+
 def process(
     found: Scan,
     classifier: Classifier,
@@ -448,11 +458,7 @@ def process(
             return
         begun = clock()
         try:
-            if job.key in found.redo:  # the outcome of another model goes: it is done again
-                for folder in (RESULTS, REVIEW):
-                    job.out.delete(job.outcome_key(folder))
-            if job.key in found.refused_as_too_large:
-                job.out.delete(job.outcome_key(FAILED))
+            _clear_replaced_outcomes(job, found)
             output = run_job(job, classifier, **job_options)
         except Stopped:
             result.stopped = True
@@ -649,19 +655,25 @@ def model_server(
             server.stop()
 
 
+@dataclass(frozen=True)
+class Classifying:
+    """How a run classifies: the review threshold, the images in flight, the largest image."""
+
+    threshold: float = DEFAULT_REVIEW_THRESHOLD
+    workers: int = DEFAULT_WORKERS
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+
+
 def run(
     input_dir: Path,
     out_dir: Path,
     *,
     model_server_url: str | None = None,
     artifact: Path | None = None,
-    threshold: float = DEFAULT_REVIEW_THRESHOLD,
-    workers: int = DEFAULT_WORKERS,
-    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    classifying: Classifying = Classifying(),
     progress: TextIO | None = None,
     reclassify: bool = False,
     stop: Stop | None = None,
-    **job_options: Any,
 ) -> dict[str, Any]:
     """Process `input_dir` into `out_dir` and write `summary.json`; its content. A `stop`
     set meanwhile leaves the files not done pending (`"interrupted"` says by what)."""
@@ -680,7 +692,7 @@ def run(
         except (model_labels.LabelsError, OSError, ValueError) as error:
             said = str(error)  # most already name the archive: say it once
             raise RunError(said if str(artifact) in said else f"{artifact}: {said}") from None
-    found = scan(source, out, max_image_bytes=max_image_bytes)
+    found = scan(source, out, max_image_bytes=classifying.max_image_bytes)
     if version is not None:
         _check_version(found, version, reclassify, out_dir)
     done = Pass(skipped=found.skipped)
@@ -689,7 +701,9 @@ def run(
         serving = model_server(model_server_url, artifact, out_dir / SERVER_LOG, stop)
         try:
             with serving as (url, died), runtime_environment(url):
-                classifier = local_classifier(threshold, max_image_bytes, sleep=stop.sleep)
+                classifier = local_classifier(
+                    classifying.threshold, classifying.max_image_bytes, sleep=stop.sleep
+                )
                 if version is None and found.classified:
                     version = served_version(classifier, url)
                     _check_version(found, version, reclassify, out_dir)
@@ -697,11 +711,10 @@ def run(
                     found,
                     classifier,
                     too_large=too_large_advice,
-                    workers=workers,
+                    workers=classifying.workers,
                     progress=progress,
                     should_stop=lambda: stop.is_set() or died(),
                     sleep=stop.sleep,
-                    **job_options,
                 )
         except Stopped:
             done = Pass(skipped=found.skipped, stopped=True)
@@ -717,8 +730,8 @@ def run(
             "out": str(out.root),
             "model_server": model_server_url or f"started on {artifact and artifact.resolve()}",
             "model_version": version,
-            "threshold": threshold,
-            "workers": workers,
+            "threshold": classifying.threshold,
+            "workers": classifying.workers,
             "started_at": iso_time(started_at),
             "finished_at": iso_time(time.time()),
             "interrupted": interrupted,
@@ -817,37 +830,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
-    stderr = stderr or sys.stderr
+def _arguments_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line before any work, if anything."""
     if not args.dir.is_dir():
-        return _usage(stderr, f"{args.dir}: no such folder")
+        return f"{args.dir}: no such folder"
     if args.out.resolve() in (args.dir.resolve(), *args.dir.resolve().parents):
-        return _usage(
-            stderr,
+        return (
             f"--out {args.out}: holds DIR, so its outcomes would be input of a later run over "
-            "it; give a folder beside DIR or inside it",
+            "it; give a folder beside DIR or inside it"
         )
     if not 1 <= args.max_image_bytes <= SAGEMAKER_PAYLOAD_CAP:
-        return _usage(stderr, f"--max-image-bytes must be between 1 and {SAGEMAKER_PAYLOAD_CAP}")
+        return f"--max-image-bytes must be between 1 and {SAGEMAKER_PAYLOAD_CAP}"
     try:  # before any work or model server: a typo costs nothing
         check_output_folder(args.out)
     except OutputPathError as error:
-        return _usage(stderr, str(error))
+        return str(error)
     if args.model_server is not None:
         parts = urllib.parse.urlsplit(args.model_server)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            return _usage(
-                stderr, f"--model-server {args.model_server}: not a URL like http://HOST:PORT"
-            )
-    artifact = args.artifact
-    if args.model_server is None:
-        artifact = artifact or DEFAULT_ARCHIVE
-        if not artifact.is_file():
-            return _usage(
-                stderr,
-                f"{artifact}: no model archive; run `make run` once (it builds "
-                "build/model.tar.gz), or pass --artifact PATH or --model-server URL",
-            )
+            return f"--model-server {args.model_server}: not a URL like http://HOST:PORT"
+    elif not (args.artifact or DEFAULT_ARCHIVE).is_file():
+        return (
+            f"{args.artifact or DEFAULT_ARCHIVE}: no model archive; run `make run` once (it "
+            "builds build/model.tar.gz), or pass --artifact PATH or --model-server URL"
+        )
+    return None
+
+
+def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
+    stderr = stderr or sys.stderr
+    if problem := _arguments_problem(args):
+        return _usage(stderr, problem)
+    artifact = args.artifact if args.model_server is not None else args.artifact or DEFAULT_ARCHIVE
     stop = Stop()
     # Up to the last line: a signal after the run's end changes nothing, no traceback.
     with stopped_by_signals(stop, stderr):
@@ -857,9 +871,7 @@ def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
                 args.out,
                 model_server_url=args.model_server,
                 artifact=artifact,
-                threshold=args.threshold,
-                workers=args.workers,
-                max_image_bytes=args.max_image_bytes,
+                classifying=Classifying(args.threshold, args.workers, args.max_image_bytes),
                 progress=None if args.quiet else stderr,
                 reclassify=args.reclassify,
                 stop=stop,

@@ -174,7 +174,10 @@ def main() -> int:
             f"(weights {meta.weights}), {os.cpu_count()} CPUs"
         )
         with local_runtime(args.artifact) as runtime:
-            model_url = re.search(r"^SageMaker\s+(http://\S+)", runtime.output, re.M).group(1)
+            found = re.search(r"^SageMaker\s+(http://\S+)", runtime.output, re.M)
+            if found is None:
+                raise SystemExit(f"python -m local printed no SageMaker URL:\n{runtime.output}")
+            model_url = found.group(1)
             api = f"{runtime.api_url}/predict"
             one_by_one("warm-up", api, paths[:10])
             measured = [one_by_one("local API, one by one", api, paths)]

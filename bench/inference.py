@@ -23,6 +23,7 @@ are MobileNetV2's, ADR 8; the other figures are for comparison).
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -100,10 +101,9 @@ class NaiveHandler:
 def load_handler(kind: str, model_dir: Path):
     if kind == "baseline":
         return NaiveHandler(model_dir)
+    # The serving code imports as the toolkit loads it: a top-level module of code/.
     sys.path.insert(0, str(model_dir / "code"))
-    import inference
-
-    return inference
+    return importlib.import_module("inference")
 
 
 def worker(kind: str, model_dir: Path, image: Path, requests: int) -> None:
@@ -113,7 +113,7 @@ def worker(kind: str, model_dir: Path, image: Path, requests: int) -> None:
     body = image.read_bytes()
     model = handler.model_fn(str(model_dir))
 
-    def request() -> bytes:
+    def request() -> str | tuple[str, str]:
         data = handler.input_fn(body, "image/jpeg")
         return handler.output_fn(handler.predict_fn(data, model), "application/json")
 
@@ -145,6 +145,7 @@ def spawn(kind: str, model_dir: Path, image: Path, requests: int) -> dict:
     with subprocess.Popen(
         [*command, str(requests)], stdout=subprocess.PIPE, text=True, env=env
     ) as process:
+        assert process.stdout is not None  # stdout=PIPE
         json.loads(process.stdout.readline())
         cold = time.perf_counter() - started
         report = json.loads(process.stdout.readline() or "{}")
@@ -165,7 +166,8 @@ def prepare(arch: str, directory: Path) -> tuple[dict[str, Path], dict[str, dict
     from model.weights import load_network
 
     assert PRECISIONS[0] == DEFAULT_PRECISION
-    model_dirs, facts = {}, {}
+    model_dirs: dict[str, Path] = {}
+    facts: dict[str, dict] = {}
     for precision in PRECISIONS:
         try:
             info = build_archive(

@@ -82,7 +82,7 @@ def measure(target: Target, requests: int) -> tuple[Timings, Timings]:
     """(fresh, kept-alive) timings of `requests` requests each, interleaved."""
     parts = urlsplit(target.url)
     fresh, kept = Timings(f"{target.label}, fresh"), Timings(f"{target.label}, kept-alive")
-    alive = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    alive = http.client.HTTPConnection(parts.netloc, timeout=30)
     try:
         _request(alive, target, parts.path)  # warm-up: the connection and the server
         for _ in range(requests):
@@ -91,7 +91,7 @@ def measure(target: Target, requests: int) -> tuple[Timings, Timings]:
                 (kept, alive),
             ):
                 started = time.perf_counter()
-                own = connection or http.client.HTTPConnection(parts.hostname, parts.port, 30)
+                own = connection or http.client.HTTPConnection(parts.netloc, timeout=30)
                 try:
                     ok = _request(own, target, parts.path)
                 except (OSError, http.client.HTTPException):
@@ -133,7 +133,10 @@ def main() -> int:
     body = photo()
     print(f"{args.requests} requests per target and kind, one at a time; {len(body)} byte JPEG")
     with local_runtime(args.artifact) as runtime:
-        model_url = re.search(r"^SageMaker\s+(http://\S+)", runtime.output, re.M).group(1)
+        found = re.search(r"^SageMaker\s+(http://\S+)", runtime.output, re.M)
+        if found is None:
+            raise SystemExit(f"python -m local printed no SageMaker URL:\n{runtime.output}")
+        model_url = found.group(1)
         targets = [
             Target("site GET /", f"{runtime.site_url}/"),
             Target("site POST /api/predict", f"{runtime.api_url}/predict", "POST", body),

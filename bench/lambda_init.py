@@ -108,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, measured in times.items():
         print(summary(name, measured))
     for kind in ("", " cpu"):
-        proxy, baseline = times[f"proxy{kind}"], times[f"baseline{kind}"]
-        ratio = statistics.median(proxy) / statistics.median(baseline)
-        own = (statistics.median(proxy) - statistics.median(baseline)) * 1000
+        proxy_p50 = statistics.median(times[f"proxy{kind}"])
+        baseline_p50 = statistics.median(times[f"baseline{kind}"])
+        ratio = proxy_p50 / baseline_p50
+        own = (proxy_p50 - baseline_p50) * 1000
         print(f"proxy / baseline{kind} p50: {ratio:.2f} (the proxy's own: {own:.0f} ms)")
     return 0
 

@@ -151,7 +151,10 @@ def main() -> int:
     if not args.artifact.is_file():
         raise SystemExit(f"{args.artifact} is missing: run `make run` once, or pass --artifact")
     with local_runtime(args.artifact) as runtime:
-        model_url = re.search(r"^SageMaker\s+(http://\S+)", runtime.output, re.M).group(1)
+        found = re.search(r"^SageMaker\s+(http://\S+)", runtime.output, re.M)
+        if found is None:
+            raise SystemExit(f"python -m local printed no SageMaker URL:\n{runtime.output}")
+        model_url = found.group(1)
         warm = drive("warm-up", f"{runtime.api_url}/predict", body, 1, 1.0)
         baseline = drive(
             "model server (base)", f"{model_url}/invocations", body, args.clients, args.duration

@@ -85,7 +85,7 @@ def drive(url: str, bodies: list[bytes], clients: int, seconds: float) -> Run:
     deadline = 0.0
 
     def client(offset: int) -> None:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        connection = http.client.HTTPConnection(parts.netloc, timeout=60)
         index = offset
         start.wait()
         while time.perf_counter() < deadline:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from batch.workflow import definition as workflow_definition
 from components.iam_policy import policy_document, service_trust_policy
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.proxy_api import MODEL_LABELS_DIR, TRACE_WRITER_STATEMENT, labels_files, lambda_code
-from components.service_role import ServiceRoleNames, service_role
+from components.service_role import ServiceLogs, ServiceRoleNames, service_role
 
 TYPE = "image-classifier:batch_pipeline:BatchPipeline"
 PACKAGES = ("proxy", "batch")
@@ -187,6 +188,11 @@ def batch_code(project_dir: Path) -> pulumi.AssetArchive:
     return pulumi.AssetArchive(assets)
 
 
+def _labels_json(version: str, names: Sequence[str]) -> str:
+    """The labels file of `version`, as the proxy's zip carries it."""
+    return labels_files({version: names})[f"{MODEL_LABELS_DIR}/{version}.json"].text
+
+
 @dataclass
 class BatchPipelineArgs:
     name_prefix: str
@@ -249,11 +255,31 @@ class BatchPipeline(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         self._name = name
         self._args = args
-        child = pulumi.ResourceOptions(parent=self)
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
+        inbox = self._inbox(name, args)
+        topic = self._review_topic(name, args)
+        classify, record_failure = self._tasks(args, inbox)
+        machine, log_group = self._workflow(name, args, account, (classify, record_failure), topic)
+        self._inbox_trigger(name, args, account, inbox, machine)
 
+        self.bucket_name = inbox.name
+        self.state_machine_arn = machine.arn
+        self.review_topic_arn = topic.arn
+        self.log_group = log_group.name
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "state_machine_arn": self.state_machine_arn,
+                "review_topic_arn": self.review_topic_arn,
+                "log_group": self.log_group,
+            }
+        )
+
+    def _inbox(self, name: str, args: BatchPipelineArgs) -> PrivateBucket:
+        """The bucket (inbox/ in, outcomes out) and each served model version's labels."""
+        child = pulumi.ResourceOptions(parent=self)
         inbox = PrivateBucket(
             f"{name}-inbox",
             PrivateBucketArgs(
@@ -271,15 +297,17 @@ class BatchPipeline(pulumi.ComponentResource):
                 f"{name}-labels-{version}",
                 bucket=inbox.name,
                 key=key,
-                content=pulumi.Output.from_input(labels).apply(
-                    lambda names, version=version, key=key: labels_files({version: names})[key].text
-                ),
+                content=pulumi.Output.from_input(labels).apply(partial(_labels_json, version)),
                 content_type="application/json",
                 tags=args.tags,
                 # Kept when the model changes: older outcomes are reviewed with their labels.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
+        return inbox
 
+    def _review_topic(self, name: str, args: BatchPipelineArgs) -> aws.sns.Topic:
+        """Where images to review are announced (and mailed, with a review email)."""
+        child = pulumi.ResourceOptions(parent=self)
         topic = aws.sns.Topic(
             f"{name}-review",
             display_name="Images to review",
@@ -295,7 +323,12 @@ class BatchPipeline(pulumi.ComponentResource):
                 endpoint=args.review_email,
                 opts=child,
             )
+        return topic
 
+    def _tasks(
+        self, args: BatchPipelineArgs, inbox: PrivateBucket
+    ) -> tuple[aws.lambda_.Function, aws.lambda_.Function]:
+        """The workflow's two task functions: classify an image, record a failure."""
         classify = self._task(
             "classify",
             CLASSIFY_HANDLER,
@@ -335,7 +368,19 @@ class BatchPipeline(pulumi.ComponentResource):
             memory_mb=args.memory_mb,
             timeout_seconds=RECORD_FAILURE_TIMEOUT_SECONDS,
         )
+        return classify, record_failure
 
+    def _workflow(
+        self,
+        name: str,
+        args: BatchPipelineArgs,
+        account: pulumi.Output[str],
+        tasks: tuple[aws.lambda_.Function, aws.lambda_.Function],
+        topic: aws.sns.Topic,
+    ) -> tuple[aws.sfn.StateMachine, aws.cloudwatch.LogGroup]:
+        """The state machine, its role and its log group."""
+        child = pulumi.ResourceOptions(parent=self)
+        classify, record_failure = tasks
         # Under /aws/vendedlogs/: CloudWatch Logs then needs no resource policy per log group
         # (its size is limited), as AWS advises for vended logs.
         log_group = aws.cloudwatch.LogGroup(
@@ -403,7 +448,18 @@ class BatchPipeline(pulumi.ComponentResource):
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[workflow_policy]),
         )
+        return machine, log_group
 
+    def _inbox_trigger(
+        self,
+        name: str,
+        args: BatchPipelineArgs,
+        account: pulumi.Output[str],
+        inbox: PrivateBucket,
+        machine: aws.sfn.StateMachine,
+    ) -> None:
+        """An object created under inbox/ starts one execution, through EventBridge."""
+        child = pulumi.ResourceOptions(parent=self)
         events_role = aws.iam.Role(
             f"{name}-events-role",
             assume_role_policy=account.apply(
@@ -447,19 +503,6 @@ class BatchPipeline(pulumi.ComponentResource):
             f"{name}-inbox-notification", bucket=inbox.name, eventbridge=True, opts=child
         )
 
-        self.bucket_name = inbox.name
-        self.state_machine_arn = machine.arn
-        self.review_topic_arn = topic.arn
-        self.log_group = log_group.name
-        self.register_outputs(
-            {
-                "bucket_name": self.bucket_name,
-                "state_machine_arn": self.state_machine_arn,
-                "review_topic_arn": self.review_topic_arn,
-                "log_group": self.log_group,
-            }
-        )
-
     def _task(
         self,
         task: str,
@@ -480,8 +523,9 @@ class BatchPipeline(pulumi.ComponentResource):
                 log_group=f"{name}-logs", role=f"{name}-role", policy=f"{name}-policy"
             ),
             service="lambda.amazonaws.com",
-            log_group_name=f"/aws/lambda/{args.name_prefix}-batch-{task}",
-            retention_days=args.log_retention_days,
+            logs=ServiceLogs(
+                f"/aws/lambda/{args.name_prefix}-batch-{task}", args.log_retention_days
+            ),
             statements=pulumi.Output.from_input(statements).apply(
                 lambda found: [*found, *([TRACE_WRITER_STATEMENT] if args.tracing else [])]
             ),

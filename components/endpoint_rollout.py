@@ -37,6 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -140,6 +141,17 @@ def _is_missing(error: ClientError) -> bool:
     ) and ("Could not find" in message or "does not exist" in message)
 
 
+@dataclass
+class _Progress:
+    """What one rollout has done so far."""
+
+    created: bool = False
+    recreated: bool = False
+    update_marker: Any = None
+    """LastModifiedTime seen when update_endpoint was called."""
+    update_observed: bool = False
+
+
 class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
     def __init__(
         self,
@@ -183,7 +195,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             "tags",
         )
         changed = [key for key in (*keys, "version") if olds.get(key) != news.get(key)]
-        replaces = [key for key in ("endpoint_name", "region") if key in changed]
+        replaces: list[str] = [key for key in ("endpoint_name", "region") if key in changed]
         return pulumi.dynamic.DiffResult(
             changes=bool(changed), replaces=replaces, delete_before_replace=False
         )
@@ -258,10 +270,7 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         client = session.client("sagemaker")
         name, wanted = inputs.endpoint_name, inputs.endpoint_config_name
         deadline = self._now() + inputs.timeout_seconds
-        recreated = False
-        created = False
-        update_marker: Any = None  # LastModifiedTime seen when update_endpoint was called
-        update_observed = False
+        progress = _Progress()
         described = self._describe(client, name)
         if described is None and previous_config is not None:
             self._say(f"endpoint {name} is missing (deleted outside Pulumi); creating it again")
@@ -270,50 +279,25 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
                 self._say(f"creating endpoint {name} with config {wanted}")
                 tags = {"Tags": _tag_list(inputs.tags)} if inputs.tags else {}
                 client.create_endpoint(EndpointName=name, EndpointConfigName=wanted, **tags)
-                created = True
+                progress.created = True
                 described = self._describe(client, name)
                 continue
             status = described["EndpointStatus"]
             if status in IN_PROGRESS:
-                update_observed = update_observed or update_marker is not None
+                progress.update_observed |= progress.update_marker is not None
                 described = self._pause(client, inputs, described, deadline)
-                continue
-            if status == "Failed":
-                reason = described.get("FailureReason", "no reason given")
-                if recreated:
-                    raise RolloutError(
-                        f"endpoint {name} failed again after being recreated: {reason}"
-                    )
-                self._say(f"endpoint {name} failed ({reason}); deleting it to recreate it once")
-                client.delete_endpoint(EndpointName=name)
-                recreated = True
-                described = self._pause(
-                    client, inputs, {**described, "EndpointStatus": "Deleting"}, deadline
-                )
-                continue
-            if status != "InService":
+            elif status == "Failed":
+                described = self._recreate_once(client, inputs, described, deadline, progress)
+            elif status != "InService":
                 raise RolloutError(
                     f"endpoint {name} is {status}: {described.get('FailureReason', '')}"
                 )
-            active = described["EndpointConfigName"]
-            if active == wanted:
+            elif described["EndpointConfigName"] == wanted:
                 break
-            if update_marker is not None:
-                if not update_observed and described.get("LastModifiedTime") == update_marker:
-                    # The update has not shown up in DescribeEndpoint yet.
-                    described = self._pause(client, inputs, described, deadline)
-                    continue
-                raise RolloutError(
-                    f"rollout of {wanted} to endpoint {name} failed and SageMaker rolled back: "
-                    f"{described.get('FailureReason', 'no reason given')}; "
-                    f"the endpoint still serves {active}"
-                )
-            self._say(f"updating endpoint {name}: {active} -> {wanted}")
-            update_marker = described.get("LastModifiedTime")
-            client.update_endpoint(EndpointName=name, EndpointConfigName=wanted)
-            described = self._describe(client, name)
+            else:
+                described = self._update(client, inputs, described, deadline, progress)
         self._say(f"endpoint {name} is InService with {wanted}")
-        if not created:
+        if not progress.created:
             self._retag(client, described["EndpointArn"], tagged, inputs.tags)
         self._retire(session, inputs, {previous_config} if previous_config else set(), wanted)
         return {
@@ -321,6 +305,53 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             "endpoint_arn": described["EndpointArn"],
             "endpoint_status": "InService",
         }
+
+    def _recreate_once(
+        self,
+        client: Any,
+        inputs: RolloutInputs,
+        described: dict[str, Any],
+        deadline: float,
+        progress: _Progress,
+    ) -> dict[str, Any] | None:
+        """A failed endpoint is deleted to be created again, once."""
+        name = inputs.endpoint_name
+        reason = described.get("FailureReason", "no reason given")
+        if progress.recreated:
+            raise RolloutError(f"endpoint {name} failed again after being recreated: {reason}")
+        self._say(f"endpoint {name} failed ({reason}); deleting it to recreate it once")
+        client.delete_endpoint(EndpointName=name)
+        progress.recreated = True
+        return self._pause(client, inputs, {**described, "EndpointStatus": "Deleting"}, deadline)
+
+    def _update(
+        self,
+        client: Any,
+        inputs: RolloutInputs,
+        described: dict[str, Any],
+        deadline: float,
+        progress: _Progress,
+    ) -> dict[str, Any] | None:
+        """Move an InService endpoint to the wanted config; an update already made that
+        did not take means SageMaker rolled it back."""
+        name, wanted = inputs.endpoint_name, inputs.endpoint_config_name
+        active = described["EndpointConfigName"]
+        if progress.update_marker is not None:
+            if (
+                not progress.update_observed
+                and described.get("LastModifiedTime") == progress.update_marker
+            ):
+                # The update has not shown up in DescribeEndpoint yet.
+                return self._pause(client, inputs, described, deadline)
+            raise RolloutError(
+                f"rollout of {wanted} to endpoint {name} failed and SageMaker rolled back: "
+                f"{described.get('FailureReason', 'no reason given')}; "
+                f"the endpoint still serves {active}"
+            )
+        self._say(f"updating endpoint {name}: {active} -> {wanted}")
+        progress.update_marker = described.get("LastModifiedTime")
+        client.update_endpoint(EndpointName=name, EndpointConfigName=wanted)
+        return self._describe(client, name)
 
     @staticmethod
     def _retag(client: Any, arn: str, before: Mapping[str, str], after: Mapping[str, str]) -> None:
@@ -378,7 +409,8 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
         the rollout itself is done, so a failure here is reported, never raised."""
         client = session.client("sagemaker")
         try:
-            candidates = (self._own_configs(client, inputs, also | {keep}) | also) - {keep}
+            known: set[str | None] = {*also, keep}
+            candidates = (self._own_configs(client, inputs, known) | also) - {keep}
             if not candidates:
                 return
             in_use = self._configs_in_use(client, inputs)
@@ -392,9 +424,9 @@ class EndpointRolloutProvider(pulumi.dynamic.ResourceProvider):
             models: set[str] = set()
             for config in retiring:
                 models |= self._config_models(client, config)
-                self._gone_ok(lambda c=config: client.delete_endpoint_config(EndpointConfigName=c))
+                self._gone_ok(partial(client.delete_endpoint_config, EndpointConfigName=config))
             for model in sorted(models - kept_models):
-                self._gone_ok(lambda m=model: client.delete_model(ModelName=m))
+                self._gone_ok(partial(client.delete_model, ModelName=model))
             self._say(
                 f"retired endpoint config {', '.join(retiring)} and models "
                 f"{sorted(models - kept_models)}"
@@ -467,7 +499,7 @@ class EndpointCleanupProvider(EndpointRolloutProvider):
         self, _id: str, olds: dict[str, Any], news: dict[str, Any]
     ) -> pulumi.dynamic.DiffResult:
         changed = [key for key in news if olds.get(key) != news.get(key)]
-        replaces = [key for key in ("endpoint_name", "region") if key in changed]
+        replaces: list[str] = [key for key in ("endpoint_name", "region") if key in changed]
         return pulumi.dynamic.DiffResult(
             changes=bool(changed), replaces=replaces, delete_before_replace=False
         )

@@ -40,7 +40,7 @@ from components.model_archive import (
     metadata_labels,
 )
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
-from components.service_role import ServiceRoleNames, service_role
+from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
 from model.metadata import ArchiveMetadataError, memory_mb_min
 
 TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
@@ -49,6 +49,7 @@ ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 """Where SageMaker publishes an endpoint's container metrics with the execution role."""
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
+_VariantServerless = aws.sagemaker.EndpointConfigurationProductionVariantServerlessConfigArgsDict
 
 
 class ModelMemoryError(pulumi.RunError):
@@ -179,29 +180,70 @@ class InferenceEndpoint(pulumi.ComponentResource):
         self, name: str, args: InferenceEndpointArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
-
-        if args.artifacts is None:
-            bucket = PrivateBucket(
-                f"{name}-artifacts",
-                # Holds only archives the stack uploads (and can upload again).
-                PrivateBucketArgs(force_destroy=True, tags=args.tags),
-                opts=child,
-            )
-            tls_only_bucket_policy(f"{name}-artifacts-policy", bucket, opts=child)
-            self.artifacts = ArtifactBucket(name=bucket.name, arn=bucket.arn, resource=bucket)
-        else:
-            self.artifacts = args.artifacts
+        self.artifacts = (
+            args.artifacts if args.artifacts is not None else self._artifact_bucket(name, args)
+        )
+        key: pulumi.Input[str]
+        data_key: pulumi.Input[str]
         if isinstance(args.model, ModelArchive):
             key, data_key = self._upload(name, args.model, args.tags)
         else:
             key = data_key = self._registered(args.model, args)
         object_arn = pulumi.Output.concat(self.artifacts.arn, "/", key)
+        execution = self._execution_role(name, args, object_arn, account)
+        model, config = self._model_and_config(name, args, execution, data_key)
+        rollout = self._rollout(name, args, execution, config)
 
-        execution = service_role(
+        self.endpoint_name = rollout.endpoint_name
+        # SageMaker ARNs carry the name in lower case.
+        self.endpoint_arn = pulumi.Output.format(
+            "arn:{0}:sagemaker:{1}:{2}:endpoint/{3}",
+            partition,
+            args.region,
+            account,
+            args.endpoint_name.lower(),
+        )
+        self.endpoint_config_name = rollout.endpoint_config_name
+        self.model_name = model.name
+        self.artifact_bucket = self.artifacts.name
+        self.model_version = args.model.version
+        self.log_group = execution.log_group.name
+        self.register_outputs(
+            {
+                "log_group": self.log_group,
+                "endpoint_name": self.endpoint_name,
+                "endpoint_arn": self.endpoint_arn,
+                "endpoint_config_name": self.endpoint_config_name,
+                "model_name": self.model_name,
+                "artifact_bucket": self.artifact_bucket,
+            }
+        )
+
+    def _artifact_bucket(self, name: str, args: InferenceEndpointArgs) -> ArtifactBucket:
+        """The stack's own archive bucket, when it is given none to share."""
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = PrivateBucket(
+            f"{name}-artifacts",
+            # Holds only archives the stack uploads (and can upload again).
+            PrivateBucketArgs(force_destroy=True, tags=args.tags),
+            opts=child,
+        )
+        tls_only_bucket_policy(f"{name}-artifacts-policy", bucket, opts=child)
+        return ArtifactBucket(name=bucket.name, arn=bucket.arn, resource=bucket)
+
+    def _execution_role(
+        self,
+        name: str,
+        args: InferenceEndpointArgs,
+        object_arn: pulumi.Output[str],
+        account: pulumi.Output[str],
+    ) -> ServiceRole:
+        """SageMaker's role: read the one archive, pull the image, write its logs and
+        endpoint metrics."""
+        return service_role(
             self,
             ServiceRoleNames(
                 log_group=f"{name}-logs",
@@ -209,8 +251,11 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 policy=f"{name}-execution-policy",
             ),
             service="sagemaker.amazonaws.com",
-            log_group_name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
-            retention_days=args.log_retention_days,
+            logs=ServiceLogs(
+                f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+                args.log_retention_days,
+                extra_actions=("logs:DescribeLogStreams",),
+            ),
             statements=pulumi.Output.all(object_arn, args.image_repository_arn).apply(
                 lambda arns: [
                     {
@@ -250,11 +295,17 @@ class InferenceEndpoint(pulumi.ComponentResource):
                     },
                 ]
             ),
-            extra_log_actions=("logs:DescribeLogStreams",),
             source_account=account,
             tags=args.tags,
         )
 
+    def _model_and_config(
+        self,
+        name: str,
+        args: InferenceEndpointArgs,
+        execution: ServiceRole,
+        data_key: pulumi.Input[str],
+    ) -> tuple[aws.sagemaker.Model, aws.sagemaker.EndpointConfiguration]:
         # Configs and models are retained by Pulumi: after a failed rollout the previous
         # ones still serve, and Pulumi would delete them on its next run. EndpointRollout
         # retires them once nothing uses them. Their names are unique per creation, so
@@ -283,14 +334,13 @@ class InferenceEndpoint(pulumi.ComponentResource):
             ),
         )
         serverless = args.serverless
-        serverless_config: dict[str, int] = {
+        serverless_config: _VariantServerless = {
             "memory_size_in_mb": serverless.memory_mb,
             "max_concurrency": serverless.max_concurrency,
         }
         if serverless.provisioned_concurrency:
             serverless_config["provisioned_concurrency"] = serverless.provisioned_concurrency
-        # AWS appends a 26-character unique suffix to the config's name; names stop at 63.
-        config_name_prefix = f"{args.endpoint_name[:20]}-"
+        config_name_prefix = _config_name_prefix(args.endpoint_name)
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
             name_prefix=f"{config_name_prefix}{args.model.slug}-",
@@ -304,6 +354,17 @@ class InferenceEndpoint(pulumi.ComponentResource):
             tags=versioned_tags,
             opts=retained,
         )
+        return model, config
+
+    def _rollout(
+        self,
+        name: str,
+        args: InferenceEndpointArgs,
+        execution: ServiceRole,
+        config: aws.sagemaker.EndpointConfiguration,
+    ) -> EndpointRollout:
+        """The endpoint itself, rolled out to `config`, and what deletes it on destroy."""
+        config_name_prefix = _config_name_prefix(args.endpoint_name)
         session = provider_session(self, args.aws_session, args.region)
         # Exists before the first rollout attempt: a create that fails never reaches the
         # state, and this is what still deletes its endpoint on destroy. Deleted after
@@ -337,31 +398,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 parent=self, depends_on=[execution.log_group, execution.policy, cleanup]
             ),
         )
-
-        self.endpoint_name = rollout.endpoint_name
-        # SageMaker ARNs carry the name in lower case.
-        self.endpoint_arn = pulumi.Output.format(
-            "arn:{0}:sagemaker:{1}:{2}:endpoint/{3}",
-            partition,
-            args.region,
-            account,
-            args.endpoint_name.lower(),
-        )
-        self.endpoint_config_name = rollout.endpoint_config_name
-        self.model_name = model.name
-        self.artifact_bucket = self.artifacts.name
-        self.model_version = args.model.version
-        self.log_group = execution.log_group.name
-        self.register_outputs(
-            {
-                "log_group": self.log_group,
-                "endpoint_name": self.endpoint_name,
-                "endpoint_arn": self.endpoint_arn,
-                "endpoint_config_name": self.endpoint_config_name,
-                "model_name": self.model_name,
-                "artifact_bucket": self.artifact_bucket,
-            }
-        )
+        return rollout
 
     def _upload(
         self, name: str, archive: ModelArchive, tags: pulumi.Input[Mapping[str, str]] | None
@@ -473,3 +510,8 @@ def _sidecar(model: RegistryVersion, bucket: str, body: str | None) -> dict[str,
         return metadata | {"memory_mb_min": memory_mb_min(metadata, where)}
     except ArchiveMetadataError as error:
         raise ModelArchiveError(str(error)) from error
+
+
+def _config_name_prefix(endpoint_name: str) -> str:
+    # AWS appends a 26-character unique suffix to the config's name; names stop at 63.
+    return f"{endpoint_name[:20]}-"

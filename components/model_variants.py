@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,65 @@ def too_many(count: int, provisioned_concurrency: int) -> str:
     )
 
 
+_Add = Callable[[str, str], None]
+"""Records a problem under a key suffix."""
+
+
+def _check_name(name: object, key: str, names: set[str], name_prefix: str, add: _Add) -> None:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        add(
+            key,
+            f"{name!r} must be 1 to 32 lower-case letters, digits and hyphens, starting "
+            "with a letter or digit",
+        )
+    elif name in names:
+        add(key, f"two variants are named {name!r}; names must be unique")
+    elif len(endpoint := endpoint_name(name_prefix, name)) > ENDPOINT_NAME_LIMIT:
+        add(
+            key,
+            f"{name!r} makes the endpoint name {endpoint!r}, longer than SageMaker's "
+            f"{ENDPOINT_NAME_LIMIT} characters; use at most "
+            f"{ENDPOINT_NAME_LIMIT - len(name_prefix) - 1}",
+        )
+
+
+def _checked_weight(weight: object, key: str, add: _Add) -> float | None:
+    """The weight, or None (and a problem) when it is no number of 0 or more."""
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not math.isfinite(weight)
+        or weight < 0
+    ):
+        add(key, f"{weight!r} must be a number, 0 or more")
+        return None
+    return weight
+
+
+def _check_source(archive: object, version: object, at: str, add: _Add) -> None:
+    """Exactly one of an archive to upload and a version already deployed."""
+    if (archive is None) == (version is None):
+        add(
+            at,
+            "needs exactly one of archive (a model.tar.gz to upload) and version (one "
+            f"already deployed to this stack: `{REGISTRY_COMMAND}`)",
+        )
+    elif archive is not None and (not isinstance(archive, str) or not archive.strip()):
+        add(f"{at}.archive", f"{archive!r} must be a path to a model.tar.gz")
+    elif version is not None and (
+        problem := version_problem(version if isinstance(version, str) else "")
+    ):
+        add(f"{at}.version", problem)
+
+
+def _checked_memory(memory: object, key: str, add: _Add) -> int | None:
+    """The variant's own serverless memory, if it sets a whole number of MB."""
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int)):
+        add(key, f"{memory!r} must be a whole number of MB")
+        return None
+    return memory
+
+
 def read_variants(
     entries: Any, project_dir: Path, name_prefix: str, provisioned_concurrency: int
 ) -> tuple[tuple[VariantSettings, ...], dict[str, str]]:
@@ -117,56 +176,22 @@ def read_variants(
         if unknown:
             add(at, f"unknown field(s) {', '.join(unknown)}; a variant has {', '.join(FIELDS)}")
         name = entry.get("name")
-        if not isinstance(name, str) or not NAME.fullmatch(name):
-            add(
-                f"{at}.name",
-                f"{name!r} must be 1 to 32 lower-case letters, digits and hyphens, starting "
-                "with a letter or digit",
-            )
-        elif name in names:
-            add(f"{at}.name", f"two variants are named {name!r}; names must be unique")
-        elif len(endpoint := endpoint_name(name_prefix, name)) > ENDPOINT_NAME_LIMIT:
-            add(
-                f"{at}.name",
-                f"{name!r} makes the endpoint name {endpoint!r}, longer than SageMaker's "
-                f"{ENDPOINT_NAME_LIMIT} characters; use at most "
-                f"{ENDPOINT_NAME_LIMIT - len(name_prefix) - 1}",
-            )
+        _check_name(name, f"{at}.name", names, name_prefix, add)
         if isinstance(name, str):
             names.add(name)
-        weight = entry.get("weight")
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not math.isfinite(weight)
-            or weight < 0
-        ):
-            add(f"{at}.weight", f"{weight!r} must be a number, 0 or more")
-            weight, weights_valid = 0, False
+        weight = _checked_weight(entry.get("weight"), f"{at}.weight", add)
+        weights_valid = weights_valid and weight is not None
         archive, version = entry.get("archive"), entry.get("version")
-        if (archive is None) == (version is None):
-            add(
-                at,
-                "needs exactly one of archive (a model.tar.gz to upload) and version (one "
-                f"already deployed to this stack: `{REGISTRY_COMMAND}`)",
-            )
-        elif archive is not None and (not isinstance(archive, str) or not archive.strip()):
-            add(f"{at}.archive", f"{archive!r} must be a path to a model.tar.gz")
-        elif version is not None and (
-            problem := version_problem(version if isinstance(version, str) else "")
-        ):
-            add(f"{at}.version", problem)
-        memory = entry.get("serverlessMemoryMb")
-        if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int)):
-            add(f"{at}.serverlessMemoryMb", f"{memory!r} must be a whole number of MB")
-            memory = None
+        _check_source(archive, version, at, add)
         variants.append(
             VariantSettings(
                 name=str(name),
-                weight=weight,
+                weight=0 if weight is None else weight,
                 archive=project_dir / archive if isinstance(archive, str) else None,
                 version=version if isinstance(version, str) else None,
-                memory_mb=memory,
+                memory_mb=_checked_memory(
+                    entry.get("serverlessMemoryMb"), f"{at}.serverlessMemoryMb", add
+                ),
             )
         )
     if MAIN not in names:

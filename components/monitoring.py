@@ -153,6 +153,15 @@ class MonitoringArgs:
     tags: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
+        self._check_thresholds()
+        self._check_variants()
+        email = self.alarm_email
+        if isinstance(email, str) and email and (problem := alarm_email_problem(email)):
+            raise ValueError(f"alarm_email: {problem}")
+        if problem := budget_problem(self.monthly_budget_usd):
+            raise ValueError(f"monthly_budget_usd: {problem}")
+
+    def _check_thresholds(self) -> None:
         if self.period_seconds < 60 or self.period_seconds % 60:
             raise ValueError(
                 f"period_seconds must be a positive multiple of 60, got {self.period_seconds}"
@@ -164,6 +173,17 @@ class MonitoringArgs:
         for field in ("api_latency_p95_ms", "model_latency_p95_ms", "model_setup_time_ms"):
             if getattr(self, field) <= 0:
                 raise ValueError(f"{field} must be positive, got {getattr(self, field)}")
+        for field in (
+            "api_5xx_min_requests",
+            "variant_min_requests",
+            "lambda_errors",
+            "lambda_throttles",
+            "endpoint_5xx_errors",
+        ):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}")
+
+    def _check_variants(self) -> None:
         if self.baseline_variant not in self.variants:
             raise ValueError(
                 f"baseline_variant {self.baseline_variant!r} is not one of {list(self.variants)}"
@@ -179,20 +199,6 @@ class MonitoringArgs:
                 "variant_datapoints_to_alarm must be 1 to variant_evaluation_periods, got "
                 f"{self.variant_datapoints_to_alarm} of {self.variant_evaluation_periods}"
             )
-        for field in (
-            "api_5xx_min_requests",
-            "variant_min_requests",
-            "lambda_errors",
-            "lambda_throttles",
-            "endpoint_5xx_errors",
-        ):
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be at least 1, got {getattr(self, field)}")
-        email = self.alarm_email
-        if isinstance(email, str) and email and (problem := alarm_email_problem(email)):
-            raise ValueError(f"alarm_email: {problem}")
-        if problem := budget_problem(self.monthly_budget_usd):
-            raise ValueError(f"monthly_budget_usd: {problem}")
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -357,10 +363,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{self._name}-alarms-policy",
             arn=topic.arn,
             policy=pulumi.Output.all(topic.arn, account, partition).apply(
-                lambda values: policy_document(
-                    _publisher("AlarmsOfThisAccount", "cloudwatch", *values, "alarm:*"),
-                    _publisher("BudgetsOfThisAccount", "budgets", *values, "*"),
-                )
+                lambda values: _alarm_topic_policy(*values)
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -483,6 +486,15 @@ class Monitoring(pulumi.ComponentResource):
                 ),
             },
         ]
+
+
+def _alarm_topic_policy(topic_arn: str, account: str, partition: str) -> str:
+    """CloudWatch alarms and budgets of this account may publish to the alarm topic."""
+    where = (topic_arn, account, partition)
+    return policy_document(
+        _publisher("AlarmsOfThisAccount", "cloudwatch", *where, "alarm:*"),
+        _publisher("BudgetsOfThisAccount", "budgets", *where, "*"),
+    )
 
 
 def _publisher(

@@ -29,7 +29,7 @@ class PrivateBucketArgs:
     expirations: Mapping[str, int] = field(default_factory=dict)
     """Key prefix -> days after which its objects expire (a delete marker; the version
     then goes as any replaced one). Empty by default: most buckets keep what they hold."""
-    tags: Mapping[str, str] | None = None
+    tags: pulumi.Input[Mapping[str, str]] | None = None
 
 
 class PrivateBucket(pulumi.ComponentResource):
@@ -80,29 +80,28 @@ class PrivateBucket(pulumi.ComponentResource):
             versioning_configuration={"status": "Enabled"},
             opts=child,
         )
+        rules: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = [
+            {
+                "id": "expire-replaced-versions",
+                "status": "Enabled",
+                "filter": {},
+                "noncurrent_version_expiration": {"noncurrent_days": args.noncurrent_version_days},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+            }
+        ]
+        rules += [
+            {
+                "id": f"expire-{prefix.strip('/')}",
+                "status": "Enabled",
+                "filter": {"prefix": prefix},
+                "expiration": {"days": days},
+            }
+            for prefix, days in sorted(args.expirations.items())
+        ]
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=self.bucket.id,
-            rules=[
-                {
-                    "id": "expire-replaced-versions",
-                    "status": "Enabled",
-                    "filter": {},
-                    "noncurrent_version_expiration": {
-                        "noncurrent_days": args.noncurrent_version_days
-                    },
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-                },
-                *(
-                    {
-                        "id": f"expire-{prefix.strip('/')}",
-                        "status": "Enabled",
-                        "filter": {"prefix": prefix},
-                        "expiration": {"days": days},
-                    }
-                    for prefix, days in sorted(args.expirations.items())
-                ),
-            ],
+            rules=rules,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
         self.arn = self.bucket.arn

@@ -32,7 +32,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from components.predictions_table import RECORD_ACTIONS
-from components.service_role import ServiceRoleNames, service_role
+from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
 from hosting.origin import API_PATH
 
 TYPE = "image-classifier:proxy_api:ProxyApi"
@@ -76,6 +76,11 @@ LAMBDA_TIMEOUT_SECONDS = (1, 30)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 """What the proxy accepts as LOG_LEVEL. `proxy/config.py` refuses any other at cold start;
 the Lambda zip cannot import `components`, so a test keeps the two lists equal."""
+# The function's fixed size and timeout (the HTTP API gives up after 30 s), and its default
+# log level.
+FUNCTION_MEMORY_MB = 256
+FUNCTION_TIMEOUT_SECONDS = 30
+DEFAULT_LOG_LEVEL = "INFO"
 
 TRACE_WRITER_STATEMENT = {
     "Sid": "WriteTraces",
@@ -212,6 +217,16 @@ def lambda_code(
     return pulumi.AssetArchive(assets | dict(generated or {}))
 
 
+def resolved_labels(
+    labels: Mapping[str, pulumi.Input[Sequence[str]]],
+) -> pulumi.Output[dict[str, Sequence[str]]]:
+    """Each model version's labels, once all of them are known."""
+    versions = list(labels)
+    return pulumi.Output.all(*labels.values()).apply(
+        lambda names: dict(zip(versions, names, strict=True))
+    )
+
+
 def labels_files(labels: Mapping[str, Sequence[str]]) -> dict[str, pulumi.StringAsset]:
     """Each model version's labels as the zip's `model_labels/<version>.json`: a JSON list
     in the model's output order."""
@@ -252,8 +267,8 @@ class ProxyApiArgs:
     predictions_table_name: pulumi.Input[str]
     predictions_table_arn: pulumi.Input[str]
     """The one table the function may record predictions and feedback in."""
-    memory_mb: pulumi.Input[int] = 256
-    timeout_seconds: pulumi.Input[int] = 30
+    memory_mb: pulumi.Input[int] = FUNCTION_MEMORY_MB
+    timeout_seconds: pulumi.Input[int] = FUNCTION_TIMEOUT_SECONDS
     throttle_rate_limit: pulumi.Input[int] = 10
     """Steady requests per second on each route of the site's stage (through CloudFront)."""
     throttle_burst_limit: pulumi.Input[int] = 20
@@ -262,7 +277,7 @@ class ProxyApiArgs:
     API-key programs' budget, apart from the site's."""
     direct_throttle_burst_limit: pulumi.Input[int] = 10
     log_retention_days: pulumi.Input[int] = 30
-    log_level: pulumi.Input[str] = "INFO"
+    log_level: pulumi.Input[str] = DEFAULT_LOG_LEVEL
     tracing: bool = False
     """Active X-Ray tracing of the function (a plain value: it decides the role's policy)."""
     api_keys: bool = False
@@ -301,208 +316,28 @@ class ProxyApi(pulumi.ComponentResource):
         self, name: str, args: ProxyApiArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-
-        # Two slots, stable but for a rotation: each rotation regenerates the slot it makes
-        # current and keeps the other, which the proxy still admits while CloudFront
-        # deploys the new one (a replaced secret alone would be refused until then).
-        rotation = args.origin_secret_rotation
-        slots = [
-            random.RandomPassword(
-                f"{name}-origin-secret" if slot == 0 else f"{name}-origin-secret-{slot}",
-                length=ORIGIN_SECRET_LENGTH,
-                special=False,
-                keepers=origin_secret_keepers(slot, rotation),
-                opts=child,
-            )
-            for slot in range(ORIGIN_SECRET_SLOTS)
-        ]
-        secret = pulumi.Output.secret(slots[rotation % ORIGIN_SECRET_SLOTS].result)
-        # Before the first rotation there is no previous secret to admit.
-        previous = (
-            {"ORIGIN_SECRET_PREVIOUS": pulumi.Output.secret(slots[(rotation + 1) % 2].result)}
-            if rotation
-            else {}
-        )
+        secret, previous = self._origin_secrets(name, args.origin_secret_rotation)
         keys_path = api_keys_path(args.name_prefix) if args.api_keys else None
-        keys_arn: pulumi.Output[str | None] = pulumi.Output.from_input(None)
-        if keys_path is not None:
-            invoke = pulumi.InvokeOutputOptions(parent=self)
-            keys_arn = pulumi.Output.format(
-                "arn:{0}:ssm:{1}:{2}:parameter{3}",
-                aws.get_partition_output(opts=invoke).partition,
-                aws.get_region_output(opts=invoke).region,
-                aws.get_caller_identity_output(opts=invoke).account_id,
-                keys_path,
-            )
-
-        execution = service_role(
-            self,
-            ServiceRoleNames(
-                log_group=f"{name}-function-logs",
-                role=f"{name}-function-role",
-                policy=f"{name}-function-policy",
-            ),
-            service="lambda.amazonaws.com",
-            log_group_name=f"/aws/lambda/{args.name_prefix}-proxy",
-            retention_days=args.log_retention_days,
-            statements=pulumi.Output.all(
-                [variant.endpoint_arn for variant in args.variants],
-                args.predictions_table_arn,
-                keys_arn,
-            ).apply(
-                lambda arns: [
-                    {
-                        "Sid": "InvokeTheEndpoint",
-                        "Effect": "Allow",
-                        "Action": "sagemaker:InvokeEndpoint",
-                        # One ARN as a string: a one-variant stack's policy as it always was.
-                        "Resource": arns[0][0] if len(arns[0]) == 1 else arns[0],
-                    },
-                    {
-                        "Sid": "RecordPredictionsAndFeedback",
-                        "Effect": "Allow",
-                        "Action": list(RECORD_ACTIONS),
-                        "Resource": arns[1],
-                    },
-                    *([TRACE_WRITER_STATEMENT] if args.tracing else []),
-                    *([api_keys_reader_statement(arns[2])] if arns[2] else []),
-                ]
-            ),
-            tags=args.tags,
-        )
-        function = aws.lambda_.Function(
-            f"{name}-function",
-            runtime="python3.12",
-            architectures=["arm64"],
-            handler=HANDLER,
-            code=pulumi.Output.from_input(args.model_labels).apply(
-                lambda labels: lambda_code(args.source_dir, labels_files(labels))
-            ),
-            role=execution.role.arn,
-            memory_size=args.memory_mb,
-            timeout=args.timeout_seconds,
-            environment={
-                "variables": {
-                    **args.environment,
-                    "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,
-                    "VARIANTS": pulumi.Output.json_dumps(
-                        [
-                            {
-                                "name": variant.name,
-                                "weight": variant.weight,
-                                "endpoint": variant.endpoint_name,
-                            }
-                            for variant in args.variants
-                        ]
-                    ),
-                    "PREDICTIONS_TABLE": args.predictions_table_name,
-                    "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
-                    "LOG_LEVEL": args.log_level,
-                    "ORIGIN_SECRET": secret,
-                    **previous,
-                    **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),
-                }
-            },
-            logging_config={"log_format": "Text", "log_group": execution.log_group.name},
-            # Explicit either way: leaving it out would not turn active tracing off again.
-            tracing_config={"mode": "Active" if args.tracing else "PassThrough"},
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[execution.policy]),
-        )
-
-        api = aws.apigatewayv2.Api(
-            f"{name}-http-api",
-            protocol_type="HTTP",
-            description=f"{ROUTE_KEY}: image in, top-5 classes out",
-            tags=args.tags,
-            opts=child,
-        )
-        integration = aws.apigatewayv2.Integration(
-            f"{name}-integration",
-            api_id=api.id,
-            integration_type="AWS_PROXY",
-            integration_method="POST",
-            integration_uri=function.invoke_arn,
-            payload_format_version="2.0",
-            timeout_milliseconds=30000,
-            opts=child,
-        )
-        target = pulumi.Output.concat("integrations/", integration.id)
-        routes = [
-            aws.apigatewayv2.Route(
-                f"{name}-{path}-{method.lower()}-route",
-                api_id=api.id,
-                route_key=f"{method} {API_PATH}/{path}",
-                target=target,
-                opts=child,
-            )
-            for path in PATHS
-            for method in ROUTED_METHODS
-        ]
+        keys_arn = self._keys_arn(keys_path)
+        execution = self._execution_role(name, args, keys_arn)
+        environment = {
+            **_environment(args),
+            "ORIGIN_SECRET": secret,
+            **previous,
+            **({"API_KEYS_PATH": keys_path} if keys_path is not None else {}),
+        }
+        function = self._function(name, args, execution, environment)
+        api, routes = self._http_api(name, args, function)
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
             name=f"/aws/apigateway/{args.name_prefix}-http-api",
             retention_in_days=args.log_retention_days,
             tags=args.tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        # Two stages on the same routes, each with its own throttle buckets (decision 13):
-        # the site's, under a random name only CloudFront knows (its origin path), and the
-        # direct `$default` at the API's root URL, for programs with a key.
-        site_stage_name = random.RandomPassword(
-            f"{name}-site-stage-name",
-            length=SITE_STAGE_LENGTH,
-            special=False,
-            opts=child,
-        )
-        stages = {}
-        for stage_name, via, rate, burst, resource in (
-            (
-                pulumi.Output.secret(site_stage_name.result),
-                VIA_CLOUDFRONT,
-                args.throttle_rate_limit,
-                args.throttle_burst_limit,
-                f"{name}-site-stage",
-            ),
-            (
-                DIRECT_STAGE,
-                VIA_EXECUTE_API,
-                args.direct_throttle_rate_limit,
-                args.direct_throttle_burst_limit,
-                # Its name from when it was the only stage.
-                f"{name}-default-stage",
-            ),
-        ):
-            throttling = {"throttling_rate_limit": rate, "throttling_burst_limit": burst}
-            stages[via] = aws.apigatewayv2.Stage(
-                resource,
-                api_id=api.id,
-                name=stage_name,
-                auto_deploy=True,
-                default_route_settings=throttling,
-                route_settings=[{"route_key": key, **throttling} for key in ROUTE_KEYS],
-                access_log_settings={
-                    "destination_arn": access_logs.arn,
-                    "format": access_log_format(via),
-                },
-                tags=args.tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
-            )
+        site_stage_name, stages = self._stages(name, args, api, routes, access_logs)
         stage = stages[VIA_EXECUTE_API]
-        # One per path, each on exactly its path (the first keeps its name from when the
-        # API had only that one).
-        for path in PATHS:
-            aws.lambda_.Permission(
-                f"{name}-invoke-permission"
-                if path == "predict"
-                else f"{name}-{path}-invoke-permission",
-                action="lambda:InvokeFunction",
-                function=function.name,
-                principal="apigateway.amazonaws.com",
-                source_arn=pulumi.Output.concat(api.execution_arn, "/*/*", f"{API_PATH}/{path}"),
-                opts=child,
-            )
+        self._invoke_permissions(name, function, api)
 
         # The $default stage is served at the API's root URL (once the stage exists).
         endpoint = pulumi.Output.all(api.api_endpoint, stage.id).apply(lambda v: v[0])
@@ -532,3 +367,248 @@ class ProxyApi(pulumi.ComponentResource):
                 "access_log_group": self.access_log_group,
             }
         )
+
+    def _origin_secrets(
+        self, name: str, rotation: int
+    ) -> tuple[pulumi.Output[str], dict[str, pulumi.Output[str]]]:
+        """The current origin secret, and the previous one's environment after a rotation."""
+        # Two slots, stable but for a rotation: each rotation regenerates the slot it makes
+        # current and keeps the other, which the proxy still admits while CloudFront
+        # deploys the new one (a replaced secret alone would be refused until then).
+        slots = [
+            random.RandomPassword(
+                f"{name}-origin-secret" if slot == 0 else f"{name}-origin-secret-{slot}",
+                length=ORIGIN_SECRET_LENGTH,
+                special=False,
+                keepers=origin_secret_keepers(slot, rotation),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for slot in range(ORIGIN_SECRET_SLOTS)
+        ]
+        secret: pulumi.Output[str] = pulumi.Output.secret(
+            slots[rotation % ORIGIN_SECRET_SLOTS].result
+        )
+        # Before the first rotation there is no previous secret to admit.
+        previous: dict[str, pulumi.Output[str]] = (
+            {"ORIGIN_SECRET_PREVIOUS": pulumi.Output.secret(slots[(rotation + 1) % 2].result)}
+            if rotation
+            else {}
+        )
+        return secret, previous
+
+    def _keys_arn(self, keys_path: str | None) -> pulumi.Output[str | None]:
+        """The SSM parameter ARN of the API keys (None without them)."""
+        if keys_path is None:
+            return pulumi.Output.from_input(None)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        return pulumi.Output.format(
+            "arn:{0}:ssm:{1}:{2}:parameter{3}",
+            aws.get_partition_output(opts=invoke).partition,
+            aws.get_region_output(opts=invoke).region,
+            aws.get_caller_identity_output(opts=invoke).account_id,
+            keys_path,
+        )
+
+    def _execution_role(
+        self, name: str, args: ProxyApiArgs, keys_arn: pulumi.Output[str | None]
+    ) -> ServiceRole:
+        """The function's log group and role: invoke exactly the variants' endpoints,
+        record in the one table, read the keys (and write traces)."""
+        return service_role(
+            self,
+            ServiceRoleNames(
+                log_group=f"{name}-function-logs",
+                role=f"{name}-function-role",
+                policy=f"{name}-function-policy",
+            ),
+            service="lambda.amazonaws.com",
+            logs=ServiceLogs(f"/aws/lambda/{args.name_prefix}-proxy", args.log_retention_days),
+            statements=pulumi.Output.all(
+                [variant.endpoint_arn for variant in args.variants],
+                args.predictions_table_arn,
+                keys_arn,
+            ).apply(
+                lambda arns: [
+                    {
+                        "Sid": "InvokeTheEndpoint",
+                        "Effect": "Allow",
+                        "Action": "sagemaker:InvokeEndpoint",
+                        # One ARN as a string: a one-variant stack's policy as it always was.
+                        "Resource": arns[0][0] if len(arns[0]) == 1 else arns[0],
+                    },
+                    {
+                        "Sid": "RecordPredictionsAndFeedback",
+                        "Effect": "Allow",
+                        "Action": list(RECORD_ACTIONS),
+                        "Resource": arns[1],
+                    },
+                    *([TRACE_WRITER_STATEMENT] if args.tracing else []),
+                    *([api_keys_reader_statement(arns[2])] if arns[2] else []),
+                ]
+            ),
+            tags=args.tags,
+        )
+
+    def _function(
+        self,
+        name: str,
+        args: ProxyApiArgs,
+        execution: ServiceRole,
+        environment: Mapping[str, pulumi.Input[str]],
+    ) -> aws.lambda_.Function:
+        return aws.lambda_.Function(
+            f"{name}-function",
+            runtime="python3.12",
+            architectures=["arm64"],
+            handler=HANDLER,
+            code=resolved_labels(args.model_labels).apply(
+                lambda labels: lambda_code(args.source_dir, labels_files(labels))
+            ),
+            role=execution.role.arn,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_seconds,
+            environment={"variables": environment},
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="Text", log_group=execution.log_group.name
+            ),
+            # Explicit either way: leaving it out would not turn active tracing off again.
+            tracing_config={"mode": "Active" if args.tracing else "PassThrough"},
+            tags=args.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[execution.policy]),
+        )
+
+    def _http_api(
+        self, name: str, args: ProxyApiArgs, function: aws.lambda_.Function
+    ) -> tuple[aws.apigatewayv2.Api, list[aws.apigatewayv2.Route]]:
+        """The HTTP API, its Lambda integration and every routed method of every path."""
+        child = pulumi.ResourceOptions(parent=self)
+        api = aws.apigatewayv2.Api(
+            f"{name}-http-api",
+            protocol_type="HTTP",
+            description=f"{ROUTE_KEY}: image in, top-5 classes out",
+            tags=args.tags,
+            opts=child,
+        )
+        integration = aws.apigatewayv2.Integration(
+            f"{name}-integration",
+            api_id=api.id,
+            integration_type="AWS_PROXY",
+            integration_method="POST",
+            integration_uri=function.invoke_arn,
+            payload_format_version="2.0",
+            timeout_milliseconds=30000,
+            opts=child,
+        )
+        target = pulumi.Output.concat("integrations/", integration.id)
+        routes = [
+            aws.apigatewayv2.Route(
+                f"{name}-{path}-{method.lower()}-route",
+                api_id=api.id,
+                route_key=f"{method} {API_PATH}/{path}",
+                target=target,
+                opts=child,
+            )
+            for path in PATHS
+            for method in ROUTED_METHODS
+        ]
+        return api, routes
+
+    def _stages(
+        self,
+        name: str,
+        args: ProxyApiArgs,
+        api: aws.apigatewayv2.Api,
+        routes: list[aws.apigatewayv2.Route],
+        access_logs: aws.cloudwatch.LogGroup,
+    ) -> tuple[random.RandomPassword, dict[str, aws.apigatewayv2.Stage]]:
+        """The site stage's secret name, and both stages by who calls them."""
+        # Two stages on the same routes, each with its own throttle buckets (decision 13):
+        # the site's, under a random name only CloudFront knows (its origin path), and the
+        # direct `$default` at the API's root URL, for programs with a key.
+        site_stage_name = random.RandomPassword(
+            f"{name}-site-stage-name",
+            length=SITE_STAGE_LENGTH,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        stages = {}
+        site_stage: pulumi.Output[str] = pulumi.Output.secret(site_stage_name.result)
+        for stage_name, via, rate, burst, resource in (
+            (
+                site_stage,
+                VIA_CLOUDFRONT,
+                args.throttle_rate_limit,
+                args.throttle_burst_limit,
+                f"{name}-site-stage",
+            ),
+            (
+                DIRECT_STAGE,
+                VIA_EXECUTE_API,
+                args.direct_throttle_rate_limit,
+                args.direct_throttle_burst_limit,
+                # Its name from when it was the only stage.
+                f"{name}-default-stage",
+            ),
+        ):
+            stages[via] = aws.apigatewayv2.Stage(
+                resource,
+                api_id=api.id,
+                name=stage_name,
+                auto_deploy=True,
+                default_route_settings={
+                    "throttling_rate_limit": rate,
+                    "throttling_burst_limit": burst,
+                },
+                route_settings=[
+                    {
+                        "route_key": key,
+                        "throttling_rate_limit": rate,
+                        "throttling_burst_limit": burst,
+                    }
+                    for key in ROUTE_KEYS
+                ],
+                access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
+                    destination_arn=access_logs.arn, format=access_log_format(via)
+                ),
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
+            )
+        return site_stage_name, stages
+
+    def _invoke_permissions(
+        self, name: str, function: aws.lambda_.Function, api: aws.apigatewayv2.Api
+    ) -> None:
+        """One per path, each on exactly its path (the first keeps its name from when the
+        API had only that one)."""
+        for path in PATHS:
+            aws.lambda_.Permission(
+                f"{name}-invoke-permission"
+                if path == "predict"
+                else f"{name}-{path}-invoke-permission",
+                action="lambda:InvokeFunction",
+                function=function.name,
+                principal="apigateway.amazonaws.com",
+                source_arn=pulumi.Output.concat(api.execution_arn, "/*/*", f"{API_PATH}/{path}"),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+
+def _environment(args: ProxyApiArgs) -> dict[str, pulumi.Input[str]]:
+    """The function's environment but its secrets."""
+    return {
+        **args.environment,
+        "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,
+        "VARIANTS": pulumi.Output.json_dumps(
+            [
+                {
+                    "name": variant.name,
+                    "weight": variant.weight,
+                    "endpoint": variant.endpoint_name,
+                }
+                for variant in args.variants
+            ]
+        ),
+        "PREDICTIONS_TABLE": args.predictions_table_name,
+        "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
+        "LOG_LEVEL": args.log_level,
+    }

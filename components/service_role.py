@@ -43,6 +43,16 @@ class ServiceRoleNames:
 
 
 @dataclass(frozen=True)
+class ServiceLogs:
+    """The role's log group: its name AWS shows, how long it keeps logs, and any log actions
+    beyond writing to its streams."""
+
+    name: str
+    retention_days: pulumi.Input[int]
+    extra_actions: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class ServiceRole:
     log_group: aws.cloudwatch.LogGroup
     role: aws.iam.Role
@@ -55,10 +65,8 @@ def service_role(
     names: ServiceRoleNames,
     *,
     service: str,
-    log_group_name: str,
-    retention_days: pulumi.Input[int],
+    logs: ServiceLogs,
     statements: pulumi.Input[Sequence[Mapping[str, Any]]],
-    extra_log_actions: Sequence[str] = (),
     source_account: pulumi.Input[str] | None = None,
     tags: pulumi.Input[Mapping[str, str]] | None = None,
 ) -> ServiceRole:
@@ -67,8 +75,8 @@ def service_role(
     child = pulumi.ResourceOptions(parent=parent)
     log_group = aws.cloudwatch.LogGroup(
         names.log_group,
-        name=log_group_name,
-        retention_in_days=retention_days,
+        name=logs.name,
+        retention_in_days=logs.retention_days,
         tags=tags,
         opts=child,
     )
@@ -85,7 +93,7 @@ def service_role(
         role=role.id,
         policy=pulumi.Output.all(pulumi.Output.from_input(statements), log_group.arn).apply(
             lambda values: policy_document(
-                *values[0], log_writer_statement(values[1], *extra_log_actions)
+                *values[0], log_writer_statement(values[1], *logs.extra_actions)
             )
         ),
         opts=child,

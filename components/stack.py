@@ -121,6 +121,73 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             tags=settings.tags,
         ),
     )
+    endpoints = _endpoints(settings, models, image)
+    endpoint = endpoints[MAIN]
+    predictions = PredictionsTable(
+        "predictions",
+        PredictionsTableArgs(
+            table_name=f"{settings.name_prefix}-predictions",
+            deletion_protection=settings.production,
+            tags=settings.tags,
+        ),
+    )
+    # One origin (decision 11): the distribution serves the API under /api/*, so it needs the
+    # API's host and origin secret, and nothing on the API side needs the distribution.
+    # Hence the API first, then the distribution, then config.js (which names a path only).
+    api = _api(settings, endpoints, predictions)
+    batch = _batch(settings, endpoint, predictions) if settings.batch else None
+    certificate, domain = _domain(settings)
+    firewall = _firewall(settings) if settings.waf else None
+    site = _site(settings, api, domain, firewall, security_headers)
+    config_js = SiteConfigFile(
+        "site-config",
+        SiteConfigFileArgs(
+            bucket_name=site.bucket_name,
+            distribution_id=site.distribution_id,
+            api_url=API_PATH,
+            environment=settings.stack,
+            model_version=endpoint.model_version,
+            model_weights=_weights_shown(settings, endpoints),
+            aws_session=settings.aws_session,
+        ),
+    )
+    # The DNS work left to the operator, where the stack has no hosted zone to do it in.
+    manual_dns = certificate if settings.hosted_zone_id is None else None
+    outputs = _outputs(
+        settings,
+        _Built(image, endpoints, predictions, api, site, config_js, manual_dns, firewall, batch),
+    )
+    if not settings.monitoring:
+        return outputs
+    monitoring = _monitoring(settings, api, endpoint)
+    return replace(
+        outputs,
+        alarm_topic_arn=monitoring.alarm_topic_arn,
+        dashboard_name=monitoring.dashboard_name,
+    )
+
+
+@dataclass(frozen=True)
+class _Built:
+    """What the stack outputs are read from."""
+
+    image: ServingImage
+    endpoints: dict[str, InferenceEndpoint]
+    predictions: PredictionsTable
+    api: ProxyApi
+    site: StaticSite
+    config_js: SiteConfigFile
+    manual_dns: SiteCertificate | None
+    firewall: WebFirewall | None
+    batch: BatchPipeline | None
+
+
+def _endpoints(
+    settings: StackSettings,
+    models: dict[str, ModelArchive | RegistryVersion],
+    image: ServingImage,
+) -> dict[str, InferenceEndpoint]:
+    """One endpoint per variant."""
     # `main` first: its endpoint creates the artifact bucket the others share, under the
     # names a one-variant stack always had.
     endpoints: dict[str, InferenceEndpoint] = {}
@@ -143,20 +210,16 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
                 tags=settings.tags,
             ),
         )
-    endpoint = endpoints[MAIN]
-    predictions = PredictionsTable(
-        "predictions",
-        PredictionsTableArgs(
-            table_name=f"{settings.name_prefix}-predictions",
-            deletion_protection=settings.production,
-            tags=settings.tags,
-        ),
-    )
+    return endpoints
 
-    # One origin (decision 11): the distribution serves the API under /api/*, so it needs the
-    # API's host and origin secret, and nothing on the API side needs the distribution.
-    # Hence the API first, then the distribution, then config.js (which names a path only).
-    api = ProxyApi(
+
+def _api(
+    settings: StackSettings,
+    endpoints: dict[str, InferenceEndpoint],
+    predictions: PredictionsTable,
+) -> ProxyApi:
+    endpoint = endpoints[MAIN]
+    return ProxyApi(
         "api",
         ProxyApiArgs(
             name_prefix=settings.name_prefix,
@@ -186,58 +249,75 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             tags=settings.tags,
         ),
     )
-    batch = None
-    if settings.batch:
-        batch = BatchPipeline(
-            "batch",
-            BatchPipelineArgs(
-                name_prefix=settings.name_prefix,
-                project_dir=PROJECT_DIR,
-                # The batch answers with main's model: its records are variant `batch`.
-                endpoint_name=endpoint.endpoint_name,
-                endpoint_arn=endpoint.endpoint_arn,
-                predictions_table_name=predictions.table_name,
-                predictions_table_arn=predictions.table_arn,
-                model_labels={endpoint.model_version: endpoint.labels},
-                environment=_review_environment(settings),
-                review_email=settings.review_email,
-                concurrency=settings.batch_concurrency,
-                log_retention_days=settings.log_retention_days,
-                tracing=settings.tracing,
-                tags=settings.tags,
-            ),
-        )
 
-    certificate = None
-    domain = None
-    if settings.domain_name is not None:
-        certificate = SiteCertificate(
-            "domain",
-            SiteCertificateArgs(
-                domain_name=settings.domain_name,
-                hosted_zone_id=settings.hosted_zone_id,
-                validated=settings.domain_validated,
-                tags=settings.tags,
-            ),
-        )
-        if certificate.certificate_arn is not None:
-            domain = SiteDomain(
-                name=settings.domain_name,
-                certificate_arn=certificate.certificate_arn,
-                hosted_zone_id=settings.hosted_zone_id,
-            )
-    firewall = None
-    if settings.waf:
-        firewall = WebFirewall(
-            "waf",
-            WebFirewallArgs(
-                name_prefix=settings.name_prefix,
-                rate_limit=settings.waf_rate_limit,
-                log_retention_days=settings.log_retention_days,
-                tags=settings.tags,
-            ),
-        )
-    site = StaticSite(
+
+def _batch(
+    settings: StackSettings, endpoint: InferenceEndpoint, predictions: PredictionsTable
+) -> BatchPipeline:
+    return BatchPipeline(
+        "batch",
+        BatchPipelineArgs(
+            name_prefix=settings.name_prefix,
+            project_dir=PROJECT_DIR,
+            # The batch answers with main's model: its records are variant `batch`.
+            endpoint_name=endpoint.endpoint_name,
+            endpoint_arn=endpoint.endpoint_arn,
+            predictions_table_name=predictions.table_name,
+            predictions_table_arn=predictions.table_arn,
+            model_labels={endpoint.model_version: endpoint.labels},
+            environment=_review_environment(settings),
+            review_email=settings.review_email,
+            concurrency=settings.batch_concurrency,
+            log_retention_days=settings.log_retention_days,
+            tracing=settings.tracing,
+            tags=settings.tags,
+        ),
+    )
+
+
+def _domain(settings: StackSettings) -> tuple[SiteCertificate | None, SiteDomain | None]:
+    """The certificate of the site's own name, and the name once it is issued."""
+    if settings.domain_name is None:
+        return None, None
+    certificate = SiteCertificate(
+        "domain",
+        SiteCertificateArgs(
+            domain_name=settings.domain_name,
+            hosted_zone_id=settings.hosted_zone_id,
+            validated=settings.domain_validated,
+            tags=settings.tags,
+        ),
+    )
+    if certificate.certificate_arn is None:
+        return certificate, None
+    domain = SiteDomain(
+        name=settings.domain_name,
+        certificate_arn=certificate.certificate_arn,
+        hosted_zone_id=settings.hosted_zone_id,
+    )
+    return certificate, domain
+
+
+def _firewall(settings: StackSettings) -> WebFirewall:
+    return WebFirewall(
+        "waf",
+        WebFirewallArgs(
+            name_prefix=settings.name_prefix,
+            rate_limit=settings.waf_rate_limit,
+            log_retention_days=settings.log_retention_days,
+            tags=settings.tags,
+        ),
+    )
+
+
+def _site(
+    settings: StackSettings,
+    api: ProxyApi,
+    domain: SiteDomain | None,
+    firewall: WebFirewall | None,
+    security_headers: bool,
+) -> StaticSite:
+    return StaticSite(
         "site",
         StaticSiteArgs(
             site_dir=PROJECT_DIR / "site",
@@ -257,22 +337,13 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         ),
     )
 
-    config_js = SiteConfigFile(
-        "site-config",
-        SiteConfigFileArgs(
-            bucket_name=site.bucket_name,
-            distribution_id=site.distribution_id,
-            api_url=API_PATH,
-            environment=settings.stack,
-            model_version=endpoint.model_version,
-            model_weights=_weights_shown(settings, endpoints),
-            aws_session=settings.aws_session,
-        ),
-    )
 
-    # The DNS work left to the operator, where the stack has no hosted zone to do it in.
-    manual_dns = certificate if settings.hosted_zone_id is None else None
-    outputs = StackOutputs(
+def _outputs(settings: StackSettings, built: _Built) -> StackOutputs:
+    image, endpoints, api, site = built.image, built.endpoints, built.api, built.site
+    predictions, config_js, manual_dns = built.predictions, built.config_js, built.manual_dns
+    firewall, batch = built.firewall, built.batch
+    endpoint = endpoints[MAIN]
+    return StackOutputs(
         site_url=site.url,
         api_url=pulumi.Output.concat(site.url, API_PATH),
         execute_api_url=api.execute_api_url,
@@ -309,9 +380,10 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         batch_review_topic_arn=batch.review_topic_arn if batch is not None else None,
         batch_log_group=batch.log_group if batch is not None else None,
     )
-    if not settings.monitoring:
-        return outputs
-    monitoring = Monitoring(
+
+
+def _monitoring(settings: StackSettings, api: ProxyApi, endpoint: InferenceEndpoint) -> Monitoring:
+    return Monitoring(
         "monitoring",
         MonitoringArgs(
             api_id=api.api_id,
@@ -326,11 +398,6 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
             monthly_budget_usd=settings.monthly_budget_usd,
             tags=settings.tags,
         ),
-    )
-    return replace(
-        outputs,
-        alarm_topic_arn=monitoring.alarm_topic_arn,
-        dashboard_name=monitoring.dashboard_name,
     )
 
 

@@ -37,7 +37,12 @@ from components.model_variants import (
     version_problem,
 )
 from components.monitoring import alarm_email_problem, budget_problem
-from components.proxy_api import ProxyApiArgs, proxy_problems
+from components.proxy_api import (
+    DEFAULT_LOG_LEVEL,
+    FUNCTION_MEMORY_MB,
+    FUNCTION_TIMEOUT_SECONDS,
+    proxy_problems,
+)
 from components.service_role import log_retention_problem
 from components.serving_image import image_uri_problem
 from components.site_certificate import domain_problems
@@ -103,9 +108,9 @@ REMOVED_KEYS = {
         f"no longer a choice: a rollout may take {ROLLOUT_TIMEOUT_MINUTES} minutes, and the "
         "next `pulumi up` waits for one still under way"
     ),
-    "lambdaMemoryMb": f"no longer a choice: the proxy Lambda has {ProxyApiArgs.memory_mb} MB",
+    "lambdaMemoryMb": f"no longer a choice: the proxy Lambda has {FUNCTION_MEMORY_MB} MB",
     "lambdaTimeoutSeconds": (
-        f"no longer a choice: the proxy Lambda's timeout is {ProxyApiArgs.timeout_seconds} s, "
+        f"no longer a choice: the proxy Lambda's timeout is {FUNCTION_TIMEOUT_SECONDS} s, "
         "the HTTP API's own limit (decision 6)"
     ),
     "logLevel": (
@@ -339,6 +344,53 @@ def _aws_session(config: Mapping[str, str], problems: _Problems) -> AwsSessionSe
     return AwsSessionSettings(profile=config.get(PROFILE) or None, assume_roles=roles)
 
 
+def _alarm_email(value: Mapping[str, Any], problems: _Problems) -> str | None:
+    """The alarm email, checked against monitoring and production."""
+    alarm_email = value["alarmEmail"].strip() or None
+    problems.add("alarmEmail", alarm_email_problem(alarm_email) if alarm_email else None)
+    if alarm_email and not value["monitoring"]:
+        problems.add("alarmEmail", "is set but monitoring is false; no alarm would ever reach it")
+    if value["production"] and not value["monitoring"]:
+        problems.add("production", "is true but monitoring is false; its alarms must exist")
+    elif value["production"] and not alarm_email:
+        problems.add(
+            "alarmEmail",
+            "a production stack requires it so that its alarms reach someone: "
+            "`pulumi config set alarmEmail oncall@<your domain>`",
+        )
+    return alarm_email
+
+
+def _check_budget(value: Mapping[str, Any], problems: _Problems) -> None:
+    """The budget goes with monitoring: it notifies the alarm topic."""
+    budget = value["monthlyBudgetUsd"]
+    problems.add("monthlyBudgetUsd", budget_problem(budget))
+    if budget > 0 and not value["monitoring"]:
+        problems.add(
+            "monthlyBudgetUsd",
+            "is set but monitoring is false; the budget notifies the alarm topic, which "
+            "monitoring creates",
+        )
+
+
+def _review_email(
+    value: Mapping[str, Any], max_concurrency: int, problems: _Problems
+) -> str | None:
+    """The review email, checked against batch (and the batch's concurrency)."""
+    review_email = value["reviewEmail"].strip() or None
+    problems.add("reviewEmail", alarm_email_problem(review_email) if review_email else None)
+    if review_email and not value["batch"]:
+        problems.add("reviewEmail", "is set but batch is false; there is no review topic to mail")
+    if value["batch"]:
+        problems.add_by_field(
+            batch_concurrency_problems(value["batchConcurrency"], max_concurrency),
+            BATCH_CONCURRENCY_KEYS,
+        )
+    elif value["batchConcurrency"]:
+        problems.add("batchConcurrency", "is set but batch is false; there is no batch to bound")
+    return review_email
+
+
 def load_settings(
     config: Mapping[str, str], project: str, stack: str, project_dir: Path
 ) -> StackSettings:
@@ -362,36 +414,18 @@ def load_settings(
     proxy = {field_name: value[key] for field_name, key in PROXY_KEYS.items()}
     # The fixed and derived values hold whenever the rates do: only the rates' problems.
     found = proxy_problems(
-        memory_mb=ProxyApiArgs.memory_mb,
-        timeout_seconds=ProxyApiArgs.timeout_seconds,
+        memory_mb=FUNCTION_MEMORY_MB,
+        timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
         throttle_burst_limit=BURST_PER_RATE * proxy["throttle_rate_limit"],
         direct_throttle_burst_limit=BURST_PER_RATE * proxy["direct_throttle_rate_limit"],
-        log_level=ProxyApiArgs.log_level,
+        log_level=DEFAULT_LOG_LEVEL,
         **proxy,
     )
     problems.add_by_field({f: p for f, p in found.items() if f in PROXY_KEYS}, PROXY_KEYS)
     problems.add("logRetentionDays", log_retention_problem(value["logRetentionDays"]))
     problems.add("priceClass", price_class_problem(value["priceClass"]))
-    alarm_email = value["alarmEmail"].strip() or None
-    problems.add("alarmEmail", alarm_email_problem(alarm_email) if alarm_email else None)
-    if alarm_email and not value["monitoring"]:
-        problems.add("alarmEmail", "is set but monitoring is false; no alarm would ever reach it")
-    if value["production"] and not value["monitoring"]:
-        problems.add("production", "is true but monitoring is false; its alarms must exist")
-    elif value["production"] and not alarm_email:
-        problems.add(
-            "alarmEmail",
-            "a production stack requires it so that its alarms reach someone: "
-            "`pulumi config set alarmEmail oncall@<your domain>`",
-        )
-    budget = value["monthlyBudgetUsd"]
-    problems.add("monthlyBudgetUsd", budget_problem(budget))
-    if budget > 0 and not value["monitoring"]:
-        problems.add(
-            "monthlyBudgetUsd",
-            "is set but monitoring is false; the budget notifies the alarm topic, which "
-            "monitoring creates",
-        )
+    alarm_email = _alarm_email(value, problems)
+    _check_budget(value, problems)
     # DNS names are case-insensitive; ACM and CloudFront keep them in lower case.
     domain = {
         "domain_name": value["domainName"].strip().lower().rstrip(".") or None,
@@ -400,17 +434,7 @@ def load_settings(
     }
     problems.add_by_field(domain_problems(**domain), DOMAIN_KEYS)
     threshold = _review_threshold(value["reviewThreshold"], problems)
-    review_email = value["reviewEmail"].strip() or None
-    problems.add("reviewEmail", alarm_email_problem(review_email) if review_email else None)
-    if review_email and not value["batch"]:
-        problems.add("reviewEmail", "is set but batch is false; there is no review topic to mail")
-    if value["batch"]:
-        problems.add_by_field(
-            batch_concurrency_problems(value["batchConcurrency"], capacity["max_concurrency"]),
-            BATCH_CONCURRENCY_KEYS,
-        )
-    elif value["batchConcurrency"]:
-        problems.add("batchConcurrency", "is set but batch is false; there is no batch to bound")
+    review_email = _review_email(value, capacity["max_concurrency"], problems)
     variants = _variants(
         value["model"], project_dir, name_prefix(project, stack), capacity, problems
     )
@@ -430,7 +454,7 @@ def load_settings(
         price_class=value["priceClass"],
         monitoring=value["monitoring"],
         alarm_email=alarm_email,
-        monthly_budget_usd=budget,
+        monthly_budget_usd=value["monthlyBudgetUsd"],
         tracing=value["tracing"],
         domain_name=domain["domain_name"],
         hosted_zone_id=domain["hosted_zone_id"],

@@ -20,7 +20,6 @@ import mimetypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -174,62 +173,92 @@ class StaticSite(pulumi.ComponentResource):
         self, name: str, args: StaticSiteArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         bucket = PrivateBucket(
             f"{name}-bucket",
             # Holds only files this stack uploads (and can upload again).
             PrivateBucketArgs(force_destroy=True, tags=args.tags),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        distribution = self._distribution(name, args, bucket)
+        self._grant_reads(name, bucket, distribution)
+        self._upload_site(name, args, bucket, distribution)
+        domain = args.domain
+        if domain is not None and domain.hosted_zone_id is not None:
+            self._alias_records(name, domain.name, domain.hosted_zone_id, distribution)
+
+        self.domain_name = distribution.domain_name
+        self.url = (
+            pulumi.Output.from_input(f"https://{domain.name}")
+            if domain is not None
+            else pulumi.Output.concat("https://", distribution.domain_name)
+        )
+        self.distribution_id = distribution.id
+        self.bucket_name = bucket.name
+        self.register_outputs(
+            {
+                "url": self.url,
+                "distribution_id": self.distribution_id,
+                "bucket_name": self.bucket_name,
+            }
+        )
+
+    def _security_headers(self, name: str) -> pulumi.Output[str]:
+        """The response headers policy: HSTS, nosniff, frame denial and the CSP."""
+        return aws.cloudfront.ResponseHeadersPolicy(
+            f"{name}-security-headers",
+            comment=f"{name}: HSTS, nosniff, frame denial, CSP",
+            security_headers_config={
+                "strict_transport_security": {
+                    "access_control_max_age_sec": 63072000,
+                    "include_subdomains": True,
+                    "override": True,
+                },
+                "content_type_options": {"override": True},
+                "frame_options": {"frame_option": "DENY", "override": True},
+                "referrer_policy": {
+                    "referrer_policy": "strict-origin-when-cross-origin",
+                    "override": True,
+                },
+                "content_security_policy": {
+                    "content_security_policy": content_security_policy(CONNECT_SRC),
+                    "override": True,
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        ).id
+
+    def _distribution(
+        self, name: str, args: StaticSiteArgs, bucket: PrivateBucket
+    ) -> aws.cloudfront.Distribution:
+        """CloudFront in front of the bucket (read with OAC) and of the API under /api."""
         access_control = aws.cloudfront.OriginAccessControl(
             f"{name}-oac",
             description=f"{name}: CloudFront reads the site bucket with SigV4",
             origin_access_control_origin_type="s3",
             signing_behavior="always",
             signing_protocol="sigv4",
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         headers_policy_id: pulumi.Input[str] | None = None
         if args.security_headers:
-            headers_policy_id = aws.cloudfront.ResponseHeadersPolicy(
-                f"{name}-security-headers",
-                comment=f"{name}: HSTS, nosniff, frame denial, CSP",
-                security_headers_config={
-                    "strict_transport_security": {
-                        "access_control_max_age_sec": 63072000,
-                        "include_subdomains": True,
-                        "override": True,
-                    },
-                    "content_type_options": {"override": True},
-                    "frame_options": {"frame_option": "DENY", "override": True},
-                    "referrer_policy": {
-                        "referrer_policy": "strict-origin-when-cross-origin",
-                        "override": True,
-                    },
-                    "content_security_policy": {
-                        "content_security_policy": content_security_policy(CONNECT_SRC),
-                        "override": True,
-                    },
-                },
-                opts=child,
-            ).id
+            headers_policy_id = self._security_headers(name)
         else:
             pulumi.log.warn(
                 "StaticSite without its response headers policy: no HSTS, nosniff, frame "
                 "denial or CSP. Only emulator test stacks may do this; never a real stack.",
                 resource=self,
             )
-        origin_id = "site-bucket"
-        api_origin_id = "http-api"
         domain = args.domain
-        viewer_certificate: dict[str, pulumi.Input[Any]] = {"cloudfront_default_certificate": True}
+        viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = {
+            "cloudfront_default_certificate": True
+        }
         if domain is not None:
             viewer_certificate = {
                 "acm_certificate_arn": domain.certificate_arn,
                 "ssl_support_method": "sni-only",
                 "minimum_protocol_version": MINIMUM_PROTOCOL_VERSION,
             }
-        distribution = aws.cloudfront.Distribution(
+        return aws.cloudfront.Distribution(
             f"{name}-cdn",
             comment=f"{name}: image classifier web UI",
             enabled=True,
@@ -239,55 +268,19 @@ class StaticSite(pulumi.ComponentResource):
             default_root_object="index.html",
             aliases=[domain.name] if domain is not None else None,
             web_acl_id=args.web_acl_arn,
-            origins=[
-                {
-                    "origin_id": origin_id,
-                    "domain_name": bucket.regional_domain_name,
-                    "origin_access_control_id": access_control.id,
-                },
-                {
-                    "origin_id": api_origin_id,
-                    "domain_name": args.api.domain_name,
-                    "origin_path": args.api.origin_path,
-                    "custom_origin_config": {
-                        "http_port": 80,
-                        "https_port": 443,
-                        "origin_protocol_policy": "https-only",
-                        "origin_ssl_protocols": ["TLSv1.2"],
-                        "origin_read_timeout": API_ORIGIN_READ_TIMEOUT_SECONDS,
-                    },
-                    "custom_headers": [{"name": ORIGIN_HEADER, "value": args.api.origin_secret}],
-                },
-            ],
-            default_cache_behavior={
-                "target_origin_id": origin_id,
-                "viewer_protocol_policy": "redirect-to-https",
-                "allowed_methods": ["GET", "HEAD"],
-                "cached_methods": ["GET", "HEAD"],
-                "compress": True,
-                "cache_policy_id": CACHING_OPTIMIZED_POLICY_ID,
-                "response_headers_policy_id": headers_policy_id,
-            },
-            ordered_cache_behaviors=[
-                {
-                    "path_pattern": f"{API_PATH}/*",
-                    "target_origin_id": api_origin_id,
-                    # Not a redirect: a client would follow it with a GET and lose the image.
-                    "viewer_protocol_policy": "https-only",
-                    "allowed_methods": API_METHODS,
-                    "cached_methods": ["GET", "HEAD"],
-                    # Answers are small JSON, and CachingDisabled turns compression off anyway.
-                    "compress": False,
-                    "cache_policy_id": CACHING_DISABLED_POLICY_ID,
-                    "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_POLICY_ID,
-                    "response_headers_policy_id": headers_policy_id,
-                }
-            ],
+            origins=_origins(bucket, access_control, args.api),
+            default_cache_behavior=_site_behavior(headers_policy_id),
+            ordered_cache_behaviors=[_api_behavior(headers_policy_id)],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate,
             tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.api.admitted_by)),
         )
+
+    def _grant_reads(
+        self, name: str, bucket: PrivateBucket, distribution: aws.cloudfront.Distribution
+    ) -> None:
+        """The bucket policy: TLS only, and reads by this distribution only."""
         tls_only_bucket_policy(
             f"{name}-bucket-policy",
             bucket,
@@ -303,8 +296,17 @@ class StaticSite(pulumi.ComponentResource):
                     }
                 ]
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _upload_site(
+        self,
+        name: str,
+        args: StaticSiteArgs,
+        bucket: PrivateBucket,
+        distribution: aws.cloudfront.Distribution,
+    ) -> None:
+        """Each site file as an object, then one invalidation when any of them changed."""
         uploaded = []
         for relative in site_files(args.site_dir):
             key = relative.as_posix()
@@ -336,35 +338,87 @@ class StaticSite(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=uploaded),
         )
 
-        if domain is not None and domain.hosted_zone_id is not None:
-            for record_type in ("A", "AAAA"):
-                aws.route53.Record(
-                    f"{name}-alias-{record_type.lower()}",
-                    zone_id=domain.hosted_zone_id,
-                    name=domain.name,
-                    type=record_type,
-                    aliases=[
-                        {
-                            "name": distribution.domain_name,
-                            "zone_id": distribution.hosted_zone_id,
-                            "evaluate_target_health": False,
-                        }
-                    ],
-                    opts=child,
-                )
+    def _alias_records(
+        self,
+        name: str,
+        domain_name: str,
+        hosted_zone_id: pulumi.Input[str],
+        distribution: aws.cloudfront.Distribution,
+    ) -> None:
+        """The site's own name, IPv4 and IPv6, as aliases of the distribution."""
+        for record_type in ("A", "AAAA"):
+            aws.route53.Record(
+                f"{name}-alias-{record_type.lower()}",
+                zone_id=hosted_zone_id,
+                name=domain_name,
+                type=record_type,
+                aliases=[
+                    {
+                        "name": distribution.domain_name,
+                        "zone_id": distribution.hosted_zone_id,
+                        "evaluate_target_health": False,
+                    }
+                ],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
-        self.domain_name = distribution.domain_name
-        self.url = (
-            pulumi.Output.from_input(f"https://{domain.name}")
-            if domain is not None
-            else pulumi.Output.concat("https://", distribution.domain_name)
-        )
-        self.distribution_id = distribution.id
-        self.bucket_name = bucket.name
-        self.register_outputs(
-            {
-                "url": self.url,
-                "distribution_id": self.distribution_id,
-                "bucket_name": self.bucket_name,
-            }
-        )
+
+_SITE_ORIGIN_ID = "site-bucket"
+_API_ORIGIN_ID = "http-api"
+
+
+def _origins(
+    bucket: PrivateBucket, access_control: aws.cloudfront.OriginAccessControl, api: ApiOrigin
+) -> list[aws.cloudfront.DistributionOriginArgsDict]:
+    return [
+        {
+            "origin_id": _SITE_ORIGIN_ID,
+            "domain_name": bucket.regional_domain_name,
+            "origin_access_control_id": access_control.id,
+        },
+        {
+            "origin_id": _API_ORIGIN_ID,
+            "domain_name": api.domain_name,
+            "origin_path": api.origin_path,
+            "custom_origin_config": {
+                "http_port": 80,
+                "https_port": 443,
+                "origin_protocol_policy": "https-only",
+                "origin_ssl_protocols": ["TLSv1.2"],
+                "origin_read_timeout": API_ORIGIN_READ_TIMEOUT_SECONDS,
+            },
+            "custom_headers": [{"name": ORIGIN_HEADER, "value": api.origin_secret}],
+        },
+    ]
+
+
+def _site_behavior(
+    headers_policy_id: pulumi.Input[str] | None,
+) -> aws.cloudfront.DistributionDefaultCacheBehaviorArgsDict:
+    return {
+        "target_origin_id": _SITE_ORIGIN_ID,
+        "viewer_protocol_policy": "redirect-to-https",
+        "allowed_methods": ["GET", "HEAD"],
+        "cached_methods": ["GET", "HEAD"],
+        "compress": True,
+        "cache_policy_id": CACHING_OPTIMIZED_POLICY_ID,
+        "response_headers_policy_id": headers_policy_id,
+    }
+
+
+def _api_behavior(
+    headers_policy_id: pulumi.Input[str] | None,
+) -> aws.cloudfront.DistributionOrderedCacheBehaviorArgsDict:
+    return {
+        "path_pattern": f"{API_PATH}/*",
+        "target_origin_id": _API_ORIGIN_ID,
+        # Not a redirect: a client would follow it with a GET and lose the image.
+        "viewer_protocol_policy": "https-only",
+        "allowed_methods": API_METHODS,
+        "cached_methods": ["GET", "HEAD"],
+        # Answers are small JSON, and CachingDisabled turns compression off anyway.
+        "compress": False,
+        "cache_policy_id": CACHING_DISABLED_POLICY_ID,
+        "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST_POLICY_ID,
+        "response_headers_policy_id": headers_policy_id,
+    }

@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -204,8 +205,8 @@ async def _serve(
             stop(signal.SIGTERM)
         await asyncio.sleep(0.2)
     for task in tasks:
-        if task.exception() is not None:
-            raise task.exception()
+        if (error := task.exception()) is not None:
+            raise error
     return exit_code
 
 
@@ -268,31 +269,69 @@ def run(args: argparse.Namespace) -> int:
     api_keys = None if args.api_keys is None else Path.cwd() / args.api_keys
     data_dir = Path.cwd() / args.data_dir
     try:
-        # The handler's own checks, before anything slow (e.g. API_KEYS_CACHE_SECONDS).
-        check_environment(
-            handler_environment("http://127.0.0.1", origin_secret, api_keys, data_dir)
-        )
-        key_count = _count_keys(api_keys) if api_keys is not None else 0
-        _open_data_dir(data_dir)
-    except (ConfigError, StoreError) as exc:
+        key_count = _checked_setup(origin_secret, api_keys, data_dir)
+        site_sock, api_sock = _listen_both(args)
+    except (ConfigError, StoreError, PortInUse) as exc:
         fail(str(exc))
         return EXIT_USAGE
     except PredictionStoreError as exc:
         fail(f"--data-dir {shown(data_dir)}: {exc}")
         return EXIT_USAGE
+    addresses = Addresses(args.host, site_sock.getsockname()[1], api_sock.getsockname()[1])
     try:
-        site_sock = listen(args.host, args.port, "--port")
-    except PortInUse as exc:
-        fail(str(exc))
-        return EXIT_USAGE
+        return _serve_until_stopped(
+            args,
+            _Origin(origin_secret, site_stage),
+            api_keys,
+            key_count,
+            data_dir,
+            addresses,
+            (site_sock, api_sock),
+        )
+    finally:
+        site_sock.close()
+        api_sock.close()
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """What only CloudFront knows: the header secret and the API's site stage."""
+
+    secret: str
+    site_stage: str
+
+
+def _checked_setup(origin_secret: str, api_keys: Path | None, data_dir: Path) -> int:
+    """The handler's own checks, before anything slow (e.g. API_KEYS_CACHE_SECONDS); the
+    number of API keys."""
+    check_environment(handler_environment("http://127.0.0.1", origin_secret, api_keys, data_dir))
+    key_count = _count_keys(api_keys) if api_keys is not None else 0
+    _open_data_dir(data_dir)
+    return key_count
+
+
+def _listen_both(args: argparse.Namespace) -> tuple[socket.socket, socket.socket]:
+    """The site's and the API's sockets, or `PortInUse` with neither left open."""
+    site_sock = listen(args.host, args.port, "--port")
     try:
         api_sock = listen(args.host, args.api_port, "--api-port")
-    except PortInUse as exc:
+    except PortInUse:
         site_sock.close()
-        fail(str(exc))
-        return EXIT_USAGE
+        raise
+    return site_sock, api_sock
 
-    addresses = Addresses(args.host, site_sock.getsockname()[1], api_sock.getsockname()[1])
+
+def _serve_until_stopped(
+    args: argparse.Namespace,
+    origin: _Origin,
+    api_keys: Path | None,
+    key_count: int,
+    data_dir: Path,
+    addresses: Addresses,
+    sockets: tuple[socket.socket, socket.socket],
+) -> int:
+    """Start the model server (and the inbox), serve the site and the API until Ctrl-C
+    or SIGTERM, then stop what was started."""
     model_server: ModelServer | None = None
     inbox: InboxWatcher | None = None
     try:
@@ -306,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
         model_server.start()
         # The model server is started first: its environment is not the Lambda's.
         handler = load_handler(
-            handler_environment(model_server.url, origin_secret, api_keys, data_dir)
+            handler_environment(model_server.url, origin.secret, api_keys, data_dir)
         )
         say(_describe(model, addresses, model_server, api_keys, key_count, data_dir))
         if args.inbox is not None:
@@ -316,17 +355,11 @@ def run(args: argparse.Namespace) -> int:
         if model.untrained:
             say(UNTRAINED_BANNER)
         ready = f"Ready: open {addresses.site_url()} in a browser. Press Ctrl-C to stop."
-        api = create_api_app(handler, site_stage=site_stage)
+        api = create_api_app(handler, site_stage=origin.site_stage)
         site = create_site_app(model.version, model_weights=model.weights)
+        origin_app = create_origin_app(site, api, origin.secret, f"/{origin.site_stage}")
         code = asyncio.run(
-            _serve(
-                [
-                    (create_origin_app(site, api, origin_secret, f"/{site_stage}"), site_sock),
-                    (api, api_sock),
-                ],
-                model_server,
-                ready,
-            )
+            _serve([(origin_app, sockets[0]), (api, sockets[1])], model_server, ready)
         )
         say("Stopped.")
         return code
@@ -341,8 +374,6 @@ def run(args: argparse.Namespace) -> int:
             inbox.stop()
         if model_server is not None:
             model_server.stop()
-        site_sock.close()
-        api_sock.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

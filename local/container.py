@@ -54,8 +54,11 @@ class Engine:
     name: str
     executable: str
 
-    def run(self, *args: str, output: IO[bytes] | None = None, timeout: float | None = None) -> int:
-        """Run `ENGINE ARGS...`; its output goes to `output` (a file), or to ours."""
+    def run(
+        self, *args: str, output: IO[bytes] | int | None = None, timeout: float | None = None
+    ) -> int:
+        """Run `ENGINE ARGS...`; its output goes to `output` (a file or `subprocess.DEVNULL`),
+        or to ours."""
         command = [self.executable, *args]
         return subprocess.run(  # noqa: S603
             command, stdout=output, stderr=output, timeout=timeout, check=False
@@ -212,12 +215,15 @@ class ContainerModelServer(ModelServer):
         return [self.engine.executable, *run, self.image, *serve]
 
     def start(
-        self, timeout: float = START_TIMEOUT_SECONDS, output: IO[bytes] | None = None
+        self,
+        timeout: float = START_TIMEOUT_SECONDS,
+        output: IO[bytes] | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         # SageMaker extracts model.tar.gz before the container starts, as we do here.
         extract(self.artifact, Path(self._model_dir.name))
         try:
-            super().start(timeout, output)
+            super().start(timeout, output, cancelled)
         except ModelServerError as error:
             if self.exit_code in ENGINE_EXIT_CODES:
                 raise ModelServerError(

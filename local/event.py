@@ -142,5 +142,5 @@ def to_http_response(result: object) -> HttpResponse:
     ]
     headers.extend(("set-cookie", cookie) for cookie in result.get("cookies") or ())
     raw = result.get("body") or ""
-    body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
-    return HttpResponse(int(result["statusCode"]), headers, body)
+    content = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
+    return HttpResponse(int(result["statusCode"]), headers, content)

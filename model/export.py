@@ -51,6 +51,8 @@ def export_onnx(network: torch.nn.Module, crop_size: int) -> bytes:
         raise ExportMismatchError(
             f"torch cannot export the network to ONNX ({first_line})"
         ) from error
+    if program is None:
+        raise ExportMismatchError("torch returned no ONNX program for the network")
     proto = program.model_proto
     strip_metadata(proto)
     onnx.checker.check_model(proto)

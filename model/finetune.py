@@ -42,6 +42,7 @@ from torchvision.transforms import InterpolationMode
 from model.labels import write_labels
 from model.metadata import DEFAULT_ARCH, IMAGENET, RANDOM
 from model.output import OutputPathError, check_output_path, write_whole
+from model.preprocessing import Preprocessing
 from model.weights import (
     Network,
     WeightsError,
@@ -230,18 +231,43 @@ def recalibrate_batch_norm(network: nn.Module, loader: DataLoader) -> None:
     network.eval()
 
 
+@dataclass(frozen=True)
+class Training:
+    """How to train: the command line's --epochs, --unfreeze, ... (its defaults too)."""
+
+    epochs: int = 5
+    unfreeze: int = 0
+    """Also train the last N blocks before the head (0: the head only)."""
+    val_fraction: float = 0.2
+    seed: int = 0
+    batch_size: int = 16
+    lr: float = 1e-3
+    """The head's learning rate; unfrozen blocks get `BACKBONE_LR_SHARE` of it."""
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class _Loaders:
+    train: DataLoader
+    val: DataLoader | None
+    """None when nothing is held out."""
+    calibrate: DataLoader
+    """The training photos as validation sees them, to recalibrate batch norms."""
+
+
+@dataclass(frozen=True)
+class _Trainable:
+    frozen: list[tuple[str, nn.Module]]
+    """The blocks that keep their weights, and their batch norm statistics."""
+    optimizer: torch.optim.Optimizer
+
+
 def finetune(
     data: Path,
     out: Path,
     arch: str = DEFAULT_ARCH,
     backbone: str = IMAGENET,
-    epochs: int = 5,
-    unfreeze: int = 0,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    batch_size: int = 16,
-    lr: float = 1e-3,
-    workers: int = 0,
+    training: Training = Training(),
     log: Callable[[str], None] = lambda _message: None,
 ) -> FinetuneResult:
     """Train and write ``out`` (the state_dict) and ``labels.txt`` beside it. Raises
@@ -251,7 +277,7 @@ def finetune(
         check_output_path(path)
     check_arch(arch)
     prep = preprocessing(arch)
-    photos = load_photos(data, val_fraction, seed, 2 * prep.resize_size)
+    photos = load_photos(data, training.val_fraction, training.seed, 2 * prep.resize_size)
     classes = photos.dataset.classes
     log(
         f"{len(photos.dataset)} photos in {len(classes)} classes ({', '.join(classes)}): "
@@ -262,16 +288,36 @@ def finetune(
         more = f" and {len(photos.unreadable) - 3} more" if len(photos.unreadable) > 3 else ""
         log(f"skipped {len(photos.unreadable)} unreadable image file(s): {shown}{more}")
 
-    torch.manual_seed(seed)
+    torch.manual_seed(training.seed)
     network = _start(arch, backbone, len(classes), log)
+    loaders = _loaders(photos, prep, training)
+    module = network.module
+    if network.weights_id == RANDOM:
+        recalibrate_batch_norm(module, loaders.calibrate)
+    trainable = _trainable(module, arch, training, log)
+    result = FinetuneResult(
+        weights=out,
+        labels=out.with_name(LABELS_FILE),
+        classes=list(classes),
+        backbone=network.weights_id,
+        unreadable=photos.unreadable,
+    )
+    for epoch in range(1, training.epochs + 1):
+        result.history.append(_train_epoch(module, loaders, trainable, epoch, training, log))
+    write_whole(out, functools.partial(torch.save, module.state_dict()))
+    write_labels(list(classes), result.labels)
+    return result
+
+
+def _loaders(photos: Photos, prep: Preprocessing, training: Training) -> _Loaders:
+    """Validation sees exactly what serving sees (the weights' reference transforms);
+    training sees random crops and mirror images of the same photos."""
     interpolation = InterpolationMode(prep.interpolation)
     normalize = [
         transforms.PILToTensor(),
         transforms.ConvertImageDtype(torch.float),
         transforms.Normalize(list(prep.mean), list(prep.std)),
     ]
-    # Validation sees exactly what serving sees (the weights' reference transforms);
-    # training sees random crops and mirror images of the same photos.
     evaluate = transforms.Compose(
         [
             transforms.Resize(prep.resize_size, interpolation=interpolation, antialias=True),
@@ -286,30 +332,35 @@ def finetune(
             *normalize,
         ]
     )
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(
-        _Transformed(photos, photos.train, augment),
-        batch_size=batch_size,
-        shuffle=True,
-        generator=generator,
-        num_workers=workers,
-    )
-    val_loader = DataLoader(
-        _Transformed(photos, photos.val, evaluate), batch_size=batch_size, num_workers=workers
-    )
-    module = network.module
-    if network.weights_id == RANDOM:
-        recalibrate_batch_norm(
-            module,
-            DataLoader(
-                _Transformed(photos, photos.train, evaluate),
-                batch_size=batch_size,
-                num_workers=workers,
-            ),
+    batch_size, workers = training.batch_size, training.workers
+    return _Loaders(
+        train=DataLoader(
+            _Transformed(photos, photos.train, augment),
+            batch_size=batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(training.seed),
+            num_workers=workers,
+        ),
+        val=DataLoader(
+            _Transformed(photos, photos.val, evaluate), batch_size=batch_size, num_workers=workers
         )
+        if photos.val
+        else None,
+        calibrate=DataLoader(
+            _Transformed(photos, photos.train, evaluate),
+            batch_size=batch_size,
+            num_workers=workers,
+        ),
+    )
 
+
+def _trainable(
+    module: nn.Module, arch: str, training: Training, log: Callable[[str], None]
+) -> _Trainable:
+    """Freeze all but the head and the last `training.unfreeze` blocks; their optimizer."""
     head = set(head_parameters(arch))
     all_blocks = blocks(module, head)
+    unfreeze = training.unfreeze
     unfrozen = all_blocks[max(0, len(all_blocks) - unfreeze) :] if unfreeze else []
     frozen = all_blocks[: len(all_blocks) - len(unfrozen)]
     head_params = [p for name, p in module.named_parameters() if name in head]
@@ -324,50 +375,51 @@ def finetune(
         f"({', '.join(name for name, _ in unfrozen) or 'backbone frozen'}): "
         f"{trainable:,} of {sum(p.numel() for p in module.parameters()):,} parameters"
     )
-    groups = [{"params": head_params, "lr": lr}]
+    groups = [{"params": head_params, "lr": training.lr}]
     if block_params:
-        groups.append({"params": block_params, "lr": lr * BACKBONE_LR_SHARE})
-    optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
+        groups.append({"params": block_params, "lr": training.lr * BACKBONE_LR_SHARE})
+    return _Trainable(frozen, torch.optim.AdamW(groups, weight_decay=1e-4))
+
+
+def _train_epoch(
+    module: nn.Module,
+    loaders: _Loaders,
+    trainable: _Trainable,
+    epoch: int,
+    training: Training,
+    log: Callable[[str], None],
+) -> EpochStats:
+    """One epoch of training, then one pass over the held-out photos (if any)."""
+    started = time.monotonic()
+    epochs = training.epochs
     loss_fn = nn.CrossEntropyLoss()
+    module.train()
+    for _name, block in trainable.frozen:
+        block.eval()  # frozen batch norms keep their statistics
 
-    result = FinetuneResult(
-        weights=out,
-        labels=out.with_name(LABELS_FILE),
-        classes=list(classes),
-        backbone=network.weights_id,
-        unreadable=photos.unreadable,
+    def progress(number: int, batches: int, loss: float) -> None:
+        log(f"  epoch {epoch}/{epochs} batch {number}/{batches} loss {loss:.4f}")
+
+    train_loss, train_accuracy = _run_epoch(
+        module, loaders.train, loss_fn, trainable.optimizer, progress
     )
-    for epoch in range(1, epochs + 1):
-        started = time.monotonic()
-        module.train()
-        for _name, block in frozen:
-            block.eval()  # frozen batch norms keep their statistics
-
-        def progress(number: int, batches: int, loss: float, epoch: int = epoch) -> None:
-            log(f"  epoch {epoch}/{epochs} batch {number}/{batches} loss {loss:.4f}")
-
-        train_loss, train_accuracy = _run_epoch(module, train_loader, loss_fn, optimizer, progress)
-        module.eval()
-        val_loss, val_accuracy = (
-            _run_epoch(module, val_loader, loss_fn) if photos.val else (None, None)
-        )
-        stats = EpochStats(
-            epoch, train_loss, train_accuracy, val_loss, val_accuracy, time.monotonic() - started
-        )
-        result.history.append(stats)
-        held_out = (
-            f"  val loss {val_loss:.4f} accuracy {val_accuracy:.3f}"
-            if val_loss is not None and val_accuracy is not None
-            else "  (nothing held out)"
-        )
-        log(
-            f"epoch {epoch}/{epochs}  train loss {train_loss:.4f} accuracy "
-            f"{train_accuracy:.3f}{held_out}  ({stats.seconds:.1f} s)"
-        )
-
-    write_whole(out, functools.partial(torch.save, module.state_dict()))
-    write_labels(list(classes), result.labels)
-    return result
+    module.eval()
+    val_loss, val_accuracy = (
+        _run_epoch(module, loaders.val, loss_fn) if loaders.val is not None else (None, None)
+    )
+    stats = EpochStats(
+        epoch, train_loss, train_accuracy, val_loss, val_accuracy, time.monotonic() - started
+    )
+    held_out = (
+        f"  val loss {val_loss:.4f} accuracy {val_accuracy:.3f}"
+        if val_loss is not None and val_accuracy is not None
+        else "  (nothing held out)"
+    )
+    log(
+        f"epoch {epoch}/{epochs}  train loss {train_loss:.4f} accuracy "
+        f"{train_accuracy:.3f}{held_out}  ({stats.seconds:.1f} s)"
+    )
+    return stats
 
 
 def _start(arch: str, backbone: str, classes: int, log: Callable[[str], None]) -> Network:
@@ -467,23 +519,30 @@ def main(argv: list[str] | None = None) -> int:
         help="start from the pretrained ImageNet backbone (default; random, with a warning, "
         "when it cannot be had) or from random weights",
     )
-    parser.add_argument("--epochs", type=_positive, default=5)
+    defaults = Training()
+    parser.add_argument("--epochs", type=_positive, default=defaults.epochs)
     parser.add_argument(
         "--unfreeze",
         type=_count,
-        default=0,
-        help="also train the last N blocks before the head (default 0: the head only)",
+        default=defaults.unfreeze,
+        help=f"also train the last N blocks before the head (default {defaults.unfreeze}: "
+        "the head only)",
     )
     parser.add_argument(
         "--val-fraction",
         type=_fraction,
-        default=0.2,
-        help="share of each class's photos held out to measure accuracy (default 0.2)",
+        default=defaults.val_fraction,
+        help="share of each class's photos held out to measure accuracy "
+        f"(default {defaults.val_fraction})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="the split, order and head init")
-    parser.add_argument("--batch-size", type=_positive, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3, help="the head's learning rate")
-    parser.add_argument("--workers", type=_count, default=0, help="data loading processes")
+    parser.add_argument(
+        "--seed", type=int, default=defaults.seed, help="the split, order and head init"
+    )
+    parser.add_argument("--batch-size", type=_positive, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="the head's learning rate")
+    parser.add_argument(
+        "--workers", type=_count, default=defaults.workers, help="data loading processes"
+    )
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
@@ -495,13 +554,15 @@ def main(argv: list[str] | None = None) -> int:
             args.out,
             arch=args.arch,
             backbone=args.backbone,
-            epochs=args.epochs,
-            unfreeze=args.unfreeze,
-            val_fraction=args.val_fraction,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            workers=args.workers,
+            training=Training(
+                epochs=args.epochs,
+                unfreeze=args.unfreeze,
+                val_fraction=args.val_fraction,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                workers=args.workers,
+            ),
             log=log,
         )
     except (OutputPathError, DataError, WeightsError) as error:

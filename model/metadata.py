@@ -11,7 +11,7 @@ import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 DEFAULT_ARCH = "mobilenet_v2"
 """The architecture `python -m model.package --weights ...` builds unless `--arch` says."""
@@ -56,8 +56,8 @@ def read_archive_metadata(path: Path) -> ArchiveMetadata:
         raise ArchiveMetadataError(f"{path}: metadata.json is not JSON ({error})") from error
     if not isinstance(meta, dict):
         meta = {}
-    fields = {key: meta.get(key) for key in ("name", "version", "weights")}
-    if not all(isinstance(value, str) and value for value in fields.values()):
+    name, version, weights = (meta.get(key) for key in ("name", "version", "weights"))
+    if not (_text(name) and _text(version) and _text(weights)):
         raise ArchiveMetadataError(
             f"{path}: metadata.json lacks a non-empty string name, version and weights"
         )
@@ -68,8 +68,14 @@ def read_archive_metadata(path: Path) -> ArchiveMetadata:
         path=path,
         memory_mb_min=memory_mb_min(meta, str(path)),
         labels=tuple(labels),
-        **fields,
+        name=name,
+        version=version,
+        weights=weights,
     )
+
+
+def _text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value)
 
 
 def memory_mb_min(meta: Mapping[str, Any], where: str) -> int | None:

@@ -22,7 +22,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -220,7 +220,7 @@ def _int8(
 
 def _write(
     onnx_model: bytes,
-    metadata: dict[str, object],
+    metadata: Mapping[str, object],
     labels: list[str],
     crop_size: int,
     out: Path,
@@ -296,7 +296,7 @@ def _three_floats(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(f"{text!r} is not 3 numbers such as 0.5,0.5,0.5") from None
     if len(values) != 3:
         raise argparse.ArgumentTypeError(f"{text!r} is not 3 numbers (R,G,B)")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

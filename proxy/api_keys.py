@@ -452,8 +452,8 @@ def main(
     elif args.region is not None:
         print("error: --region goes with --ssm-path, not --local", file=err)
         return EXIT_USAGE
-    name = getattr(args, "name", None)
-    if name is not None and (problem := name_problem(name)):
+    name: str = getattr(args, "name", "")
+    if args.command != "list" and (problem := name_problem(name)):
         print(f"error: {problem}", file=err)
         return EXIT_USAGE
     store = make_store(args)

@@ -119,6 +119,40 @@ def ssm_path_problem(path: str) -> str | None:
     return None
 
 
+def _api_keys_source(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """`API_KEYS_PATH` (SSM) or `API_KEYS_FILE` (local), at most one of them."""
+    api_keys_path = environ.get("API_KEYS_PATH", "").strip() or None
+    api_keys_file = environ.get("API_KEYS_FILE", "").strip() or None
+    if api_keys_path is not None:
+        problem = ssm_path_problem(api_keys_path)
+        if problem:
+            raise ConfigError(f"API_KEYS_PATH={api_keys_path!r} {problem}")
+        if api_keys_file is not None:
+            raise ConfigError(
+                "API_KEYS_PATH and API_KEYS_FILE are both set: the keys live in SSM (the cloud) "
+                "or in a local file, not both"
+            )
+    return api_keys_path, api_keys_file
+
+
+def _predictions_store(environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """`PREDICTIONS_TABLE` (DynamoDB) or `PREDICTIONS_FILE` (SQLite), at most one of them."""
+    predictions_table = environ.get("PREDICTIONS_TABLE", "").strip() or None
+    predictions_file = environ.get("PREDICTIONS_FILE", "").strip() or None
+    if predictions_table is not None:
+        if not _TABLE_NAME.match(predictions_table):
+            raise ConfigError(
+                f"PREDICTIONS_TABLE={predictions_table!r} is not a DynamoDB table name (3 to "
+                "255 letters, digits, '_', '.' and '-')"
+            )
+        if predictions_file is not None:
+            raise ConfigError(
+                "PREDICTIONS_TABLE and PREDICTIONS_FILE are both set: predictions are recorded "
+                "in DynamoDB (the cloud) or in a local SQLite file, not both"
+            )
+    return predictions_table, predictions_file
+
+
 def load_config(environ: Mapping[str, str]) -> ProxyConfig:
     """Read and check every variable, raising `ConfigError` on the first bad one."""
     variants = _variants(environ)
@@ -139,30 +173,8 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
     log_level = environ.get("LOG_LEVEL", DEFAULT_LOG_LEVEL).strip().upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL={log_level!r} must be one of {', '.join(LOG_LEVELS)}")
-    api_keys_path = environ.get("API_KEYS_PATH", "").strip() or None
-    api_keys_file = environ.get("API_KEYS_FILE", "").strip() or None
-    if api_keys_path is not None:
-        problem = ssm_path_problem(api_keys_path)
-        if problem:
-            raise ConfigError(f"API_KEYS_PATH={api_keys_path!r} {problem}")
-        if api_keys_file is not None:
-            raise ConfigError(
-                "API_KEYS_PATH and API_KEYS_FILE are both set: the keys live in SSM (the cloud) "
-                "or in a local file, not both"
-            )
-    predictions_table = environ.get("PREDICTIONS_TABLE", "").strip() or None
-    predictions_file = environ.get("PREDICTIONS_FILE", "").strip() or None
-    if predictions_table is not None:
-        if not _TABLE_NAME.match(predictions_table):
-            raise ConfigError(
-                f"PREDICTIONS_TABLE={predictions_table!r} is not a DynamoDB table name (3 to "
-                "255 letters, digits, '_', '.' and '-')"
-            )
-        if predictions_file is not None:
-            raise ConfigError(
-                "PREDICTIONS_TABLE and PREDICTIONS_FILE are both set: predictions are recorded "
-                "in DynamoDB (the cloud) or in a local SQLite file, not both"
-            )
+    api_keys_path, api_keys_file = _api_keys_source(environ)
+    predictions_table, predictions_file = _predictions_store(environ)
     origin_secret = _origin_secret("ORIGIN_SECRET", environ.get("ORIGIN_SECRET", ""))
     previous_secret = _origin_secret(
         "ORIGIN_SECRET_PREVIOUS", environ.get("ORIGIN_SECRET_PREVIOUS", "")

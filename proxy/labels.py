@@ -18,6 +18,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 LABELS_DIR_IN_ZIP = "model_labels"
 """The directory inside the Lambda zip (next to `proxy/`) that holds the labels files."""
@@ -55,7 +56,7 @@ class LabelList:
         return len(self.labels)
 
 
-def is_model_version(text: object) -> bool:
+def is_model_version(text: object) -> TypeGuard[str]:
     """Whether `text` can name a labels file: letters, digits, `_`, `.` and `-`, at most
     128, starting with a letter or digit."""
     return isinstance(text, str) and _VERSION.fullmatch(text) is not None

@@ -62,10 +62,14 @@ def prediction_body(payload: bytes, review_threshold: float) -> dict[str, Any]:
     model = document.get("model")
     if not isinstance(predictions, list) or not isinstance(model, dict):
         raise _bad_model_response()
-    probabilities = [p.get("probability") for p in predictions if isinstance(p, dict)]
-    if len(probabilities) != len(predictions) or not all(
-        isinstance(p, int | float) and not isinstance(p, bool) for p in probabilities
-    ):
+    probabilities = [
+        p["probability"]
+        for p in predictions
+        if isinstance(p, dict)
+        and isinstance(p.get("probability"), int | float)
+        and not isinstance(p["probability"], bool)
+    ]
+    if len(probabilities) != len(predictions):
         raise _bad_model_response()
     top1 = max(probabilities, default=0.0)
     return {

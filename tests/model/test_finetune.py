@@ -230,13 +230,13 @@ def test_without_the_pretrained_backbone_it_starts_random_and_says_so(tmp_path, 
     import torch
 
     from model import weights
-    from model.finetune import finetune
+    from model.finetune import Training, finetune
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setattr(weights, "reachable", lambda _host, _port: False)
     data = make_dataset(tmp_path / "photos", ("cat", "coffee"), 2)
     lines: list[str] = []
-    result = finetune(data, tmp_path / "w.pt", epochs=1, log=lines.append)
+    result = finetune(data, tmp_path / "w.pt", training=Training(epochs=1), log=lines.append)
     assert result.backbone == "random"
     said = "\n".join(lines)
     assert "NO pretrained mobilenet_v2 backbone: --backbone imagenet needs to download" in said
