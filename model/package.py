@@ -50,6 +50,7 @@ CODE_FILES = ("inference.py",)
 # wanted. An imported ONNX model is kept as it is unless --precision says otherwise.
 PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
+ARCHIVE_SUFFIX = ".tar.gz"
 EXIT_UNUSABLE = 2
 """Exit status for unusable inputs: weights, labels, an ONNX file, preprocessing, an
 `--out` that cannot be written, or an export that disagrees with torch (argparse's usage
@@ -344,7 +345,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     prep.add_argument("--interpolation", choices=INTERPOLATIONS)
     prep.add_argument("--mean", type=_three_floats, help="R,G,B on [0, 1] pixel values")
     prep.add_argument("--std", type=_three_floats, help="R,G,B on [0, 1] pixel values")
-    parser.add_argument("--out", type=Path, default=Path("build/model.tar.gz"))
+    parser.add_argument(
+        "--out",
+        default="build/model.tar.gz",
+        help="the archive to write, a name ending in .tar.gz (default build/model.tar.gz)",
+    )
     args = parser.parse_args(argv)
     prep_flags = [field for field in (*FIELDS, "preprocessing") if getattr(args, field)]
     if args.onnx is not None:
@@ -368,10 +373,31 @@ def _preprocessing(args: argparse.Namespace) -> Preprocessing:
         raise PreprocessingError(f"preprocessing: {error}") from error
 
 
+def check_archive_out(text: str) -> Path:
+    """`--out` as typed: a file path (checked by `check_output_path`) whose name ends in
+    `.tar.gz`, which SageMaker's model data and the stack's `model` key tell an archive
+    by. A trailing slash names a folder, which `Path` would silently drop."""
+    where = f"--out {text}"
+    if text.endswith(("/", "\\")):
+        raise OutputPathError(
+            f"{where}: ends in /, which names a folder; give the archive's file name "
+            f"(e.g. {text}model.tar.gz)"
+        )
+    out = Path(text)
+    check_output_path(out)
+    if not out.name.endswith(ARCHIVE_SUFFIX):
+        raise OutputPathError(
+            f"{where}: is not a {ARCHIVE_SUFFIX} name; SageMaker and the stack's model key "
+            f"take a gzipped tar (e.g. {out.with_name(out.name.split('.')[0] + ARCHIVE_SUFFIX)})"
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        check_output_path(args.out)  # before torch loads, which alone takes seconds
+        # Before torch loads, which alone takes seconds.
+        args.out = check_archive_out(args.out)
     except OutputPathError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
