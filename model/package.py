@@ -38,6 +38,7 @@ from model.preprocessing import (
     PreprocessingError,
     read_preprocessing_file,
 )
+from model.stopping import run_stoppable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -100,13 +101,13 @@ def build_archive(
     check_output_path(Path(out))
     name = _checked_name(arch if name is None else name)
     class_names = read_labels(labels) if labels is not None else None
+    started = time.monotonic()
+    log(f"loading {arch} weights: {weights}")
     # Torch loads only here, so `python -m model.package --help` and serving stay fast.
     from model import export
     from model import weights as weights_mod
     from model.labels import imagenet_labels
 
-    started = time.monotonic()
-    log(f"loading {arch} weights: {weights}")
     network = weights_mod.load_network(
         weights, arch, None if class_names is None else len(class_names)
     )
@@ -401,7 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     except OutputPathError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
+    return run_stoppable("model.package", lambda: _build(args))
 
+
+def _build(args: argparse.Namespace) -> int:
+    # Torch loads here, once Ctrl-C is handled (its import alone takes seconds).
     from model.export import ExportMismatchError
     from model.onnx_import import OnnxImportError
     from model.quantize import QuantizationError
