@@ -162,7 +162,7 @@ def import_onnx(
     from model.onnx_import import check_classifier
 
     started = time.monotonic()
-    log(f"checking {onnx_path} against {len(class_names)} labels and {preprocessing}")
+    log(f"checking {onnx_path} against {len(class_names)} labels and {_described(preprocessing)}")
     imported = check_classifier(onnx_path, preprocessing, len(class_names))
     onnx_model = imported.model
     if precision is not None and imported.quantized:
@@ -188,6 +188,18 @@ def import_onnx(
     }
     return _write(
         onnx_model, metadata, class_names, preprocessing.crop_size, Path(out), log, started
+    )
+
+
+def _described(prep: Preprocessing) -> str:
+    """The preprocessing as the flags that set it would spell it."""
+
+    def floats(values: tuple[float, ...]) -> str:
+        return ",".join(f"{value:g}" for value in values)
+
+    return (
+        f"resize {prep.resize_size}, crop {prep.crop_size}, {prep.interpolation}, "
+        f"mean {floats(prep.mean)}, std {floats(prep.std)}"
     )
 
 
@@ -244,7 +256,8 @@ def _write(
     }
     log(
         f"serving needs at most {memory.peak_rss_mb} MiB (the largest image it accepts "
-        f"included): SageMaker Serverless memory {memory.memory_mb_min} MB or more"
+        f"included): memory_mb_min {memory.memory_mb_min} (SageMaker Serverless memory in "
+        "MB; the stack's serverlessMemoryMb must be at least this)"
     )
     if memory.memory_mb_min > SERVERLESS_MAX_MB:
         log(
@@ -271,8 +284,9 @@ def _write(
         memory_mb_min=memory.memory_mb_min,
     )
     log(
-        f"wrote {out} ({info.size / 1e6:.1f} MB) version {version} model {info.name} "
-        f"weights {info.weights} precision {info.precision} classes {info.num_classes}"
+        f"wrote {out} ({info.size / 1e6:.1f} MB): name {json.dumps(info.name)}, version "
+        f"{version}, weights {info.weights}, precision {info.precision}, "
+        f"{info.num_classes} classes"
     )
     log(f"done in {time.monotonic() - started:.1f} s")
     return info
