@@ -133,7 +133,7 @@ def _train(args: argparse.Namespace) -> int:
 
     # Torch loads here, once Ctrl-C is handled (its import alone takes seconds).
     from model.training import DataError, DivergedError, finetune
-    from model.weights import WeightsError
+    from model.weights import WeightsError, backbone_record
 
     try:
         result = finetune(
@@ -157,8 +157,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
     log(
-        f"wrote {result.weights} and {result.labels} ({len(result.classes)} classes, "
-        f"backbone {result.backbone})"
+        f"wrote {result.weights}, {result.labels} and {backbone_record(result.weights)} "
+        f"({len(result.classes)} classes, backbone {result.backbone})"
     )
     log(
         f"next: python -m model.package --arch {shlex.quote(args.arch)} "
