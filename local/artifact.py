@@ -59,25 +59,30 @@ def _same_weights(recorded: str, requested: str) -> bool:
     return recorded == requested or (requested == IMAGENET and recorded == IMAGENET_ID)
 
 
-def build_archive(weights: str, out: Path, say: Callable[[str], None]) -> bool:
+def build_archive(
+    weights: str, out: Path, say: Callable[[str], None], *, fallback: bool = False
+) -> bool:
     """Whether `python -m model.package` built `out` with `weights`. It runs in a child
     process, so torch never stays in this one. Where the int8 model fails its agreement
-    check with these weights, the exact fp32 one is built instead."""
+    check with these weights, the exact fp32 one is built instead. ``fallback``: the
+    caller has another way if this fails, so the packager's errors are shown as notes."""
     command = [sys.executable, "-m", "model.package", "--weights", weights, "--out", str(out)]
-    status = _package(command)
+    status = _package(command, fallback)
     if status == EXIT_INT8_REFUSED:
         say("The int8 model disagrees with fp32 on these weights; building fp32 instead.")
-        status = _package([*command, "--precision", "fp32"])
+        status = _package([*command, "--precision", "fp32"], fallback)
     return status == 0
 
 
-def _package(command: list[str]) -> int:
+def _package(command: list[str], fallback: bool) -> int:
     """The packager's exit status. Its errors name its own flags, not this CLI's, so each
     line of them says whose it is."""
     result = subprocess.run(  # noqa: S603
         command, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True, check=False
     )
     for line in (result.stderr or "").splitlines():
+        if fallback and line.startswith("error: "):
+            line = "note: " + line.removeprefix("error: ")
         print(f"model.package: {line}", file=sys.stderr, flush=True)
     return result.returncode
 
@@ -127,7 +132,7 @@ def resolve_artifact(
         return read_model_info(out)
 
     say(f"Building {shown(out)} with the pretrained ImageNet weights ...")
-    if not build_archive(IMAGENET, out, say):
+    if not build_archive(IMAGENET, out, say, fallback=True):
         say(
             "The pretrained weights cannot be had here (see above). Building with RANDOM, "
             "UNTRAINED weights instead: predictions will be meaningless. Pass "

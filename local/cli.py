@@ -39,6 +39,7 @@ from local.model_server import ModelServer, ModelServerError
 from local.origin import create_origin_app
 from local.ports import PortInUse, listen
 from local.site import create_site_app
+from model.labels import IMAGENET_LABEL_SET, label_set
 from model.metadata import ArchiveMetadata
 from proxy.api_keys import DEFAULT_LOCAL_FILE, FileKeyStore, StoreError
 from proxy.config import ConfigError
@@ -85,7 +86,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"{DEFAULT_LOCAL_FILE}; python -m proxy.api_keys create NAME --local FILE makes one)",
     )
     parser.add_argument(
-        "--artifact", type=Path, help=f"serve this model.tar.gz instead of {DEFAULT_ARCHIVE.name}"
+        "--artifact",
+        type=Path,
+        help=f"serve this model archive (.tar.gz) instead of {shown(DEFAULT_ARCHIVE)}",
     )
     parser.add_argument(
         "--data-dir",
@@ -136,14 +139,36 @@ def fail(message: str) -> None:
     print(f"local: {message}", file=sys.stderr, flush=True)
 
 
-UNTRAINED_BANNER = """
-======================================================================
-  UNTRAINED MODEL: this archive has RANDOM weights.
-  Its predictions are noise, and the web UI says so on every result.
-  For a real classifier: --weights imagenet (needs internet once)
-  or --weights PATH (a MobileNetV2 state_dict file).
-======================================================================
-"""
+BANNER_RULE = "=" * 70
+UNTRAINED_ADVICE = {
+    # Built here: --weights rebuilds it.
+    "built": """For a real classifier: --weights imagenet (needs internet once)
+or --weights PATH (a MobileNetV2 state_dict file).""",
+    # Given with --artifact (which excludes --weights), ImageNet's classes: build another.
+    "imagenet": """For a real classifier, build one (needs internet once):
+python -m model.package --weights imagenet --out build/model.tar.gz
+and serve it with --artifact build/model.tar.gz (or leave out --artifact).""",
+    # Classes of your own: ImageNet's weights would discard them; fine-tune instead.
+    "custom": """For a real classifier of these classes, fine-tune on your photos from
+the pretrained ImageNet backbone (needs internet once):
+python -m model.finetune --data PHOTOS --out build/mine/weights.pt
+python -m model.package --weights build/mine/weights.pt
+    --labels build/mine/labels.txt --out build/mine.tar.gz
+and serve it with --artifact build/mine.tar.gz.""",
+}
+
+
+def untrained_banner(model: ArchiveMetadata, given_artifact: bool) -> str:
+    """The warning for an archive with random weights, with advice that fits how it was
+    given (`--weights` excludes `--artifact`) and its classes."""
+    own_classes = bool(model.labels) and label_set(list(model.labels)) != IMAGENET_LABEL_SET
+    kind = "custom" if own_classes else "imagenet" if given_artifact else "built"
+    lines = [
+        "UNTRAINED MODEL: this archive has RANDOM weights.",
+        "Its predictions are noise, and the web UI says so on every result.",
+        *UNTRAINED_ADVICE[kind].splitlines(),
+    ]
+    return "\n".join(["", BANNER_RULE, *(f"  {line}" for line in lines), BANNER_RULE, ""])
 
 
 class _Server(uvicorn.Server):
@@ -353,7 +378,7 @@ def _serve_until_stopped(
             say(inbox.describe())
             inbox.start()
         if model.untrained:
-            say(UNTRAINED_BANNER)
+            say(untrained_banner(model, given_artifact=args.artifact is not None))
         ready = f"Ready: open {addresses.site_url()} in a browser. Press Ctrl-C to stop."
         api = create_api_app(handler, site_stage=origin.site_stage)
         site = create_site_app(model.version, model_weights=model.weights)

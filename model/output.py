@@ -53,7 +53,7 @@ def _writable_folder(folder: Path, where: str) -> None:
         raise OutputPathError(f"{where}: cannot write in {folder} ({error.strerror})") from None
 
 
-def write_whole(out: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_whole(out: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a file beside ``out``, then rename it to ``out``: a reader never
     sees a half-written file, and a failure (or Ctrl-C) midway leaves nothing behind."""
     # A name of its own per process: concurrent writes of one path never mix bytes.

@@ -38,6 +38,7 @@ from model.preprocessing import (
     PreprocessingError,
     read_preprocessing_file,
 )
+from model.stopping import run_stoppable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +51,7 @@ CODE_FILES = ("inference.py",)
 # wanted. An imported ONNX model is kept as it is unless --precision says otherwise.
 PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
+ARCHIVE_SUFFIX = ".tar.gz"
 EXIT_UNUSABLE = 2
 """Exit status for unusable inputs: weights, labels, an ONNX file, preprocessing, an
 `--out` that cannot be written, or an export that disagrees with torch (argparse's usage
@@ -99,13 +101,13 @@ def build_archive(
     check_output_path(Path(out))
     name = _checked_name(arch if name is None else name)
     class_names = read_labels(labels) if labels is not None else None
+    started = time.monotonic()
+    log(f"loading {arch} weights: {weights}")
     # Torch loads only here, so `python -m model.package --help` and serving stay fast.
     from model import export
     from model import weights as weights_mod
     from model.labels import imagenet_labels
 
-    started = time.monotonic()
-    log(f"loading {arch} weights: {weights}")
     network = weights_mod.load_network(
         weights, arch, None if class_names is None else len(class_names)
     )
@@ -160,7 +162,7 @@ def import_onnx(
     from model.onnx_import import check_classifier
 
     started = time.monotonic()
-    log(f"checking {onnx_path} against {len(class_names)} labels and {preprocessing}")
+    log(f"checking {onnx_path} against {len(class_names)} labels and {_described(preprocessing)}")
     imported = check_classifier(onnx_path, preprocessing, len(class_names))
     onnx_model = imported.model
     if precision is not None and imported.quantized:
@@ -186,6 +188,18 @@ def import_onnx(
     }
     return _write(
         onnx_model, metadata, class_names, preprocessing.crop_size, Path(out), log, started
+    )
+
+
+def _described(prep: Preprocessing) -> str:
+    """The preprocessing as the flags that set it would spell it."""
+
+    def floats(values: tuple[float, ...]) -> str:
+        return ",".join(f"{value:g}" for value in values)
+
+    return (
+        f"resize {prep.resize_size}, crop {prep.crop_size}, {prep.interpolation}, "
+        f"mean {floats(prep.mean)}, std {floats(prep.std)}"
     )
 
 
@@ -242,7 +256,8 @@ def _write(
     }
     log(
         f"serving needs at most {memory.peak_rss_mb} MiB (the largest image it accepts "
-        f"included): SageMaker Serverless memory {memory.memory_mb_min} MB or more"
+        f"included): memory_mb_min {memory.memory_mb_min} (SageMaker Serverless memory in "
+        "MB; the stack's serverlessMemoryMb must be at least this)"
     )
     if memory.memory_mb_min > SERVERLESS_MAX_MB:
         log(
@@ -269,8 +284,9 @@ def _write(
         memory_mb_min=memory.memory_mb_min,
     )
     log(
-        f"wrote {out} ({info.size / 1e6:.1f} MB) version {version} model {info.name} "
-        f"weights {info.weights} precision {info.precision} classes {info.num_classes}"
+        f"wrote {out} ({info.size / 1e6:.1f} MB): name {json.dumps(info.name)}, version "
+        f"{version}, weights {info.weights}, precision {info.precision}, "
+        f"{info.num_classes} classes"
     )
     log(f"done in {time.monotonic() - started:.1f} s")
     return info
@@ -344,7 +360,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     prep.add_argument("--interpolation", choices=INTERPOLATIONS)
     prep.add_argument("--mean", type=_three_floats, help="R,G,B on [0, 1] pixel values")
     prep.add_argument("--std", type=_three_floats, help="R,G,B on [0, 1] pixel values")
-    parser.add_argument("--out", type=Path, default=Path("build/model.tar.gz"))
+    parser.add_argument(
+        "--out",
+        default="build/model.tar.gz",
+        help="the archive to write, a name ending in .tar.gz (default build/model.tar.gz)",
+    )
     args = parser.parse_args(argv)
     prep_flags = [field for field in (*FIELDS, "preprocessing") if getattr(args, field)]
     if args.onnx is not None:
@@ -368,14 +388,39 @@ def _preprocessing(args: argparse.Namespace) -> Preprocessing:
         raise PreprocessingError(f"preprocessing: {error}") from error
 
 
+def check_archive_out(text: str) -> Path:
+    """`--out` as typed: a file path (checked by `check_output_path`) whose name ends in
+    `.tar.gz`, which SageMaker's model data and the stack's `model` key tell an archive
+    by. A trailing slash names a folder, which `Path` would silently drop."""
+    where = f"--out {text}"
+    if text.endswith(("/", "\\")):
+        raise OutputPathError(
+            f"{where}: ends in /, which names a folder; give the archive's file name "
+            f"(e.g. {text}model.tar.gz)"
+        )
+    out = Path(text)
+    check_output_path(out)
+    if not out.name.endswith(ARCHIVE_SUFFIX):
+        raise OutputPathError(
+            f"{where}: is not a {ARCHIVE_SUFFIX} name; SageMaker and the stack's model key "
+            f"take a gzipped tar (e.g. {out.with_name(out.name.split('.')[0] + ARCHIVE_SUFFIX)})"
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        check_output_path(args.out)  # before torch loads, which alone takes seconds
+        # Before torch loads, which alone takes seconds.
+        args.out = check_archive_out(args.out)
     except OutputPathError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
+    return run_stoppable("model.package", lambda: _build(args))
 
+
+def _build(args: argparse.Namespace) -> int:
+    # Torch loads here, once Ctrl-C is handled (its import alone takes seconds).
     from model.export import ExportMismatchError
     from model.onnx_import import OnnxImportError
     from model.quantize import QuantizationError

@@ -6,6 +6,7 @@ for offline work."""
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 from collections.abc import Callable
@@ -39,6 +40,11 @@ PACKAGE_ADVICE = "; pass a local state_dict file (--weights PATH) or --weights r
 # Every DEFAULT weights of the registry is an ImageNet-1k classifier (the same categories,
 # `model.labels.imagenet_labels()`): a head of any other size is a fine-tuned one.
 IMAGENET_CLASSES = 1000
+
+
+BACKBONE_SUFFIX = ".json"
+"""`model.finetune` writes `weights.pt.json` beside `weights.pt`: the backbone it started
+from, and the weights file's sha256, so a file replaced since is not taken for it."""
 
 
 class WeightsError(RuntimeError):
@@ -205,7 +211,32 @@ def _from_file(path: Path, arch: str, num_classes: int | None) -> Network:
     except (RuntimeError, TypeError, AttributeError) as error:
         detail = " ".join(str(error).split())
         raise WeightsError(f"--weights {path}: not a {arch} state_dict ({detail})") from error
-    return Network(module.eval(), f"file:{digest[:12]}", outputs or IMAGENET_CLASSES)
+    weights_id = RANDOM if _trained_from_random(path, digest) else f"file:{digest[:12]}"
+    return Network(module.eval(), weights_id, outputs or IMAGENET_CLASSES)
+
+
+def backbone_record(weights_file: Path) -> Path:
+    """Where `model.finetune` records the backbone of ``weights_file``."""
+    return weights_file.with_name(weights_file.name + BACKBONE_SUFFIX)
+
+
+def backbone_record_bytes(backbone: str, weights_bytes: bytes) -> bytes:
+    record = {"backbone": backbone, "sha256": hashlib.sha256(weights_bytes).hexdigest()}
+    return (json.dumps(record, indent=1) + "\n").encode()
+
+
+def _trained_from_random(path: Path, digest: str) -> bool:
+    """Whether `model.finetune` recorded that it trained ``path`` on a random backbone:
+    such a head learnt from untrained features, so the archive is labelled untrained."""
+    try:
+        record = json.loads(backbone_record(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("sha256") == digest
+        and record.get("backbone") == RANDOM
+    )
 
 
 def _load_failure(error: Exception) -> str:

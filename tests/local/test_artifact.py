@@ -29,7 +29,7 @@ class Packager:
         self.unavailable = unavailable
         self.calls: list[str] = []
 
-    def __call__(self, weights: str, out: Path, say) -> bool:
+    def __call__(self, weights: str, out: Path, say, *, fallback: bool = False) -> bool:
         self.calls.append(weights)
         if weights in self.unavailable:
             return False
@@ -174,3 +174,24 @@ def test_the_packagers_errors_say_whose_flags_they_name(tmp_path, monkeypatch, c
         "python -m model.package --weights 'my weights.pt' --labels labels.txt --out "
         "build/mine.tar.gz; then --artifact build/mine.tar.gz"
     ) in message
+
+
+def test_the_expected_imagenet_fallback_reads_as_a_note(tmp_path, monkeypatch, capsys):
+    """`make run` offline: the default build's failure to download is expected (the random
+    fallback follows), so the packager's line is a note, not an error."""
+    offline = (
+        "error: --weights imagenet needs to download IMAGENET1K_V2 from download.pytorch.org, "
+        "which is unreachable; pass a local state_dict file (--weights PATH) or --weights random\n"
+    )
+
+    def run(command, **_kwargs):
+        if "imagenet" in command:
+            return subprocess.CompletedProcess(command, 2, stderr=offline)
+        write_archive(Path(command[command.index("--out") + 1]), "random")
+        return subprocess.CompletedProcess(command, 0, stderr="")
+
+    monkeypatch.setattr(artifact.subprocess, "run", run)
+    info = resolve_artifact(None, None, print, out=tmp_path / "model.tar.gz")
+    assert info.untrained
+    err = capsys.readouterr().err
+    assert err == "model.package: note: " + offline.removeprefix("error: ")

@@ -119,3 +119,42 @@ def test_a_data_dir_that_cannot_hold_the_records_is_explained_in_one_line(tmp_pa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"local: --data-dir {blocker}: cannot open")
+
+
+def archive_info(labels: tuple[str, ...]):
+    from model.metadata import ArchiveMetadata
+
+    return ArchiveMetadata(Path("mine.tar.gz"), "mine", "v1", "random", labels=labels)
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["--artifact", "built"])
+def test_the_untrained_banner_fits_an_archive_of_own_classes(given):
+    """A random 3-class archive: `--weights` excludes `--artifact`, and `--weights
+    imagenet` would discard the user's classes; the way to a real one is fine-tuning."""
+    from local.cli import untrained_banner
+
+    banner = untrained_banner(archive_info(("cat", "coffee", "rocket")), given_artifact=given)
+    assert "UNTRAINED MODEL" in banner
+    assert "imagenet" not in banner.replace("pretrained ImageNet backbone", "")
+    assert "--weights PATH" not in banner
+    assert "python -m model.finetune" in banner
+    assert "python -m model.package" in banner
+    assert "--artifact build/mine.tar.gz" in banner
+
+
+def test_the_untrained_banner_of_a_given_imagenet_archive_builds_another():
+    from local.cli import untrained_banner
+    from model.labels import imagenet_labels
+
+    banner = untrained_banner(archive_info(tuple(imagenet_labels())), given_artifact=True)
+    assert "python -m model.package --weights imagenet" in banner
+    assert "--artifact" in banner
+    assert "or --weights PATH" not in banner, "--weights excludes --artifact"
+    built = untrained_banner(archive_info(tuple(imagenet_labels())), given_artifact=False)
+    assert "--weights imagenet (needs internet once)" in built
+
+
+def test_help_names_the_default_archive_by_its_path():
+    result = run_local("--help")
+    assert result.returncode == 0
+    assert "instead of build/model.tar.gz" in " ".join(result.stdout.split())

@@ -69,7 +69,10 @@ def test_the_tested_architectures_come_from_torchvisions_registry():
 
 
 def test_an_unknown_architecture_is_refused_with_the_choices(tmp_path, capsys):
-    assert main(["--arch", "mobilenet_v9", "--weights", "random", "--out", str(tmp_path)]) == 2
+    assert (
+        main(["--arch", "mobilenet_v9", "--weights", "random", "--out", str(tmp_path / "m.tar.gz")])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --arch mobilenet_v9: not a torchvision classification model")
     assert "resnet50" in err

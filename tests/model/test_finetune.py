@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def run_finetune(root: Path, classes: tuple[str, ...], damaged: bool = False) ->
     if damaged:
         (data / "cat" / "damaged.jpg").write_bytes(b"\xff\xd8\xff not really a JPEG")
         (data / "cat" / "notes.txt").write_text("not an image: ignored, as ImageFolder does")
-    out = root / "out" / "weights.pt"
+    out = root / "out dir" / "weights.pt"  # a space, as in a user's folder names
     result = subprocess.run(
         [sys.executable, "-m", "model.finetune", "--data", str(data), "--out", str(out),
          "--backbone", "random", "--epochs", "4", "--unfreeze", "1", "--batch-size", "8",
@@ -59,7 +60,8 @@ def archive(finetuned) -> Path:
     labels = weights.with_name("labels.txt")
     return package(
         "--arch", "mobilenet_v2", "--weights", str(weights), "--labels", str(labels),
-        "--precision", "fp32", "--name", "cat or coffee", key_files=(weights, labels),
+        "--precision", "fp32", "--name", "cat or coffee",
+        key_files=(weights, labels, weights.with_name("weights.pt.json")),
     )  # fmt: skip
 
 
@@ -77,9 +79,10 @@ def test_it_trains_and_reports_each_epoch(finetuned):
     assert weights.is_file()
     assert weights.with_name("labels.txt").read_text() == "cat\ncoffee\nrocket\n"
     assert output.strip().splitlines()[-1] == (
-        f"next: python -m model.package --arch mobilenet_v2 --weights {weights} "
-        f"--labels {weights.with_name('labels.txt')} --out build/model.tar.gz"
+        f"next: python -m model.package --arch mobilenet_v2 --weights {shlex.quote(str(weights))} "
+        f"--labels {shlex.quote(str(weights.with_name('labels.txt')))} --out build/model.tar.gz"
     )
+    assert json.loads(weights.with_name("weights.pt.json").read_text())["backbone"] == "random"
 
 
 @pytest.mark.parametrize("fixture", ["finetuned_two", "finetuned"])
@@ -87,7 +90,7 @@ def test_the_next_step_it_prints_packages_at_int8(request, tmp_path, fixture):
     """The "next:" command, run as printed (int8, the default): 2 and 3 classes pass the
     int8 check, whose rankings are min(5, classes) deep."""
     _weights, output = request.getfixturevalue(fixture)
-    command = output.strip().splitlines()[-1].removeprefix("next: python ").split()
+    command = shlex.split(output.strip().splitlines()[-1].removeprefix("next: python "))
     out = tmp_path / "model.tar.gz"
     command[-1] = str(out)
     result = subprocess.run(
@@ -122,7 +125,7 @@ def test_the_packaged_model_answers_with_its_three_labels(archive):
     assert metadata["labels"] == list(CLASSES)
     assert (metadata["num_classes"], metadata["label_set"]) == (3, "custom")
     assert metadata["name"] == "cat or coffee"
-    assert metadata["weights"].startswith("file:")
+    assert metadata["weights"] == "random", "fine-tuned on a random backbone: untrained"
 
     loaded = LoadedHandler(archive)
     try:
@@ -162,6 +165,7 @@ def test_the_proxy_passes_three_predictions_on(archive):
     body = response.json()
     assert sorted(p["label"] for p in body["predictions"]) == list(CLASSES)
     assert (body["model"]["num_classes"], body["model"]["label_set"]) == (3, "custom")
+    assert body["model"]["weights"] == "random", "the page and the API label it untrained"
     top = max(p["probability"] for p in body["predictions"])
     assert body["needs_review"] is (top < 0.93)
 

@@ -101,7 +101,7 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path, capsys):
     path = tmp_path / "prep.json"
     path.write_text(json.dumps({"resize_size": 200, "crop_size": 190}))
     argv = ["--onnx", "m.onnx", "--labels", "l.txt", "--preprocessing", str(path)]
-    assert main([*argv, "--crop-size", "300", "--out", "unused"]) == 2
+    assert main([*argv, "--crop-size", "300", "--out", "unused.tar.gz"]) == 2
     err = capsys.readouterr().err
     assert "preprocessing: crop_size 300 is larger than resize_size 200" in err
 

@@ -151,7 +151,14 @@ def test_models_the_handler_cannot_serve_are_refused(tmp_path, capsys, model, la
 def test_a_file_that_is_not_onnx(tmp_path, capsys):
     model_path, labels_path = write(tmp_path, classifier(["n", 3, 224, 224]))
     model_path.write_bytes(b"\x08\x07 not a model")
-    argv = ["--onnx", str(model_path), "--labels", str(labels_path), "--out", str(tmp_path / "m")]
+    argv = [
+        "--onnx",
+        str(model_path),
+        "--labels",
+        str(labels_path),
+        "--out",
+        str(tmp_path / "m.tar.gz"),
+    ]
     assert main(argv) == EXIT_UNUSABLE
     assert "not a valid ONNX model" in capsys.readouterr().err
 
@@ -304,3 +311,22 @@ def test_a_missing_external_data_file_is_one_line(tmp_path, capsys):
     assert "model.onnx.data" in err
     assert "save_as_external_data=False" in err
     assert not out.exists()
+
+
+def test_the_progress_lines_read_as_sentences(tmp_path, capsys):
+    """The preprocessing in words, not a Python repr; the model's name quoted, not
+    "model model"; and `memory_mb_min` by the name docs/model.md tells users to note."""
+    model_path, labels_path = write(tmp_path, classifier([1, 3, 224, 224]))
+    model_path = model_path.rename(tmp_path / "model.onnx")
+    out = tmp_path / "m.tar.gz"
+    assert main(["--onnx", str(model_path), "--labels", str(labels_path), "--out", str(out)]) == 0
+    output = capsys.readouterr().out
+    assert "Preprocessing(" not in output
+    assert (
+        "against 4 labels and resize 256, crop 224, bilinear, mean 0.485,0.456,0.406, "
+        "std 0.229,0.224,0.225"
+    ) in output
+    assert "model model" not in output
+    assert 'name "model"' in output
+    memory = metadata_of(out)["memory_mb_min"]
+    assert f"memory_mb_min {memory}" in output

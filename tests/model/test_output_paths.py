@@ -146,3 +146,19 @@ def test_an_unusable_weights_file_is_one_line(tmp_path, content, message):
     line = one_error_line(run("model.package", "--weights", str(weights), "--out", str(out)))
     assert line.startswith(f"error: --weights {weights}: {message}"), line
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("{tmp}/newdir/", "ends in /, which names a folder; give the archive's file name"),
+        ("{tmp}/x.zip", "is not a .tar.gz name; SageMaker and the stack's model key"),
+    ],
+)
+def test_package_refuses_an_out_that_is_not_an_archive_name(tmp_path, out, message):
+    """`--out /tmp/newdir/` used to write a file named `newdir`, `--out x.zip` a tar.gz
+    named .zip."""
+    out = out.format(tmp=tmp_path)
+    line = one_error_line(run("model.package", "--weights", "random", "--out", out))
+    assert line.startswith(f"error: --out {out}: {message}"), line
+    assert list(tmp_path.iterdir()) == [], "nothing written"

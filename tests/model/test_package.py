@@ -239,7 +239,7 @@ def test_unusable_weights_files(tmp_path, capsys, content, message):
 
 
 def test_missing_weights_file(tmp_path, capsys):
-    assert main(["--weights", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m")]) == 2
+    assert main(["--weights", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.tar.gz")]) == 2
     assert "no such file" in capsys.readouterr().err
 
 
