@@ -489,6 +489,12 @@ def provider_actions() -> dict[str, set[str]]:
     return found
 
 
+def _is_input_type(name: str) -> bool:
+    """`lambda_.FunctionLoggingConfigArgs`: a nested input of a resource, which calls AWS
+    for nothing itself (the provider names every such class `...Args` or `...ArgsDict`)."""
+    return name.endswith(("Args", "ArgsDict"))
+
+
 def pulumi_aws_usage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Resource types (`s3.Bucket`) and data sources (`get_region_output`) the program
     uses, each with the files that use it."""
@@ -514,7 +520,7 @@ def pulumi_aws_usage() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
                 continue
             if chain[-1].startswith("get_"):
                 invokes.setdefault(chain[-1], set()).add(name)
-            elif len(chain) == 2 and chain[1][:1].isupper():
+            elif len(chain) == 2 and chain[1][:1].isupper() and not _is_input_type(chain[1]):
                 resources.setdefault(".".join(chain), set()).add(name)
     return resources, invokes
 

@@ -17,6 +17,7 @@ import threading
 import uvicorn
 
 from local.ports import listen
+from tests.event_loop import run_apart
 
 
 def _nodelay(sock: socket.socket) -> bool:
@@ -41,7 +42,7 @@ def test_connections_accepted_on_a_runtime_listener_have_nodelay():
                 await asyncio.sleep(0.01)
             writer.close()
 
-    asyncio.run(asyncio.wait_for(main(), 10))
+    run_apart(asyncio.wait_for(main(), 10))
     assert seen == [True]
 
 

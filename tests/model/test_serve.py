@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from model import serve
 from model.archive import UnsafeArchiveError, extract, write_reproducible_tar_gz
+from tests.event_loop import run_apart
 from tests.model import images
 from tests.model.asgi import TestClient
 from tests.model.conftest import write_tiny_model_dir
@@ -178,7 +179,7 @@ def _post_at_once(app, count: int) -> list[httpx.Response]:
                 )
             )
 
-    return asyncio.run(send_all())
+    return run_apart(send_all())
 
 
 def _meeting_predict_fn(module, parties: int, active: list[int]):
