@@ -28,7 +28,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 # These need the repository root on the path.
 from batch.runner import local_classifier, process, runtime_environment, scan  # noqa: E402
 from batch.storage import LocalStorage  # noqa: E402
+from bench.measure import Run  # noqa: E402
 from model.metadata import read_archive_metadata  # noqa: E402
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD  # noqa: E402
 from tests.local.runtime import local_runtime  # noqa: E402
@@ -55,24 +56,6 @@ SOURCES = {
     "china": lambda: load_sample_images().images[0],
     "flower": lambda: load_sample_images().images[1],
 }
-
-
-@dataclass
-class Measure:
-    label: str
-    latencies: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    errors: int = 0
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    @property
-    def throughput(self) -> float:
-        return len(self.latencies) / self.seconds if self.seconds else 0.0
 
 
 def make_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -106,8 +89,8 @@ def _scaled(size: tuple[int, int], side: int) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def one_by_one(label: str, url: str, paths: list[Path]) -> Measure:
-    measure = Measure(label)
+def one_by_one(label: str, url: str, paths: list[Path]) -> Run:
+    measure = Run(label)
     with httpx.Client(timeout=30) as client:
         started = time.perf_counter()
         for path in paths:
@@ -121,12 +104,12 @@ def one_by_one(label: str, url: str, paths: list[Path]) -> Measure:
             if ok:
                 measure.latencies.append(time.perf_counter() - begun)
             else:
-                measure.errors += 1
+                measure.failures["failed"] += 1
         measure.seconds = time.perf_counter() - started
     return measure
 
 
-def batch(label: str, folder: Path, out: Path, model_url: str, workers: int) -> Measure:
+def batch(label: str, folder: Path, out: Path, model_url: str, workers: int) -> Run:
     """What `python -m batch run --model-server URL` does, timed from the scan of the
     folder to the last outcome written (no summary, no server to start)."""
     source, target = LocalStorage(folder), LocalStorage(out)
@@ -135,11 +118,11 @@ def batch(label: str, folder: Path, out: Path, model_url: str, workers: int) -> 
         started = time.perf_counter()
         done = process(scan(source, target), classifier, workers=workers)
         seconds = time.perf_counter() - started
-    errors = done.processed["failed"] + len(done.unrecorded)
-    return Measure(label, latencies=done.latencies, seconds=seconds, errors=errors)
+    failures = Counter(failed=done.processed["failed"], unrecorded=len(done.unrecorded))
+    return Run(label, latencies=done.latencies, seconds=seconds, failures=failures)
 
 
-def report(measure: Measure, baseline: Measure | None) -> None:
+def report(measure: Run, baseline: Run | None) -> None:
     line = (
         f"{measure.label:<30} {len(measure.latencies):>4} ok {measure.errors:>3} errors  "
         f"{measure.throughput:6.1f} img/s  p50 {measure.percentile(0.5):6.1f} ms  "

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: `local`, `model` at the root
     sys.path.insert(0, str(ROOT))
 
+from bench.measure import percentile  # noqa: E402
 from local.container import (  # noqa: E402
     MODEL_DIR,
     Engine,
@@ -146,11 +147,6 @@ def image_size(engine: Engine, ref: str) -> int:
         [engine.executable, "image", "inspect", ref], capture_output=True, check=True
     )
     return int(json.loads(inspected.stdout)[0]["Size"])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:

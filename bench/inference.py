@@ -37,6 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: `model` is at the root
     sys.path.insert(0, str(ROOT))
+
+from bench.measure import percentile  # noqa: E402
+
 TARGETS = {"warm p50": 0.33, "cold start": 0.10, "peak RSS": 0.30}
 PRECISIONS = ("int8", "fp32")  # the first is model.package's default
 ONE_THREAD = {
@@ -196,11 +199,6 @@ def photo(directory: Path) -> Path:
     picture = Image.fromarray(skimage.data.chelsea()).resize((500, 375), Image.Resampling.BICUBIC)
     picture.save(image, "JPEG", quality=90)
     return image
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(model_dirs: dict[str, Path], image: Path, runs: int, requests: int) -> dict[str, dict]:

@@ -20,37 +20,18 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import re
-import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from PIL import Image
-from skimage import data
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.local.runtime import local_runtime  # noqa: E402 (needs the repository root on the path)
-
-
-@dataclass
-class Timings:
-    label: str
-    seconds: list[float] = field(default_factory=list)
-    errors: int = 0
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.seconds)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.seconds) * 1000
+from bench.measure import Run, upload_photo  # noqa: E402 (needs the repository root on the path)
+from tests.local.runtime import local_runtime  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -61,15 +42,6 @@ class Target:
     body: bytes | None = None
 
 
-def photo() -> bytes:
-    """A real photo at the size the web UI uploads (longest side 1024 px, JPEG)."""
-    image = Image.fromarray(data.astronaut())
-    image.thumbnail((1024, 1024))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def _request(connection: http.client.HTTPConnection, target: Target, path: str) -> bool:
     headers = {"content-type": "image/jpeg"} if target.body is not None else {}
     connection.request(target.method, path, body=target.body, headers=headers)
@@ -78,10 +50,10 @@ def _request(connection: http.client.HTTPConnection, target: Target, path: str) 
     return response.status == 200
 
 
-def measure(target: Target, requests: int) -> tuple[Timings, Timings]:
+def measure(target: Target, requests: int) -> tuple[Run, Run]:
     """(fresh, kept-alive) timings of `requests` requests each, interleaved."""
     parts = urlsplit(target.url)
-    fresh, kept = Timings(f"{target.label}, fresh"), Timings(f"{target.label}, kept-alive")
+    fresh, kept = Run(f"{target.label}, fresh"), Run(f"{target.label}, kept-alive")
     alive = http.client.HTTPConnection(parts.netloc, timeout=30)
     try:
         _request(alive, target, parts.path)  # warm-up: the connection and the server
@@ -101,17 +73,17 @@ def measure(target: Target, requests: int) -> tuple[Timings, Timings]:
                         own.close()
                 elapsed = time.perf_counter() - started
                 if ok:
-                    timings.seconds.append(elapsed)
+                    timings.latencies.append(elapsed)
                 else:
-                    timings.errors += 1
+                    timings.failures["failed"] += 1
     finally:
         alive.close()
     return fresh, kept
 
 
-def report(timings: Timings, baseline: Timings | None) -> None:
+def report(timings: Run, baseline: Run | None) -> None:
     line = (
-        f"{timings.label:<38} {len(timings.seconds):>4} ok {timings.errors:>3} errors  "
+        f"{timings.label:<38} {len(timings.latencies):>4} ok {timings.errors:>3} errors  "
         f"mean {timings.mean:6.1f} ms  p50 {timings.percentile(0.5):6.1f} ms  "
         f"p95 {timings.percentile(0.95):6.1f} ms"
     )
@@ -130,7 +102,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.artifact.is_file():
         raise SystemExit(f"{args.artifact} is missing: run `make run` once, or pass --artifact")
-    body = photo()
+    body = upload_photo()
     print(f"{args.requests} requests per target and kind, one at a time; {len(body)} byte JPEG")
     with local_runtime(args.artifact) as runtime:
         found = re.search(r"^SageMaker\s+(http://\S+)", runtime.output, re.M)

@@ -15,52 +15,21 @@ failed.
 from __future__ import annotations
 
 import argparse
-import io
 import ipaddress
 import re
 import sys
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from PIL import Image
-from skimage import data
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.local.runtime import local_runtime  # noqa: E402 (needs the repository root on the path)
-
-
-@dataclass
-class Run:
-    label: str
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter = field(default_factory=Counter)
-    seconds: float = 0.0
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    @property
-    def throughput(self) -> float:
-        return len(self.latencies) / self.seconds if self.seconds else 0.0
-
-
-def photo() -> bytes:
-    """A real photo at the size the web UI uploads (longest side 1024 px, JPEG)."""
-    image = Image.fromarray(data.astronaut())
-    image.thumbnail((1024, 1024))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
+from bench.measure import Run, upload_photo  # noqa: E402 (needs the repository root on the path)
+from tests.local.runtime import local_runtime  # noqa: E402
 
 
 def require_loopback(url: str) -> None:
@@ -96,7 +65,7 @@ def drive(label: str, url: str, body: bytes, clients: int, duration: float) -> R
                     if outcome is None:
                         run.latencies.append(elapsed)
                     else:
-                        run.errors[outcome] += 1
+                        run.failures[outcome] += 1
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     started = time.monotonic()
@@ -109,9 +78,8 @@ def drive(label: str, url: str, body: bytes, clients: int, duration: float) -> R
 
 
 def report(run: Run, baseline: Run | None) -> None:
-    errors = sum(run.errors.values())
     line = (
-        f"{run.label:<22} {len(run.latencies):>6} ok {errors:>4} errors  "
+        f"{run.label:<22} {len(run.latencies):>6} ok {run.errors:>4} errors  "
         f"{run.throughput:7.1f} req/s  p50 {run.percentile(0.5):7.1f} ms  "
         f"p95 {run.percentile(0.95):7.1f} ms"
     )
@@ -122,7 +90,7 @@ def report(run: Run, baseline: Run | None) -> None:
             f"p95 {run.percentile(0.95) / baseline.percentile(0.95):.2f}"
         )
     print(line)
-    for kind, count in run.errors.most_common():
+    for kind, count in run.failures.most_common():
         print(f"    {count} x {kind}")
 
 
@@ -137,7 +105,7 @@ def main() -> int:
     )
     parser.add_argument("--artifact", type=Path, default=ROOT / "build" / "model.tar.gz")
     args = parser.parse_args()
-    body = photo()
+    body = upload_photo()
     print(f"{args.clients} clients x {args.duration:.0f} s, {len(body)} byte JPEG per request")
 
     if args.url:

@@ -24,7 +24,6 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,28 +34,11 @@ from skimage import data
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from local.model_server import ModelServer  # noqa: E402 (needs the repository root on the path)
+from bench.measure import Run  # noqa: E402 (needs the repository root on the path)
+from local.model_server import ModelServer  # noqa: E402
 from model.serve import WORKERS_ENV  # noqa: E402
 
 SOURCES = (data.chelsea, data.coffee, data.astronaut, data.rocket)
-
-
-@dataclass
-class Run:
-    clients: int
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    seconds: float = 0.0
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    @property
-    def throughput(self) -> float:
-        return len(self.latencies) / self.seconds if self.seconds else 0.0
 
 
 def photos(count: int = 16, seed: int = 0) -> list[bytes]:
@@ -79,7 +61,7 @@ def photos(count: int = 16, seed: int = 0) -> list[bytes]:
 
 def drive(url: str, bodies: list[bytes], clients: int, seconds: float) -> Run:
     parts = urlsplit(url)
-    run = Run(clients)
+    run = Run(f"{clients} client(s)")
     lock = threading.Lock()
     start = threading.Barrier(clients + 1)
     deadline = 0.0
@@ -107,7 +89,7 @@ def drive(url: str, bodies: list[bytes], clients: int, seconds: float) -> Run:
                 if ok:
                     run.latencies.append(elapsed)
                 else:
-                    run.errors += 1
+                    run.failures["failed"] += 1
         connection.close()
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -124,7 +106,7 @@ def drive(url: str, bodies: list[bytes], clients: int, seconds: float) -> Run:
 
 def report(label: str, run: Run, baseline: Run | None) -> None:
     line = (
-        f"{label:<22} {run.clients} client(s)  {len(run.latencies):>5} ok {run.errors:>3} "
+        f"{label:<22} {run.label}  {len(run.latencies):>5} ok {run.errors:>3} "
         f"errors  {run.throughput:6.1f} img/s  p50 {run.percentile(0.5):6.1f} ms  "
         f"p95 {run.percentile(0.95):6.1f} ms"
     )
@@ -174,14 +156,14 @@ def main() -> int:
             f"{os.cpu_count()} CPUs; {len(bodies)} JPEGs; {args.seconds:.0f} s per server and "
             f"client count, in {args.rounds} rounds"
         )
-        runs = {(url, clients): Run(clients) for url in urls for clients in counts}
+        runs = {(url, clients): Run(f"{clients} client(s)") for url in urls for clients in counts}
         for _ in range(args.rounds):
             for url in urls:
                 for clients in counts:
                     part = drive(url, bodies, clients, args.seconds / args.rounds)
                     total = runs[url, clients]
                     total.latencies += part.latencies
-                    total.errors += part.errors
+                    total.failures += part.failures
                     total.seconds += part.seconds
     finally:
         for server in servers:
