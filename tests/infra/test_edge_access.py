@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,6 +33,7 @@ from tests.infra.conftest import (
     VALIDATION_RECORD,
     StackRun,
 )
+from tests.infra.waf_statements import matches
 from tests.policy.harness import Resource, violations
 
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
@@ -447,26 +448,6 @@ def test_the_web_acl_has_the_managed_rules_and_a_rate_limit_on_the_api(guarded: 
     assert match["fieldToMatch"] == {"uriPath": {}}
 
 
-def _path_matches(statement: Mapping[str, Any], path: str) -> bool:
-    match = statement["byteMatchStatement"]
-    assert match["fieldToMatch"] == {"uriPath": {}}
-    assert match["positionalConstraint"] == "STARTS_WITH"
-    return path.startswith(match["searchString"])
-
-
-def _matches(statement: Mapping[str, Any], path: str, labels: set[str]) -> bool:
-    """The statements the body-size rules use, evaluated as WAF documents them."""
-    if "andStatement" in statement:
-        return all(_matches(s, path, labels) for s in statement["andStatement"]["statements"])
-    if "orStatement" in statement:
-        return any(_matches(s, path, labels) for s in statement["orStatement"]["statements"])
-    if "notStatement" in statement:
-        return not _matches(statement["notStatement"]["statement"], path, labels)
-    if "labelMatchStatement" in statement:
-        return statement["labelMatchStatement"]["key"] in labels
-    return _path_matches(statement, path)
-
-
 def verdict(run: StackRun, path: str, body_bytes: int) -> str:
     """What the web ACL does with a request whose only trait is its body size: the common
     rule set's `SizeRestrictions_BODY` (over 8 KB) adds its label and takes its action,
@@ -481,9 +462,7 @@ def verdict(run: StackRun, path: str, body_bytes: int) -> str:
             if overrides.get("SizeRestrictions_BODY", {"block": {}}) != {"count": {}}:
                 return "block"
         elif (
-            not group
-            and "rateBasedStatement" not in statement
-            and _matches(statement, path, labels)
+            not group and "rateBasedStatement" not in statement and matches(statement, path, labels)
         ):
             return next(iter(rule["action"]))
     return "allow"

@@ -10,13 +10,14 @@ never matches, so a typo there would pass any test that reads the component's co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from components.web_firewall import WebFirewallArgs
 from tests.infra.conftest import PROJECT, StackRun
+from tests.infra.waf_statements import matches
 
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
 WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
@@ -72,25 +73,6 @@ def _label(group: str, rule: str) -> str:
     return f"awswaf:managed:aws:{group}:{rule}"
 
 
-def _matches(statement: Mapping[str, Any], path: str, labels: set[str]) -> bool:
-    """The statements the stack's own rules use, evaluated as WAF documents them."""
-    if "andStatement" in statement:
-        return all(_matches(s, path, labels) for s in statement["andStatement"]["statements"])
-    if "orStatement" in statement:
-        return any(_matches(s, path, labels) for s in statement["orStatement"]["statements"])
-    if "notStatement" in statement:
-        return not _matches(statement["notStatement"]["statement"], path, labels)
-    if "labelMatchStatement" in statement:
-        match = statement["labelMatchStatement"]
-        assert match["scope"] == "LABEL"
-        return match["key"] in labels
-    match = statement["byteMatchStatement"]
-    assert match["fieldToMatch"] == {"uriPath": {}}
-    assert match["textTransformations"] == [{"priority": 0, "type": "NONE"}]
-    constraint, value = match["positionalConstraint"], match["searchString"]
-    return {"EXACTLY": path == value, "STARTS_WITH": path.startswith(value)}[constraint]
-
-
 def verdict(run: StackRun, path: str, matching: set[tuple[str, str]]) -> str:
     """What the web ACL does with a request to `path` that the managed rules `matching`
     (`(group, rule)`) match: each adds its label, and blocks unless overridden to count;
@@ -110,7 +92,7 @@ def verdict(run: StackRun, path: str, matching: set[tuple[str, str]]) -> str:
                     labels.add(_label(group_name, rule_name))
                     if overrides.get(rule_name, "block") == "block":
                         return "block"
-        elif "rateBasedStatement" not in statement and _matches(statement, path, labels):
+        elif "rateBasedStatement" not in statement and matches(statement, path, labels):
             action = next(iter(rule["action"]))
             if action != "count":
                 return action
