@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -16,6 +18,7 @@ from botocore.response import StreamingBody
 
 from batch.tasks import Classifier
 from proxy.sagemaker import EndpointInvoker
+from tests.conftest import ROOT
 from tests.model.images import png_declaring
 from tests.proxy.photos import encoded
 
@@ -136,3 +139,15 @@ def write(root: Path, files: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return root
+
+
+def batch_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m batch ARGS` as a user runs it, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "batch", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -6,26 +6,13 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from local.ports import free_port
 from tests.batch.standin import stand_in
-from tests.batch.support import oversized_jpeg, photo, write
-from tests.conftest import ROOT
-
-
-def batch_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "batch", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.batch.support import batch_cli, oversized_jpeg, photo, write
 
 
 def one_line(done: subprocess.CompletedProcess) -> str:

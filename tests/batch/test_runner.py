@@ -7,7 +7,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.batch.support import (
     VERSION,
     FakeRuntime,
     answer,
+    batch_cli,
     classifier,
     client_error,
     huge_declared_png,
@@ -33,7 +33,6 @@ from tests.batch.support import (
     truncated_jpeg,
     write,
 )
-from tests.conftest import ROOT
 
 FOLDERS = ("results", "review", "failed")
 
@@ -172,17 +171,6 @@ def test_progress_is_plain_text_lines_off_a_terminal():
     assert lines[-1].startswith("[########################] 20/20 100%")
     assert "review 16  failed 4" in lines[-1]
     assert "\r" not in stream.getvalue()
-
-
-def batch_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "batch", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def snapshot(out: Path) -> dict[str, int]:
