@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-LOCAL_REQS := local/requirements.txt model/requirements-serve.txt model/requirements-build.txt model/code/requirements.txt
+LOCAL_REQS := local/requirements.txt serving/requirements-serve.txt model/requirements-build.txt serving/code/requirements.txt
 DEV_REQS := requirements-dev.txt requirements.txt $(LOCAL_REQS)
 # npm ci writes this file last: it stands for an installed node_modules (axe-core for the tests).
 NODE_DEPS := node_modules/.package-lock.json

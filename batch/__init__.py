@@ -8,8 +8,8 @@ and local folders behind one interface), `runner` (`python -m batch run`), `revi
 
 The batch Lambda's zip holds `proxy/` and `batch/`: `tasks`, `handler`, `workflow` and
 `storage` use the standard library, botocore and `proxy` only. The command-line modules
-also use `model.metadata` and, as the local runtime does, `local.artifact` (its archive,
-its labels) and `local.model_server`.
+also use `artifact.metadata` and, as the local runtime does, `machine.artifact` (its archive,
+its labels) and `machine.model_server`.
 
 Outcome files, one per image, `<folder>/<name>.json` (`name`: the image's path in the
 folder, or its key without `inbox/`), JSON objects with `"schema": 1`:

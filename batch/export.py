@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TextIO
 
+from artifact.output import OutputPathError, check_output_folder
 from batch.review import ReviewError, open_outcomes
-from batch.storage import RESULTS, LocalStorage, Storage, StorageError, open_location
-from batch.tasks import READ_CAP
-from model.output import OutputPathError, check_output_folder
+from pipeline.storage import RESULTS, LocalStorage, Storage, StorageError, open_location
+from pipeline.tasks import READ_CAP
 
 MANIFEST = "batch-export.json"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from batch.storage import LocalStorage, ObjectMissing, S3Storage, Storage, StorageError
-from local.artifact import DEFAULT_ARCHIVE, DEFAULT_DATA_DIR, ArtifactError, read_archive_labels
-from model.metadata import ArchiveMetadataError, read_archive_metadata
+from artifact.metadata import ArchiveMetadataError, read_archive_metadata
+from machine.artifact import DEFAULT_ARCHIVE, DEFAULT_DATA_DIR, ArtifactError, read_archive_labels
+from pipeline.storage import LocalStorage, ObjectMissing, S3Storage, Storage, StorageError
 from proxy.labels import (
     LABELS_DIR_IN_ZIP,
     MAX_LABELS_FILE_BYTES,

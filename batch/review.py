@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from batch import labels as model_labels
-from batch.storage import FAILED, RESULTS, REVIEW, LocalStorage, S3Storage, Storage, StorageError
-from batch.tasks import REVIEWED, VARIANT, top_prediction
+from pipeline.storage import FAILED, RESULTS, REVIEW, LocalStorage, S3Storage, Storage, StorageError
+from pipeline.tasks import REVIEWED, VARIANT, top_prediction
 from proxy.predictions import (
     DEFAULT_RETENTION_DAYS,
     DynamoPredictionStore,
@@ -224,7 +224,7 @@ def open_outcomes(args: argparse.Namespace, flag: str = "--out") -> Storage:
 
 def open_store(args: argparse.Namespace) -> PredictionStore | None:
     if args.sqlite is not None:
-        from proxy.predictions_sqlite import SqlitePredictionStore
+        from machine.predictions_sqlite import SqlitePredictionStore
 
         return SqlitePredictionStore(args.sqlite)
     if args.table is not None:

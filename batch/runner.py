@@ -4,13 +4,13 @@
                         [--model-server URL | --artifact PATH] [--reclassify] [--quiet]
 
 Every file under DIR goes through the same task functions as the cloud's workflow
-(`batch.tasks`), except hidden ones and outcomes: OUT, and what a run wrote in any folder
+(`pipeline.tasks`), except hidden ones and outcomes: OUT, and what a run wrote in any folder
 marked as its OUT (`.batch-outcomes`, or a run's `summary.json`) along a file's path, DIR
 included. So OUT may lie inside DIR; DIR itself or a folder holding it is refused. They
-run against a local model server: `--model-server URL` (a running `python -m model.serve`,
+run against a local model server: `--model-server URL` (a running `python -m serving.serve`,
 asked `GET /ping` before any work: a dead URL fails at once), or one started here on
 `--artifact` (by default the local runtime's `build/model.tar.gz`). It plays the part of
-Step Functions too: the task errors are retried as `batch.workflow.RETRIES` says, and
+Step Functions too: the task errors are retried as `pipeline.workflow.RETRIES` says, and
 whatever is not retried is recorded in `failed/` by the failure task. So each file ends
 in exactly one of `OUT/results/`, `OUT/review/`, `OUT/failed/` (as `<path>.json`), and
 bad files (not images, truncated, too large) carry the API's error codes.
@@ -35,7 +35,7 @@ wait ends at once, and the image stays pending), `summary.json` is written with 
 pending (`"interrupted"` names the signal), the model server started here is stopped, and
 the last line is "stopped: N done, M pending; run again to resume". A second one stops at
 once (the model server killed, `summary.json` not rewritten). The model server never
-outlives the command, even killed (see `local.model_server`).
+outlives the command, even killed (see `machine.model_server`).
 
 `process_new` is the one-pass core: a watcher (`python -m local --inbox DIR`, later)
 can call it every few seconds on the same folders, with `settle_seconds` so that files
@@ -64,10 +64,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from artifact.output import OutputPathError, check_output_folder
 from batch import labels as model_labels
 from batch.labels import LABELS_DIR
-from batch.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
-from batch.tasks import (
+from machine.artifact import DEFAULT_ARCHIVE, shown
+from machine.model_server import ModelServer, ModelServerError, ping
+from pipeline.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
+from pipeline.tasks import (
     FAILED_OUTCOME,
     RESULT,
     REVIEW_OUTCOME,
@@ -80,10 +83,7 @@ from batch.tasks import (
     existing_outcome,
     record_failure,
 )
-from batch.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
-from local.artifact import DEFAULT_ARCHIVE, shown
-from local.model_server import ModelServer, ModelServerError, ping
-from model.output import OutputPathError, check_output_folder
+from pipeline.workflow import FAILURE_RETRIES, RETRIES, RetryPolicy, policy_for
 from proxy.config import (
     DEFAULT_MAX_IMAGE_BYTES,
     DEFAULT_REVIEW_THRESHOLD,
@@ -624,7 +624,7 @@ def check_model_server(url: str) -> str:
     problem = ping(url)
     if problem is not None:
         raise RunError(
-            f"--model-server {url}: {problem}; is python -m model.serve running there? "
+            f"--model-server {url}: {problem}; is python -m serving.serve running there? "
             "(without --model-server, one is started here)"
         )
     return url
@@ -806,7 +806,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--model-server",
         metavar="URL",
-        help="a running python -m model.serve (http://HOST:PORT; must answer GET /ping)",
+        help="a running python -m serving.serve (http://HOST:PORT; must answer GET /ping)",
     )
     server.add_argument(
         "--artifact",

@@ -11,7 +11,7 @@ successful prediction of a 500x375 JPEG:
 * container: `podman run` of the image exactly as SageMaker runs it (`serve`, the
   extracted archive read-only at /opt/ml/model, read-only root, tmpfs /tmp, host network,
   SAGEMAKER_BIND_TO_PORT) until `POST /invocations` answers 200;
-* model.serve: `python -m model.serve --model-dir` on this host, the same way;
+* serving.serve: `python -m serving.serve --model-dir` on this host, the same way;
 * handler: a fresh interpreter importing code/inference.py, `model_fn`, then one
   `input_fn` -> `predict_fn` -> `output_fn` (bench/inference.py's cold start).
 
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: `local`, `model` at the root
     sys.path.insert(0, str(ROOT))
 
+from artifact.archive import extract  # noqa: E402
 from bench.measure import percentile  # noqa: E402
 from local.container import (  # noqa: E402
     MODEL_DIR,
@@ -48,8 +49,7 @@ from local.container import (  # noqa: E402
     find_engine,
 )
 from local.ports import free_port  # noqa: E402
-from model.archive import extract  # noqa: E402
-from model.serve import PORT_ENV  # noqa: E402
+from serving.serve import PORT_ENV  # noqa: E402
 
 TARGET_P50_SECONDS = 1.0
 TARGET_LAYERS_MB = 200
@@ -123,7 +123,7 @@ def container_start(engine: Engine, image: str, model_dir: Path, body: bytes) ->
 
 def model_serve_start(model_dir: Path, body: bytes) -> float:
     port = free_port()
-    command = [sys.executable, "-m", "model.serve", "--model-dir", str(model_dir)]
+    command = [sys.executable, "-m", "serving.serve", "--model-dir", str(model_dir)]
     command += ["--port", str(port), "--log-level", "warning"]
     started = time.perf_counter()
     server = subprocess.Popen(command, cwd=ROOT, env=HOST_ENV)
@@ -168,11 +168,11 @@ def main() -> int:
         body = photo(jpeg)
         env_note = f"CONTAINERS_CONF={os.environ.get('CONTAINERS_CONF', '(podman default)')}"
         print(f"measuring {args.starts} cold starts of each ({env_note})...", flush=True)
-        times: dict[str, list[float]] = {"container": [], "model.serve": [], "handler": []}
+        times: dict[str, list[float]] = {"container": [], "serving.serve": [], "handler": []}
         # Alternate, so drifting load on a shared machine weighs on all alike.
         for _ in range(max(args.starts, 5)):
             times["container"].append(container_start(engine, image, model_dir, body))
-            times["model.serve"].append(model_serve_start(model_dir, body))
+            times["serving.serve"].append(model_serve_start(model_dir, body))
             times["handler"].append(handler_start(model_dir, jpeg))
     print(f"\n{'start to first prediction':<28}{'p50':>9}{'p95':>9}")
     for kind, values in times.items():

@@ -163,7 +163,7 @@ def prepare(arch: str, directory: Path) -> tuple[dict[str, Path], dict[str, dict
     per precision, the archive's facts (size, int8 check, memory)."""
     import torch
 
-    from model.archive import extract
+    from artifact.archive import extract
     from model.package import DEFAULT_PRECISION, build_archive
     from model.quantize import QuantizationError
     from model.weights import load_network
@@ -262,7 +262,7 @@ def summary_row(arch: str, facts: dict[str, dict], results: dict[str, dict]) -> 
 
 
 def main() -> int:
-    from model.metadata import DEFAULT_ARCH
+    from artifact.metadata import DEFAULT_ARCH
     from model.weights import TESTED_ARCHS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

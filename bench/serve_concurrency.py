@@ -1,9 +1,9 @@
-"""Throughput of `python -m model.serve` with 1, 2 and 4 concurrent clients, loopback only.
+"""Throughput of `python -m serving.serve` with 1, 2 and 4 concurrent clients, loopback only.
 
     .venv/bin/python bench/serve_concurrency.py [--seconds 10] [--clients 1,2,4]
                                                 [--server-workers N] [--artifact PATH]
 
-Starts two `python -m model.serve` on the archive: one with
+Starts two `python -m serving.serve` on the archive: one with
 `SAGEMAKER_MODEL_SERVER_WORKERS=1` (one request at a time, as the server was before it ran
 requests concurrently) and one with its default (or --server-workers N). It drives
 `POST /invocations` on each with each number of clients, every client on its own
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.measure import Run  # noqa: E402 (needs the repository root on the path)
-from local.model_server import ModelServer  # noqa: E402
-from model.serve import WORKERS_ENV  # noqa: E402
+from machine.model_server import ModelServer  # noqa: E402
+from serving.serve import WORKERS_ENV  # noqa: E402
 
 SOURCES = (data.chelsea, data.coffee, data.astronaut, data.rocket)
 

@@ -1,14 +1,15 @@
 """`BatchPipeline`: the batch pipeline on AWS (config `batch`, off by default).
 
     s3://<bucket>/inbox/<name>  --EventBridge: "Object Created" under inbox/-->  Step Functions
-      Classify        Lambda `batch.handler.classify` -> results/<name>.json or review/<name>.json
+      Classify        Lambda `pipeline.handler.classify`
+                      -> results/<name>.json or review/<name>.json
       Routed          review (new) -> NotifyReview: SNS review topic -> Done; otherwise -> Done
-      RecordFailure   every error left after its retries: Lambda `batch.handler.record_failure`
+      RecordFailure   every error left after its retries: Lambda `pipeline.handler.record_failure`
                       -> failed/<name>.json -> Done
 
 What runs is the `batch` package's: the task functions and their error names
-(`batch.tasks`), the retry table and the state machine (`batch.workflow.definition`), the
-bucket's folders (`batch.storage`). This component deploys them and gives each part exactly
+(`pipeline.tasks`), the retry table and the state machine (`pipeline.workflow.definition`), the
+bucket's folders (`pipeline.storage`). This component deploys them and gives each part exactly
 what it does:
 
 - one private bucket (a `PrivateBucket`: encrypted, versioned, TLS-only) whose objects put
@@ -17,13 +18,13 @@ what it does:
   that classifies (`model_labels/<version>.json`, as `python -m batch review` reads them)
   are uploaded beside the outcomes and kept when the model changes, for the outcomes of
   the older version;
-- two Lambda functions on one zip (`proxy/` and `batch/`), each with its own role and log
+- two Lambda functions on one zip (`proxy/` and `pipeline/`), each with its own role and log
   group: classify may read the image and its outcomes, write results/ and review/,
   invoke exactly the endpoint and put prediction records in exactly the predictions table;
   record_failure may read the same, write failed/ and nothing else. Classify's reserved
   concurrency is the batch's bound (`concurrency`, config `batchConcurrency`): a flood of
   uploads takes at most that many of the endpoint's slots and of the account's Lambda
-  concurrency, and the images beyond it wait (`batch.workflow.WAIT_FOR_A_SLOT`);
+  concurrency, and the images beyond it wait (`pipeline.workflow.WAIT_FOR_A_SLOT`);
 - a STANDARD state machine (an image takes minutes when the endpoint starts cold, and each
   image is one execution whose history Step Functions keeps for 90 days) logging every
   event with its data to its own log group; its role may invoke exactly the two functions
@@ -46,18 +47,18 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from batch.storage import FAILED, INBOX, OUTCOME_FOLDERS, RESULTS, REVIEW
-from batch.workflow import definition as workflow_definition
 from components.iam_policy import policy_document, service_trust_policy
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.proxy_api import MODEL_LABELS_DIR, TRACE_WRITER_STATEMENT, labels_files, lambda_code
 from components.service_role import ServiceLogs, ServiceRoleNames, service_role
+from pipeline.storage import FAILED, INBOX, OUTCOME_FOLDERS, RESULTS, REVIEW
+from pipeline.workflow import definition as workflow_definition
 
 TYPE = "image-classifier:batch_pipeline:BatchPipeline"
-PACKAGES = ("proxy", "batch")
+PACKAGES = ("proxy", "pipeline")
 """The batch Lambda's zip: the proxy's checks and invoker, and the batch tasks beside them."""
-CLASSIFY_HANDLER = "batch.handler.classify"
-RECORD_FAILURE_HANDLER = "batch.handler.record_failure"
+CLASSIFY_HANDLER = "pipeline.handler.classify"
+RECORD_FAILURE_HANDLER = "pipeline.handler.record_failure"
 SAGEMAKER_MAX_ATTEMPTS = 2
 """The invoker's own tries per task: Step Functions does the long waits (its retry table)."""
 RECORD_FAILURE_TIMEOUT_SECONDS = 20
@@ -132,7 +133,7 @@ def batch_concurrency_problems(setting: int, endpoint_max_concurrency: int) -> d
 
 def inbox_event_pattern(bucket: str) -> dict[str, Any]:
     """The EventBridge pattern of a new object under `inbox/` of `bucket` (S3 sends one
-    event per object, at least once: `batch.tasks` skips an image already done)."""
+    event per object, at least once: `pipeline.tasks` skips an image already done)."""
     return {
         "source": ["aws.s3"],
         "detail-type": ["Object Created"],
@@ -141,7 +142,7 @@ def inbox_event_pattern(bucket: str) -> dict[str, Any]:
 
 
 def bucket_statements(bucket_arn: str, writes: Sequence[str]) -> list[dict[str, Any]]:
-    """What a task does in the bucket (`batch.tasks`): read the image and every earlier
+    """What a task does in the bucket (`pipeline.tasks`): read the image and every earlier
     outcome of it, write its outcome to one of `writes`, delete the image's other
     outcomes."""
     deletes = [folder for folder in OUTCOME_FOLDERS if set(writes) - {folder}]
@@ -198,7 +199,7 @@ class BatchPipelineArgs:
     name_prefix: str
     """Stack-unique prefix for the names AWS shows (log groups)."""
     project_dir: Path
-    """Holds the `proxy/` and `batch/` packages."""
+    """Holds the `proxy/` and `pipeline/` packages."""
     endpoint_name: pulumi.Input[str]
     endpoint_arn: pulumi.Input[str]
     """The endpoint the batch classifies with (`SAGEMAKER_ENDPOINT_NAME`), the only one the

@@ -22,6 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from artifact.metadata import ArchiveMetadataError, memory_mb_min
 from components.aws_session import AwsSessionSettings, provider_session
 from components.endpoint_rollout import (
     ENDPOINT_TAG,
@@ -41,7 +42,6 @@ from components.model_archive import (
 )
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
-from model.metadata import ArchiveMetadataError, memory_mb_min
 
 TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
 
@@ -322,7 +322,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
         model = aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=execution.role.arn,
-            # The serving image needs no environment: `model.serve` reads the model from
+            # The serving image needs no environment: `serving.serve` reads the model from
             # /opt/ml/model and the port from SAGEMAKER_BIND_TO_PORT, as SageMaker sets them.
             primary_container={
                 "image": args.image_uri,
@@ -487,7 +487,7 @@ def _registered_key(model: RegistryVersion, bucket: str, keys: Sequence[str]) ->
         raise ModelArchiveError(
             f"model version {model.version} is not in this stack's registry: "
             f"s3://{bucket} has no {' and no '.join(missing)}. The versions it can serve: "
-            f"`python -m model.registry list --bucket {bucket}`; or deploy the version from "
+            f"`python -m admin.registry list --bucket {bucket}`; or deploy the version from "
             "its archive file (model, or archive in a variant)"
         )
     return archive_key(model.slug)

@@ -5,7 +5,7 @@ Only `metadata.json` is read (its `version` names every versioned resource, its 
 is exported so an untrained model is visible in the stack outputs, its `labels` go into
 the proxy's zip for feedback); the archive itself is uploaded as is, once per version,
 under `models/<slug>/model.tar.gz` with the `metadata.json` beside it, and stays there
-(`python -m model.registry list` shows them), so a later deployment can serve a version
+(`python -m admin.registry list` shows them), so a later deployment can serve a version
 from the bucket alone (`RegistryVersion`).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import pulumi
 
-from model.metadata import (
+from artifact.metadata import (
     ArchiveMetadataError,
     read_archive_metadata,
     read_archive_metadata_bytes,
@@ -70,12 +70,12 @@ class ModelArchive:
     version: str
     """Content version from `metadata.json`; a new model means a new version."""
     weights: str
-    """As `model.metadata.ArchiveMetadata.weights` records it."""
+    """As `artifact.metadata.ArchiveMetadata.weights` records it."""
     metadata_json: str = ""
     """Its `metadata.json` as packaged, uploaded as the sidecar."""
     labels: tuple[str, ...] = ()
     memory_mb_min: int | None = None
-    """As `model.metadata.ArchiveMetadata.memory_mb_min` records it (None: not checked)."""
+    """As `artifact.metadata.ArchiveMetadata.memory_mb_min` records it (None: not checked)."""
 
     @property
     def slug(self) -> str:
@@ -88,7 +88,7 @@ class RegistryVersion:
     served without its archive file: a rollback or a promotion needs neither torch nor it."""
 
     version: str
-    """As `python -m model.registry list` shows it, which is also its key segment."""
+    """As `python -m admin.registry list` shows it, which is also its key segment."""
 
     @property
     def slug(self) -> str:

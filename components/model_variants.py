@@ -42,7 +42,7 @@ EXAMPLE = (
     "[{name: main, weight: 95, archive: build/model.tar.gz}, "
     "{name: canary, weight: 5, version: 3f9a1c2b4d5e}]"
 )
-REGISTRY_COMMAND = "python -m model.registry list --bucket $(pulumi stack output artifact_bucket)"
+REGISTRY_COMMAND = "python -m admin.registry list --bucket $(pulumi stack output artifact_bucket)"
 """How an operator sees the versions a stack's bucket holds."""
 
 

@@ -2,7 +2,7 @@
 
 The proxy writes one item per answered prediction (which variant and model version
 answered, the top label, never the image) and updates it with the user's verdict;
-`python -m proxy.report --table <predictions_table>` compares the variants from it. The
+`python -m admin.report --table <predictions_table>` compares the variants from it. The
 item layout is the proxy's (`proxy/predictions.py`); this component owns the table: its
 key and TTL attribute (a test keeps them equal to the proxy's), on-demand capacity (a
 record costs a fraction of a cent per thousand), point-in-time recovery, encryption with

@@ -1,8 +1,8 @@
 """`ServingImage`: the container image the SageMaker model runs, pinned by digest.
 
-By default the stack builds `model/Dockerfile` (`python -m model.serve`, no install at
+By default the stack builds `serving/Dockerfile` (`python -m serving.serve`, no install at
 start) with BuildKit and pushes it to a private ECR repository of its own. The tag is
-`model.image.image_tag`, a hash of every file the build reads and of the base image, and
+`serving.image.image_tag`, a hash of every file the build reads and of the base image, and
 the provider rebuilds only when those files (its context hash, which also sees their
 modes) or its inputs change, so an unchanged image is never built or pushed again and
 the model, which names the image by digest, changes only when the image does. A rebuild
@@ -26,7 +26,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
-from model.image import DOCKERFILE, image_tag
+from serving.image import DOCKERFILE, image_tag
 
 TYPE = "image-classifier:serving_image:ServingImage"
 
@@ -118,7 +118,7 @@ class ServingImageArgs:
     repository_name: str
     """The private ECR repository the image is pushed to (lower case)."""
     context_dir: Path
-    """The build context: the repository root, holding `model/Dockerfile`."""
+    """The build context: the repository root, holding `serving/Dockerfile`."""
     image_uri: str | None = None
     """An image already in ECR to serve instead; then no repository is created and
     nothing is built."""

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, fields
 import pulumi
 import pulumi_aws as aws
 
+from artifact.metadata import RANDOM
 from components.aws_session import AwsSessionSettings, provider_session
 from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
 from hosting.config_js import SiteConfig, render_config_js
-from model.metadata import RANDOM
 
 TYPE = "image-classifier:site_config_file:SiteConfigFile"
 KEY = "config.js"

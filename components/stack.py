@@ -1,6 +1,6 @@
 """The image-classifier stack: settings -> components -> outputs -> the site's config.js.
 
-ServingImage        model/Dockerfile -> BuildKit -> private ECR (or config `imageUri`)
+ServingImage        serving/Dockerfile -> BuildKit -> private ECR (or config `imageUri`)
 InferenceEndpoint   model archive -> S3 -> SageMaker model (that image) -> Serverless endpoint,
                     one per model variant (config `model`; `main` alone by default)
 PredictionsTable    DynamoDB: each prediction and users' feedback on it
@@ -65,9 +65,9 @@ class StackOutputs:
     model_weights: pulumi.Output[str]
     variants: list[dict[str, pulumi.Input[Any]]]
     """`[{name, weight, model_version, endpoint_name}]`, in the order that splits the
-    requests (`python -m model.registry list --serving` reads it)."""
+    requests (`python -m admin.registry list --serving` reads it)."""
     predictions_table: pulumi.Output[str]
-    """The DynamoDB table of predictions and feedback (`python -m proxy.report --table`)."""
+    """The DynamoDB table of predictions and feedback (`python -m admin.report --table`)."""
     endpoint_config_name: pulumi.Output[str]
     api_id: pulumi.Output[str]
     function_name: pulumi.Output[str]

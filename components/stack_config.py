@@ -101,7 +101,7 @@ REMOVED_KEYS = {
     "modelVersion": "replaced by model, set to the version (`model: 3f9a1c2b4d5e`)",
     "variants": "replaced by model, set to the same list of variants",
     "servingBaseImage": (
-        "replaced by imageUri: build model/Dockerfile with `--build-arg BASE_IMAGE=...`, "
+        "replaced by imageUri: build serving/Dockerfile with `--build-arg BASE_IMAGE=...`, "
         "push it to this region's ECR and set imageUri to it"
     ),
     "rolloutTimeoutMinutes": (

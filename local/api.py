@@ -26,7 +26,7 @@ from starlette.routing import Route
 from hosting.origin import API_PATH
 from local.event import HttpRequest, HttpResponse, build_event, to_http_response
 from local.lambda_context import LambdaContext
-from model.serve import read_limited_body
+from serving.serve import read_limited_body
 
 PREDICT_PATH = f"{API_PATH}/predict"
 FEEDBACK_PATH = f"{API_PATH}/feedback"

@@ -17,16 +17,9 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from artifact.metadata import ArchiveMetadata
 from local.addresses import Addresses
 from local.api import PREDICT_PATH, create_api_app
-from local.artifact import (
-    DEFAULT_ARCHIVE,
-    DEFAULT_DATA_DIR,
-    ArtifactError,
-    read_archive_labels,
-    resolve_artifact,
-    shown,
-)
 from local.container import ContainerError, container_model_server
 from local.inbox import InboxWatcher
 from local.lambda_function import (
@@ -35,17 +28,24 @@ from local.lambda_function import (
     handler_environment,
     load_handler,
 )
-from local.model_server import ModelServer, ModelServerError
 from local.origin import create_origin_app
 from local.ports import PortInUse, listen
 from local.site import create_site_app
+from machine.artifact import (
+    DEFAULT_ARCHIVE,
+    DEFAULT_DATA_DIR,
+    ArtifactError,
+    read_archive_labels,
+    resolve_artifact,
+    shown,
+)
+from machine.model_server import ModelServer, ModelServerError
+from machine.predictions_sqlite import SqlitePredictionStore
 from model.labels import IMAGENET_LABEL_SET, label_set
-from model.metadata import ArchiveMetadata
 from proxy.api_keys import DEFAULT_LOCAL_FILE, FileKeyStore, StoreError
 from proxy.config import ConfigError
 from proxy.labels import LABELS_DIR_IN_ZIP, write_labels_file
 from proxy.predictions import StoreError as PredictionStoreError
-from proxy.predictions_sqlite import SqlitePredictionStore
 
 EXIT_USAGE = 2
 # Under --data-dir: where --inbox writes its results/, review/ and failed/.
@@ -113,8 +113,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--container",
         action="store_true",
-        help="serve the model from the serving image (model/Dockerfile), built with podman "
-        "or docker and run as SageMaker runs it, instead of python -m model.serve",
+        help="serve the model from the serving image (serving/Dockerfile), built with podman "
+        "or docker and run as SageMaker runs it, instead of python -m serving.serve",
     )
     parser.add_argument(
         "--base-image",
@@ -258,7 +258,7 @@ def _describe(
         f"API        {addresses.direct_api_url()}/predict (direct, as execute-api: {direct})",
         f"Feedback   {shown(data_dir / PREDICTIONS_FILE_NAME)} (every prediction and its "
         f"feedback; kept across runs; per variant: "
-        f"{_python()} -m proxy.report --sqlite {shown(data_dir / PREDICTIONS_FILE_NAME)})",
+        f"{_python()} -m admin.report --sqlite {shown(data_dir / PREDICTIONS_FILE_NAME)})",
     ]
     if api_keys is not None:
         keys = f"{key_count} key{'s' if key_count != 1 else ''}" if key_count else "no keys yet"

@@ -1,8 +1,8 @@
-"""`python -m local --container`: the model server from the serving image (model/Dockerfile),
+"""`python -m local --container`: the model server from the serving image (serving/Dockerfile),
 run as SageMaker runs it, with podman or docker.
 
 The image is built from this working tree when no image with its tag (a hash of what goes
-into it, `model.image.image_tag`) exists yet. Its base is `--base-image`, else the
+into it, `serving.image.image_tag`) exists yet. Its base is `--base-image`, else the
 Dockerfile's default (pulled); where that cannot be pulled (offline) and podman and
 mmdebstrap are at hand, a Debian bookworm base with `python3` made by mmdebstrap and
 kept in podman's store as `DEBIAN_BASE`.
@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from local.artifact import REPO_ROOT
-from local.model_server import START_TIMEOUT_SECONDS, ModelServer, ModelServerError
-from model.archive import extract
-from model.image import DOCKERFILE, default_base_image, image_tag
-from model.serve import DEFAULT_PORT, PORT_ENV
+from artifact.archive import extract
+from machine.artifact import REPO_ROOT
+from machine.model_server import START_TIMEOUT_SECONDS, ModelServer, ModelServerError
+from serving.image import DOCKERFILE, default_base_image, image_tag
+from serving.serve import DEFAULT_PORT, PORT_ENV
 
 ENGINES = ("podman", "docker")
 LOCAL_REPOSITORY = "localhost/image-classifier-serving"
 DEBIAN_BASE = "localhost/serving-base:bookworm"
-# What model/Dockerfile needs from a base: Python 3.11 with its venv module.
+# What serving/Dockerfile needs from a base: Python 3.11 with its venv module.
 DEBIAN_PACKAGES = "python3,python3-venv,ca-certificates"
 DEBIAN_SUITE = "bookworm"
 # Where SageMaker puts the extracted model.tar.gz, read-only.

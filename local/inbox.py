@@ -17,8 +17,8 @@ from typing import Any
 
 from batch import labels as model_labels
 from batch.runner import Stop, local_classifier, process_new
-from batch.storage import LocalStorage
-from local.artifact import shown
+from machine.artifact import shown
+from pipeline.storage import LocalStorage
 from proxy.config import load_config
 
 POLL_SECONDS = 2.0

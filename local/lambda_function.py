@@ -9,9 +9,9 @@ from pathlib import Path
 
 from local.api import LambdaHandler
 from local.lambda_context import FUNCTION_NAME, MEMORY_MB, REGION
+from machine.predictions_sqlite import DEFAULT_SQLITE_PATH
 from proxy.config import load_config
 from proxy.labels import LABELS_DIR_IN_ZIP
-from proxy.predictions_sqlite import DEFAULT_SQLITE_PATH
 
 ENDPOINT_NAME = "image-classifier-local"
 HANDLER_MODULE = "proxy.handler"

@@ -1,9 +1,3 @@
-"""Image classifiers: packaging (``model.package``, ``model.finetune``), the SageMaker
-handler (``model/code/inference.py``) and a local SageMaker-compatible server
-(``model.serve``)."""
-
-import os
-
-# The packager runs ONNX Runtime too (export parity, int8 calibration): no telemetry from
-# it either, for the reason the handler gives next to the same setting.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+"""Packaging and fine-tuning with torch: ``python -m model.package`` and
+``python -m model.finetune``. The only package that imports torch; what the archives they
+build hold is ``artifact``'s, and what serves them is ``serving``'s."""

@@ -30,8 +30,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from model.metadata import DEFAULT_ARCH, IMAGENET, RANDOM
-from model.output import OutputPathError
+from artifact.metadata import DEFAULT_ARCH, IMAGENET, RANDOM
+from artifact.output import OutputPathError
 from model.stopping import run_stoppable
 
 EXIT_DATA = 2

@@ -1,5 +1,5 @@
 """How much memory serving an archive takes: an upper bound on the peak RSS of the
-serving process (`python -m model.serve`, the serving image's only process) and the
+serving process (`python -m serving.serve`, the serving image's only process) and the
 smallest SageMaker Serverless memory size that holds it.
 
 The estimate is computed from the ONNX model, not measured, so the same model always

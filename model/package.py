@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -27,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from artifact.metadata import DEFAULT_ARCH
+from artifact.output import OutputPathError, check_output_path
 from model.labels import LabelsError, label_set, read_labels
-from model.metadata import DEFAULT_ARCH
-from model.output import OutputPathError, check_output_path
 from model.preprocessing import (
     FIELDS,
     IMAGENET_DEFAULTS,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-CODE_DIR = Path(__file__).resolve().parent / "code"
+CODE_DIR = Path(__file__).resolve().parent.parent / "serving" / "code"
 CODE_FILES = ("inference.py",)
 # int8 by default: it is what meets the endpoint's latency target (docs/model.md,
 # "Precision"; ADR 8); fp32 is the exact export, for when int8 fails its check or is not
@@ -242,7 +243,7 @@ def _write(
     started: float,
 ) -> ArchiveInfo:
     """Add what every archive records (labels, memory), then write it reproducibly."""
-    from model.archive import write_reproducible_tar_gz
+    from artifact.archive import write_reproducible_tar_gz
     from model.memory import SERVERLESS_MAX_MB, estimate
 
     memory = estimate(onnx_model, crop_size)
@@ -409,6 +410,10 @@ def check_archive_out(text: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # ONNX Runtime (1.29+; export parity, int8 calibration) sends usage telemetry unless
+    # this is set before it initialises (its Privacy.md); a packager has no business
+    # calling out, and offline it cannot.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     args = parse_args(argv)
     try:
         # Before torch loads, which alone takes seconds.

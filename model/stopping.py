@@ -1,6 +1,6 @@
 """Ctrl-C and SIGTERM for the model CLIs: one line and exit 128 + the signal, not torch's
 traceback. A build or a training run writes its files whole at the end
-(`model.output.write_whole`), so a stop at any moment leaves nothing behind."""
+(`artifact.output.write_whole`), so a stop at any moment leaves nothing behind."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import torchvision
 from PIL import Image
 from torchvision.models import get_model, get_model_weights, list_models
 
-from model.metadata import DEFAULT_ARCH, IMAGENET, RANDOM
+from artifact.metadata import DEFAULT_ARCH, IMAGENET, RANDOM
 from model.preprocessing import Preprocessing
 
 TESTED_ARCHS = (
@@ -54,7 +54,7 @@ class WeightsError(RuntimeError):
 @dataclass(frozen=True)
 class Network:
     module: torch.nn.Module
-    weights_id: str  # as `model.metadata.ArchiveMetadata.weights` records it
+    weights_id: str  # as `artifact.metadata.ArchiveMetadata.weights` records it
     num_classes: int
 
 

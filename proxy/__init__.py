@@ -22,6 +22,6 @@ A request, in the order it meets the modules:
 - `responses`: `ApiError`, the error family, and every response body and header.
 - `config`: the environment variables, read once; `logs`: JSON lines with per-request keys.
 
-Not on the request path: `report` (`python -m proxy.report`, per-variant accuracy from the
+Not on the request path: `report` (`python -m admin.report`, per-variant accuracy from the
 records) and `api_keys`' CLI.
 """

@@ -23,7 +23,7 @@ and `Variant`:
   0, a changed one moves the count (-1 from the old, +1 to the new), and a repeated one
   (the page's "wrong" and then "wrong" with the label) has none. The Sums therefore count
   the predictions judged correct and wrong, and `FeedbackCorrect / (FeedbackCorrect +
-  FeedbackWrong)` of the Sums is the accuracy users report, as `python -m proxy.report`
+  FeedbackWrong)` of the Sums is the accuracy users report, as `python -m admin.report`
   gives it.
 
 Only the per-variant dimension set: each set is billed as custom metrics of its own, and a

@@ -5,7 +5,7 @@ after the model has answered: the variant and model version that answered, the t
 and probability, `needs_review`, the latency and the time. The image is never stored, nor
 anything else from the request. A later `POST` of feedback names the request id and says
 whether the answer was `correct` or `wrong` (with, optionally, the right label); a second
-verdict on the same prediction replaces the first. `python -m proxy.report` reads the
+verdict on the same prediction replaces the first. `python -m admin.report` reads the
 records to compare variants.
 
 The stores (the `PredictionStore` protocol), with one contract:
@@ -17,7 +17,7 @@ The stores (the `PredictionStore` protocol), with one contract:
   BOOL, `latency_ms` N, `created_at` S (UTC ISO 8601, milliseconds), `created_epoch` N
   (Unix seconds), `expires_at` N (Unix seconds), and after feedback `verdict` S,
   `feedback_label` S (only with a label), `feedback_at` S, `feedback_epoch` N.
-- `proxy.predictions_sqlite.SqlitePredictionStore(path)`: the local runtime's, an SQLite
+- `machine.predictions_sqlite.SqlitePredictionStore(path)`: the local runtime's, an SQLite
   file kept across restarts (in its own module: the Lambda never loads `sqlite3`).
 
 A record is gone once its `expires_at` has passed, in both stores alike: DynamoDB deletes
@@ -274,7 +274,7 @@ def open_store(config: ProxyConfig, session: Any = None) -> PredictionStore | No
     if config.predictions_table is not None:
         return DynamoPredictionStore(config.predictions_table, session=session)
     if config.predictions_file is not None:
-        from proxy.predictions_sqlite import SqlitePredictionStore
+        from machine.predictions_sqlite import SqlitePredictionStore
 
         try:
             return SqlitePredictionStore(config.predictions_file)

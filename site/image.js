@@ -6,7 +6,7 @@
 import { MAX_PIXELS, MAX_UPLOAD_BYTES, Problem } from "./messages.js";
 
 // The model resizes the short side to 232 px and keeps the central 224x224 square
-// (model/code/inference.py). 768 px on the short side is plenty for that and keeps a
+// (serving/code/inference.py). 768 px on the short side is plenty for that and keeps a
 // 4000x3000 photo at 1024x768 (~150 KB).
 const SHORT_SIDE = 768;
 const CROP_FRACTION = 224 / 232;

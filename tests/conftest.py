@@ -1,5 +1,5 @@
 """Session fixtures shared by every part's tests: a random-weights model archive and a
-real ``python -m model.serve`` running on it."""
+real ``python -m serving.serve`` running on it."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from local.model_server import ModelServer, ModelServerError
+from machine.model_server import ModelServer, ModelServerError
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build" / "test-cache"
 # Everything the archive's bytes depend on; a change to any of them rebuilds it.
-MODEL_SOURCES = sorted((ROOT / "model").glob("*.py")) + sorted((ROOT / "model" / "code").iterdir())
+MODEL_SOURCES = [
+    *sorted((ROOT / "model").glob("*.py")),
+    *sorted((ROOT / "artifact").glob("*.py")),
+    *sorted((ROOT / "serving" / "code").iterdir()),
+]
 SERVER_START_SECONDS = 60
 STALE_SECONDS = 600
 
@@ -72,7 +76,7 @@ def _prune(keep: Path) -> None:
 def model_server_url(
     model_artifact: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """Base URL of a real ``python -m model.serve`` on ``model_artifact``."""
+    """Base URL of a real ``python -m serving.serve`` on ``model_artifact``."""
     server = ModelServer(model_artifact)
     log = tmp_path_factory.mktemp("model-serve") / "server.log"
     with log.open("wb") as sink:

@@ -37,13 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIS = (
     "model.package",
     "model.finetune",
-    "model.registry",
-    "model.serve",
-    "model.image",
+    "admin.registry",
+    "serving.serve",
+    "serving.image",
     "local",
     "batch",
     "proxy.api_keys",
-    "proxy.report",
+    "admin.report",
     "bench.batch",
     "bench.cold_start",
     "bench.inference",
@@ -64,27 +64,27 @@ MESSAGE_SOURCES = {
         "model/onnx_import.py",
         "model/quantize.py",
         "model/export.py",
-        "model/metadata.py",
-        "model/output.py",
+        "artifact/metadata.py",
+        "artifact/output.py",
         "model/stopping.py",
     ),
     "model.finetune": (
         "model/finetune.py",
         "model/training.py",
         "model/weights.py",
-        "model/output.py",
+        "artifact/output.py",
         "model/stopping.py",
     ),
-    "model.registry": ("model/registry.py",),
-    "model.serve": ("model/serve.py",),
-    "model.image": ("model/image.py",),
+    "admin.registry": ("admin/registry.py",),
+    "serving.serve": ("serving/serve.py",),
+    "serving.image": ("serving/image.py",),
     "local": tuple(str(path.relative_to(ROOT)) for path in sorted(ROOT.glob("local/*.py"))),
     "batch": tuple(
         f"batch/{name}.py"
         for name in ("__main__", "runner", "review", "export", "labels", "storage", "tasks")
     ),
     "proxy.api_keys": ("proxy/api_keys.py",),
-    "proxy.report": ("proxy/report.py",),
+    "admin.report": ("admin/report.py",),
     **{name: (f"{name.replace('.', '/')}.py",) for name in CLIS if name.startswith("bench.")},
     ".github/scripts/smoke_test.py": (".github/scripts/smoke_test.py",),
 }
@@ -296,7 +296,20 @@ def source_findings(clis: dict[str, Cli]) -> list[str]:
     for name, sources in MESSAGE_SOURCES.items():
         for source in sources:
             owners.setdefault(source, []).append(clis[name])
-    folders = ("model", "local", "batch", "proxy", "components", "hosting", "bench")
+    folders = (
+        "admin",
+        "artifact",
+        "batch",
+        "bench",
+        "components",
+        "hosting",
+        "local",
+        "machine",
+        "model",
+        "pipeline",
+        "proxy",
+        "serving",
+    )
     files = [
         *sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py")),
         ROOT / ".github" / "scripts" / "smoke_test.py",

@@ -30,32 +30,20 @@ RULES = {
             "botocore",
             "components",
             "hosting",
+            "artifact",
         },
-        # The batch pipeline's facts, each in one place: its folders and its state machine
-        # (both import the standard library and botocore only).
-        {"model.metadata", "model.image", "batch.storage", "batch.workflow"},
+        {"serving.image", "pipeline.storage", "pipeline.workflow"},
     ),
     "hosting": ({"hosting"}, set()),
-    "model/metadata.py": (set(), set()),
-    # The serving image's tag: the program imports it to name the image it pushes.
-    "model/image.py": (set(), set()),
-    # A CLI for operators, run in .venv or the Pulumi program's .venv-pulumi: boto3 only.
-    "model/registry.py": ({"boto3", "botocore"}, set()),
-    "proxy": ({"boto3", "botocore", "proxy"}, set()),
-    # The batch Lambda's zip is proxy/ and batch/; its command line (run, review, export)
-    # also reads archives' labels and starts a local model server, as the local runtime,
-    # and checks its output folders as the model CLIs check theirs (model.output: stdlib).
-    "batch": (
-        {"boto3", "botocore", "proxy", "batch"},
-        {"model.metadata", "model.output", "local.model_server", "local.artifact"},
+    "artifact": ({"artifact"}, set()),
+    "admin": ({"boto3", "botocore", "admin", "proxy", "machine"}, set()),
+    "proxy": ({"boto3", "botocore", "proxy"}, {"machine.predictions_sqlite"}),
+    "pipeline": ({"boto3", "botocore", "proxy", "pipeline"}, set()),
+    "batch": ({"boto3", "botocore", "proxy", "batch", "pipeline", "artifact", "machine"}, set()),
+    "serving": (
+        {"numpy", "onnxruntime", "PIL", "sagemaker_inference", "starlette", "uvicorn"},
+        {"artifact.archive", "artifact.output", "serving.batch_transform", "serving"},
     ),
-    # What the batch Lambda imports: nothing beyond its zip.
-    "batch/handler.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
-    "batch/tasks.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
-    "batch/storage.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
-    "batch/workflow.py": ({"boto3", "botocore", "proxy", "batch"}, set()),
-    "model/code": ({"numpy", "onnxruntime", "PIL", "sagemaker_inference"}, set()),
-    "model/serve.py": ({"starlette", "uvicorn", "model"}, set()),
 }
 
 

@@ -4,7 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from batch.storage import S3Storage
+from pipeline.storage import S3Storage
 
 BUCKET = "image-classifier-dev-inbox"
 REGION = "eu-west-1"

@@ -16,7 +16,7 @@ import botocore.session
 from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
-from batch.tasks import Classifier
+from pipeline.tasks import Classifier
 from proxy.sagemaker import EndpointInvoker
 from tests.conftest import ROOT
 from tests.model.images import png_declaring
@@ -48,7 +48,7 @@ def client_error(code: str, status: int, message: str = "", **modeled: Any) -> C
 
 
 def model_error(status: int, code: str, message: str) -> ClientError:
-    """A `ModelError` with the handler's body, as SageMaker and model.serve send it."""
+    """A `ModelError` with the handler's body, as SageMaker and serving.serve send it."""
     original = json.dumps({"error": {"code": code, "message": message}})
     return client_error(
         "ModelError",

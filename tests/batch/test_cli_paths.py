@@ -93,7 +93,7 @@ def test_outcomes_a_run_wrote_around_the_input_are_never_input(tmp_path):
 
 
 def test_outcome_files_are_readable_by_others_like_any_file(tmp_path):
-    from batch.storage import LocalStorage
+    from pipeline.storage import LocalStorage
 
     out = LocalStorage(tmp_path)
     out.write_json("summary.json", {"counts": {}})

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from batch import handler
-from batch.tasks import ImageRefused, caught
+from pipeline import handler
+from pipeline.tasks import ImageRefused, caught
 from proxy.config import ConfigError
 from tests.batch.conftest import BUCKET
 from tests.batch.support import ENDPOINT, answer, photo, scripted
@@ -182,7 +182,7 @@ def test_the_decoded_key_wins_when_both_exist(s3, lambda_env):
 
 
 def test_a_vanished_encoded_key_fails_under_its_real_name(s3, lambda_env):
-    from batch.tasks import SourceMissing
+    from pipeline.tasks import SourceMissing
 
     event = s3_event("inbox/holiday+photo%2B1.jpg")
     with pytest.raises(SourceMissing) as raised:

@@ -15,10 +15,10 @@ from batch.__main__ import main
 from batch.export import MANIFEST, label_folders, safe_name
 from batch.review import item_name
 from batch.runner import process_new
-from batch.storage import LocalStorage, S3Storage
-from batch.tasks import classify, inbox_job
+from machine.predictions_sqlite import SqlitePredictionStore
+from pipeline.storage import LocalStorage, S3Storage
+from pipeline.tasks import classify, inbox_job
 from proxy.labels import write_labels_file
-from proxy.predictions_sqlite import SqlitePredictionStore
 from tests.batch.conftest import BUCKET, REGION
 from tests.batch.support import LABELS, VERSION, FakeRuntime, answer, classifier, photo, write
 

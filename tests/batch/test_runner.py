@@ -14,8 +14,8 @@ import pytest
 
 from batch.labels import labels_path
 from batch.runner import Progress, outcome_counts, process_new, summary
-from batch.storage import LocalStorage
 from local.ports import free_port
+from pipeline.storage import LocalStorage
 from proxy.labels import write_labels_file
 from tests.batch.standin import stand_in
 from tests.batch.support import (

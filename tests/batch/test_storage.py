@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batch.storage import LocalStorage, ObjectMissing, S3Storage, StorageError, open_location
+from pipeline.storage import LocalStorage, ObjectMissing, S3Storage, StorageError, open_location
 from tests.batch.conftest import BUCKET
 
 

@@ -11,9 +11,9 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from batch import tasks
-from batch.storage import S3Storage, StorageError
-from batch.tasks import (
+from pipeline import tasks
+from pipeline.storage import S3Storage, StorageError
+from pipeline.tasks import (
     ImageRefused,
     InvalidEvent,
     Job,
@@ -499,7 +499,7 @@ def test_a_late_failure_of_a_duplicate_keeps_the_outcome(s3, bucket):
 
 
 def test_an_image_that_waited_out_the_batch_bound_says_so(s3, bucket):
-    """After `batch.workflow.WAIT_FOR_A_SLOT`'s day, the throttle itself is caught."""
+    """After `pipeline.workflow.WAIT_FOR_A_SLOT`'s day, the throttle itself is caught."""
     put(s3, "inbox/a.jpg", photo())
     error = {
         "Error": "Lambda.TooManyRequestsException",

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from batch import tasks, workflow
 from batch.runner import run_job
-from batch.storage import LocalStorage
-from batch.tasks import Job
-from batch.workflow import FAILURE_RETRIES, LAMBDA_SERVICE_ERRORS, RETRIES, RetryPolicy
+from pipeline import tasks, workflow
+from pipeline.storage import LocalStorage
+from pipeline.tasks import Job
+from pipeline.workflow import FAILURE_RETRIES, LAMBDA_SERVICE_ERRORS, RETRIES, RetryPolicy
 from tests.batch.support import answer, classifier, client_error, photo, scripted
 
 CLASSIFY = "arn:aws:lambda:eu-west-1:123456789012:function:batch-classify"

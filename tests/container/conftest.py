@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from artifact.archive import extract
 from local.container import (
     DEBIAN_BASE,
     MODEL_DIR,
@@ -26,8 +27,7 @@ from local.container import (
     make_debian_base,
 )
 from local.ports import free_port
-from model.archive import extract
-from model.serve import PORT_ENV
+from serving.serve import PORT_ENV
 from tests.container.containers import Container, StartContainer, ping, podman
 
 HERE = Path(__file__).resolve().parent

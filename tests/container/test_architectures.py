@@ -1,6 +1,6 @@
 """Another architecture in the serving image: EfficientNet-B0, whose weights resize with
 bicubic interpolation to 256 before the 224 crop (MobileNetV2: bilinear, 232), answers
-in the container exactly as `model.serve` does in process. The handler comes with the
+in the container exactly as `serving.serve` does in process. The handler comes with the
 archive, so the image itself is the same for every architecture."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from model import serve
-from model.archive import extract
+from artifact.archive import extract
+from serving import serve
 from tests.container.containers import Container, StartContainer
 from tests.model import images
 from tests.model.archives import arch_archive

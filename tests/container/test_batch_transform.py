@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from model import batch_transform, serve
+from serving import batch_transform, serve
 from tests.container.containers import Container, StartContainer
 from tests.model import images
 from tests.model.asgi import TestClient
@@ -79,7 +79,7 @@ def test_max_concurrent_transforms_sets_the_requests_at_once(start_container):
 
 @pytest.fixture(scope="module")
 def serverless(model_artifact: Path) -> Iterator[TestClient]:
-    """`model.serve` in this process without SAGEMAKER_BATCH, as a Serverless endpoint."""
+    """`serving.serve` in this process without SAGEMAKER_BATCH, as a Serverless endpoint."""
     with TestClient(serve.create_app(model_artifact), raise_server_exceptions=False) as client:
         yield client
 

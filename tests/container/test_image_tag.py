@@ -1,4 +1,4 @@
-"""`model.image`: the serving image's tag follows exactly what goes into the image.
+"""`serving.image`: the serving image's tag follows exactly what goes into the image.
 
 No container engine needed: these read the Dockerfile, .dockerignore and the lock file.
 """
@@ -15,7 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from model import image
+from serving import image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +63,7 @@ def test_file_modes_do_not_change_the_tag(repo):
 def test_files_outside_the_image_do_not_change_the_tag(repo):
     before = image.image_tag(repo)
     (repo / "README.md").write_text("docs")
+    (repo / "model").mkdir()
     (repo / "model" / "package.py").write_text("import torch\n")
     assert image.image_tag(repo) == before
 
@@ -94,7 +95,7 @@ def test_the_hashed_files_are_exactly_what_the_build_reads():
 
 
 def test_the_image_holds_every_module_of_ours_the_server_imports():
-    wanted, seen = {"model/serve.py"}, set()
+    wanted, seen = {"serving/serve.py"}, set()
     while wanted - seen:
         name = (wanted - seen).pop()
         seen.add(name)
@@ -112,7 +113,7 @@ def test_the_lock_pins_every_serving_requirement_by_hash():
     }
     wanted = [
         Requirement(line)
-        for path in ("model/code/requirements.txt", "model/requirements-serve.txt")
+        for path in ("serving/code/requirements.txt", "serving/requirements-serve.txt")
         for line in (ROOT / path).read_text().splitlines()
         if line and not line.startswith(("#", "-r"))
     ]
@@ -125,11 +126,11 @@ def test_the_lock_pins_every_serving_requirement_by_hash():
     assert len(re.findall(r"==\S+ \\\n    --hash=sha256:[0-9a-f]{64}", lock)) == len(pins)
     # The header says how to regenerate it.
     command = lock.splitlines()[1].lstrip("# ")
-    assert command.startswith("uv pip compile model/requirements-serve.txt --python-version 3.11")
+    assert command.startswith("uv pip compile serving/requirements-serve.txt --python-version 3.11")
 
 
 def test_the_tag_module_needs_only_the_standard_library():
-    tree = ast.parse((ROOT / "model" / "image.py").read_text())
+    tree = ast.parse((ROOT / "serving" / "image.py").read_text())
     imported = {
         alias.name.split(".")[0]
         for node in ast.walk(tree)

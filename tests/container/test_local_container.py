@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from artifact.archive import write_reproducible_tar_gz
 from local.cli import parse_args
 from local.container import DEBIAN_BASE, ContainerModelServer, Engine, image_ref
-from local.model_server import ModelServerError
-from model.archive import write_reproducible_tar_gz
+from machine.model_server import ModelServerError
 from tests.container.containers import podman
 from tests.local.runtime import local_runtime
 from tests.model import images

@@ -1,6 +1,6 @@
 """How many requests the serving image runs at once, as SageMaker would start it.
 
-`model.serve` runs one request per CPU at once, but no more than the container's memory
+`serving.serve` runs one request per CPU at once, but no more than the container's memory
 limit holds at the archive's `peak_rss_mb` each; a Serverless endpoint sized to the
 archive's `memory_mb_min` therefore still runs one at a time, as that bound assumes.
 The server logs the number it chose when it starts.
@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from local.ports import free_port
-from model import serve
+from serving import serve
 from tests.container.containers import Container, ping, podman
 from tests.model import images
 

@@ -1,4 +1,4 @@
-"""The serving image, run exactly as SageMaker runs it, answers as `model.serve` does.
+"""The serving image, run exactly as SageMaker runs it, answers as `serving.serve` does.
 
 Every container here is `IMAGE serve` as the image's unprivileged user, with the extracted
 archive mounted read-only at /opt/ml/model and nothing writable at all: a read-only root
@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from local.container import MODEL_DIR
-from model import serve
+from serving import serve
 from tests.container.containers import Container, StartContainer, podman
 from tests.model import images
 from tests.model.asgi import TestClient
@@ -42,7 +42,7 @@ PHOTOS = ("astronaut", "coffee", "rocket", "chelsea")
 SERVING_USER = "10001:10001"
 """The image's USER: not root, and no entry in /etc/passwd needed."""
 PYTHON = "/opt/venv/bin/python"
-SERVER = [PYTHON, "-m", "model.serve", "--model-dir", "/opt/ml/model", "--host", "0.0.0.0"]
+SERVER = [PYTHON, "-m", "serving.serve", "--model-dir", "/opt/ml/model", "--host", "0.0.0.0"]
 INIT = ["/usr/local/bin/tini", "-e", "143", "--"]
 """PID 1: forwards SIGTERM to the server; a server stopped by it before its handler (143)
 counts as a clean stop."""
@@ -56,7 +56,7 @@ def container(start_container: StartContainer) -> Container:
 
 @pytest.fixture(scope="module")
 def in_process(model_artifact: Path) -> Iterator[TestClient]:
-    """`model.serve` in this process on the same archive: what the container must equal."""
+    """`serving.serve` in this process on the same archive: what the container must equal."""
     with TestClient(serve.create_app(model_artifact), raise_server_exceptions=False) as client:
         yield client
 
@@ -193,7 +193,7 @@ def test_a_model_the_images_user_cannot_read_is_one_clear_line(
     assert failing.logs().strip() == (
         f"error: cannot read {MODEL_DIR}/model.onnx as uid {SERVING_USER.split(':')[0]}: "
         "make the model directory and its files readable by others (chmod -R a+rX), or "
-        "run the image as root (USER root in model/Dockerfile)"
+        "run the image as root (USER root in serving/Dockerfile)"
     )
 
 
@@ -271,10 +271,10 @@ def test_sigterm_at_any_moment_of_the_start_stops_it(
 
 def test_archive_extraction_is_safe_on_the_images_python(serving_image, model_artifact):
     """The base's Python may predate tarfile's extraction filters (bookworm's 3.11.2):
-    model.archive.extract still lays out the model and refuses an escaping link."""
+    artifact.archive.extract still lays out the model and refuses an escaping link."""
     script = (
         "import io, sys, tarfile, pathlib\n"
-        "from model.archive import extract, UnsafeArchiveError\n"
+        "from artifact.archive import extract, UnsafeArchiveError\n"
         "extract('/input/model.tar.gz', '/tmp/model')\n"
         "print(sorted(p.name for p in pathlib.Path('/tmp/model').rglob('*')))\n"
         "with tarfile.open('/tmp/evil.tar.gz', 'w:gz') as tar:\n"

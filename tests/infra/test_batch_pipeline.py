@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from pulumi_policy import StackValidationPolicy
 
-from batch import workflow
 from components.batch_pipeline import (
     CLASSIFY_HANDLER,
     RECORD_FAILURE_HANDLER,
@@ -25,6 +24,7 @@ from components.batch_pipeline import (
     batch_code,
 )
 from components.stack_config import REVIEW_THRESHOLD_RANGE, StackConfigError
+from pipeline import workflow
 from policy import rules
 from proxy.config import ConfigError, load_config
 from tests.infra.conftest import (
@@ -569,8 +569,8 @@ def test_each_task_runs_its_handler_as_its_own_role_logging_to_its_own_group(
     assert logs["name"] == f"/aws/lambda/{PROJECT}-dev-batch-{task}"
     assert function["tracingConfig"] == {"mode": "PassThrough"}
     members = set(function["code"].assets)
-    assert {m.split("/")[0] for m in members} == {"proxy", "batch"}
-    assert {"proxy/handler.py", "batch/handler.py", "batch/workflow.py"} <= members
+    assert {m.split("/")[0] for m in members} == {"proxy", "pipeline"}
+    assert {"proxy/handler.py", "pipeline/handler.py", "pipeline/workflow.py"} <= members
     assert not any("__pycache__" in m or m.endswith(".pyc") for m in members)
 
 

@@ -22,7 +22,7 @@ from components.serving_image import (
     lifecycle_policy,
 )
 from components.stack_config import StackConfigError
-from model.image import CONTEXT_FILES, DOCKERFILE, default_base_image, image_tag
+from serving.image import CONTEXT_FILES, DOCKERFILE, default_base_image, image_tag
 from tests.infra.conftest import (
     ACCOUNT,
     ECR_PASSWORD,

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from artifact.metadata import read_archive_metadata
 from components.site_config_file import KEY, SiteConfigFileArgs
 from hosting.config_js import SiteConfig, config_keys
 from local.site import create_site_app
-from model.metadata import read_archive_metadata
 from tests.infra.conftest import PROJECT, StackRun, write_synthetic_archive
 
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from artifact.metadata import read_archive_metadata_bytes
 from components.stack_config import ROLLOUT_TIMEOUT_MINUTES
 from hosting.config_js import SiteConfig, render_config_js
-from model.metadata import read_archive_metadata_bytes
 from tests.infra.conftest import (
     ACCOUNT,
     ARCHIVE_VERSION,
@@ -472,7 +472,7 @@ def test_model_serves_the_archive_with_the_stacks_serving_image(dev_stack):
     assert container["image"] == f"{ECR_REGISTRY}/{PROJECT}-dev-serving@{IMAGE_DIGEST}"
     artifacts = dev_stack.outputs["artifact_bucket"]
     assert container["modelDataUrl"] == f"s3://{artifacts}/models/{ARCHIVE_VERSION}/model.tar.gz"
-    # model.serve takes everything from SageMaker's container contract.
+    # serving.serve takes everything from SageMaker's container contract.
     assert "environment" not in container
     role = dev_stack.one("aws:iam/role:Role", "model-execution")
     assert model.inputs["executionRoleArn"] == role.state["arn"]

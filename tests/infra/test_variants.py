@@ -126,7 +126,7 @@ def test_the_proxy_reads_the_variants_the_stack_gives_it(canary):
 
 
 def test_the_variants_output_is_what_the_registry_cli_reads(canary, tmp_path):
-    from model.registry import read_serving
+    from admin.registry import read_serving
 
     assert canary.outputs["variants"] == [
         {
@@ -378,7 +378,7 @@ def test_a_version_not_in_the_registry_is_refused_with_how_to_list_them(run_stac
     message = str(run.error)
     bucket = message.split("s3://")[1].split(" ")[0]
     assert f"model version {REGISTERED_VERSION} is not in this stack's registry" in message
-    assert f"python -m model.registry list --bucket {bucket}" in message
+    assert f"python -m admin.registry list --bucket {bucket}" in message
     # Nothing reads the version before the check: no model, no endpoint.
     assert not [r for r in run.resources if r.type in (MODEL, CONFIG, ROLLOUT)]
 
@@ -434,7 +434,7 @@ def canary_with(**fields: Any) -> dict[str, Any]:
         ),
         (
             variants(MAIN, canary_with(version="v1.2")),
-            r"model\[1\]\.version: 'v1\.2' is not a model version .*python -m model\.registry "
+            r"model\[1\]\.version: 'v1\.2' is not a model version .*python -m admin\.registry "
             r"list",
         ),
         (
@@ -495,8 +495,8 @@ def test_a_variants_endpoint_name_stays_within_sagemakers_limit(tmp_path):
 def test_the_variant_rules_are_the_proxys():
     """The proxy's copy cannot be imported by the program (nor the program's by the
     proxy); both must refuse and accept the same."""
+    from admin import registry
     from components import model_variants
-    from model import registry
     from proxy import variants as proxy_variants
 
     assert model_variants.MAX_VARIANTS == proxy_variants.MAX_VARIANTS
@@ -523,8 +523,8 @@ def test_the_variant_names_are_the_proxys(name):
 
 
 def test_the_registry_layout_is_the_registry_clis():
+    from admin import registry
     from components import model_archive
-    from model import registry
 
     assert model_archive.KEY_PREFIX == registry.PREFIX
     assert model_archive.ARCHIVE_NAME == registry.ARCHIVE

@@ -4,12 +4,12 @@ client in a virtualenv of boto3 alone, each zip exactly as the program hands it 
 root, with exactly the environment the stack sets.
 
 Around them, on loopback: a Runtime API stand-in (`runtime_api.RuntimeApi`), the real
-`python -m model.serve` behind `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, and
+`python -m serving.serve` behind `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, and
 `python -m moto.server` behind `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_S3`,
 holding the stack's predictions table and batch bucket under their stack names.
 
 Fixtures: `lambda_python` (the virtualenv's interpreter), `moto_url`, `stack` (the mocked
-stack with `batch` on, serving the archive `model.serve` serves), `aws_resources`, and
+stack with `batch` on, serving the archive `serving.serve` serves), `aws_resources`, and
 `start_function(name)` (a started `LambdaFunction` of the stack's function `name`, its
 init done, stopped after the test module).
 """

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from local import artifact
-from local.artifact import ArtifactError, read_model_info, resolve_artifact
+from machine import artifact
+from machine.artifact import ArtifactError, read_model_info, resolve_artifact
 
 
 def write_archive(path: Path, weights: str, version: str = "v1") -> None:

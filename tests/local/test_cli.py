@@ -122,7 +122,7 @@ def test_a_data_dir_that_cannot_hold_the_records_is_explained_in_one_line(tmp_pa
 
 
 def archive_info(labels: tuple[str, ...]):
-    from model.metadata import ArchiveMetadata
+    from artifact.metadata import ArchiveMetadata
 
     return ArchiveMetadata(Path("mine.tar.gz"), "mine", "v1", "random", labels=labels)
 

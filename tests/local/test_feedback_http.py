@@ -191,7 +191,7 @@ def test_the_report_prints_the_runs_numbers(data_dir):
 
     def report(*extra: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "proxy.report", "--sqlite", str(database), *extra],
+            [sys.executable, "-m", "admin.report", "--sqlite", str(database), *extra],
             cwd=ROOT,
             capture_output=True,
             text=True,

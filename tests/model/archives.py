@@ -1,5 +1,5 @@
 """Archives built by the packaging CLI, once per change of the model sources, shared by
-every test that needs them (tests/model and tests/container), and a real `model.serve`
+every test that needs them (tests/model and tests/container), and a real `serving.serve`
 to run them.
 
 Building an architecture takes 10-40 s of the two shared cores, so each archive is built
@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local.ports import free_port
+from tests.conftest import MODEL_SOURCES
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "test-cache"
-SOURCES = sorted((ROOT / "model").glob("*.py")) + sorted((ROOT / "model" / "code").iterdir())
+SOURCES = MODEL_SOURCES
 BUILD_SECONDS = 900
 START_SECONDS = 60
 STALE_SECONDS = 600
@@ -102,10 +103,10 @@ class Server:
 
 @contextlib.contextmanager
 def served(archive: Path) -> Iterator[Server]:
-    """`python -m model.serve --artifact ARCHIVE` on a free port, as a user starts it."""
+    """`python -m serving.serve --artifact ARCHIVE` on a free port, as a user starts it."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "model.serve", "--artifact", str(archive), "--port", str(port)],
+        [sys.executable, "-m", "serving.serve", "--artifact", str(archive), "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -115,8 +116,8 @@ def served(archive: Path) -> Iterator[Server]:
         deadline = time.monotonic() + START_SECONDS
         while not _ping(server.url):
             if process.poll() is not None:
-                raise RuntimeError(f"model.serve exited: {process.stderr.read().decode()}")
-            assert time.monotonic() < deadline, "model.serve did not answer /ping"
+                raise RuntimeError(f"serving.serve exited: {process.stderr.read().decode()}")
+            assert time.monotonic() < deadline, "serving.serve did not answer /ping"
             time.sleep(0.1)
         yield server
     finally:

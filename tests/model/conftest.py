@@ -17,9 +17,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from model.serve import LoadedHandler
+from serving.serve import LoadedHandler
 
-CODE = Path(__file__).resolve().parents[2] / "model" / "code"
+CODE = Path(__file__).resolve().parents[2] / "serving" / "code"
 # IMAGENET1K_V2's reference transforms; test_package checks the real archive carries them.
 PREPROCESSING = {
     "resize_size": 232,
@@ -77,5 +77,5 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def handler(tiny_model_dir: Path) -> LoadedHandler:
-    """``code/inference.py`` imported and ``model_fn`` called, exactly as model.serve does."""
+    """``code/inference.py`` imported and ``model_fn`` called, exactly as serving.serve does."""
     return LoadedHandler(tiny_model_dir)

@@ -1,6 +1,6 @@
 """Every tested torchvision architecture, with random weights: it packages, its ONNX
 export computes what torch computes, the handler preprocesses exactly as the weights'
-own transforms, and `model.serve` serves it within the memory the archive records.
+own transforms, and `serving.serve` serves it within the memory the archive records.
 Slow: each architecture is exported once per change of model/ (tests/model/archives.py).
 """
 
@@ -20,8 +20,8 @@ from sklearn.datasets import load_sample_images
 
 from model.memory import estimate
 from model.package import main
-from model.serve import LoadedHandler
 from model.weights import TESTED_ARCHS, architectures, default_weights
+from serving.serve import LoadedHandler
 from tests.model import images
 from tests.model.archives import arch_archive, served
 

@@ -1,4 +1,4 @@
-"""``model.serve`` under SageMaker Batch Transform (``model.batch_transform``): the
+"""``serving.serve`` under SageMaker Batch Transform (``serving.batch_transform``): the
 execution parameters, a bad record as a 200 with the API's error object, the payload and
 concurrency the job sets, and the Serverless endpoint unchanged without ``SAGEMAKER_BATCH``."""
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from model import batch_transform, serve
+from serving import batch_transform, serve
 from tests.model import images
 from tests.model.asgi import TestClient
 

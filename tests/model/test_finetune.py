@@ -1,7 +1,7 @@
 """`python -m model.finetune` on a tiny dataset made here (three photos that scikit-image
 ships, augmented into three classes), from a random backbone: it trains (the loss falls),
 and what it writes packages with `--labels` and serves exactly three predictions through
-the handler, `model.serve` and the local API's real proxy. Bad data is refused clearly.
+the handler, `serving.serve` and the local API's real proxy. Bad data is refused clearly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from model.finetune import EXIT_DATA, blocks, main
-from model.serve import LoadedHandler
+from serving.serve import LoadedHandler
 from tests.model import images
 from tests.model.archives import ROOT, package, served
 from tests.model.datasets import make_dataset

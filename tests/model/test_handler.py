@@ -71,7 +71,7 @@ def test_every_accepted_format_gives_a_top5(handler, case):
 def test_archives_from_before_precision_and_labels(tmp_path):
     """Archives built before the precision option hold the fp32 export; before --labels,
     every archive answered with ImageNet's classes."""
-    from model.serve import LoadedHandler
+    from serving.serve import LoadedHandler
     from tests.model.conftest import write_tiny_model_dir
 
     model_dir = write_tiny_model_dir(tmp_path)
@@ -93,7 +93,7 @@ def test_archives_from_before_precision_and_labels(tmp_path):
 
 @pytest.mark.parametrize("classes", [2, 3, 5, 7])
 def test_a_model_of_n_classes_answers_with_min_5_n(tmp_path, classes):
-    from model.serve import LoadedHandler
+    from serving.serve import LoadedHandler
     from tests.model.conftest import write_tiny_model_dir
 
     few = LoadedHandler(write_tiny_model_dir(tmp_path, classes))
@@ -115,7 +115,7 @@ def test_a_model_of_n_classes_answers_with_min_5_n(tmp_path, classes):
 
 def test_labels_that_disagree_with_the_model_stop_it_loading(tmp_path):
     """A model of 1000 outputs with 3 labels would mislabel every answer."""
-    from model.serve import LoadedHandler
+    from serving.serve import LoadedHandler
     from tests.model.conftest import write_tiny_model_dir
 
     model_dir = write_tiny_model_dir(tmp_path)
@@ -269,7 +269,7 @@ def test_serving_never_imports_torch(tiny_model_dir: Path):
         f"""
         import sys
         from pathlib import Path
-        from model.serve import create_app
+        from serving.serve import create_app
         from tests.model.asgi import TestClient
         with TestClient(create_app(Path({str(tiny_model_dir)!r}))) as client:
             jpeg = open({str(tiny_model_dir / "probe.jpg")!r}, "rb").read()

@@ -1,5 +1,5 @@
 """The memory an archive records (`peak_rss_mb`, `memory_mb_min`) and how the stack reads
-it. The model part of the bound is checked against `model.serve` for every architecture
+it. The model part of the bound is checked against `serving.serve` for every architecture
 in test_architectures.py; here, the headroom for the largest image the handler accepts,
 and the metadata reader."""
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from model.archive import write_reproducible_tar_gz
+from artifact.archive import write_reproducible_tar_gz
+from artifact.metadata import ArchiveMetadataError, read_archive_metadata
 from model.memory import MAX_IMAGE_PIXELS, MIB, REQUEST_BYTES_PER_PIXEL, estimate
-from model.metadata import ArchiveMetadataError, read_archive_metadata
 from tests.model.conftest import tiny_onnx_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ def test_the_largest_accepted_image_fits_the_headroom(tmp_path, tiny_model_dir, 
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from model.serve import LoadedHandler
+        from serving.serve import LoadedHandler
 
         def peak():
             status = Path("/proc/self/status").read_text().splitlines()

@@ -17,7 +17,7 @@ from PIL import Image
 
 from model.package import EXIT_INT8_REFUSED, EXIT_UNUSABLE, import_onnx, main
 from model.preprocessing import IMAGENET_DEFAULTS, Preprocessing
-from model.serve import LoadedHandler
+from serving.serve import LoadedHandler
 from tests.model import images
 from tests.model.archives import served
 

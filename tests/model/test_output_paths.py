@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from model.archive import write_reproducible_tar_gz
-from model.output import OutputPathError, check_output_path, write_whole
+from artifact.archive import write_reproducible_tar_gz
+from artifact.output import OutputPathError, check_output_path, write_whole
 from tests.model.datasets import make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -268,7 +268,7 @@ def test_network_probe_gives_up_quickly():
 
 
 def test_archive_is_what_the_handler_loads(model_artifact):
-    from model.serve import LoadedHandler
+    from serving.serve import LoadedHandler
     from tests.model import images
 
     handler = LoadedHandler(model_artifact)

@@ -80,7 +80,7 @@ def test_elongated_images_stay_within_one_step(handler, reference, tiles):
 def test_every_interpolation_matches_torchvision(tmp_path, interpolation):
     """An imported model may ask for any of torchvision's interpolations; the handler
     applies each exactly as torchvision resizes a PIL image."""
-    from model.serve import LoadedHandler
+    from serving.serve import LoadedHandler
     from tests.model.conftest import write_tiny_model_dir
 
     prep = Preprocessing.from_mapping(

@@ -1,4 +1,4 @@
-"""`python -m model.registry list`: archives in a moto S3 bucket laid out as the stack
+"""`python -m admin.registry list`: archives in a moto S3 bucket laid out as the stack
 uploads them, their metadata from a sidecar or from the archive itself, and which variants
 of which stacks serve them. Run with `-s` to see the tables it prints."""
 
@@ -16,9 +16,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from admin.registry import EXIT_S3, EXIT_USAGE, Registry, main, version_slug
+from artifact.archive import write_reproducible_tar_gz
 from components.model_archive import ModelArchive
-from model.archive import write_reproducible_tar_gz
-from model.registry import EXIT_S3, EXIT_USAGE, Registry, main, version_slug
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
@@ -288,7 +288,7 @@ def test_a_missing_outputs_file_or_bucket_is_exit_2(tmp_path):
 
 def test_it_runs_as_a_module():
     done = subprocess.run(
-        [sys.executable, "-m", "model.registry", "list", "--help"],
+        [sys.executable, "-m", "admin.registry", "list", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,7 +1,7 @@
-"""``model.serve``: the container contract and the SageMaker Runtime wire API.
+"""``serving.serve``: the container contract and the SageMaker Runtime wire API.
 
 Fast tests drive the ASGI app in process on the tiny model; slow ones talk HTTP to a
-real ``python -m model.serve`` on the packaged archive, with httpx and with boto3.
+real ``python -m serving.serve`` on the packaged archive, with httpx and with boto3.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from model import serve
-from model.archive import UnsafeArchiveError, extract, write_reproducible_tar_gz
+from artifact.archive import UnsafeArchiveError, extract, write_reproducible_tar_gz
+from serving import serve
 from tests.event_loop import run_apart
 from tests.model import images
 from tests.model.asgi import TestClient
@@ -384,10 +384,10 @@ def shared_dir() -> Iterator[Path]:
 
 
 def serve_as_another_user(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m model.serve ARGS` as a user that owns nothing in `shared_dir`, as the
+    """`python -m serving.serve ARGS` as a user that owns nothing in `shared_dir`, as the
     image's user owns nothing in SageMaker's /opt/ml/model (root reads everything, so
     root drops to nobody)."""
-    command = [sys.executable, "-m", "model.serve", *args]
+    command = [sys.executable, "-m", "serving.serve", *args]
     if os.geteuid() == 0:
         command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
     return subprocess.run(
@@ -555,22 +555,25 @@ def test_extract_drops_set_id_and_shared_write_bits(extraction, tmp_path):
 
 
 def test_onnx_runtime_telemetry_is_off_wherever_the_model_runs():
-    """ONNX Runtime reads the switch once, when it starts: the packager and the handler
-    (loaded alone, as the serving image loads it) set it before they import it."""
-    handler = Path(__file__).resolve().parents[2] / "model" / "code" / "inference.py"
-    load_handler = (
-        "import importlib.util as u; "
-        f"s = u.spec_from_file_location('inference', {str(handler)!r}); "
-        "s.loader.exec_module(u.module_from_spec(s))"
-    )
+    """ONNX Runtime reads the switch when it starts. The packager's and the model server's
+    commands set it before either loads ONNX Runtime (importing them loads it not, and
+    changes no environment); the serving image sets it in its ENV as well."""
+    root = Path(__file__).resolve().parents[2]
     environment = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
-    for importing in ("import model.export", load_handler):
-        script = f"import os; {importing}; print(os.environ.get('ORT_DISABLE_TELEMETRY'))"
+    for module in ("model.package", "serving.serve"):
+        script = (
+            f"import os, sys, {module} as cli\n"
+            "imported = ('onnxruntime' in sys.modules, os.environ.get('ORT_DISABLE_TELEMETRY'))\n"
+            "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(*imported, os.environ.get('ORT_DISABLE_TELEMETRY'))\n"
+        )
         done = subprocess.run(
             [sys.executable, "-c", script],
             capture_output=True,
             text=True,
             check=True,
             env=environment,
+            cwd=root,
         )
-        assert done.stdout.strip() == "1", importing
+        assert done.stdout.splitlines()[-1] == "False None 1", module
+    assert "ORT_DISABLE_TELEMETRY=1" in (root / "serving" / "Dockerfile").read_text()

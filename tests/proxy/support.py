@@ -189,7 +189,7 @@ def client_error(code: str, status: int, message: str = "", **modeled: Any) -> C
 
 
 def model_error(status: int, code: str | None, message: str, traceback: bool = True) -> ClientError:
-    """A `ModelError` carrying the handler's body, as model.serve and SageMaker send it."""
+    """A `ModelError` carrying the handler's body, as serving.serve and SageMaker send it."""
     original = (
         json.dumps({"error": {"code": code, "message": message}}) if code is not None else message
     )

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from botocore.response import StreamingBody
 
+from machine.predictions_sqlite import SqlitePredictionStore
 from proxy.predictions import Prediction, StoreError
-from proxy.predictions_sqlite import SqlitePredictionStore
 from proxy.variants import parse_variants
 from tests.proxy.photos import encoded
 from tests.proxy.support import (

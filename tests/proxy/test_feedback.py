@@ -18,6 +18,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from machine.predictions_sqlite import SqlitePredictionStore
 from proxy.config import ConfigError, ProxyConfig, load_config
 from proxy.feedback import LABELS_CACHE_CONTROL, MAX_FEEDBACK_BYTES, SOMETHING_ELSE
 from proxy.labels import (
@@ -29,7 +30,6 @@ from proxy.labels import (
     write_labels_file,
 )
 from proxy.predictions import DynamoPredictionStore, StoreError, open_store
-from proxy.predictions_sqlite import SqlitePredictionStore
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
     ENDPOINT,

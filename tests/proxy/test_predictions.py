@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from machine.predictions_sqlite import DEFAULT_SQLITE_PATH, SqlitePredictionStore
 from proxy.predictions import (
     DEFAULT_RETENTION_DAYS,
     PARTITION_KEY,
@@ -29,7 +30,6 @@ from proxy.predictions import (
     iso_time,
     parse_feedback,
 )
-from proxy.predictions_sqlite import DEFAULT_SQLITE_PATH, SqlitePredictionStore
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"

@@ -1,4 +1,4 @@
-"""`python -m proxy.report`: the statistics, and the CLI on records written here, in a local
+"""`python -m admin.report`: the statistics, and the CLI on records written here, in a local
 SQLite file and in DynamoDB (moto). Run with `-s` to see the tables it prints."""
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from proxy.predictions import (
-    PARTITION_KEY,
-    DynamoPredictionStore,
-    Prediction,
-)
-from proxy.predictions_sqlite import SqlitePredictionStore
-from proxy.report import (
+from admin.report import (
     EXIT_STORE,
     EXIT_USAGE,
     main,
     parse_when,
     percentile,
     wilson_interval,
+)
+from machine.predictions_sqlite import SqlitePredictionStore
+from proxy.predictions import (
+    PARTITION_KEY,
+    DynamoPredictionStore,
+    Prediction,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,7 +274,7 @@ def test_it_runs_as_a_module(tmp_path):
         for made in traffic(start=time.time() - 60):
             store.put(made)
     done = subprocess.run(
-        [sys.executable, "-m", "proxy.report", "--sqlite", str(path), "--json", "--since", "1h"],
+        [sys.executable, "-m", "admin.report", "--sqlite", str(path), "--json", "--since", "1h"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""The whole request path: `proxy.handler` -> botocore -> the real `model.serve`.
+"""The whole request path: `proxy.handler` -> botocore -> the real `serving.serve`.
 
 The handler is imported as Lambda would import it, with `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`
 pointing the stock SageMaker Runtime client at the local model server.

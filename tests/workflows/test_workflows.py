@@ -213,7 +213,12 @@ def test_model_archive_is_built_once_per_source_hash_where_the_program_reads_it(
     assert cache["with"]["path"] == "build/model.tar.gz"
     assert "steps.sources.outputs.hash" in cache["with"]["key"]
     hashing = next(s for s in steps(job) if s.get("id") == "sources")
-    for source in ("model/*.py", "model/code/**", "model/requirements-build.txt"):
+    for source in (
+        "model/*.py",
+        "artifact/*.py",
+        "serving/code/**",
+        "model/requirements-build.txt",
+    ):
         assert source in hashing["run"]
     build = next(s for s in steps(job) if "model.package" in s.get("run", ""))
     assert build["if"] == "steps.cache.outputs.cache-hit != 'true'"

@@ -4,7 +4,7 @@ its class names come from the archive's ``metadata.json``.
 
 The SageMaker inference toolkit imports this module and calls, in order,
 ``model_fn(model_dir)`` once, then ``input_fn`` -> ``predict_fn`` -> ``output_fn`` per
-request. ``model.serve`` drives it the same way. Torch never loads here: cold start and
+request. ``serving.serve`` drives it the same way. Torch never loads here: cold start and
 memory are what a serverless endpoint pays for.
 
 Client errors are raised as the toolkit's ``BaseInferenceToolkitError`` (or an identical
@@ -25,16 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-# ONNX Runtime (1.29+) sends usage telemetry from Linux unless this is set before it
-# initialises; a model server has no business calling out, and offline it cannot.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 from PIL import Image, ImageFile, ImageOps
 
 try:
     from sagemaker_inference.errors import BaseInferenceToolkitError
-except ImportError:  # model.serve, tests and the benchmark run without the toolkit
+except ImportError:  # serving.serve, tests and the benchmark run without the toolkit
 
     class BaseInferenceToolkitError(Exception):  # type: ignore[no-redef]
         """Same contract as ``sagemaker_inference.errors.BaseInferenceToolkitError``."""
@@ -140,7 +136,7 @@ class Model:
 
 def _session_options() -> ort.SessionOptions:
     options = ort.SessionOptions()
-    # One thread per request: model.serve runs a request per CPU at once, each calling
+    # One thread per request: serving.serve runs a request per CPU at once, each calling
     # run() (thread-safe) on its own thread, so more intra-op threads would oversubscribe
     # the cores; on a small slice of CPU (Serverless) they only add spinning and memory.
     # Both counts are explicit and tunable per deployment.

@@ -1,6 +1,7 @@
-"""The batch Lambda's entry points: `batch.handler.classify` and `batch.handler.record_failure`.
+"""The batch Lambda's entry points: `pipeline.handler.classify` and
+`pipeline.handler.record_failure`.
 
-One function (its zip holds `proxy/` and `batch/`) with two handlers, or two functions with
+One function (its zip holds `proxy/` and `pipeline/`) with two handlers, or two functions with
 the same zip. The environment is the proxy's (`proxy.config.load_config`, documented in
 docs/api.md): `SAGEMAKER_ENDPOINT_NAME` (required), `REVIEW_THRESHOLD`,
 `MAX_IMAGE_BYTES`, `SAGEMAKER_MAX_ATTEMPTS` (2 suits the batch: Step Functions does the
@@ -21,10 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from batch.storage import S3Storage
-from batch.tasks import Classifier, Job, TaskError, event_location, inbox_job, located_key
-from batch.tasks import classify as classify_task
-from batch.tasks import record_failure as record_failure_task
+from pipeline.storage import S3Storage
+from pipeline.tasks import Classifier, Job, TaskError, event_location, inbox_job, located_key
+from pipeline.tasks import classify as classify_task
+from pipeline.tasks import record_failure as record_failure_task
 from proxy.config import load_config
 from proxy.logs import append_keys, configure_logging, log, request_context
 from proxy.predictions import open_store

@@ -1,6 +1,6 @@
 """The model versions a stack's artifact bucket holds, and which stacks serve them.
 
-    python -m model.registry list [--bucket BUCKET] [--region REGION]
+    python -m admin.registry list [--bucket BUCKET] [--region REGION]
                                   [--serving OUTPUTS.json ...] [--json]
 
 Every archive the stack uploads is `s3://<artifact bucket>/models/<version>/model.tar.gz`
@@ -388,7 +388,7 @@ def _iso(moment: datetime) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m model.registry",
+        prog="python -m admin.registry",
         description="The model versions in a stack's artifact bucket, and what serves them.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from model.metadata import (
+from artifact.metadata import (
     IMAGENET,
     IMAGENET_ID,
     RANDOM,

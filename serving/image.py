@@ -1,6 +1,6 @@
 """The serving image's identity: its tag is a hash of everything that goes into it.
 
-    python -m model.image [--base-image REF]     # prints the tag
+    python -m serving.image [--base-image REF]     # prints the tag
 
 Standard library only, so the Pulumi program can import it to name the image it builds
 and pushes: an unchanged image keeps its tag, and is never built or pushed again.
@@ -14,15 +14,16 @@ import re
 import sys
 from pathlib import Path
 
-DOCKERFILE = "model/Dockerfile"
+DOCKERFILE = "serving/Dockerfile"
 DOCKERIGNORE = ".dockerignore"
-LOCK_FILE = "model/requirements-image.lock"
+LOCK_FILE = "serving/requirements-image.lock"
 SERVING_CODE = (
-    "model/__init__.py",
-    "model/archive.py",
-    "model/batch_transform.py",
-    "model/output.py",
-    "model/serve.py",
+    "artifact/__init__.py",
+    "artifact/archive.py",
+    "artifact/output.py",
+    "serving/__init__.py",
+    "serving/batch_transform.py",
+    "serving/serve.py",
 )
 # Relative to the repository root, the build context. Every file the build reads.
 CONTEXT_FILES = (DOCKERFILE, DOCKERIGNORE, LOCK_FILE, *SERVING_CODE)
@@ -57,7 +58,7 @@ def image_tag(repo_root: Path, base_image: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.image", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.image", description=__doc__)
     parser.add_argument("--base-image", help="the BASE_IMAGE build arg (default: the Dockerfile's)")
     parser.add_argument("--repo-root", type=Path, default=Path(__file__).resolve().parent.parent)
     args = parser.parse_args(argv)

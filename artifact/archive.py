@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from model.output import write_whole
+from artifact.output import write_whole
 
 
 def write_reproducible_tar_gz(files: Mapping[str, bytes], out: Path) -> None:
     """Write ``files`` so that the same contents always give the same bytes.
 
     Entries are sorted, owned by root, mode 0644, dated 1970; gzip carries no name and
-    mtime 0. Written whole or not at all (`model.output.write_whole`).
+    mtime 0. Written whole or not at all (`artifact.output.write_whole`).
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     tar_bytes = io.BytesIO()

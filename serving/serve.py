@@ -1,7 +1,7 @@
 """A SageMaker-compatible model server for ``model.tar.gz``, with no torch in sight.
 
-    python -m model.serve --artifact build/model.tar.gz [--host 127.0.0.1] [--port 8080]
-    python -m model.serve --model-dir /opt/ml/model --host 0.0.0.0 serve   # the image
+    python -m serving.serve --artifact build/model.tar.gz [--host 127.0.0.1] [--port 8080]
+    python -m serving.serve --model-dir /opt/ml/model --host 0.0.0.0 serve   # the image
 
 It loads the model as SageMaker does (extract the archive, or take the directory
 SageMaker extracted it to; import ``code/inference.py``; call ``model_fn`` once) and
@@ -9,7 +9,7 @@ serves two faces of the same handler:
 
 * the container contract: ``GET /ping`` and ``POST /invocations``, plus Batch Transform's
   ``GET /execution-parameters``; under ``SAGEMAKER_BATCH=true`` a record the model cannot
-  use answers 200 with its error (``model.batch_transform``);
+  use answers 200 with its error (``serving.batch_transform``);
 * the SageMaker Runtime ``InvokeEndpoint`` wire API, ``POST /endpoints/{name}/invocations``,
   so a stock boto3 ``sagemaker-runtime`` client with ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``
   pointed here works unchanged, handler errors arriving as ``ModelError``.
@@ -55,7 +55,7 @@ if __name__ == "__main__":
     # than dying by the signal. This handler covers the time until uvicorn takes SIGTERM
     # over (finishing requests in flight) and after it hands it back (it re-raises the
     # signal once stopped, which ends here). Set before the imports below, which take a
-    # few hundred milliseconds. In the image python is not PID 1 (model/Dockerfile), so a
+    # few hundred milliseconds. In the image python is not PID 1 (serving/Dockerfile), so a
     # SIGTERM before this line still stops it.
     signal.signal(signal.SIGTERM, _stop)
 
@@ -65,15 +65,15 @@ from starlette.requests import ClientDisconnect, Request  # noqa: E402
 from starlette.responses import JSONResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from model.archive import extract  # noqa: E402
-from model.batch_transform import (  # noqa: E402
+from artifact.archive import extract  # noqa: E402
+from serving.batch_transform import (  # noqa: E402
     BatchSettingError,
     BatchSettings,
     execution_parameters,
     record_error,
 )
 
-LOG = logging.getLogger("model.serve")
+LOG = logging.getLogger("serving.serve")
 JSON = "application/json"
 # SageMaker real-time endpoints take at most 6 MB per request (Serverless: 4 MB).
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -272,7 +272,7 @@ def create_app(
     """Load the archive (or an extracted model directory) and build the ASGI app, which
     runs up to ``workers`` requests at once (default: ``default_workers``, within the
     transform job's ``batch.max_concurrent``) and, under ``batch.enabled``, answers a
-    record the model cannot use with 200 and its error (``model.batch_transform``)."""
+    record the model cannot use with 200 and its error (``serving.batch_transform``)."""
     batch = batch or BatchSettings()
     handler = LoadedHandler(artifact, workers, batch.max_concurrent)
     body_limit = batch.body_limit(MAX_BODY_BYTES)
@@ -382,7 +382,7 @@ async def _client_disconnected(_request: Request, _error: Exception) -> Response
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m model.serve", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m serving.serve", description=__doc__)
     parser.add_argument(
         "command",
         nargs="?",
@@ -483,7 +483,7 @@ def _model_dir_problem(model_dir: Path) -> str | None:
         return (
             f"cannot read {error.filename} as uid {os.getuid()}: make the model directory "
             "and its files readable by others (chmod -R a+rX), or run the image as root "
-            "(USER root in model/Dockerfile)"
+            "(USER root in serving/Dockerfile)"
         )
     if not (model_dir / "code" / "inference.py").is_file():
         return f"{model_dir} holds no model (no code/inference.py): {give}"
@@ -504,6 +504,9 @@ def _load_problem(source: Path, error: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # ONNX Runtime (1.29+) sends usage telemetry unless this is set before it initialises
+    # (its Privacy.md); a model server has no business calling out, and offline it cannot.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     args = parse_args(argv)
     problem = _source_problem(args)
     if problem is not None:

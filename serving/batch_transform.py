@@ -1,4 +1,4 @@
-"""SageMaker Batch Transform's side of the container contract, for ``model.serve``.
+"""SageMaker Batch Transform's side of the container contract, for ``serving.serve``.
 
 SageMaker runs the same image for a transform job with ``SAGEMAKER_BATCH=true`` and, when
 the job sets them, ``SAGEMAKER_MAX_PAYLOAD_IN_MB``, ``SAGEMAKER_BATCH_STRATEGY`` and

@@ -1,4 +1,4 @@
-"""`python -m model.serve` as a child process: the local stand-in for SageMaker."""
+"""`python -m serving.serve` as a child process: the local stand-in for SageMaker."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from local.artifact import REPO_ROOT
 from local.ports import free_port
+from machine.artifact import REPO_ROOT
 
 START_TIMEOUT_SECONDS = 120
 PING_TIMEOUT_SECONDS = 2.0
@@ -25,7 +25,7 @@ PING_TIMEOUT_SECONDS = 2.0
 # - our SIGKILL or a crash, which no handler sees: the kernel sends it SIGTERM (Linux's
 #   PR_SET_PDEATHSIG, = 1), set by this shim, which then execs the server's command in
 #   the same process. A pipe the server watches would work too, but needs the server's
-#   cooperation (model.serve, and the serving image's `serve`); this needs none. A shim
+#   cooperation (serving.serve, and the serving image's `serve`); this needs none. A shim
 #   rather than subprocess's preexec_fn, which is unsafe once threads exist. It fires when
 #   the thread that started the server ends: start servers from the main thread.
 # Sharing our process group instead would not do: a SIGTERM or SIGKILL to our pid alone
@@ -67,7 +67,7 @@ def dying_with_us(command: list[str]) -> list[str]:
 class ModelServer:
     """Start, watch and stop one model server on a free loopback port."""
 
-    description = "python -m model.serve, the endpoint stand-in"
+    description = "python -m serving.serve, the endpoint stand-in"
 
     def __init__(self, artifact: Path, host: str = "127.0.0.1") -> None:
         self.artifact = artifact
@@ -81,7 +81,7 @@ class ModelServer:
         return [
             sys.executable,
             "-m",
-            "model.serve",
+            "serving.serve",
             "--artifact",
             str(self.artifact),
             "--host",

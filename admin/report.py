@@ -1,6 +1,6 @@
-"""How each variant does, from the prediction records: `python -m proxy.report`.
+"""How each variant does, from the prediction records: `python -m admin.report`.
 
-    python -m proxy.report (--sqlite PATH | --table NAME [--region REGION])
+    python -m admin.report (--sqlite PATH | --table NAME [--region REGION])
                            [--since WHEN] [--until WHEN] [--json]
 
 One row per variant and model version (a variant's version changes when a new model rolls
@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from machine.predictions_sqlite import DEFAULT_SQLITE_PATH, SqlitePredictionStore
 from proxy.predictions import (
     DynamoPredictionStore,
     Prediction,
@@ -40,7 +41,6 @@ from proxy.predictions import (
     StoreError,
     iso_time,
 )
-from proxy.predictions_sqlite import DEFAULT_SQLITE_PATH, SqlitePredictionStore
 
 EXIT_STORE = 1
 EXIT_USAGE = 2
@@ -278,7 +278,7 @@ def _rounded(value: float | None) -> float | None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m proxy.report",
+        prog="python -m admin.report",
         description="Requests, user-reported accuracy, review rate and latency per variant "
         "and model version, from the proxy's prediction records.",
     )

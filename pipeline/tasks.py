@@ -2,7 +2,7 @@
 
 The cloud's workflow (EventBridge on `inbox/` objects -> Step Functions -> Lambda) and the
 local runner (`python -m batch run`) run these same functions; the Lambda entry points are
-in `batch.handler`, the state machine in `batch.workflow`. What they reuse from the proxy,
+in `pipeline.handler`, the state machine in `pipeline.workflow`. What they reuse from the proxy,
 so that a batch image is judged exactly as an upload to `POST /api/predict` is:
 `proxy.request.parse_upload` (size, format sniffing, the API's error codes),
 `proxy.sagemaker.EndpointInvoker` (the time-budgeted retries and the failure classes) and
@@ -12,7 +12,7 @@ threshold, `REVIEW_THRESHOLD`, 0.93 by default: `proxy.config.DEFAULT_REVIEW_THR
 Task contract
 =============
 
-**classify** (`batch.handler.classify`)
+**classify** (`pipeline.handler.classify`)
 
 - In: `{"bucket": "B", "key": "inbox/cats/1.jpg"}`, the key as it is; or an EventBridge
   S3 "Object Created" event (`detail.bucket.name`, `detail.object.key`), whose key S3
@@ -46,11 +46,11 @@ Task contract
     `source_missing` (the object is gone); `InvalidEvent`: `invalid_request` (no bucket or
     key, or a key outside `inbox/`). Not retried.
 
-  The retry table is `batch.workflow.RETRIES`. `failed/` records whether running the
+  The retry table is `pipeline.workflow.RETRIES`. `failed/` records whether running the
   image again may succeed (`retryable`: false for the three classes not retried and
   `ImageRefused`).
 
-**record_failure** (`batch.handler.record_failure`), the Catch of every classify error
+**record_failure** (`pipeline.handler.record_failure`), the Catch of every classify error
 
 - In: the classify input plus `"error": {"Error": "<name>", "Cause": "<Lambda's error
   JSON>"}` (a Catch with `"ResultPath": "$.error"`).
@@ -58,7 +58,7 @@ Task contract
   "failed/<name>.json", "request_id", "code", "retryable", "skipped": false}`. An error
   that is not one of the above (a Lambda timeout, a bug) is recorded as `internal_error`,
   its name and cause in `detail`; one that waited out the batch's bound
-  (`Lambda.TooManyRequestsException` after `batch.workflow.WAIT_FOR_A_SLOT`) as
+  (`Lambda.TooManyRequestsException` after `pipeline.workflow.WAIT_FOR_A_SLOT`) as
   `batch_busy` (503, retryable). When the image already has a result or review outcome
   for the same bytes (a duplicate's late failure), that outcome stays and is returned
   with `"skipped": true`.
@@ -79,7 +79,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
-from batch.storage import (
+from pipeline.storage import (
     FAILED,
     INBOX,
     OUTCOME_FOLDERS,
@@ -90,7 +90,7 @@ from batch.storage import (
     Storage,
     StorageError,
 )
-from batch.workflow import LAMBDA_THROTTLED
+from pipeline.workflow import LAMBDA_THROTTLED
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD, ProxyConfig
 from proxy.logs import append_keys
 from proxy.predictions import Prediction, PredictionStore, StoreError, iso_time
@@ -101,7 +101,7 @@ from proxy.sagemaker import EndpointInvoker
 SCHEMA = 1
 """The outcome files' format version."""
 VARIANT = "batch"
-"""The `variant` of batch predictions in the prediction store (`proxy.report` shows it)."""
+"""The `variant` of batch predictions in the prediction store (`admin.report` shows it)."""
 READ_CAP = 10 * 1024 * 1024
 """Larger objects are refused without being read: API Gateway's own payload limit, so
 the API never sees them either."""
