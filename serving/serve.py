@@ -37,6 +37,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -45,8 +46,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+_stop_requested = threading.Event()
+
 
 def _stop(_signum: int, _frame: object) -> None:
+    # Remembered as well as raised: a C extension importing at that moment (ONNX Runtime's
+    # pybind11 module) reports the exit as its own ImportError, "initialization failed".
+    _stop_requested.set()
     raise SystemExit(0)
 
 
@@ -519,9 +525,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = create_app(source, args.workers, args.batch)
     except Exception as error:  # the archive's own handler: anything may fail to load
+        if _stop_requested.is_set():
+            return 0
         LOG.debug("loading %s failed", source, exc_info=True)
         print(f"error: {_load_problem(source, error)}", file=sys.stderr)
         return 1
+    if _stop_requested.is_set():  # a stop the handler's own imports swallowed
+        return 0
     LOG.info("serving up to %d requests at once", app.state.handler.workers)
     uvicorn.run(
         app,

@@ -418,6 +418,30 @@ def test_a_model_dir_holding_no_model_is_one_line(tmp_path, capsys):
     assert "--model-dir" in line
 
 
+def test_a_stop_while_a_c_extension_loads_is_a_clean_stop(tmp_path):
+    """SIGTERM inside a C extension's import (ONNX Runtime's pybind11 module) comes out as
+    that module's ImportError, "initialization failed": still a stop, not a broken model."""
+    model_dir = write_tiny_model_dir(tmp_path)
+    (model_dir / "code" / "inference.py").write_text(
+        "import os, signal, time\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+        "except SystemExit as stop:\n"
+        "    raise ImportError('initialization failed') from stop\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "serving.serve", "--model-dir", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("missing", ["metadata.json", "model.onnx"])
 def test_a_model_dir_missing_a_model_file_is_one_line(tmp_path, capsys, missing):
     model_dir = write_tiny_model_dir(tmp_path)
