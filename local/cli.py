@@ -29,7 +29,6 @@ from local.lambda_function import (
     load_handler,
 )
 from local.origin import create_origin_app
-from local.ports import PortInUse, listen
 from local.site import create_site_app
 from machine.artifact import (
     DEFAULT_ARCHIVE,
@@ -40,6 +39,7 @@ from machine.artifact import (
     shown,
 )
 from machine.model_server import ModelServer, ModelServerError
+from machine.ports import PortInUse, listen
 from machine.predictions_sqlite import SqlitePredictionStore
 from model.labels import IMAGENET_LABEL_SET, label_set
 from proxy.api_keys import DEFAULT_LOCAL_FILE, FileKeyStore, StoreError

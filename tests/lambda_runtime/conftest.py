@@ -29,7 +29,7 @@ from typing import Any
 import boto3
 import pytest
 
-from local.ports import free_port
+from machine.ports import free_port
 from tests.infra.conftest import REGION, StackRun
 from tests.lambda_runtime.harness import TABLE, batch_stack, lambda_venv, start_function
 from tests.lambda_runtime.runtime_api import LambdaFunction

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.ports import listen
+from machine.ports import listen
 from tests.local.runtime import ROOT, LocalRuntime, local_runtime
 
 pytestmark = pytest.mark.slow
