@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from artifact.labels import LabelsError, read_labels
 from artifact.metadata import DEFAULT_ARCH
 from artifact.output import OutputPathError, check_output_path
 from artifact.package_exit import EXIT_INT8_REFUSED, EXIT_UNUSABLE
-from model.labels import LabelsError, label_set, read_labels
+from model.labels import label_set
 from model.preprocessing import (
     FIELDS,
     IMAGENET_DEFAULTS,
