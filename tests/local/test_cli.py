@@ -14,7 +14,7 @@ import pytest
 from artifact.labels import CUSTOM_LABEL_SET, IMAGENET_LABEL_SET
 from artifact.metadata import ArchiveMetadata, ArchiveMetadataError, read_archive_metadata
 from local.cli import parse_args, untrained_banner
-from tests.local.runtime import ROOT
+from tests.conftest import ROOT
 
 
 def run_local(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
