@@ -36,4 +36,3 @@ def test_the_benchmark_starts_the_dev_stacks_proxy(tmp_path: Path):
     assert len(bench.variables[SECRET]) == len(stack.variables[SECRET])
     assert bench.variables[SECRET].isalnum()
     assert (DEPLOYMENT.region, DEPLOYMENT.task_root) == (REGION, STACK_DEPLOYMENT.task_root)
-
