@@ -179,14 +179,8 @@ def imports(name: str) -> tuple[str, ...]:
         if isinstance(node, ast.Import):
             targets = [_resolve(module, alias.name) for alias in node.names]
         else:
-            if node.level:
-                base = module.name.split(".")
-                base = base[
-                    : len(base) - node.level + (1 if module.path.name == "__init__.py" else 0)
-                ]
-                source = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                source = _resolve(module, node.module or "")
+            assert node.level == 0, f"{module.path}:{node.lineno}: imports relatively"
+            source = _resolve(module, node.module or "")
             # `from pkg import name` loads `pkg.name` too where that is a module.
             targets = [source, *(f"{source}.{alias.name}" for alias in node.names)]
         for target in targets:
