@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from artifact.labels import IMAGENET_LABEL_SET, LABEL_SETS
+
 DEFAULT_ARCH = "mobilenet_v2"
 """The architecture `python -m model.package --weights ...` builds unless `--arch` says."""
 RANDOM = "random"
@@ -41,6 +43,9 @@ class ArchiveMetadata:
     memory_mb_min: int | None = None
     """The smallest SageMaker Serverless memory (MB, a multiple of 1024) the archive needs;
     None for archives built before it was recorded."""
+    label_set: str = IMAGENET_LABEL_SET
+    """`artifact.labels.IMAGENET_LABEL_SET` or `CUSTOM_LABEL_SET`, as the packager decided
+    it; archives from before it was recorded answer with ImageNet's classes."""
 
     @property
     def untrained(self) -> bool:
@@ -64,10 +69,16 @@ def read_archive_metadata(path: Path) -> ArchiveMetadata:
     labels = meta.get("labels", [])
     if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
         raise ArchiveMetadataError(f"{path}: metadata.json labels is not a list of names")
+    label_set = meta.get("label_set", IMAGENET_LABEL_SET)
+    if label_set not in LABEL_SETS:
+        raise ArchiveMetadataError(
+            f"{path}: metadata.json label_set is not one of {', '.join(LABEL_SETS)}"
+        )
     return ArchiveMetadata(
         path=path,
         memory_mb_min=memory_mb_min(meta, str(path)),
         labels=tuple(labels),
+        label_set=label_set,
         name=name,
         version=version,
         weights=weights,

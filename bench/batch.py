@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT))
 from artifact.metadata import read_archive_metadata  # noqa: E402
 from batch.runner import local_classifier, process, runtime_environment, scan  # noqa: E402
 from bench.measure import Run  # noqa: E402
+from local.process import local_runtime  # noqa: E402
 from pipeline.storage import LocalStorage  # noqa: E402
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD  # noqa: E402
-from tests.local.runtime import local_runtime  # noqa: E402
 
 SOURCES = {
     "cat": data.chelsea,

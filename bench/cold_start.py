@@ -48,7 +48,7 @@ from local.container import (  # noqa: E402
     choose_base_image,
     find_engine,
 )
-from local.ports import free_port  # noqa: E402
+from machine.ports import free_port  # noqa: E402
 from serving.serve import PORT_ENV  # noqa: E402
 
 TARGET_P50_SECONDS = 1.0

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.measure import Run, upload_photo  # noqa: E402 (needs the repository root on the path)
-from tests.local.runtime import local_runtime  # noqa: E402
+from local.process import local_runtime  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,12 @@
     .venv/bin/python -m bench.lambda_init [--starts 9]
 
 Each start is a fresh `python -m awslambdaric proxy.handler.handler` in the boto3-only
-virtualenv of `tests/lambda_runtime` (built on first use). Its task root holds the proxy's
-zip exactly as the stack builds it, read from the dev stack under Pulumi's mocks, with no
-bytecode and none written (`PYTHONDONTWRITEBYTECODE`: Lambda's task root is read-only), and
-it gets the stack's environment. Init is the time from the process's start to its first
+virtualenv of `machine/lambda_zip.py` (built on first use). Its task root holds the proxy's
+zip as the dev stack builds it (`components.proxy_api.lambda_code`, with the labels of a
+1000-class model), with no bytecode and none written (`PYTHONDONTWRITEBYTECODE`: Lambda's
+task root is read-only), and it gets the dev stack's handler, memory, timeout and
+environment (`proxy_function`; tests/lambda_runtime/test_bench_function.py checks it is the
+function the dev stack defines). Init is the time from the process's start to its first
 `GET /2018-06-01/runtime/invocation/next` on the Runtime API stand-in. By then
 awslambdaric has imported the handler module: the configuration is checked, the SageMaker
 Runtime client made. That is Lambda's `Init Duration` without the sandbox's own start.
@@ -21,10 +23,13 @@ reported in docs/testing.md.
 from __future__ import annotations
 
 import argparse
+import json
+import secrets
 import statistics
+import string
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,23 +37,63 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pulumi  # noqa: E402
+import yaml  # noqa: E402
 
-from tests.infra.conftest import write_synthetic_archive  # noqa: E402
-from tests.lambda_runtime.harness import (  # noqa: E402
-    FUNCTION,
-    batch_stack,
-    lambda_venv,
-    start_function,
-    start_zip,
+from components.model_variants import MAIN, endpoint_name  # noqa: E402
+from components.proxy_api import (  # noqa: E402
+    DEFAULT_LOG_LEVEL,
+    FUNCTION_MEMORY_MB,
+    FUNCTION_TIMEOUT_SECONDS,
+    HANDLER,
+    LAMBDA_TASK_ROOT,
+    MODEL_LABELS_DIR,
+    ORIGIN_SECRET_LENGTH,
+    labels_files,
+    lambda_code,
 )
-from tests.lambda_runtime.runtime_api import LambdaFunction  # noqa: E402
+from components.stack_config import name_prefix  # noqa: E402
+from machine.lambda_runtime_api import LambdaFunction  # noqa: E402
+from machine.lambda_zip import Deployment, ZipFunction, lambda_venv, start_zip  # noqa: E402
 
-PROXY = "api-function"
+PROJECT = "image-classifier"
+STACK = "dev"
+DEPLOYMENT = Deployment(
+    region=yaml.safe_load((ROOT / f"Pulumi.{STACK}.yaml").read_text())["config"]["aws:region"],
+    account="123456789012",
+    task_root=LAMBDA_TASK_ROOT,
+)
+MODEL_VERSION = "0123abcd4567"
+MODEL_LABELS = [f"class {index}" for index in range(1000)]
+"""The served model's labels, which the zip carries: as many as ImageNet's."""
 EMPTY_ZIP = pulumi.AssetArchive(
     {"handler.py": pulumi.StringAsset("def handler(event, context):\n    return None\n")}
 )
 NO_SERVICES = {"SAGEMAKER_RUNTIME": "http://127.0.0.1:9", "DYNAMODB": "http://127.0.0.1:9"}
 """Init makes no call: the endpoints only need to parse."""
+
+
+def proxy_function(labels: Mapping[str, Sequence[str]]) -> ZipFunction:
+    """The proxy's function as the dev stack defines it (its one variant, `main`, serving
+    the model versions of `labels`), with a fresh origin secret."""
+    prefix = name_prefix(PROJECT, STACK)
+    endpoint = endpoint_name(prefix, MAIN)
+    alphabet = string.ascii_letters + string.digits
+    variables = {
+        "SAGEMAKER_ENDPOINT_NAME": endpoint,
+        "VARIANTS": json.dumps([{"name": MAIN, "weight": 100, "endpoint": endpoint}]),
+        "PREDICTIONS_TABLE": f"{prefix}-predictions",
+        "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
+        "LOG_LEVEL": DEFAULT_LOG_LEVEL,
+        "ORIGIN_SECRET": "".join(secrets.choice(alphabet) for _ in range(ORIGIN_SECRET_LENGTH)),
+    }
+    return ZipFunction(
+        members=lambda_code(ROOT / "proxy", labels_files(labels)).assets,
+        handler=HANDLER,
+        variables=variables,
+        name=f"{prefix}-api",
+        memory_mb=FUNCTION_MEMORY_MB,
+        timeout_seconds=FUNCTION_TIMEOUT_SECONDS,
+    )
 
 
 def measure(
@@ -83,28 +128,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.starts < 1:
         parser.error("--starts must be at least 1")
     python = lambda_venv()
-    with tempfile.TemporaryDirectory(prefix="lambda-init-") as directory:
-        scratch = Path(directory)
-        stack = batch_stack(write_synthetic_archive(scratch / "model.tar.gz"))
-        proxy = stack.one(FUNCTION, PROXY)
+    proxy = proxy_function({MODEL_VERSION: MODEL_LABELS})
+    empty = ZipFunction(
+        members=EMPTY_ZIP.assets,
+        handler="handler.handler",
+        variables={},
+        name=proxy.name,
+        memory_mb=proxy.memory_mb,
+        timeout_seconds=proxy.timeout_seconds,
+    )
 
-        def empty(work: Path) -> LambdaFunction:
+    def starter(function: ZipFunction) -> Callable[[Path], LambdaFunction]:
+        def start(work: Path) -> LambdaFunction:
             return start_zip(
-                EMPTY_ZIP,
-                "handler.handler",
-                {},
-                function_name=proxy.state["name"],
-                memory_mb=proxy.inputs["memorySize"],
-                timeout_seconds=proxy.inputs["timeout"],
-                python=python,
-                workdir=work,
-                endpoints=NO_SERVICES,
+                function, deployment=DEPLOYMENT, python=python, workdir=work, endpoints=NO_SERVICES
             )
 
-        def the_proxy(work: Path) -> LambdaFunction:
-            return start_function(stack, PROXY, python, work, NO_SERVICES)
+        return start
 
-        times = measure({"baseline": empty, "proxy": the_proxy}, args.starts, scratch)
+    with tempfile.TemporaryDirectory(prefix="lambda-init-") as directory:
+        starters = {"baseline": starter(empty), "proxy": starter(proxy)}
+        times = measure(starters, args.starts, Path(directory))
     for name, measured in times.items():
         print(summary(name, measured))
     for kind in ("", " cpu"):

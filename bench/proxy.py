@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
 import subprocess
@@ -43,21 +44,28 @@ import numpy as np  # noqa: E402
 from botocore.awsrequest import AWSResponse  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from proxy.access import API_KEY_HEADER  # noqa: E402
+from hosting.origin import API_PATH  # noqa: E402
+from local.event import HttpRequest, build_event  # noqa: E402
+from local.lambda_context import LambdaContext  # noqa: E402
+from proxy.access import API_KEY_HEADER, ORIGIN_HEADER  # noqa: E402
 from proxy.api_keys import FileKeyStore, StoredKey, new_key  # noqa: E402
 from proxy.app import PredictProxy  # noqa: E402
 from proxy.config import load_config  # noqa: E402
 from proxy.logs import configure_logging  # noqa: E402
 from proxy.sagemaker import RuntimeClients  # noqa: E402
-from tests.proxy.support import (  # noqa: E402
-    ORIGIN_SECRET,
-    LambdaContext,
-    http_event,
-    prediction_payload,
-    via_cloudfront,
-)
 
 TARGET_P50_MS = 2.0
+ORIGIN_SECRET = "B3nchOriginSecret" * 3
+"""The stack's kind of secret (letters and digits, 48 of them here) in `x-origin-verify`."""
+API_HOST = "abc123defg.execute-api.eu-west-1.amazonaws.com"
+PREDICT_PATH = f"{API_PATH}/predict"
+CLOUDFRONT = {
+    ORIGIN_HEADER: ORIGIN_SECRET,
+    "via": "2.0 3f5a1b2c4d6e8f0a.cloudfront.net (CloudFront)",
+    "x-amz-cf-id": "Y2xvdWRmcm9udC1yZXF1ZXN0LWlk==",
+    "x-forwarded-for": "203.0.113.7, 130.176.0.10",
+}
+"""What CloudFront adds to a request it forwards to the HTTP API."""
 # What the proxy imports from botocore, loaded before the proxy's own modules are timed.
 BOTOCORE_IMPORTS = "import botocore.config, botocore.exceptions, botocore.session"
 IMAGE_BYTES = 200 * 1024
@@ -87,6 +95,41 @@ def handler(event, context):
     result = json.loads(response["Body"].read().decode("utf-8"))
     return {"statusCode": 200, "body": json.dumps(result)}
 """
+
+
+def predict_event(image: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """`POST /api/predict` of a JPEG with `headers`, received now, as API Gateway hands it
+    to the function (payload 2.0, as the local runtime's stand-in builds it)."""
+    request = HttpRequest(
+        method="POST",
+        path=PREDICT_PATH,
+        query_string="",
+        headers=[
+            ("content-type", "image/jpeg"),
+            ("content-length", str(len(image))),
+            ("host", API_HOST),
+            ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"),
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            *headers.items(),
+        ],
+        body=image,
+        source_ip="203.0.113.7",
+        host=API_HOST,
+    )
+    return build_event(request, f"POST {PREDICT_PATH}")
+
+
+def model_answer(top1: float = 0.71) -> bytes:
+    """The model's JSON for a photo of a cat: five predictions and the model."""
+    rest = (1.0 - top1) / 4
+    labels = ["tabby", "tiger cat", "Egyptian cat", "lynx", "Persian cat"]
+    predictions = [
+        {"label": label, "index": 281 + i, "probability": top1 if i == 0 else rest}
+        for i, label in enumerate(labels)
+    ]
+    model = {"name": "mobilenet_v2", "version": "3f9a1c2b", "weights": "IMAGENET1K_V2"}
+    return json.dumps({"predictions": predictions, "model": model}).encode()
 
 
 def photo_of_size(target: int) -> bytes:
@@ -150,9 +193,14 @@ def naive_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any
 
 
 def latencies_ms(
-    handler: Callable[[dict[str, Any], Any], dict[str, Any]], event: dict[str, Any], n: int
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+    new_event: Callable[[], dict[str, Any]],
+    n: int,
 ) -> list[float]:
-    context = LambdaContext(time.monotonic)
+    """`n` calls of `handler` on one event, received when the calls start (the HTTP API's
+    30 s count from then), after a warm-up."""
+    event = new_event()
+    context = LambdaContext()
     for _ in range(max(50, n // 10)):
         assert handler(event, context)["statusCode"] == 200
     samples = []
@@ -201,10 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(ENVIRONMENT)
 
     image = photo_of_size(IMAGE_BYTES)
-    event = via_cloudfront(http_event(image, "image/jpeg", path="/api/predict"))
     key = new_key()
-    keyed = http_event(image, "image/jpeg", path="/api/predict", headers={API_KEY_HEADER: key})
-    answer = prediction_payload()
+
+    def event() -> dict[str, Any]:
+        return predict_event(image, CLOUDFRONT)
+
+    def keyed() -> dict[str, Any]:
+        return predict_event(image, {API_KEY_HEADER: key})
+
+    answer = model_answer()
     print(f"proxy benchmark: {len(image) / 1024:.0f} KB JPEG in a payload 2.0 event")
     print(f"{'':34}{'ours p50':>10}{'p95':>9}{'naive p50':>11}{'ratio':>8}")
     ours_p50 = {}

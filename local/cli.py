@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from artifact.labels import CUSTOM_LABEL_SET
 from artifact.metadata import ArchiveMetadata
 from local.addresses import Addresses
 from local.api import PREDICT_PATH, create_api_app
@@ -29,7 +30,6 @@ from local.lambda_function import (
     load_handler,
 )
 from local.origin import create_origin_app
-from local.ports import PortInUse, listen
 from local.site import create_site_app
 from machine.artifact import (
     DEFAULT_ARCHIVE,
@@ -40,8 +40,8 @@ from machine.artifact import (
     shown,
 )
 from machine.model_server import ModelServer, ModelServerError
+from machine.ports import PortInUse, listen
 from machine.predictions_sqlite import SqlitePredictionStore
-from model.labels import IMAGENET_LABEL_SET, label_set
 from proxy.api_keys import DEFAULT_LOCAL_FILE, FileKeyStore, StoreError
 from proxy.config import ConfigError
 from proxy.labels import LABELS_DIR_IN_ZIP, write_labels_file
@@ -161,7 +161,7 @@ and serve it with --artifact build/mine.tar.gz.""",
 def untrained_banner(model: ArchiveMetadata, given_artifact: bool) -> str:
     """The warning for an archive with random weights, with advice that fits how it was
     given (`--weights` excludes `--artifact`) and its classes."""
-    own_classes = bool(model.labels) and label_set(list(model.labels)) != IMAGENET_LABEL_SET
+    own_classes = model.label_set == CUSTOM_LABEL_SET
     kind = "custom" if own_classes else "imagenet" if given_artifact else "built"
     lines = [
         "UNTRAINED MODEL: this archive has RANDOM weights.",

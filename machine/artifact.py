@@ -16,7 +16,7 @@ from artifact.metadata import (
     ArchiveMetadataError,
     read_archive_metadata,
 )
-from model.package import EXIT_INT8_REFUSED
+from artifact.package_exit import EXIT_INT8_REFUSED
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARCHIVE = REPO_ROOT / "build" / "model.tar.gz"

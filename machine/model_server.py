@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from local.ports import free_port
 from machine.artifact import REPO_ROOT
+from machine.ports import free_port
 
 START_TIMEOUT_SECONDS = 120
 PING_TIMEOUT_SECONDS = 2.0

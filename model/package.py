@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from artifact.labels import LabelsError, read_labels
 from artifact.metadata import DEFAULT_ARCH
 from artifact.output import OutputPathError, check_output_path
-from model.labels import LabelsError, label_set, read_labels
+from artifact.package_exit import EXIT_INT8_REFUSED, EXIT_UNUSABLE
+from model.labels import label_set
 from model.preprocessing import (
     FIELDS,
     IMAGENET_DEFAULTS,
@@ -53,13 +55,6 @@ CODE_FILES = ("inference.py",)
 PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
 ARCHIVE_SUFFIX = ".tar.gz"
-EXIT_UNUSABLE = 2
-"""Exit status for unusable inputs: weights, labels, an ONNX file, preprocessing, an
-`--out` that cannot be written, or an export that disagrees with torch (argparse's usage
-errors exit 2 too)."""
-EXIT_INT8_REFUSED = 3
-"""Exit status when the int8 model fails its agreement check (2: any other build error),
-so a caller can fall back to `--precision fp32`."""
 NAME = re.compile(r"^[\w.+-][\w .+-]{0,63}$")
 """A model name as the web UI shows it: letters, digits, spaces, `._+-`, 1-64 long."""
 

@@ -19,10 +19,10 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import InterpolationMode
 
+from artifact.labels import write_labels
 from artifact.metadata import DEFAULT_ARCH, IMAGENET, RANDOM
 from artifact.output import check_output_path, write_whole
 from model.finetune import LABELS_FILE, Training
-from model.labels import write_labels
 from model.preprocessing import Preprocessing
 from model.weights import (
     Network,

@@ -59,7 +59,7 @@ MESSAGE_SOURCES = {
     "model.package": (
         "model/package.py",
         "model/weights.py",
-        "model/labels.py",
+        "artifact/labels.py",
         "model/preprocessing.py",
         "model/onnx_import.py",
         "model/quantize.py",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from local.ports import free_port
+from machine.ports import free_port
 from tests.batch.standin import stand_in
 from tests.batch.support import batch_cli, oversized_jpeg, photo, write
 

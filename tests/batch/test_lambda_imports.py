@@ -1,5 +1,6 @@
 """The batch Lambda's zip is `proxy/` and `pipeline/`: its handler must load nothing else
-(tests/test_import_rules.py checks the source; this checks what an import really loads)."""
+(tests/test_import_rules.py follows the imports in the source; this asks the interpreter
+what importing the handler loads)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import pytest
 
 from batch.labels import labels_path
 from batch.runner import Progress, outcome_counts, process_new, summary
-from local.ports import free_port
+from machine.ports import free_port
 from pipeline.storage import LocalStorage
 from proxy.labels import write_labels_file
 from tests.batch.standin import stand_in

@@ -26,7 +26,7 @@ from local.container import (
     build_image,
     make_debian_base,
 )
-from local.ports import free_port
+from machine.ports import free_port
 from serving.serve import PORT_ENV
 from tests.container.containers import Container, StartContainer, ping, podman
 

@@ -12,9 +12,9 @@ import pytest
 from artifact.archive import write_reproducible_tar_gz
 from local.cli import parse_args
 from local.container import DEBIAN_BASE, ContainerModelServer, Engine, image_ref
+from local.process import local_runtime
 from machine.model_server import ModelServerError
 from tests.container.containers import podman
-from tests.local.runtime import local_runtime
 from tests.model import images
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from local.ports import free_port
+from machine.ports import free_port
 from serving import serve
 from tests.container.containers import Container, ping, podman
 from tests.model import images

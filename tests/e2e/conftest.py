@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from local.process import LocalRuntime, local_runtime
+from tests.conftest import ROOT
 from tests.e2e.support import watch_performance
-from tests.local.runtime import ROOT, LocalRuntime, local_runtime
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.local.runtime import LocalRuntime
+from local.process import LocalRuntime
 
 RESULT_TIMEOUT_MS = 30_000
 PREDICT = "**/predict"

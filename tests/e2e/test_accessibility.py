@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hosting.config_js import SiteConfig, render_config_js
-from local.ports import free_port
+from machine.ports import free_port
 from tests.e2e.conftest import PHONE
 from tests.e2e.support import (
     choose_file,

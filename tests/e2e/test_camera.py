@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from local.process import LocalRuntime
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP
 from tests.e2e.support import (
     count_predict_posts,
@@ -18,7 +19,6 @@ from tests.e2e.support import (
     wait_for_error,
     wait_for_results,
 )
-from tests.local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
 

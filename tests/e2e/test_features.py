@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from local.process import LocalRuntime
 from tests.e2e.conftest import PHONE
 from tests.e2e.support import (
     choose_file,
@@ -21,7 +22,6 @@ from tests.e2e.support import (
     now,
     wait_for_results,
 )
-from tests.local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ import sqlite3
 
 import pytest
 
+from local.process import LocalRuntime
 from tests.e2e.conftest import PHONE
 from tests.e2e.support import (
     RESULT_TIMEOUT_MS,
@@ -18,7 +19,6 @@ from tests.e2e.support import (
     is_predict_response,
     wait_for_results,
 )
-from tests.local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from hosting.config_js import SiteConfig, render_config_js
-from local.ports import free_port
+from machine.ports import free_port
 from tests.e2e.support import (
     PREDICT,
     choose_file,

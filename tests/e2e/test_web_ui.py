@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from hosting.config_js import SiteConfig, render_config_js
+from local.process import LocalRuntime
 from tests.e2e.support import (
     choose_file,
     fulfill_json,
@@ -17,7 +18,6 @@ from tests.e2e.support import (
     record_network,
     wait_for_results,
 )
-from tests.local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.slow
 

@@ -50,7 +50,7 @@ pytestmark = [pytest.mark.skipif(PULUMI is None, reason=NO_PULUMI)] + (
 def moto_url() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    from local.ports import free_port
+    from machine.ports import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

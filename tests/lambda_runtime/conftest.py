@@ -1,10 +1,10 @@
-"""The Lambda zips run the way Lambda runs them (`harness.py`): AWS's runtime interface
-client in a virtualenv of boto3 alone, each zip exactly as the program hands it to
-`aws.lambda_.Function` (read from the stack under Pulumi's mocks) unpacked at a task
-root, with exactly the environment the stack sets.
+"""The Lambda zips run the way Lambda runs them (`harness.py`, `machine/lambda_zip.py`):
+AWS's runtime interface client in a virtualenv of boto3 alone, each zip exactly as the
+program hands it to `aws.lambda_.Function` (read from the stack under Pulumi's mocks)
+unpacked at a task root, with exactly the environment the stack sets.
 
-Around them, on loopback: a Runtime API stand-in (`runtime_api.RuntimeApi`), the real
-`python -m serving.serve` behind `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, and
+Around them, on loopback: a Runtime API stand-in (`machine.lambda_runtime_api.RuntimeApi`),
+the real `python -m serving.serve` behind `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, and
 `python -m moto.server` behind `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_S3`,
 holding the stack's predictions table and batch bucket under their stack names.
 
@@ -29,10 +29,11 @@ from typing import Any
 import boto3
 import pytest
 
-from local.ports import free_port
+from machine.lambda_runtime_api import LambdaFunction
+from machine.lambda_zip import lambda_venv
+from machine.ports import free_port
 from tests.infra.conftest import REGION, StackRun
-from tests.lambda_runtime.harness import TABLE, batch_stack, lambda_venv, start_function
-from tests.lambda_runtime.runtime_api import LambdaFunction
+from tests.lambda_runtime.harness import TABLE, batch_stack, start_function
 
 START_SECONDS = 60
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from machine.lambda_runtime_api import LambdaFunction
 from tests.infra.conftest import StackRun
 from tests.lambda_runtime.conftest import aws_clients
-from tests.lambda_runtime.runtime_api import LambdaFunction
 from tests.proxy.photos import encoded
 
 pytestmark = pytest.mark.slow

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from machine.lambda_runtime_api import Invocation, LambdaFunction
 from tests.infra.conftest import StackRun
 from tests.lambda_runtime.conftest import aws_clients
 from tests.lambda_runtime.harness import FUNCTION, TABLE
-from tests.lambda_runtime.runtime_api import Invocation, LambdaFunction
 from tests.proxy.photos import encoded
 from tests.proxy.support import http_event, json_event, via_cloudfront
 

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from local.api import create_api_app
 from local.lambda_function import handler_environment, load_handler
 from local.origin import create_origin_app
-from local.ports import listen
+from machine.ports import listen
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.local.runtime import ROOT, LocalRuntime, local_runtime
+from local.process import LocalRuntime, local_runtime
+from tests.conftest import ROOT
 from tests.local.test_api_errors import assert_error, photo_jpeg
 
 pytestmark = pytest.mark.slow

@@ -29,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from local.ports import listen
-from tests.local.runtime import ROOT, LocalRuntime, local_runtime
+from local.process import LocalRuntime, local_runtime
+from machine.ports import listen
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 

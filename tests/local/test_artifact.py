@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from artifact.package_exit import EXIT_INT8_REFUSED
 from machine import artifact
 from machine.artifact import ArtifactError, read_model_info, resolve_artifact
 
@@ -122,8 +123,6 @@ def test_a_given_artifact_is_used_as_is(tmp_path, packager):
 
 
 def test_a_refused_int8_build_falls_back_to_fp32(tmp_path, monkeypatch):
-    from model.package import EXIT_INT8_REFUSED
-
     commands: list[list[str]] = []
 
     def run(command, **_kwargs):

@@ -1,15 +1,20 @@
 """`python -m local` as a user runs it: flags, a busy port, a missing artifact."""
 
+import io
+import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from local.cli import parse_args
-from tests.local.runtime import ROOT
+from artifact.labels import CUSTOM_LABEL_SET, IMAGENET_LABEL_SET
+from artifact.metadata import ArchiveMetadata, ArchiveMetadataError, read_archive_metadata
+from local.cli import parse_args, untrained_banner
+from tests.conftest import ROOT
 
 
 def run_local(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -121,19 +126,19 @@ def test_a_data_dir_that_cannot_hold_the_records_is_explained_in_one_line(tmp_pa
     assert lines[0].startswith(f"local: --data-dir {blocker}: cannot open")
 
 
-def archive_info(labels: tuple[str, ...]):
-    from artifact.metadata import ArchiveMetadata
-
-    return ArchiveMetadata(Path("mine.tar.gz"), "mine", "v1", "random", labels=labels)
+def archive_info(labels: tuple[str, ...], label_set: str):
+    """A random-weights archive's metadata, its `label_set` as `model.package` records it."""
+    return ArchiveMetadata(
+        Path("mine.tar.gz"), "mine", "v1", "random", labels=labels, label_set=label_set
+    )
 
 
 @pytest.mark.parametrize("given", [True, False], ids=["--artifact", "built"])
 def test_the_untrained_banner_fits_an_archive_of_own_classes(given):
     """A random 3-class archive: `--weights` excludes `--artifact`, and `--weights
     imagenet` would discard the user's classes; the way to a real one is fine-tuning."""
-    from local.cli import untrained_banner
-
-    banner = untrained_banner(archive_info(("cat", "coffee", "rocket")), given_artifact=given)
+    own = archive_info(("cat", "coffee", "rocket"), CUSTOM_LABEL_SET)
+    banner = untrained_banner(own, given_artifact=given)
     assert "UNTRAINED MODEL" in banner
     assert "imagenet" not in banner.replace("pretrained ImageNet backbone", "")
     assert "--weights PATH" not in banner
@@ -143,15 +148,37 @@ def test_the_untrained_banner_fits_an_archive_of_own_classes(given):
 
 
 def test_the_untrained_banner_of_a_given_imagenet_archive_builds_another():
-    from local.cli import untrained_banner
-    from model.labels import imagenet_labels
-
-    banner = untrained_banner(archive_info(tuple(imagenet_labels())), given_artifact=True)
+    imagenet = archive_info(tuple(f"class {index}" for index in range(1000)), IMAGENET_LABEL_SET)
+    banner = untrained_banner(imagenet, given_artifact=True)
     assert "python -m model.package --weights imagenet" in banner
     assert "--artifact" in banner
     assert "or --weights PATH" not in banner, "--weights excludes --artifact"
-    built = untrained_banner(archive_info(tuple(imagenet_labels())), given_artifact=False)
+    built = untrained_banner(imagenet, given_artifact=False)
     assert "--weights imagenet (needs internet once)" in built
+
+
+def test_an_archive_from_before_label_set_was_recorded_is_imagenets(tmp_path):
+    """`metadata.json` without `label_set` (older archives answer with ImageNet's classes):
+    the banner's advice is ImageNet's, read without torch."""
+    archive = write_metadata_only(tmp_path / "old.tar.gz", {})
+    assert read_archive_metadata(archive).label_set == IMAGENET_LABEL_SET
+    assert "--weights imagenet" in untrained_banner(read_archive_metadata(archive), True)
+
+
+def test_a_label_set_of_no_known_kind_is_refused(tmp_path):
+    archive = write_metadata_only(tmp_path / "odd.tar.gz", {"label_set": "mine"})
+    with pytest.raises(ArchiveMetadataError, match="label_set is not one of imagenet, custom"):
+        read_archive_metadata(archive)
+
+
+def write_metadata_only(path: Path, extra: dict) -> Path:
+    meta = {"name": "m", "version": "v1", "weights": "random", "labels": ["a", "b"], **extra}
+    data = json.dumps(meta).encode()
+    with tarfile.open(path, "w:gz") as archive:
+        info = tarfile.TarInfo("metadata.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return path
 
 
 def test_help_names_the_default_archive_by_its_path():

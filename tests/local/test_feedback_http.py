@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from local.lambda_context import FUNCTION_NAME
-from tests.local.runtime import ROOT, LocalRuntime, local_runtime
+from local.process import LocalRuntime, local_runtime
+from tests.conftest import ROOT
 from tests.local.test_api_errors import assert_error, photo_jpeg
 from tests.proxy.test_metrics import emf_problems, metric_values
 

@@ -11,8 +11,8 @@ import pytest
 
 from batch.runner import ENDPOINT_NAME, runtime_environment
 from local.inbox import InboxWatcher
+from local.process import local_runtime
 from tests.batch.standin import stand_in
-from tests.local.runtime import local_runtime
 from tests.proxy.photos import encoded
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
 """Kept-alive connections to the local runtime's servers are answered at once.
 
-The runtime binds its listening sockets itself (`local.ports.listen`) and hands them to
+The runtime binds its listening sockets itself (`machine.ports.listen`) and hands them to
 uvicorn. A response goes out in two writes (headers, then body); without TCP_NODELAY on
 the accepted socket, Nagle's algorithm holds the second write until the client's delayed
 ACK, about 40 ms on every request of a kept-alive connection (bench/keep_alive.py shows
@@ -16,7 +16,7 @@ import threading
 
 import uvicorn
 
-from local.ports import listen
+from machine.ports import listen
 from tests.event_loop import run_apart
 
 

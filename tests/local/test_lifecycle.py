@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.local.runtime import local_runtime
+from local.process import local_runtime
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from local.ports import free_port
+from machine.ports import free_port
 from tests.conftest import MODEL_SOURCES
 
 ROOT = Path(__file__).resolve().parents[2]

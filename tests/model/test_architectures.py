@@ -213,7 +213,7 @@ def test_a_name_the_ui_cannot_show_is_refused(tmp_path, capsys, name):
 
 def test_a_prediction_through_the_local_api():
     """resnet18 behind the real proxy and API of `python -m local`."""
-    from tests.local.runtime import local_runtime
+    from local.process import local_runtime
 
     archive = arch_archive("resnet18")
     with local_runtime(archive) as runtime:

@@ -152,7 +152,7 @@ def test_the_packaged_model_answers_with_its_three_labels(archive):
 
 
 def test_the_proxy_passes_three_predictions_on(archive):
-    from tests.local.runtime import local_runtime
+    from local.process import local_runtime
 
     with local_runtime(archive) as runtime:
         response = httpx.post(

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from model.labels import LabelsError, read_labels
+from artifact.labels import LabelsError, read_labels
 from model.package import main
 from model.preprocessing import (
     IMAGENET_DEFAULTS,

@@ -15,7 +15,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from model.package import EXIT_INT8_REFUSED, EXIT_UNUSABLE, import_onnx, main
+from artifact.package_exit import EXIT_INT8_REFUSED, EXIT_UNUSABLE
+from model.package import import_onnx, main
 from model.preprocessing import IMAGENET_DEFAULTS, Preprocessing
 from serving.serve import LoadedHandler
 from tests.model import images

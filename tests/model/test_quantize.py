@@ -11,8 +11,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from artifact.package_exit import EXIT_INT8_REFUSED
 from model import quantize
-from model.package import EXIT_INT8_REFUSED, main
+from model.package import main
 from model.quantize import Bounds, QuantizationError, compare, verify_int8
 from model.weights import reference_preprocess
 

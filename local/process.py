@@ -1,4 +1,6 @@
-"""Start `python -m local` as a user would, on free ports, and find its URLs."""
+"""`python -m local` in a child process, as a user starts it: on ports the OS picks, its
+URLs read from what it prints. For what drives the runtime from outside: the benchmarks
+(`bench/keep_alive.py`, `bench/local_load.py`, `bench/batch.py`) and the tests."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from machine.artifact import REPO_ROOT
+
 START_SECONDS = 120
 
 
@@ -83,9 +86,9 @@ def _drain(runtime: LocalRuntime, ready: threading.Event) -> None:
 
 
 def launch(args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
+    return subprocess.Popen(  # noqa: S603 (this interpreter, our own module)
         [sys.executable, "-m", "local", *args],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

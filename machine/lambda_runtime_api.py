@@ -66,7 +66,7 @@ class RuntimeApi:
     @property
     def address(self) -> str:
         """`AWS_LAMBDA_RUNTIME_API`: host and port."""
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"{host}:{port}"
 
     def invoke(self, event: Any, timeout: float = 120.0) -> Invocation:
@@ -195,7 +195,7 @@ class LambdaFunction:
         self.init_seconds: float | None = None
         self.init_cpu_seconds: float | None = None
         """Both set by `wait_for_init`."""
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 (the runtime client, as Lambda starts it)
             [str(python), "-m", "awslambdaric", handler],
             cwd=task_root,
             env=dict(environment),
