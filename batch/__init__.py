@@ -1,15 +1,11 @@
-"""The batch pipeline: folders (or an S3 inbox) of images classified by the same code as
-the API, routed by outcome, reviewed by people, exported back to training.
+"""The batch command line on one machine: folders of images classified by the same code
+as the API (the batch Lambdas' tasks, `pipeline`), routed by outcome, reviewed by people,
+exported back to training.
 
-Modules: `tasks` (the task functions and their errors), `handler` (their Lambda entry
-points), `workflow` (the retry table and the Step Functions state machine), `storage` (S3
-and local folders behind one interface), `runner` (`python -m batch run`), `review`,
-`export`, `labels` (a model's labels by its version).
-
-The batch Lambda's zip holds `proxy/` and `batch/`: `tasks`, `handler`, `workflow` and
-`storage` use the standard library, botocore and `proxy` only. The command-line modules
-also use `artifact.metadata` and, as the local runtime does, `machine.artifact` (its archive,
-its labels) and `machine.model_server`.
+Modules: `runner` (`python -m batch run`), `review`, `export`, `labels` (a model's labels
+by its version). What runs in the cloud is `pipeline`'s: `tasks`, `handler`, `workflow`
+and `storage` (S3 and local folders behind one interface); the command line reuses them,
+with `machine`'s archive and model server in place of the endpoint.
 
 Outcome files, one per image, `<folder>/<name>.json` (`name`: the image's path in the
 folder, or its key without `inbox/`), JSON objects with `"schema": 1`:

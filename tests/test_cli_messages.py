@@ -79,9 +79,10 @@ MESSAGE_SOURCES = {
     "serving.serve": ("serving/serve.py",),
     "serving.image": ("serving/image.py",),
     "local": tuple(str(path.relative_to(ROOT)) for path in sorted(ROOT.glob("local/*.py"))),
-    "batch": tuple(
-        f"batch/{name}.py"
-        for name in ("__main__", "runner", "review", "export", "labels", "storage", "tasks")
+    "batch": (
+        *(f"batch/{name}.py" for name in ("__main__", "runner", "review", "export", "labels")),
+        "pipeline/storage.py",
+        "pipeline/tasks.py",
     ),
     "proxy.api_keys": ("proxy/api_keys.py",),
     "admin.report": ("admin/report.py",),
