@@ -42,7 +42,7 @@ CLIS = (
     "serving.image",
     "local",
     "batch",
-    "proxy.api_keys",
+    "admin.api_keys",
     "admin.report",
     "bench.batch",
     "bench.cold_start",
@@ -83,7 +83,7 @@ MESSAGE_SOURCES = {
         f"batch/{name}.py"
         for name in ("__main__", "runner", "review", "export", "labels", "storage", "tasks")
     ),
-    "proxy.api_keys": ("proxy/api_keys.py",),
+    "admin.api_keys": ("admin/api_keys.py", "proxy/api_keys.py", "machine/api_keys_file.py"),
     "admin.report": ("admin/report.py",),
     **{name: (f"{name.replace('.', '/')}.py",) for name in CLIS if name.startswith("bench.")},
     ".github/scripts/smoke_test.py": (".github/scripts/smoke_test.py",),

@@ -37,7 +37,7 @@ RULES = {
     "hosting": ({"hosting"}, set()),
     "artifact": ({"artifact"}, set()),
     "admin": ({"boto3", "botocore", "admin", "proxy", "machine"}, set()),
-    "proxy": ({"boto3", "botocore", "proxy"}, {"machine.predictions_sqlite"}),
+    "proxy": ({"boto3", "botocore", "proxy"}, set()),
     "pipeline": ({"boto3", "botocore", "proxy", "pipeline"}, set()),
     "batch": ({"boto3", "botocore", "proxy", "batch", "pipeline", "artifact", "machine"}, set()),
     "serving": (
