@@ -44,11 +44,13 @@ import numpy as np  # noqa: E402
 from botocore.awsrequest import AWSResponse  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from admin.api_keys import issued, new_key  # noqa: E402
 from hosting.origin import API_PATH  # noqa: E402
 from local.event import HttpRequest, build_event  # noqa: E402
 from local.lambda_context import LambdaContext  # noqa: E402
-from proxy.access import API_KEY_HEADER, ORIGIN_HEADER  # noqa: E402
-from proxy.api_keys import FileKeyStore, StoredKey, new_key  # noqa: E402
+from machine.api_keys_file import FileKeyStore  # noqa: E402
+from machine.proxy_stores import LOCAL_STORES  # noqa: E402
+from proxy.access import API_KEY_HEADER, ORIGIN_HEADER, Access  # noqa: E402
 from proxy.app import PredictProxy  # noqa: E402
 from proxy.config import load_config  # noqa: E402
 from proxy.logs import configure_logging  # noqa: E402
@@ -182,7 +184,8 @@ def our_handler(
     config = load_config({**os.environ, **(environ or {})})
     # Lambda ships stdout to CloudWatch; here the line is written and thrown away.
     configure_logging(config.log_level, open(os.devnull, "w"))  # noqa: SIM115
-    return PredictProxy.create(config, runtime).handle
+    access = Access.from_config(config, local=LOCAL_STORES)
+    return PredictProxy.create(config, runtime, access=access).handle
 
 
 def naive_handler(runtime: Any) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     ours_p50 = {}
     with tempfile.TemporaryDirectory() as scratch:
         key_file = os.path.join(scratch, "api-keys.json")
-        FileKeyStore(key_file).add(StoredKey.issue("bench", key))
+        FileKeyStore(key_file).add(issued("bench", key))
         for name, runtime, request, environ in (
             ("overhead, fake client", lambda: CannedRuntime(answer), event, None),
             ("overhead, botocore client", lambda: botocore_runtime(answer), event, None),

@@ -282,7 +282,7 @@ class ProxyApiArgs:
     """Active X-Ray tracing of the function (a plain value: it decides the role's policy)."""
     api_keys: bool = False
     """Admit direct callers with an API key from SSM Parameter Store, under
-    `/<name_prefix>/api-keys` (`python -m proxy.api_keys` manages them; the stack does not)."""
+    `/<name_prefix>/api-keys` (`python -m admin.api_keys` manages them; the stack does not)."""
     origin_secret_rotation: int = 0
     """Add 1 to rotate the origin secret: a new one for CloudFront, the current one still
     admitted until the next rotation (docs/operations.md#rotate-the-origin-secret)."""

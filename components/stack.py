@@ -81,7 +81,7 @@ class StackOutputs:
     serving_image: pulumi.Output[str]
     """The image the model runs, `<repository>@sha256:<digest>` (or `imageUri`)."""
     api_keys_path: pulumi.Output[str] | None = None
-    """With `apiKeys`: the SSM path `python -m proxy.api_keys` keeps the keys under."""
+    """With `apiKeys`: the SSM path `python -m admin.api_keys` keeps the keys under."""
     certificate_validation_records: pulumi.Output[list[dict[str, str]]] | None = None
     """With `domainName` but no `hostedZoneId`: the DNS records the operator creates."""
     distribution_domain: pulumi.Output[str] | None = None

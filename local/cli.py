@@ -31,6 +31,7 @@ from local.lambda_function import (
 )
 from local.origin import create_origin_app
 from local.site import create_site_app
+from machine.api_keys_file import DEFAULT_LOCAL_FILE, FileKeyStore
 from machine.artifact import (
     DEFAULT_ARCHIVE,
     DEFAULT_DATA_DIR,
@@ -42,7 +43,7 @@ from machine.artifact import (
 from machine.model_server import ModelServer, ModelServerError
 from machine.ports import PortInUse, listen
 from machine.predictions_sqlite import SqlitePredictionStore
-from proxy.api_keys import DEFAULT_LOCAL_FILE, FileKeyStore, StoreError
+from proxy.api_keys import StoreError
 from proxy.config import ConfigError
 from proxy.labels import LABELS_DIR_IN_ZIP, write_labels_file
 from proxy.predictions import StoreError as PredictionStoreError
@@ -83,7 +84,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         metavar="FILE",
         help="admit direct calls with an API key from FILE (default "
-        f"{DEFAULT_LOCAL_FILE}; python -m proxy.api_keys create NAME --local FILE makes one)",
+        f"{DEFAULT_LOCAL_FILE}; python -m admin.api_keys create NAME --local FILE makes one)",
     )
     parser.add_argument(
         "--artifact",
@@ -265,7 +266,7 @@ def _describe(
         file = shown(api_keys)
         lines.append(
             f"API keys   {file} ({keys}); add one: "
-            f"{_python()} -m proxy.api_keys create NAME --local {file}"
+            f"{_python()} -m admin.api_keys create NAME --local {file}"
         )
     return "\n".join(lines)
 

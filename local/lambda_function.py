@@ -1,4 +1,8 @@
-"""The proxy Lambda as deployed: its environment first, then its handler module."""
+"""The proxy Lambda as deployed: its environment first, then its handler module.
+
+The handler module is the Lambda's own; only its file stores come from this machine
+(`machine.proxy_stores`, supplied through `proxy.local_stores`), where the stack has
+DynamoDB and SSM."""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from pathlib import Path
 from local.api import LambdaHandler
 from local.lambda_context import FUNCTION_NAME, MEMORY_MB, REGION
 from machine.predictions_sqlite import DEFAULT_SQLITE_PATH
+from machine.proxy_stores import LOCAL_STORES
 from proxy.config import load_config
 from proxy.labels import LABELS_DIR_IN_ZIP
+from proxy.local_stores import supply
 
 ENDPOINT_NAME = "image-classifier-local"
 HANDLER_MODULE = "proxy.handler"
@@ -79,9 +85,11 @@ def check_environment(environment: Mapping[str, str]) -> None:
 
 def load_handler(environment: Mapping[str, str]) -> LambdaHandler:
     """Set `environment` (from `handler_environment`), which the handler reads at cold
-    start, then import it. Raises `ConfigError` as the Lambda's init would."""
+    start, and supply this machine's stores, then import it. Raises `ConfigError` as the
+    Lambda's init would."""
     merged = _with(environment, os.environ)
     for name in set(os.environ) - set(merged):
         del os.environ[name]
     os.environ.update(merged)
+    supply(LOCAL_STORES)
     return importlib.import_module(HANDLER_MODULE).handler

@@ -6,8 +6,9 @@ tests/proxy/test_predictions.py runs against it and DynamoDB alike): one table,
 with an index on `created_epoch` for time windows. SQLite has no TTL: a store deletes the
 expired rows when it opens the file, and never reads them.
 
-In a module of its own so that the Lambda, which records to DynamoDB, never loads
-`sqlite3` at its cold start.
+Outside the Lambda's zip (the Lambda records to DynamoDB and never loads `sqlite3`): the
+local runtime supplies it to the proxy for `PREDICTIONS_FILE` (`proxy.local_stores`), and
+`python -m admin.report` and `python -m batch review` read it.
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ up by its SHA-256.
 `ORIGIN_HEADER` is a contract: the stack sets a custom header of that name on CloudFront's
 API origin (the stack cannot import `proxy`, so a test that reads both keeps the two names
 equal), and the local runtime adds it to the requests it forwards as CloudFront does. The
-key store (`proxy.api_keys`) is imported and
-read only at the first request that carries a key, so the cold start does not grow.
+key store (`proxy.api_keys`) is imported and read only at the first request that carries a
+key, so the cold start does not grow.
 """
 
 from __future__ import annotations
@@ -39,12 +39,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from proxy.config import ConfigError, ProxyConfig
 from proxy.logs import append_keys
 from proxy.responses import ApiError
 
 if TYPE_CHECKING:
     from proxy.api_keys import KeyVerifier
-    from proxy.config import ProxyConfig
+    from proxy.local_stores import LocalStores
 
 ORIGIN_HEADER = "x-origin-verify"
 """The header CloudFront adds to every request it forwards, holding ORIGIN_SECRET."""
@@ -81,21 +82,34 @@ class Access:
         config: ProxyConfig,
         clock: Callable[[], float] = time.monotonic,
         session: Any = None,
+        local: LocalStores | None = None,
     ) -> Access:
         """The access `config` describes; `session` is the botocore session to make the SSM
-        client from (the container's, to save most of a new session's cost)."""
+        client from (the container's, to save most of a new session's cost). An
+        `API_KEYS_FILE` is read with what `local` supplies (`proxy.local_stores`), and is a
+        `ConfigError` without it."""
         keys = None
-        if config.api_keys:
+        if config.api_keys_path is not None:
+            path = config.api_keys_path
 
             def keys() -> KeyVerifier:
-                from proxy.api_keys import FileKeyStore, KeyVerifier, SsmKeyStore
+                from proxy.api_keys import KeyVerifier, SsmKeyStore
 
-                store = (
-                    SsmKeyStore(config.api_keys_path, session=session)
-                    if config.api_keys_path is not None
-                    else FileKeyStore(str(config.api_keys_file))
-                )
+                store = SsmKeyStore(path, session=session)
                 return KeyVerifier(store, config.api_keys_cache_seconds, clock)
+
+        elif config.api_keys_file is not None:
+            if local is None:
+                raise ConfigError(
+                    f"API_KEYS_FILE={config.api_keys_file!r} is a local file, which only the "
+                    "local runtime can read (on AWS the stack sets API_KEYS_PATH)"
+                )
+            file, open_file = config.api_keys_file, local.api_keys
+
+            def keys() -> KeyVerifier:
+                from proxy.api_keys import KeyVerifier
+
+                return KeyVerifier(open_file(file), config.api_keys_cache_seconds, clock)
 
         return cls(config.origin_secret, keys, config.origin_secret_previous)
 

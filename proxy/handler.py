@@ -4,9 +4,10 @@ Everything per container happens here, once, at import (the Lambda init phase): 
 environment is validated, so a misconfigured function fails its init with a message naming
 the variable instead of failing every request, and the SageMaker client is created, so the
 first request does not pay for it. The API key store is not touched here: it is read at the
-first request that carries a key (`proxy.access`). Nor is the prediction store: DynamoDB's
-client is made at the first write, from the container's botocore session; only a local
-SQLite file (`PREDICTIONS_FILE`, which imports `sqlite3`) is opened here.
+first request that carries a key (`proxy.access`). Nor is DynamoDB: its client is made at
+the first write, from the container's botocore session. The stores of `PREDICTIONS_FILE` and
+`API_KEYS_FILE` are the ones a machine supplied before this import (`proxy.local_stores`):
+on Lambda there are none, and the local runtime supplies its own.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 from proxy.access import Access
 from proxy.app import PredictProxy
 from proxy.config import ConfigError, load_config
+from proxy.local_stores import LocalStores, supplied
 from proxy.logs import configure_logging, log
 from proxy.predictions import open_store
 from proxy.sagemaker import RuntimeClients
 
 
-def _build_proxy() -> PredictProxy:
+def _build_proxy(local: LocalStores | None) -> PredictProxy:
     try:
         config = load_config(os.environ)
     except ConfigError as error:
@@ -47,16 +49,16 @@ def _build_proxy() -> PredictProxy:
         )
     clients = RuntimeClients(config.read_timeout, config.connect_timeout)
     clients.warm()
-    access = Access.from_config(config, session=clients.session)
     try:
-        store = open_store(config, session=clients.session)
+        access = Access.from_config(config, session=clients.session, local=local)
+        store = open_store(config, session=clients.session, local=local)
     except ConfigError as error:
         log.error("invalid_configuration", extra={"fields": {"message": str(error)}})
         raise
     return PredictProxy.create(config, clients, access=access, store=store)
 
 
-PROXY = _build_proxy()
+PROXY = _build_proxy(supplied())
 """The container's proxy, built at init: `handler` hands it every event. Public so that
 tests reach the parts it was built with (`PROXY.invoker.clients`, `PROXY.access`,
 `PROXY.store`) as Lambda built them."""

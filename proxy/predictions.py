@@ -17,8 +17,8 @@ The stores (the `PredictionStore` protocol), with one contract:
   BOOL, `latency_ms` N, `created_at` S (UTC ISO 8601, milliseconds), `created_epoch` N
   (Unix seconds), `expires_at` N (Unix seconds), and after feedback `verdict` S,
   `feedback_label` S (only with a label), `feedback_at` S, `feedback_epoch` N.
-- `machine.predictions_sqlite.SqlitePredictionStore(path)`: the local runtime's, an SQLite
-  file kept across restarts (in its own module: the Lambda never loads `sqlite3`).
+- the local runtime's, for `PREDICTIONS_FILE`: an SQLite file kept across restarts,
+  supplied by the local runtime (`proxy.local_stores`), never in the Lambda's zip.
 
 A record is gone once its `expires_at` has passed, in both stores alike: DynamoDB deletes
 expired items only within a few days, so reads and feedback filter them out themselves.
@@ -34,13 +34,16 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from proxy.config import ConfigError, ProxyConfig
+
+if TYPE_CHECKING:
+    from proxy.local_stores import LocalStores
 
 VERDICTS = ("correct", "wrong")
 PARTITION_KEY = "request_id"
@@ -264,23 +267,28 @@ class PredictionStore(Protocol):
         ...
 
 
-def open_store(config: ProxyConfig, session: Any = None) -> PredictionStore | None:
+def open_store(
+    config: ProxyConfig, session: Any = None, local: LocalStores | None = None
+) -> PredictionStore | None:
     """The store `config` names (`PREDICTIONS_TABLE` or `PREDICTIONS_FILE`), or None.
 
-    `session` is the botocore session for DynamoDB's client (the container's). The SQLite
-    module is imported only here, only for a file: the Lambda never loads `sqlite3`. A file
-    that cannot be opened is a `ConfigError` naming the variable.
+    `session` is the botocore session for DynamoDB's client (the container's). A file is
+    opened with what `local` supplies (`proxy.local_stores`); a file with nothing supplied,
+    or one that cannot be opened, is a `ConfigError` naming the variable.
     """
     if config.predictions_table is not None:
         return DynamoPredictionStore(config.predictions_table, session=session)
-    if config.predictions_file is not None:
-        from machine.predictions_sqlite import SqlitePredictionStore
-
-        try:
-            return SqlitePredictionStore(config.predictions_file)
-        except StoreError as error:
-            raise ConfigError(f"PREDICTIONS_FILE={config.predictions_file!r}: {error}") from None
-    return None
+    if config.predictions_file is None:
+        return None
+    if local is None:
+        raise ConfigError(
+            f"PREDICTIONS_FILE={config.predictions_file!r} is a local file, which only the local "
+            "runtime can open (on AWS the stack sets PREDICTIONS_TABLE)"
+        )
+    try:
+        return local.predictions(config.predictions_file)
+    except StoreError as error:
+        raise ConfigError(f"PREDICTIONS_FILE={config.predictions_file!r}: {error}") from None
 
 
 class DynamoPredictionStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -372,6 +373,34 @@ def test_lambda_runs_the_proxy_package(dev_stack):
         if "__pycache__" not in path.parts
     }
     assert sources <= members
+
+
+def _modules_the_handler_imports() -> set[str]:
+    """The `proxy/` files `proxy.handler` imports, at its init or in a request, directly or
+    through others (imports inside functions included), and the package's `__init__.py`."""
+    found: set[str] = set()
+    todo = ["proxy.handler"]
+    while todo:
+        module = todo.pop()
+        path = f"{module.replace('.', '/')}.py"
+        if path in found or not (ROOT / path).is_file():
+            continue
+        found.add(path)
+        for node in ast.walk(ast.parse((ROOT / path).read_text())):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names if alias.name.startswith("proxy.")]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("proxy."):
+                todo.append(node.module or "")
+    return found | {"proxy/__init__.py"}
+
+
+def test_the_lambda_zip_holds_what_the_handler_runs_and_nothing_else(dev_stack):
+    """No CLI, no store of the local runtime's, no module the Lambda never imports."""
+    function = dev_stack.one("aws:lambda/function:Function", "api-function").inputs
+    members = {m for m in function["code"].assets if m.startswith("proxy/")}
+    runs = _modules_the_handler_imports()
+    assert members == runs, (sorted(members - runs), sorted(runs - members))
+    assert {"proxy/handler.py", "proxy/api_keys.py", "proxy/local_stores.py"} <= members
 
 
 def test_every_log_group_has_the_configured_retention(dev_stack):

@@ -1,5 +1,5 @@
 """API keys over real HTTP: `python -m local --api-keys FILE` with keys made by the real
-`python -m proxy.api_keys`, as a developer follows the startup message.
+`python -m admin.api_keys`, as a developer follows the startup message.
 
 The direct port is the execute-api stand-in; the key cache lives 1 s here
 (`API_KEYS_CACHE_SECONDS=1`), so a revoked key must be refused within about that.
@@ -46,8 +46,8 @@ def key_command(runtime: LocalRuntime, verb: str, name: str) -> list[str]:
     match = re.search(r"^API keys\s+.*add one: (.+)$", runtime.output, re.M)
     assert match, runtime.output
     command = shlex.split(match.group(1))
-    assert command[1:5] == ["-m", "proxy.api_keys", "create", "NAME"], command
-    return [command[0], "-m", "proxy.api_keys", verb, name, *command[5:]]
+    assert command[1:5] == ["-m", "admin.api_keys", "create", "NAME"], command
+    return [command[0], "-m", "admin.api_keys", verb, name, *command[5:]]
 
 
 def keys(runtime: LocalRuntime, verb: str, name: str) -> str:

@@ -49,7 +49,7 @@ def test_the_sites_port_keeps_its_old_name_too():
     ],
 )
 def test_api_keys_default_to_the_key_tools_file(argv, file):
-    """`python -m proxy.api_keys --local` documents build/api-keys.json as the convention."""
+    """`python -m admin.api_keys --local` documents build/api-keys.json as the convention."""
     assert parse_args(argv).api_keys == file
 
 

@@ -13,6 +13,8 @@ from typing import Any
 from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.response import StreamingBody
 
+from machine.proxy_stores import LOCAL_STORES
+from proxy.access import Access
 from proxy.app import PredictProxy
 from proxy.config import ProxyConfig
 from proxy.logs import configure_logging
@@ -236,6 +238,8 @@ def build_proxy(
     return PredictProxy.create(
         settings,
         runtime,
+        # The local runtime's stores, for an `api_keys_file`, as it supplies them.
+        access=Access.from_config(settings, clock, local=LOCAL_STORES),
         store=store,
         labels=labels,
         rng=rng,

@@ -1,7 +1,7 @@
 """Who reaches the model: CloudFront by the origin header, programs by API keys, nobody else.
 
 Every test goes through `PredictProxy.handle` with payload 2.0 events as API Gateway sends
-them, keys made with the CLI (`python -m proxy.api_keys`) in a local key file, and time on a
+them, keys made with the CLI (`python -m admin.api_keys`) in a local key file, and time on a
 fake clock, so a key's revocation is seen when the proxy's cache expires.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from admin.api_keys import main as api_keys_cli
 from proxy.access import API_KEY_HEADER, ORIGIN_HEADER
-from proxy.api_keys import main as api_keys_cli
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
     ENDPOINT,
@@ -445,13 +445,15 @@ def run_init(code: str, stdin: str | None = None, **environ: str) -> subprocess.
 
 def test_the_key_store_is_not_loaded_at_init_nor_by_keyless_requests():
     code = (
-        "import sys, proxy.handler as h\n"
-        "from tests.proxy.support import http_event, via_cloudfront\n"
-        "h.PROXY.access.admit(via_cloudfront(http_event(b'x')))\n"
+        "import json, sys, proxy.handler as h\n"
+        "h.PROXY.access.admit(json.load(sys.stdin))\n"
         "print('proxy.api_keys' in sys.modules)\n"
     )
     result = run_init(
-        code, ORIGIN_SECRET=ORIGIN_SECRET, API_KEYS_PATH="/image-classifier-dev/api-keys"
+        code,
+        json.dumps(via_cloudfront(http_event(b"x"))),
+        ORIGIN_SECRET=ORIGIN_SECRET,
+        API_KEYS_PATH="/image-classifier-dev/api-keys",
     )
     assert result.stdout == "False\n"
 

@@ -41,6 +41,7 @@ def test_the_revocation_delay_is_stated_once_and_linked_from_everywhere_else():
             ROOT / "README.md",
             *(ROOT / "docs").rglob("*.md"),
             *(ROOT / "proxy").glob("*.py"),
+            *(ROOT / "admin").glob("*.py"),
             *(ROOT / "local").glob("*.py"),
         ]
     }
@@ -50,4 +51,9 @@ def test_the_revocation_delay_is_stated_once_and_linked_from_everywhere_else():
     assert REVOCATION.search(section)
     assert len(REVOCATION.findall(API_DOC)) == 1
     linked = {name for name, text in texts.items() if "revocation-delay" in text}
-    assert {"docs/operations.md", "docs/contracts.md", "proxy/api_keys.py"} <= linked
+    assert {
+        "docs/operations.md",
+        "docs/contracts.md",
+        "proxy/api_keys.py",
+        "admin/api_keys.py",
+    } <= linked

@@ -19,6 +19,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from machine.predictions_sqlite import SqlitePredictionStore
+from machine.proxy_stores import LOCAL_STORES
 from proxy.config import ConfigError, ProxyConfig, load_config
 from proxy.feedback import LABELS_CACHE_CONTROL, MAX_FEEDBACK_BYTES, SOMETHING_ELSE
 from proxy.labels import (
@@ -29,6 +30,7 @@ from proxy.labels import (
     labels_file,
     write_labels_file,
 )
+from proxy.local_stores import supply
 from proxy.predictions import DynamoPredictionStore, StoreError, open_store
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
@@ -456,15 +458,25 @@ def test_the_store_follows_the_configuration(tmp_path):
     assert isinstance(table, DynamoPredictionStore)
     assert table.table == "ic-dev-predictions"
     path = tmp_path / "data" / "predictions.sqlite3"
-    with open_store(ProxyConfig(ENDPOINT, predictions_file=str(path))) as local:
+    config = ProxyConfig(ENDPOINT, predictions_file=str(path))
+    with open_store(config, local=LOCAL_STORES) as local:
         assert isinstance(local, SqlitePredictionStore)
         assert path.is_file()
 
 
 def test_a_file_that_cannot_be_a_database_fails_the_configuration(tmp_path):
     (tmp_path / "a-file").write_text("")
+    config = ProxyConfig(ENDPOINT, predictions_file=str(tmp_path / "a-file" / "db"))
     with pytest.raises(ConfigError, match=r"^PREDICTIONS_FILE="):
-        open_store(ProxyConfig(ENDPOINT, predictions_file=str(tmp_path / "a-file" / "db")))
+        open_store(config, local=LOCAL_STORES)
+
+
+def test_a_file_is_opened_only_with_the_stores_a_machine_supplied(tmp_path):
+    """On Lambda nothing is supplied: a PREDICTIONS_FILE there names the variable to set."""
+    path = tmp_path / "predictions.sqlite3"
+    with pytest.raises(ConfigError, match=r"^PREDICTIONS_FILE=.*PREDICTIONS_TABLE"):
+        open_store(ProxyConfig(ENDPOINT, predictions_file=str(path)))
+    assert not path.exists()
 
 
 @pytest.mark.parametrize(
@@ -506,10 +518,13 @@ def test_the_new_variables_are_read():
 
 
 def _import_handler(monkeypatch):
+    """The handler module as the local runtime loads it: this machine's stores supplied."""
     sys.modules.pop("proxy.handler", None)
+    supply(LOCAL_STORES)
     try:
         return importlib.import_module("proxy.handler")
     finally:
+        supply(None)
         sys.modules.pop("proxy.handler", None)
 
 

@@ -13,7 +13,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from proxy.api_keys import main as api_keys_cli
+from admin.api_keys import main as api_keys_cli
 from proxy.sagemaker import RuntimeClients
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
@@ -81,7 +81,13 @@ def test_the_cold_start_client_exists_before_the_first_request(handler_module, a
 
 @pytest.mark.parametrize(
     ("environ", "variable"),
-    [({}, "SAGEMAKER_ENDPOINT_NAME"), ({"REVIEW_THRESHOLD": "2"}, "REVIEW_THRESHOLD")],
+    [
+        ({}, "SAGEMAKER_ENDPOINT_NAME"),
+        ({"REVIEW_THRESHOLD": "2"}, "REVIEW_THRESHOLD"),
+        # Local files, which only the local runtime supplies the stores for.
+        ({"PREDICTIONS_FILE": "/tmp/predictions.sqlite3"}, "PREDICTIONS_FILE"),
+        ({"API_KEYS_FILE": "/tmp/api-keys.json"}, "API_KEYS_FILE"),
+    ],
 )
 def test_a_misconfigured_function_fails_its_init_naming_the_variable(environ, variable):
     env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "eu-west-1", **environ}
