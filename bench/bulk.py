@@ -4,12 +4,13 @@ one-by-one API calls, on the same photos, in the same run.
     .venv/bin/python bench/bulk.py [--images 300] [--rounds 3] [--artifact PATH]
                                    [--container [--base-image REF]]
 
-(With --container, CONTAINERS_CONF=tests/container/containers.conf on hosts like ours, as
-bench/cold_start.py.) It makes the photos as bench/batch.py does (crops and resizes of
-those scikit-image and scikit-learn ship, JPEG, 320 to 1024 px on the long side), starts
-`python -m local --inbox DIR` on free ports (with --container, its model server from the
-serving image), and measures, in rounds (each on its share of the photos, the three paths
-in turn) so that load from other programs falls on all alike:
+(With --container, on hosts like ours, CONTAINERS_CONF="$PWD/tests/container/containers.conf":
+an absolute path, which podman's build steps also find.) It makes the photos as
+bench/batch.py does (crops and resizes of those scikit-image and scikit-learn ship, JPEG,
+320 to 1024 px on the long side), starts `python -m local --inbox DIR` on free ports
+(with --container, its model server from the serving image), and measures, in rounds
+(each on its share of the photos, the three paths in turn) so that load from other
+programs falls on all alike:
 
 - the API, the baseline: each photo in turn, `POST /api/predict` on the site's origin
   (the HTTP API emulation, the proxy Lambda, the model server), one request at a time;
@@ -18,7 +19,8 @@ in turn) so that load from other programs falls on all alike:
   pipeline's classify task, the proxy's invoker calling the same model server, the
   outcome file written), one at a time as that watcher does. Timed by the outcome files'
   modification times, first to last, so the watcher's poll interval is left out; the
-  per-image times are the gaps between consecutive outcomes;
+  per-image times are the gaps between consecutive outcomes (one fewer than the photos
+  in each round);
 - the transform: a model server started as a Batch Transform job starts its container,
   `python -m serving.serve` (with --container, the serving image under podman, as
   SageMaker runs it), with `SAGEMAKER_BATCH=true`, `SAGEMAKER_BATCH_STRATEGY`,
