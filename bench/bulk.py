@@ -390,7 +390,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-bulk-") as scratch:
             runs = run(args, Path(scratch))
-    except (ContainerError, ModelServerError, RuntimeError, TimeoutError) as error:
+    except (ContainerError, ModelServerError, RuntimeError, OSError) as error:
         raise SystemExit(f"error: {error}") from None
     report(runs[0], None)
     for measured in runs[1:]:
