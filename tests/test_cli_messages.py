@@ -45,6 +45,7 @@ CLIS = (
     "admin.api_keys",
     "admin.report",
     "bench.batch",
+    "bench.bulk",
     "bench.cold_start",
     "bench.inference",
     "bench.local_load",
