@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RULES = {
     # package or file: (allowed top-level packages, allowed exact modules)
-    "__main__.py": ({"pulumi", "pulumi_aws", "boto3", "botocore", "components", "hosting"}, set()),
+    "__main__.py": ({"image_classifier"}, set()),
+    # The wheel's public package and its build step.
+    "image_classifier": ({"pulumi", "components", "image_classifier"}, set()),
+    "setup.py": ({"setuptools", "components"}, set()),
     "components": (
         {
             "pulumi",
