@@ -20,9 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = {
     # package or file: (allowed top-level packages, allowed exact modules)
     "__main__.py": ({"image_classifier"}, set()),
-    # The wheel's public package and its build step.
+    # The wheel's public package, its build step, and their users: the plugin and the
+    # example see the components through `image_classifier` only, as any program would.
     "image_classifier": ({"pulumi", "components", "image_classifier"}, set()),
     "setup.py": ({"setuptools", "components"}, set()),
+    "pulumi-plugin": ({"image_classifier"}, set()),
     "components": (
         {
             "pulumi",
