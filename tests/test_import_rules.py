@@ -25,6 +25,7 @@ RULES = {
     "image_classifier": ({"pulumi", "components", "image_classifier"}, set()),
     "setup.py": ({"setuptools", "components"}, set()),
     "pulumi-plugin": ({"image_classifier"}, set()),
+    "examples": ({"pulumi", "pulumi_aws", "pytest", "image_classifier"}, set()),
     "components": (
         {
             "pulumi",
