@@ -4,7 +4,7 @@ from a serving image already in ECR, behind the HTTP API, its predictions table 
 web UI.
 
     pulumi config set aws:region eu-west-1
-    pulumi config set modelArchive model.tar.gz
+    pulumi config set archive model.tar.gz
     pulumi config set imageRepository image-classifier-serving
     pulumi config set imageTag 0123456789abcdef
     pulumi up
@@ -42,7 +42,7 @@ endpoint = InferenceEndpoint(
     InferenceEndpointArgs(
         endpoint_name=prefix,
         region=aws.get_region().region,
-        model_archive=config.require("modelArchive"),
+        model_archive=config.require("archive"),
         # By digest: the model runs exactly the image it was deployed with.
         image_uri=pulumi.Output.concat(repository.repository_url, "@", image.image_digest),
         image_repository_arn=repository.arn,

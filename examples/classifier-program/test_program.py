@@ -99,7 +99,7 @@ def write_archive(path: Path) -> Path:
 def configured(tmp_path: Path):
     pulumi.runtime.set_all_config(
         {
-            f"{PROJECT}:modelArchive": str(write_archive(tmp_path / "model.tar.gz")),
+            f"{PROJECT}:archive": str(write_archive(tmp_path / "model.tar.gz")),
             f"{PROJECT}:imageRepository": "image-classifier-serving",
             f"{PROJECT}:imageTag": "0123456789abcdef",
         }
