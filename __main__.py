@@ -1,6 +1,6 @@
-"""The Pulumi program: the stack's config -> every resource -> the stack outputs
-(`components/stack.py`)."""
+"""The Pulumi program: the stack's config -> every resource -> the stack outputs, as the
+`image_classifier` package deploys it for any program (`components/stack.py`)."""
 
-from components.stack import deploy
+from image_classifier import deploy
 
 deploy()

@@ -23,12 +23,9 @@ fetcher, as for a profile with `role_arn`), so a rollout that waits longer than 
 session still has credentials at the end.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import boto3
 import botocore.credentials
@@ -49,31 +46,39 @@ class WrongAccountError(Exception):
     """The dynamic provider's credentials are not for the stack's account; nothing was done."""
 
 
-@dataclass(frozen=True)
-class AssumedRole:
-    """One entry of `aws:assumeRoles`, the fields the dynamic providers honour."""
+# Plain dicts (`TypedDict`s), as component inputs are: the component provider passes them
+# so, and the stack state stores them so (no annotations from `__future__` here: the
+# provider reads these types at run time to infer its schema).
+class AssumedRole(TypedDict):
+    """A role to assume, as an entry of `aws:assumeRoles` names it (the fields the dynamic
+    providers honour)."""
 
     role_arn: str
-    session_name: str | None = None
-    external_id: str | None = None
+    """The role's ARN."""
+    session_name: NotRequired[str]
+    """The STS session name CloudTrail shows (by default the dynamic providers' own)."""
+    external_id: NotRequired[str]
+    """The external ID the role's trust policy asks for, if any."""
 
 
-@dataclass(frozen=True)
-class AwsSessionSettings:
-    """How the stack's AWS provider authenticates, minus anything secret; the default is
+class AwsSessionSettings(TypedDict, total=False):
+    """How the stack's AWS provider authenticates, minus anything secret: the dynamic
+    providers (endpoint rollout, CloudFront invalidation) authenticate the same way. Empty:
     the default credential chain."""
 
-    profile: str | None = None
-    assume_roles: tuple[AssumedRole, ...] = ()
+    profile: str
+    """A profile of the AWS config files (`aws:profile`)."""
+    assume_roles: Sequence[AssumedRole]
+    """Roles assumed in turn, each with the previous one's credentials (`aws:assumeRoles`)."""
 
 
-def read_assume_roles(entries: Any) -> tuple[tuple[AssumedRole, ...], dict[str, str]]:
+def read_assume_roles(entries: Any) -> tuple[list[AssumedRole], dict[str, str]]:
     """`aws:assumeRoles` as pulumi-aws reads it (a list of objects), and what is wrong with
     it by key suffix (`""`, `"[0].roleArn"`). A field the dynamic providers cannot honour
     (`policy`, `tags`, ...) is refused rather than dropped: their session would differ
     from the AWS provider's."""
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        return (), {"": "must be a list of roles: [{roleArn: arn:aws:iam::ACCOUNT:role/NAME}]"}
+        return [], {"": "must be a list of roles: [{roleArn: arn:aws:iam::ACCOUNT:role/NAME}]"}
     roles: list[AssumedRole] = []
     problems: dict[str, str] = {}
     for index, entry in enumerate(entries):
@@ -89,12 +94,13 @@ def read_assume_roles(entries: Any) -> tuple[tuple[AssumedRole, ...], dict[str, 
         elif not _ROLE_ARN.fullmatch(str(arn)):
             problems[f"[{index}].roleArn"] = f"{arn!r} is not a role ARN"
         else:
-            roles.append(
-                AssumedRole(
-                    **{ROLE_FIELDS[k]: str(v) for k, v in entry.items() if k in ROLE_FIELDS}
-                )
-            )
-    return tuple(roles), problems
+            role = AssumedRole(role_arn=str(arn))
+            if "sessionName" in entry:
+                role["session_name"] = str(entry["sessionName"])
+            if "externalId" in entry:
+                role["external_id"] = str(entry["externalId"])
+            roles.append(role)
+    return roles, problems
 
 
 def provider_session(
@@ -108,14 +114,14 @@ def provider_session(
     invoke = pulumi.InvokeOutputOptions(parent=parent)
     return {
         "region": region if region is not None else aws.get_region_output(opts=invoke).region,
-        "profile": settings.profile,
+        "profile": settings.get("profile"),
         "assume_roles": [
             {
-                "role_arn": role.role_arn,
-                "session_name": role.session_name,
-                "external_id": role.external_id,
+                "role_arn": role["role_arn"],
+                "session_name": role.get("session_name"),
+                "external_id": role.get("external_id"),
             }
-            for role in settings.assume_roles
+            for role in settings.get("assume_roles", ())
         ],
         "account_id": aws.get_caller_identity_output(opts=invoke).account_id,
     }

@@ -12,12 +12,11 @@ bucket (`RegistryVersion`), which it reads the metadata of at deploy time (in pr
 and refuses, with how to list the versions, when the bucket does not hold it.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -39,6 +38,8 @@ from components.model_archive import (
     archive_key,
     metadata_key,
     metadata_labels,
+    read_model_archive,
+    version_slug,
 )
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
@@ -49,12 +50,16 @@ ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 """Where SageMaker publishes an endpoint's container metrics with the execution role."""
 SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
+MEMORY_INPUT = "serverless.memory_mb"
+"""The input that sets the endpoint's memory, as its memory errors name it."""
+LOG_RETENTION_DAYS = 30
+ROLLOUT_TIMEOUT_SECONDS = 3600
 _VariantServerless = aws.sagemaker.EndpointConfigurationProductionVariantServerlessConfigArgsDict
 
 
 class ModelMemoryError(pulumi.RunError):
     """The model needs more memory than the endpoint has (or than Serverless offers); the
-    message names the config key to change."""
+    message names the setting to change."""
 
 
 def check_model_memory(
@@ -62,7 +67,7 @@ def check_model_memory(
 ) -> None:
     """Refuse to serve model `version` with `memory_mb` when its archive recorded, at
     packaging time, that it needs `needed_mb` (None: an archive from before that, not
-    checked). `keys` are the config keys that set `memory_mb`, the one in effect first."""
+    checked). `keys` name what sets `memory_mb`, the one in effect first."""
     if needed_mb is None:
         return
     if needed_mb > SERVERLESS_MEMORY_MB[-1]:
@@ -134,67 +139,117 @@ class ArtifactBucket:
     """What uploads and the endpoint's cleanup wait for."""
 
 
-@dataclass
-class InferenceEndpointArgs:
-    """Names and validated capacity are plain values: they decide resource names before
-    anything is created. Everything else is a `pulumi.Input`."""
+# The args are plain dicts (`TypedDict`s): the component provider passes them so to a
+# program in another language, and infers its schema from these annotations at run time
+# (so no annotations from `__future__` in this module).
+class ServerlessCapacity(TypedDict, total=False):
+    """SageMaker Serverless capacity, checked before anything is created; each value left
+    out takes its default (`ServerlessConfig`)."""
+
+    memory_mb: int
+    """Memory in MB, 1024-6144 in steps of 1024; it also sets the vCPUs."""
+    max_concurrency: int
+    """Requests served at once, 1-200."""
+    provisioned_concurrency: int
+    """Instances kept warm and billed while idle; 0 accepts cold starts."""
+
+
+class InferenceEndpointArgs(TypedDict):
+    """Names, the model and capacity are plain values: they decide resource names and are
+    checked before anything is created. Everything else may be an output."""
 
     endpoint_name: str
+    """The SageMaker endpoint's name (at most 63 characters); the model's config is named
+    after it too."""
     region: str
-    model: ModelArchive | RegistryVersion
-    """A local archive to upload, or a version already in the artifact bucket; its content
-    version names the model and the config."""
+    """The AWS region of the endpoint (its ARN, and the rollout's API calls)."""
+    model_archive: NotRequired[str]
+    """A model archive to upload and serve (`python -m model.package` builds one): its path,
+    relative to the program's directory. Exactly one of `model_archive` and `model_version`."""
+    model_version: NotRequired[str]
+    """A model version the artifact bucket already holds (an earlier deployment uploaded
+    it): served without its archive file, once its metadata is read from the bucket."""
     image_uri: pulumi.Input[str]
-    """The serving image SageMaker pulls (`ServingImage.image_uri`, pinned by digest)."""
+    """The serving image SageMaker pulls, an ECR image (`serving/Dockerfile`), best pinned
+    by digest."""
     image_repository_arn: pulumi.Input[str]
     """Its ECR repository: the only one the execution role may pull from."""
-    artifacts: ArtifactBucket | None = None
-    """The stack's artifact bucket; None: this endpoint creates it (the stack's first)."""
-    serverless: ServerlessConfig = field(default_factory=ServerlessConfig)
-    log_retention_days: pulumi.Input[int] = 30
-    rollout_timeout_seconds: pulumi.Input[int] = 3600
-    aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
-    """How `EndpointRollout` reaches AWS: the stack's AWS provider settings."""
-    tags: pulumi.Input[Mapping[str, str]] | None = None
-    memory_keys: Sequence[str] = ("memory_mb",)
-    """The config keys that set `serverless.memory_mb`, named when a version from the
-    registry needs more (a local archive the stack checks before any resource exists)."""
+    serverless: NotRequired[ServerlessCapacity]
+    """The endpoint's capacity (each value left out: its default)."""
+    log_retention_days: NotRequired[pulumi.Input[int]]
+    """How long the endpoint's logs are kept, in days (by default `LOG_RETENTION_DAYS`)."""
+    rollout_timeout_seconds: NotRequired[pulumi.Input[int]]
+    """How long a create or update of the endpoint may take before the deployment fails
+    (by default `ROLLOUT_TIMEOUT_SECONDS`); SageMaker carries on, and the next deployment
+    waits for it again."""
+    aws_session: NotRequired[AwsSessionSettings]
+    """How the rollout reaches AWS: as the AWS provider does (left out: the default
+    credential chain)."""
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags of every resource that takes them."""
 
 
 class InferenceEndpoint(pulumi.ComponentResource):
-    artifacts: ArtifactBucket
+    """A model version served by a SageMaker Serverless endpoint running the serving image:
+    its archive kept in the artifact bucket (the model registry), the model and its config
+    named by its content version, and the endpoint rolled out to them."""
+
     model_version: str
+    """The served model's content version, from its metadata."""
     weights: pulumi.Output[str]
     """The weights its metadata records (`random`: an untrained model)."""
     labels: pulumi.Output[Sequence[str]]
     """Its class labels, in the model's output order."""
     endpoint_name: pulumi.Output[str]
+    """The endpoint, once rolled out to this model."""
     endpoint_arn: pulumi.Output[str]
+    """What a caller's role is allowed to invoke (`sagemaker:InvokeEndpoint`)."""
     endpoint_config_name: pulumi.Output[str]
+    """The endpoint configuration it runs."""
     model_name: pulumi.Output[str]
+    """The SageMaker model of this version."""
     artifact_bucket: pulumi.Output[str]
+    """The bucket holding the model archives (the registry)."""
     log_group: pulumi.Output[str]
     """The endpoint's log group, `/aws/sagemaker/Endpoints/<endpoint>`."""
 
     def __init__(
-        self, name: str, args: InferenceEndpointArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: InferenceEndpointArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        artifacts: ArtifactBucket | None = None,
     ) -> None:
+        """`artifacts`: another endpoint's artifact bucket to share (its `artifacts`), in a
+        Python program; None: this endpoint creates its own. (Python objects, not inputs:
+        the uploads wait for the bucket's whole configuration.)"""
+        served = _served_model(args)
+        serverless = ServerlessConfig(**args.get("serverless", ServerlessCapacity()))
+        if isinstance(served, ModelArchive):
+            # Before anything exists (for a version from the bucket, once it is read).
+            check_model_memory(
+                served.version, serverless.memory_mb, served.memory_mb_min, self.memory_setting()
+            )
         super().__init__(TYPE, name, None, opts)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = aws.get_caller_identity_output(opts=invoke).account_id
         partition = aws.get_partition_output(opts=invoke).partition
-        self.artifacts = (
-            args.artifacts if args.artifacts is not None else self._artifact_bucket(name, args)
+        # Not a class annotation: the schema has no place for a Python object.
+        self.artifacts: ArtifactBucket = (
+            artifacts if artifacts is not None else self._artifact_bucket(name, args)
         )
         key: pulumi.Input[str]
         data_key: pulumi.Input[str]
-        if isinstance(args.model, ModelArchive):
-            key, data_key = self._upload(name, args.model, args.tags)
+        if isinstance(served, ModelArchive):
+            key, data_key = self._upload(name, served, args.get("tags"))
         else:
-            key = data_key = self._registered(args.model, args)
+            key = data_key = self._registered(served, serverless.memory_mb)
         object_arn = pulumi.Output.concat(self.artifacts.arn, "/", key)
         execution = self._execution_role(name, args, object_arn, account)
-        model, config = self._model_and_config(name, args, execution, data_key)
+        model, config = self._model_and_config(
+            name, args, served.version, serverless, execution, data_key
+        )
         rollout = self._rollout(name, args, execution, config)
 
         self.endpoint_name = rollout.endpoint_name
@@ -202,14 +257,14 @@ class InferenceEndpoint(pulumi.ComponentResource):
         self.endpoint_arn = pulumi.Output.format(
             "arn:{0}:sagemaker:{1}:{2}:endpoint/{3}",
             partition,
-            args.region,
+            args["region"],
             account,
-            args.endpoint_name.lower(),
+            args["endpoint_name"].lower(),
         )
         self.endpoint_config_name = rollout.endpoint_config_name
         self.model_name = model.name
         self.artifact_bucket = self.artifacts.name
-        self.model_version = args.model.version
+        self.model_version = served.version
         self.log_group = execution.log_group.name
         self.register_outputs(
             {
@@ -222,13 +277,19 @@ class InferenceEndpoint(pulumi.ComponentResource):
             }
         )
 
+    def memory_setting(self) -> Sequence[str]:
+        """What sets `serverless.memory_mb`, as a memory error names it, the one in effect
+        first: the input itself. A program that sets it from elsewhere (the stack: its
+        config keys) overrides this to name that."""
+        return (MEMORY_INPUT,)
+
     def _artifact_bucket(self, name: str, args: InferenceEndpointArgs) -> ArtifactBucket:
-        """The stack's own archive bucket, when it is given none to share."""
+        """The endpoint's own archive bucket, when it is given none to share."""
         child = pulumi.ResourceOptions(parent=self)
         bucket = PrivateBucket(
             f"{name}-artifacts",
             # Holds only archives the stack uploads (and can upload again).
-            PrivateBucketArgs(force_destroy=True, tags=args.tags),
+            PrivateBucketArgs(force_destroy=True, tags=args.get("tags")),
             opts=child,
         )
         tls_only_bucket_policy(f"{name}-artifacts-policy", bucket, opts=child)
@@ -252,11 +313,11 @@ class InferenceEndpoint(pulumi.ComponentResource):
             ),
             service="sagemaker.amazonaws.com",
             logs=ServiceLogs(
-                f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
-                args.log_retention_days,
+                f"/aws/sagemaker/Endpoints/{args['endpoint_name']}",
+                args.get("log_retention_days", LOG_RETENTION_DAYS),
                 extra_actions=("logs:DescribeLogStreams",),
             ),
-            statements=pulumi.Output.all(object_arn, args.image_repository_arn).apply(
+            statements=pulumi.Output.all(object_arn, args["image_repository_arn"]).apply(
                 lambda arns: [
                     {
                         "Sid": "ReadTheModelArchive",
@@ -296,13 +357,15 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 ]
             ),
             source_account=account,
-            tags=args.tags,
+            tags=args.get("tags"),
         )
 
     def _model_and_config(
         self,
         name: str,
         args: InferenceEndpointArgs,
+        version: str,
+        serverless: ServerlessConfig,
         execution: ServiceRole,
         data_key: pulumi.Input[str],
     ) -> tuple[aws.sagemaker.Model, aws.sagemaker.EndpointConfiguration]:
@@ -311,12 +374,12 @@ class InferenceEndpoint(pulumi.ComponentResource):
         # retires them once nothing uses them. Their names are unique per creation, so
         # rolling back to a version whose config still exists creates a fresh one.
         retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
-        versioned_tags = pulumi.Output.from_input(args.tags or {}).apply(
+        versioned_tags = pulumi.Output.from_input(args.get("tags") or {}).apply(
             lambda tags: {
                 **tags,
-                "model-version": args.model.version,
+                "model-version": version,
                 # How EndpointRollout finds what a failed rollout left behind.
-                ENDPOINT_TAG: args.endpoint_name,
+                ENDPOINT_TAG: args["endpoint_name"],
             }
         )
         model = aws.sagemaker.Model(
@@ -325,7 +388,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
             # The serving image needs no environment: `serving.serve` reads the model from
             # /opt/ml/model and the port from SAGEMAKER_BIND_TO_PORT, as SageMaker sets them.
             primary_container={
-                "image": args.image_uri,
+                "image": args["image_uri"],
                 "model_data_url": pulumi.Output.concat("s3://", self.artifacts.name, "/", data_key),
             },
             tags=versioned_tags,
@@ -333,17 +396,16 @@ class InferenceEndpoint(pulumi.ComponentResource):
                 retained, pulumi.ResourceOptions(depends_on=[execution.policy])
             ),
         )
-        serverless = args.serverless
         serverless_config: _VariantServerless = {
             "memory_size_in_mb": serverless.memory_mb,
             "max_concurrency": serverless.max_concurrency,
         }
         if serverless.provisioned_concurrency:
             serverless_config["provisioned_concurrency"] = serverless.provisioned_concurrency
-        config_name_prefix = _config_name_prefix(args.endpoint_name)
+        config_name_prefix = _config_name_prefix(args["endpoint_name"])
         config = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
-            name_prefix=f"{config_name_prefix}{args.model.slug}-",
+            name_prefix=f"{config_name_prefix}{version_slug(version)}-",
             production_variants=[
                 {
                     "variant_name": "AllTraffic",
@@ -364,19 +426,22 @@ class InferenceEndpoint(pulumi.ComponentResource):
         config: aws.sagemaker.EndpointConfiguration,
     ) -> EndpointRollout:
         """The endpoint itself, rolled out to `config`, and what deletes it on destroy."""
-        config_name_prefix = _config_name_prefix(args.endpoint_name)
-        session = provider_session(self, args.aws_session, args.region)
+        config_name_prefix = _config_name_prefix(args["endpoint_name"])
+        session = provider_session(
+            self, args.get("aws_session", AwsSessionSettings()), args["region"]
+        )
+        timeout = args.get("rollout_timeout_seconds", ROLLOUT_TIMEOUT_SECONDS)
         # Exists before the first rollout attempt: a create that fails never reaches the
         # state, and this is what still deletes its endpoint on destroy. Deleted after
         # the rollout, before the bucket and the role policy.
         cleanup = EndpointCleanup(
             f"{name}-endpoint-cleanup",
             EndpointCleanupArgs(
-                endpoint_name=args.endpoint_name,
+                endpoint_name=args["endpoint_name"],
                 config_name_prefix=config_name_prefix,
-                region=args.region,
+                region=args["region"],
                 aws=session,
-                timeout_seconds=args.rollout_timeout_seconds,
+                timeout_seconds=timeout,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -386,13 +451,13 @@ class InferenceEndpoint(pulumi.ComponentResource):
         rollout = EndpointRollout(
             f"{name}-endpoint",
             EndpointRolloutArgs(
-                endpoint_name=args.endpoint_name,
+                endpoint_name=args["endpoint_name"],
                 endpoint_config_name=config.name,
                 config_name_prefix=config_name_prefix,
-                region=args.region,
+                region=args["region"],
                 aws=session,
-                timeout_seconds=args.rollout_timeout_seconds,
-                tags=args.tags,
+                timeout_seconds=timeout,
+                tags=args.get("tags"),
             ),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[execution.log_group, execution.policy, cleanup]
@@ -437,9 +502,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
         self.labels = pulumi.Output.from_input(list(archive.labels))
         return key, artifact.key
 
-    def _registered(
-        self, model: RegistryVersion, args: InferenceEndpointArgs
-    ) -> pulumi.Output[str]:
+    def _registered(self, model: RegistryVersion, memory_mb: int) -> pulumi.Output[str]:
         """The archive key of a version the bucket already holds, once its archive and
         sidecar are found (else a `ModelArchiveError` that says how to list the versions)
         and the memory the sidecar records fits (else a `ModelMemoryError`), with the
@@ -467,15 +530,25 @@ class InferenceEndpoint(pulumi.ComponentResource):
         )
         fits = metadata.apply(
             lambda meta: check_model_memory(
-                model.version,
-                args.serverless.memory_mb,
-                meta["memory_mb_min"],
-                args.memory_keys,
+                model.version, memory_mb, meta["memory_mb_min"], self.memory_setting()
             )
         )
         # The model and its config take the key only once the memory fits: a version the
         # endpoint cannot hold is refused before either exists (in preview too).
         return pulumi.Output.all(key, fits).apply(lambda found: found[0])
+
+
+def _served_model(args: InferenceEndpointArgs) -> ModelArchive | RegistryVersion:
+    """The archive to upload (read, so checked, now) or the version to find in the bucket."""
+    archive, version = args.get("model_archive"), args.get("model_version")
+    if (archive is None) == (version is None):
+        raise ModelArchiveError(
+            "InferenceEndpoint: set exactly one of model_archive (a model.tar.gz to upload) "
+            "and model_version (a version the artifact bucket holds)"
+        )
+    if archive is not None:
+        return read_model_archive(Path(archive))
+    return RegistryVersion(str(version))
 
 
 def _registered_key(model: RegistryVersion, bucket: str, keys: Sequence[str]) -> str:

@@ -19,18 +19,17 @@ and nothing else; the labels of every version it serves travel in its zip
 `tracing`, the Lambda sends X-Ray traces (active tracing) and may do exactly that.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NotRequired, TypedDict
 from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.deployables import PROXY_DIR
 from components.predictions_table import RECORD_ACTIONS
 from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
 from hosting.origin import API_PATH
@@ -81,6 +80,13 @@ the Lambda zip cannot import `components`, so a test keeps the two lists equal."
 FUNCTION_MEMORY_MB = 256
 FUNCTION_TIMEOUT_SECONDS = 30
 DEFAULT_LOG_LEVEL = "INFO"
+# The throttle budgets (requests per second, and bursts) and log retention left out of
+# `ProxyApiArgs`.
+THROTTLE_RATE_LIMIT = 10
+THROTTLE_BURST_LIMIT = 20
+DIRECT_THROTTLE_RATE_LIMIT = 5
+DIRECT_THROTTLE_BURST_LIMIT = 10
+LOG_RETENTION_DAYS = 30
 
 TRACE_WRITER_STATEMENT = {
     "Sid": "WriteTraces",
@@ -241,57 +247,73 @@ def labels_files(labels: Mapping[str, Sequence[str]]) -> dict[str, pulumi.String
     }
 
 
-@dataclass(frozen=True)
-class EndpointVariant:
+# The args are plain dicts (`TypedDict`s): the component provider passes them so to a
+# program in another language, and infers its schema from these annotations at run time
+# (so no annotations from `__future__` in this module).
+class EndpointVariant(TypedDict):
     """A model variant as the proxy sees it: a share of the requests and an endpoint."""
 
     name: str
+    """The variant's name, in each prediction record and metric (`main` is the baseline)."""
     weight: float
+    """Its share of the requests is its weight over the sum of the weights; 0 sends it none."""
     endpoint_name: pulumi.Input[str]
+    """Its endpoint, which the proxy invokes for the requests it gets."""
     endpoint_arn: pulumi.Input[str]
+    """That endpoint's ARN: the function may invoke it."""
 
 
-@dataclass
-class ProxyApiArgs:
+class ProxyApiArgs(TypedDict):
     name_prefix: str
-    """Stack-unique prefix for the names AWS shows (log groups)."""
-    source_dir: Path
-    """The `proxy/` package."""
+    """Unique in the account and region: it names the log groups and the API keys' path."""
     endpoint_name: pulumi.Input[str]
     """The default endpoint, `SAGEMAKER_ENDPOINT_NAME` (the variant `main`'s)."""
     variants: Sequence[EndpointVariant]
     """Who shares the requests (env `VARIANTS`), in the order that splits them; the
     function may invoke exactly their endpoints."""
     model_labels: Mapping[str, pulumi.Input[Sequence[str]]]
-    """Each served model version's labels, bundled into the zip."""
+    """Each served model version's labels, bundled into the zip to check feedback against."""
     predictions_table_name: pulumi.Input[str]
+    """The DynamoDB table the function records predictions and feedback in
+    (`PredictionsTable`: its key and TTL attribute are the proxy's)."""
     predictions_table_arn: pulumi.Input[str]
     """The one table the function may record predictions and feedback in."""
-    memory_mb: pulumi.Input[int] = FUNCTION_MEMORY_MB
-    timeout_seconds: pulumi.Input[int] = FUNCTION_TIMEOUT_SECONDS
-    throttle_rate_limit: pulumi.Input[int] = 10
+    memory_mb: NotRequired[pulumi.Input[int]]
+    """The function's memory (by default `FUNCTION_MEMORY_MB`)."""
+    timeout_seconds: NotRequired[pulumi.Input[int]]
+    """The function's timeout, at most the HTTP API's 30 s (by default the most)."""
+    throttle_rate_limit: NotRequired[pulumi.Input[int]]
     """Steady requests per second on each route of the site's stage (through CloudFront)."""
-    throttle_burst_limit: pulumi.Input[int] = 20
-    direct_throttle_rate_limit: pulumi.Input[int] = 5
+    throttle_burst_limit: NotRequired[pulumi.Input[int]]
+    """Requests at once above the steady rate on each route of the site's stage."""
+    direct_throttle_rate_limit: NotRequired[pulumi.Input[int]]
     """Steady requests per second on each route of the direct stage (`execute_api_url`):
     API-key programs' budget, apart from the site's."""
-    direct_throttle_burst_limit: pulumi.Input[int] = 10
-    log_retention_days: pulumi.Input[int] = 30
-    log_level: pulumi.Input[str] = DEFAULT_LOG_LEVEL
-    tracing: bool = False
+    direct_throttle_burst_limit: NotRequired[pulumi.Input[int]]
+    """Requests at once above the steady rate on each route of the direct stage."""
+    log_retention_days: NotRequired[pulumi.Input[int]]
+    """How long the function's and the API's logs are kept, in days."""
+    log_level: NotRequired[pulumi.Input[str]]
+    """The proxy's `LOG_LEVEL`: DEBUG, INFO, WARNING or ERROR."""
+    tracing: NotRequired[bool]
     """Active X-Ray tracing of the function (a plain value: it decides the role's policy)."""
-    api_keys: bool = False
+    api_keys: NotRequired[bool]
     """Admit direct callers with an API key from SSM Parameter Store, under
     `/<name_prefix>/api-keys` (`python -m admin.api_keys` manages them; the stack does not)."""
-    origin_secret_rotation: int = 0
+    origin_secret_rotation: NotRequired[int]
     """Add 1 to rotate the origin secret: a new one for CloudFront, the current one still
     admitted until the next rotation (docs/operations.md#rotate-the-origin-secret)."""
-    environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    environment: NotRequired[Mapping[str, pulumi.Input[str]]]
     """Extra Lambda environment (MAX_IMAGE_BYTES, REVIEW_THRESHOLD, ...)."""
-    tags: pulumi.Input[Mapping[str, str]] | None = None
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags of every resource that takes them."""
 
 
 class ProxyApi(pulumi.ComponentResource):
+    """The HTTP API (`POST /api/predict`, `POST /api/feedback`, `GET /api/labels`) and the
+    Lambda proxy in front of the model variants' endpoints, on two throttled stages: the
+    site's (CloudFront's origin, with the origin secret) and the direct one for programs."""
+
     execute_api_url: pulumi.Output[str]
     """The API's own URL with `/api` (the direct stage), for programs with a key:
     `{execute_api_url}/predict`."""
@@ -307,17 +329,20 @@ class ProxyApi(pulumi.ComponentResource):
     api_keys_path: pulumi.Output[str] | None
     """The SSM path of the API keys, with `api_keys` on."""
     api_id: pulumi.Output[str]
+    """The HTTP API's id."""
     function_name: pulumi.Output[str]
+    """The proxy Lambda's name."""
     function_log_group: pulumi.Output[str]
     """The log group the function writes to (a named one, not `/aws/lambda/<function>`)."""
     access_log_group: pulumi.Output[str]
+    """The log group of both stages' access logs (JSON, one line a request)."""
 
     def __init__(
         self, name: str, args: ProxyApiArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        secret, previous = self._origin_secrets(name, args.origin_secret_rotation)
-        keys_path = api_keys_path(args.name_prefix) if args.api_keys else None
+        secret, previous = self._origin_secrets(name, args.get("origin_secret_rotation", 0))
+        keys_path = api_keys_path(args["name_prefix"]) if args.get("api_keys", False) else None
         keys_arn = self._keys_arn(keys_path)
         execution = self._execution_role(name, args, keys_arn)
         environment = {
@@ -330,9 +355,9 @@ class ProxyApi(pulumi.ComponentResource):
         api, routes = self._http_api(name, args, function)
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
-            name=f"/aws/apigateway/{args.name_prefix}-http-api",
-            retention_in_days=args.log_retention_days,
-            tags=args.tags,
+            name=f"/aws/apigateway/{args['name_prefix']}-http-api",
+            retention_in_days=args.get("log_retention_days", LOG_RETENTION_DAYS),
+            tags=args.get("tags"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         site_stage_name, stages = self._stages(name, args, api, routes, access_logs)
@@ -422,10 +447,13 @@ class ProxyApi(pulumi.ComponentResource):
                 policy=f"{name}-function-policy",
             ),
             service="lambda.amazonaws.com",
-            logs=ServiceLogs(f"/aws/lambda/{args.name_prefix}-proxy", args.log_retention_days),
+            logs=ServiceLogs(
+                f"/aws/lambda/{args['name_prefix']}-proxy",
+                args.get("log_retention_days", LOG_RETENTION_DAYS),
+            ),
             statements=pulumi.Output.all(
-                [variant.endpoint_arn for variant in args.variants],
-                args.predictions_table_arn,
+                [variant["endpoint_arn"] for variant in args["variants"]],
+                args["predictions_table_arn"],
                 keys_arn,
             ).apply(
                 lambda arns: [
@@ -442,11 +470,11 @@ class ProxyApi(pulumi.ComponentResource):
                         "Action": list(RECORD_ACTIONS),
                         "Resource": arns[1],
                     },
-                    *([TRACE_WRITER_STATEMENT] if args.tracing else []),
+                    *([TRACE_WRITER_STATEMENT] if args.get("tracing", False) else []),
                     *([api_keys_reader_statement(arns[2])] if arns[2] else []),
                 ]
             ),
-            tags=args.tags,
+            tags=args.get("tags"),
         )
 
     def _function(
@@ -461,19 +489,19 @@ class ProxyApi(pulumi.ComponentResource):
             runtime="python3.12",
             architectures=["arm64"],
             handler=HANDLER,
-            code=resolved_labels(args.model_labels).apply(
-                lambda labels: lambda_code(args.source_dir, labels_files(labels))
+            code=resolved_labels(args["model_labels"]).apply(
+                lambda labels: lambda_code(PROXY_DIR, labels_files(labels))
             ),
             role=execution.role.arn,
-            memory_size=args.memory_mb,
-            timeout=args.timeout_seconds,
+            memory_size=args.get("memory_mb", FUNCTION_MEMORY_MB),
+            timeout=args.get("timeout_seconds", FUNCTION_TIMEOUT_SECONDS),
             environment={"variables": environment},
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="Text", log_group=execution.log_group.name
             ),
             # Explicit either way: leaving it out would not turn active tracing off again.
-            tracing_config={"mode": "Active" if args.tracing else "PassThrough"},
-            tags=args.tags,
+            tracing_config={"mode": "Active" if args.get("tracing", False) else "PassThrough"},
+            tags=args.get("tags"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[execution.policy]),
         )
 
@@ -486,7 +514,7 @@ class ProxyApi(pulumi.ComponentResource):
             f"{name}-http-api",
             protocol_type="HTTP",
             description=f"{ROUTE_KEY}: image in, top-5 classes out",
-            tags=args.tags,
+            tags=args.get("tags"),
             opts=child,
         )
         integration = aws.apigatewayv2.Integration(
@@ -537,15 +565,15 @@ class ProxyApi(pulumi.ComponentResource):
             (
                 site_stage,
                 VIA_CLOUDFRONT,
-                args.throttle_rate_limit,
-                args.throttle_burst_limit,
+                args.get("throttle_rate_limit", THROTTLE_RATE_LIMIT),
+                args.get("throttle_burst_limit", THROTTLE_BURST_LIMIT),
                 f"{name}-site-stage",
             ),
             (
                 DIRECT_STAGE,
                 VIA_EXECUTE_API,
-                args.direct_throttle_rate_limit,
-                args.direct_throttle_burst_limit,
+                args.get("direct_throttle_rate_limit", DIRECT_THROTTLE_RATE_LIMIT),
+                args.get("direct_throttle_burst_limit", DIRECT_THROTTLE_BURST_LIMIT),
                 # Its name from when it was the only stage.
                 f"{name}-default-stage",
             ),
@@ -570,7 +598,7 @@ class ProxyApi(pulumi.ComponentResource):
                 access_log_settings=aws.apigatewayv2.StageAccessLogSettingsArgs(
                     destination_arn=access_logs.arn, format=access_log_format(via)
                 ),
-                tags=args.tags,
+                tags=args.get("tags"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
             )
         return site_stage_name, stages
@@ -596,19 +624,19 @@ class ProxyApi(pulumi.ComponentResource):
 def _environment(args: ProxyApiArgs) -> dict[str, pulumi.Input[str]]:
     """The function's environment but its secrets."""
     return {
-        **args.environment,
-        "SAGEMAKER_ENDPOINT_NAME": args.endpoint_name,
+        **args.get("environment", {}),
+        "SAGEMAKER_ENDPOINT_NAME": args["endpoint_name"],
         "VARIANTS": pulumi.Output.json_dumps(
             [
                 {
-                    "name": variant.name,
-                    "weight": variant.weight,
-                    "endpoint": variant.endpoint_name,
+                    "name": variant["name"],
+                    "weight": variant["weight"],
+                    "endpoint": variant["endpoint_name"],
                 }
-                for variant in args.variants
+                for variant in args["variants"]
             ]
         ),
-        "PREDICTIONS_TABLE": args.predictions_table_name,
+        "PREDICTIONS_TABLE": args["predictions_table_name"],
         "MODEL_LABELS_DIR": f"{LAMBDA_TASK_ROOT}/{MODEL_LABELS_DIR}",
-        "LOG_LEVEL": args.log_level,
+        "LOG_LEVEL": args.get("log_level", DEFAULT_LOG_LEVEL),
     }

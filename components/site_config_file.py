@@ -8,11 +8,10 @@ Its args carry every field of `hosting.config_js.SiteConfig` under the same name
 file has the same keys as the local runtime's (tests/infra/test_site_config.py).
 """
 
-from __future__ import annotations
-
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -26,18 +25,28 @@ TYPE = "image-classifier:site_config_file:SiteConfigFile"
 KEY = "config.js"
 
 
-@dataclass
-class SiteConfigFileArgs:
+# A plain dict (`TypedDict`): the component provider passes it so to a program in another
+# language, and infers its schema from these annotations at run time (so no annotations
+# from `__future__` in this module).
+class SiteConfigFileArgs(TypedDict):
     bucket_name: pulumi.Input[str]
+    """The site's bucket (`StaticSite`'s `bucket_name`)."""
     distribution_id: pulumi.Input[str]
+    """Its distribution, which the new file is invalidated in."""
     api_url: pulumi.Input[str]
+    """Where the page calls the API: `/api` on the site's own origin (`StaticSite`), or an
+    http(s) URL."""
     environment: pulumi.Input[str]
+    """The stack's name, which the page logs."""
     model_version: pulumi.Input[str]
+    """The served model's version (`InferenceEndpoint`'s `model_version`)."""
     model_weights: pulumi.Input[str]
     """The weights id the page is told (`weights_shown`): `random` shows its untrained notice."""
-    wait_for_invalidation: pulumi.Input[bool] = False
-    aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
-    """How the invalidation reaches AWS: the stack's AWS provider settings."""
+    wait_for_invalidation: NotRequired[pulumi.Input[bool]]
+    """Wait until CloudFront has dropped the old file (off by default)."""
+    aws_session: NotRequired[AwsSessionSettings]
+    """How the invalidation reaches AWS: as the AWS provider does (left out: the default
+    credential chain)."""
 
 
 def weights_shown(served: Sequence[tuple[float, str]]) -> str:
@@ -51,6 +60,9 @@ def weights_shown(served: Sequence[tuple[float, str]]) -> str:
 
 
 class SiteConfigFile(pulumi.ComponentResource):
+    """The site's `config.js`, rendered from the deployment's outputs (where the API is,
+    which model answers), uploaded to the site's bucket and invalidated when it changes."""
+
     content: pulumi.Output[str]
     """The text of `config.js` as uploaded."""
 
@@ -59,12 +71,12 @@ class SiteConfigFile(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE, name, None, opts)
         names = [item.name for item in fields(SiteConfig)]
-        self.content = pulumi.Output.all(*(getattr(args, name) for name in names)).apply(
+        self.content = pulumi.Output.all(*(args[name] for name in names)).apply(  # type: ignore[literal-required]
             lambda values: render_config_js(SiteConfig(**dict(zip(names, values, strict=True))))
         )
         uploaded = aws.s3.BucketObjectv2(
             f"{name}-object",
-            bucket=args.bucket_name,
+            bucket=args["bucket_name"],
             key=KEY,
             content=self.content,
             content_type="text/javascript; charset=utf-8",
@@ -75,13 +87,13 @@ class SiteConfigFile(pulumi.ComponentResource):
         CloudFrontInvalidation(
             f"{name}-invalidation",
             CloudFrontInvalidationArgs(
-                distribution_id=args.distribution_id,
+                distribution_id=args["distribution_id"],
                 content_hash=self.content.apply(
                     lambda text: hashlib.sha256(text.encode()).hexdigest()
                 ),
                 paths=[f"/{KEY}"],
-                aws=provider_session(self, args.aws_session),
-                wait=args.wait_for_invalidation,
+                aws=provider_session(self, args.get("aws_session", AwsSessionSettings())),
+                wait=args.get("wait_for_invalidation", False),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[uploaded]),
         )

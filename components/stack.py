@@ -19,6 +19,7 @@ mocks with any settings; `deploy` is what the engine runs (`__main__.py`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,12 @@ from typing import Any
 import pulumi
 
 from components.batch_pipeline import BatchPipeline, BatchPipelineArgs
+from components.deployables import LAMBDA_PACKAGES_DIR, SERVING_CONTEXT
 from components.inference_endpoint import (
+    ArtifactBucket,
     InferenceEndpoint,
     InferenceEndpointArgs,
+    ServerlessCapacity,
     check_model_memory,
 )
 from components.model_archive import ModelArchive, RegistryVersion, read_model_archive
@@ -43,8 +47,6 @@ from components.stack_config import StackSettings, config_error, config_keys, lo
 from components.static_site import ApiOrigin, SiteDomain, StaticSite, StaticSiteArgs
 from components.web_firewall import WebFirewall, WebFirewallArgs
 from hosting.origin import API_PATH
-
-PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
         "serving",
         ServingImageArgs(
             repository_name=f"{settings.name_prefix}-serving",
-            context_dir=PROJECT_DIR,
+            context_dir=SERVING_CONTEXT,
             image_uri=settings.image_uri,
             tags=settings.tags,
         ),
@@ -193,24 +195,53 @@ def _endpoints(
     endpoints: dict[str, InferenceEndpoint] = {}
     for variant in sorted(settings.variants, key=lambda v: v.name != MAIN):
         main = endpoints.get(MAIN)
-        endpoints[variant.name] = InferenceEndpoint(
-            "model" if main is None else f"model-{variant.name}",
-            InferenceEndpointArgs(
-                endpoint_name=endpoint_name(settings.name_prefix, variant.name),
-                region=settings.region,
-                model=models[variant.name],
-                image_uri=image.image_uri,
-                image_repository_arn=image.repository_arn,
-                artifacts=None if main is None else main.artifacts,
-                serverless=replace(settings.serverless, memory_mb=_memory_mb(settings, variant)),
-                memory_keys=_memory_keys(settings, variant),
-                log_retention_days=settings.log_retention_days,
-                rollout_timeout_seconds=settings.rollout_timeout_seconds,
-                aws_session=settings.aws_session,
-                tags=settings.tags,
+        capacity = replace(settings.serverless, memory_mb=_memory_mb(settings, variant))
+        args = InferenceEndpointArgs(
+            endpoint_name=endpoint_name(settings.name_prefix, variant.name),
+            region=settings.region,
+            image_uri=image.image_uri,
+            image_repository_arn=image.repository_arn,
+            serverless=ServerlessCapacity(
+                memory_mb=capacity.memory_mb,
+                max_concurrency=capacity.max_concurrency,
+                provisioned_concurrency=capacity.provisioned_concurrency,
             ),
+            log_retention_days=settings.log_retention_days,
+            rollout_timeout_seconds=settings.rollout_timeout_seconds,
+            aws_session=settings.aws_session,
+            tags=settings.tags,
+        )
+        model = models[variant.name]
+        if isinstance(model, ModelArchive):
+            args["model_archive"] = str(model.path)
+        else:
+            args["model_version"] = model.version
+        endpoints[variant.name] = _ConfiguredEndpoint(
+            "model" if main is None else f"model-{variant.name}",
+            args,
+            _memory_keys(settings, variant),
+            artifacts=None if main is None else main.artifacts,
         )
     return endpoints
+
+
+class _ConfiguredEndpoint(InferenceEndpoint):
+    """An endpoint whose memory comes from the stack's config: its memory errors name the
+    config keys to change."""
+
+    def __init__(
+        self,
+        name: str,
+        args: InferenceEndpointArgs,
+        memory_keys: Sequence[str],
+        *,
+        artifacts: ArtifactBucket | None,
+    ) -> None:
+        self.memory_keys = memory_keys
+        super().__init__(name, args, artifacts=artifacts)
+
+    def memory_setting(self) -> Sequence[str]:
+        return self.memory_keys
 
 
 def _api(
@@ -223,7 +254,6 @@ def _api(
         "api",
         ProxyApiArgs(
             name_prefix=settings.name_prefix,
-            source_dir=PROJECT_DIR / "proxy",
             endpoint_name=endpoint.endpoint_name,
             variants=[
                 EndpointVariant(
@@ -258,7 +288,7 @@ def _batch(
         "batch",
         BatchPipelineArgs(
             name_prefix=settings.name_prefix,
-            project_dir=PROJECT_DIR,
+            project_dir=LAMBDA_PACKAGES_DIR,
             # The batch answers with main's model: its records are variant `batch`.
             endpoint_name=endpoint.endpoint_name,
             endpoint_arn=endpoint.endpoint_arn,
@@ -320,7 +350,6 @@ def _site(
     return StaticSite(
         "site",
         StaticSiteArgs(
-            site_dir=PROJECT_DIR / "site",
             api=ApiOrigin(
                 domain_name=api.api_domain,
                 origin_secret=api.origin_secret,
@@ -478,7 +507,9 @@ def engine_settings() -> StackSettings:
         value = pulumi.Config(namespace).get(name)
         if value is not None:
             config[key] = value
-    return load_settings(config, project, pulumi.get_stack(), PROJECT_DIR)
+    # Archive paths in config are relative to the program's directory, where the engine
+    # runs it.
+    return load_settings(config, project, pulumi.get_stack(), Path.cwd())
 
 
 def deploy(*, security_headers: bool = True) -> StackOutputs:

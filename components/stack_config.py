@@ -25,7 +25,7 @@ from typing import Any
 
 import pulumi
 
-from components.aws_session import AssumedRole, AwsSessionSettings, read_assume_roles
+from components.aws_session import AwsSessionSettings, read_assume_roles
 from components.batch_pipeline import batch_concurrency, batch_concurrency_problems
 from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.model_variants import (
@@ -332,16 +332,18 @@ def _aws_session(config: Mapping[str, str], problems: _Problems) -> AwsSessionSe
             "pulumi-aws 7 reads aws:assumeRoles (a list) and ignores this key; move the role "
             "there: `pulumi config set --path 'aws:assumeRoles[0].roleArn' ARN`",
         )
-    roles: tuple[AssumedRole, ...] = ()
+    session = AwsSessionSettings()
+    if profile := config.get(PROFILE):
+        session["profile"] = profile
     if text := config.get(ASSUME_ROLES):
         try:
             entries = json.loads(text)
         except ValueError:
             entries = None
-        roles, found = read_assume_roles(entries)
+        session["assume_roles"], found = read_assume_roles(entries)
         for suffix, problem in found.items():
             problems.add(f"{ASSUME_ROLES}{suffix}", problem)
-    return AwsSessionSettings(profile=config.get(PROFILE) or None, assume_roles=roles)
+    return session
 
 
 def _alarm_email(value: Mapping[str, Any], problems: _Problems) -> str | None:

@@ -13,19 +13,18 @@ origin path, a secret: decision 13). Optionally the site has its own domain (an 
 ACM certificate, with alias records when its Route 53 zone is given) and a WAF web ACL.
 """
 
-from __future__ import annotations
-
 import hashlib
 import mimetypes
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
 from components.aws_session import AwsSessionSettings, provider_session
 from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFrontInvalidationArgs
+from components.deployables import SITE_DIR
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from hosting.content_security_policy import content_security_policy
 from hosting.origin import API_PATH, CONNECT_SRC, ORIGIN_HEADER
@@ -53,6 +52,13 @@ API_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 MINIMUM_PROTOCOL_VERSION = "TLSv1.2_2021"
 """The oldest TLS a viewer of the custom domain may use (TLS 1.2 with strong ciphers)."""
 PRICE_CLASSES = ("PriceClass_100", "PriceClass_200", "PriceClass_All")
+PRICE_CLASS = "PriceClass_100"
+"""The default: the cheapest edges (North America, Europe, Israel)."""
+HTML_CACHE_CONTROL = "no-cache"
+"""HTML revalidates on every visit, so a deployment shows up at once."""
+ASSET_CACHE_CONTROL = "public, max-age=86400"
+"""Scripts, styles and images: a day. Their names carry no content hash, so a year would
+pin old code in browsers."""
 GENERATED_FILES = frozenset({"config.js"})
 """Never uploaded from `site/`: `SiteConfigFile` writes them per stack."""
 
@@ -113,61 +119,74 @@ def site_paths(site_dir: Path) -> list[str]:
     return ["/", *(f"/{relative.as_posix()}" for relative in site_files(site_dir))]
 
 
-@dataclass
-class ApiOrigin:
-    """The HTTP API the distribution serves under `/api/*`."""
+# The args are plain dicts (`TypedDict`s): the component provider passes them so to a
+# program in another language, and infers its schema from these annotations at run time
+# (so no annotations from `__future__` in this module).
+class ApiOrigin(TypedDict):
+    """The HTTP API the distribution serves under `/api/*` (`ProxyApi`'s outputs)."""
 
     domain_name: pulumi.Input[str]
     """Its host, `<id>.execute-api.<region>.amazonaws.com`."""
     origin_secret: pulumi.Input[str]
     """Sent on every request forwarded to it, as `x-origin-verify` (keep it a Pulumi secret)."""
-    origin_path: pulumi.Input[str] | None = None
+    origin_path: NotRequired[pulumi.Input[str] | None]
     """Put before every forwarded path: `/<site stage>`, the API's stage only CloudFront
-    knows (keep it a Pulumi secret). None: the API's root (`$default`)."""
-    admitted_by: Sequence[pulumi.Resource] = ()
+    knows (keep it a Pulumi secret). Left out: the API's root (`$default`)."""
+    admitted_by: NotRequired[Sequence[aws.lambda_.Function]]
     """What must admit `origin_secret` before the distribution sends it (the proxy, whose
     environment holds the secrets): the distribution is updated only after them."""
 
 
-@dataclass
-class SiteDomain:
+class SiteDomain(TypedDict):
     """The site's own domain name."""
 
     name: str
+    """The name, e.g. `classify.example.com`."""
     certificate_arn: pulumi.Input[str]
     """An issued ACM certificate for `name`, in us-east-1 (`SiteCertificate`)."""
-    hosted_zone_id: str | None = None
+    hosted_zone_id: NotRequired[str | None]
     """Its Route 53 hosted zone: `A` and `AAAA` alias records to the distribution are
-    created there. Without one, the operator points the name at `domain_name`."""
+    created there. Left out, the operator points the name at `domain_name`."""
 
 
-@dataclass
-class StaticSiteArgs:
-    site_dir: Path
+class StaticSiteArgs(TypedDict):
     api: ApiOrigin
-    domain: SiteDomain | None = None
-    """None: the site is served at the distribution's own `*.cloudfront.net` name."""
-    web_acl_arn: pulumi.Input[str] | None = None
+    """The API served under `/api/*`."""
+    site_dir: NotRequired[str]
+    """The folder of static files to serve (no `config.js`: `SiteConfigFile` writes it).
+    Left out: the image classifier's own page."""
+    domain: NotRequired[SiteDomain | None]
+    """Left out: the site is served at the distribution's own `*.cloudfront.net` name."""
+    web_acl_arn: NotRequired[pulumi.Input[str] | None]
     """A CLOUDFRONT-scope WAF web ACL to put in front of the site and the API."""
-    price_class: pulumi.Input[str] = "PriceClass_100"
-    html_cache_control: str = "no-cache"
-    """HTML revalidates on every visit, so a deployment shows up at once."""
-    asset_cache_control: str = "public, max-age=86400"
-    """Scripts, styles and images: a day. Their names carry no content hash, so a year
-    would pin old code in browsers."""
-    security_headers: bool = True
-    """Only an emulator test stack (moto has no response headers policies) turns this off;
-    doing so is logged as a warning."""
-    aws_session: AwsSessionSettings = field(default_factory=AwsSessionSettings)
-    """How the invalidation reaches AWS: the stack's AWS provider settings."""
-    tags: pulumi.Input[Mapping[str, str]] | None = None
+    price_class: NotRequired[pulumi.Input[str]]
+    """One of `PRICE_CLASSES` (by default `PRICE_CLASS`)."""
+    html_cache_control: NotRequired[str]
+    """The `Cache-Control` of HTML files (by default `HTML_CACHE_CONTROL`)."""
+    asset_cache_control: NotRequired[str]
+    """The `Cache-Control` of every other file (by default `ASSET_CACHE_CONTROL`)."""
+    security_headers: NotRequired[bool]
+    """HSTS, nosniff, frame denial and the CSP, on by default. Only an emulator test stack
+    (moto has no response headers policies) turns them off, and a warning says so."""
+    aws_session: NotRequired[AwsSessionSettings]
+    """How the invalidation reaches AWS: as the AWS provider does (left out: the default
+    credential chain)."""
+    tags: NotRequired[pulumi.Input[Mapping[str, str]]]
+    """Tags of every resource that takes them."""
 
 
 class StaticSite(pulumi.ComponentResource):
+    """The web UI in a private S3 bucket behind CloudFront (Origin Access Control, security
+    headers), with the HTTP API served under `/api/*` of the same origin."""
+
     url: pulumi.Output[str]
+    """Where the site is: `https://` and its own domain, or the distribution's."""
     domain_name: pulumi.Output[str]
+    """The distribution's `*.cloudfront.net` name (what a domain of its own points at)."""
     distribution_id: pulumi.Output[str]
+    """The CloudFront distribution's id."""
     bucket_name: pulumi.Output[str]
+    """The private bucket of the site's files."""
 
     def __init__(
         self, name: str, args: StaticSiteArgs, opts: pulumi.ResourceOptions | None = None
@@ -176,19 +195,20 @@ class StaticSite(pulumi.ComponentResource):
         bucket = PrivateBucket(
             f"{name}-bucket",
             # Holds only files this stack uploads (and can upload again).
-            PrivateBucketArgs(force_destroy=True, tags=args.tags),
+            PrivateBucketArgs(force_destroy=True, tags=args.get("tags")),
             opts=pulumi.ResourceOptions(parent=self),
         )
         distribution = self._distribution(name, args, bucket)
         self._grant_reads(name, bucket, distribution)
         self._upload_site(name, args, bucket, distribution)
-        domain = args.domain
-        if domain is not None and domain.hosted_zone_id is not None:
-            self._alias_records(name, domain.name, domain.hosted_zone_id, distribution)
+        domain = args.get("domain")
+        zone = domain.get("hosted_zone_id") if domain is not None else None
+        if domain is not None and zone is not None:
+            self._alias_records(name, domain["name"], zone, distribution)
 
         self.domain_name = distribution.domain_name
         self.url = (
-            pulumi.Output.from_input(f"https://{domain.name}")
+            pulumi.Output.from_input(f"https://{domain['name']}")
             if domain is not None
             else pulumi.Output.concat("https://", distribution.domain_name)
         )
@@ -240,7 +260,7 @@ class StaticSite(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         headers_policy_id: pulumi.Input[str] | None = None
-        if args.security_headers:
+        if args.get("security_headers", True):
             headers_policy_id = self._security_headers(name)
         else:
             pulumi.log.warn(
@@ -248,13 +268,13 @@ class StaticSite(pulumi.ComponentResource):
                 "denial or CSP. Only emulator test stacks may do this; never a real stack.",
                 resource=self,
             )
-        domain = args.domain
+        domain = args.get("domain")
         viewer_certificate: aws.cloudfront.DistributionViewerCertificateArgsDict = {
             "cloudfront_default_certificate": True
         }
         if domain is not None:
             viewer_certificate = {
-                "acm_certificate_arn": domain.certificate_arn,
+                "acm_certificate_arn": domain["certificate_arn"],
                 "ssl_support_method": "sni-only",
                 "minimum_protocol_version": MINIMUM_PROTOCOL_VERSION,
             }
@@ -264,17 +284,19 @@ class StaticSite(pulumi.ComponentResource):
             enabled=True,
             is_ipv6_enabled=True,
             http_version="http2and3",
-            price_class=args.price_class,
+            price_class=args.get("price_class", PRICE_CLASS),
             default_root_object="index.html",
-            aliases=[domain.name] if domain is not None else None,
-            web_acl_id=args.web_acl_arn,
-            origins=_origins(bucket, access_control, args.api),
+            aliases=[domain["name"]] if domain is not None else None,
+            web_acl_id=args.get("web_acl_arn"),
+            origins=_origins(bucket, access_control, args["api"]),
             default_cache_behavior=_site_behavior(headers_policy_id),
             ordered_cache_behaviors=[_api_behavior(headers_policy_id)],
             restrictions={"geo_restriction": {"restriction_type": "none"}},
             viewer_certificate=viewer_certificate,
-            tags=args.tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.api.admitted_by)),
+            tags=args.get("tags"),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=list(args["api"].get("admitted_by", ()))
+            ),
         )
 
     def _grant_reads(
@@ -307,20 +329,21 @@ class StaticSite(pulumi.ComponentResource):
         distribution: aws.cloudfront.Distribution,
     ) -> None:
         """Each site file as an object, then one invalidation when any of them changed."""
+        site_dir = Path(args["site_dir"]) if "site_dir" in args else SITE_DIR
         uploaded = []
-        for relative in site_files(args.site_dir):
+        for relative in site_files(site_dir):
             key = relative.as_posix()
             uploaded.append(
                 aws.s3.BucketObjectv2(
                     f"{name}-file-{key}",
                     bucket=bucket.name,
                     key=key,
-                    source=pulumi.FileAsset(str(args.site_dir / relative)),
+                    source=pulumi.FileAsset(str(site_dir / relative)),
                     content_type=content_type(relative),
                     cache_control=(
-                        args.html_cache_control
+                        args.get("html_cache_control", HTML_CACHE_CONTROL)
                         if relative.suffix == ".html"
-                        else args.asset_cache_control
+                        else args.get("asset_cache_control", ASSET_CACHE_CONTROL)
                     ),
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket]),
                 )
@@ -331,9 +354,9 @@ class StaticSite(pulumi.ComponentResource):
             f"{name}-files-invalidation",
             CloudFrontInvalidationArgs(
                 distribution_id=distribution.id,
-                content_hash=site_content_hash(args.site_dir),
-                paths=site_paths(args.site_dir),
-                aws=provider_session(self, args.aws_session),
+                content_hash=site_content_hash(site_dir),
+                paths=site_paths(site_dir),
+                aws=provider_session(self, args.get("aws_session", AwsSessionSettings())),
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=uploaded),
         )
@@ -378,8 +401,8 @@ def _origins(
         },
         {
             "origin_id": _API_ORIGIN_ID,
-            "domain_name": api.domain_name,
-            "origin_path": api.origin_path,
+            "domain_name": api["domain_name"],
+            "origin_path": api.get("origin_path"),
             "custom_origin_config": {
                 "http_port": 80,
                 "https_port": 443,
@@ -387,7 +410,7 @@ def _origins(
                 "origin_ssl_protocols": ["TLSv1.2"],
                 "origin_read_timeout": API_ORIGIN_READ_TIMEOUT_SECONDS,
             },
-            "custom_headers": [{"name": ORIGIN_HEADER, "value": api.origin_secret}],
+            "custom_headers": [{"name": ORIGIN_HEADER, "value": api["origin_secret"]}],
         },
     ]
 

@@ -31,7 +31,7 @@ PROGRAM = "__main__"
 """The Pulumi program, `__main__.py` at the root: a package of its own here."""
 NOT_PRODUCT = frozenset({"tests", "build", "node_modules", "site", "docs"})
 """Top-level folders that hold no product code (`site/` is the web UI: no Python)."""
-SCRIPT_DIRS = frozenset({ROOT / "policy"})
+SCRIPT_DIRS = frozenset({ROOT / "policy", ROOT / "pulumi-plugin"})
 """Folders run with themselves on `sys.path` (the CLI runs the policy pack's
 `__main__.py` so): their modules import one another by bare name (`from rules import`)."""
 
@@ -55,6 +55,7 @@ class Rule:
 
 def _rules() -> dict[str, Rule]:
     components = Rule(PULUMI | AWS, frozenset({"hosting", "artifact", "pipeline", "serving"}))
+    program = components.packages | {"components", "image_classifier"}
     return {
         # Standard library only: read in every environment.
         "hosting": Rule(frozenset(), frozenset()),
@@ -85,8 +86,14 @@ def _rules() -> dict[str, Rule]:
         # The Pulumi program's components, in its light virtualenv (requirements.txt); of
         # `serving`, `artifact` and `pipeline` only what they really load.
         "components": components,
-        # The program: the components and what they load.
-        PROGRAM: Rule(components.third_party, components.packages | {"components"}),
+        # The program: the components' public package and what it loads.
+        PROGRAM: Rule(components.third_party, program),
+        # The wheel's public package and the component provider it serves.
+        "image_classifier": Rule(components.third_party, program - {"image_classifier"}),
+        # Users of the wheel, as any program of a user's: the plugin that the engine runs
+        # and the example program with its mock test (`USERS_OF_THE_WHEEL`).
+        "pulumi-plugin": Rule(components.third_party, program),
+        "examples": Rule(components.third_party | {"pytest"}, program),
         # The CrossGuard pack, in its own virtualenv (policy/requirements.txt).
         "policy": Rule(frozenset({"pulumi_policy"}), frozenset()),
         # Benchmarks: any of the product's packages, never the tests.
@@ -369,3 +376,21 @@ def test_no_product_module_changes_the_environment_when_imported():
         if _changes_environ(node)
     ]
     assert not found, "os.environ changed at import:\n" + "\n".join(found)
+
+
+USERS_OF_THE_WHEEL = (PROGRAM, "pulumi-plugin", "examples")
+
+
+@pytest.mark.parametrize("package", USERS_OF_THE_WHEEL)
+def test_the_wheels_users_import_only_its_public_package(package):
+    """They see the components as any program of a user's would: through `image_classifier`."""
+    found = [
+        f"{module.name} imports {target}"
+        for module in MODULES.values()
+        if module.package == package
+        for target in imports(module.name)
+        if _is_project(target)
+        and MODULES.get(target, module).package not in {package}
+        and target.split(".")[0] != "image_classifier"
+    ]
+    assert not found, "\n".join(found)

@@ -233,8 +233,14 @@ def test_aws_settings_are_read():
         ),
     }
     settings = load_settings(config, PROJECT, "dev", ROOT).aws_session
-    assert settings.profile == "deploy"
-    assert [(r.role_arn, r.session_name, r.external_id) for r in settings.assume_roles] == [
-        ("arn:aws:iam::111111111111:role/deployer", "ci", "x1"),
-        ("arn:aws:iam::222222222222:role/b", None, None),
-    ]
+    assert settings == {
+        "profile": "deploy",
+        "assume_roles": [
+            {
+                "role_arn": "arn:aws:iam::111111111111:role/deployer",
+                "session_name": "ci",
+                "external_id": "x1",
+            },
+            {"role_arn": "arn:aws:iam::222222222222:role/b"},
+        ],
+    }
