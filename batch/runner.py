@@ -66,7 +66,6 @@ from typing import Any, TextIO
 
 from artifact.output import OutputPathError, check_output_folder
 from batch import labels as model_labels
-from batch.labels import LABELS_DIR
 from machine.artifact import DEFAULT_ARCHIVE, shown
 from machine.model_server import ModelServer, ModelServerError, ping
 from pipeline.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
@@ -93,6 +92,7 @@ from proxy.config import (
 from proxy.predictions import iso_time
 from proxy.responses import ApiError
 from proxy.sagemaker import RuntimeClients
+from shared.labels import MODEL_LABELS_DIR
 
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 32
@@ -109,7 +109,7 @@ OUTCOMES_MARK = ".batch-outcomes"
 """Written in OUT: a folder holding it is another run's outcomes, never input."""
 _COUNTED = {RESULTS: "results", REVIEW: "review", FAILED: "failed"}
 OUTCOME_ENTRIES = frozenset(
-    {*(folder.rstrip("/") for folder in OUTCOME_FOLDERS), SUMMARY, SERVER_LOG, LABELS_DIR}
+    {*(folder.rstrip("/") for folder in OUTCOME_FOLDERS), SUMMARY, SERVER_LOG, MODEL_LABELS_DIR}
 )
 """What a run writes in OUT: in a folder that `is_outcomes`, none of these is input (its
 other entries are: an earlier version let OUT hold DIR)."""

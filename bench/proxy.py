@@ -43,12 +43,12 @@ import numpy as np  # noqa: E402
 from botocore.awsrequest import AWSResponse  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from proxy.access import API_KEY_HEADER  # noqa: E402
 from proxy.api_keys import FileKeyStore, StoredKey, new_key  # noqa: E402
 from proxy.app import PredictProxy  # noqa: E402
 from proxy.config import load_config  # noqa: E402
 from proxy.logs import configure_logging  # noqa: E402
 from proxy.sagemaker import RuntimeClients  # noqa: E402
+from shared.api import API_KEY_HEADER  # noqa: E402
 from tests.proxy.support import (  # noqa: E402
     ORIGIN_SECRET,
     LambdaContext,

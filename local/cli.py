@@ -18,8 +18,9 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from artifact.metadata import ArchiveMetadata
+from hosting.origin import PREDICT_PATH
 from local.addresses import Addresses
-from local.api import PREDICT_PATH, create_api_app
+from local.api import create_api_app
 from local.container import ContainerError, container_model_server
 from local.inbox import InboxWatcher
 from local.lambda_function import (
@@ -44,8 +45,9 @@ from machine.predictions_sqlite import SqlitePredictionStore
 from model.labels import IMAGENET_LABEL_SET, label_set
 from proxy.api_keys import DEFAULT_LOCAL_FILE, FileKeyStore, StoreError
 from proxy.config import ConfigError
-from proxy.labels import LABELS_DIR_IN_ZIP, write_labels_file
+from proxy.labels import write_labels_file
 from proxy.predictions import StoreError as PredictionStoreError
+from shared.labels import MODEL_LABELS_DIR
 
 EXIT_USAGE = 2
 # Under --data-dir: where --inbox writes its results/, review/ and failed/.
@@ -284,7 +286,7 @@ def _open_data_dir(data_dir: Path) -> None:
 
 def _write_labels(model: ArchiveMetadata, data_dir: Path) -> None:
     """The served archive's labels where the proxy checks feedback labels against them."""
-    write_labels_file(data_dir / LABELS_DIR_IN_ZIP, model.version, read_archive_labels(model.path))
+    write_labels_file(data_dir / MODEL_LABELS_DIR, model.version, read_archive_labels(model.path))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,9 +1,9 @@
 """Which package may import which: the map at the top of docs/architecture.md, enforced.
 
 Each rule keeps a deployment environment honest: the Pulumi program runs in a light
-virtualenv (requirements.txt), the Lambda zip holds `proxy/` alone (the batch Lambda's,
-`proxy/` and `batch/`), the serving image has no torch, and the local runtime must not need
-the infrastructure code.
+virtualenv (requirements.txt), the Lambda zip holds `proxy/` and `shared/` (the batch
+Lambda's, `proxy/`, `pipeline/` and `shared/`), the serving image has no torch, and the
+local runtime must not need the infrastructure code.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RULES = {
     # package or file: (allowed top-level packages, allowed exact modules)
-    "__main__.py": ({"pulumi", "pulumi_aws", "boto3", "botocore", "components", "hosting"}, set()),
+    "__main__.py": (
+        {"pulumi", "pulumi_aws", "boto3", "botocore", "components", "hosting", "shared"},
+        set(),
+    ),
     "components": (
         {
             "pulumi",
@@ -31,19 +34,26 @@ RULES = {
             "components",
             "hosting",
             "artifact",
+            "shared",
         },
         {"serving.image", "pipeline.storage", "pipeline.workflow"},
     ),
-    "hosting": ({"hosting"}, set()),
+    "hosting": ({"hosting", "shared"}, set()),
+    # The serving image carries `artifact/` and `serving/` files without `shared/`.
     "artifact": ({"artifact"}, set()),
-    "admin": ({"boto3", "botocore", "admin", "proxy", "machine"}, set()),
-    "proxy": ({"boto3", "botocore", "proxy"}, {"machine.predictions_sqlite"}),
-    "pipeline": ({"boto3", "botocore", "proxy", "pipeline"}, set()),
-    "batch": ({"boto3", "botocore", "proxy", "batch", "pipeline", "artifact", "machine"}, set()),
+    "admin": ({"boto3", "botocore", "admin", "proxy", "machine", "shared"}, set()),
+    "proxy": ({"boto3", "botocore", "proxy", "shared"}, {"machine.predictions_sqlite"}),
+    "pipeline": ({"boto3", "botocore", "proxy", "pipeline", "shared"}, set()),
+    "batch": (
+        {"boto3", "botocore", "proxy", "batch", "pipeline", "artifact", "machine", "shared"},
+        set(),
+    ),
     "serving": (
         {"numpy", "onnxruntime", "PIL", "sagemaker_inference", "starlette", "uvicorn"},
         {"artifact.archive", "artifact.output", "serving.batch_transform", "serving"},
     ),
+    # Every side imports it, both Lambda zips among them: the standard library only.
+    "shared": ({"shared"}, set()),
 }
 
 

@@ -569,8 +569,9 @@ def test_each_task_runs_its_handler_as_its_own_role_logging_to_its_own_group(
     assert logs["name"] == f"/aws/lambda/{PROJECT}-dev-batch-{task}"
     assert function["tracingConfig"] == {"mode": "PassThrough"}
     members = set(function["code"].assets)
-    assert {m.split("/")[0] for m in members} == {"proxy", "pipeline"}
+    assert {m.split("/")[0] for m in members} == {"proxy", "pipeline", "shared"}
     assert {"proxy/handler.py", "pipeline/handler.py", "pipeline/workflow.py"} <= members
+    assert "shared/__init__.py" in members
     assert not any("__pycache__" in m or m.endswith(".pyc") for m in members)
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.access import API_KEY_HEADER, ORIGIN_HEADER
 from proxy.api_keys import main as api_keys_cli
+from shared.api import API_KEY_HEADER, ORIGIN_HEADER
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
     ENDPOINT,

@@ -25,10 +25,10 @@ from admin.report import (
 )
 from machine.predictions_sqlite import SqlitePredictionStore
 from proxy.predictions import (
-    PARTITION_KEY,
     DynamoPredictionStore,
     Prediction,
 )
+from shared.predictions import PARTITION_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 NOON = 1_772_366_400.0  # 2026-03-01T12:00:00Z
