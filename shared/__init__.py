@@ -16,6 +16,7 @@ tests/container/test_image_tag.py).
 - `registry`: a model archive's name, and where a stack's artifact bucket keeps each
   model version.
 - `serverless`: the memory sizes SageMaker Serverless offers.
+- `stats`: the one percentile rule of every report and benchmark.
 - `variants`: the model variants' rules.
 
 The one exception is the CrossGuard policy pack (`policy/rules.py`): it runs alone in a
