@@ -52,6 +52,7 @@ from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only
 from components.proxy_api import TRACE_WRITER_STATEMENT, labels_files, lambda_code
 from components.service_role import ServiceLogs, ServiceRoleNames, service_role
 from pipeline.storage import FAILED, INBOX, OUTCOME_FOLDERS, RESULTS, REVIEW
+from pipeline.workflow import RECORD_FAILURE_TIMEOUT_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS
 from pipeline.workflow import definition as workflow_definition
 from shared.labels import MODEL_LABELS_DIR
 
@@ -63,11 +64,6 @@ CLASSIFY_HANDLER = "pipeline.handler.classify"
 RECORD_FAILURE_HANDLER = "pipeline.handler.record_failure"
 SAGEMAKER_MAX_ATTEMPTS = 2
 """The invoker's own tries per task: Step Functions does the long waits (its retry table)."""
-RECORD_FAILURE_TIMEOUT_SECONDS = 20
-"""Within the 30 s the RecordFailure state gives its task: writing one JSON file."""
-TASK_TIMEOUT_MARGIN_SECONDS = 30
-"""The Classify state waits this much longer than its Lambda may run, so a Lambda timeout
-arrives as the function's own error (caught and recorded), not the state's."""
 NONCURRENT_VERSION_DAYS = 30
 REVIEW_TOPIC_KEY = "alias/aws/sns"
 """The AWS managed key of SNS. Its key policy lets any principal of the account use it
