@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tarfile
 from collections.abc import Iterator, Sequence
@@ -48,10 +47,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-PREFIX = "models/"
-ARCHIVE = "model.tar.gz"
-SIDECAR = "metadata.json"
-DEFAULT_VARIANT = "main"
+from shared.registry import ARCHIVE_NAME, KEY_PREFIX, METADATA_NAME, version_slug
+from shared.variants import MAIN
 
 EXIT_S3 = 1
 EXIT_USAGE = 2
@@ -98,7 +95,7 @@ class ModelVersion:
         meta = self.metadata or {}
         return {
             "version": self.version,
-            "archive": None if self.uploaded is None else f"{self.key}/{ARCHIVE}",
+            "archive": None if self.uploaded is None else f"{self.key}/{ARCHIVE_NAME}",
             "uploaded": None if self.uploaded is None else _iso(self.uploaded),
             "size": self.size,
             "name": meta.get("name"),
@@ -121,12 +118,6 @@ class ModelVersion:
         }
 
 
-def version_slug(version: str) -> str:
-    """The key segment of a version: as `components/model_archive.py`'s `ModelArchive.slug`
-    makes it (lowercase letters, digits and dashes, at most 12)."""
-    return (re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "v")[:12]
-
-
 def read_serving(path: Path) -> tuple[str | None, list[Serving]]:
     """A stack outputs file: its `artifact_bucket` (or None) and its variants.
     `OutputsError` names the file and the problem."""
@@ -147,7 +138,7 @@ def read_serving(path: Path) -> tuple[str | None, list[Serving]]:
             )
         variants = [
             {
-                "name": DEFAULT_VARIANT,
+                "name": MAIN,
                 "weight": 1,
                 "model_version": version,
                 "endpoint_name": endpoint,
@@ -200,14 +191,14 @@ class Registry:
         objects: dict[str, dict[str, dict[str, Any]]] = {}
         for entry in self._objects():
             prefix, _, name = entry["Key"].rpartition("/")
-            if name in (ARCHIVE, SIDECAR) and prefix.count("/") == 1:
+            if name in (ARCHIVE_NAME, METADATA_NAME) and prefix.count("/") == 1:
                 objects.setdefault(prefix, {})[name] = entry
         found: list[tuple[datetime, ModelVersion]] = []
         for prefix, entries in objects.items():
-            archive = entries.get(ARCHIVE)
+            archive = entries.get(ARCHIVE_NAME)
             if archive is None:
                 continue  # a sidecar whose archive is gone: nothing to serve
-            metadata, source = self._metadata(prefix, SIDECAR in entries)
+            metadata, source = self._metadata(prefix, METADATA_NAME in entries)
             version = metadata.get("version") if metadata else None
             uploaded = archive["LastModified"]
             found.append(
@@ -229,21 +220,21 @@ class Registry:
 
     def _objects(self) -> Iterator[dict[str, Any]]:
         pages = self._s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=PREFIX
+            Bucket=self.bucket, Prefix=KEY_PREFIX
         )
         try:
             for page in pages:
                 yield from page.get("Contents", [])
         except (ClientError, BotoCoreError) as error:
-            raise _failure("list", f"s3://{self.bucket}/{PREFIX}", error) from None
+            raise _failure("list", f"s3://{self.bucket}/{KEY_PREFIX}", error) from None
 
     def _metadata(self, prefix: str, sidecar: bool) -> tuple[dict[str, Any] | None, str]:
         """The version's metadata and where it came from, or None and why not."""
         try:
             if sidecar:
-                with closing(self._get(f"{prefix}/{SIDECAR}")) as body:
+                with closing(self._get(f"{prefix}/{METADATA_NAME}")) as body:
                     return _checked(json.loads(body.read())), "sidecar"
-            return _checked(self._from_archive(f"{prefix}/{ARCHIVE}")), "archive"
+            return _checked(self._from_archive(f"{prefix}/{ARCHIVE_NAME}")), "archive"
         except (ValueError, tarfile.TarError, OSError, EOFError, BotoCoreError) as error:
             return None, f"unreadable: {error}"
 
@@ -252,11 +243,11 @@ class Registry:
         body is never downloaded once it is found."""
         with closing(self._get(key)) as body, tarfile.open(fileobj=body, mode="r|gz") as archive:
             for member in archive:
-                if member.name.removeprefix("./") == SIDECAR and member.isfile():
+                if member.name.removeprefix("./") == METADATA_NAME and member.isfile():
                     stream = archive.extractfile(member)
                     if stream is not None:
                         return json.load(stream)
-        raise ValueError(f"{key} has no {SIDECAR}")
+        raise ValueError(f"{key} has no {METADATA_NAME}")
 
     def _get(self, key: str) -> Any:
         try:
@@ -278,7 +269,7 @@ def with_serving(versions: list[ModelVersion], served: list[Serving]) -> list[Mo
             missing[slug] = what.model_version
     result = [replace(v, serving=serving.get(_slug_of(v.key), [])) for v in versions]
     result += [
-        ModelVersion(key=f"{PREFIX}{slug}", version=version, serving=serving[slug])
+        ModelVersion(key=f"{KEY_PREFIX}{slug}", version=version, serving=serving[slug])
         for slug, version in missing.items()
     ]
     return result
@@ -351,13 +342,13 @@ def main(
     elif versions:
         print(render_table(versions), file=out)
     else:
-        print(f"No model archives in s3://{bucket}/{PREFIX}.", file=err)
+        print(f"No model archives in s3://{bucket}/{KEY_PREFIX}.", file=err)
     return 0
 
 
 def _slug_of(prefix: str) -> str:
     """The version segment of `models/<version>`."""
-    return prefix.removeprefix(PREFIX)
+    return prefix.removeprefix(KEY_PREFIX)
 
 
 def _failure(what: str, where: str, error: Exception) -> RegistryError:
@@ -378,7 +369,7 @@ def _classes(meta: dict[str, Any]) -> int | None:
 
 def _checked(metadata: Any) -> dict[str, Any]:
     if not isinstance(metadata, dict):
-        raise ValueError(f"{SIDECAR} is not a JSON object")
+        raise ValueError(f"{METADATA_NAME} is not a JSON object")
     return metadata
 
 

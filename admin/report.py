@@ -41,6 +41,7 @@ from proxy.predictions import (
     StoreError,
     iso_time,
 )
+from shared.stats import percentile
 
 EXIT_STORE = 1
 EXIT_USAGE = 2
@@ -117,16 +118,6 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / denominator
     # Clamped: at 0 or n successes the bound is exactly 0 or 1 but rounds a hair off it.
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """The nearest-rank percentile of `values` (sorted or not; at least one): the smallest
-    value with at least `share` of them at or below it. Always a value that occurred."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(share * len(ordered)))
-    return ordered[rank - 1]
 
 
 def summarize(records: Iterable[Prediction]) -> list[GroupSummary]:

@@ -31,17 +31,15 @@ from artifact.metadata import ArchiveMetadataError, read_archive_metadata
 from machine.artifact import DEFAULT_ARCHIVE, DEFAULT_DATA_DIR, ArtifactError, read_archive_labels
 from pipeline.storage import LocalStorage, ObjectMissing, S3Storage, Storage, StorageError
 from proxy.labels import (
-    LABELS_DIR_IN_ZIP,
     MAX_LABELS_FILE_BYTES,
     LabelsUnavailable,
     ModelLabels,
     is_model_version,
     write_labels_file,
 )
+from shared.labels import MODEL_LABELS_DIR
 
-LABELS_DIR = LABELS_DIR_IN_ZIP
-"""`model_labels`: the folder (or bucket prefix) of the labels files, as the proxy names it."""
-LOCAL_SOURCES = (DEFAULT_DATA_DIR / LABELS_DIR_IN_ZIP, DEFAULT_ARCHIVE)
+LOCAL_SOURCES = (DEFAULT_DATA_DIR / MODEL_LABELS_DIR, DEFAULT_ARCHIVE)
 """The local runtime's labels directory and archive."""
 
 
@@ -58,13 +56,13 @@ class KnownLabels:
 
 
 def labels_path(out_dir: Path, version: str) -> Path:
-    return out_dir / LABELS_DIR / f"{version}.json"
+    return out_dir / MODEL_LABELS_DIR / f"{version}.json"
 
 
 def save(out_dir: Path, archive: Path) -> KnownLabels:
     """Keep the archive's labels beside the outcomes, for the review CLI."""
     known = archive_labels(archive)
-    write_labels_file(out_dir / LABELS_DIR, known.version, list(known.labels))
+    write_labels_file(out_dir / MODEL_LABELS_DIR, known.version, list(known.labels))
     return known
 
 
@@ -156,8 +154,8 @@ def _from_directory(directory: ModelLabels, version: str) -> KnownLabels | None:
 def _from_storage(out: Storage, version: str) -> KnownLabels | None:
     """The labels file the stack wrote beside the outcomes, if there is one."""
     if isinstance(out, LocalStorage):
-        return _from_directory(ModelLabels(out.root / LABELS_DIR), version)
-    key = f"{LABELS_DIR}/{version}.json"
+        return _from_directory(ModelLabels(out.root / MODEL_LABELS_DIR), version)
+    key = f"{MODEL_LABELS_DIR}/{version}.json"
     try:
         blob = out.read(key, MAX_LABELS_FILE_BYTES)
     except ObjectMissing:

@@ -57,7 +57,7 @@ import time
 import urllib.parse
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,7 +66,6 @@ from typing import Any, TextIO
 
 from artifact.output import OutputPathError, check_output_folder
 from batch import labels as model_labels
-from batch.labels import LABELS_DIR
 from machine.artifact import DEFAULT_ARCHIVE, shown
 from machine.model_server import ModelServer, ModelServerError, ping
 from pipeline.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
@@ -93,6 +92,8 @@ from proxy.config import (
 from proxy.predictions import iso_time
 from proxy.responses import ApiError
 from proxy.sagemaker import RuntimeClients
+from shared.labels import MODEL_LABELS_DIR
+from shared.stats import percentile
 
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 32
@@ -109,7 +110,7 @@ OUTCOMES_MARK = ".batch-outcomes"
 """Written in OUT: a folder holding it is another run's outcomes, never input."""
 _COUNTED = {RESULTS: "results", REVIEW: "review", FAILED: "failed"}
 OUTCOME_ENTRIES = frozenset(
-    {*(folder.rstrip("/") for folder in OUTCOME_FOLDERS), SUMMARY, SERVER_LOG, LABELS_DIR}
+    {*(folder.rstrip("/") for folder in OUTCOME_FOLDERS), SUMMARY, SERVER_LOG, MODEL_LABELS_DIR}
 )
 """What a run writes in OUT: in a folder that `is_outcomes`, none of these is input (its
 other entries are: an earlier version let OUT hold DIR)."""
@@ -217,13 +218,6 @@ class Pass:
     @property
     def count(self) -> int:
         return sum(self.processed.values())
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 class Progress:
@@ -546,8 +540,8 @@ def summary(
             "seconds": round(done.seconds, 3),
             "images_per_second": round(done.count / done.seconds, 2) if done.seconds else None,
             "latency_ms": {
-                "p50": ms(percentile(done.latencies, 0.5)),
-                "p95": ms(percentile(done.latencies, 0.95)),
+                "p50": ms(percentile(done.latencies, 0.5) if done.latencies else None),
+                "p95": ms(percentile(done.latencies, 0.95) if done.latencies else None),
                 "max": ms(max(done.latencies, default=None)),
             },
         },

@@ -47,6 +47,7 @@ from bench.measure import Run  # noqa: E402
 from local.process import local_runtime  # noqa: E402
 from pipeline.storage import LocalStorage  # noqa: E402
 from proxy.config import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_REVIEW_THRESHOLD  # noqa: E402
+from shared.stats import percentile  # noqa: E402
 
 SOURCES = {
     "cat": data.chelsea,
@@ -153,7 +154,7 @@ def main() -> int:
         sizes = sorted(path.stat().st_size for path in paths)
         print(
             f"{len(paths)} JPEGs, {sizes[0] // 1024}-{sizes[-1] // 1024} KB "
-            f"(median {sizes[len(sizes) // 2] // 1024} KB); model {meta.name} {meta.version} "
+            f"(median {percentile(sizes, 0.5) / 1024:.0f} KB); model {meta.name} {meta.version} "
             f"(weights {meta.weights}), {os.cpu_count()} CPUs"
         )
         with local_runtime(args.artifact) as runtime:

@@ -40,7 +40,6 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: `local`, `model`
     sys.path.insert(0, str(ROOT))
 
 from artifact.archive import extract  # noqa: E402
-from bench.measure import percentile  # noqa: E402
 from local.container import (  # noqa: E402
     MODEL_DIR,
     Engine,
@@ -50,6 +49,7 @@ from local.container import (  # noqa: E402
 )
 from machine.ports import free_port  # noqa: E402
 from serving.serve import PORT_ENV  # noqa: E402
+from shared.stats import percentile  # noqa: E402
 
 TARGET_P50_SECONDS = 1.0
 TARGET_LAYERS_MB = 200

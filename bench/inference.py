@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: `model` is at the root
     sys.path.insert(0, str(ROOT))
 
-from bench.measure import percentile  # noqa: E402
+from model.package import DEFAULT_PRECISION, PRECISIONS  # noqa: E402
+from shared.stats import percentile  # noqa: E402
 
 TARGETS = {"warm p50": 0.33, "cold start": 0.10, "peak RSS": 0.30}
-PRECISIONS = ("int8", "fp32")  # the first is model.package's default
 ONE_THREAD = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -164,7 +164,7 @@ def prepare(arch: str, directory: Path) -> tuple[dict[str, Path], dict[str, dict
     import torch
 
     from artifact.archive import extract
-    from model.package import DEFAULT_PRECISION, build_archive
+    from model.package import build_archive
     from model.quantize import QuantizationError
     from model.weights import load_network
 
@@ -275,6 +275,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=11, help="cold starts per handler (>= 5)")
     parser.add_argument("--requests", type=int, default=50, help="warm requests per run")
     args = parser.parse_args()
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
     archs = args.arch or [DEFAULT_ARCH]
     if "all" in archs:
         archs = list(TESTED_ARCHS)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import statistics
 import string
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from components.proxy_api import (  # noqa: E402
 from components.stack_config import name_prefix  # noqa: E402
 from machine.lambda_runtime_api import LambdaFunction  # noqa: E402
 from machine.lambda_zip import Deployment, ZipFunction, lambda_venv, start_zip  # noqa: E402
+from shared.stats import percentile  # noqa: E402
 
 PROJECT = "image-classifier"
 STACK = "dev"
@@ -116,9 +116,8 @@ def measure(
 
 
 def summary(name: str, times: list[float]) -> str:
-    ordered = sorted(times)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return f"{name:<13} p50 {statistics.median(times) * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms"
+    p50, p95 = percentile(times, 0.5), percentile(times, 0.95)
+    return f"{name:<13} p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, measured in times.items():
         print(summary(name, measured))
     for kind in ("", " cpu"):
-        proxy_p50 = statistics.median(times[f"proxy{kind}"])
-        baseline_p50 = statistics.median(times[f"baseline{kind}"])
+        proxy_p50 = percentile(times[f"proxy{kind}"], 0.5)
+        baseline_p50 = percentile(times[f"baseline{kind}"], 0.5)
         ratio = proxy_p50 / baseline_p50
         own = (proxy_p50 - baseline_p50) * 1000
         print(f"proxy / baseline{kind} p50: {ratio:.2f} (the proxy's own: {own:.0f} ms)")

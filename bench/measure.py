@@ -1,4 +1,5 @@
-"""What the benchmarks share: one percentile rule, a measured run, the photo the web UI sends."""
+"""What the benchmarks share: a measured run (its percentiles by `shared.stats`'s one rule),
+the photo the web UI sends."""
 
 from __future__ import annotations
 
@@ -6,19 +7,12 @@ import io
 import math
 import statistics
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image
 from skimage import data
 
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank `q` quantile (0 to 1) of `values`; NaN when there are none."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+from shared.stats import percentile
 
 
 @dataclass
@@ -35,9 +29,9 @@ class Run:
     def errors(self) -> int:
         return sum(self.failures.values())
 
-    def percentile(self, q: float) -> float:
-        """In milliseconds."""
-        return percentile(self.latencies, q) * 1000
+    def percentile(self, share: float) -> float:
+        """In milliseconds; NaN when nothing was answered."""
+        return percentile(self.latencies, share) * 1000 if self.latencies else math.nan
 
     @property
     def mean(self) -> float:

@@ -50,11 +50,13 @@ from local.event import HttpRequest, build_event  # noqa: E402
 from local.lambda_context import LambdaContext  # noqa: E402
 from machine.api_keys_file import FileKeyStore  # noqa: E402
 from machine.proxy_stores import LOCAL_STORES  # noqa: E402
-from proxy.access import API_KEY_HEADER, ORIGIN_HEADER, Access  # noqa: E402
+from proxy.access import Access  # noqa: E402
 from proxy.app import PredictProxy  # noqa: E402
 from proxy.config import load_config  # noqa: E402
 from proxy.logs import configure_logging  # noqa: E402
 from proxy.sagemaker import RuntimeClients  # noqa: E402
+from shared.api import API_KEY_HEADER, ORIGIN_HEADER  # noqa: E402
+from shared.stats import percentile  # noqa: E402
 
 TARGET_P50_MS = 2.0
 ORIGIN_SECRET = "B3nchOriginSecret" * 3
@@ -240,10 +242,6 @@ def cold_start_ms(
     return statistics.median(times)
 
 
-def percentile(samples: list[float], q: float) -> float:
-    return float(np.percentile(samples, q))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.proxy", description=__doc__)
     parser.add_argument("--requests", type=int, default=3000)
@@ -279,10 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         ):
             ours = latencies_ms(our_handler(runtime(), environ), request, args.requests)
             naive = latencies_ms(naive_handler(runtime()), request, args.requests)
-            p50, naive_p50 = percentile(ours, 50), percentile(naive, 50)
+            p50, naive_p50 = percentile(ours, 0.5), percentile(naive, 0.5)
             ours_p50[name] = p50
             print(
-                f"{name:34}{p50:>8.3f}ms{percentile(ours, 95):>7.3f}ms"
+                f"{name:34}{p50:>8.3f}ms{percentile(ours, 0.95):>7.3f}ms"
                 f"{naive_p50:>9.3f}ms{p50 / naive_p50:>7.2f}x"
             )
 

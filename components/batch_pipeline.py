@@ -18,10 +18,10 @@ what it does:
   that classifies (`model_labels/<version>.json`, as `python -m batch review` reads them)
   are uploaded beside the outcomes and kept when the model changes, for the outcomes of
   the older version;
-- two Lambda functions on one zip (`proxy/` and `pipeline/`), each with its own role and log
-  group: classify may read the image and its outcomes, write results/ and review/,
-  invoke exactly the endpoint and put prediction records in exactly the predictions table;
-  record_failure may read the same, write failed/ and nothing else. Classify's reserved
+- two Lambda functions on one zip (`proxy/`, `pipeline/` and `shared/`), each with its own
+  role and log group: classify may read the image and its outcomes, write results/ and
+  review/, invoke exactly the endpoint and put prediction records in exactly the predictions
+  table; record_failure may read the same, write failed/ and nothing else. Classify's reserved
   concurrency is the batch's bound (`concurrency`, config `batchConcurrency`): a flood of
   uploads takes at most that many of the endpoint's slots and of the account's Lambda
   concurrency, and the images beyond it wait (`pipeline.workflow.WAIT_FOR_A_SLOT`);
@@ -49,23 +49,21 @@ import pulumi_aws as aws
 
 from components.iam_policy import policy_document, service_trust_policy
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
-from components.proxy_api import MODEL_LABELS_DIR, TRACE_WRITER_STATEMENT, labels_files, lambda_code
+from components.proxy_api import TRACE_WRITER_STATEMENT, labels_files, lambda_code
 from components.service_role import ServiceLogs, ServiceRoleNames, service_role
 from pipeline.storage import FAILED, INBOX, OUTCOME_FOLDERS, RESULTS, REVIEW
+from pipeline.workflow import RECORD_FAILURE_TIMEOUT_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS
 from pipeline.workflow import definition as workflow_definition
+from shared.labels import MODEL_LABELS_DIR
 
 TYPE = "image-classifier:batch_pipeline:BatchPipeline"
 PACKAGES = ("proxy", "pipeline")
-"""The batch Lambda's zip: the proxy's checks and invoker, and the batch tasks beside them."""
+"""The batch Lambda's zip: the proxy's checks and invoker, and the batch tasks beside them
+(and `shared/`, which `lambda_code` puts beside each)."""
 CLASSIFY_HANDLER = "pipeline.handler.classify"
 RECORD_FAILURE_HANDLER = "pipeline.handler.record_failure"
 SAGEMAKER_MAX_ATTEMPTS = 2
 """The invoker's own tries per task: Step Functions does the long waits (its retry table)."""
-RECORD_FAILURE_TIMEOUT_SECONDS = 20
-"""Within the 30 s the RecordFailure state gives its task: writing one JSON file."""
-TASK_TIMEOUT_MARGIN_SECONDS = 30
-"""The Classify state waits this much longer than its Lambda may run, so a Lambda timeout
-arrives as the function's own error (caught and recorded), not the state's."""
 NONCURRENT_VERSION_DAYS = 30
 REVIEW_TOPIC_KEY = "alias/aws/sns"
 """The AWS managed key of SNS. Its key policy lets any principal of the account use it
@@ -182,7 +180,8 @@ def _objects(bucket_arn: str, *folders: str) -> list[str]:
 
 def batch_code(project_dir: Path) -> pulumi.AssetArchive:
     """The batch Lambda's zip: each of `PACKAGES` at its root, as `lambda_code` packages the
-    proxy's, so both handler strings resolve in Lambda as in the tests."""
+    proxy's (with `shared/` beside it), so both handler strings resolve in Lambda as in the
+    tests."""
     assets: dict[str, pulumi.Asset | pulumi.Archive] = {}
     for package in PACKAGES:
         assets |= lambda_code(project_dir / package).assets

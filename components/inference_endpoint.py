@@ -31,7 +31,6 @@ from components.endpoint_rollout import (
     EndpointRolloutArgs,
 )
 from components.model_archive import (
-    KEY_PREFIX,
     ModelArchive,
     ModelArchiveError,
     RegistryVersion,
@@ -43,12 +42,13 @@ from components.model_archive import (
 )
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
+from shared.registry import KEY_PREFIX
+from shared.serverless import SERVERLESS_MEMORY_MB, SERVERLESS_MEMORY_STEP_MB
 
 TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"
 
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 """Where SageMaker publishes an endpoint's container metrics with the execution role."""
-SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
 SERVERLESS_MAX_CONCURRENCY = 200
 MEMORY_INPUT = "serverless.memory_mb"
 """The input that sets the endpoint's memory, as its memory errors name it."""
@@ -90,8 +90,9 @@ def serverless_problems(
     problems = {}
     if memory_mb not in SERVERLESS_MEMORY_MB:
         problems["memory_mb"] = (
-            f"memory {memory_mb} MB is not allowed: SageMaker Serverless takes 1024-6144 MB "
-            f"in 1024 MB steps ({', '.join(map(str, SERVERLESS_MEMORY_MB))})"
+            f"memory {memory_mb} MB is not allowed: SageMaker Serverless takes "
+            f"{SERVERLESS_MEMORY_MB[0]}-{SERVERLESS_MEMORY_MB[-1]} MB in "
+            f"{SERVERLESS_MEMORY_STEP_MB} MB steps ({', '.join(map(str, SERVERLESS_MEMORY_MB))})"
         )
     if not 1 <= max_concurrency <= SERVERLESS_MAX_CONCURRENCY:
         problems["max_concurrency"] = (

@@ -12,7 +12,6 @@ from the bucket alone (`RegistryVersion`).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,13 @@ from artifact.metadata import (
     read_archive_metadata,
     read_archive_metadata_bytes,
 )
+from shared.registry import ARCHIVE_NAME, KEY_PREFIX, METADATA_NAME, version_slug
 
 BUILD_COMMAND = "python -m model.package --weights imagenet --out build/model.tar.gz"
-KEY_PREFIX = "models/"
-ARCHIVE_NAME = "model.tar.gz"
-METADATA_NAME = "metadata.json"
-"""The sidecar: the archive's own `metadata.json`, uploaded beside it."""
 
 
 class ModelArchiveError(pulumi.RunError):
     """The archive is missing or is not one `model.package` built; a one-line fix is given."""
-
-
-def version_slug(version: str) -> str:
-    """A version as an AWS name fragment and registry key segment: lowercase letters,
-    digits and dashes, at most 12 (`model.package` versions are 12 hex digits already)."""
-    return (re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "v")[:12]
 
 
 def archive_key(slug: str) -> str:

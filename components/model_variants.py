@@ -11,30 +11,23 @@ the stack outputs `endpoint_name` and `model_version`), the baseline every other
 alarm compares with, and, where `model` names one archive or version, the only one. Every
 other variant's endpoint is `<project>-<stack>-<name>`.
 
-The proxy's image of the same rules (`proxy/variants.py`) cannot be imported here (the
-program's environment is not the Lambda's); tests keep the two equal.
+The rules both sides check (the variant `main`, at most `MAX_VARIANTS`, a variant's name)
+are `shared.variants`, which the proxy's `proxy/variants.py` imports too.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.model_archive import version_slug
+from shared.registry import version_slug
+from shared.variants import MAIN, MAX_VARIANTS, VARIANT_NAME
 
-MAIN = "main"
-MAX_VARIANTS = 4
 DEFAULT_WEIGHT = 100
 """The weight of `main` in a stack that serves one model: every request."""
-ARCHIVE_SUFFIX = ".tar.gz"
-"""What ends a model archive's path in config `model` (`python -m model.package` writes
-one); anything else there is a version from the registry."""
-NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-"""A variant's name: a metric dimension, a record attribute and part of its endpoint's name."""
 ENDPOINT_NAME_LIMIT = 63
 """SageMaker's limit on an endpoint's name."""
 FIELDS = ("name", "weight", "archive", "version", "serverlessMemoryMb")
@@ -96,7 +89,7 @@ _Add = Callable[[str, str], None]
 
 
 def _check_name(name: object, key: str, names: set[str], name_prefix: str, add: _Add) -> None:
-    if not isinstance(name, str) or not NAME.fullmatch(name):
+    if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name):
         add(
             key,
             f"{name!r} must be 1 to 32 lower-case letters, digits and hyphens, starting "

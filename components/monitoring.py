@@ -50,6 +50,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam_policy import policy_document
+from shared.metrics import NAMESPACE, SERVICE_DIMENSION, VARIANT_DIMENSION
 
 TYPE = "image-classifier:monitoring:Monitoring"
 
@@ -57,10 +58,6 @@ _MICROSECONDS_PER_MS = 1000
 _API = "AWS/ApiGateway"
 _LAMBDA = "AWS/Lambda"
 _SAGEMAKER = "AWS/SageMaker"
-VARIANT_NAMESPACE = "ImageClassifier"
-"""The proxy's metrics per variant (`proxy.metrics.NAMESPACE`; a test keeps them equal)."""
-SERVICE_DIMENSION = "Service"
-VARIANT_DIMENSION = "Variant"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
 """Second-level domains reserved for documentation (RFC 2606), with all their subdomains."""
@@ -418,7 +415,7 @@ class Monitoring(pulumi.ComponentResource):
                 "id": query_id,
                 "return_data": False,
                 "metric": {
-                    "namespace": VARIANT_NAMESPACE,
+                    "namespace": NAMESPACE,
                     "metric_name": name,
                     "dimensions": {SERVICE_DIMENSION: args.function_name, VARIANT_DIMENSION: of},
                     "period": args.period_seconds,
@@ -664,8 +661,8 @@ def variant_widgets(
     for index, variant in enumerate(variants):
         correct, wrong = f"correct{index}", f"wrong{index}"
         accuracy += [
-            _metric(VARIANT_NAMESPACE, "FeedbackCorrect", of(variant), id=correct, visible=False),
-            _metric(VARIANT_NAMESPACE, "FeedbackWrong", of(variant), id=wrong, visible=False),
+            _metric(NAMESPACE, "FeedbackCorrect", of(variant), id=correct, visible=False),
+            _metric(NAMESPACE, "FeedbackWrong", of(variant), id=wrong, visible=False),
             [
                 {
                     "expression": f"100 * {correct} / ({correct} + {wrong})",
@@ -677,14 +674,14 @@ def variant_widgets(
     return [
         graph(
             "Requests per variant (traffic split)",
-            [_metric(VARIANT_NAMESPACE, "Requests", of(v), label=v) for v in variants],
+            [_metric(NAMESPACE, "Requests", of(v), label=v) for v in variants],
             0,
             0,
             stat="Sum",
         ),
         graph(
             "Error rate per variant (5XX share, Errors average)",
-            [_metric(VARIANT_NAMESPACE, "Errors", of(v), label=v) for v in variants],
+            [_metric(NAMESPACE, "Errors", of(v), label=v) for v in variants],
             12,
             0,
             stat="Average",
@@ -692,7 +689,7 @@ def variant_widgets(
         graph(
             "Latency per variant (ms)",
             [
-                _metric(VARIANT_NAMESPACE, "Latency", of(v), stat=stat, label=f"{v} {stat}")
+                _metric(NAMESPACE, "Latency", of(v), stat=stat, label=f"{v} {stat}")
                 for v in variants
                 for stat in ("p50", "p95")
             ],

@@ -4,10 +4,10 @@ The proxy writes one item per answered prediction (which variant and model versi
 answered, the top label, never the image) and updates it with the user's verdict;
 `python -m admin.report --table <predictions_table>` compares the variants from it. The
 item layout is the proxy's (`proxy/predictions.py`); this component owns the table: its
-key and TTL attribute (a test keeps them equal to the proxy's), on-demand capacity (a
-record costs a fraction of a cent per thousand), point-in-time recovery, encryption with
-the AWS managed KMS key (`aws/dynamodb`, which the proxy's role needs no grant for), and
-optionally deletion protection.
+key and TTL attribute (`shared.predictions`, which the proxy imports too), on-demand
+capacity (a record costs a fraction of a cent per thousand), point-in-time recovery,
+encryption with the AWS managed KMS key (`aws/dynamodb`, which the proxy's role needs no
+grant for), and optionally deletion protection.
 """
 
 from collections.abc import Mapping
@@ -16,10 +16,9 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from shared.predictions import PARTITION_KEY, TTL_ATTRIBUTE
+
 TYPE = "image-classifier:predictions_table:PredictionsTable"
-PARTITION_KEY = "request_id"
-TTL_ATTRIBUTE = "expires_at"
-"""Unix seconds after which DynamoDB deletes the record (within a few days)."""
 RECORD_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 """What the proxy does with the table: write a record, add feedback to it, read it."""
 

@@ -32,37 +32,28 @@ import pulumi_random as random
 from components.deployables import PROXY_DIR
 from components.predictions_table import RECORD_ACTIONS
 from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
-from hosting.origin import API_PATH
+from hosting.origin import API_PATH, PREDICT_PATH
+from shared.api import DIRECT_STAGE, ROUTED_METHODS, ROUTES, VIA_CLOUDFRONT, VIA_EXECUTE_API
+from shared.labels import MODEL_LABELS_DIR
+from shared.log_levels import DEFAULT_LOG_LEVEL, LOG_LEVELS
 
 TYPE = "image-classifier:proxy_api:ProxyApi"
 HANDLER = "proxy.handler.handler"
-PREDICT_PATH = f"{API_PATH}/predict"
-"""The path CloudFront forwards unchanged (`/api/*` behaviour), so the API routes it too."""
 ROUTE_KEY = f"POST {PREDICT_PATH}"
-ROUTED_METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE")
-"""Every path routes these to the proxy, so a wrong method gets its 405 with a message (as
-locally) instead of the HTTP API's bare 404. Never `ANY`: that would also send `OPTIONS`
-and `HEAD` to the Lambda, so every preflight a foreign page's browser sends would run (and
-bill) the function for an answer the API gives itself: a 404, with no CORS headers."""
 WRONG_METHOD_ROUTE_KEYS = tuple(
     f"{method} {PREDICT_PATH}" for method in ROUTED_METHODS if method != "POST"
 )
-PATHS = ("predict", "feedback", "labels")
-"""`POST predict`, `POST feedback` (a verdict on a recorded prediction) and `GET labels`
-(a model version's labels), under `API_PATH`."""
-ROUTE_KEYS = tuple(f"{method} {API_PATH}/{path}" for path in PATHS for method in ROUTED_METHODS)
+ROUTE_KEYS = tuple(f"{method} {API_PATH}/{path}" for path in ROUTES for method in ROUTED_METHODS)
 LAMBDA_TASK_ROOT = "/var/task"
 """Where Lambda unpacks the zip."""
-MODEL_LABELS_DIR = "model_labels"
-"""The zip's folder of `<model_version>.json` label lists, beside `proxy/` (the proxy's
-`proxy.labels.LABELS_DIR_IN_ZIP`)."""
+SHARED_PACKAGE = "shared"
+"""The standard-library constants every side imports (`shared/`): each Lambda zip carries
+the package beside its own."""
 SITE_STAGE_LENGTH = 32
 """Characters of the site stage's name, letters and digits (a stage name may hold up to 128
 of letters, digits, '-' and '_'): the secret path segment CloudFront puts before every
 request it forwards (its origin path). Requests that do not know it reach only `$default`,
 the direct stage, whose throttle budget is apart from the site's (decision 13)."""
-DIRECT_STAGE = "$default"
-"""The stage at the API's root URL (`execute_api_url`): programs with an API key."""
 ORIGIN_SECRET_SLOTS = 2
 """Origin secrets kept at once: the one CloudFront sends, and the one it sent before the
 last rotation, which the proxy still admits (`ORIGIN_SECRET_PREVIOUS`)."""
@@ -72,14 +63,9 @@ beyond guessing, within the 32-256 the proxy accepts."""
 LAMBDA_MEMORY_MB = (128, 10240)
 LAMBDA_TIMEOUT_SECONDS = (1, 30)
 """The HTTP API stops waiting after 30 s; a longer Lambda timeout would only burn money."""
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-"""What the proxy accepts as LOG_LEVEL. `proxy/config.py` refuses any other at cold start;
-the Lambda zip cannot import `components`, so a test keeps the two lists equal."""
-# The function's fixed size and timeout (the HTTP API gives up after 30 s), and its default
-# log level.
+# The function's fixed size and timeout (the HTTP API gives up after 30 s).
 FUNCTION_MEMORY_MB = 256
 FUNCTION_TIMEOUT_SECONDS = 30
-DEFAULT_LOG_LEVEL = "INFO"
 # The throttle budgets (requests per second, and bursts) and log retention left out of
 # `ProxyApiArgs`.
 THROTTLE_RATE_LIMIT = 10
@@ -119,8 +105,6 @@ ACCESS_LOG_FIELDS = {
     "integrationError": "$context.integrationErrorMessage",
     "errorMessage": "$context.error.message",
 }
-VIA_CLOUDFRONT = "cloudfront"
-VIA_EXECUTE_API = "execute-api"
 
 
 def origin_secret_keepers(slot: int, rotation: int) -> dict[str, str] | None:
@@ -196,30 +180,40 @@ def proxy_problems(
     return problems
 
 
-def lambda_code(
-    source_dir: Path, generated: Mapping[str, pulumi.StringAsset] | None = None
-) -> pulumi.AssetArchive:
-    """The `proxy/` package itself at the root of the zip, so `proxy.handler.handler` and
-    `from proxy.x import y` resolve in Lambda exactly as in the tests, and `generated`
-    files beside it (zip path -> content, outside the package). No bytecode caches: they
-    differ between machines and would change the zip on every `pulumi up`."""
-    if not (source_dir / "handler.py").is_file():
-        raise FileNotFoundError(f"{source_dir}/handler.py is missing: the proxy Lambda has no code")
-    package = source_dir.name
+def package_assets(package_dir: Path) -> dict[str, pulumi.Asset | pulumi.Archive]:
+    """The package `package_dir` itself at the root of a zip (`<name>/...`). No bytecode
+    caches: they differ between machines and would change the zip on every `pulumi up`."""
+    if not (package_dir / "__init__.py").is_file():
+        raise FileNotFoundError(f"{package_dir}/__init__.py is missing: no package to zip")
     files = sorted(
-        path.relative_to(source_dir)
-        for path in source_dir.rglob("*")
+        path.relative_to(package_dir)
+        for path in package_dir.rglob("*")
         if path.is_file() and path.suffix != ".pyc"
     )
-    assets: dict[str, pulumi.Asset | pulumi.Archive] = {
-        f"{package}/{path.as_posix()}": pulumi.FileAsset(str(source_dir / path))
+    return {
+        f"{package_dir.name}/{path.as_posix()}": pulumi.FileAsset(str(package_dir / path))
         for path in files
         if "__pycache__" not in path.parts
     }
+
+
+def lambda_code(
+    source_dir: Path, generated: Mapping[str, pulumi.StringAsset] | None = None
+) -> pulumi.AssetArchive:
+    """The `proxy/` package itself at the root of the zip, and `shared/` (its sibling in
+    the repository, `SHARED_PACKAGE`) beside it, so `proxy.handler.handler` and
+    `from proxy.x import y` resolve in Lambda exactly as in the tests, and `generated`
+    files beside them (zip path -> content, outside the packages)."""
+    if not (source_dir / "handler.py").is_file():
+        raise FileNotFoundError(f"{source_dir}/handler.py is missing: the proxy Lambda has no code")
+    packages = (source_dir.name, SHARED_PACKAGE)
+    assets = package_assets(source_dir) | package_assets(source_dir.parent / SHARED_PACKAGE)
     for member in generated or {}:
         parts = member.split("/")
-        if parts[0] == package or member.startswith("/") or "" in parts or ".." in parts:
-            raise ValueError(f"{member!r}: generated files go beside the {package}/ package")
+        if parts[0] in packages or member.startswith("/") or "" in parts or ".." in parts:
+            raise ValueError(
+                f"{member!r}: generated files go beside the {' and '.join(packages)} packages"
+            )
     return pulumi.AssetArchive(assets | dict(generated or {}))
 
 
@@ -536,7 +530,7 @@ class ProxyApi(pulumi.ComponentResource):
                 target=target,
                 opts=child,
             )
-            for path in PATHS
+            for path in ROUTES
             for method in ROUTED_METHODS
         ]
         return api, routes
@@ -608,7 +602,7 @@ class ProxyApi(pulumi.ComponentResource):
     ) -> None:
         """One per path, each on exactly its path (the first keeps its name from when the
         API had only that one)."""
-        for path in PATHS:
+        for path in ROUTES:
             aws.lambda_.Permission(
                 f"{name}-invoke-permission"
                 if path == "predict"

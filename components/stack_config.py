@@ -29,7 +29,6 @@ from components.aws_session import AwsSessionSettings, read_assume_roles
 from components.batch_pipeline import batch_concurrency, batch_concurrency_problems
 from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.model_variants import (
-    ARCHIVE_SUFFIX,
     DEFAULT_WEIGHT,
     MAIN,
     VariantSettings,
@@ -37,17 +36,14 @@ from components.model_variants import (
     version_problem,
 )
 from components.monitoring import alarm_email_problem, budget_problem
-from components.proxy_api import (
-    DEFAULT_LOG_LEVEL,
-    FUNCTION_MEMORY_MB,
-    FUNCTION_TIMEOUT_SECONDS,
-    proxy_problems,
-)
+from components.proxy_api import FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT_SECONDS, proxy_problems
 from components.service_role import log_retention_problem
 from components.serving_image import image_uri_problem
 from components.site_certificate import domain_problems
 from components.static_site import price_class_problem
 from components.web_firewall import RATE_LIMIT, RATE_WINDOW_SECONDS
+from shared.log_levels import DEFAULT_LOG_LEVEL
+from shared.registry import ARCHIVE_SUFFIX
 
 REGION = "aws:region"
 PROFILE = "aws:profile"

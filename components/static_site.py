@@ -27,7 +27,8 @@ from components.cloudfront_invalidation import CloudFrontInvalidation, CloudFron
 from components.deployables import SITE_DIR
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from hosting.content_security_policy import content_security_policy
-from hosting.origin import API_PATH, CONNECT_SRC, ORIGIN_HEADER
+from hosting.origin import API_PATH, CONNECT_SRC
+from shared.api import ORIGIN_HEADER
 
 TYPE = "image-classifier:static_site:StaticSite"
 CACHING_OPTIMIZED_POLICY_ID = "658327ea-f89d-4fab-a63d-7e88639e58f6"

@@ -34,9 +34,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.proxy_api import PREDICT_PATH
 from components.site_certificate import CLOUDFRONT_REGION
-from hosting.origin import API_KEY_HEADER, API_PATH
+from hosting.origin import API_PATH, PREDICT_PATH
+from shared.api import API_KEY_HEADER
 
 TYPE = "image-classifier:web_firewall:WebFirewall"
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"

@@ -23,22 +23,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from hosting.origin import API_PATH
+from hosting.origin import API_PATH, PREDICT_PATH
 from local.event import HttpRequest, HttpResponse, build_event, to_http_response
 from local.lambda_context import LambdaContext
 from serving.serve import read_limited_body
+from shared.api import DIRECT_STAGE, FEEDBACK, LABELS, MAX_PAYLOAD_BYTES, ROUTED_METHODS, ROUTES
 
-PREDICT_PATH = f"{API_PATH}/predict"
-FEEDBACK_PATH = f"{API_PATH}/feedback"
-LABELS_PATH = f"{API_PATH}/labels"
-ROUTED_PATHS = (PREDICT_PATH, FEEDBACK_PATH, LABELS_PATH)
-DIRECT_STAGE = "$default"
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-"""API Gateway HTTP APIs refuse request payloads above 10 MB before any integration runs."""
-
-# The methods ProxyApi routes on each path (the handler answers 405 to all but POST, or GET
-# on /api/labels); others get the 404 the HTTP API gives an unrouted request.
-ROUTED_METHODS = ("POST", "GET", "PUT", "PATCH", "DELETE")
+FEEDBACK_PATH = f"{API_PATH}/{FEEDBACK}"
+LABELS_PATH = f"{API_PATH}/{LABELS}"
+ROUTED_PATHS = tuple(f"{API_PATH}/{route}" for route in ROUTES)
+# ProxyApi routes `ROUTED_METHODS` on each path (the handler answers 405 to all but POST, or
+# GET on /api/labels); others get the 404 the HTTP API gives an unrouted request.
 ALL_METHODS = [*ROUTED_METHODS, "HEAD", "OPTIONS"]
 
 LambdaHandler = Callable[[dict, LambdaContext], object]

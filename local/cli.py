@@ -19,8 +19,9 @@ from starlette.types import ASGIApp
 
 from artifact.labels import CUSTOM_LABEL_SET
 from artifact.metadata import ArchiveMetadata
+from hosting.origin import PREDICT_PATH
 from local.addresses import Addresses
-from local.api import PREDICT_PATH, create_api_app
+from local.api import create_api_app
 from local.container import ContainerError, container_model_server
 from local.inbox import InboxWatcher
 from local.lambda_function import (
@@ -45,8 +46,9 @@ from machine.ports import PortInUse, listen
 from machine.predictions_sqlite import SqlitePredictionStore
 from proxy.api_keys import StoreError
 from proxy.config import ConfigError
-from proxy.labels import LABELS_DIR_IN_ZIP, write_labels_file
+from proxy.labels import write_labels_file
 from proxy.predictions import StoreError as PredictionStoreError
+from shared.labels import MODEL_LABELS_DIR
 
 EXIT_USAGE = 2
 # Under --data-dir: where --inbox writes its results/, review/ and failed/.
@@ -285,7 +287,7 @@ def _open_data_dir(data_dir: Path) -> None:
 
 def _write_labels(model: ArchiveMetadata, data_dir: Path) -> None:
     """The served archive's labels where the proxy checks feedback labels against them."""
-    write_labels_file(data_dir / LABELS_DIR_IN_ZIP, model.version, read_archive_labels(model.path))
+    write_labels_file(data_dir / MODEL_LABELS_DIR, model.version, read_archive_labels(model.path))
 
 
 def run(args: argparse.Namespace) -> int:

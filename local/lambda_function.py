@@ -16,8 +16,8 @@ from local.lambda_context import FUNCTION_NAME, MEMORY_MB, REGION
 from machine.predictions_sqlite import DEFAULT_SQLITE_PATH
 from machine.proxy_stores import LOCAL_STORES
 from proxy.config import load_config
-from proxy.labels import LABELS_DIR_IN_ZIP
 from proxy.local_stores import supply
+from shared.labels import MODEL_LABELS_DIR
 
 ENDPOINT_NAME = "image-classifier-local"
 HANDLER_MODULE = "proxy.handler"
@@ -68,7 +68,7 @@ def handler_environment(
         environment["API_KEYS_FILE"] = str(api_keys_file)
     if data_dir is not None:
         environment["PREDICTIONS_FILE"] = str(data_dir / PREDICTIONS_FILE_NAME)
-        environment["MODEL_LABELS_DIR"] = str(data_dir / LABELS_DIR_IN_ZIP)
+        environment["MODEL_LABELS_DIR"] = str(data_dir / MODEL_LABELS_DIR)
     return environment
 
 

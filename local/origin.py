@@ -15,7 +15,8 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hosting.origin import API_PATH
-from proxy.access import ORIGIN_HEADER, VIEWER_ADDRESS_HEADER
+from proxy.access import VIEWER_ADDRESS_HEADER
+from shared.api import ORIGIN_HEADER
 
 _HEADER = ORIGIN_HEADER.encode("ascii")
 _VIEWER = VIEWER_ADDRESS_HEADER.encode("ascii")

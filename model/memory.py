@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper, shape_inference
 
+from shared.serverless import SERVERLESS_MEMORY_STEP_MB
+
 MIB = 2**20
-SERVERLESS_STEP_MB = 1024
-"""SageMaker Serverless memory comes in 1024 MB steps, from 1024 to 6144."""
-SERVERLESS_MAX_MB = 6144
 RUNTIME_MB = 96
 """Python, NumPy, Pillow, ONNX Runtime, Starlette and uvicorn before any model: 80 MiB
 measured."""
@@ -58,8 +57,8 @@ def estimate(model: bytes, crop_size: int) -> MemoryEstimate:
         RUNTIME_MB + (LOAD_FACTOR * len(model) + ACTIVATION_FACTOR * activation) / MIB
     )
     peak_rss_mb = model_mb + math.ceil(REQUEST_BYTES_PER_PIXEL * MAX_IMAGE_PIXELS / MIB)
-    steps = math.ceil(peak_rss_mb / SERVERLESS_STEP_MB)
-    return MemoryEstimate(model_mb, peak_rss_mb, steps * SERVERLESS_STEP_MB)
+    steps = math.ceil(peak_rss_mb / SERVERLESS_MEMORY_STEP_MB)
+    return MemoryEstimate(model_mb, peak_rss_mb, steps * SERVERLESS_MEMORY_STEP_MB)
 
 
 def largest_activation_bytes(model: bytes, crop_size: int) -> int:

@@ -42,6 +42,8 @@ from model.preprocessing import (
     read_preprocessing_file,
 )
 from model.stopping import run_stoppable
+from shared.registry import ARCHIVE_SUFFIX
+from shared.serverless import SERVERLESS_MEMORY_MB
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,7 +56,6 @@ CODE_FILES = ("inference.py",)
 # wanted. An imported ONNX model is kept as it is unless --precision says otherwise.
 PRECISIONS = ("int8", "fp32")
 DEFAULT_PRECISION = "int8"
-ARCHIVE_SUFFIX = ".tar.gz"
 NAME = re.compile(r"^[\w.+-][\w .+-]{0,63}$")
 """A model name as the web UI shows it: letters, digits, spaces, `._+-`, 1-64 long."""
 
@@ -239,7 +240,7 @@ def _write(
 ) -> ArchiveInfo:
     """Add what every archive records (labels, memory), then write it reproducibly."""
     from artifact.archive import write_reproducible_tar_gz
-    from model.memory import SERVERLESS_MAX_MB, estimate
+    from model.memory import estimate
 
     memory = estimate(onnx_model, crop_size)
     metadata = {
@@ -255,9 +256,10 @@ def _write(
         f"included): memory_mb_min {memory.memory_mb_min} (SageMaker Serverless memory in "
         "MB; the stack's serverlessMemoryMb must be at least this)"
     )
-    if memory.memory_mb_min > SERVERLESS_MAX_MB:
+    largest = SERVERLESS_MEMORY_MB[-1]
+    if memory.memory_mb_min > largest:
         log(
-            f"warning: that is more than SageMaker Serverless offers ({SERVERLESS_MAX_MB} MB); "
+            f"warning: that is more than SageMaker Serverless offers ({largest} MB); "
             "serve it from a real-time endpoint or choose a smaller model"
         )
     files = {"model.onnx": onnx_model}

@@ -1,9 +1,9 @@
 """The batch Lambda's entry points: `pipeline.handler.classify` and
 `pipeline.handler.record_failure`.
 
-One function (its zip holds `proxy/` and `pipeline/`) with two handlers, or two functions with
-the same zip. The environment is the proxy's (`proxy.config.load_config`, documented in
-docs/api.md): `SAGEMAKER_ENDPOINT_NAME` (required), `REVIEW_THRESHOLD`,
+One function (its zip holds `proxy/`, `pipeline/` and `shared/`) with two handlers, or two
+functions with the same zip. The environment is the proxy's (`proxy.config.load_config`,
+documented in docs/api.md): `SAGEMAKER_ENDPOINT_NAME` (required), `REVIEW_THRESHOLD`,
 `MAX_IMAGE_BYTES`, `SAGEMAKER_MAX_ATTEMPTS` (2 suits the batch: Step Functions does the
 long waits), `SAGEMAKER_READ_TIMEOUT_SECONDS`, `SAGEMAKER_CONNECT_TIMEOUT_SECONDS`,
 `LOG_LEVEL`, and `PREDICTIONS_TABLE` to record each prediction (variant `batch`) as the

@@ -97,12 +97,13 @@ from proxy.predictions import Prediction, PredictionStore, StoreError, iso_time
 from proxy.request import ImageUpload, parse_upload
 from proxy.responses import ApiError, prediction_body
 from proxy.sagemaker import EndpointInvoker
+from shared.api import MAX_PAYLOAD_BYTES
 
 SCHEMA = 1
 """The outcome files' format version."""
 VARIANT = "batch"
 """The `variant` of batch predictions in the prediction store (`admin.report` shows it)."""
-READ_CAP = 10 * 1024 * 1024
+READ_CAP = MAX_PAYLOAD_BYTES
 """Larger objects are refused without being read: API Gateway's own payload limit, so
 the API never sees them either."""
 RESULT, REVIEW_OUTCOME, FAILED_OUTCOME, REVIEWED = "result", "review", "failed", "reviewed"

@@ -95,7 +95,13 @@ def policy_for(error_name: str, retries: tuple[RetryPolicy, ...] = RETRIES) -> R
     return None
 
 
-RECORD_FAILURE_TIMEOUT_SECONDS = 30
+TASK_TIMEOUT_MARGIN_SECONDS = 30
+"""Each task state waits this much longer than its Lambda may run (its timeout, plus an init
+of up to 10 s on a cold start), so a Lambda timeout arrives as the function's own error
+(caught and recorded), not the state's."""
+RECORD_FAILURE_TIMEOUT_SECONDS = 20
+"""The record_failure Lambda's timeout (`BatchPipeline` sets it): writing one JSON file. Its
+state waits `TASK_TIMEOUT_MARGIN_SECONDS` longer."""
 NOTIFY_RETRY = {
     "ErrorEquals": ["States.ALL"],
     "IntervalSeconds": 2,
@@ -127,7 +133,7 @@ def record_failure_state(arn: str) -> dict[str, Any]:
         "Type": "Task",
         "Comment": "Write the error's code and message to failed/.",
         "Resource": arn,
-        "TimeoutSeconds": RECORD_FAILURE_TIMEOUT_SECONDS,
+        "TimeoutSeconds": RECORD_FAILURE_TIMEOUT_SECONDS + TASK_TIMEOUT_MARGIN_SECONDS,
         "Retry": [policy.as_state() for policy in FAILURE_RETRIES],
         "Next": "Done",
     }

@@ -88,17 +88,20 @@ PUBLIC_ACCESS_FLAGS = (
 )
 SSE_ALGORITHMS = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
 HTTPS_VIEWER_POLICIES = frozenset({"https-only", "redirect-to-https"})
+# The pack runs alone, from `policy/` in a virtualenv of its own, where no project package
+# (not even the standard-library `shared/`) can be imported: the facts it shares with the
+# program are copies, each held equal to the program's by tests/policy/test_rules.py
+# (`test_the_pack_names_what_the_program_deploys`).
 API_PATH_PREFIX = "/api"
 """Where the site's distribution serves the HTTP API (`hosting/origin.py`, `API_PATH`)."""
 CACHING_DISABLED_POLICY_ID = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-"""AWS managed cache policy `CachingDisabled` (also in `components/static_site.py`; the pack
-runs without the program, so a test keeps the two equal)."""
+"""AWS managed cache policy `CachingDisabled` (a copy of `components/static_site.py`'s)."""
 CUSTOM_DOMAIN_TLS_POLICIES = frozenset({"TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"})
 """CloudFront security policies no older than TLS 1.2 with strong ciphers (2021)."""
 LEGACY_TTL_DEFAULTS = {"minTtl": 0.0, "defaultTtl": 86400.0, "maxTtl": 31536000.0}
 """What CloudFront assumes for a cache behaviour without a cache policy or TTLs."""
 PREDICT_PATH = f"{API_PATH_PREFIX}/predict"
-"""Where photos are uploaded (`components/proxy_api.py`, `PREDICT_PATH`)."""
+"""Where photos are uploaded (`hosting/origin.py`, `PREDICT_PATH`)."""
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
 KNOWN_BAD_INPUTS_RULE_SET = "AWSManagedRulesKnownBadInputsRuleSet"
 BODY_SIZE_RULE = "SizeRestrictions_BODY"
@@ -114,13 +117,14 @@ BODY_RULES = {
     KNOWN_BAD_INPUTS_RULE_SET: ("JavaDeserializationRCE_BODY", "Log4JRCE_BODY", "ReactJSRCE_BODY"),
 }
 """The managed rules that inspect the body, by group, and the namespaces of their labels:
-copies of `components/web_firewall.py`'s (decision 14), which the pack cannot import (its
-environment has no pulumi_aws); a test keeps them equal."""
+copies of `components/web_firewall.py`'s (decision 14)."""
 LABEL_NAMESPACES = {
     COMMON_RULE_SET: "awswaf:managed:aws:core-rule-set:",
     KNOWN_BAD_INPUTS_RULE_SET: "awswaf:managed:aws:known-bad-inputs:",
 }
-# SageMaker Serverless accepts exactly these memory sizes (1 GB steps) and 1..200 concurrency.
+# SageMaker Serverless accepts exactly these memory sizes (1 GB steps, `shared.serverless`)
+# and 1..200 concurrency (`components/inference_endpoint.py`); Lambda's memory range is
+# `components/proxy_api.py`'s `LAMBDA_MEMORY_MB`.
 SERVERLESS_MEMORY_SIZES_MB = frozenset(range(1024, 6145, 1024))
 SERVERLESS_MAX_CONCURRENCY = 200
 LAMBDA_MIN_MEMORY_MB = 128

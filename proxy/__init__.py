@@ -1,8 +1,8 @@
 """The Lambda between API Gateway (HTTP API, payload 2.0) and the SageMaker endpoint.
 
 Standard library and boto3 only: the Lambda runtime provides both, so the deployment zip is
-this package alone, and it holds only what the Lambda runs. The handler string is
-`proxy.handler.handler`.
+this package and, beside it, `shared/` (the constants every side names); it holds only
+what the Lambda runs. The handler string is `proxy.handler.handler`.
 
 A request, in the order it meets the modules:
 

@@ -25,11 +25,10 @@ came in, whether the origin header was missing or wrong, a key's name, and
 compared in constant time (`hmac.compare_digest`), all of them every time; a key is looked
 up by its SHA-256.
 
-`ORIGIN_HEADER` is a contract: the stack sets a custom header of that name on CloudFront's
-API origin (the stack cannot import `proxy`, so a test that reads both keeps the two names
-equal), and the local runtime adds it to the requests it forwards as CloudFront does. The
-key store (`proxy.api_keys`) is imported and read only at the first request that carries a
-key, so the cold start does not grow.
+`ORIGIN_HEADER` is a contract (`shared.api`): the stack sets a custom header of that name on
+CloudFront's API origin, and the local runtime adds it to the requests it forwards as
+CloudFront does. The key store (`proxy.api_keys`) is imported and read only at the first
+request that carries a key, so the cold start does not grow.
 """
 
 from __future__ import annotations
@@ -42,15 +41,12 @@ from typing import TYPE_CHECKING, Any
 from proxy.config import ConfigError, ProxyConfig
 from proxy.logs import append_keys
 from proxy.responses import ApiError
+from shared.api import API_KEY_HEADER, ORIGIN_HEADER
 
 if TYPE_CHECKING:
     from proxy.api_keys import KeyVerifier
     from proxy.local_stores import LocalStores
 
-ORIGIN_HEADER = "x-origin-verify"
-"""The header CloudFront adds to every request it forwards, holding ORIGIN_SECRET."""
-API_KEY_HEADER = "x-api-key"
-"""The header a program sends its API key in."""
 VIEWER_ADDRESS_HEADER = "cloudfront-viewer-address"
 """The visitor's `ip:port`, which CloudFront adds (its origin request policy forwards it)."""
 _MAX_ADDRESS = 64

@@ -42,16 +42,7 @@ from proxy.responses import (
 )
 from proxy.sagemaker import EndpointInvoker
 from proxy.variants import Variants, client_id_from
-
-DIRECT_STAGE = "$default"
-"""The HTTP API's stage at its own URL; any other is the site's, reached through CloudFront
-(decision 13)."""
-VIA_CLOUDFRONT = "cloudfront"
-VIA_EXECUTE_API = "execute-api"
-PREDICT = "predict"
-FEEDBACK = "feedback"
-LABELS = "labels"
-ROUTES = (PREDICT, FEEDBACK, LABELS)
+from shared.api import DIRECT_STAGE, FEEDBACK, LABELS, PREDICT, VIA_CLOUDFRONT, VIA_EXECUTE_API
 
 # The HTTP API answers the client itself 30 s after it received the request, whatever the
 # Lambda timeout, and those 30 s also cover a cold start's init. So a request plans from

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shared.log_levels import DEFAULT_LOG_LEVEL, LOG_LEVELS
+from shared.variants import MAIN
+
 if TYPE_CHECKING:
     from proxy.variants import Variants
 
@@ -16,20 +19,17 @@ SAGEMAKER_PAYLOAD_CAP = 4 * 1024 * 1024
 
 DEFAULT_MAX_IMAGE_BYTES = 3 * 1024 * 1024
 DEFAULT_REVIEW_THRESHOLD = 0.93
-DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_MAX_ATTEMPTS = 4
 DEFAULT_READ_TIMEOUT = 20.0
 DEFAULT_CONNECT_TIMEOUT = 1.0
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # How long the proxy trusts its copy of the API keys. The bound keeps the revocation delay
 # what docs/api.md#revocation-delay says (a failing store doubles it).
 DEFAULT_API_KEYS_CACHE_SECONDS = 30.0
 MAX_API_KEYS_CACHE_SECONDS = 30.0
 
-# The rule SageMaker itself applies to endpoint names.
-_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+"""The rule SageMaker itself applies to endpoint names (whole, `fullmatch`)."""
 # A header value CloudFront can send and API Gateway passes on unchanged: visible ASCII.
 _ORIGIN_SECRET = re.compile(r"^[\x21-\x7e]+$")
 MIN_ORIGIN_SECRET_LENGTH = 32
@@ -76,11 +76,11 @@ class ProxyConfig:
     @property
     def variant_set(self) -> Variants:
         """The variants that share the requests."""
-        from proxy.variants import DEFAULT_VARIANT, Variant, Variants
+        from proxy.variants import Variant, Variants
 
         if self.variants is not None:
             return self.variants
-        return Variants((Variant(DEFAULT_VARIANT, 1, self.endpoint_name),))
+        return Variants((Variant(MAIN, 1, self.endpoint_name),))
 
     @property
     def records_predictions(self) -> bool:
@@ -165,7 +165,7 @@ def load_config(environ: Mapping[str, str]) -> ProxyConfig:
             "SAGEMAKER_ENDPOINT_NAME is required: set it to the name of the SageMaker "
             "endpoint to invoke (or VARIANTS to share the requests among several)"
         )
-    if not _ENDPOINT_NAME.match(endpoint):
+    if not ENDPOINT_NAME.fullmatch(endpoint):
         raise ConfigError(
             f"SAGEMAKER_ENDPOINT_NAME={endpoint!r} is not a valid SageMaker endpoint name "
             "(letters, digits and hyphens, at most 63 characters)"

@@ -3,8 +3,9 @@
 `MODEL_LABELS_DIR` names a directory holding one file per model version,
 `<model_version>.json`: a JSON array of the version's labels (UTF-8, in the model's output
 order, as its archive's `metadata.json` lists them). The stack bundles the files of the
-versions it serves into the Lambda zip under `LABELS_DIR_IN_ZIP` (so on Lambda the
-directory is `/var/task/model_labels`); the local runtime writes the served archive's.
+versions it serves into the Lambda zip under `shared.labels.MODEL_LABELS_DIR` (so on
+Lambda the directory is `/var/task/model_labels`); the local runtime writes the served
+archive's.
 
 A version's labels never change (the version is the archive's content hash), so a file is
 read once per container and kept. A missing file is looked for again at the next request:
@@ -20,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeGuard
 
-LABELS_DIR_IN_ZIP = "model_labels"
-"""The directory inside the Lambda zip (next to `proxy/`) that holds the labels files."""
 MAX_LABELS_FILE_BYTES = 4 * 1024 * 1024
 MAX_CACHED_VERSIONS = 16
 """More versions than a stack serves at once (at most 4 variants), and then some."""

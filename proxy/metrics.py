@@ -38,10 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.predictions import VERDICTS
+from shared.metrics import NAMESPACE, SERVICE_DIMENSION, VARIANT_DIMENSION
 
-NAMESPACE = "ImageClassifier"
-SERVICE_DIMENSION = "Service"
-VARIANT_DIMENSION = "Variant"
 # The EMF specification's limit on a dimension value, and CloudWatch's on a namespace.
 MAX_DIMENSION_VALUE = 1024
 MAX_NAMESPACE = 255

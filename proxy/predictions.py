@@ -41,13 +41,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from proxy.config import ConfigError, ProxyConfig
+from shared.predictions import PARTITION_KEY, TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
     from proxy.local_stores import LocalStores
 
 VERDICTS = ("correct", "wrong")
-PARTITION_KEY = "request_id"
-TTL_ATTRIBUTE = "expires_at"
 DEFAULT_RETENTION_DAYS = 90
 """How long a record is kept: long enough to compare a variant over weeks of traffic."""
 MAX_LABEL_LENGTH = 200

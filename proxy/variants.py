@@ -31,20 +31,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.config import ConfigError
+from proxy.config import ENDPOINT_NAME, ConfigError
+from shared.variants import MAIN, MAX_VARIANTS, VARIANT_NAME
 
 VARIABLE = "VARIANTS"
 ENDPOINT_VARIABLE = "SAGEMAKER_ENDPOINT_NAME"
 CLIENT_ID_HEADER = "x-client-id"
-DEFAULT_VARIANT = "main"
-MAX_VARIANTS = 4
-"""Each variant is a SageMaker Serverless endpoint of its own; see `_TOO_MANY`."""
-
-# A variant's name is a metric dimension, a record attribute and a stack output: short and
-# plain.
-_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-# The rule SageMaker itself applies to endpoint names.
-_ENDPOINT = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 # What the site generates (crypto.randomUUID() or base64url of random bytes) fits: 8 to 64
 # URL-safe characters, nothing that could be a header injection or a huge key.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -121,12 +113,12 @@ def load_variants(environ: Mapping[str, str]) -> Variants:
             f"{ENDPOINT_VARIABLE} or {VARIABLE} is required: the endpoint to invoke, or the "
             f"variants to share the requests ({_EXAMPLE})"
         )
-    if not _ENDPOINT.fullmatch(endpoint):
+    if not ENDPOINT_NAME.fullmatch(endpoint):
         raise VariantsError(
             f"{ENDPOINT_VARIABLE}={endpoint!r} is not a valid SageMaker endpoint name "
             "(letters, digits and hyphens, at most 63 characters)"
         )
-    return Variants((Variant(DEFAULT_VARIANT, 1, endpoint),))
+    return Variants((Variant(MAIN, 1, endpoint),))
 
 
 def parse_variants(raw: str) -> Variants:
@@ -162,7 +154,7 @@ def _problem(variants: tuple[Variant, ...]) -> str | None:
     names: set[str] = set()
     for variant in variants:
         name, weight, endpoint = variant.name, variant.weight, variant.endpoint
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name):
             return (
                 f"the name {name!r} must be 1 to 32 lower-case letters, digits and hyphens, "
                 "starting with a letter or digit"
@@ -177,7 +169,7 @@ def _problem(variants: tuple[Variant, ...]) -> str | None:
             or weight < 0
         ):
             return f"variant {name!r}: the weight {weight!r} must be a number, 0 or more"
-        if not isinstance(endpoint, str) or not _ENDPOINT.fullmatch(endpoint):
+        if not isinstance(endpoint, str) or not ENDPOINT_NAME.fullmatch(endpoint):
             return (
                 f"variant {name!r}: {endpoint!r} is not a SageMaker endpoint name (letters, "
                 "digits and hyphens, at most 63 characters)"

@@ -311,6 +311,7 @@ def source_findings(clis: dict[str, Cli]) -> list[str]:
         "pipeline",
         "proxy",
         "serving",
+        "shared",
     )
     files = [
         *sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py")),

@@ -56,13 +56,15 @@ class Rule:
 def _rules() -> dict[str, Rule]:
     components = Rule(PULUMI | AWS, frozenset({"hosting", "artifact", "pipeline", "serving"}))
     program = components.packages | {"components", "image_classifier"}
-    return {
+    rules = {
         # Standard library only: read in every environment.
+        "shared": Rule(frozenset(), frozenset()),
         "hosting": Rule(frozenset(), frozenset()),
         "artifact": Rule(frozenset(), frozenset()),
-        # The API Lambda's zip is `proxy/`; Lambda's Python runtime holds boto3 beside it.
+        # The API Lambda's zip is `proxy/` and `shared/`; Lambda's Python runtime holds
+        # boto3 beside it.
         "proxy": Rule(AWS, frozenset()),
-        # The batch Lambdas' zip: `proxy/` and `pipeline/`.
+        # The batch Lambdas' zip: `proxy/`, `pipeline/` and `shared/`.
         "pipeline": Rule(AWS, frozenset({"proxy"})),
         # The serving image (`python -m serving.serve`, the archive's handler): no torch,
         # no boto3.
@@ -115,6 +117,14 @@ def _rules() -> dict[str, Rule]:
                 }
             ),
         ),
+    }
+    # Every side may load `shared/` but the serving image, which carries `artifact/` and
+    # `serving/` alone (and so does not `shared/`).
+    return {
+        name: rule
+        if name in {"shared", "artifact", "serving"}
+        else Rule(rule.third_party, rule.packages | {"shared"})
+        for name, rule in rules.items()
     }
 
 

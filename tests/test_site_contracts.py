@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from hosting.config_js import SiteConfig, config_keys, render_config_js
-from hosting.origin import API_KEY_HEADER, API_PATH, ORIGIN_HEADER
-from proxy import access as proxy_access
+from hosting.origin import API_PATH
 
 
 def _config_object(text: str) -> dict:
@@ -88,12 +87,6 @@ def test_config_js_takes_a_path_on_the_sites_own_origin():
 def test_config_js_refuses_anything_but_an_http_url_or_an_own_path(api_url):
     with pytest.raises(ValueError, match="api_url"):
         SiteConfig(api_url, "dev", "v", "random")
-
-
-def test_the_access_headers_are_the_proxys():
-    """The stack cannot import `proxy`; `hosting.origin` writes the names down again."""
-    assert ORIGIN_HEADER == proxy_access.ORIGIN_HEADER
-    assert API_KEY_HEADER == proxy_access.API_KEY_HEADER
 
 
 SITE = Path(__file__).resolve().parent.parent / "site"

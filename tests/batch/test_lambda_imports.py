@@ -1,6 +1,6 @@
-"""The batch Lambda's zip is `proxy/` and `pipeline/`: its handler must load nothing else
-(tests/test_import_rules.py follows the imports in the source; this asks the interpreter
-what importing the handler loads)."""
+"""The batch Lambda's zip is `proxy/`, `pipeline/` and `shared/`: its handler must load
+nothing else (tests/test_import_rules.py follows the imports in the source; this asks the
+interpreter what importing the handler loads)."""
 
 from __future__ import annotations
 
@@ -36,4 +36,4 @@ def test_the_handler_loads_only_its_zip_and_the_runtime():
     )
     tops = {name.split(".")[0] for name in loaded}
     assert not tops & set(NOT_IN_THE_ZIP), sorted(tops & set(NOT_IN_THE_ZIP))
-    assert {"pipeline", "proxy", "botocore"} <= tops
+    assert {"pipeline", "proxy", "shared", "botocore"} <= tops

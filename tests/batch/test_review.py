@@ -19,6 +19,7 @@ from machine.predictions_sqlite import SqlitePredictionStore
 from pipeline.storage import LocalStorage, S3Storage
 from pipeline.tasks import classify, inbox_job
 from proxy.labels import write_labels_file
+from shared.labels import MODEL_LABELS_DIR
 from tests.batch.conftest import BUCKET, REGION
 from tests.batch.support import LABELS, VERSION, FakeRuntime, answer, classifier, photo, write
 
@@ -44,7 +45,7 @@ def out(tmp_path) -> Path:
     )
     target = LocalStorage(tmp_path / "out")
     process_new(LocalStorage(folder), target, classifier(FakeRuntime(model)))
-    write_labels_file(target.root / labels.LABELS_DIR, VERSION, LABELS)  # as `run` keeps them
+    write_labels_file(target.root / MODEL_LABELS_DIR, VERSION, LABELS)  # as `run` keeps them
     return target.root
 
 

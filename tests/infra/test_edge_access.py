@@ -19,9 +19,8 @@ from components.static_site import (
     CACHING_DISABLED_POLICY_ID,
 )
 from components.web_firewall import BODY_SIZE_LABEL
-from hosting.origin import ORIGIN_HEADER
 from policy import rules
-from proxy.access import ORIGIN_HEADER as PROXY_ORIGIN_HEADER
+from shared.api import ORIGIN_HEADER
 from tests.infra.conftest import (
     ACCOUNT,
     CLOUDFRONT_ZONE_ID,
@@ -152,9 +151,8 @@ def test_cloudfront_waits_longer_than_the_http_api_so_its_answer_always_arrives(
 
 
 def test_cloudfront_sends_the_origin_secret_the_proxy_requires(dev_stack: StackRun):
-    assert ORIGIN_HEADER == PROXY_ORIGIN_HEADER
     (header,) = api_origin(dev_stack)["customHeaders"]
-    assert header == {"name": PROXY_ORIGIN_HEADER, "value": ORIGIN_SECRET}
+    assert header == {"name": ORIGIN_HEADER, "value": ORIGIN_SECRET}
     assert variables(dev_stack)["ORIGIN_SECRET"] == ORIGIN_SECRET
     # Both reach the engine as secrets, so the state holds them encrypted.
     assert "origins" in dev_stack.one(DISTRIBUTION).secrets
@@ -185,7 +183,7 @@ def test_a_rotation_sends_a_new_secret_and_still_admits_the_previous(
 ):
     run = ok(run_stack(config(originSecretRotation=rotation)))
     (header,) = api_origin(run)["customHeaders"]
-    assert header == {"name": PROXY_ORIGIN_HEADER, "value": current}
+    assert header == {"name": ORIGIN_HEADER, "value": current}
     assert variables(run)["ORIGIN_SECRET"] == current
     assert variables(run).get("ORIGIN_SECRET_PREVIOUS") == previous
     slots = (run.one(PASSWORD, "api-origin-secret"), run.one(PASSWORD, "api-origin-secret-1"))

@@ -19,6 +19,10 @@ from tests.infra.conftest import ROOT
 
 
 def _package(tmp_path):
+    """A proxy package, and beside it the `shared/` package every Lambda zip carries."""
+    (tmp_path / "shared" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "shared" / "__init__.py").write_text("")
+    (tmp_path / "shared" / "__pycache__" / "__init__.cpython-312.pyc").write_bytes(b"\0")
     source = tmp_path / "proxy"
     (source / "__pycache__").mkdir(parents=True)
     (source / "__init__.py").write_text("")
@@ -30,11 +34,24 @@ def _package(tmp_path):
     return source
 
 
-def test_lambda_zip_holds_the_package_itself_without_bytecode(tmp_path):
+def test_lambda_zip_holds_the_package_and_shared_without_bytecode(tmp_path):
     archive = lambda_code(_package(tmp_path))
     assert isinstance(archive, pulumi.AssetArchive)
-    assert sorted(archive.assets) == ["proxy/__init__.py", "proxy/handler.py", "proxy/sub/part.py"]
+    assert sorted(archive.assets) == [
+        "proxy/__init__.py",
+        "proxy/handler.py",
+        "proxy/sub/part.py",
+        "shared/__init__.py",
+    ]
     assert archive.assets["proxy/handler.py"].path == str(tmp_path / "proxy" / "handler.py")
+    assert archive.assets["shared/__init__.py"].path == str(tmp_path / "shared" / "__init__.py")
+
+
+def test_lambda_zip_needs_shared_beside_the_package(tmp_path):
+    source = _package(tmp_path)
+    (tmp_path / "shared" / "__init__.py").unlink()
+    with pytest.raises(FileNotFoundError, match=r"shared/__init__\.py"):
+        lambda_code(source)
 
 
 def test_lambda_zip_takes_generated_files_beside_the_package(tmp_path):
@@ -46,13 +63,16 @@ def test_lambda_zip_takes_generated_files_beside_the_package(tmp_path):
         "proxy/__init__.py",
         "proxy/handler.py",
         "proxy/sub/part.py",
+        "shared/__init__.py",
     ]
     assert json.loads(archive.assets["model_labels/0123abcd4567.json"].text) == ["cat", "chat"]
 
 
-@pytest.mark.parametrize("member", ["proxy/labels.json", "/etc/passwd", "../up.json", "a//b"])
-def test_generated_files_stay_out_of_the_package_and_the_zip_root(tmp_path, member):
-    with pytest.raises(ValueError, match="generated files go beside the proxy/ package"):
+@pytest.mark.parametrize(
+    "member", ["proxy/labels.json", "shared/x.json", "/etc/passwd", "../up.json", "a//b"]
+)
+def test_generated_files_stay_out_of_the_packages_and_the_zip_root(tmp_path, member):
+    with pytest.raises(ValueError, match="generated files go beside the proxy and shared packages"):
         lambda_code(_package(tmp_path), {member: pulumi.StringAsset("{}")})
 
 

@@ -12,7 +12,6 @@ import yaml
 from components.inference_endpoint import ServerlessConfig, serverless_problems
 from components.model_archive import ModelArchiveError, read_model_archive
 from components.monitoring import alarm_email_problem
-from components.proxy_api import LOG_LEVELS
 from components.stack_config import (
     PROJECT_KEYS,
     REMOVED_KEYS,
@@ -20,7 +19,6 @@ from components.stack_config import (
     config_keys,
     load_settings,
 )
-from proxy.config import LOG_LEVELS as PROXY_LOG_LEVELS
 from tests.infra.conftest import (
     PROJECT,
     REGION,
@@ -357,8 +355,3 @@ def test_reserved_example_domains_are_refused(address):
 )
 def test_real_domains_are_accepted(address):
     assert alarm_email_problem(address) is None
-
-
-def test_the_log_levels_are_the_ones_the_proxy_accepts():
-    """The Lambda zip cannot import `components`; the two lists must still agree."""
-    assert LOG_LEVELS == PROXY_LOG_LEVELS

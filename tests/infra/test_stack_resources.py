@@ -362,14 +362,15 @@ def test_lambda_runs_the_proxy_package(dev_stack):
     assert function["loggingConfig"]["logGroup"] == function_logs.inputs["name"]
     members = set(function["code"].assets)
     assert "proxy/handler.py" in members
-    # The package, and beside it the labels of the version it serves (for feedback).
-    assert {m for m in members if not m.startswith("proxy/")} == {
+    # The packages, and beside them the labels of the version it serves (for feedback).
+    assert {m for m in members if not m.startswith(("proxy/", "shared/"))} == {
         f"model_labels/{ARCHIVE_VERSION}.json"
     }
     assert not any("__pycache__" in member or member.endswith(".pyc") for member in members)
     sources = {
         path.relative_to(ROOT).as_posix()
-        for path in (ROOT / "proxy").rglob("*.py")
+        for package in ("proxy", "shared")
+        for path in (ROOT / package).rglob("*.py")
         if "__pycache__" not in path.parts
     }
     assert sources <= members

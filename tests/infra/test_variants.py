@@ -195,20 +195,17 @@ def test_the_proxy_may_invoke_exactly_each_variants_endpoint_and_use_exactly_its
 
 
 def test_the_zip_carries_each_served_versions_labels_where_the_proxy_reads_them(canary):
-    from proxy.labels import LABELS_DIR_IN_ZIP
-
     function = canary.one(FUNCTION).inputs
     generated = {
         member: json.loads(asset.text)
         for member, asset in function["code"].assets.items()
-        if not member.startswith("proxy/")
+        if not member.startswith(("proxy/", "shared/"))
     }
     labels = synthetic_metadata()["labels"]
     assert generated == {
         f"model_labels/{ARCHIVE_VERSION}.json": labels,
         f"model_labels/{CANARY_VERSION}.json": labels,
     }
-    assert LABELS_DIR_IN_ZIP == "model_labels"
     assert function["environment"]["variables"]["MODEL_LABELS_DIR"] == "/var/task/model_labels"
 
 
@@ -216,14 +213,12 @@ def test_the_zip_carries_each_served_versions_labels_where_the_proxy_reads_them(
 
 
 def test_the_predictions_table_is_on_demand_recoverable_encrypted_and_expiring(dev_stack):
-    from proxy.predictions import PARTITION_KEY, TTL_ATTRIBUTE
-
     table = dev_stack.one(TABLE).inputs
     assert table["name"] == TABLE_NAME
     assert table["billingMode"] == "PAY_PER_REQUEST"
-    assert table["hashKey"] == PARTITION_KEY == "request_id"
+    assert table["hashKey"] == "request_id"
     assert table["attributes"] == [{"name": "request_id", "type": "S"}]
-    assert table["ttl"] == {"attributeName": TTL_ATTRIBUTE, "enabled": True}
+    assert table["ttl"] == {"attributeName": "expires_at", "enabled": True}
     assert table["pointInTimeRecovery"] == {"enabled": True}
     assert table["serverSideEncryption"] == {"enabled": True}
     assert table["deletionProtectionEnabled"] is False
@@ -492,26 +487,15 @@ def test_a_variants_endpoint_name_stays_within_sagemakers_limit(tmp_path):
     assert read_variants([MAIN, canary_with(name="c" * 22)], tmp_path, prefix, 0)[1] == {}
 
 
-def test_the_variant_rules_are_the_proxys():
-    """The proxy's copy cannot be imported by the program (nor the program's by the
-    proxy); both must refuse and accept the same."""
-    from admin import registry
-    from components import model_variants
-    from proxy import variants as proxy_variants
-
-    assert model_variants.MAX_VARIANTS == proxy_variants.MAX_VARIANTS
-    assert model_variants.MAIN == proxy_variants.DEFAULT_VARIANT == registry.DEFAULT_VARIANT
-
-
 @pytest.mark.parametrize(
     "name",
     ["main", "canary-2", "0", "a" * 32, "a" * 33, "-a", "Canary", "can_ary", "", "a b", "café"],
 )
 def test_the_variant_names_are_the_proxys(name):
-    """Each name the program accepts, the proxy accepts, and each it refuses, the proxy
-    refuses."""
-    from components import model_variants
+    """Each name the program accepts (`shared.variants.VARIANT_NAME`), the proxy accepts,
+    and each it refuses, the proxy refuses."""
     from proxy.variants import Variant, Variants, VariantsError
+    from shared.variants import VARIANT_NAME
 
     try:
         Variants((Variant(name, 1, "image-classifier-dev"),))
@@ -519,18 +503,7 @@ def test_the_variant_names_are_the_proxys(name):
         proxy_accepts = False
     else:
         proxy_accepts = True
-    assert bool(model_variants.NAME.fullmatch(name)) is proxy_accepts
-
-
-def test_the_registry_layout_is_the_registry_clis():
-    from admin import registry
-    from components import model_archive
-
-    assert model_archive.KEY_PREFIX == registry.PREFIX
-    assert model_archive.ARCHIVE_NAME == registry.ARCHIVE
-    assert model_archive.METADATA_NAME == registry.SIDECAR
-    for version in (ARCHIVE_VERSION, "ABC_def-123456789", "--x--", ""):
-        assert model_archive.version_slug(version) == registry.version_slug(version)
+    assert bool(VARIANT_NAME.fullmatch(name)) is proxy_accepts
 
 
 # -- the deploy role may manage what variants add -------------------------------------------------

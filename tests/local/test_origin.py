@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from local.api import create_api_app
 from local.origin import create_origin_app
-from proxy.access import ORIGIN_HEADER
+from shared.api import ORIGIN_HEADER
 from tests.local.test_api_app import RecordingHandler
 
 SECRET = "s" * 43
@@ -31,12 +31,6 @@ def handler():
 def client(handler):
     app = create_origin_app(_site(), create_api_app(handler), SECRET)
     return TestClient(app, base_url="http://127.0.0.1:8000")
-
-
-def test_the_origin_header_is_the_one_hosting_names():
-    from hosting.origin import ORIGIN_HEADER as HOSTING_ORIGIN_HEADER
-
-    assert ORIGIN_HEADER == HOSTING_ORIGIN_HEADER == "x-origin-verify"
 
 
 def test_api_requests_go_to_the_api_with_the_secret(client, handler):

@@ -46,7 +46,15 @@ EXAMPLE = ROOT / "examples" / "classifier-program"
 NOT_SOURCES = shutil.ignore_patterns(
     ".git", ".venv", "venv", "build", "node_modules", "__pycache__", "*.egg-info", ".*_cache"
 )
-PACKAGES = {"image_classifier", "components", "hosting", "artifact", "serving", "pipeline"}
+PACKAGES = {
+    "image_classifier",
+    "components",
+    "hosting",
+    "artifact",
+    "serving",
+    "pipeline",
+    "shared",
+}
 INSTALL_SECONDS = 1800
 
 DEPLOYED = """

@@ -642,15 +642,21 @@ def test_every_rule_has_a_failing_case():
 
 
 def test_the_pack_names_what_the_program_deploys():
-    """The pack runs without the program, so its copies of the program's facts are checked."""
+    """The pack runs alone, in a virtualenv of its own where no project package (not even
+    `shared/`) can be imported, so its copies of the program's facts are checked."""
     from components import web_firewall
-    from components.proxy_api import PREDICT_PATH
+    from components.inference_endpoint import SERVERLESS_MAX_CONCURRENCY
+    from components.proxy_api import LAMBDA_MEMORY_MB
     from components.static_site import CACHING_DISABLED_POLICY_ID, MINIMUM_PROTOCOL_VERSION
-    from hosting.origin import API_PATH
+    from hosting.origin import API_PATH, PREDICT_PATH
+    from shared.serverless import SERVERLESS_MEMORY_MB
 
     assert rules.CACHING_DISABLED_POLICY_ID == CACHING_DISABLED_POLICY_ID
     assert rules.API_PATH_PREFIX == API_PATH
     assert rules.PREDICT_PATH == PREDICT_PATH
+    assert rules.SERVERLESS_MAX_CONCURRENCY == SERVERLESS_MAX_CONCURRENCY
+    assert frozenset(SERVERLESS_MEMORY_MB) == rules.SERVERLESS_MEMORY_SIZES_MB
+    assert (rules.LAMBDA_MIN_MEMORY_MB, rules.LAMBDA_MAX_MEMORY_MB) == LAMBDA_MEMORY_MB
     assert MINIMUM_PROTOCOL_VERSION in rules.CUSTOM_DOMAIN_TLS_POLICIES
     assert (rules.COMMON_RULE_SET, rules.BODY_SIZE_RULE) == (
         web_firewall.COMMON_RULE_SET,

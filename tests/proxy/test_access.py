@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from admin.api_keys import main as api_keys_cli
-from proxy.access import API_KEY_HEADER, ORIGIN_HEADER
+from shared.api import API_KEY_HEADER, ORIGIN_HEADER
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
     ENDPOINT,

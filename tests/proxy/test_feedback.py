@@ -23,7 +23,6 @@ from machine.proxy_stores import LOCAL_STORES
 from proxy.config import ConfigError, ProxyConfig, load_config
 from proxy.feedback import LABELS_CACHE_CONTROL, MAX_FEEDBACK_BYTES, SOMETHING_ELSE
 from proxy.labels import (
-    LABELS_DIR_IN_ZIP,
     LabelsUnavailable,
     ModelLabels,
     is_model_version,
@@ -32,6 +31,7 @@ from proxy.labels import (
 )
 from proxy.local_stores import supply
 from proxy.predictions import DynamoPredictionStore, StoreError, open_store
+from shared.labels import MODEL_LABELS_DIR
 from tests.proxy.photos import encoded
 from tests.proxy.support import (
     ENDPOINT,
@@ -407,7 +407,7 @@ def test_labels_are_behind_the_access_check(tmp_path):
 
 
 def test_a_labels_file_is_a_json_array_named_after_its_version(tmp_path):
-    path = write_labels_file(tmp_path / LABELS_DIR_IN_ZIP, "3f9a1c2b4d5e", ["é", "b"])
+    path = write_labels_file(tmp_path / MODEL_LABELS_DIR, "3f9a1c2b4d5e", ["é", "b"])
     assert path == tmp_path / "model_labels" / "3f9a1c2b4d5e.json"
     assert json.loads(path.read_text(encoding="utf-8")) == ["é", "b"]
     labels = ModelLabels(tmp_path / "model_labels").get("3f9a1c2b4d5e")

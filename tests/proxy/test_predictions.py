@@ -18,8 +18,6 @@ from moto import mock_aws
 from machine.predictions_sqlite import DEFAULT_SQLITE_PATH, SqlitePredictionStore
 from proxy.predictions import (
     DEFAULT_RETENTION_DAYS,
-    PARTITION_KEY,
-    TTL_ATTRIBUTE,
     DynamoPredictionStore,
     Feedback,
     InvalidFeedback,
@@ -30,6 +28,7 @@ from proxy.predictions import (
     iso_time,
     parse_feedback,
 )
+from shared.predictions import PARTITION_KEY, TTL_ATTRIBUTE
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"

@@ -23,7 +23,6 @@ import pytest
 from proxy.config import ConfigError
 from proxy.variants import (
     CLIENT_ID_HEADER,
-    MAX_VARIANTS,
     Variant,
     Variants,
     VariantsError,
@@ -31,6 +30,7 @@ from proxy.variants import (
     load_variants,
     parse_variants,
 )
+from shared.variants import MAX_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 DRAWS = 20_000
