@@ -50,7 +50,12 @@ import pulumi_aws as aws
 from components.iam_policy import policy_document, service_trust_policy
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
 from components.proxy_api import TRACE_WRITER_STATEMENT, labels_files, lambda_code
-from components.service_role import ServiceLogs, ServiceRoleNames, service_role
+from components.service_role import (
+    DEFAULT_LOG_RETENTION_DAYS,
+    ServiceLogs,
+    ServiceRoleNames,
+    service_role,
+)
 from pipeline.storage import FAILED, INBOX, OUTCOME_FOLDERS, RESULTS, REVIEW
 from pipeline.workflow import RECORD_FAILURE_TIMEOUT_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS
 from pipeline.workflow import definition as workflow_definition
@@ -223,7 +228,7 @@ class BatchPipelineArgs:
     """Days an image stays in `inbox/`: `python -m batch export` needs it until reviewed."""
     outcome_days: int = 365
     """Days an outcome stays in `results/`, `review/` or `failed/`."""
-    log_retention_days: pulumi.Input[int] = 30
+    log_retention_days: pulumi.Input[int] = DEFAULT_LOG_RETENTION_DAYS
     log_level: pulumi.Input[str] = "INFO"
     tracing: bool = False
     """X-Ray for the state machine and both functions (a plain value: it decides the roles'

@@ -41,7 +41,13 @@ from components.model_archive import (
     version_slug,
 )
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy
-from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
+from components.service_role import (
+    DEFAULT_LOG_RETENTION_DAYS,
+    ServiceLogs,
+    ServiceRole,
+    ServiceRoleNames,
+    service_role,
+)
 from shared.registry import KEY_PREFIX
 from shared.serverless import SERVERLESS_MEMORY_MB, SERVERLESS_MEMORY_STEP_MB
 
@@ -52,7 +58,6 @@ ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 SERVERLESS_MAX_CONCURRENCY = 200
 MEMORY_INPUT = "serverless.memory_mb"
 """The input that sets the endpoint's memory, as its memory errors name it."""
-LOG_RETENTION_DAYS = 30
 ROLLOUT_TIMEOUT_SECONDS = 3600
 _VariantServerless = aws.sagemaker.EndpointConfigurationProductionVariantServerlessConfigArgsDict
 
@@ -178,7 +183,7 @@ class InferenceEndpointArgs(TypedDict):
     serverless: NotRequired[ServerlessCapacity]
     """The endpoint's capacity (each value left out: its default)."""
     log_retention_days: NotRequired[pulumi.Input[int]]
-    """How long the endpoint's logs are kept, in days (by default `LOG_RETENTION_DAYS`)."""
+    """How long the endpoint's logs are kept, in days (by default `DEFAULT_LOG_RETENTION_DAYS`)."""
     rollout_timeout_seconds: NotRequired[pulumi.Input[int]]
     """How long a create or update of the endpoint may take before the deployment fails
     (by default `ROLLOUT_TIMEOUT_SECONDS`); SageMaker carries on, and the next deployment
@@ -315,7 +320,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
             service="sagemaker.amazonaws.com",
             logs=ServiceLogs(
                 f"/aws/sagemaker/Endpoints/{args['endpoint_name']}",
-                args.get("log_retention_days", LOG_RETENTION_DAYS),
+                args.get("log_retention_days", DEFAULT_LOG_RETENTION_DAYS),
                 extra_actions=("logs:DescribeLogStreams",),
             ),
             statements=pulumi.Output.all(object_arn, args["image_repository_arn"]).apply(

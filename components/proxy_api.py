@@ -31,7 +31,13 @@ import pulumi_random as random
 
 from components.deployables import PROXY_DIR
 from components.predictions_table import RECORD_ACTIONS
-from components.service_role import ServiceLogs, ServiceRole, ServiceRoleNames, service_role
+from components.service_role import (
+    DEFAULT_LOG_RETENTION_DAYS,
+    ServiceLogs,
+    ServiceRole,
+    ServiceRoleNames,
+    service_role,
+)
 from hosting.origin import API_PATH, PREDICT_PATH
 from shared.api import DIRECT_STAGE, ROUTED_METHODS, ROUTES, VIA_CLOUDFRONT, VIA_EXECUTE_API
 from shared.labels import MODEL_LABELS_DIR
@@ -72,7 +78,6 @@ THROTTLE_RATE_LIMIT = 10
 THROTTLE_BURST_LIMIT = 20
 DIRECT_THROTTLE_RATE_LIMIT = 5
 DIRECT_THROTTLE_BURST_LIMIT = 10
-LOG_RETENTION_DAYS = 30
 
 TRACE_WRITER_STATEMENT = {
     "Sid": "WriteTraces",
@@ -350,7 +355,7 @@ class ProxyApi(pulumi.ComponentResource):
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
             name=f"/aws/apigateway/{args['name_prefix']}-http-api",
-            retention_in_days=args.get("log_retention_days", LOG_RETENTION_DAYS),
+            retention_in_days=args.get("log_retention_days", DEFAULT_LOG_RETENTION_DAYS),
             tags=args.get("tags"),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -443,7 +448,7 @@ class ProxyApi(pulumi.ComponentResource):
             service="lambda.amazonaws.com",
             logs=ServiceLogs(
                 f"/aws/lambda/{args['name_prefix']}-proxy",
-                args.get("log_retention_days", LOG_RETENTION_DAYS),
+                args.get("log_retention_days", DEFAULT_LOG_RETENTION_DAYS),
             ),
             statements=pulumi.Output.all(
                 [variant["endpoint_arn"] for variant in args["variants"]],

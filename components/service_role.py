@@ -24,6 +24,8 @@ LOG_RETENTION_DAYS = frozenset(
     | {2922, 3288, 3653}
 )
 """The retention periods CloudWatch Logs accepts; any other value fails at deployment."""
+DEFAULT_LOG_RETENTION_DAYS = 30
+"""A component's log retention when its args give none."""
 
 
 def log_retention_problem(days: int) -> str | None:
