@@ -57,7 +57,7 @@ import time
 import urllib.parse
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -69,7 +69,16 @@ from batch import labels as model_labels
 from batch.labels import LABELS_DIR
 from machine.artifact import DEFAULT_ARCHIVE, shown
 from machine.model_server import ModelServer, ModelServerError, ping
-from pipeline.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
+from pipeline.storage import (
+    FAILED,
+    OUTCOME_FOLDERS,
+    RESULTS,
+    REVIEW,
+    LocalStorage,
+    ObjectInfo,
+    Storage,
+    StorageError,
+)
 from pipeline.tasks import (
     FAILED_OUTCOME,
     RESULT,
@@ -378,6 +387,18 @@ class Scan:
             self.skipped -= len(jobs)
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A file as a scan finds it: its job, its size and etag, its outcome if it is done
+    (`existing_outcome`), and when it last changed (where that is known). A file that
+    could not be looked at has neither info nor outcome: its task will say why."""
+
+    job: Job
+    info: ObjectInfo | None = None
+    outcome: tuple[str, dict[str, Any]] | None = None
+    modified: float | None = None
+
+
 def scan(
     source: LocalStorage,
     out: LocalStorage,
@@ -387,40 +408,56 @@ def scan(
     """Which files have no outcome yet (or a retryable failure, or, with `max_image_bytes`,
     a refusal as too large for a lower limit than it): only a stat and a look at the
     outcome files each, no image is read."""
+    return sort_seen(
+        (_seen(source, job) for job in folder_jobs(source, out)),
+        settle_seconds=settle_seconds,
+        max_image_bytes=max_image_bytes,
+    )
+
+
+def _seen(source: LocalStorage, job: Job) -> Seen:
+    try:
+        stat = source.path(job.key).stat()
+        info = source.info(job.key)
+        outcome = None if info is None else existing_outcome(job, info.etag)
+    except (OSError, StorageError, TaskError):
+        return Seen(job)
+    return Seen(job, info, outcome, stat.st_mtime)
+
+
+def sort_seen(
+    seen: Iterable[Seen], *, settle_seconds: float = 0.0, max_image_bytes: int | None = None
+) -> Scan:
+    """The files `seen`, sorted by what a pass must do with them (`scan`)."""
     found = Scan()
     now = time.time()
-    for job in folder_jobs(source, out):
-        try:
-            stat = source.path(job.key).stat()
-            info = source.info(job.key)
-            outcome = None if info is None else existing_outcome(job, info.etag)
-        except (OSError, StorageError, TaskError):
-            outcome, stat = None, None  # the task itself will say what is wrong
-        if outcome is not None and _fits_now(outcome[1], stat, max_image_bytes):
-            found.todo.append(job)
-            found.refused_as_too_large.add(job.key)
+    for item in seen:
+        outcome = item.outcome
+        if outcome is not None and _fits_now(outcome[1], item.info, max_image_bytes):
+            found.todo.append(item.job)
+            found.refused_as_too_large.add(item.job.key)
         elif outcome is not None:
             found.skipped += 1
             document = outcome[1]
             version = (document.get("model") or {}).get("version")
             if document.get("outcome") in (RESULT, REVIEW_OUTCOME) and isinstance(version, str):
-                found.classified.setdefault(version, []).append(job)
-        elif stat is not None and now - stat.st_mtime < settle_seconds:
+                found.classified.setdefault(version, []).append(item.job)
+        elif item.modified is not None and now - item.modified < settle_seconds:
             found.waiting += 1
         else:
-            found.todo.append(job)
+            found.todo.append(item.job)
     return found
 
 
-def _fits_now(document: dict[str, Any], stat: os.stat_result | None, limit: int | None) -> bool:
+def _fits_now(document: dict[str, Any], info: ObjectInfo | None, limit: int | None) -> bool:
     """Whether an outcome is a refusal as too large of an image that `limit` now takes."""
     error = document.get("error") if document.get("outcome") == FAILED_OUTCOME else None
     return (
         limit is not None
-        and stat is not None
+        and info is not None
         and isinstance(error, dict)
         and error.get("code") == "payload_too_large"
-        and stat.st_size <= limit
+        and info.size <= limit
     )
 
 
@@ -501,14 +538,20 @@ def process_new(
     return process(scan(source, out, settle_seconds), classifier, **options)
 
 
-def outcome_counts(source: LocalStorage, out: LocalStorage) -> tuple[int, Counter]:
-    """The number of files in `source` and where their outcomes are (or `pending`)."""
+def outcome_keys(out: Storage) -> set[str]:
+    """The outcome files in `out` (`results/...json` and so on), listed once."""
+    return {key for folder in OUTCOME_FOLDERS for key in out.iter_keys(folder)}
+
+
+def outcome_counts(jobs: Iterable[Job], present: Container[str]) -> tuple[int, Counter]:
+    """The number of files and where their outcomes are (or `pending`), the outcome files
+    being `present` (`outcome_keys`)."""
     counts: Counter = Counter({"results": 0, "review": 0, "failed": 0, "pending": 0})
     files = 0
-    for job in folder_jobs(source, out):
+    for job in jobs:
         files += 1
         for folder in OUTCOME_FOLDERS:
-            if out.path(job.outcome_key(folder)).is_file():
+            if job.outcome_key(folder) in present:
                 counts[_COUNTED[folder]] += 1
                 break
         else:
@@ -516,19 +559,22 @@ def outcome_counts(source: LocalStorage, out: LocalStorage) -> tuple[int, Counte
     return files, counts
 
 
-def failure_codes(source: LocalStorage, out: LocalStorage) -> dict[str, int]:
+def failure_codes(jobs: Iterable[Job], out: Storage, present: Container[str]) -> dict[str, int]:
     codes: Counter = Counter()
-    for job in folder_jobs(source, out):
-        document = out.read_json(job.outcome_key(FAILED))
+    for job in jobs:
+        key = job.outcome_key(FAILED)
+        document = out.read_json(key) if key in present else None
         if document is not None:
             codes[(document.get("error") or {}).get("code", "unknown")] += 1
     return dict(sorted(codes.items()))
 
 
 def summary(
-    source: LocalStorage, out: LocalStorage, done: Pass, settings: dict[str, Any]
+    jobs: Sequence[Job], out: Storage, done: Pass, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    files, counts = outcome_counts(source, out)
+    """`summary.json` of a run over the files of `jobs`, their outcomes in `out`."""
+    present = outcome_keys(out)
+    files, counts = outcome_counts(jobs, present)
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value * 1000, 1)
@@ -537,7 +583,7 @@ def summary(
         **settings,
         "files": files,
         "counts": dict(counts),
-        "failed_codes": failure_codes(source, out),
+        "failed_codes": failure_codes(jobs, out, present),
         "this_run": {
             "processed": done.count,
             "skipped": done.skipped,
@@ -722,7 +768,7 @@ def run(
         version = done.versions.most_common(1)[0][0]
     interrupted = stop.signal.name if stop.signal else "stop" if stop.is_set() else None
     document = summary(
-        source,
+        list(folder_jobs(source, out)),
         out,
         done,
         {
