@@ -122,7 +122,7 @@ class ModelVersion:
 
 
 def version_slug(version: str) -> str:
-    """The key segment of a version: as `components/model_archive.py`'s `ModelArchive.slug`
+    """The key segment of a version: as `artifact/registry.py`'s `version_slug`
     makes it (lowercase letters, digits and dashes, at most 12)."""
     return (re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "v")[:12]
 

@@ -23,6 +23,7 @@ import pulumi
 import pulumi_aws as aws
 
 from artifact.metadata import ArchiveMetadataError, memory_mb_min
+from artifact.registry import KEY_PREFIX, archive_key, metadata_key
 from components.aws_session import AwsSessionSettings, provider_session
 from components.endpoint_rollout import (
     ENDPOINT_TAG,
@@ -32,12 +33,9 @@ from components.endpoint_rollout import (
     EndpointRolloutArgs,
 )
 from components.model_archive import (
-    KEY_PREFIX,
     ModelArchive,
     ModelArchiveError,
     RegistryVersion,
-    archive_key,
-    metadata_key,
     metadata_labels,
 )
 from components.private_bucket import PrivateBucket, PrivateBucketArgs, tls_only_bucket_policy

@@ -1,5 +1,5 @@
-"""The model archive built by `python -m model.package`, as the Pulumi program sees it, and
-where the stack keeps archives: the registry in its artifact bucket.
+"""The model archive built by `python -m model.package`, as the Pulumi program sees it, in
+the stack's registry (its layout: `artifact.registry`).
 
 Only `metadata.json` is read (its `version` names every versioned resource, its `weights`
 is exported so an untrained model is visible in the stack outputs, its `labels` go into
@@ -12,7 +12,6 @@ from the bucket alone (`RegistryVersion`).
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,30 +23,13 @@ from artifact.metadata import (
     read_archive_metadata,
     read_archive_metadata_bytes,
 )
+from artifact.registry import version_slug
 
 BUILD_COMMAND = "python -m model.package --weights imagenet --out build/model.tar.gz"
-KEY_PREFIX = "models/"
-ARCHIVE_NAME = "model.tar.gz"
-METADATA_NAME = "metadata.json"
-"""The sidecar: the archive's own `metadata.json`, uploaded beside it."""
 
 
 class ModelArchiveError(pulumi.RunError):
     """The archive is missing or is not one `model.package` built; a one-line fix is given."""
-
-
-def version_slug(version: str) -> str:
-    """A version as an AWS name fragment and registry key segment: lowercase letters,
-    digits and dashes, at most 12 (`model.package` versions are 12 hex digits already)."""
-    return (re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "v")[:12]
-
-
-def archive_key(slug: str) -> str:
-    return f"{KEY_PREFIX}{slug}/{ARCHIVE_NAME}"
-
-
-def metadata_key(slug: str) -> str:
-    return f"{KEY_PREFIX}{slug}/{METADATA_NAME}"
 
 
 def metadata_labels(metadata: Any, where: str) -> tuple[str, ...]:

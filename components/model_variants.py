@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.model_archive import version_slug
+from artifact.registry import version_slug
 
 MAIN = "main"
 MAX_VARIANTS = 4

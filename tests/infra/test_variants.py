@@ -524,13 +524,13 @@ def test_the_variant_names_are_the_proxys(name):
 
 def test_the_registry_layout_is_the_registry_clis():
     from admin import registry
-    from components import model_archive
+    from artifact import registry as layout
 
-    assert model_archive.KEY_PREFIX == registry.PREFIX
-    assert model_archive.ARCHIVE_NAME == registry.ARCHIVE
-    assert model_archive.METADATA_NAME == registry.SIDECAR
+    assert layout.KEY_PREFIX == registry.PREFIX
+    assert layout.ARCHIVE_NAME == registry.ARCHIVE
+    assert layout.METADATA_NAME == registry.SIDECAR
     for version in (ARCHIVE_VERSION, "ABC_def-123456789", "--x--", ""):
-        assert model_archive.version_slug(version) == registry.version_slug(version)
+        assert layout.version_slug(version) == registry.version_slug(version)
 
 
 # -- the deploy role may manage what variants add -------------------------------------------------
