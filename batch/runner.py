@@ -183,11 +183,11 @@ def stopped_by_signals(stop: Stop, stderr: TextIO) -> Iterator[None]:
         sig = signal.Signals(number)
         if stop.is_set():
             stop.abort()
-            _line(stderr, "stopped at once; run again to resume")
+            print_line(stderr, "stopped at once; run again to resume")
             os._exit(EXIT_SIGNALLED + number)
         stop.set(sig)
         again = "Ctrl-C" if sig == signal.SIGINT else sig.name
-        _line(stderr, f"stopping: the images in flight finish ({again} again stops at once)")
+        print_line(stderr, f"stopping: the images in flight finish ({again} again stops at once)")
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -197,7 +197,7 @@ def stopped_by_signals(stop: Stop, stderr: TextIO) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _line(stream: TextIO, text: str) -> None:
+def print_line(stream: TextIO, text: str) -> None:
     """`text` on a line of its own, also after a terminal's progress bar."""
     start = "\n" if stream.isatty() else ""
     stream.write(f"{start}{text}\n")
@@ -740,7 +740,7 @@ def run(
             raise RunError(said if str(artifact) in said else f"{artifact}: {said}") from None
     found = scan(source, out, max_image_bytes=classifying.max_image_bytes)
     if version is not None:
-        _check_version(found, version, reclassify, out_dir)
+        check_version(found, version, reclassify, out_dir)
     done = Pass(skipped=found.skipped)
     # No model server to start when all is done, unless only it can say its version.
     if found.todo or (version is None and found.classified):
@@ -752,7 +752,7 @@ def run(
                 )
                 if version is None and found.classified:
                     version = served_version(classifier, url)
-                    _check_version(found, version, reclassify, out_dir)
+                    check_version(found, version, reclassify, out_dir)
                 done = process(
                     found,
                     classifier,
@@ -812,7 +812,7 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def _check_version(found: Scan, version: str, reclassify: bool, out_dir: Path) -> None:
+def check_version(found: Scan, version: str, reclassify: bool, out_dir: str | Path) -> None:
     """Outcomes of other model versions are classified again with `--reclassify`; without
     it they stop the run before any work (`ModelChanged`)."""
     others = {v: len(jobs) for v, jobs in found.classified.items() if v != version}
@@ -830,13 +830,16 @@ def _check_version(found: Scan, version: str, reclassify: bool, out_dir: Path) -
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", type=Path, metavar="DIR", help="the folder of images")
+    parser.add_argument(
+        "dir",
+        metavar="DIR",
+        help="the folder of images (with --on sagemaker: s3://BUCKET/PREFIX/)",
+    )
     parser.add_argument(
         "--out",
-        type=Path,
         required=True,
         help="where results/, review/, failed/ go (inside DIR is fine: it is not input; a "
-        "folder holding DIR is refused)",
+        "folder holding DIR is refused; with --on sagemaker: s3://BUCKET/OUT/)",
     )
     parser.add_argument(
         "--threshold",
@@ -846,7 +849,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_REVIEW_THRESHOLD}, the API's REVIEW_THRESHOLD)",
     )
     parser.add_argument(
-        "--workers", type=_workers, default=DEFAULT_WORKERS, help="images in flight (threads)"
+        "--workers",
+        type=_workers,
+        help=f"images in flight (threads; default {DEFAULT_WORKERS})",
     )
     server = parser.add_mutually_exclusive_group()
     server.add_argument(
@@ -904,7 +909,10 @@ def _arguments_problem(args: argparse.Namespace) -> str | None:
 
 
 def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
+    """`run DIR` (`--on local`): `args.dir` and `args.out` are paths."""
     stderr = stderr or sys.stderr
+    args.dir, args.out = Path(args.dir), Path(args.out)
+    args.workers = args.workers or DEFAULT_WORKERS
     if problem := _arguments_problem(args):
         return _usage(stderr, problem)
     artifact = args.artifact if args.model_server is not None else args.artifact or DEFAULT_ARCHIVE

@@ -265,6 +265,22 @@ class S3Storage:
             body.close()
         return Blob(data, len(data), _etag(answer))
 
+    def first_bytes(self, key: str, count: int) -> bytes:
+        """The object's first `count` bytes (all of a shorter one); `ObjectMissing`."""
+        answer = self._call(
+            "get_object",
+            key,
+            Bucket=self.bucket,
+            Key=self.prefix + key,
+            Range=f"bytes=0-{count - 1}",
+        )
+        try:
+            return answer["Body"].read()
+        except BotoCoreError as error:
+            raise StorageError(f"{self.describe()}/{key}: reading failed: {error}") from None
+        finally:
+            answer["Body"].close()
+
     def read_json(self, key: str) -> dict[str, Any] | None:
         try:
             answer = self._call("get_object", key, Bucket=self.bucket, Key=self.prefix + key)

@@ -80,8 +80,21 @@ MESSAGE_SOURCES = {
     "serving.image": ("serving/image.py",),
     "local": tuple(str(path.relative_to(ROOT)) for path in sorted(ROOT.glob("local/*.py"))),
     "batch": tuple(
-        f"batch/{name}.py"
-        for name in ("__main__", "runner", "review", "export", "labels", "storage", "tasks")
+        f"{name}.py"
+        for name in (
+            "batch/__main__",
+            "batch/runner",
+            "batch/review",
+            "batch/export",
+            "batch/labels",
+            "batch/transform",
+            "batch/transform_job",
+            "batch/manifest",
+            "batch/sorting",
+            "batch/stack_outputs",
+            "pipeline/storage",
+            "pipeline/tasks",
+        )
     ),
     "proxy.api_keys": ("proxy/api_keys.py",),
     "admin.report": ("admin/report.py",),
