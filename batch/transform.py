@@ -684,8 +684,9 @@ def _watch(session: Session, job: str, work: S3Folder, total: int) -> int | None
             session.stopped_by = sig
             session.signals.clear()
             continue
+        why = "no terminal to ask on; " if sig == signal.SIGINT and not stopping else ""
         session.say(
-            f"left transform job {job} running (it bills until it ends); watch and sort "
+            f"left transform job {job} running ({why}it bills until it ends); watch and sort "
             f"it: {session.attach_command(job)}; stop it: "
             f"{session.attach_command(job, '--stop')}"
         )
@@ -731,14 +732,14 @@ class Shown:
         self.session = session
         self.job = job
         self.total = total
-        self.first: tuple[float, int] | None = None
+        self.since: tuple[float, int] | None = None
         self.last = ""
         self.tty = session.stderr.isatty()
 
     def update(self, status: JobStatus, done: int) -> None:
         now = time.monotonic()
-        if self.first is None and done:
-            self.first = (now, done)
+        if self.since is None or done == self.since[1]:
+            self.since = (now, done)  # the rate counts from the last poll before progress
         text = self.line(status, done, now)
         if self.session.quiet or text == self.last:
             return
@@ -748,12 +749,11 @@ class Shown:
 
     def line(self, status: JobStatus, done: int, now: float) -> str:
         share = done / self.total if self.total else 1.0
-        rate = None
-        if self.first is not None and now > self.first[0] and done > self.first[1]:
-            rate = (done - self.first[1]) / (now - self.first[0])
-        eta = _duration((self.total - done) / rate) if rate else "?"
         said = f"{self.job}: {status.status}  {done}/{self.total} ({share:.0%})"
-        said += f"  {rate:.1f} img/s  eta {eta}" if rate else f"  eta {eta}"
+        if not status.ended_already and self.since is not None and now > self.since[0]:
+            rate = (done - self.since[1]) / (now - self.since[0])
+            eta = _duration((self.total - done) / rate) if rate else "?"
+            said += f"  {rate:.1f} img/s  eta {eta}"
         if status.failure_reason:
             said += f"  ({status.failure_reason})"
         return said
