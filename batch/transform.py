@@ -96,6 +96,7 @@ from batch.transform_job import (
     JobStatus,
     TransformError,
     TransformJobs,
+    TransformRefused,
     instance_type_problem,
     job_name,
     model_name,
@@ -283,9 +284,7 @@ def run_command(args: argparse.Namespace, stderr: TextIO, clients: Clients | Non
     with session.signals.installed():
         try:
             return _run(session, stack, plan)
-        except UsageError as error:
-            return _usage_error(stderr, str(error))
-        except ModelChanged as error:
+        except (UsageError, ModelChanged, TransformRefused) as error:
             return _usage_error(stderr, str(error))
         except _Stopped as stopped:
             session.say(f"stopped before any transform job started ({stopped}); run again")

@@ -57,6 +57,10 @@ class TransformError(Exception):
     """SageMaker refused or failed; the message is one sentence, naming a flag to change."""
 
 
+class TransformRefused(TransformError):
+    """SageMaker refused what was asked (an instance type, a quota, the role): bad usage."""
+
+
 @cache
 def instance_types() -> tuple[str, ...]:
     """The instance types Batch Transform takes, from botocore's own service model."""
@@ -243,19 +247,19 @@ def _explained(
     resources = request.get("TransformResources") or {}
     instance_type, count = resources.get("InstanceType"), resources.get("InstanceCount")
     if code == "ResourceLimitExceeded" and instance_type:
-        return TransformError(
+        return TransformRefused(
             f"--instance-type {instance_type} --instances {count}: more than this account may "
             f"run for transform jobs (Service Quotas, SageMaker, '{instance_type} for "
             "transform job usage'); ask for more there, or choose another --instance-type or "
             f"fewer --instances. SageMaker said: {message}"
         )
     if code == "ValidationException" and instance_type and "instance" in message.lower():
-        return TransformError(
+        return TransformRefused(
             f"--instance-type {instance_type}: SageMaker does not take it for transform jobs "
             f"here ({message}); choose another --instance-type"
         )
     if code == "ValidationException" and "role" in message.lower():
-        return TransformError(
+        return TransformRefused(
             f"the transform role {request.get('ExecutionRoleArn', '')} (stack output "
             f"transform_role_arn) cannot be used: {message}; run pulumi up with batch on, "
             "and pass --stack-outputs with the stack's current outputs"
