@@ -13,40 +13,24 @@ import pty
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from batch.transform_job import GENERIC_CONTENT_TYPE
 from tests.batch.support import photo
-from tests.batch.transform_standin import StandIn, control_plane
+from tests.batch.transform_standin import StandIn
 from tests.batch.transform_support import (
     EXPECTED,
     PHOTOS,
     WORK,
     Cloud,
-    images,
-    make_cloud,
 )
 
 pytestmark = pytest.mark.slow
 
 SOURCE = f"s3://{PHOTOS}/team/"
 OUT = f"s3://{PHOTOS}/classified/"
-
-
-@pytest.fixture
-def plane(moto_url: str) -> Iterator[StandIn]:
-    with control_plane(moto_url) as standin:
-        yield standin
-
-
-@pytest.fixture
-def cloud(moto_url: str, plane: StandIn, model_artifact: Path, tmp_path: Path) -> Cloud:
-    cloud = make_cloud(moto_url, plane, model_artifact, tmp_path)
-    cloud.upload(PHOTOS, "team/", images())
-    return cloud
+"""Where the `cloud` fixture (tests/batch/conftest.py) put the images, and the outcomes."""
 
 
 def manifest_of(cloud: Cloud, job: str) -> list[str]:
