@@ -101,16 +101,16 @@ from batch.transform_job import (
     job_name,
     model_name,
 )
-from pipeline.storage import ObjectInfo, S3Storage, StorageError
+from pipeline.storage import TRANSFORM, ObjectInfo, S3Storage, StorageError
 from pipeline.tasks import Job
 from proxy.config import SAGEMAKER_PAYLOAD_CAP
 from proxy.labels import write_labels_file
 from proxy.predictions import iso_time
 
-WORK_PREFIX = "transform/"
-"""In the stack's batch bucket: `transform/<job>/` holds a job's manifest, the images it
-was given, its record and its outputs (`out/`)."""
+WORK_PREFIX = TRANSFORM
 RECORD, MANIFEST, IMAGES, OUTPUTS = "job.json", "manifest.json", "images.json", "out/"
+"""In `transform/<job>/` of the stack's batch bucket: the job's record, manifest, images
+(with their etags and media types) and outputs."""
 POLL_FIRST_SECONDS, POLL_GROWTH, POLL_MAX_SECONDS = 1.0, 1.5, 30.0
 """The job is asked for its status at once, then less and less often, every 30 s at most
 (counting a million outputs is a thousand list requests)."""

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -174,22 +175,23 @@ class TransformJobs:
             if not _not_found(error):
                 raise _explained(error, "DescribeModel") from None
         except BotoCoreError as error:
-            raise TransformError(f"SageMaker: {error}") from None
-        self._call(
-            "CreateModel",
-            self.client.create_model,
-            ModelName=name,
-            ExecutionRoleArn=role_arn,
-            PrimaryContainer={"Image": image, "ModelDataUrl": data_url},
-        )
+            raise TransformError(f"SageMaker DescribeModel: {error}") from None
+        request = {
+            "ModelName": name,
+            "ExecutionRoleArn": role_arn,
+            "PrimaryContainer": {"Image": image, "ModelDataUrl": data_url},
+        }
+        with _explaining("CreateModel", request):
+            self.client.create_model(**request)
 
     def create(self, spec: JobSpec) -> None:
-        self._call("CreateTransformJob", self.client.create_transform_job, **job_request(spec))
+        request = job_request(spec)
+        with _explaining("CreateTransformJob", request):
+            self.client.create_transform_job(**request)
 
     def describe(self, name: str) -> JobStatus:
-        answer = self._call(
-            "DescribeTransformJob", self.client.describe_transform_job, TransformJobName=name
-        )
+        with _explaining("DescribeTransformJob"):
+            answer = self.client.describe_transform_job(TransformJobName=name)
         resources = answer.get("TransformResources") or {}
         source = answer["TransformInput"]["DataSource"]["S3DataSource"]
         return JobStatus(
@@ -206,14 +208,16 @@ class TransformJobs:
         )
 
     def stop(self, name: str) -> None:
-        self._call("StopTransformJob", self.client.stop_transform_job, TransformJobName=name)
+        with _explaining("StopTransformJob"):
+            self.client.stop_transform_job(TransformJobName=name)
 
     def in_progress(self, prefix: str) -> list[str]:
         """The names of the jobs named like the stack's that are running."""
         names: list[str] = []
         request = {"NameContains": prefix, "StatusEquals": IN_PROGRESS, "MaxResults": 100}
         while True:
-            page = self._call("ListTransformJobs", self.client.list_transform_jobs, **request)
+            with _explaining("ListTransformJobs"):
+                page = self.client.list_transform_jobs(**request)
             names += [
                 job["TransformJobName"]
                 for job in page.get("TransformJobSummaries", [])
@@ -223,13 +227,16 @@ class TransformJobs:
                 return names
             request["NextToken"] = page["NextToken"]
 
-    def _call(self, operation: str, method: Callable[..., Any], **request: Any) -> Any:
-        try:
-            return method(**request)
-        except ClientError as error:
-            raise _explained(error, operation, request) from None
-        except BotoCoreError as error:
-            raise TransformError(f"SageMaker {operation}: {error}") from None
+
+@contextmanager
+def _explaining(operation: str, request: dict[str, Any] | None = None) -> Iterator[None]:
+    """AWS's errors of `operation` as `TransformError`s (`_explained`)."""
+    try:
+        yield
+    except ClientError as error:
+        raise _explained(error, operation, request) from None
+    except BotoCoreError as error:
+        raise TransformError(f"SageMaker {operation}: {error}") from None
 
 
 def _not_found(error: ClientError) -> bool:

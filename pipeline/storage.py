@@ -36,6 +36,9 @@ REVIEW = "review/"
 FAILED = "failed/"
 OUTCOME_FOLDERS = (RESULTS, REVIEW, FAILED)
 """Every image ends in exactly one: `<folder><name>.json`."""
+TRANSFORM = "transform/"
+"""In the cloud's bucket, `transform/<job>/`: a transform job's manifest, record and raw
+outputs (`batch.transform`), sorted into the outcome folders by the command."""
 
 _USER_AGENT = "image-classifier-batch"
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
