@@ -1,10 +1,11 @@
 """The batch pipeline: folders (or an S3 inbox) of images classified by the same code as
 the API, routed by outcome, reviewed by people, exported back to training.
 
-Modules: `tasks` (the task functions and their errors), `handler` (their Lambda entry
-points), `workflow` (the retry table and the Step Functions state machine), `storage` (S3
-and local folders behind one interface), `runner` (`python -m batch run`), `review`,
-`export`, `labels` (a model's labels by its version).
+Modules: `runner` (`python -m batch run DIR`), `transform` (`run s3://... --on
+sagemaker` and `attach`: a SageMaker Batch Transform job, with `stack_outputs`,
+`manifest`, `transform_job` and `sorting`), `review`, `export`, `labels` (a model's
+labels by its version). The task functions, their Lambda entry points, the workflow and
+the storage are `pipeline`'s.
 
 The batch Lambda's zip holds `proxy/` and `batch/`: `tasks`, `handler`, `workflow` and
 `storage` use the standard library, botocore and `proxy` only. The command-line modules
@@ -12,14 +13,16 @@ also use `artifact.metadata` and, as the local runtime does, `machine.artifact` 
 its labels) and `machine.model_server`.
 
 Outcome files, one per image, `<folder>/<name>.json` (`name`: the image's path in the
-folder, or its key without `inbox/`), JSON objects with `"schema": 1`:
+folder, or its key without `inbox/`, or without the prefix a transform read), JSON
+objects with `"schema": 1`:
 
 - `results/` (`"outcome": "result"`, or `"reviewed"` once a person decided) and
   `review/` (`"outcome": "review"`): `name`, `request_id` (`batch-` and a hash of the
   image's place: its prediction record's id), `source` (`location`: `s3://bucket` or
   the folder; `key`, `etag`, `bytes`, `media_type`), `predictions`, `model` and
   `needs_review` exactly as the API answers them, `threshold`, `classified_at` (UTC ISO
-  8601), `latency_ms`; once reviewed, `reviewed`: `{"by", "at", "label", "verdict"}`
+  8601), `latency_ms` (null from a transform job, which times no single image); once
+  reviewed, `reviewed`: `{"by", "at", "label", "verdict"}`
   (`verdict` `correct` when the label is the model's top one, else `wrong`).
 - `failed/` (`"outcome": "failed"`): `name`, `request_id`, `source` (`location`, `key`,
   `etag`, `bytes`), `error` `{"code", "message", "status"}` (the API's code and sentence),
