@@ -112,8 +112,9 @@ RECORD, MANIFEST, IMAGES, OUTPUTS = "job.json", "manifest.json", "images.json", 
 """In `transform/<job>/` of the stack's batch bucket: the job's record, manifest, images
 (with their etags and media types) and outputs."""
 POLL_FIRST_SECONDS, POLL_GROWTH, POLL_MAX_SECONDS = 1.0, 1.5, 30.0
-"""The job is asked for its status at once, then less and less often, every 30 s at most
-(counting a million outputs is a thousand list requests)."""
+"""The job is asked for its status at once, then less and less often, every 30 s at most."""
+LISTING_SHARE = 5
+"""Polls are at least this many times as long apart as counting the outputs takes."""
 _USER_AGENT = "image-classifier-batch-transform"
 _LOCAL_ONLY = {"workers": "--workers", "model_server": "--model-server", "artifact": "--artifact"}
 _SAGEMAKER_ONLY = {
@@ -381,9 +382,14 @@ def _run(session: Session, stack: stack_outputs.TransformStack, plan: Plan) -> i
         f"{len(images)} images under {plan.input.url}: {found.skipped} already have an outcome "
         f"in {plan.out.url}, {len(waiting)} to check and transform"
     )
+    tally = Tally(session, len(waiting))
     checked = check(
-        waiting, max_image_bytes=plan.max_image_bytes, should_stop=session.signals.is_set
+        waiting,
+        max_image_bytes=plan.max_image_bytes,
+        should_stop=session.signals.is_set,
+        progress=tally.add,
     )
+    tally.finish()
     if session.signals.is_set():
         raise _Stopped(f"{checked.refused} refused by their first bytes were written to failed/")
     if labels is not None:
@@ -602,7 +608,13 @@ def _work_of(status: JobStatus) -> S3Folder:
 def _accepted(s3: Any, work: S3Folder, record: JobRecord) -> list[tuple[Image, str]]:
     """The images of a job, from its record, as `run` sent them."""
     answer = s3.get_object(Bucket=work.bucket, Key=f"{work.prefix}{IMAGES}")
-    rows = json.loads(answer["Body"].read())
+    try:
+        rows = [
+            (str(n), str(e), int(b), str(m)) for n, e, b, m in json.loads(answer["Body"].read())
+        ]
+    except (ValueError, TypeError):
+        where = f"s3://{work.bucket}/{work.prefix}{IMAGES}"
+        raise TransformError(f"{where}: not the images of a batch transform job") from None
     source, out = S3Folder.parse(record.input), S3Folder.parse(record.out)
     images_at = S3Storage(source.bucket, client=s3)
     outcomes = _outcomes(s3, out)
@@ -667,11 +679,15 @@ def _watch(session: Session, job: str, work: S3Folder, total: int) -> int | None
     interval = POLL_FIRST_SECONDS
     while True:
         status = session.jobs.describe(job)
+        counting = time.monotonic()
         shown.update(status, _count_outputs(session.clients.s3, work))
         if status.ended_already:
             shown.finish()
             return None
-        sig = session.signals.wait(interval)
+        # Counting a million outputs takes a thousand list requests: at most a fifth of
+        # the time goes to it.
+        listing = time.monotonic() - counting
+        sig = session.signals.wait(max(interval, LISTING_SHARE * listing))
         interval = min(POLL_MAX_SECONDS, interval * POLL_GROWTH)
         if sig is None:
             continue
@@ -721,6 +737,35 @@ def _count_outputs(s3: Any, work: S3Folder) -> int:
         for item in page.get("Contents", [])
         if item["Key"].endswith(OUTPUT_SUFFIX)
     )
+
+
+class Tally:
+    """How many images were judged by their first bytes: a line per tenth (kept on one line
+    on a terminal), a million of them taking minutes."""
+
+    def __init__(self, session: Session, total: int) -> None:
+        self.session = session
+        self.total = total
+        self.done = 0
+        self.next = 0
+        self.lock = threading.Lock()
+        self.tty = session.stderr.isatty()
+
+    def add(self) -> None:
+        with self.lock:
+            self.done += 1
+            shown = self.tty or self.done >= self.next or self.done == self.total
+            if self.session.quiet or not shown:
+                return
+            self.next = self.done + max(1, self.total // 10)
+            text = f"checked the first bytes of {self.done}/{self.total} images"
+            self.session.stderr.write(f"\r{text}" if self.tty else f"{text}\n")
+            self.session.stderr.flush()
+
+    def finish(self) -> None:
+        if self.tty and self.done and not self.session.quiet:
+            self.session.stderr.write("\n")
+            self.session.stderr.flush()
 
 
 class Shown:
