@@ -56,7 +56,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from artifact.registry import archive_key, metadata_key, version_slug
+from artifact.registry import KEY_PREFIX, archive_key, metadata_key, version_slug
 from batch import labels as model_labels
 from batch import stack_outputs
 from batch.labels import LABELS_DIR
@@ -107,7 +107,6 @@ from proxy.config import SAGEMAKER_PAYLOAD_CAP
 from proxy.labels import write_labels_file
 from proxy.predictions import iso_time
 
-WORK_PREFIX = TRANSFORM
 RECORD, MANIFEST, IMAGES, OUTPUTS = "job.json", "manifest.json", "images.json", "out/"
 """In `transform/<job>/` of the stack's batch bucket: the job's record, manifest, images
 (with their etags and media types) and outputs."""
@@ -116,7 +115,12 @@ POLL_FIRST_SECONDS, POLL_GROWTH, POLL_MAX_SECONDS = 1.0, 1.5, 30.0
 LISTING_SHARE = 5
 """Polls are at least this many times as long apart as counting the outputs takes."""
 _USER_AGENT = "image-classifier-batch-transform"
-_LOCAL_ONLY = {"workers": "--workers", "model_server": "--model-server", "artifact": "--artifact"}
+_REGISTRY = "a transform runs a registry version (--model-version)"
+_LOCAL_ONLY = {
+    "workers": ("--workers", "a transform's container sets how many images it takes at once"),
+    "model_server": ("--model-server", _REGISTRY),
+    "artifact": ("--artifact", _REGISTRY),
+}
 _SAGEMAKER_ONLY = {
     "stack_outputs": "--stack-outputs",
     "model_version": "--model-version",
@@ -164,7 +168,6 @@ class JobRecord:
     images: int
     skipped: int
     refused: int
-    region: str | None
     created_at: str
 
     @classmethod
@@ -311,9 +314,9 @@ class Plan:
 
 
 def _usage(args: argparse.Namespace) -> Plan:
-    for name, flag in _LOCAL_ONLY.items():
+    for name, (flag, instead) in _LOCAL_ONLY.items():
         if getattr(args, name) is not None:
-            raise UsageError(f"{flag} is for --on local; a transform's container sets its own")
+            raise UsageError(f"{flag} is for --on local; {instead}")
     try:
         source = S3Folder.parse(args.dir)
     except S3UrlError:
@@ -408,12 +411,11 @@ def _run(session: Session, stack: stack_outputs.TransformStack, plan: Plan) -> i
         images=len(checked.accepted),
         skipped=found.skipped,
         refused=checked.refused,
-        region=session.region,
         created_at=iso_time(time.time()),
     )
     if not checked.accepted:
         return _finish(session, out, done, record, None)
-    work = S3Folder(stack.work_bucket, f"{WORK_PREFIX}{name}/")
+    work = S3Folder(stack.work_bucket, f"{TRANSFORM}{name}/")
     _write_work(s3, work, plan.input, record, checked.accepted)
     slug = version_slug(version)
     data_url = f"s3://{stack.artifact_bucket}/{archive_key(slug)}"
@@ -453,7 +455,7 @@ def _registry_version(
     slug = version_slug(version)
     registry = S3Storage(stack.artifact_bucket, client=s3)
     if registry.info(archive_key(slug)) is None:
-        held = sorted({key.split("/")[1] for key in registry.iter_keys("models/")})
+        held = sorted({key.split("/")[1] for key in registry.iter_keys(KEY_PREFIX)})
         raise UsageError(
             f"--model-version {version}: not in the registry s3://{stack.artifact_bucket}/"
             f"models/ (it holds {', '.join(held) or 'nothing'}; python -m admin.registry list "
@@ -493,9 +495,7 @@ def _refuse_a_second_job(
     session: Session, stack: stack_outputs.TransformStack, out: S3Folder
 ) -> None:
     for name in session.jobs.in_progress(stack.name_prefix):
-        record = _record_at(
-            session.clients.s3, S3Folder(stack.work_bucket, f"{WORK_PREFIX}{name}/")
-        )
+        record = _record_at(session.clients.s3, S3Folder(stack.work_bucket, f"{TRANSFORM}{name}/"))
         if record is not None and record.out == out.url:
             raise UsageError(
                 f"transform job {name} is still transforming into --out {out.url}: watch it "
@@ -584,7 +584,7 @@ def attach_command(
             if record is None:
                 return _usage_error(
                     stderr,
-                    f"{name}: no {WORK_PREFIX}{name}/{RECORD} beside its outputs: not a job "
+                    f"{name}: no {TRANSFORM}{name}/{RECORD} beside its outputs: not a job "
                     "of python -m batch run",
                 )
             if args.stop and not status.ended_already:
