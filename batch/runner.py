@@ -57,7 +57,7 @@ import time
 import urllib.parse
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,7 +68,16 @@ from artifact.output import OutputPathError, check_output_folder
 from batch import labels as model_labels
 from machine.artifact import DEFAULT_ARCHIVE, shown
 from machine.model_server import ModelServer, ModelServerError, ping
-from pipeline.storage import FAILED, OUTCOME_FOLDERS, RESULTS, REVIEW, LocalStorage, StorageError
+from pipeline.storage import (
+    FAILED,
+    OUTCOME_FOLDERS,
+    RESULTS,
+    REVIEW,
+    LocalStorage,
+    ObjectInfo,
+    Storage,
+    StorageError,
+)
 from pipeline.tasks import (
     FAILED_OUTCOME,
     RESULT,
@@ -175,11 +184,11 @@ def stopped_by_signals(stop: Stop, stderr: TextIO) -> Iterator[None]:
         sig = signal.Signals(number)
         if stop.is_set():
             stop.abort()
-            _line(stderr, "stopped at once; run again to resume")
+            print_line(stderr, "stopped at once; run again to resume")
             os._exit(EXIT_SIGNALLED + number)
         stop.set(sig)
         again = "Ctrl-C" if sig == signal.SIGINT else sig.name
-        _line(stderr, f"stopping: the images in flight finish ({again} again stops at once)")
+        print_line(stderr, f"stopping: the images in flight finish ({again} again stops at once)")
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -189,7 +198,7 @@ def stopped_by_signals(stop: Stop, stderr: TextIO) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _line(stream: TextIO, text: str) -> None:
+def print_line(stream: TextIO, text: str) -> None:
     """`text` on a line of its own, also after a terminal's progress bar."""
     start = "\n" if stream.isatty() else ""
     stream.write(f"{start}{text}\n")
@@ -372,6 +381,18 @@ class Scan:
             self.skipped -= len(jobs)
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A file as a scan finds it: its job, its size and etag, its outcome if it is done
+    (`existing_outcome`), and when it last changed (where that is known). A file that
+    could not be looked at has neither info nor outcome: its task will say why."""
+
+    job: Job
+    info: ObjectInfo | None = None
+    outcome: tuple[str, dict[str, Any]] | None = None
+    modified: float | None = None
+
+
 def scan(
     source: LocalStorage,
     out: LocalStorage,
@@ -381,40 +402,56 @@ def scan(
     """Which files have no outcome yet (or a retryable failure, or, with `max_image_bytes`,
     a refusal as too large for a lower limit than it): only a stat and a look at the
     outcome files each, no image is read."""
+    return sort_seen(
+        (_seen(source, job) for job in folder_jobs(source, out)),
+        settle_seconds=settle_seconds,
+        max_image_bytes=max_image_bytes,
+    )
+
+
+def _seen(source: LocalStorage, job: Job) -> Seen:
+    try:
+        stat = source.path(job.key).stat()
+        info = source.info(job.key)
+        outcome = None if info is None else existing_outcome(job, info.etag)
+    except (OSError, StorageError, TaskError):
+        return Seen(job)
+    return Seen(job, info, outcome, stat.st_mtime)
+
+
+def sort_seen(
+    seen: Iterable[Seen], *, settle_seconds: float = 0.0, max_image_bytes: int | None = None
+) -> Scan:
+    """The files `seen`, sorted by what a pass must do with them (`scan`)."""
     found = Scan()
     now = time.time()
-    for job in folder_jobs(source, out):
-        try:
-            stat = source.path(job.key).stat()
-            info = source.info(job.key)
-            outcome = None if info is None else existing_outcome(job, info.etag)
-        except (OSError, StorageError, TaskError):
-            outcome, stat = None, None  # the task itself will say what is wrong
-        if outcome is not None and _fits_now(outcome[1], stat, max_image_bytes):
-            found.todo.append(job)
-            found.refused_as_too_large.add(job.key)
+    for item in seen:
+        outcome = item.outcome
+        if outcome is not None and _fits_now(outcome[1], item.info, max_image_bytes):
+            found.todo.append(item.job)
+            found.refused_as_too_large.add(item.job.key)
         elif outcome is not None:
             found.skipped += 1
             document = outcome[1]
             version = (document.get("model") or {}).get("version")
             if document.get("outcome") in (RESULT, REVIEW_OUTCOME) and isinstance(version, str):
-                found.classified.setdefault(version, []).append(job)
-        elif stat is not None and now - stat.st_mtime < settle_seconds:
+                found.classified.setdefault(version, []).append(item.job)
+        elif item.modified is not None and now - item.modified < settle_seconds:
             found.waiting += 1
         else:
-            found.todo.append(job)
+            found.todo.append(item.job)
     return found
 
 
-def _fits_now(document: dict[str, Any], stat: os.stat_result | None, limit: int | None) -> bool:
+def _fits_now(document: dict[str, Any], info: ObjectInfo | None, limit: int | None) -> bool:
     """Whether an outcome is a refusal as too large of an image that `limit` now takes."""
     error = document.get("error") if document.get("outcome") == FAILED_OUTCOME else None
     return (
         limit is not None
-        and stat is not None
+        and info is not None
         and isinstance(error, dict)
         and error.get("code") == "payload_too_large"
-        and stat.st_size <= limit
+        and info.size <= limit
     )
 
 
@@ -495,14 +532,20 @@ def process_new(
     return process(scan(source, out, settle_seconds), classifier, **options)
 
 
-def outcome_counts(source: LocalStorage, out: LocalStorage) -> tuple[int, Counter]:
-    """The number of files in `source` and where their outcomes are (or `pending`)."""
+def outcome_keys(out: Storage) -> set[str]:
+    """The outcome files in `out` (`results/...json` and so on), listed once."""
+    return {key for folder in OUTCOME_FOLDERS for key in out.iter_keys(folder)}
+
+
+def outcome_counts(jobs: Iterable[Job], present: Container[str]) -> tuple[int, Counter]:
+    """The number of files and where their outcomes are (or `pending`), the outcome files
+    being `present` (`outcome_keys`)."""
     counts: Counter = Counter({"results": 0, "review": 0, "failed": 0, "pending": 0})
     files = 0
-    for job in folder_jobs(source, out):
+    for job in jobs:
         files += 1
         for folder in OUTCOME_FOLDERS:
-            if out.path(job.outcome_key(folder)).is_file():
+            if job.outcome_key(folder) in present:
                 counts[_COUNTED[folder]] += 1
                 break
         else:
@@ -510,19 +553,22 @@ def outcome_counts(source: LocalStorage, out: LocalStorage) -> tuple[int, Counte
     return files, counts
 
 
-def failure_codes(source: LocalStorage, out: LocalStorage) -> dict[str, int]:
+def failure_codes(jobs: Iterable[Job], out: Storage, present: Container[str]) -> dict[str, int]:
     codes: Counter = Counter()
-    for job in folder_jobs(source, out):
-        document = out.read_json(job.outcome_key(FAILED))
+    for job in jobs:
+        key = job.outcome_key(FAILED)
+        document = out.read_json(key) if key in present else None
         if document is not None:
             codes[(document.get("error") or {}).get("code", "unknown")] += 1
     return dict(sorted(codes.items()))
 
 
 def summary(
-    source: LocalStorage, out: LocalStorage, done: Pass, settings: dict[str, Any]
+    jobs: Sequence[Job], out: Storage, done: Pass, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    files, counts = outcome_counts(source, out)
+    """`summary.json` of a run over the files of `jobs`, their outcomes in `out`."""
+    present = outcome_keys(out)
+    files, counts = outcome_counts(jobs, present)
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value * 1000, 1)
@@ -531,7 +577,7 @@ def summary(
         **settings,
         "files": files,
         "counts": dict(counts),
-        "failed_codes": failure_codes(source, out),
+        "failed_codes": failure_codes(jobs, out, present),
         "this_run": {
             "processed": done.count,
             "skipped": done.skipped,
@@ -688,7 +734,7 @@ def run(
             raise RunError(said if str(artifact) in said else f"{artifact}: {said}") from None
     found = scan(source, out, max_image_bytes=classifying.max_image_bytes)
     if version is not None:
-        _check_version(found, version, reclassify, out_dir)
+        check_version(found, version, reclassify, out_dir)
     done = Pass(skipped=found.skipped)
     # No model server to start when all is done, unless only it can say its version.
     if found.todo or (version is None and found.classified):
@@ -700,7 +746,7 @@ def run(
                 )
                 if version is None and found.classified:
                     version = served_version(classifier, url)
-                    _check_version(found, version, reclassify, out_dir)
+                    check_version(found, version, reclassify, out_dir)
                 done = process(
                     found,
                     classifier,
@@ -716,7 +762,7 @@ def run(
         version = done.versions.most_common(1)[0][0]
     interrupted = stop.signal.name if stop.signal else "stop" if stop.is_set() else None
     document = summary(
-        source,
+        list(folder_jobs(source, out)),
         out,
         done,
         {
@@ -760,7 +806,7 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def _check_version(found: Scan, version: str, reclassify: bool, out_dir: Path) -> None:
+def check_version(found: Scan, version: str, reclassify: bool, out_dir: str | Path) -> None:
     """Outcomes of other model versions are classified again with `--reclassify`; without
     it they stop the run before any work (`ModelChanged`)."""
     others = {v: len(jobs) for v, jobs in found.classified.items() if v != version}
@@ -778,13 +824,16 @@ def _check_version(found: Scan, version: str, reclassify: bool, out_dir: Path) -
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", type=Path, metavar="DIR", help="the folder of images")
+    parser.add_argument(
+        "dir",
+        metavar="DIR",
+        help="the folder of images (with --on sagemaker: s3://BUCKET/PREFIX/)",
+    )
     parser.add_argument(
         "--out",
-        type=Path,
         required=True,
         help="where results/, review/, failed/ go (inside DIR is fine: it is not input; a "
-        "folder holding DIR is refused)",
+        "folder holding DIR is refused; with --on sagemaker: s3://BUCKET/OUT/)",
     )
     parser.add_argument(
         "--threshold",
@@ -794,7 +843,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_REVIEW_THRESHOLD}, the API's REVIEW_THRESHOLD)",
     )
     parser.add_argument(
-        "--workers", type=_workers, default=DEFAULT_WORKERS, help="images in flight (threads)"
+        "--workers",
+        type=_workers,
+        help=f"images in flight (threads; default {DEFAULT_WORKERS})",
     )
     server = parser.add_mutually_exclusive_group()
     server.add_argument(
@@ -852,7 +903,10 @@ def _arguments_problem(args: argparse.Namespace) -> str | None:
 
 
 def command(args: argparse.Namespace, stderr: TextIO | None = None) -> int:
+    """`run DIR` (`--on local`): `args.dir` and `args.out` are paths."""
     stderr = stderr or sys.stderr
+    args.dir, args.out = Path(args.dir), Path(args.out)
+    args.workers = args.workers or DEFAULT_WORKERS
     if problem := _arguments_problem(args):
         return _usage(stderr, problem)
     artifact = args.artifact if args.model_server is not None else args.artifact or DEFAULT_ARCHIVE

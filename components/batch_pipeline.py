@@ -32,7 +32,10 @@ what it does:
 - an SNS review topic encrypted with the AWS managed key `alias/aws/sns`, mailed to
   `review_email` when given;
 - an EventBridge rule on this bucket's `inbox/` objects whose role may start exactly this
-  state machine.
+  state machine;
+- with `transform`, the role of SageMaker Batch Transform jobs over the bucket
+  (`components.transform_role`), whose work under `transform/` expires after
+  `transform_days`.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ from components.service_role import (
     ServiceRoleNames,
     service_role,
 )
-from pipeline.storage import FAILED, INBOX, OUTCOME_FOLDERS, RESULTS, REVIEW
+from components.transform_role import TransformAccess, transform_role
+from pipeline.storage import FAILED, INBOX, OUTCOME_FOLDERS, RESULTS, REVIEW, TRANSFORM
 from pipeline.workflow import RECORD_FAILURE_TIMEOUT_SECONDS, TASK_TIMEOUT_MARGIN_SECONDS
 from pipeline.workflow import definition as workflow_definition
 from shared.labels import MODEL_LABELS_DIR
@@ -228,6 +232,12 @@ class BatchPipelineArgs:
     """Days an image stays in `inbox/`: `python -m batch export` needs it until reviewed."""
     outcome_days: int = 365
     """Days an outcome stays in `results/`, `review/` or `failed/`."""
+    transform: TransformAccess | None = None
+    """With it, a role for SageMaker Batch Transform jobs over the bucket
+    (`components.transform_role`, `python -m batch run --on sagemaker`)."""
+    transform_days: int = 30
+    """Days a transform job's manifest and raw outputs stay in `transform/`: its command
+    sorts them into outcomes when it ends (or `python -m batch attach` does, later)."""
     log_retention_days: pulumi.Input[int] = DEFAULT_LOG_RETENTION_DAYS
     log_level: pulumi.Input[str] = "INFO"
     tracing: bool = False
@@ -253,6 +263,8 @@ class BatchPipeline(pulumi.ComponentResource):
     review_topic_arn: pulumi.Output[str]
     log_group: pulumi.Output[str]
     """The workflow's execution log: every state of every image, with its input and output."""
+    transform_role_arn: pulumi.Output[str] | None
+    """With `transform`: the role transform jobs over the bucket run as."""
 
     def __init__(
         self, name: str, args: BatchPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -273,12 +285,24 @@ class BatchPipeline(pulumi.ComponentResource):
         self.state_machine_arn = machine.arn
         self.review_topic_arn = topic.arn
         self.log_group = log_group.name
+        self.transform_role_arn = None
+        if args.transform is not None:
+            self.transform_role_arn = transform_role(
+                self,
+                f"{name}-transform",
+                access=args.transform,
+                bucket_arn=inbox.arn,
+                name_prefix=args.name_prefix,
+                account=account,
+                tags=args.tags,
+            ).arn
         self.register_outputs(
             {
                 "bucket_name": self.bucket_name,
                 "state_machine_arn": self.state_machine_arn,
                 "review_topic_arn": self.review_topic_arn,
                 "log_group": self.log_group,
+                "transform_role_arn": self.transform_role_arn,
             }
         )
 
@@ -290,7 +314,8 @@ class BatchPipeline(pulumi.ComponentResource):
             PrivateBucketArgs(
                 noncurrent_version_days=NONCURRENT_VERSION_DAYS,
                 expirations={INBOX: args.inbox_days}
-                | {folder: args.outcome_days for folder in OUTCOME_FOLDERS},
+                | {folder: args.outcome_days for folder in OUTCOME_FOLDERS}
+                | ({TRANSFORM: args.transform_days} if args.transform is not None else {}),
                 tags=args.tags,
             ),
             opts=child,

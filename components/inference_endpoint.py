@@ -34,8 +34,6 @@ from components.model_archive import (
     ModelArchive,
     ModelArchiveError,
     RegistryVersion,
-    archive_key,
-    metadata_key,
     metadata_labels,
     read_model_archive,
     version_slug,
@@ -48,7 +46,7 @@ from components.service_role import (
     ServiceRoleNames,
     service_role,
 )
-from shared.registry import KEY_PREFIX
+from shared.registry import KEY_PREFIX, archive_key, metadata_key
 from shared.serverless import SERVERLESS_MEMORY_MB, SERVERLESS_MEMORY_STEP_MB
 
 TYPE = "image-classifier:inference_endpoint:InferenceEndpoint"

@@ -1,5 +1,5 @@
-"""The model archive built by `python -m model.package`, as the Pulumi program sees it, and
-where the stack keeps archives: the registry in its artifact bucket.
+"""The model archive built by `python -m model.package`, as the Pulumi program sees it, in
+the stack's registry (its layout: `shared.registry`).
 
 Only `metadata.json` is read (its `version` names every versioned resource, its `weights`
 is exported so an untrained model is visible in the stack outputs, its `labels` go into
@@ -23,21 +23,13 @@ from artifact.metadata import (
     read_archive_metadata,
     read_archive_metadata_bytes,
 )
-from shared.registry import ARCHIVE_NAME, KEY_PREFIX, METADATA_NAME, version_slug
+from shared.registry import version_slug
 
 BUILD_COMMAND = "python -m model.package --weights imagenet --out build/model.tar.gz"
 
 
 class ModelArchiveError(pulumi.RunError):
     """The archive is missing or is not one `model.package` built; a one-line fix is given."""
-
-
-def archive_key(slug: str) -> str:
-    return f"{KEY_PREFIX}{slug}/{ARCHIVE_NAME}"
-
-
-def metadata_key(slug: str) -> str:
-    return f"{KEY_PREFIX}{slug}/{METADATA_NAME}"
 
 
 def metadata_labels(metadata: Any, where: str) -> tuple[str, ...]:

@@ -11,7 +11,8 @@ StaticSite          site/ -> private S3 -> CloudFront (OAC, security headers), /
 SiteConfigFile      config.js from the outputs above, invalidated when it changes
 Monitoring          alarms to an SNS topic and one dashboard (config `monitoring`)
 BatchPipeline       s3 inbox/ -> EventBridge -> Step Functions -> batch Lambdas -> results/,
-                    review/ (SNS) or failed/ (config `batch`)
+                    review/ (SNS) or failed/ (config `batch`); and the role of SageMaker
+                    Batch Transform jobs over the bucket (`python -m batch run --on sagemaker`)
 
 `build` composes the components from plain settings, so tests run it under Pulumi's
 mocks with any settings; `deploy` is what the engine runs (`__main__.py`).
@@ -45,6 +46,7 @@ from components.site_certificate import SiteCertificate, SiteCertificateArgs
 from components.site_config_file import SiteConfigFile, SiteConfigFileArgs, weights_shown
 from components.stack_config import StackSettings, config_error, config_keys, load_settings
 from components.static_site import ApiOrigin, SiteDomain, StaticSite, StaticSiteArgs
+from components.transform_role import TransformAccess
 from components.web_firewall import WebFirewall, WebFirewallArgs
 from hosting.origin import API_PATH
 
@@ -99,6 +101,9 @@ class StackOutputs:
     batch_review_topic_arn: pulumi.Output[str] | None = None
     batch_log_group: pulumi.Output[str] | None = None
     """With `batch`: the workflow's execution log."""
+    transform_role_arn: pulumi.Output[str] | None = None
+    """With `batch`: the role SageMaker Batch Transform jobs over the batch bucket run as
+    (`python -m batch run s3://... --on sagemaker`)."""
 
     def exports(self) -> dict[str, pulumi.Input[Any]]:
         """Stack output name -> value, leaving out those this stack does not have."""
@@ -137,7 +142,7 @@ def build(settings: StackSettings, *, security_headers: bool = True) -> StackOut
     # API's host and origin secret, and nothing on the API side needs the distribution.
     # Hence the API first, then the distribution, then config.js (which names a path only).
     api = _api(settings, endpoints, predictions)
-    batch = _batch(settings, endpoint, predictions) if settings.batch else None
+    batch = _batch(settings, endpoint, predictions, image) if settings.batch else None
     certificate, domain = _domain(settings)
     firewall = _firewall(settings) if settings.waf else None
     site = _site(settings, api, domain, firewall, security_headers)
@@ -282,7 +287,10 @@ def _api(
 
 
 def _batch(
-    settings: StackSettings, endpoint: InferenceEndpoint, predictions: PredictionsTable
+    settings: StackSettings,
+    endpoint: InferenceEndpoint,
+    predictions: PredictionsTable,
+    image: ServingImage,
 ) -> BatchPipeline:
     return BatchPipeline(
         "batch",
@@ -298,6 +306,11 @@ def _batch(
             environment=_review_environment(settings),
             review_email=settings.review_email,
             concurrency=settings.batch_concurrency,
+            transform=TransformAccess(
+                image_repository_arn=image.repository_arn,
+                artifact_bucket_arn=endpoint.artifacts.arn,
+                region=settings.region,
+            ),
             log_retention_days=settings.log_retention_days,
             tracing=settings.tracing,
             tags=settings.tags,
@@ -408,6 +421,7 @@ def _outputs(settings: StackSettings, built: _Built) -> StackOutputs:
         batch_state_machine_arn=batch.state_machine_arn if batch is not None else None,
         batch_review_topic_arn=batch.review_topic_arn if batch is not None else None,
         batch_log_group=batch.log_group if batch is not None else None,
+        transform_role_arn=batch.transform_role_arn if batch is not None else None,
     )
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -69,11 +69,19 @@ class ModelServer:
 
     description = "python -m serving.serve, the endpoint stand-in"
 
-    def __init__(self, artifact: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        artifact: Path,
+        host: str = "127.0.0.1",
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        """`environment`: variables set for the server beyond this process's own (a
+        transform job's, `serving.batch_transform`)."""
         self.artifact = artifact
         self.host = host
         self.port = free_port(host)
         self.url = f"http://{host}:{self.port}"
+        self.environment = dict(environment or {})
         self._process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
@@ -108,6 +116,7 @@ class ModelServer:
             process_group=0,
             stdout=output,
             stderr=output,
+            env={**os.environ, **self.environment},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

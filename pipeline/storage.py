@@ -1,7 +1,8 @@
 """Where the batch pipeline reads images and keeps its outcomes: one interface, two backends.
 
 - `S3Storage(bucket)`: the cloud's inbox bucket. Images arrive under `inbox/`; the tasks
-  write `results/`, `review/` and `failed/` beside them in the same bucket.
+  write `results/`, `review/` and `failed/` beside them in the same bucket. With a
+  `prefix`, a folder of a bucket: where a transform job's outcomes go (`batch.transform`).
 - `LocalStorage(root)`: a folder, for `python -m batch run DIR --out OUT` (DIR is one
   `LocalStorage` holding the images, OUT another holding the outcomes).
 
@@ -35,6 +36,9 @@ REVIEW = "review/"
 FAILED = "failed/"
 OUTCOME_FOLDERS = (RESULTS, REVIEW, FAILED)
 """Every image ends in exactly one: `<folder><name>.json`."""
+TRANSFORM = "transform/"
+"""In the cloud's bucket, `transform/<job>/`: a transform job's manifest, record and raw
+outputs (`batch.transform`), sorted into the outcome folders by the command."""
 
 _USER_AGENT = "image-classifier-batch"
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -207,46 +211,51 @@ def _local_etag(stat: os.stat_result) -> str:
 
 
 class S3Storage:
-    """A bucket, through the low-level botocore client (no boto3 resource layer)."""
+    """A bucket, or the keys under `prefix` in it (a "folder" ending in `/`, whose keys are
+    then relative to it), through the low-level botocore client (no boto3 resource layer)."""
 
     def __init__(
         self,
         bucket: str,
         *,
+        prefix: str = "",
         client: Any = None,
         session: Any = None,
         region: str | None = None,
     ) -> None:
         """`client` is an S3 client to use; else one is made from `session` (a botocore
         session, e.g. the Lambda's `RuntimeClients.session`) when first needed."""
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"prefix {prefix!r}: a folder, ending in /")
         self.bucket = bucket
+        self.prefix = prefix
         self._client = client
         self._session = session
         self._region = region
 
     def describe(self) -> str:
-        return f"s3://{self.bucket}"
+        return f"s3://{self.bucket}/{self.prefix}".removesuffix("/")
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
         while True:
             page = self._call("list_objects_v2", prefix, **request)
             for item in page.get("Contents", []):
                 if not item["Key"].endswith("/"):  # a console "folder", not an object
-                    yield item["Key"]
+                    yield item["Key"].removeprefix(self.prefix)
             if not page.get("IsTruncated"):
                 return
             request["ContinuationToken"] = page["NextContinuationToken"]
 
     def info(self, key: str) -> ObjectInfo | None:
         try:
-            head = self._call("head_object", key, Bucket=self.bucket, Key=key)
+            head = self._call("head_object", key, Bucket=self.bucket, Key=self.prefix + key)
         except ObjectMissing:
             return None
         return ObjectInfo(int(head["ContentLength"]), _etag(head))
 
     def read(self, key: str, limit: int) -> Blob:
-        answer = self._call("get_object", key, Bucket=self.bucket, Key=key)
+        answer = self._call("get_object", key, Bucket=self.bucket, Key=self.prefix + key)
         size = int(answer["ContentLength"])
         body = answer["Body"]
         try:
@@ -259,9 +268,25 @@ class S3Storage:
             body.close()
         return Blob(data, len(data), _etag(answer))
 
+    def first_bytes(self, key: str, count: int) -> bytes:
+        """The object's first `count` bytes (all of a shorter one); `ObjectMissing`."""
+        answer = self._call(
+            "get_object",
+            key,
+            Bucket=self.bucket,
+            Key=self.prefix + key,
+            Range=f"bytes=0-{count - 1}",
+        )
+        try:
+            return answer["Body"].read()
+        except BotoCoreError as error:
+            raise StorageError(f"{self.describe()}/{key}: reading failed: {error}") from None
+        finally:
+            answer["Body"].close()
+
     def read_json(self, key: str) -> dict[str, Any] | None:
         try:
-            answer = self._call("get_object", key, Bucket=self.bucket, Key=key)
+            answer = self._call("get_object", key, Bucket=self.bucket, Key=self.prefix + key)
         except ObjectMissing:
             return None
         try:
@@ -274,13 +299,13 @@ class S3Storage:
             "put_object",
             key,
             Bucket=self.bucket,
-            Key=key,
+            Key=self.prefix + key,
             Body=dumps(document),
             ContentType="application/json",
         )
 
     def delete(self, key: str) -> None:
-        self._call("delete_object", key, Bucket=self.bucket, Key=key)
+        self._call("delete_object", key, Bucket=self.bucket, Key=self.prefix + key)
 
     def _call(self, operation: str, key: str, **request: Any) -> dict[str, Any]:
         try:

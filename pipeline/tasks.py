@@ -317,6 +317,14 @@ def read_image(job: Job, max_image_bytes: int) -> tuple[ImageUpload, Blob]:
         blob = job.source.read(job.key, READ_CAP)
     except StorageError as error:
         raise storage_failed(error) from None
+    return check_image(blob, max_image_bytes), blob
+
+
+def check_image(blob: Blob, max_image_bytes: int) -> ImageUpload:
+    """`blob` checked as the API checks an upload (`ImageRefused` otherwise). A blob of the
+    first bytes of a larger object is judged as the whole one is when its `size` is the
+    object's and at most `max_image_bytes` (the format is sniffed from the first bytes):
+    how a transform's manifest is made without reading whole images (`batch.manifest`)."""
     if blob.data is None:
         raise ImageRefused(
             413,
@@ -328,7 +336,7 @@ def read_image(job: Job, max_image_bytes: int) -> tuple[ImageUpload, Blob]:
         raise ImageRefused(400, "empty_body", "The file is empty (0 bytes).")
     event = {"headers": {"content-type": _RAW}, "body": blob.data, "isBase64Encoded": False}
     try:
-        return parse_upload(event, max_image_bytes), blob
+        return parse_upload(event, max_image_bytes)
     except ApiError as error:
         raise task_error(error) from None
 
@@ -391,28 +399,58 @@ def classify(
         return _output(job, *done, skipped=True)
     upload, blob = read_image(job, classifier.max_image_bytes)
     body = classify_image(classifier, upload, deadline)
-    outcome = REVIEW_OUTCOME if body["needs_review"] else RESULT
-    document = {
+    document = classified(
+        job,
+        blob,
+        upload.media_type,
+        body,
+        classifier.threshold,
+        classified_at=clock(),
+        latency_ms=round((classifier.invoker.clock() - started) * 1000, 3),
+    )
+    return record_classified(job, document, classifier.store, clock())
+
+
+def classified(
+    job: Job,
+    blob: Blob,
+    media_type: str,
+    body: Mapping[str, Any],
+    threshold: float,
+    *,
+    classified_at: float,
+    latency_ms: float | None,
+) -> dict[str, Any]:
+    """The outcome document of an image (`blob`: its etag and size) the model answered
+    with `body` (the API's 200 body); `latency_ms` None where one image was not timed."""
+    return {
         "schema": SCHEMA,
         "name": job.name,
-        "outcome": outcome,
+        "outcome": REVIEW_OUTCOME if body["needs_review"] else RESULT,
         "request_id": job.request_id,
         "source": {
             "location": job.source.describe(),
             "key": job.key,
             "etag": blob.etag,
             "bytes": blob.size,
-            "media_type": upload.media_type,
+            "media_type": media_type,
         },
         "predictions": body["predictions"],
         "model": body["model"],
         "needs_review": body["needs_review"],
-        "threshold": classifier.threshold,
-        "classified_at": iso_time(clock()),
-        "latency_ms": round((classifier.invoker.clock() - started) * 1000, 3),
+        "threshold": threshold,
+        "classified_at": iso_time(classified_at),
+        "latency_ms": latency_ms,
     }
-    key = route(job, _FOLDER[outcome], document)
-    _record_prediction(classifier.store, document, clock())
+
+
+def record_classified(
+    job: Job, document: dict[str, Any], store: PredictionStore | None, now: float
+) -> dict[str, Any]:
+    """Route a `classified` document to `results/` or `review/` and record the prediction
+    (with a store); the task's output."""
+    key = route(job, _FOLDER[document["outcome"]], document)
+    _record_prediction(store, document, now)
     return _output(job, key, document, skipped=False)
 
 

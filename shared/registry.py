@@ -2,8 +2,8 @@
 each model version.
 
 The stack uploads each archive once per version, `models/<slug>/model.tar.gz` with its
-`metadata.json` beside it (`components/model_archive.py`), and `python -m admin.registry`
-lists them (`admin/registry.py`).
+`metadata.json` beside it (`components/model_archive.py`), `python -m admin.registry`
+lists them (`admin/registry.py`), and a transform job reads them (`batch.transform`).
 """
 
 from __future__ import annotations
@@ -24,3 +24,11 @@ def version_slug(version: str) -> str:
     """A version as an AWS name fragment and registry key segment: lowercase letters,
     digits and dashes, at most 12 (`model.package` versions are 12 hex digits already)."""
     return (re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "v")[:12]
+
+
+def archive_key(slug: str) -> str:
+    return f"{KEY_PREFIX}{slug}/{ARCHIVE_NAME}"
+
+
+def metadata_key(slug: str) -> str:
+    return f"{KEY_PREFIX}{slug}/{METADATA_NAME}"

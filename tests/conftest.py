@@ -1,5 +1,5 @@
-"""Session fixtures shared by every part's tests: a random-weights model archive and a
-real ``python -m serving.serve`` running on it."""
+"""Session fixtures shared by every part's tests: a random-weights model archive, a real
+``python -m serving.serve`` running on it, and ``python -m moto.server``."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from machine.model_server import ModelServer, ModelServerError
+from machine.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build" / "test-cache"
@@ -26,6 +29,7 @@ MODEL_SOURCES = [
     *sorted((ROOT / "serving" / "code").iterdir()),
 ]
 SERVER_START_SECONDS = 60
+MOTO_START_SECONDS = 60
 STALE_SECONDS = 600
 
 
@@ -89,3 +93,42 @@ def model_server_url(
             yield server.url
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m moto.server` on a free loopback port."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_for(url, process, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    end = time.monotonic() + MOTO_START_SECONDS
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto.server exited:\n{log.read_text(errors='replace')}")
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError),
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2),
+        ):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"moto.server did not answer in {MOTO_START_SECONDS} s")

@@ -80,10 +80,22 @@ MESSAGE_SOURCES = {
     "serving.serve": ("serving/serve.py",),
     "serving.image": ("serving/image.py",),
     "local": tuple(str(path.relative_to(ROOT)) for path in sorted(ROOT.glob("local/*.py"))),
-    "batch": (
-        *(f"batch/{name}.py" for name in ("__main__", "runner", "review", "export", "labels")),
-        "pipeline/storage.py",
-        "pipeline/tasks.py",
+    "batch": tuple(
+        f"{name}.py"
+        for name in (
+            "batch/__main__",
+            "batch/runner",
+            "batch/review",
+            "batch/export",
+            "batch/labels",
+            "batch/transform",
+            "batch/transform_job",
+            "batch/manifest",
+            "batch/sorting",
+            "batch/stack_outputs",
+            "pipeline/storage",
+            "pipeline/tasks",
+        )
     ),
     "admin.api_keys": ("admin/api_keys.py", "proxy/api_keys.py", "machine/api_keys_file.py"),
     "admin.report": ("admin/report.py",),

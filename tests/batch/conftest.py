@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import boto3
 import pytest
 from moto import mock_aws
 
 from pipeline.storage import S3Storage
+from tests.batch.transform_standin import StandIn, control_plane
+from tests.batch.transform_support import PHOTOS, Cloud, images, make_cloud
 
 BUCKET = "image-classifier-dev-inbox"
 REGION = "eu-west-1"
@@ -37,3 +42,19 @@ def s3(aws_env):
 @pytest.fixture
 def bucket(s3):
     return S3Storage(BUCKET, client=s3)
+
+
+@pytest.fixture
+def plane(moto_url: str) -> Iterator[StandIn]:
+    """SageMaker's stand-in (`tests.batch.transform_standin`) over moto server's S3."""
+    with control_plane(moto_url) as standin:
+        yield standin
+
+
+@pytest.fixture
+def cloud(moto_url: str, plane: StandIn, model_artifact: Path, tmp_path: Path) -> Cloud:
+    """A stack's side of a transform (`tests.batch.transform_support`), the test archive a
+    registry version, `images()` under `s3://<PHOTOS>/team/`."""
+    cloud = make_cloud(moto_url, plane, model_artifact, tmp_path)
+    cloud.upload(PHOTOS, "team/", images())
+    return cloud

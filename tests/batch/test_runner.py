@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from batch.labels import labels_path
-from batch.runner import Progress, outcome_counts, process_new, summary
+from batch.runner import Progress, folder_jobs, outcome_counts, outcome_keys, process_new, summary
 from machine.ports import free_port
 from pipeline.storage import LocalStorage
 from proxy.labels import write_labels_file
@@ -104,7 +104,7 @@ def test_every_file_ends_in_exactly_one_place_and_a_second_pass_does_nothing(tmp
     assert (again.count, again.skipped) == (0, 10)
     assert len(runtime.calls) == calls
 
-    document = summary(source, out, again, {})
+    document = summary(list(folder_jobs(source, out)), out, again, {})
     assert document["files"] == 10
     assert sum(document["counts"].values()) == 10
     assert document["counts"] == {"results": 2, "review": 3, "failed": 5, "pending": 0}
@@ -145,7 +145,7 @@ def test_an_out_folder_inside_the_input_is_not_input(tmp_path):
     out = LocalStorage(root / "out")
     process_new(source, out, classifier(FakeRuntime(fake_model)))
     assert process_new(source, out, classifier(FakeRuntime(fake_model))).skipped == 1
-    assert outcome_counts(source, out)[0] == 1
+    assert outcome_counts(folder_jobs(source, out), outcome_keys(out))[0] == 1
 
 
 def test_a_stop_leaves_the_rest_pending(tmp_path):
@@ -156,7 +156,7 @@ def test_a_stop_leaves_the_rest_pending(tmp_path):
     )
     assert stopped.stopped
     assert stopped.count == 0
-    assert outcome_counts(source, out)[1]["pending"] == 2
+    assert outcome_counts(folder_jobs(source, out), outcome_keys(out))[1]["pending"] == 2
 
 
 def test_progress_is_plain_text_lines_off_a_terminal():

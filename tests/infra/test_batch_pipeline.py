@@ -184,11 +184,13 @@ def test_images_expire_before_their_outcomes_and_replaced_versions_after_30_days
     }
     defaults = BatchPipelineArgs.__dataclass_fields__
     inbox_days, outcome_days = defaults["inbox_days"].default, defaults["outcome_days"].default
+    transform_days = defaults["transform_days"].default
     assert expiring == {
         "inbox/": inbox_days,
         "results/": outcome_days,
         "review/": outcome_days,
         "failed/": outcome_days,
+        "transform/": transform_days,  # a transform job's work, sorted into outcomes
     }
     assert inbox_days < outcome_days
     assert not any(prefix.startswith("model_labels") for prefix in expiring)
@@ -678,7 +680,11 @@ def test_only_log_delivery_and_traces_take_every_resource(run_stack: RunStack):
             actions = actions if isinstance(actions, list) else [actions]
             assert not any(a == "*" or a.endswith(":*") for a in actions), sid
             if statement["Resource"] == "*":
-                assert sid in {"DeliverExecutionLogs", "WriteTraces"}, (policy.name, sid)
+                # And the transform role's, as the endpoint's role has them.
+                allowed = {"DeliverExecutionLogs", "WriteTraces"}
+                if policy.name == "batch-transform-policy":
+                    allowed = {"LogInToEcr", "PublishTransformMetrics"}
+                assert sid in allowed, (policy.name, sid)
 
 
 # -- config ----------------------------------------------------------------------------------

@@ -8,20 +8,14 @@ the real `python -m serving.serve` behind `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`, 
 `python -m moto.server` behind `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_S3`,
 holding the stack's predictions table and batch bucket under their stack names.
 
-Fixtures: `lambda_python` (the virtualenv's interpreter), `moto_url`, `stack` (the mocked
-stack with `batch` on, serving the archive `serving.serve` serves), `aws_resources`, and
-`start_function(name)` (a started `LambdaFunction` of the stack's function `name`, its
-init done, stopped after the test module).
+Fixtures: `lambda_python` (the virtualenv's interpreter), `moto_url` (tests/conftest.py),
+`stack` (the mocked stack with `batch` on, serving the archive `serving.serve` serves),
+`aws_resources`, and `start_function(name)` (a started `LambdaFunction` of the stack's
+function `name`, its init done, stopped after the test module).
 """
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,11 +25,8 @@ import pytest
 
 from machine.lambda_runtime_api import LambdaFunction
 from machine.lambda_zip import lambda_venv
-from machine.ports import free_port
 from tests.infra.conftest import REGION, StackRun
 from tests.lambda_runtime.harness import TABLE, batch_stack, start_function
-
-START_SECONDS = 60
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,45 +37,6 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def lambda_python() -> Path:
     return lambda_venv()
-
-
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m moto.server` on a free loopback port."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_for(url, process, log)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    end = time.monotonic() + START_SECONDS
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto.server exited:\n{log.read_text(errors='replace')}")
-        with (
-            contextlib.suppress(urllib.error.URLError, ConnectionError),
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=2),
-        ):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"moto.server did not answer in {START_SECONDS} s")
 
 
 @pytest.fixture(scope="session")
