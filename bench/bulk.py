@@ -49,8 +49,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -95,21 +94,6 @@ SETTLED_AGO_SECONDS = 60.0
 StartServer = Callable[[Mapping[str, str]], ModelServer]
 
 
-@contextmanager
-def environment(settings: Mapping[str, str]) -> Iterator[None]:
-    """`settings` in this process's environment, which a `ModelServer` it starts inherits."""
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 class TransformContainer(ContainerModelServer):
     """The serving image run as `local --container` runs it, plus the job's environment."""
 
@@ -129,9 +113,8 @@ class TransformContainer(ContainerModelServer):
 
 def host_servers(artifact: Path) -> StartServer:
     def start(settings: Mapping[str, str]) -> ModelServer:
-        server = ModelServer(artifact)
-        with environment(settings):
-            server.start()
+        server = ModelServer(artifact, environment=settings)
+        server.start()
         return server
 
     return start

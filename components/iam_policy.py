@@ -32,3 +32,26 @@ def log_writer_statement(log_group_arn: str, *extra_actions: str) -> dict[str, A
         "Action": ["logs:CreateLogStream", *extra_actions, "logs:PutLogEvents"],
         "Resource": f"{log_group_arn}:*",
     }
+
+
+def image_pull_statements(repository_arn: str) -> list[dict[str, Any]]:
+    """Pull the images of one ECR repository, nothing else."""
+    return [
+        {
+            "Sid": "PullTheServingImage",
+            "Effect": "Allow",
+            "Action": [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            "Resource": repository_arn,
+        },
+        {
+            # GetAuthorizationToken has no resource-level permissions.
+            "Sid": "LogInToEcr",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*",
+        },
+    ]

@@ -30,6 +30,7 @@ from components.endpoint_rollout import (
     EndpointRollout,
     EndpointRolloutArgs,
 )
+from components.iam_policy import image_pull_statements
 from components.model_archive import (
     ModelArchive,
     ModelArchiveError,
@@ -329,23 +330,7 @@ class InferenceEndpoint(pulumi.ComponentResource):
                         "Action": "s3:GetObject",
                         "Resource": arns[0],
                     },
-                    {
-                        "Sid": "PullTheServingImage",
-                        "Effect": "Allow",
-                        "Action": [
-                            "ecr:BatchCheckLayerAvailability",
-                            "ecr:BatchGetImage",
-                            "ecr:GetDownloadUrlForLayer",
-                        ],
-                        "Resource": arns[1],
-                    },
-                    {
-                        # GetAuthorizationToken has no resource-level permissions.
-                        "Sid": "LogInToEcr",
-                        "Effect": "Allow",
-                        "Action": "ecr:GetAuthorizationToken",
-                        "Resource": "*",
-                    },
+                    *image_pull_statements(arns[1]),
                     {
                         # In AWS's minimum policy for a CreateModel execution role.
                         # PutMetricData has no resource-level permissions; the condition

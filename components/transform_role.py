@@ -28,7 +28,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam_policy import policy_document, service_trust_policy
+from components.iam_policy import image_pull_statements, policy_document, service_trust_policy
 from pipeline.storage import TRANSFORM
 from shared.registry import KEY_PREFIX
 
@@ -81,23 +81,7 @@ def transform_statements(arns: TransformArns) -> list[dict[str, Any]]:
             "Action": "s3:GetObject",
             "Resource": f"{arns.artifacts}/{KEY_PREFIX}*",
         },
-        {
-            "Sid": "PullTheServingImage",
-            "Effect": "Allow",
-            "Action": [
-                "ecr:BatchCheckLayerAvailability",
-                "ecr:BatchGetImage",
-                "ecr:GetDownloadUrlForLayer",
-            ],
-            "Resource": arns.repository,
-        },
-        {
-            # GetAuthorizationToken has no resource-level permissions.
-            "Sid": "LogInToEcr",
-            "Effect": "Allow",
-            "Action": "ecr:GetAuthorizationToken",
-            "Resource": "*",
-        },
+        *image_pull_statements(arns.repository),
         {
             "Sid": "OpenTheTransformLogGroup",
             "Effect": "Allow",
