@@ -3,45 +3,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from pipeline.storage import S3Storage
 from tests.batch.transform_standin import StandIn, control_plane
 from tests.batch.transform_support import PHOTOS, Cloud, images, make_cloud
-
-BUCKET = "image-classifier-dev-inbox"
-REGION = "eu-west-1"
-
-
-@pytest.fixture
-def aws_env(monkeypatch):
-    """Dummy credentials and region, and nothing from the developer's own AWS setup."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    return monkeypatch
-
-
-@pytest.fixture
-def s3(aws_env):
-    """A moto S3 client with the pipeline's (empty) inbox bucket."""
-    with mock_aws():
-        client = boto3.client("s3", region_name=REGION)
-        client.create_bucket(
-            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
-        )
-        yield client
-
-
-@pytest.fixture
-def bucket(s3):
-    return S3Storage(BUCKET, client=s3)
+from tests.pipeline.conftest import BUCKET, REGION, aws_env, bucket, s3  # noqa: F401
 
 
 @pytest.fixture

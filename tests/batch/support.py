@@ -19,8 +19,8 @@ from botocore.response import StreamingBody
 from pipeline.tasks import Classifier
 from proxy.sagemaker import EndpointInvoker
 from tests.conftest import ROOT
-from tests.model.images import png_declaring
 from tests.proxy.photos import encoded
+from tests.serving.images import png_declaring
 
 ENDPOINT = "image-classifier-dev"
 VERSION = "3f9a1c2b4d5e"

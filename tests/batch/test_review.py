@@ -20,8 +20,8 @@ from pipeline.storage import LocalStorage, S3Storage
 from pipeline.tasks import classify, inbox_job
 from proxy.labels import write_labels_file
 from shared.labels import MODEL_LABELS_DIR
-from tests.batch.conftest import BUCKET, REGION
 from tests.batch.support import LABELS, VERSION, FakeRuntime, answer, classifier, photo, write
+from tests.pipeline.conftest import BUCKET, REGION
 
 ODD_LABEL = "a/b: c?"
 

@@ -12,9 +12,9 @@ import pytest
 
 from batch.__main__ import main
 from shared.registry import archive_key, metadata_key
-from tests.batch.conftest import REGION
 from tests.batch.support import LABELS, VERSION, photo
 from tests.batch.test_transform_job import ARTIFACTS, OUTPUTS, PHOTOS, WORK
+from tests.pipeline.conftest import REGION
 
 SOURCE = f"s3://{PHOTOS}/in/"
 OUT = f"s3://{PHOTOS}/out/"

@@ -29,8 +29,8 @@ from batch.transform_job import (
     payload_mb,
 )
 from shared.registry import archive_key, metadata_key
-from tests.batch.conftest import REGION
 from tests.batch.support import LABELS, VERSION, answer, photo
+from tests.pipeline.conftest import REGION
 
 JOB = "image-classifier-dev-20260921-141320"
 PREFIX = "image-classifier-dev"

@@ -16,9 +16,9 @@ from PIL import Image
 from artifact.archive import extract
 from serving import serve
 from tests.container.containers import Container, StartContainer
-from tests.model import images
 from tests.model.archives import arch_archive
-from tests.model.asgi import TestClient
+from tests.serving import images
+from tests.serving.asgi import TestClient
 
 pytestmark = pytest.mark.slow
 ARCH = "efficientnet_b0"

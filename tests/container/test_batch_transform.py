@@ -18,8 +18,8 @@ import pytest
 
 from serving import batch_transform, serve
 from tests.container.containers import Container, StartContainer
-from tests.model import images
-from tests.model.asgi import TestClient
+from tests.serving import images
+from tests.serving.asgi import TestClient
 
 pytestmark = pytest.mark.slow
 

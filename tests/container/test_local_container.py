@@ -15,7 +15,7 @@ from local.container import DEBIAN_BASE, ContainerModelServer, Engine, image_ref
 from local.process import local_runtime
 from machine.model_server import ModelServerError
 from tests.container.containers import podman
-from tests.model import images
+from tests.serving import images
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import pytest
 from machine.ports import free_port
 from serving import serve
 from tests.container.containers import Container, ping, podman
-from tests.model import images
+from tests.serving import images
 
 pytestmark = pytest.mark.slow
 

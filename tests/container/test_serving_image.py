@@ -28,8 +28,8 @@ from PIL import Image
 from local.container import MODEL_DIR
 from serving import serve
 from tests.container.containers import Container, StartContainer, podman
-from tests.model import images
-from tests.model.asgi import TestClient
+from tests.serving import images
+from tests.serving.asgi import TestClient
 
 pytestmark = pytest.mark.slow
 

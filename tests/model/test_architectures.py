@@ -22,8 +22,8 @@ from model.memory import estimate
 from model.package import main
 from model.weights import TESTED_ARCHS, architectures, default_weights
 from serving.serve import LoadedHandler
-from tests.model import images
 from tests.model.archives import arch_archive, served
+from tests.serving import images
 
 pytestmark = pytest.mark.slow
 

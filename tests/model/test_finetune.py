@@ -18,9 +18,9 @@ import pytest
 
 from model.finetune import EXIT_DATA, blocks, main
 from serving.serve import LoadedHandler
-from tests.model import images
 from tests.model.archives import ROOT, package, served
 from tests.model.datasets import make_dataset
+from tests.serving import images
 
 pytestmark = pytest.mark.slow
 CLASSES = ("cat", "coffee", "rocket")

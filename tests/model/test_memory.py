@@ -18,7 +18,7 @@ from PIL import Image
 from artifact.archive import write_reproducible_tar_gz
 from artifact.metadata import ArchiveMetadataError, read_archive_metadata
 from model.memory import MAX_IMAGE_PIXELS, MIB, REQUEST_BYTES_PER_PIXEL, estimate
-from tests.model.conftest import tiny_onnx_model
+from tests.serving.conftest import tiny_onnx_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

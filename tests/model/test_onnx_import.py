@@ -19,8 +19,8 @@ from artifact.package_exit import EXIT_INT8_REFUSED, EXIT_UNUSABLE
 from model.package import import_onnx, main
 from model.preprocessing import IMAGENET_DEFAULTS, Preprocessing
 from serving.serve import LoadedHandler
-from tests.model import images
 from tests.model.archives import served
+from tests.serving import images
 
 
 def classifier(

@@ -65,7 +65,7 @@ def photo_batch() -> np.ndarray:
     """Real photos through the serving preprocessing (torch-free), as one batch."""
     import skimage.data
 
-    from tests.model.conftest import PREPROCESSING
+    from tests.serving.conftest import PREPROCESSING
 
     mean = np.asarray(PREPROCESSING["mean"], dtype=np.float32)
     std = np.asarray(PREPROCESSING["std"], dtype=np.float32)
@@ -269,7 +269,7 @@ def test_network_probe_gives_up_quickly():
 
 def test_archive_is_what_the_handler_loads(model_artifact):
     from serving.serve import LoadedHandler
-    from tests.model import images
+    from tests.serving import images
 
     handler = LoadedHandler(model_artifact)
     try:

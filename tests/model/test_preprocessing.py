@@ -15,8 +15,8 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 
 from model.preprocessing import IMAGENET_DEFAULTS, INTERPOLATIONS, Preprocessing
-from tests.model import images
-from tests.model.conftest import PREPROCESSING
+from tests.serving import images
+from tests.serving.conftest import PREPROCESSING
 
 pytestmark = pytest.mark.slow
 # One 8-bit step after normalisation, for the crop-only path of very elongated images.
@@ -81,7 +81,7 @@ def test_every_interpolation_matches_torchvision(tmp_path, interpolation):
     """An imported model may ask for any of torchvision's interpolations; the handler
     applies each exactly as torchvision resizes a PIL image."""
     from serving.serve import LoadedHandler
-    from tests.model.conftest import write_tiny_model_dir
+    from tests.serving.conftest import write_tiny_model_dir
 
     prep = Preprocessing.from_mapping(
         {"resize_size": 256, "interpolation": interpolation}, IMAGENET_DEFAULTS

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.model import images
+from tests.serving import images
 
 
 def run_handler(handler, body, content_type, accept="application/json"):
@@ -72,7 +72,7 @@ def test_archives_from_before_precision_and_labels(tmp_path):
     """Archives built before the precision option hold the fp32 export; before --labels,
     every archive answered with ImageNet's classes."""
     from serving.serve import LoadedHandler
-    from tests.model.conftest import write_tiny_model_dir
+    from tests.serving.conftest import write_tiny_model_dir
 
     model_dir = write_tiny_model_dir(tmp_path)
     metadata = json.loads((model_dir / "metadata.json").read_text())
@@ -94,7 +94,7 @@ def test_archives_from_before_precision_and_labels(tmp_path):
 @pytest.mark.parametrize("classes", [2, 3, 5, 7])
 def test_a_model_of_n_classes_answers_with_min_5_n(tmp_path, classes):
     from serving.serve import LoadedHandler
-    from tests.model.conftest import write_tiny_model_dir
+    from tests.serving.conftest import write_tiny_model_dir
 
     few = LoadedHandler(write_tiny_model_dir(tmp_path, classes))
     try:
@@ -116,7 +116,7 @@ def test_a_model_of_n_classes_answers_with_min_5_n(tmp_path, classes):
 def test_labels_that_disagree_with_the_model_stop_it_loading(tmp_path):
     """A model of 1000 outputs with 3 labels would mislabel every answer."""
     from serving.serve import LoadedHandler
-    from tests.model.conftest import write_tiny_model_dir
+    from tests.serving.conftest import write_tiny_model_dir
 
     model_dir = write_tiny_model_dir(tmp_path)
     metadata = json.loads((model_dir / "metadata.json").read_text())
@@ -270,7 +270,7 @@ def test_serving_never_imports_torch(tiny_model_dir: Path):
         import sys
         from pathlib import Path
         from serving.serve import create_app
-        from tests.model.asgi import TestClient
+        from tests.serving.asgi import TestClient
         with TestClient(create_app(Path({str(tiny_model_dir)!r}))) as client:
             jpeg = open({str(tiny_model_dir / "probe.jpg")!r}, "rb").read()
             assert client.post("/invocations", content=jpeg).status_code == 200

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from serving import batch_transform, serve
-from tests.model import images
-from tests.model.asgi import TestClient
+from tests.serving import images
+from tests.serving.asgi import TestClient
 
 JPEG = images.good_cases()[0]
 # The bad cases that are the record's own fault: its bytes, not the job's headers.

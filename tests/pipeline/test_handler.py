@@ -11,8 +11,8 @@ import pytest
 from pipeline import handler
 from pipeline.tasks import ImageRefused, caught
 from proxy.config import ConfigError
-from tests.batch.conftest import BUCKET
 from tests.batch.support import ENDPOINT, answer, photo, scripted
+from tests.pipeline.conftest import BUCKET
 
 
 class Context:

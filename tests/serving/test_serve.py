@@ -29,9 +29,9 @@ from botocore.exceptions import ClientError
 from artifact.archive import UnsafeArchiveError, extract, write_reproducible_tar_gz
 from serving import serve
 from tests.event_loop import run_apart
-from tests.model import images
-from tests.model.asgi import TestClient
-from tests.model.conftest import write_tiny_model_dir
+from tests.serving import images
+from tests.serving.asgi import TestClient
+from tests.serving.conftest import write_tiny_model_dir
 
 JPEG = images.good_cases()[0]
 REPO_ROOT = Path(__file__).resolve().parents[2]

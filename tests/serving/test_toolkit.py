@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.model import images
+from tests.serving import images
 
 transformer = pytest.importorskip(
     "sagemaker_inference.transformer",

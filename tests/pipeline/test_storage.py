@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.storage import LocalStorage, ObjectMissing, S3Storage, StorageError, open_location
-from tests.batch.conftest import BUCKET
+from tests.pipeline.conftest import BUCKET
 
 
 @pytest.fixture

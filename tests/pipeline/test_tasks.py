@@ -30,7 +30,6 @@ from proxy.config import DEFAULT_REVIEW_THRESHOLD
 from proxy.request import parse_upload
 from proxy.responses import ApiError
 from proxy.sagemaker import EndpointInvoker
-from tests.batch.conftest import BUCKET
 from tests.batch.support import (
     ENDPOINT,
     FakeRuntime,
@@ -44,6 +43,7 @@ from tests.batch.support import (
     scripted,
     truncated_jpeg,
 )
+from tests.pipeline.conftest import BUCKET
 
 FAR = 10**9  # a deadline that never comes (the invoker's clock is monotonic seconds)
 
