@@ -226,6 +226,17 @@ class Session:
     stopped_by: signal.Signals | None = None
     """The signal after which the job was stopped on request."""
 
+    @classmethod
+    def open(
+        cls, clients: Clients | None, stderr: TextIO, quiet: bool, region: str | None
+    ) -> Session:
+        """The session in `region` (`clients` given: those); UsageError when botocore
+        cannot make its clients (no region anywhere, most often)."""
+        try:
+            return cls(clients or Clients.create(region), stderr, quiet, region)
+        except BotoCoreError as error:
+            raise UsageError(f"AWS: {error}; pass --region") from None
+
     @property
     def jobs(self) -> TransformJobs:
         return TransformJobs(self.clients.sagemaker)
@@ -282,9 +293,9 @@ def run_command(args: argparse.Namespace, stderr: TextIO, clients: Clients | Non
         return _usage_error(stderr, str(error))
     region = args.region or stack.region
     try:
-        session = Session(clients or Clients.create(region), stderr, args.quiet, region)
-    except BotoCoreError as error:
-        return _usage_error(stderr, f"AWS: {error}; pass --region")
+        session = Session.open(clients, stderr, args.quiet, region)
+    except UsageError as error:
+        return _usage_error(stderr, str(error))
     with session.signals.installed():
         try:
             return _run(session, stack, plan)
@@ -573,9 +584,9 @@ def attach_command(
         region = region or parts[3]
         name = parts[-1].split("/", 1)[-1]
     try:
-        session = Session(clients or Clients.create(region), stderr, args.quiet, region)
-    except BotoCoreError as error:
-        return _usage_error(stderr, f"AWS: {error}; pass --region")
+        session = Session.open(clients, stderr, args.quiet, region)
+    except UsageError as error:
+        return _usage_error(stderr, str(error))
     with session.signals.installed():
         try:
             status = session.jobs.describe(name)
