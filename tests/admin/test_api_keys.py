@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import botocore.session
 import pytest
 from moto import mock_aws
 
@@ -23,24 +22,10 @@ from admin.api_keys import (
 )
 from machine.api_keys_file import DEFAULT_LOCAL_FILE, FileKeyStore
 from proxy.api_keys import KeyVerifier, SsmKeyStore, is_well_formed, key_hash
+from tests.proxy.conftest import PATH, REGION
 from tests.proxy.support import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
-PATH = "/image-classifier-dev/api-keys"
-REGION = "eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def session():
-    """One botocore session for the module: it loads the SSM model once."""
-    return botocore.session.get_session()
-
-
-@pytest.fixture
-def ssm(aws_env, session):
-    """A moto SSM Parameter Store, and a client on it."""
-    with mock_aws():
-        yield session.create_client("ssm", region_name=REGION)
 
 
 def test_a_key_is_the_prefix_and_256_random_bits():

@@ -8,10 +8,8 @@ import os
 import stat
 from pathlib import Path
 
-import botocore.session
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from admin.api_keys import issued, new_key
 from machine.api_keys_file import FileKeyStore
@@ -25,23 +23,8 @@ from proxy.api_keys import (
     is_well_formed,
     key_hash,
 )
+from tests.proxy.conftest import PATH, REGION
 from tests.proxy.support import FakeClock
-
-PATH = "/image-classifier-dev/api-keys"
-REGION = "eu-west-1"
-
-
-@pytest.fixture(scope="module")
-def session():
-    """One botocore session for the module: it loads the SSM model once."""
-    return botocore.session.get_session()
-
-
-@pytest.fixture
-def ssm(aws_env, session):
-    """A moto SSM Parameter Store, and a client on it."""
-    with mock_aws():
-        yield session.create_client("ssm", region_name=REGION)
 
 
 class FileBackend:
