@@ -22,6 +22,23 @@ from machine.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build" / "test-cache"
+PRODUCT_PACKAGES = (
+    "admin",
+    "artifact",
+    "batch",
+    "bench",
+    "components",
+    "hosting",
+    "local",
+    "machine",
+    "model",
+    "pipeline",
+    "proxy",
+    "serving",
+    "shared",
+)
+"""The product's Python packages, but the policy pack (it runs alone, in a virtualenv of
+its own) and the wheel's front `image_classifier` (names only)."""
 # Everything the archive's bytes depend on; a change to any of them rebuilds it.
 MODEL_SOURCES = [
     *sorted((ROOT / "model").glob("*.py")),

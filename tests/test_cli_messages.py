@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import PRODUCT_PACKAGES, ROOT
+
 CLIS = (
     "model.package",
     "model.finetune",
@@ -310,21 +311,7 @@ def source_findings(clis: dict[str, Cli]) -> list[str]:
     for name, sources in MESSAGE_SOURCES.items():
         for source in sources:
             owners.setdefault(source, []).append(clis[name])
-    folders = (
-        "admin",
-        "artifact",
-        "batch",
-        "bench",
-        "components",
-        "hosting",
-        "local",
-        "machine",
-        "model",
-        "pipeline",
-        "proxy",
-        "serving",
-        "shared",
-    )
+    folders = PRODUCT_PACKAGES
     files = [
         *sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py")),
         ROOT / ".github" / "scripts" / "smoke_test.py",

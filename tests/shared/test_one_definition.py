@@ -10,23 +10,9 @@ from pathlib import Path
 import pytest
 
 from shared.serverless import SERVERLESS_MEMORY_MB, SERVERLESS_MEMORY_STEP_MB
-from tests.conftest import ROOT
+from tests.conftest import PRODUCT_PACKAGES, ROOT
 
-PACKAGES = (
-    "admin",
-    "artifact",
-    "batch",
-    "bench",
-    "components",
-    "hosting",
-    "local",
-    "machine",
-    "model",
-    "pipeline",
-    "proxy",
-    "serving",
-    "shared",
-)
+PACKAGES = PRODUCT_PACKAGES
 """Every package but `policy/`: the policy pack runs alone and keeps copies, which
 tests/policy/test_rules.py holds equal to the program's."""
 DIFFERENT_FACTS = {
