@@ -8,9 +8,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.batch.support import VERSION, answer
+from tests.batch.support import VERSION, QuietHandler, answer, loopback_server
 
 
 @dataclass
@@ -29,35 +28,19 @@ class StandIn:
 def stand_in(**options: object) -> Iterator[StandIn]:
     model = StandIn(**options)  # type: ignore[arg-type]
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            self._send(model.ping_status if self.path == "/ping" else 404, b"")
+            self.send(model.ping_status if self.path == "/ping" else 404, b"")
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             model.called.set()
             time.sleep(model.delay)
             if model.status == 200:
-                self._send(200, answer(0.5, version=model.version))
+                self.send(200, answer(0.5, version=model.version))
             else:
-                self._send(model.status, b'{"message": "unavailable"}')
+                self.send(model.status, b'{"message": "unavailable"}')
 
-        def _send(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    model.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with loopback_server(Handler) as url:
+        model.url = url
         yield model
-    finally:
-        server.shutdown()
-        server.server_close()

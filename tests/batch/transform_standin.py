@@ -31,13 +31,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from machine.model_server import ModelServer
+from tests.batch.support import QuietHandler, loopback_server
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -248,36 +248,24 @@ def control_plane(moto_url: str, **options: Any) -> Iterator[StandIn]:
     joined: no model server outlives a test)."""
     plane = StandIn(moto_url, **options)
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             operation = self.headers.get("X-Amz-Target", "").removeprefix("SageMaker.")
             request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
             try:
-                self._send(200, plane.call(operation, request))
+                self._answer(200, plane.call(operation, request))
             except Refused as refused:
-                self._send(400, {"__type": refused.code, "message": str(refused)})
+                self._answer(400, {"__type": refused.code, "message": str(refused)})
 
-        def _send(self, status: int, document: dict[str, Any]) -> None:
-            body = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/x-amz-json-1.1")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def _answer(self, status: int, document: dict[str, Any]) -> None:
+            self.send(status, json.dumps(document).encode(), "application/x-amz-json-1.1")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    plane.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield plane
-    finally:
-        for job in plane.jobs.values():
-            job.stop.set()
-        for thread in plane.threads:
-            thread.join(120)
-        server.shutdown()
-        server.server_close()
+    with loopback_server(Handler) as url:
+        plane.url = url
+        try:
+            yield plane
+        finally:
+            for job in plane.jobs.values():
+                job.stop.set()
+            for thread in plane.threads:
+                thread.join(120)
